@@ -1,0 +1,1 @@
+"""Contracts shared by every service: key names, message models, settings, helpers."""

@@ -1,0 +1,77 @@
+"""Command-line plumbing shared by every ``owc`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from services.common.logs import setup_logging
+from services.common.settings import ConfigError, Loaded, load_settings
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--config", metavar="PATH", help="TOML config file (default: ./owc.toml)")
+    group.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="set_values",
+        help="override any setting, e.g. --set capture.interval_ms=500 (repeatable)",
+    )
+    group.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def overrides_from_args(args: argparse.Namespace, flags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``--set`` pairs plus the subcommand's own flags as dotted keys."""
+    out: dict[str, Any] = {}
+    for item in getattr(args, "set_values", []) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set expects KEY=VALUE (e.g. capture.interval_ms=500), got {item!r}")
+        out[key.strip().lower()] = _parse_value(value)
+    if getattr(args, "log_level", None):
+        out["log.level"] = args.log_level
+    for key, value in (flags or {}).items():
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def load_from_args(args: argparse.Namespace, flags: Mapping[str, Any] | None = None) -> Loaded:
+    """Load settings for a subcommand; on a bad value print one line and exit 2."""
+    try:
+        loaded = load_settings(config=getattr(args, "config", None), overrides=overrides_from_args(args, flags))
+    except ConfigError as exc:
+        fail(str(exc))
+    setup_logging(loaded.settings.log.level)
+    return loaded
+
+
+def passthrough_args(args: argparse.Namespace) -> list[str]:
+    """The configuration flags to hand on to a child ``owc`` process."""
+    out: list[str] = []
+    if getattr(args, "config", None):
+        out += ["--config", args.config]
+    for item in getattr(args, "set_values", []) or []:
+        out += ["--set", item]
+    if getattr(args, "log_level", None):
+        out += ["--log-level", args.log_level]
+    return out
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``owc: <message>`` on stderr and exit (no traceback)."""
+    print(f"owc: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -1,0 +1,97 @@
+"""Every Redis key, stream and consumer-group name in one place.
+
+No service spells a key by hand: they all go through :class:`Keys`, so the
+prefix (default ``owc``) is configurable and the layout is documented once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+GROUP_INFERENCE = "inference"
+GROUP_STATE = "state"
+
+SERVICES = ("capture", "inference", "state", "gateway")
+
+DEFAULT_CHANNEL = "default"
+CHANNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class InvalidChannelError(ValueError):
+    pass
+
+
+def validate_channel(name: str) -> str:
+    """Return ``name`` if it is a valid channel name, else raise a clear error."""
+    if not CHANNEL_RE.fullmatch(name):
+        raise InvalidChannelError(
+            f"invalid channel name {name!r}: use 1-64 letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "owc"
+
+    # streams shared by all channels
+    @property
+    def frames(self) -> str:
+        return f"{self.prefix}:frames"
+
+    @property
+    def labels(self) -> str:
+        return f"{self.prefix}:labels"
+
+    @property
+    def commands(self) -> str:
+        return f"{self.prefix}:commands"
+
+    @staticmethod
+    def dlq(stream: str) -> str:
+        return f"{stream}:dlq"
+
+    # per channel
+    def events(self, channel: str) -> str:
+        """The append-only event log; its stream ids are the SSE event ids."""
+        return f"{self.prefix}:events:{channel}"
+
+    def state(self, channel: str) -> str:
+        """Hash: counts + machine snapshot, written with the event it follows from."""
+        return f"{self.prefix}:state:{channel}"
+
+    def sessions(self, channel: str) -> str:
+        """Hash: session id -> JSON summary (totals, start/end, streaks)."""
+        return f"{self.prefix}:sessions:{channel}"
+
+    def health(self, channel: str, service: str) -> str:
+        return f"{self.prefix}:health:{channel}:{service}"
+
+    def health_pattern(self, channel: str) -> str:
+        return f"{self.prefix}:health:{channel}:*"
+
+    def detframe(self, channel: str, seq: int) -> str:
+        """JPEG of a frame that produced an outcome label (kept with a TTL)."""
+        return f"{self.prefix}:detframe:{channel}:{seq}"
+
+    def seq(self, channel: str) -> str:
+        """Counter for frame sequence numbers (INCR: never reused after a restart)."""
+        return f"{self.prefix}:seq:{channel}"
+
+    @property
+    def channels(self) -> str:
+        """Set of channel names that have been seen by any service."""
+        return f"{self.prefix}:channels"
+
+    def lease(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}"
+
+    def reply(self, request_id: str) -> str:
+        """List the state service pushes a command's reply onto (BLPOP-able, TTL)."""
+        return f"{self.prefix}:reply:{request_id}"
+
+    def command_done(self, channel: str) -> str:
+        """Hash request_id -> reply JSON, for idempotent command processing."""
+        return f"{self.prefix}:cmddone:{channel}"

@@ -1,0 +1,132 @@
+"""Consumer-group plumbing shared by the stream consumers (inference, state).
+
+Every loop first reclaims idle pending entries (``XAUTOCLAIM``: entries of a
+dead consumer), then reads new ones; the caller acks only after its effect is
+committed, and entries delivered more than ``max_deliveries`` times are moved
+to ``<stream>:dlq`` instead of being retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+import redis
+from redis.exceptions import ResponseError
+
+from services.common.keys import Keys
+
+log = logging.getLogger("owc.streams")
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str, start_id: str = "0") -> None:
+    """Create the group (and the stream) unless it exists; only BUSYGROUP is ignored."""
+    try:
+        client.xgroup_create(stream, group, id=start_id, mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: bytes
+    fields: dict[bytes, bytes]
+    deliveries: int = 1  # how many times the group has handed this entry out
+
+    @property
+    def id_str(self) -> str:
+        return self.id.decode()
+
+
+@dataclass
+class GroupConsumer:
+    client: redis.Redis
+    stream: str
+    group: str
+    consumer: str
+    claim_idle_ms: int = 5000
+    max_deliveries: int = 3
+    dlq_maxlen: int = 10_000
+    _cursor: bytes = field(default=b"0-0", init=False)
+    _next_claim: float = field(default=0.0, init=False)
+
+    def ensure_group(self) -> None:
+        ensure_group(self.client, self.stream, self.group)
+
+    def reclaim(self, count: int) -> list[Delivery]:
+        """Take over entries idle for ``claim_idle_ms`` (their consumer is gone).
+
+        Entries past ``max_deliveries`` go to the dead-letter stream and are
+        acked; the rest are returned with their delivery count.
+        """
+        now = time.monotonic()
+        if now < self._next_claim:
+            return []
+        result = self.client.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id=self._cursor,
+            count=count,
+        )
+        cursor, claimed = result[0], result[1]
+        self._cursor = cursor
+        if cursor in (b"0-0", "0-0"):
+            # a full pass over the pending list: no need to scan again before
+            # another entry could have become idle
+            self._next_claim = now + self.claim_idle_ms / 2000.0
+        claimed = [(eid, fields) for eid, fields in claimed if fields is not None]
+        if not claimed:
+            return []
+        ids = [eid for eid, _ in claimed]
+        pending = self.client.xpending_range(
+            self.stream, self.group, min=min(ids), max=max(ids), count=len(ids) * 4 + 10,
+            consumername=self.consumer,
+        )
+        counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        out: list[Delivery] = []
+        for eid, fields in claimed:
+            delivery = Delivery(eid, fields, counts.get(eid, self.max_deliveries + 1))
+            if delivery.deliveries > self.max_deliveries:
+                self.dead_letter(delivery, f"delivered {delivery.deliveries} times without an ack")
+            else:
+                out.append(delivery)
+        if out:
+            log.info("%s: reclaimed %d idle entries of %s", self.consumer, len(out), self.stream)
+        return out
+
+    def read_new(self, count: int, block_ms: int) -> list[Delivery]:
+        response = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
+        if not response:
+            return []
+        entries = cast(list[tuple[bytes, dict[bytes, bytes] | None]], response[0][1])  # type: ignore[index]
+        return [Delivery(eid, fields) for eid, fields in entries if fields is not None]
+
+    def poll(self, count: int, block_ms: int) -> list[Delivery]:
+        """Reclaimed entries first; otherwise new ones (blocking up to ``block_ms``)."""
+        reclaimed = self.reclaim(count)
+        if reclaimed:
+            return reclaimed
+        return self.read_new(count, block_ms)
+
+    def ack(self, *ids: bytes) -> None:
+        if ids:
+            self.client.xack(self.stream, self.group, *ids)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Park a poison entry in ``<stream>:dlq`` (with the reason) and ack it."""
+        fields = dict(delivery.fields)
+        fields[b"dlq_reason"] = reason.encode()
+        fields[b"dlq_source_id"] = delivery.id
+        fields[b"dlq_consumer"] = self.consumer.encode()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(Keys.dlq(self.stream), fields, maxlen=self.dlq_maxlen, approximate=True)  # type: ignore[arg-type]
+        pipe.xack(self.stream, self.group, delivery.id)
+        pipe.execute()
+        log.warning("%s: moved %s to %s: %s", self.consumer, delivery.id_str, Keys.dlq(self.stream), reason)

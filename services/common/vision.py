@@ -1,0 +1,189 @@
+"""The model contract and the pure image maths shared by inference and training.
+
+A model is ``<name>.onnx`` plus ``<name>.json`` (:class:`ModelMeta`): labels,
+the ROI as fractions of the frame, the input size and the normalisation.
+Preprocessing parameters travel with the model, so a new model never needs a
+config edit. Training and inference both call :func:`preprocess_bytes`, so
+the network sees exactly the same pixels in both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MODEL_LABELS = ("none", "victory", "defeat", "draw")
+
+
+class ModelMetaError(ValueError):
+    pass
+
+
+class FrameDecodeError(ValueError):
+    """The bytes are not a decodable image (corrupt, empty, wrong type)."""
+
+
+class Roi(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    x0: float = Field(ge=0, le=1)
+    y0: float = Field(ge=0, le=1)
+    x1: float = Field(ge=0, le=1)
+    y1: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Roi:
+        if not (self.x0 < self.x1 and self.y0 < self.y1):
+            raise ValueError("roi needs x0 < x1 and y0 < y1")
+        return self
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    width: int = Field(ge=8, le=299)
+    height: int = Field(ge=8, le=299)
+    channels: Literal[3] = 3
+    color: Literal["rgb"] = "rgb"
+    layout: Literal["NCHW"] = "NCHW"
+    dtype: Literal["float32"] = "float32"
+
+
+class Normalize(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
+class ModelMeta(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    schema_version: Literal[1] = 1
+    model_id: str = Field(min_length=1)
+    labels: tuple[str, ...] = MODEL_LABELS
+    roi: Roi
+    input: InputSpec
+    normalize: Normalize = Normalize()
+    # training summary etc. are free-form extras
+
+    @model_validator(mode="after")
+    def _labels(self) -> ModelMeta:
+        if tuple(self.labels) != MODEL_LABELS:
+            raise ValueError(f"labels must be {list(MODEL_LABELS)} in this order")
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> ModelMeta:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelMetaError(
+                f"model metadata {str(path)!r} is missing: every model needs its .json beside it"
+            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelMetaError(f"model metadata {str(path)!r} cannot be read: {exc}") from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ModelMetaError(
+                f"model metadata {str(path)!r}: {where}: {err['msg']}"
+            ) from None
+
+
+def meta_path_for(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def roi_box(width: int, height: int, roi: Roi) -> tuple[int, int, int, int]:
+    """Pixel box ``(x0, y0, x1, y1)`` of the ROI in a ``width``×``height`` image."""
+    x0 = (round(roi.x0 * width))
+    y0 = (round(roi.y0 * height))
+    x1 = max(x0 + 1, (round(roi.x1 * width)))
+    y1 = max(y0 + 1, (round(roi.y1 * height)))
+    return x0, y0, min(x1, width), min(y1, height)
+
+
+_REDUCED = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def reduction_for(width: int, height: int, meta: ModelMeta) -> int:
+    """Largest JPEG decode reduction (1, 2, 4, 8) that keeps the ROI at least input-sized.
+
+    Decoding a JPEG at 1/2 or 1/4 scale is several times cheaper than a full
+    decode and the ROI is resized down anyway.
+    """
+    roi_w = (meta.roi.x1 - meta.roi.x0) * width
+    roi_h = (meta.roi.y1 - meta.roi.y0) * height
+    best = 1
+    for factor in (2, 4, 8):
+        if roi_w / factor >= meta.input.width and roi_h / factor >= meta.input.height:
+            best = factor
+    return best
+
+
+def decode(data: bytes, reduction: int = 1) -> npt.NDArray[np.uint8]:
+    """Decode PNG/JPEG bytes to a BGR image, raising :class:`FrameDecodeError`."""
+    if not data:
+        raise FrameDecodeError("empty image")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buf, _REDUCED.get(reduction, cv2.IMREAD_COLOR))
+    except cv2.error as exc:
+        raise FrameDecodeError(f"undecodable image ({exc.msg.strip() if hasattr(exc, 'msg') else exc})") from None
+    if image is None or image.size == 0:
+        raise FrameDecodeError(f"undecodable image ({len(data)} bytes, not a PNG/JPEG)")
+    return cast(npt.NDArray[np.uint8], image)
+
+
+def crop_roi(image: npt.NDArray[np.uint8], roi: Roi) -> npt.NDArray[np.uint8]:
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = roi_box(w, h, roi)
+    return image[y0:y1, x0:x1]
+
+
+def normalise(roi_bgr: npt.NDArray[np.uint8], meta: ModelMeta) -> npt.NDArray[np.float32]:
+    """Resize the ROI to the input size and normalise to a ``(3, H, W)`` float32 tensor."""
+    size = (meta.input.width, meta.input.height)
+    resized = cv2.resize(roi_bgr, size, interpolation=cv2.INTER_AREA)
+    rgb = resized[:, :, ::-1].astype(np.float32)
+    n = meta.normalize
+    mean = np.asarray(n.mean, dtype=np.float32) / np.float32(n.scale)
+    inv = np.float32(n.scale) / np.asarray(n.std, dtype=np.float32)
+    chw = ((rgb - mean) * inv).transpose(2, 0, 1)
+    return np.ascontiguousarray(chw, dtype=np.float32)
+
+
+def preprocess_image(image_bgr: npt.NDArray[np.uint8], meta: ModelMeta) -> npt.NDArray[np.float32]:
+    """Full-frame BGR image -> ``(3, H, W)`` model input."""
+    return normalise(crop_roi(image_bgr, meta.roi), meta)
+
+
+def preprocess_bytes(
+    data: bytes, meta: ModelMeta, width: int | None = None, height: int | None = None
+) -> npt.NDArray[np.float32]:
+    """Encoded frame -> ``(3, H, W)`` model input.
+
+    With the frame's size known (it travels with every frame), JPEGs are
+    decoded at a reduced scale when the ROI stays large enough.
+    """
+    reduction = 1
+    if width and height and data[:2] == b"\xff\xd8":
+        reduction = reduction_for(width, height, meta)
+    return preprocess_image(decode(data, reduction), meta)
+
+
+def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)  # type: ignore[no-any-return]
