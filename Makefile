@@ -1,0 +1,93 @@
+# OW Victory Counter — every command a developer or streamer needs.
+# `make run` and `make test` work as the first command on a fresh clone.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
+PYTEST_ARGS ?=
+
+.PHONY: help setup setup-dev setup-train system-run system-test system-train \
+        run demo test test-unit test-integration test-e2e lint up down train eval bench clean
+
+help:
+	@echo "make run        start Redis + all services (Ctrl+C stops)"
+	@echo "make demo       watch it count a bundled replay, no OBS needed"
+	@echo "make test       install everything the tests need and run all tiers"
+	@echo "make lint       ruff + mypy --strict"
+	@echo "make up/down    docker compose up -d / down"
+	@echo "make train      train and export the model (installs torch CPU)"
+	@echo "make eval       evaluate the shipped model, rewrite models/MODEL_CARD.md"
+	@echo "make bench      run the benchmarks (capture, inference, gateway, e2e, resources)"
+
+$(VENV)/.runtime: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(PIP) -e '.[dev]'
+	@touch $@
+
+$(VENV)/.train: $(VENV)/.runtime
+	$(PIP) -e '.[train]'
+	@touch $@
+
+setup: $(VENV)/.runtime system-run
+setup-dev: $(VENV)/.dev system-test
+setup-train: $(VENV)/.train system-train
+
+system-run:
+	@scripts/system-deps.sh run
+system-test:
+	@scripts/system-deps.sh test
+system-train:
+	@scripts/system-deps.sh train
+
+run: setup
+	$(BIN)/owc run
+
+demo: setup
+	$(BIN)/owc demo
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check services training tests
+	$(BIN)/mypy services training
+
+# pytest exits 5 when it collects no test: treat that as a failure, deliberately.
+test: setup-dev lint
+	@$(BIN)/pytest $(PYTEST_ARGS) tests; s=$$?; \
+	  if [ $$s -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$s
+
+test-unit: $(VENV)/.dev
+	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
+
+test-integration: setup-dev
+	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
+
+test-e2e: setup-dev
+	$(BIN)/pytest $(PYTEST_ARGS) tests/e2e
+
+up:
+	docker compose up -d
+down:
+	docker compose down
+
+train: setup-train
+	$(BIN)/python -m training.train
+
+eval: setup-train
+	$(BIN)/python -m training.evaluate
+
+bench: setup-dev
+	$(BIN)/owc bench inference
+	$(BIN)/owc bench capture
+	$(BIN)/owc bench gateway
+	$(BIN)/owc bench e2e
+	$(BIN)/owc bench resources
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

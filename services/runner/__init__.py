@@ -1,0 +1,1 @@
+"""``owc run``: embedded Redis + the four services as supervised child processes."""

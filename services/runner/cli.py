@@ -1,0 +1,151 @@
+"""``owc run``: the whole stack on one PC, without Docker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+import urllib.request
+from typing import TYPE_CHECKING
+
+from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args
+
+if TYPE_CHECKING:
+    from services.common.settings import Settings
+
+log = logging.getLogger("owc.run")
+
+SERVICE_ORDER = ("state", "gateway", "inference", "capture")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="start Redis (embedded unless redis.url is set) and all services",
+        description="Start the whole stack: an embedded redis-server (unless redis.url is set), "
+        "capture, inference worker(s), state and gateway, with prefixed logs. "
+        "Ctrl+C stops everything.",
+    )
+    add_config_args(run)
+    run.add_argument("--workers", type=int, help="inference workers (default: run.workers = 1)")
+    run.add_argument("--source", help="capture source: obs (default) or replay:PATH")
+    run.add_argument("--fps", type=float, help="replay frames per second")
+    run.add_argument("--speed", type=float, help="replay speed-up")
+    run.add_argument("--loop", action="store_true", default=None, help="loop the replay")
+    run.add_argument("--channel", help="channel name (default: default)")
+    run.set_defaults(handler=_run)
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "run.workers": args.workers,
+        "capture.source": args.source,
+        "capture.fps": args.fps,
+        "capture.speed": args.speed,
+        "capture.loop": args.loop,
+        "capture.channel": args.channel,
+    }
+
+
+def child_passthrough(flags: dict[str, object]) -> list[str]:
+    out: list[str] = []
+    for key, value in flags.items():
+        if value is None or key.startswith("run."):
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        out += ["--set", f"{key}={text}"]
+    return out
+
+
+def _announce_when_up(host: str, port: int, channel: str, stop: threading.Event) -> None:
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown_host}:{port}"
+    while not stop.wait(0.3):
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            continue
+    else:
+        return
+    suffix = "" if channel == "default" else f"?channel={channel}"
+    log.info("ready — overlay: %s/overlay%s   admin: %s/admin%s", base, suffix, base, suffix)
+
+
+def _run(args: argparse.Namespace) -> int:
+    flags = run_flags(args)
+    loaded = load_from_args(args, flags)
+    return run_stack(loaded.settings, passthrough_args(args) + child_passthrough(flags))
+
+
+def run_stack(settings: Settings, passthrough: list[str], stop: threading.Event | None = None) -> int:
+    # Imported here so `owc --help` stays light.
+    import redis
+
+    from services.common.lifecycle import stop_on_signals
+    from services.common.redisio import RedisUnavailableError, check_version
+    from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec
+    from services.runner.supervisor import ChildSpec, Supervisor
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        stop_on_signals(stop)
+
+    specs: list[ChildSpec] = []
+    extra = list(passthrough)
+    url = settings.redis.url
+    if not url:
+        try:
+            port = pick_port(settings)
+            specs.append(redis_spec(settings, port))
+        except EmbeddedRedisError as exc:
+            fail(str(exc))
+        url = f"redis://127.0.0.1:{port}/0"
+        extra += ["--set", f"redis.url={url}"]
+        log.info("embedded Redis on 127.0.0.1:%d, data in %s", port, settings.redis.data_dir)
+    else:
+        log.info("using Redis at %s", url)
+
+    owc = [sys.executable, "-m", "services"]
+    for service in SERVICE_ORDER:
+        if service == "inference":
+            for i in range(settings.run.workers):
+                name = "inference" if settings.run.workers == 1 else f"inference-{i + 1}"
+                argv = [*owc, "inference", *extra]
+                if settings.inference.metrics_port:
+                    argv += ["--set", f"inference.metrics_port={settings.inference.metrics_port + 10 * i}"]
+                specs.append(ChildSpec(name, argv))
+        else:
+            specs.append(ChildSpec(service, [*owc, service, *extra]))
+
+    sup = Supervisor(specs, stop, backoff_max_s=settings.run.restart_backoff_max_s)
+    if not settings.redis.url:
+        sup.start({"redis"})
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                version = check_version(client)
+                log.info("Redis %s is up", version)
+                break
+            except RedisUnavailableError as exc:
+                sup.shutdown()
+                fail(str(exc))
+            except redis.RedisError:
+                if time.monotonic() > deadline or stop.is_set():
+                    sup.shutdown()
+                    fail(f"the embedded Redis did not start on {url}; see the 'redis |' lines above")
+                sup.poll_once()
+                time.sleep(0.1)
+        client.close()
+    sup.start({s.name for s in specs if s.name != "redis"})
+    threading.Thread(
+        target=_announce_when_up,
+        args=(settings.gateway.host, settings.gateway.port, settings.capture.channel, stop),
+        daemon=True,
+    ).start()
+    sup.run()
+    return 0

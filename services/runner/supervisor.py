@@ -1,0 +1,191 @@
+"""A small process supervisor for ``owc run``.
+
+Starts child processes in their own sessions (so a terminal's Ctrl+C reaches
+only the supervisor, which then stops them in order), prefixes their output
+with the child's name, restarts a child that dies with exponential backoff,
+and on stop sends SIGTERM, waits, then SIGKILLs stragglers. Children also get
+``PR_SET_PDEATHSIG`` so they die with the supervisor even if it is killed -9.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+log = logging.getLogger("owc.run")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class ChildSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+    restart: bool = True
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = 0.0
+    restart_at: float | None = None
+    reader: threading.Thread | None = None
+    pids: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        specs: list[ChildSpec],
+        stop: threading.Event,
+        *,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+        stable_after_s: float = 30.0,
+        stop_timeout_s: float = 5.0,
+        output: IO[str] | None = None,
+        on_exit: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.children = [_Child(spec) for spec in specs]
+        self.stop = stop
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.stable_after_s = stable_after_s
+        self.stop_timeout_s = stop_timeout_s
+        self.output = output or sys.stdout
+        self.on_exit = on_exit
+        self._width = max((len(s.name) for s in specs), default=8)
+        self._out_lock = threading.Lock()
+
+    # -- output -----------------------------------------------------------
+    def _emit(self, name: str, line: str) -> None:
+        with self._out_lock:
+            self.output.write(f"{name:<{self._width}} | {line}\n")
+            self.output.flush()
+
+    def _pump(self, child: _Child, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self._emit(child.spec.name, raw.decode("utf-8", "replace").rstrip())
+        stream.close()
+
+    # -- lifecycle --------------------------------------------------------
+    def start_child(self, child: _Child) -> None:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        if child.spec.env:
+            env.update(child.spec.env)
+        child.proc = subprocess.Popen(
+            child.spec.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        child.pids.append(child.proc.pid)
+        assert child.proc.stdout is not None
+        child.reader = threading.Thread(
+            target=self._pump, args=(child, child.proc.stdout), daemon=True, name=f"log-{child.spec.name}"
+        )
+        child.reader.start()
+        log.info("started %s (pid %d)", child.spec.name, child.proc.pid)
+
+    def start(self, names: set[str] | None = None) -> None:
+        for child in self.children:
+            if names is None or child.spec.name in names:
+                self.start_child(child)
+
+    def child(self, name: str) -> _Child:
+        return next(c for c in self.children if c.spec.name == name)
+
+    def poll_once(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            proc = child.proc
+            if proc is not None and proc.poll() is not None:
+                code = proc.returncode
+                child.proc = None
+                if child.reader:
+                    child.reader.join(timeout=1)
+                if self.on_exit:
+                    self.on_exit(child.spec.name, code)
+                if self.stop.is_set():
+                    continue
+                if not child.spec.restart:
+                    log.info("%s finished with exit code %d", child.spec.name, code)
+                    continue
+                ran = now - child.started_at
+                if ran >= self.stable_after_s:
+                    child.backoff = self.backoff_initial_s
+                else:
+                    child.backoff = min(
+                        self.backoff_max_s, max(self.backoff_initial_s, child.backoff * 2)
+                    )
+                child.restart_at = now + child.backoff
+                how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+                log.warning(
+                    "%s %s after %.1fs; restarting in %.1fs", child.spec.name, how, ran, child.backoff
+                )
+            elif proc is None and child.restart_at is not None and now >= child.restart_at:
+                child.restarts += 1
+                self.start_child(child)
+
+    def run(self, poll_interval_s: float = 0.1) -> None:
+        """Supervise until ``stop`` is set, then stop every child."""
+        try:
+            while not self.stop.wait(poll_interval_s):
+                self.poll_once()
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """SIGTERM every child (reverse start order), wait, then SIGKILL stragglers."""
+        self.stop.set()
+        running = [c for c in reversed(self.children) if c.proc is not None and c.proc.poll() is None]
+        for child in running:
+            assert child.proc is not None
+            try:
+                os.killpg(child.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.stop_timeout_s
+        for child in running:
+            assert child.proc is not None
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", child.spec.name, self.stop_timeout_s)
+                try:
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                child.proc.wait()
+        for child in self.children:
+            if child.reader:
+                child.reader.join(timeout=2)
+            child.proc = None
+        log.info("all services stopped")
