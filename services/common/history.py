@@ -1,0 +1,252 @@
+"""Pure helpers over a channel's event log: folds, session summaries, export/import.
+
+Shared by the state service (which writes the log) and the gateway (which
+exports it). No Redis, no clock, nothing built at import time.
+
+A session's *results* are kept as a compact string, one character per match
+in the order they were counted: ``W`` victory, ``L`` defeat, ``D`` draw.
+Positive deltas append results; negative deltas remove the most recent
+results of that outcome (an admin fixing a miscount means "the last one").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.messages import (
+    EVENT_TYPES,
+    OUTCOMES,
+    Counts,
+    Event,
+    MessageError,
+    Outcome,
+)
+
+RESULT_CHARS: dict[Outcome, str] = {"victory": "W", "defeat": "L", "draw": "D"}
+CHAR_OUTCOMES: dict[str, Outcome] = {v: k for k, v in RESULT_CHARS.items()}
+MAX_RESULTS = 1000  # per session; older results are dropped from the string (counts stay exact)
+
+CSV_COLUMNS = (
+    "id", "type", "outcome", "delta", "victories", "defeats", "draws", "session", "source",
+    "confidence", "frame_seq", "captured_at", "request_id", "note", "undoes", "ts",
+)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def apply_results(results: str, outcome: Outcome, delta: int) -> str:
+    """Append ``delta`` results of ``outcome`` (or remove the latest ``-delta`` of them)."""
+    char = RESULT_CHARS[outcome]
+    if delta >= 0:
+        results += char * delta
+        return results[-MAX_RESULTS:]
+    chars = list(results)
+    remaining = -delta
+    for i in range(len(chars) - 1, -1, -1):
+        if remaining == 0:
+            break
+        if chars[i] == char:
+            del chars[i]
+            remaining -= 1
+    return "".join(chars)
+
+
+def results_outcomes(results: str) -> tuple[Outcome, ...]:
+    return tuple(CHAR_OUTCOMES[c] for c in results)
+
+
+def current_run(results: str) -> tuple[Outcome | None, int]:
+    """The outcome of the latest run of equal results and its length."""
+    if not results:
+        return None, 0
+    last = results[-1]
+    n = len(results) - len(results.rstrip(last))
+    return CHAR_OUTCOMES[last], n
+
+
+def longest_run(results: str, outcome: Outcome) -> int:
+    char = RESULT_CHARS[outcome]
+    best = run = 0
+    for c in results:
+        run = run + 1 if c == char else 0
+        best = max(best, run)
+    return best
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    session: str
+    started_at: int  # epoch ms
+    ended_at: int | None  # None while it is the current session
+    counts: Counts
+    longest_win_streak: int
+    longest_loss_streak: int
+    events: int  # events of the session in the log (session_started included)
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.counts.win_rate
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            **self.counts.as_dict(),
+            "total": self.counts.total,
+            "win_rate": self.win_rate,
+            "longest_win_streak": self.longest_win_streak,
+            "longest_loss_streak": self.longest_loss_streak,
+            "events": self.events,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> SessionSummary:
+        try:
+            raw = json.loads(data)
+            return cls(
+                session=str(raw["session"]),
+                started_at=int(raw["started_at"]),
+                ended_at=None if raw.get("ended_at") is None else int(raw["ended_at"]),
+                counts=Counts(int(raw["victories"]), int(raw["defeats"]), int(raw["draws"])),
+                longest_win_streak=int(raw.get("longest_win_streak", 0)),
+                longest_loss_streak=int(raw.get("longest_loss_streak", 0)),
+                events=int(raw.get("events", 0)),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise MessageError(f"session summary: not valid ({exc})") from None
+
+
+def summarize(
+    session: str, started_at: int, ended_at: int | None, counts: Counts, results: str, events: int
+) -> SessionSummary:
+    return SessionSummary(
+        session=session,
+        started_at=started_at,
+        ended_at=ended_at,
+        counts=counts,
+        longest_win_streak=longest_run(results, "victory"),
+        longest_loss_streak=longest_run(results, "defeat"),
+        events=events,
+    )
+
+
+def _fold_step(counts: Counts, results: str, event: Event) -> tuple[Counts, str]:
+    """Counts and results after ``event``, computed from its delta where it has one."""
+    if event.type == "session_started":
+        return Counts(), ""
+    if event.type in ("detected", "adjusted", "undone") and event.outcome is not None:
+        return counts.add(event.outcome, event.delta), apply_results(results, event.outcome, event.delta)
+    # set, imported, undone-of-a-set: the counts are given, the order of results is not
+    return event.counts, "" if event.counts != counts else results
+
+
+def fold_counts(events: Iterable[Event]) -> Counts:
+    """The current session's counts, folded from the deltas of the log (not its ``counts`` fields)."""
+    counts, results = Counts(), ""
+    for event in events:
+        counts, results = _fold_step(counts, results, event)
+    return counts
+
+
+def summarize_sessions(events: Iterable[Event]) -> list[SessionSummary]:
+    """Every session of a log, oldest first; the last one has ``ended_at=None``."""
+    out: list[SessionSummary] = []
+    session: str | None = None
+    started = 0
+    counts, results, n = Counts(), "", 0
+    for event in events:
+        if event.type == "session_started" or session is None:
+            if session is not None:
+                out.append(summarize(session, started, event.ts, counts, results, n))
+            session, started, counts, results, n = event.session, event.ts, Counts(), "", 0
+        counts, results = _fold_step(counts, results, event)
+        n += 1
+    if session is not None:
+        out.append(summarize(session, started, None, counts, results, n))
+    return out
+
+
+def session_events(events: Iterable[Event], session: str) -> list[Event]:
+    return [e for e in events if e.session == session]
+
+
+# --------------------------------------------------------------------------- export / import
+
+
+def to_jsonl(events: Iterable[Event]) -> str:
+    """One JSON object per line (``Event.as_dict``); the format ``import`` reads back."""
+    return "".join(json.dumps(e.as_dict(), separators=(",", ":"), ensure_ascii=False) + "\n" for e in events)
+
+
+def to_csv(events: Iterable[Event]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for e in events:
+        row = e.as_dict()
+        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def _event_from_dict(raw: Any, line_no: int) -> Event:
+    if not isinstance(raw, dict):
+        raise MessageError(f"line {line_no}: expected a JSON object")
+    fields: dict[str, str] = {}
+    for key in CSV_COLUMNS:
+        if key == "id":
+            continue
+        value = raw.get(key)
+        fields[key] = "" if value is None else str(value)
+    if fields["type"] not in EVENT_TYPES:
+        raise MessageError(f"line {line_no}: unknown event type {fields['type']!r}")
+    if fields["outcome"] and fields["outcome"] not in OUTCOMES:
+        raise MessageError(f"line {line_no}: unknown outcome {fields['outcome']!r}")
+    try:
+        return Event.from_fields(fields, id=str(raw.get("id") or ""))
+    except MessageError as exc:
+        raise MessageError(f"line {line_no}: {exc}") from None
+
+
+def parse_jsonl(text: str) -> list[Event]:
+    """Events from an exported JSONL; raises :class:`MessageError` naming the bad line."""
+    out: list[Event] = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MessageError(f"line {i}: invalid JSON ({exc.msg})") from None
+        out.append(_event_from_dict(raw, i))
+    return out
+
+
+def check_importable(events: Sequence[Event]) -> None:
+    """Raise :class:`MessageError` unless the events form a log that can be restored."""
+    if not events:
+        raise MessageError("the file holds no events")
+    if events[0].type != "session_started":
+        raise MessageError("the first event must be a session_started (export whole sessions)")
+    counts, results = Counts(), ""
+    for i, event in enumerate(events, start=1):
+        counts, results = _fold_step(counts, results, event)
+        if min(counts.victories, counts.defeats, counts.draws) < 0:
+            raise MessageError(f"event {i}: the counts would go below 0")
+        if counts != event.counts:
+            raise MessageError(
+                f"event {i} ({event.type}): its counts {event.counts.as_dict()} do not follow "
+                f"from the events before it ({counts.as_dict()})"
+            )

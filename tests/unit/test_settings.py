@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from services.common.settings import ConfigError, describe_fields, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("OWC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def _owc(*args: str, env: dict[str, str] | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("OWC_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "services", *args], capture_output=True, text=True, env=full_env, cwd=cwd
+    )
+
+
+def test_defaults() -> None:
+    s = load_settings().settings
+    assert s.capture.interval_ms == 250
+    assert (s.capture.image_format, s.capture.width, s.capture.height) == ("jpg", 640, 360)
+    assert s.state.required_consecutive == 2 and s.state.cooldown_s == 180
+    assert s.gateway.host == "127.0.0.1" and s.gateway.port == 3000
+
+
+def test_precedence_toml_env_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "owc.toml").write_text("[capture]\ninterval_ms = 500\nfps = 2.0\n")
+    loaded = load_settings()
+    assert loaded.settings.capture.interval_ms == 500
+    assert loaded.sources["capture.interval_ms"].endswith("owc.toml")
+    monkeypatch.setenv("OWC_CAPTURE__INTERVAL_MS", "300")
+    loaded = load_settings()
+    assert loaded.settings.capture.interval_ms == 300
+    assert loaded.sources["capture.interval_ms"] == "environment variable OWC_CAPTURE__INTERVAL_MS"
+    assert loaded.settings.capture.fps == 2.0  # untouched keys keep their layer
+    loaded = load_settings(overrides={"capture.interval_ms": 100})
+    assert loaded.settings.capture.interval_ms == 100
+    assert loaded.sources["capture.interval_ms"] == "command line"
+    assert loaded.sources["capture.quality"] == "default"
+
+
+def test_config_show_reflects_each_layer(tmp_path: Path) -> None:
+    (tmp_path / "owc.toml").write_text('[capture]\ninterval_ms = 500\n[obs]\npassword = "hunter2"\n')
+    out = _owc("config", "show", cwd=tmp_path).stdout
+    assert "interval_ms = 500" in out and "hunter2" not in out and "**********" in out
+    out = _owc("config", "show", cwd=tmp_path, env={"OWC_CAPTURE__INTERVAL_MS": "300"}).stdout
+    assert "interval_ms = 300  # environment variable OWC_CAPTURE__INTERVAL_MS" in out
+    out = _owc(
+        "config", "show", "--set", "capture.interval_ms=100", cwd=tmp_path, env={"OWC_CAPTURE__INTERVAL_MS": "300"}
+    ).stdout
+    assert "interval_ms = 100  # command line" in out
+
+
+@pytest.mark.parametrize(
+    ("env", "toml", "args", "expected"),
+    [
+        ({"OWC_CAPTURE__INTERVAL_MS": "abc"}, None, [],
+         "capture.interval_ms = 'abc' (from environment variable OWC_CAPTURE__INTERVAL_MS): Input should be a valid integer"),
+        ({}, "[capture]\nquality = 300\n", [], "capture.quality = 300 (from "),
+        ({}, "[capture]\nintervall_ms = 5\n", [], "unknown key 'capture.intervall_ms'"),
+        ({}, None, ["--set", "capture.image_format=webp"], "(from command line): Input should be 'jpg' or 'png'"),
+        ({}, "not = [valid", [], "is not valid TOML"),
+        ({"OWC_OBS__PORT": "0"}, None, [], "obs.port = '0' (from environment variable OWC_OBS__PORT)"),
+    ],
+)
+def test_bad_values_exit_2_with_one_line(
+    tmp_path: Path, env: dict[str, str], toml: str | None, args: list[str], expected: str
+) -> None:
+    if toml is not None:
+        (tmp_path / "owc.toml").write_text(toml)
+    result = _owc("config", "show", *args, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("owc: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_file_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(config="nope.toml")
+
+
+def test_secret_never_in_error_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OWC_GATEWAY__ADMIN_TOKEN", "s3cret")
+    monkeypatch.setenv("OWC_GATEWAY__PORT", "x")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "s3cret" not in str(err.value)
+
+
+def test_config_save_round_trips(tmp_path: Path) -> None:
+    env = {"OWC_OBS__PASSWORD": "hunter2", "OWC_CAPTURE__INTERVAL_MS": "400"}
+    result = _owc("config", "save", "saved.toml", "--set", "state.cooldown_s=90", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "saved.toml"
+    assert path.stat().st_mode & 0o077 == 0  # has a secret: owner-only
+    tomllib.loads(path.read_text())
+    again = load_settings(config=path).settings
+    original = load_settings(overrides={"obs.password": "hunter2", "capture.interval_ms": 400, "state.cooldown_s": 90})
+    assert again == original.settings
+    assert again.obs.password is not None and again.obs.password.get_secret_value() == "hunter2"
+
+
+def test_every_setting_is_documented_in_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for dotted, env, _default, _desc in describe_fields():
+        assert f"`{dotted}`" in readme, f"README configuration reference lacks {dotted}"
+        assert f"`{env}`" in readme, f"README configuration reference lacks {env}"

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from services.runner.supervisor import ChildSpec, Supervisor
+from tests.support.waiting import wait_until
+
+PY = sys.executable
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_restarts_a_dead_child_with_backoff_and_prefixes_output() -> None:
+    out = io.StringIO()
+    stop = threading.Event()
+    sup = Supervisor(
+        [ChildSpec("flaky", [PY, "-c", "print('hello'); raise SystemExit(3)"])],
+        stop,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+        output=out,
+    )
+    thread = threading.Thread(target=sup.run)
+    sup.start()
+    thread.start()
+    try:
+        wait_until(lambda: sup.child("flaky").restarts >= 3, timeout=20, message="three restarts")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert len(set(sup.child("flaky").pids)) >= 4
+    assert "flaky | hello" in out.getvalue()
+    # backoff doubled up to its cap
+    assert sup.child("flaky").backoff == pytest.approx(0.2)
+
+
+def test_shutdown_terminates_then_kills_a_child_that_ignores_sigterm() -> None:
+    stop = threading.Event()
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    polite = "import time; time.sleep(60)"
+    out = io.StringIO()
+    sup = Supervisor(
+        [ChildSpec("stubborn", [PY, "-c", stubborn]), ChildSpec("polite", [PY, "-c", polite])],
+        stop,
+        stop_timeout_s=1.0,
+        output=out,
+    )
+    sup.start()
+    wait_until(lambda: "up" in out.getvalue(), timeout=10)
+    pids = [c.proc.pid for c in sup.children if c.proc]
+    started = time.monotonic()
+    sup.shutdown()
+    assert time.monotonic() - started < 5
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_children_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+    script = tmp_path / "sup.py"
+    script.write_text(
+        "import sys, threading\n"
+        "from services.runner.supervisor import ChildSpec, Supervisor\n"
+        "stop = threading.Event()\n"
+        "sup = Supervisor([ChildSpec('sleeper', [sys.executable, '-c', 'import time; time.sleep(120)'])], stop)\n"
+        "sup.start()\n"
+        "print(sup.child('sleeper').proc.pid, flush=True)\n"
+        "sup.run()\n"
+    )
+    proc = subprocess.Popen([PY, str(script)], stdout=subprocess.PIPE, cwd=os.getcwd(), text=True)
+    assert proc.stdout is not None
+    child_pid = int(proc.stdout.readline())
+    assert _alive(child_pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    wait_until(lambda: not _alive(child_pid), timeout=10, message="orphan child to exit")
