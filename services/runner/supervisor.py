@@ -9,6 +9,7 @@ and on stop sends SIGTERM, waits, then SIGKILLs stragglers. Children also get
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -168,10 +169,8 @@ class Supervisor:
         running = [c for c in reversed(self.children) if c.proc is not None and c.proc.poll() is None]
         for child in running:
             assert child.proc is not None
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + self.stop_timeout_s
         for child in running:
             assert child.proc is not None
@@ -179,10 +178,8 @@ class Supervisor:
                 child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop within %.0fs; killing it", child.spec.name, self.stop_timeout_s)
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 child.proc.wait()
         for child in self.children:
             if child.reader:

@@ -70,7 +70,8 @@ def test_config_show_reflects_each_layer(tmp_path: Path) -> None:
     ("env", "toml", "args", "expected"),
     [
         ({"OWC_CAPTURE__INTERVAL_MS": "abc"}, None, [],
-         "capture.interval_ms = 'abc' (from environment variable OWC_CAPTURE__INTERVAL_MS): Input should be a valid integer"),
+         "capture.interval_ms = 'abc' (from environment variable OWC_CAPTURE__INTERVAL_MS): "
+         "Input should be a valid integer"),
         ({}, "[capture]\nquality = 300\n", [], "capture.quality = 300 (from "),
         ({}, "[capture]\nintervall_ms = 5\n", [], "unknown key 'capture.intervall_ms'"),
         ({}, None, ["--set", "capture.image_format=webp"], "(from command line): Input should be 'jpg' or 'png'"),

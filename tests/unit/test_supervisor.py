@@ -51,7 +51,10 @@ def test_restarts_a_dead_child_with_backoff_and_prefixes_output() -> None:
 
 def test_shutdown_terminates_then_kills_a_child_that_ignores_sigterm() -> None:
     stop = threading.Event()
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(60)"
+    )
     polite = "import time; time.sleep(60)"
     out = io.StringIO()
     sup = Supervisor(
