@@ -77,7 +77,7 @@ def test_malformed_label_fields() -> None:
     good = Label("c", 1, 1, "none", 0.5, {}, "m", "w", 0).to_fields()
     with pytest.raises(MessageError, match="'probs': invalid JSON"):
         Label.from_fields({**good, b"probs": b"{"})
-    with pytest.raises(MessageError, match="within 0..1"):
+    with pytest.raises(MessageError, match=r"within 0\.\.1"):
         Label.from_fields({**good, b"confidence": b"1.5"})
     with pytest.raises(MessageError, match="finite"):
         Label.from_fields({**good, b"confidence": b"nan"})
