@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import redis
+
+from services.common.keys import Keys
+from services.common.redisio import check_version, parse_version
+from services.common.streams import Delivery, GroupConsumer, ensure_group
+from tests.support.waiting import wait_until
+
+
+def test_ensure_group_is_idempotent_and_creates_the_stream(redis_client: redis.Redis, keys: Keys) -> None:
+    ensure_group(redis_client, keys.frames, "g")
+    ensure_group(redis_client, keys.frames, "g")  # BUSYGROUP ignored
+    assert redis_client.exists(keys.frames)
+    assert [g["name"] for g in redis_client.xinfo_groups(keys.frames)] == [b"g"]
+
+
+def test_reclaims_a_dead_consumers_entries_then_dead_letters_poison(redis_client: redis.Redis, keys: Keys) -> None:
+    dead = GroupConsumer(redis_client, keys.frames, "g", "dead", claim_idle_ms=100, max_deliveries=2)
+    dead.ensure_group()
+    ids = [redis_client.xadd(keys.frames, {b"n": str(i).encode()}) for i in range(3)]
+    assert [d.id for d in dead.read_new(10, 10)] == ids  # read, never acked: "dies"
+
+    alive = GroupConsumer(redis_client, keys.frames, "g", "alive", claim_idle_ms=100, max_deliveries=2)
+    assert alive.poll(10, 10) == []  # not idle long enough yet
+
+    def claim() -> list[Delivery]:
+        alive._next_claim = 0  # don't wait for the scan throttle in a test
+        return alive.poll(10, 10)
+
+    got = wait_until(claim, timeout=5, message="idle entries to be reclaimed")
+    assert [d.id for d in got] == ids and all(d.deliveries == 2 for d in got)
+    alive.ack(got[0].id)
+
+    # the second consumer "dies" too: the next claim exceeds max_deliveries -> DLQ
+    third = GroupConsumer(redis_client, keys.frames, "g", "third", claim_idle_ms=100, max_deliveries=2)
+
+    def dead_lettered() -> list[tuple[bytes, dict[bytes, bytes]]]:
+        third._next_claim = 0
+        assert third.poll(10, 10) == []
+        return redis_client.xrange(Keys.dlq(keys.frames))  # type: ignore[no-any-return]
+
+    dlq = wait_until(lambda: len(dead_lettered()) == 2 and dead_lettered(), timeout=5)
+    assert [f[b"dlq_source_id"] for _, f in dlq] == ids[1:]
+    assert all(b"delivered 3 times" in f[b"dlq_reason"] for _, f in dlq)
+    assert redis_client.xpending(keys.frames, "g")["pending"] == 0
+
+
+def test_version_check(redis_client: redis.Redis) -> None:
+    assert parse_version(check_version(redis_client)) >= (6, 2)
+    assert parse_version("7.0.15") == (7, 0, 15)
+    assert parse_version("6.0.9") < (6, 2, 0)
