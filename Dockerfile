@@ -1,0 +1,46 @@
+# One image for every OW Victory Counter service: `docker run IMAGE capture|inference|state|gateway`.
+# Layers are ordered from least to most often changed, so editing code rebuilds only the last layers.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# 1. Dependencies only, pinned by constraints.txt: this layer is reused until
+#    pyproject.toml or constraints.txt change (the code is not copied yet).
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt -c constraints.txt \
+    && rm /tmp/requirements.txt
+
+# 2. The shipped model (models/victory_classifier.onnx + its .json metadata).
+COPY models/ models/
+
+# 3. The code. Editable install: the `owc` command imports from /app, so the
+#    default model path (<project>/models/…) resolves to the baked-in model.
+COPY README.md ./
+COPY services/ services/
+RUN pip install --no-deps -e . \
+    && python -c "import services.cli; services.cli.build_parser()"
+
+# One health check for every service: GET /metrics on the port(s) the container listens on
+# (see deploy/docker/healthcheck.py; standard library only, no configuration needed).
+COPY deploy/docker/healthcheck.py /usr/local/bin/owc-healthcheck
+
+RUN groupadd --system --gid 10001 owc \
+    && useradd --system --uid 10001 --gid owc --no-create-home --shell /usr/sbin/nologin owc \
+    && mkdir -p /config
+USER owc
+
+# Optional owc.toml and custom.css: mount a folder here (compose mounts ./config read-only).
+WORKDIR /config
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "/usr/local/bin/owc-healthcheck"]
+
+ENTRYPOINT ["owc"]
+CMD ["--help"]
