@@ -1,0 +1,143 @@
+"""``owc state`` (the service), ``owc state export`` and ``owc state import``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from services.common.cliargs import add_config_args, fail, load_from_args
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "state",
+        help="the counter: apply the counting rules to labels and admin commands (single writer)",
+        description="Run the state service: reads owc:labels and owc:commands, applies the counting "
+        "rules, appends to the event log. One instance is active per Redis (a lease); more "
+        "instances wait as hot standbys. Subcommands export and import a channel's history.",
+    )
+    p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
+    add_config_args(p)
+    p.set_defaults(handler=run_state)
+    ssub = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND")
+
+    e = ssub.add_parser("export", help="print a session's events as CSV or JSONL")
+    e.add_argument("--channel", default="default", help="channel (default: default)")
+    e.add_argument("--session", default="current", help="session id, `current` (default) or `all`")
+    e.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
+    add_config_args(e)
+    e.set_defaults(handler=run_export)
+
+    i = ssub.add_parser(
+        "import", help="restore an exported JSONL into an empty channel (needs a running `owc state`)"
+    )
+    i.add_argument("file", metavar="FILE", help="a JSONL written by `owc state export --format jsonl`")
+    i.add_argument("--channel", default="default", help="channel to restore into (must be empty)")
+    i.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the state service")
+    add_config_args(i)
+    i.set_defaults(handler=run_import)
+
+
+def run_state(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+
+    import threading
+
+    from services.common.lifecycle import stop_on_signals
+    from services.common.metrics import serve_metrics
+    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+    from services.state.worker import StateWorker
+
+    stop = threading.Event()
+    stop_on_signals(stop)
+    client = connect(settings)
+    try:
+        wait_for_redis(client, 30.0)
+    except RedisUnavailableError as exc:
+        fail(str(exc), 1)
+    serve_metrics(settings.metrics.host, settings.state.metrics_port, "state")
+    worker = StateWorker(client, keys_for(settings), settings)
+    try:
+        worker.run(stop, max_messages=args.max_messages)
+    finally:
+        client.close()
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+
+    from services.common.history import session_events, to_csv, to_jsonl
+    from services.common.keys import InvalidChannelError, validate_channel
+    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+    from services.state.rules import Rules
+    from services.state.store import Lease, Store
+
+    try:
+        validate_channel(args.channel)
+    except InvalidChannelError as exc:
+        fail(str(exc))
+    client = connect(settings)
+    try:
+        wait_for_redis(client, 10.0)
+    except RedisUnavailableError as exc:
+        fail(str(exc), 1)
+    keys = keys_for(settings)
+    store = Store(client, keys, Lease(client, keys.lease("state"), "export", 1000))
+    events = store.read_events(args.channel)
+    if args.session == "current":
+        session = store.load(args.channel, Rules.from_settings(settings.state)).session
+        events = session_events(events, session)
+    elif args.session != "all":
+        events = session_events(events, args.session)
+        if not events:
+            fail(f"channel {args.channel!r} has no session {args.session!r}", 1)
+    text = to_csv(events) if args.format == "csv" else to_jsonl(events)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+
+    import time
+    import uuid
+
+    from services.common.keys import InvalidChannelError, validate_channel
+    from services.common.messages import Command, Reply
+    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+
+    try:
+        validate_channel(args.channel)
+        with open(args.file, encoding="utf-8") as fh:
+            payload = fh.read()
+    except InvalidChannelError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot read {args.file!r}: {exc.strerror}")
+    client = connect(settings)
+    try:
+        wait_for_redis(client, 10.0)
+    except RedisUnavailableError as exc:
+        fail(str(exc), 1)
+    keys = keys_for(settings)
+    request_id = f"import-{uuid.uuid4().hex}"
+    now = int(time.time() * 1000)
+    cmd = Command(
+        request_id=request_id, channel=args.channel, type="import", payload=payload,
+        issued_at=now, deadline=now + int(args.timeout * 1000),
+    )
+    client.xadd(keys.commands, cmd.to_fields())  # type: ignore[arg-type]
+    answer = client.blpop([keys.reply(request_id)], timeout=args.timeout)
+    if not answer:
+        fail(f"no answer from the state service within {args.timeout:.0f}s: is `owc state` running?", 1)
+    reply = Reply.from_json(answer[1])  # type: ignore[index]
+    if not reply.ok:
+        fail(reply.error, 1)
+    print(f"imported into channel {args.channel!r} (event {reply.event_id})")
+    return 0

@@ -1,0 +1,238 @@
+"""Redis I/O of the state service: load/verify a channel, commit atomically, the lease.
+
+A commit is one MULTI/EXEC: XADD the events (with the ids the rules gave
+them), HSET the snapshot (public fields + private ``machine``), HSET the
+session summaries, the command replies (LPUSH + EXPIRE + the idempotency
+hash) and the XACKs of the stream entries that led to it. It runs under
+WATCH of the lease and the event log, after checking that this instance
+still holds the lease and that the log ends where the machine thinks it
+does, so a deposed writer can never commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+import redis
+from redis.exceptions import ResponseError, WatchError
+
+from services.common.history import SessionSummary, fold_counts
+from services.common.keys import GROUP_STATE, Keys
+from services.common.messages import Event, MessageError, Reply
+from services.state.rules import Machine, Rules, fold_machine
+
+log = logging.getLogger("owc.state.store")
+
+REPLY_TTL_S = 60
+MACHINE_FIELD = b"machine"
+
+# Renew only our own lease (compare-and-pexpire); 1 = renewed.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class LeaseLostError(RuntimeError):
+    """This instance no longer holds the single-writer lease."""
+
+
+class ConflictError(RuntimeError):
+    """The channel's log changed under us (another writer): reload and retry."""
+
+
+def new_holder_id() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Lease:
+    client: redis.Redis
+    key: str
+    holder: str
+    ttl_ms: int
+
+    def acquire(self) -> bool:
+        return bool(self.client.set(self.key, self.holder, nx=True, px=self.ttl_ms))
+
+    def renew(self) -> bool:
+        return bool(self.client.eval(_RENEW, 1, self.key, self.holder, self.ttl_ms))
+
+    def release(self) -> None:
+        self.client.eval(_RELEASE, 1, self.key, self.holder)
+
+    def current(self) -> str | None:
+        value = self.client.get(self.key)
+        return None if value is None else _text(value)
+
+
+@dataclass
+class Commit:
+    """Everything one MULTI/EXEC writes for a channel."""
+
+    channel: str
+    before: Machine
+    after: Machine
+    events: list[Event] = field(default_factory=list)
+    sessions: dict[str, SessionSummary] = field(default_factory=dict)
+    replies: list[tuple[Reply, bool]] = field(default_factory=list)  # (reply, remember for idempotency)
+    acks: dict[str, list[bytes]] = field(default_factory=dict)  # stream -> entry ids
+
+
+def _last_generated_id(pipe: redis.client.Pipeline, key: str) -> str:
+    try:
+        info = pipe.xinfo_stream(key)
+    except ResponseError:  # no such key: nothing was ever appended
+        return ""
+    data = cast(dict[Any, Any], info)
+    text = _text(data.get("last-generated-id") or data.get(b"last-generated-id") or b"0-0")
+    return "" if text == "0-0" else text
+
+
+class Store:
+    def __init__(self, client: redis.Redis, keys: Keys, lease: Lease) -> None:
+        self.client = client
+        self.keys = keys
+        self.lease = lease
+
+    # ------------------------------------------------------------------ reading
+
+    def read_events(self, channel: str, count: int = 1000) -> list[Event]:
+        out: list[Event] = []
+        start = "-"
+        key = self.keys.events(channel)
+        while True:
+            raw = self.client.xrange(key, min=start, max="+", count=count)
+            chunk = cast(list[tuple[bytes, dict[bytes, bytes]]], raw)
+            for eid, fields in chunk:
+                out.append(Event.from_fields(fields, id=eid))
+            if len(chunk) < count:
+                return out
+            last = _text(chunk[-1][0])
+            ms, _, seq = last.partition("-")
+            start = f"{ms}-{int(seq) + 1}"
+
+    def load(self, channel: str, rules: Rules) -> Machine:
+        """The channel's machine: the snapshot, verified against the event log (the log wins)."""
+        raw = self.client.hget(self.keys.state(channel), MACHINE_FIELD)
+        events = self.read_events(channel)
+        folded = fold_machine(events, rules)
+        if events and fold_counts(events) != folded.counts:
+            log.error(
+                "channel %s: the event log's deltas add up to %s but its last event says %s; "
+                "the log was edited by hand? using the counts the events carry",
+                channel, fold_counts(events).as_dict(), folded.counts.as_dict(),
+            )
+        if raw is None:
+            if events:
+                log.warning("channel %s: no snapshot; rebuilt from %d events of the log", channel, len(events))
+            return folded
+        try:
+            snap = Machine.from_json(cast(bytes, raw))
+        except MessageError as exc:
+            log.error("channel %s: the snapshot is unreadable (%s); rebuilt from the event log", channel, exc)
+            return folded
+        problems = []
+        if snap.last_event_id != folded.last_event_id:
+            problems.append(f"last event {snap.last_event_id or '-'} vs log {folded.last_event_id or '-'}")
+        if snap.counts != folded.counts:
+            problems.append(f"counts {snap.counts.as_dict()} vs log {folded.counts.as_dict()}")
+        if snap.session != folded.session:
+            problems.append(f"session {snap.session!r} vs log {folded.session!r}")
+        if problems:
+            log.error(
+                "channel %s: SNAPSHOT AND EVENT LOG DISAGREE (%s); trusting the event log",
+                channel, "; ".join(problems),
+            )
+            # never count a frame twice: keep the newest frame either of them saw
+            return replace(folded, last_seq=max(folded.last_seq, snap.last_seq))
+        return snap
+
+    def stored_reply(self, channel: str, request_id: str) -> Reply | None:
+        raw = self.client.hget(self.keys.command_done(channel), request_id)
+        if raw is None:
+            return None
+        try:
+            return Reply.from_json(cast(bytes, raw))
+        except MessageError:
+            return None
+
+    # ------------------------------------------------------------------ writing
+
+    def push_reply(self, reply: Reply, acks: Mapping[str, Sequence[bytes]] | None = None) -> None:
+        """A reply outside a channel commit (a repeated request, an unreadable command)."""
+        pipe = self.client.pipeline(transaction=True)
+        key = self.keys.reply(reply.request_id)
+        pipe.lpush(key, reply.to_json())
+        pipe.expire(key, REPLY_TTL_S)
+        for stream, ids in (acks or {}).items():
+            if ids:
+                pipe.xack(stream, GROUP_STATE, *ids)
+        pipe.execute()
+
+    def commit(self, c: Commit) -> None:
+        """Write ``c`` atomically, or raise LeaseLostError / ConflictError having written nothing."""
+        lease_key = self.keys.lease("state")
+        events_key = self.keys.events(c.channel)
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(lease_key, events_key)  # type: ignore[no-untyped-call]
+                holder = pipe.get(lease_key)
+                if holder is None or _text(holder) != self.lease.holder:
+                    raise LeaseLostError(f"the lease is held by {holder!r}, not {self.lease.holder}")
+                last = _last_generated_id(pipe, events_key)
+                if last != c.before.last_event_id:
+                    raise ConflictError(
+                        f"channel {c.channel}: the log ends at {last or '-'}, "
+                        f"expected {c.before.last_event_id or '-'}"
+                    )
+                pipe.multi()
+                for ev in c.events:
+                    pipe.xadd(events_key, ev.to_fields(), id=ev.id)  # type: ignore[arg-type]
+                fields = dict(c.after.snapshot().to_fields())
+                fields[MACHINE_FIELD] = c.after.to_json().encode()
+                pipe.hset(self.keys.state(c.channel), mapping=fields)  # type: ignore[arg-type]
+                if c.sessions:
+                    pipe.hset(
+                        self.keys.sessions(c.channel),
+                        mapping={k: s.to_json() for k, s in c.sessions.items()},
+                    )
+                for reply, remember in c.replies:
+                    rkey = self.keys.reply(reply.request_id)
+                    pipe.lpush(rkey, reply.to_json())
+                    pipe.expire(rkey, REPLY_TTL_S)
+                    if remember:
+                        pipe.hset(self.keys.command_done(c.channel), reply.request_id, reply.to_json())
+                pipe.sadd(self.keys.channels, c.channel)
+                for stream, ids in c.acks.items():
+                    if ids:
+                        pipe.xack(stream, GROUP_STATE, *ids)
+                pipe.execute()
+            except WatchError:
+                raise ConflictError(f"channel {c.channel}: the lease or the log changed during the commit") from None
+
+
+def ids_of(items: Iterable[tuple[str, bytes]]) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = {}
+    for stream, eid in items:
+        out.setdefault(stream, []).append(eid)
+    return out

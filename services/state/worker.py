@@ -1,0 +1,353 @@
+"""The state service loop: lease, read labels + commands, apply the rules, commit.
+
+Single-threaded on purpose: one instance holds the lease and does
+everything (reads, rules, commits, lease renewal) in one loop, so there is
+no lock and no race between a renewal and a commit. A second instance
+waits as a hot standby, trying ``SET NX`` every second or so; when the
+leader dies its lease expires and the standby takes over within about
+``lease_ttl_ms`` + 1 s. The active writer always uses the same consumer
+name, so a new leader first re-reads the pending entries the old one had
+not acked (nothing to wait for) before reading new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from services.common.history import SessionSummary, summarize_sessions
+from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
+from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
+from services.common.redisio import publish_health
+from services.common.settings import Settings
+from services.common.streams import Delivery, GroupConsumer, ensure_group
+from services.state import metrics as M
+from services.state.reorder import ReorderBuffer
+from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, transition
+from services.state.store import Commit, ConflictError, Lease, LeaseLostError, Store, new_holder_id
+
+log = logging.getLogger("owc.state")
+
+CONSUMER = "state-writer"  # the same for every leader: a new one picks up the old one's pending entries
+READ_COUNT = 200
+HEALTH_EVERY_S = 2.0
+MAX_BLOCK_MS = 250
+
+
+@dataclass
+class ChannelState:
+    machine: Machine
+    buffer: ReorderBuffer[tuple[bytes, Label]]
+
+
+def session_updates(before: Machine, after: Machine, events: list[Event]) -> dict[str, SessionSummary]:
+    """The session summaries a transition changes (the one it ended, the current one, imported ones)."""
+    out: dict[str, SessionSummary] = {}
+    starts = [e for e in events if e.type == "session_started"]
+    if starts and before.session and before.session != starts[0].session:
+        out[before.session] = before.summary(ended_at=starts[0].ts)
+    if any(e.type == "imported" for e in events):
+        for summary in summarize_sessions(events):
+            out[summary.session] = summary
+    if after.session:
+        out[after.session] = after.summary()
+    return out
+
+
+class StateWorker:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        settings: Settings,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        s = settings.state
+        self.client = client
+        self.keys = keys
+        self.settings = settings
+        self.rules = Rules.from_settings(s)
+        self.clock = clock
+        self.lease = Lease(client, keys.lease("state"), holder or new_holder_id(), s.lease_ttl_ms)
+        self.store = Store(client, keys, self.lease)
+        claim_idle = max(5000, 2 * s.reorder_window_ms + 1000)
+        self.labels = GroupConsumer(client, keys.labels, GROUP_STATE, CONSUMER, claim_idle_ms=claim_idle)
+        self.commands = GroupConsumer(client, keys.commands, GROUP_STATE, CONSUMER, claim_idle_ms=claim_idle)
+        self.channels: dict[str, ChannelState] = {}
+        self.leader = False
+        self.processed = 0
+        self._read_history = True
+        self._renew_every_s = s.lease_ttl_ms / 3000.0
+        self._standby_poll_s = min(1.0, s.lease_ttl_ms / 5000.0)
+        self._next_renew = 0.0
+        self._next_health = 0.0
+
+    @property
+    def holder(self) -> str:
+        return self.lease.holder
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # ------------------------------------------------------------------ lease
+
+    def _try_acquire(self) -> bool:
+        if not self.lease.acquire():
+            return False
+        self.leader = True
+        self._reset()
+        self._next_renew = time.monotonic() + self._renew_every_s
+        M.LEASE_HOLDER.set(1)
+        M.LEASE_CHANGES.labels("acquired").inc()
+        log.info("state: %s took the single-writer lease; now the active writer", self.holder)
+        return True
+
+    def _maintain_lease(self) -> None:
+        if time.monotonic() < self._next_renew:
+            return
+        if not self.lease.renew():
+            raise LeaseLostError(f"could not renew the lease (held by {self.lease.current()!r})")
+        self._next_renew = time.monotonic() + self._renew_every_s
+
+    def _step_down(self, reason: str) -> None:
+        if self.leader:
+            log.warning("state: %s is no longer the active writer: %s", self.holder, reason)
+            M.LEASE_CHANGES.labels("lost").inc()
+        self.leader = False
+        M.LEASE_HOLDER.set(0)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget everything in memory; it is reloaded from Redis (the truth) on demand."""
+        self.channels = {}
+        self._read_history = True
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
+        """Run until ``stop`` is set (or ``max_messages`` entries were handled); return that count."""
+        ensure_group(self.client, self.keys.labels, GROUP_STATE)
+        ensure_group(self.client, self.keys.commands, GROUP_STATE)
+        try:
+            while not stop.is_set():
+                if max_messages is not None and self.processed >= max_messages:
+                    break
+                try:
+                    if not self.leader and not self._try_acquire():
+                        stop.wait(self._standby_poll_s)
+                        continue
+                    self._maintain_lease()
+                    self.step()
+                except LeaseLostError as exc:
+                    self._step_down(str(exc))
+                except ConflictError as exc:
+                    M.CONFLICTS.inc()
+                    log.warning("state: %s; reloading from Redis", exc)
+                    self._reset()
+                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                    log.warning("state: Redis is unavailable (%s); retrying", exc)
+                    self._reset()
+                    stop.wait(0.5)
+        finally:
+            if self.leader:
+                try:
+                    self.lease.release()
+                    log.info("state: %s released the lease", self.holder)
+                except redis.RedisError:
+                    pass
+                self.leader = False
+                M.LEASE_HOLDER.set(0)
+        return self.processed
+
+    def step(self) -> None:
+        """One round: read what is there, handle it, commit; publish health now and then."""
+        deliveries = self._read()
+        for stream, delivery in deliveries:
+            if stream == self.keys.commands:
+                self._handle_command(delivery)
+            else:
+                self._buffer_label(delivery)
+        self._flush_labels()
+        if time.monotonic() >= self._next_health:
+            self._publish_health()
+            self._next_health = time.monotonic() + HEALTH_EVERY_S
+
+    def _read(self) -> list[tuple[str, Delivery]]:
+        if self._read_history:
+            pending = self._read_pending(self.keys.commands) + self._read_pending(self.keys.labels)
+            self._read_history = False
+            if pending:
+                log.info("state: re-reading %d entries the previous writer had not acknowledged", len(pending))
+                return pending
+        reclaimed = [(self.keys.commands, d) for d in self.commands.reclaim(READ_COUNT)]
+        reclaimed += [(self.keys.labels, d) for d in self.labels.reclaim(READ_COUNT)]
+        if reclaimed:
+            return reclaimed
+        response = self.client.xreadgroup(
+            GROUP_STATE, CONSUMER, {self.keys.commands: ">", self.keys.labels: ">"},
+            count=READ_COUNT, block=self._block_ms(),
+        )
+        out: list[tuple[str, Delivery]] = []
+        for stream, entries in cast(list[tuple[bytes, list[tuple[bytes, Any]]]], response or []):
+            name = stream.decode() if isinstance(stream, bytes) else str(stream)
+            out += [(name, Delivery(eid, fields)) for eid, fields in entries if fields is not None]
+        return out
+
+    def _read_pending(self, stream: str) -> list[tuple[str, Delivery]]:
+        out: list[tuple[str, Delivery]] = []
+        start: bytes | str = "0"
+        while True:
+            response = self.client.xreadgroup(GROUP_STATE, CONSUMER, {stream: start}, count=500)
+            entries = cast(list[tuple[bytes, Any]], response[0][1]) if response else []  # type: ignore[index]
+            if not entries:
+                return out
+            gone = [eid for eid, fields in entries if not fields]  # trimmed from the stream meanwhile
+            if gone:
+                self.client.xack(stream, GROUP_STATE, *gone)
+            out += [(stream, Delivery(eid, fields)) for eid, fields in entries if fields]
+            start = entries[-1][0]
+
+    def _block_ms(self) -> int:
+        now = self.now_ms()
+        block = MAX_BLOCK_MS
+        for ch in self.channels.values():
+            wait = ch.buffer.wait_ms(now)
+            if wait is not None:
+                block = min(block, max(1, wait))
+        return block
+
+    # ------------------------------------------------------------------ channels
+
+    def channel(self, name: str) -> ChannelState:
+        state = self.channels.get(name)
+        if state is None:
+            machine = self.store.load(name, self.rules)
+            next_seq = machine.last_seq + 1 if machine.last_seq >= 0 else None
+            state = ChannelState(machine, ReorderBuffer(self.settings.state.reorder_window_ms, next_seq))
+            self.channels[name] = state
+            self._set_phase(name, machine)
+        return state
+
+    def _set_phase(self, channel: str, machine: Machine) -> None:
+        for phase in PHASES:
+            M.PHASE.labels(channel, phase).set(1 if machine.phase == phase else 0)
+
+    def _commit(self, commit: Commit) -> None:
+        started = time.perf_counter()
+        self.store.commit(commit)
+        M.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        for ev in commit.events:
+            M.EVENTS.labels(ev.type, ev.outcome or "").inc()
+            if ev.type in ("detected", "undone", "session_started", "imported") or ev.source == "manual":
+                log.info(
+                    "channel %s: %s %s%s -> %s (event %s)", commit.channel, ev.type, ev.outcome or "",
+                    f" {ev.delta:+d}" if ev.delta else "", ev.counts.as_dict(), ev.id,
+                )
+        self.channels[commit.channel].machine = commit.after
+        self._set_phase(commit.channel, commit.after)
+
+    # ------------------------------------------------------------------ labels
+
+    def _buffer_label(self, delivery: Delivery) -> None:
+        try:
+            label = Label.from_fields(delivery.fields)
+            validate_channel(label.channel)
+        except (MessageError, InvalidChannelError) as exc:
+            self.labels.dead_letter(delivery, str(exc))
+            M.DEAD_LETTERS.labels("labels").inc()
+            self.processed += 1
+            return
+        M.LABELS_CONSUMED.labels(label.label).inc()
+        self.channel(label.channel).buffer.push(label.seq, (delivery.id, label), self.now_ms())
+
+    def _flush_labels(self) -> None:
+        now = self.now_ms()
+        for name, ch in list(self.channels.items()):
+            skipped_before = ch.buffer.skipped
+            ready = ch.buffer.pop(now)
+            if ch.buffer.skipped > skipped_before:
+                M.REORDER_SKIPS.inc(ch.buffer.skipped - skipped_before)
+                log.debug("channel %s: skipped %d missing frames", name, ch.buffer.skipped - skipped_before)
+            if not ready:
+                continue
+            before = machine = ch.machine
+            events: list[Event] = []
+            sessions: dict[str, SessionSummary] = {}
+            for _seq, (_eid, label) in ready:
+                if label.seq <= machine.last_seq:
+                    M.LABELS_IGNORED.inc()
+                    continue
+                after, new = transition(machine, LabelInput(label, now), self.rules)
+                if new:
+                    sessions.update(session_updates(machine, after, new))
+                machine = after
+                events += new
+            acks = {self.keys.labels: [eid for _seq, (eid, _label) in ready]}
+            self._commit(Commit(name, before, machine, events, sessions, [], acks))
+            self.processed += len(ready)
+
+    # ------------------------------------------------------------------ commands
+
+    def _handle_command(self, delivery: Delivery) -> None:
+        self.processed += 1
+        acks = {self.keys.commands: [delivery.id]}
+        try:
+            cmd = Command.from_fields(delivery.fields)
+            validate_channel(cmd.channel)
+        except (MessageError, InvalidChannelError) as exc:
+            request_id = delivery.fields.get(b"request_id", b"").decode("utf-8", "replace")
+            if request_id:
+                self.store.push_reply(Reply(request_id, False, error=f"invalid command: {exc}", code="invalid"))
+            self.commands.dead_letter(delivery, str(exc))
+            M.DEAD_LETTERS.labels("commands").inc()
+            M.COMMANDS.labels("unknown", "invalid").inc()
+            return
+        ch = self.channel(cmd.channel)
+        stored = self.store.stored_reply(cmd.channel, cmd.request_id)
+        if stored is not None:  # a retry: answer again, apply nothing
+            self.store.push_reply(stored, acks)
+            M.COMMANDS.labels(cmd.type, "repeat").inc()
+            return
+        before = ch.machine
+        now = self.now_ms()
+        try:
+            after, events = transition(before, CommandInput(cmd, now), self.rules)
+            reply = Reply(cmd.request_id, True, event_id=events[-1].id if events else "")
+            remember, result = True, "ok"
+        except Rejected as exc:
+            after, events = before, []
+            reply = Reply(cmd.request_id, False, error=exc.message, code=exc.code)
+            # an expired command was never applied: a retry with a new deadline may still be
+            remember, result = exc.code != "expired", exc.code
+            log.info("channel %s: %s command %s refused (%s): %s", cmd.channel, cmd.type, cmd.request_id,
+                     exc.code, exc.message)
+        sessions = session_updates(before, after, events) if events else {}
+        self._commit(Commit(cmd.channel, before, after, events, sessions, [(reply, remember)], acks))
+        M.COMMANDS.labels(cmd.type, result).inc()
+
+    # ------------------------------------------------------------------ health
+
+    def _publish_health(self) -> None:
+        for name, ch in self.channels.items():
+            m = ch.machine
+            publish_health(self.client, self.keys, name, "state", {
+                "phase": m.phase,
+                "lease_holder": self.holder,
+                "role": "active",
+                "session": m.session,
+                "last_seq": m.last_seq,
+                "victories": m.counts.victories,
+                "defeats": m.counts.defeats,
+                "draws": m.counts.draws,
+                "cooldown_until": m.cooldown_until or 0,
+                "none_run": m.none_run,
+                "buffered": len(ch.buffer),
+                "reorder_skipped": ch.buffer.skipped,
+            })

@@ -1,0 +1,235 @@
+"""State service: commands, replies, idempotency, snapshot/log agreement (real redis-server)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from services.common.history import SessionSummary, fold_counts, to_jsonl
+from services.common.keys import GROUP_STATE, Keys
+from services.common.messages import Command, Counts, Event, Label, Reply, StateSnapshot
+from services.common.settings import Settings
+from services.state.store import MACHINE_FIELD
+from services.state.worker import StateWorker
+from tests.support.waiting import wait_until
+
+
+class Running:
+    def __init__(self, worker: StateWorker) -> None:
+        self.worker = worker
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=worker.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def start(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings]
+) -> Iterator[Callable[..., Running]]:
+    running: list[Running] = []
+
+    def make(**overrides: Any) -> Running:
+        overrides.setdefault("state__reorder_window_ms", 50)
+        overrides.setdefault("state__lease_ttl_ms", 1000)
+        r = Running(StateWorker(redis_client, keys, settings_factory(**overrides)))
+        running.append(r)
+        return r
+
+    yield make
+    for r in running:
+        r.close()
+
+
+def send(client: redis.Redis, keys: Keys, timeout: float = 10.0, **kw: Any) -> Reply:
+    kw.setdefault("request_id", uuid.uuid4().hex)
+    kw.setdefault("channel", "default")
+    cmd = Command(**kw)
+    client.xadd(keys.commands, cmd.to_fields())  # type: ignore[arg-type]
+    answer = client.blpop([keys.reply(cmd.request_id)], timeout=timeout)
+    assert answer, f"no reply to {cmd.type} within {timeout}s"
+    return Reply.from_json(answer[1])
+
+
+def events(client: redis.Redis, keys: Keys, channel: str = "default") -> list[Event]:
+    return [Event.from_fields(f, id=i) for i, f in client.xrange(keys.events(channel))]
+
+
+def snapshot(client: redis.Redis, keys: Keys, channel: str = "default") -> StateSnapshot:
+    return StateSnapshot.from_fields(client.hgetall(keys.state(channel)))
+
+
+def test_commands_reply_with_the_event_they_produced(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    start()
+    r1 = send(redis_client, keys, type="adjust", outcome="victory", delta=2)
+    assert r1.ok and r1.event_id
+    r2 = send(redis_client, keys, type="adjust", outcome="defeat", delta=1, note="missed one")
+    r3 = send(redis_client, keys, type="set", counts=Counts(5, 4, 1))
+    r4 = send(redis_client, keys, type="undo")
+    assert r2.ok and r3.ok and r4.ok
+    log = events(redis_client, keys)
+    assert [e.type for e in log] == ["session_started", "adjusted", "adjusted", "set", "undone"]
+    by_id = {e.id: e for e in log}
+    assert by_id[r1.event_id].delta == 2 and by_id[r1.event_id].outcome == "victory"
+    assert by_id[r2.event_id].note == "missed one"
+    assert by_id[r4.event_id].undoes == r3.event_id
+    assert all(by_id[r.event_id].request_id == r.request_id for r in (r1, r2, r3, r4))
+    snap = snapshot(redis_client, keys)
+    assert snap.counts == Counts(2, 1, 0) == fold_counts(log)
+    assert snap.last_event_id == r4.event_id
+    assert redis_client.sismember(keys.channels, "default")
+
+
+def test_rejections_are_sentences_and_change_nothing(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    start()
+    r = send(redis_client, keys, type="adjust", outcome="victory", delta=-1)
+    assert not r.ok and r.code == "rejected"
+    assert r.error == "cannot remove a victory: the count is already 0"
+    r = send(redis_client, keys, type="undo")
+    assert not r.ok and r.code == "rejected" and "nothing to undo" in r.error
+    r = send(redis_client, keys, type="adjust", outcome="draw")
+    assert not r.ok and r.code == "invalid"
+    r = send(redis_client, keys, type="set", counts=Counts(-1, 0, 0))
+    assert not r.ok and r.code == "invalid" and "negative" in r.error
+    # past its deadline: refused, never applied
+    r = send(redis_client, keys, type="adjust", outcome="victory", delta=1, deadline=int(time.time() * 1000) - 1)
+    assert not r.ok and r.code == "expired"
+    assert [e for e in events(redis_client, keys) if e.type != "session_started"] == []
+    assert not redis_client.exists(keys.state("default")) or snapshot(redis_client, keys).counts == Counts()
+    # garbage: an answer for the caller, the entry parked in the DLQ
+    redis_client.xadd(keys.commands, {b"request_id": b"bad1", b"channel": b"default", b"type": b"explode"})
+    answer = redis_client.blpop([keys.reply("bad1")], timeout=10)
+    assert answer and Reply.from_json(answer[1]).code == "invalid"
+    wait_until(lambda: redis_client.xlen(Keys.dlq(keys.commands)) == 1, message="DLQ entry")
+
+
+def test_a_retried_request_is_applied_once_and_answered_again(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    start()
+    first = send(redis_client, keys, request_id="req-1", type="adjust", outcome="victory", delta=1)
+    again = send(redis_client, keys, request_id="req-1", type="adjust", outcome="victory", delta=1)
+    assert first == again and first.ok
+    assert snapshot(redis_client, keys).counts == Counts(1, 0, 0)
+    assert len([e for e in events(redis_client, keys) if e.request_id == "req-1"]) == 1
+    stored = redis_client.hget(keys.command_done("default"), "req-1")
+    assert stored is not None and Reply.from_json(stored) == first
+    # an expired command is not remembered: the caller may retry it with a new deadline
+    late = send(redis_client, keys, request_id="req-2", type="adjust", outcome="draw", delta=1, deadline=1)
+    assert late.code == "expired"
+    retry = send(redis_client, keys, request_id="req-2", type="adjust", outcome="draw", delta=1)
+    assert retry.ok and snapshot(redis_client, keys).counts == Counts(1, 0, 1)
+
+
+def test_sessions_keep_their_history(start: Callable[..., Running], redis_client: redis.Redis, keys: Keys) -> None:
+    start()
+    for outcome in ("victory", "victory", "defeat", "victory"):
+        assert send(redis_client, keys, type="adjust", outcome=outcome, delta=1).ok
+    first_session = snapshot(redis_client, keys).session
+    r = send(redis_client, keys, type="new_session", note="day two")
+    assert r.ok
+    snap = snapshot(redis_client, keys)
+    assert snap.counts == Counts() and snap.session != first_session
+    sessions = {
+        k.decode(): SessionSummary.from_json(v) for k, v in redis_client.hgetall(keys.sessions("default")).items()
+    }
+    old = sessions[first_session]
+    assert old.counts == Counts(3, 1, 0) and old.ended_at is not None
+    assert old.win_rate == 0.75 and old.longest_win_streak == 2 and old.longest_loss_streak == 1
+    assert sessions[snap.session].ended_at is None
+    # undo cannot reach into the previous session
+    assert not send(redis_client, keys, type="undo").ok
+
+
+def test_snapshot_is_rebuilt_from_the_log_and_checked_against_it(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    r = start()
+    assert send(redis_client, keys, type="adjust", outcome="defeat", delta=3).ok
+    assert send(redis_client, keys, type="adjust", outcome="victory", delta=1).ok
+    r.close()
+    # lose the snapshot entirely: the next writer folds the log
+    redis_client.delete(keys.state("default"))
+    start()
+    assert send(redis_client, keys, type="adjust", outcome="draw", delta=1).ok
+    assert snapshot(redis_client, keys).counts == Counts(1, 3, 1)
+    # and undo still works on what the log says happened
+    assert send(redis_client, keys, type="undo").ok
+    assert send(redis_client, keys, type="undo").ok
+    assert snapshot(redis_client, keys).counts == Counts(0, 3, 0)
+
+
+def test_a_snapshot_that_disagrees_with_the_log_loses(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = start()
+    assert send(redis_client, keys, type="adjust", outcome="victory", delta=2).ok
+    r.close()
+    machine = json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD) or b"")
+    machine["counts"]["victories"] = 7
+    redis_client.hset(keys.state("default"), MACHINE_FIELD, json.dumps(machine))
+    start()
+    assert send(redis_client, keys, type="adjust", outcome="victory", delta=1).ok
+    assert snapshot(redis_client, keys).counts == Counts(3, 0, 0)
+    assert "SNAPSHOT AND EVENT LOG DISAGREE" in caplog.text
+
+
+def test_labels_count_and_are_acked_after_commit(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    start(state__required_none=2, state__cooldown_s=1)
+    t0 = 1_700_000_000_000
+    seq = [(1, "none"), (2, "victory"), (3, "victory"), (4, "victory"), (10, "none"), (11, "none"), (12, "none"),
+           (13, "defeat"), (14, "defeat")]
+    # out of order, as several inference workers would deliver them
+    for s, name in sorted(seq, key=lambda x: (x[0] % 3, x[0])):
+        label = Label("default", s, t0 + s * 250, name, 0.99, {}, "m", "w", 1.0)  # type: ignore[arg-type]
+        redis_client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+    wait_until(lambda: snapshot(redis_client, keys).counts == Counts(1, 1, 0), message="two detections")
+    wait_until(lambda: redis_client.xpending(keys.labels, GROUP_STATE)["pending"] == 0, message="all acked")
+    det = [e for e in events(redis_client, keys) if e.type == "detected"]
+    assert [(e.outcome, e.frame_seq) for e in det] == [("victory", 3), ("defeat", 14)]
+
+
+def test_import_restores_an_export_into_an_empty_channel(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    start()
+    for kw in (
+        {"type": "adjust", "outcome": "victory", "delta": 2},
+        {"type": "adjust", "outcome": "defeat", "delta": 1},
+        {"type": "undo"},
+        {"type": "new_session"},
+        {"type": "adjust", "outcome": "draw", "delta": 1},
+    ):
+        assert send(redis_client, keys, **kw).ok
+    exported = events(redis_client, keys)
+    payload = to_jsonl(exported)
+    r = send(redis_client, keys, channel="restored", type="import", payload=payload)
+    assert r.ok, r.error
+    restored = events(redis_client, keys, "restored")
+    assert [e.type for e in restored] == [e.type for e in exported] + ["imported"]
+    assert snapshot(redis_client, keys, "restored").counts == Counts(0, 0, 1)
+    assert snapshot(redis_client, keys, "restored").session == snapshot(redis_client, keys).session
+    undone = next(e for e in restored if e.type == "undone")
+    assert undone.undoes in {e.id for e in restored}
+    assert len(redis_client.hkeys(keys.sessions("restored"))) == 2
+    again = send(redis_client, keys, channel="restored", type="import", payload=payload)
+    assert not again.ok and again.code == "rejected" and "empty channel" in again.error
+    bad = send(redis_client, keys, channel="other", type="import", payload="{not json\n")
+    assert not bad.ok and bad.code == "invalid" and "line 1" in bad.error
