@@ -1,0 +1,1 @@
+"""HTTP gateway: REST API, SSE, the OBS overlay and the admin page."""

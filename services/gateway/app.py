@@ -1,0 +1,120 @@
+"""The FastAPI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.redisio import connect_async, keys_for
+from services.common.settings import Settings
+from services.gateway.commands import CommandFailedError, CommandSender
+from services.gateway.deps import Runtime
+from services.gateway.hub import Hubs
+from services.gateway.routers import channels, commands, events, legacy, ops, pages
+from services.gateway.security import MutationGuard, RequestMetrics, is_loopback_bind
+from services.gateway.store import Store
+
+log = logging.getLogger("owc.gateway")
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def _describe_error(err: dict[str, Any]) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+    where = ".".join(loc)
+    msg = str(err.get("msg", "invalid"))
+    if err.get("type") == "json_invalid":
+        return "the body is not valid JSON"
+    if err.get("type") == "missing" and loc == []:
+        return "a JSON body is required"
+    if err.get("type") == "extra_forbidden":
+        return f"unknown field {where!r}"
+    if where in ("query", "path", "header"):
+        return msg
+    return f"{where}: {msg}" if where else msg
+
+
+def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        out.append(
+            {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type", "")}
+        )
+    return out
+
+
+def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
+    """Build the gateway app; Redis is opened in the lifespan (nothing at import time)."""
+    gw = settings.gateway
+    cfg_dir = config_dir or gw.config_dir or Path.cwd()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = connect_async(settings)
+        keys = keys_for(settings)
+        store = Store(client, keys)
+        runtime = Runtime(
+            settings=settings,
+            config_dir=cfg_dir,
+            store=store,
+            commands=CommandSender(client, keys, gw.command_timeout_s),
+            hubs=Hubs(store),
+        )
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.hubs.stop()
+            await client.aclose()
+
+    app = FastAPI(
+        title="OW Victory Counter gateway",
+        version="1",
+        description="Counts, history and live events of the OW Victory Counter, plus the OBS overlay and admin pages.",
+        lifespan=lifespan,
+    )
+    for module in (channels, commands, events, legacy, ops, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        detail = "; ".join(_describe_error(e) for e in errors[:5]) or "invalid request"
+        return JSONResponse({"detail": detail, "code": "invalid", "errors": _jsonable_errors(errors)}, status_code=422)
+
+    @app.exception_handler(CommandFailedError)
+    async def on_command_failed(_request: Request, exc: CommandFailedError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such page or endpoint (see /docs)"
+        if exc.status_code == 405:
+            detail = "method not allowed on this path (see /docs)"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RedisError)
+    async def on_redis_error(_request: Request, exc: RedisError) -> JSONResponse:
+        log.warning("Redis error while answering a request: %s", exc)
+        return JSONResponse(
+            {"detail": f"Redis is not reachable ({type(exc).__name__}); try again", "code": "redis"}, status_code=503
+        )
+
+    token = gw.admin_token.get_secret_value() if gw.admin_token else None
+    app.add_middleware(
+        MutationGuard, admin_token=token, max_body_bytes=gw.max_body_bytes, loopback_only=is_loopback_bind(gw.host)
+    )
+    app.add_middleware(RequestMetrics)
+    return app

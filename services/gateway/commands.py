@@ -1,0 +1,96 @@
+"""Sending a command to the state service and waiting for its reply.
+
+The command carries a deadline (now + ``gateway.command_timeout_s``): if the
+state service only gets to it later, it refuses it (``code=expired``), so a
+caller that got a 503 never sees the command applied behind its back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from services.common.keys import Keys
+from services.common.messages import Command, CommandType, Counts, MessageError, Outcome, Reply
+from services.gateway import metrics
+
+log = logging.getLogger("owc.gateway")
+
+
+class CommandFailedError(Exception):
+    def __init__(self, status_code: int, detail: str, code: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CommandSender:
+    client: Any  # redis.asyncio.Redis (bytes responses)
+    keys: Keys
+    timeout_s: float
+
+    async def send(
+        self,
+        channel: str,
+        type_: CommandType,
+        *,
+        outcome: Outcome | None = None,
+        delta: int | None = None,
+        counts: Counts | None = None,
+        note: str = "",
+    ) -> Reply:
+        """Return the ok reply, or raise :class:`CommandFailedError` with the HTTP status to answer."""
+        now = int(time.time() * 1000)
+        command = Command(
+            request_id=uuid.uuid4().hex,
+            channel=channel,
+            type=type_,
+            outcome=outcome,
+            delta=delta,
+            counts=counts,
+            note=note,
+            issued_at=now,
+            deadline=now + int(self.timeout_s * 1000),
+        )
+        started = time.perf_counter()
+        try:
+            await self.client.xadd(self.keys.commands, command.to_fields())
+            # BLPOP takes fractional seconds (Redis >= 6); the deadline travels with the command.
+            popped = await self.client.blpop([self.keys.reply(command.request_id)], timeout=self.timeout_s)
+        except RedisError as exc:
+            metrics.COMMANDS.labels(type_, "error").inc()
+            raise CommandFailedError(
+                503, f"Redis is not reachable ({type(exc).__name__}); try again", "redis"
+            ) from None
+        if popped is None:
+            metrics.COMMANDS.labels(type_, "timeout").inc()
+            raise CommandFailedError(
+                503,
+                f"the state service did not answer within {self.timeout_s:g} s (is `owc state` running?); "
+                "the command was not applied and will not be applied later",
+                "timeout",
+            )
+        metrics.COMMAND_SECONDS.observe(time.perf_counter() - started)
+        try:
+            reply = Reply.from_json(popped[1])
+        except MessageError as exc:
+            metrics.COMMANDS.labels(type_, "error").inc()
+            raise CommandFailedError(502, f"the state service sent an unreadable reply ({exc})", "bad_reply") from None
+        if reply.ok:
+            metrics.COMMANDS.labels(type_, "ok").inc()
+            return reply
+        code = reply.code or "rejected"
+        metrics.COMMANDS.labels(type_, code if code in ("rejected", "invalid", "expired") else "error").inc()
+        detail = reply.error or f"the state service refused the command ({code})"
+        if code == "invalid":
+            raise CommandFailedError(422, detail, code)
+        if code == "expired":
+            raise CommandFailedError(503, detail, code)
+        raise CommandFailedError(409, detail, code)

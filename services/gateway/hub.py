@@ -1,0 +1,264 @@
+"""SSE fan-out: ONE event-log reader per channel, shared by all its clients.
+
+A channel's :class:`ChannelHub` starts with its first client and stops with
+its last. It XREADs the channel's event log, builds the status message of
+each new event once (JSON), and puts it on every client's bounded queue. A
+client that falls too far behind is disconnected; its browser reconnects
+with ``Last-Event-ID`` and replays what it missed from the log, so a slow
+client never slows the others down nor loses events.
+
+No gap, no duplicate: a client registers with the hub *before* it reads the
+snapshot / replays the log, and then skips queued entries whose id is not
+greater than the last id it sent (stream ids are totally ordered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from services.common.messages import Event, StateSnapshot
+from services.gateway import metrics
+from services.gateway.models import Health, StreamStatus
+from services.gateway.store import Store, build_status, event_out, parse_events, parse_stream_id
+
+log = logging.getLogger("owc.gateway.sse")
+
+CLIENT_QUEUE = 256
+READ_BLOCK_MS = 5000
+READ_COUNT = 200
+REPLAY_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str | None  # event-log id; None for a snapshot sent on resume
+    data: str  # StreamStatus JSON
+
+
+def stream_message(channel: str, snap: StateSnapshot | None, event: Event | None, health: Health) -> Message:
+    """The full status as of ``event`` (counts from the event itself), or the snapshot if no event."""
+    status = build_status(channel, snap, None, health)
+    if event is None:
+        out = StreamStatus(**status.model_dump())
+        return Message(status.last_event_id or None, out.model_dump_json())
+    counts = event.counts
+    update = {
+        "victories": counts.victories,
+        "defeats": counts.defeats,
+        "draws": counts.draws,
+        "total": counts.total,
+        "win_rate": counts.win_rate,
+        "last_event_id": event.id,
+        "last_event": event_out(event),
+        "event": event_out(event),
+    }
+    if event.outcome is not None and event.type == "detected":
+        update["last_outcome"] = event.outcome
+    out = StreamStatus(**{**status.model_dump(), **update})
+    return Message(event.id, out.model_dump_json())
+
+
+@dataclass(eq=False)
+class Client:
+    queue: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    dropped: bool = False
+
+    def offer(self, message: Message) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.close(dropped=True)
+
+    def close(self, dropped: bool = False) -> None:
+        if dropped and not self.dropped:
+            metrics.SSE_DROPPED.inc()
+            log.warning("an SSE client fell %d messages behind; disconnecting it (it will resume)", CLIENT_QUEUE)
+        self.dropped = self.dropped or dropped
+        # make room for the end marker so the client's generator wakes up and ends
+        while True:
+            try:
+                self.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self.queue.get_nowait()
+
+
+class ChannelHub:
+    def __init__(self, store: Store, channel: str) -> None:
+        self.store = store
+        self.channel = channel
+        self.clients: set[Client] = set()
+        self.position = "0-0"
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.position = await self.store.last_stream_id(self.channel)
+        self.task = asyncio.create_task(self._run(), name=f"sse-reader-{self.channel}")
+        metrics.SSE_READERS.inc()
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+            metrics.SSE_READERS.dec()
+        for client in list(self.clients):
+            client.close()
+        self.clients.clear()
+
+    async def _run(self) -> None:
+        key = self.store.keys.events(self.channel)
+        backoff = 0.1
+        while True:
+            try:
+                response: Any = await self.store.r.xread({key: self.position}, count=READ_COUNT, block=READ_BLOCK_MS)
+                backoff = 0.1
+                if not response:
+                    continue
+                entries: list[Any] = response[0][1]
+                self.position = entries[-1][0].decode()
+                events = parse_events(entries)
+                if not events or not self.clients:
+                    continue
+                snap = await self.store.snapshot(self.channel)
+                health = await self.store.health(self.channel)
+                for event in events:
+                    message = stream_message(self.channel, snap, event, health)
+                    metrics.SSE_EVENTS.inc()
+                    for client in list(self.clients):
+                        client.offer(message)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "channel %s: reading the event log failed (%s); retrying in %.1f s", self.channel, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                log.exception("channel %s: SSE reader error; retrying", self.channel)
+                await asyncio.sleep(1.0)
+
+
+class Hubs:
+    """The per-channel hubs of one app."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.hubs: dict[str, ChannelHub] = {}
+        self.lock = asyncio.Lock()
+        self.closed = False
+
+    async def subscribe(self, channel: str) -> Client:
+        async with self.lock:
+            hub = self.hubs.get(channel)
+            if hub is None:
+                hub = ChannelHub(self.store, channel)
+                await hub.start()
+                self.hubs[channel] = hub
+            client = Client()
+            hub.clients.add(client)
+            metrics.SSE_CLIENTS.inc()
+            return client
+
+    async def unsubscribe(self, channel: str, client: Client) -> None:
+        async with self.lock:
+            hub = self.hubs.get(channel)
+            if hub is None or client not in hub.clients:
+                return
+            hub.clients.discard(client)
+            metrics.SSE_CLIENTS.dec()
+            if not hub.clients:
+                del self.hubs[channel]
+                await hub.stop()
+
+    def client_count(self, channel: str | None = None) -> int:
+        if channel is not None:
+            hub = self.hubs.get(channel)
+            return len(hub.clients) if hub else 0
+        return sum(len(h.clients) for h in self.hubs.values())
+
+    def close_all(self) -> None:
+        """Tell every client stream to end (shutdown); safe to call from a signal handler's loop callback."""
+        self.closed = True
+        for hub in self.hubs.values():
+            for client in list(hub.clients):
+                client.close()
+
+    async def stop(self) -> None:
+        self.close_all()
+        async with self.lock:
+            for hub in list(self.hubs.values()):
+                metrics.SSE_CLIENTS.dec(len(hub.clients))
+                await hub.stop()
+            self.hubs.clear()
+
+
+def newer(a: str, b: str) -> bool:
+    """Stream id ``a`` > ``b``."""
+    return bool(parse_stream_id(a) > parse_stream_id(b))
+
+
+def valid_last_event_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        parse_stream_id(value.strip())
+    except ValueError:
+        return None
+    return value.strip()
+
+
+async def client_stream(
+    hubs: Hubs, channel: str, last_event_id: str | None, ping_s: float
+) -> AsyncIterator[Message | str]:
+    """Messages for one client: snapshot, replay since ``last_event_id``, then live.
+
+    Yields ``"ping"`` when idle for ``ping_s``. Ends when the hub drops the
+    client or the app shuts down. Always unsubscribes.
+    """
+    store = hubs.store
+    client = await hubs.subscribe(channel)
+    try:
+        snap = await store.snapshot(channel)
+        health = await store.health(channel)
+        first = stream_message(channel, snap, None, health)
+        if last_event_id is None:
+            last_sent = first.id or await store.last_stream_id(channel)
+            yield first
+        else:
+            last_sent = last_event_id
+            yield Message(None, first.data)
+        while True:  # replay what the client has not seen yet
+            events = await store.events_after(channel, last_sent, REPLAY_CHUNK)
+            for event in events:
+                yield stream_message(channel, snap, event, health)
+                last_sent = event.id
+            if len(events) < REPLAY_CHUNK:
+                break
+        while not hubs.closed:
+            try:
+                message = await asyncio.wait_for(client.queue.get(), ping_s)
+            except TimeoutError:
+                yield "ping"
+                continue
+            if message is None:
+                return
+            if message.id is not None and not newer(message.id, last_sent):
+                continue
+            if message.id is not None:
+                last_sent = message.id
+            yield message
+    finally:
+        await hubs.unsubscribe(channel, client)

@@ -1,0 +1,196 @@
+"""Request and response models of the HTTP API (pydantic)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from services.common.messages import EventSource, EventType, Outcome, Phase
+
+MAX_COUNT = 1_000_000
+MAX_DELTA = 1000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventOut(BaseModel):
+    id: str = Field(description="Event-log stream id (also the SSE event id).")
+    type: EventType
+    outcome: Outcome | None
+    delta: int
+    victories: int
+    defeats: int
+    draws: int
+    session: str
+    source: EventSource
+    confidence: float | None
+    frame_seq: int | None
+    captured_at: int | None
+    request_id: str
+    note: str
+    undoes: str
+    ts: int = Field(description="Epoch ms when the state service appended the event.")
+
+
+class Streak(BaseModel):
+    outcome: Outcome | None = Field(description="Outcome of the current run of equal results.")
+    length: int
+
+
+class SessionRef(BaseModel):
+    id: str
+    started_at: int | None
+
+
+class Health(BaseModel):
+    obs_connected: bool | None = Field(description="None: no capture has reported for this channel.")
+    capture_source: str | None
+    last_frame_at: int | None
+    last_frame_age_s: float | None
+    last_seq: int | None
+    capture_error: str | None
+    last_label: str | None
+    last_confidence: float | None
+    last_label_at: int | None
+    model: str | None
+    workers: int = Field(description="Inference consumers active in the last 15 s.")
+    state_alive: bool = Field(description="The state service has reported recently.")
+
+
+class Status(BaseModel):
+    channel: str
+    victories: int
+    defeats: int
+    draws: int
+    total: int
+    win_rate: float | None = Field(description="Victories / total, None before the first match.")
+    streak: Streak
+    recent: list[Outcome] = Field(description="Last results of the session, oldest first.")
+    phase: Phase | None = Field(description="None until the state service has written the channel.")
+    cooldown_remaining_s: float
+    session: SessionRef
+    last_outcome: Outcome | None
+    last_event_at: int | None
+    last_event_id: str
+    last_event: EventOut | None
+    health: Health
+    updated_at: int
+    server_time: int
+
+
+class StreamStatus(Status):
+    """An SSE message: the full status, plus the event that caused it (none on connect)."""
+
+    event: EventOut | None = None
+
+
+class ChannelsOut(BaseModel):
+    channels: list[str]
+
+
+class HistoryOut(BaseModel):
+    channel: str
+    events: list[EventOut] = Field(description="Newest first.")
+    next_before: str | None = Field(description="Pass as `before` for the next (older) page.")
+
+
+class SessionOut(BaseModel):
+    id: str
+    started_at: int | None
+    ended_at: int | None
+    victories: int
+    defeats: int
+    draws: int
+    total: int
+    win_rate: float | None
+    current: bool
+    summary: dict[str, Any] = Field(description="The state service's own summary, as stored.")
+
+
+class SessionsOut(BaseModel):
+    channel: str
+    sessions: list[SessionOut] = Field(description="Newest first.")
+
+
+class AdjustIn(_Body):
+    outcome: Outcome
+    delta: int = Field(1, ge=-MAX_DELTA, le=MAX_DELTA, description="Non-zero change to the count.")
+    note: str = Field("", max_length=200)
+
+    @field_validator("delta")
+    @classmethod
+    def _nonzero(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("delta must not be 0")
+        return v
+
+
+class SetIn(_Body):
+    victories: int = Field(ge=0, le=MAX_COUNT)
+    defeats: int = Field(ge=0, le=MAX_COUNT)
+    draws: int = Field(ge=0, le=MAX_COUNT)
+    note: str = Field("", max_length=200)
+
+
+class UndoIn(_Body):
+    note: str = Field("", max_length=200)
+
+
+class NewSessionIn(_Body):
+    note: str = Field("", max_length=200)
+
+
+class LegacyAdjustIn(BaseModel):
+    """The prototype's body: ``{"outcome", "delta"}``; ``value`` is the older name of ``outcome``."""
+
+    model_config = ConfigDict(extra="ignore")
+    outcome: Outcome = Field(validation_alias=AliasChoices("outcome", "value"))
+    delta: int = Field(1, ge=-MAX_DELTA, le=MAX_DELTA)
+
+    @field_validator("delta")
+    @classmethod
+    def _nonzero(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("delta must not be 0")
+        return v
+
+
+class LegacyInitializeIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    victories: int = Field(0, ge=0, le=MAX_COUNT)
+    defeats: int = Field(0, ge=0, le=MAX_COUNT)
+    draws: int = Field(0, ge=0, le=MAX_COUNT)
+
+
+class CommandOut(BaseModel):
+    ok: Literal[True] = True
+    event_id: str
+    status: Status
+
+
+class LegacyStatus(BaseModel):
+    victories: int
+    defeats: int
+    draws: int
+    total: int
+    win_rate: float | None
+    last_outcome: Outcome | None
+    timestamp: str = Field(description="ISO 8601 UTC time of the last change (or now, before any).")
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What is wrong, as a sentence.")
+    code: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class HealthzOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyzOut(BaseModel):
+    status: Literal["ready"] = "ready"
+    redis: str = Field(description="Redis server version.")

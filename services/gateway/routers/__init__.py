@@ -1,0 +1,1 @@
+"""One router per file; :func:`services.gateway.app.create_app` includes them."""

@@ -1,0 +1,53 @@
+"""Mutations: each one is a command for the state service (the single writer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.common.messages import Counts
+from services.gateway.deps import ChannelDep, RuntimeDep
+from services.gateway.models import AdjustIn, CommandOut, ErrorOut, NewSessionIn, SetIn, UndoIn
+
+router = APIRouter(prefix="/api/v1/channels/{ch}", tags=["commands"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Admin token missing or wrong."},
+    403: {"model": ErrorOut, "description": "Cross-origin request."},
+    404: {"model": ErrorOut, "description": "Unknown channel."},
+    409: {"model": ErrorOut, "description": "The state service refused the command (e.g. nothing to undo)."},
+    413: {"model": ErrorOut, "description": "Body too large."},
+    415: {"model": ErrorOut, "description": "Body is not application/json."},
+    422: {"model": ErrorOut, "description": "Invalid body."},
+    503: {"model": ErrorOut, "description": "The state service did not answer in time; nothing was changed."},
+}
+
+
+async def _done(runtime: RuntimeDep, ch: str, event_id: str) -> CommandOut:
+    return CommandOut(event_id=event_id, status=await runtime.store.status(ch))
+
+
+@router.post("/adjust", response_model=CommandOut, responses=ERRORS, summary="Add or remove matches of one outcome")
+async def adjust(ch: ChannelDep, body: AdjustIn, runtime: RuntimeDep) -> CommandOut:
+    reply = await runtime.commands.send(ch, "adjust", outcome=body.outcome, delta=body.delta, note=body.note)
+    return await _done(runtime, ch, reply.event_id)
+
+
+@router.post("/set", response_model=CommandOut, responses=ERRORS, summary="Set all three counts")
+async def set_counts(ch: ChannelDep, body: SetIn, runtime: RuntimeDep) -> CommandOut:
+    counts = Counts(body.victories, body.defeats, body.draws)
+    reply = await runtime.commands.send(ch, "set", counts=counts, note=body.note)
+    return await _done(runtime, ch, reply.event_id)
+
+
+@router.post("/undo", response_model=CommandOut, responses=ERRORS, summary="Revert the last change")
+async def undo(ch: ChannelDep, body: UndoIn, runtime: RuntimeDep) -> CommandOut:
+    reply = await runtime.commands.send(ch, "undo", note=body.note)
+    return await _done(runtime, ch, reply.event_id)
+
+
+@router.post("/sessions", response_model=CommandOut, responses=ERRORS, summary="Start a new session (counts to 0)")
+async def new_session(ch: ChannelDep, body: NewSessionIn, runtime: RuntimeDep) -> CommandOut:
+    reply = await runtime.commands.send(ch, "new_session", note=body.note)
+    return await _done(runtime, ch, reply.event_id)

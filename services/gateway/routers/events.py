@@ -1,0 +1,64 @@
+"""Server-sent events: the live status of a channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from services.gateway.deps import ChannelDep, DefaultChannelDep, RuntimeDep
+from services.gateway.hub import client_stream, valid_last_event_id
+from services.gateway.models import ErrorOut
+
+router = APIRouter(tags=["events"])
+RETRY_MS = 1000
+
+LastEventIdHeader = Annotated[
+    str | None, Header(alias="Last-Event-ID", description="Resume after this event id (browsers send it).")
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(alias="lastEventId", max_length=64, description="Same as the header, for clients that cannot set it."),
+]
+
+
+async def _stream(
+    runtime: RuntimeDep, ch: str, header: str | None, query: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    resume = valid_last_event_id(header) or valid_last_event_id(query)
+    first = True
+    async for item in client_stream(runtime.hubs, ch, resume, runtime.settings.gateway.sse_ping_s):
+        if isinstance(item, str):
+            yield ServerSentEvent(comment=item)
+            continue
+        yield ServerSentEvent(raw_data=item.data, id=item.id, retry=RETRY_MS if first else None)
+        first = False
+
+
+@router.get(
+    "/api/v1/channels/{ch}/events",
+    response_class=EventSourceResponse,
+    responses={404: {"model": ErrorOut, "description": "Unknown channel."}},
+    summary="Live status (SSE): a snapshot on connect, then one message per event-log entry",
+)
+async def channel_events(
+    ch: ChannelDep,
+    runtime: RuntimeDep,
+    last_event_id: LastEventIdHeader = None,
+    last_event_id_q: LastEventIdQuery = None,
+) -> AsyncIterator[ServerSentEvent]:
+    async for sse in _stream(runtime, ch, last_event_id, last_event_id_q):
+        yield sse
+
+
+@router.get("/events", response_class=EventSourceResponse, summary="Prototype alias: SSE of the default channel")
+async def legacy_events(
+    ch: DefaultChannelDep,
+    runtime: RuntimeDep,
+    last_event_id: LastEventIdHeader = None,
+    last_event_id_q: LastEventIdQuery = None,
+) -> AsyncIterator[ServerSentEvent]:
+    async for sse in _stream(runtime, ch, last_event_id, last_event_id_q):
+        yield sse

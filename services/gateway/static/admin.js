@@ -1,0 +1,269 @@
+// The admin page. Everything it shows comes from the same API as everyone
+// else's; every change is a JSON POST (same-origin, with the admin token).
+import { COUNT_KEYS, apiBase, channelFromQuery, formatRate, letter, liveStatus, params } from "./common.js";
+
+const TOKEN_KEY = "owc.adminToken";
+const $ = (id) => document.getElementById(id);
+
+// The token arrives once in the URL (?token=…): keep it in localStorage and
+// take it out of the address bar (and so out of history and screenshots).
+(function takeTokenFromUrl() {
+  const q = params();
+  const token = q.get("token");
+  if (token !== null) {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    q.delete("token");
+    const rest = q.toString();
+    history.replaceState(null, "", window.location.pathname + (rest ? `?${rest}` : "") + window.location.hash);
+  }
+})();
+
+const channel = channelFromQuery();
+const base = apiBase(channel);
+let busy = false;
+
+function say(text, kind = "") {
+  const el = $("message");
+  el.textContent = text;
+  el.className = kind;
+}
+
+async function post(path, body = {}) {
+  const headers = { "Content-Type": "application/json" };
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  if (res.status === 401) $("token-box").classList.remove("hidden");
+  if (!res.ok) throw new Error((data && data.detail) || `HTTP ${res.status}`);
+  return data;
+}
+
+async function command(path, body, okText) {
+  if (busy) return;
+  busy = true;
+  for (const b of document.querySelectorAll("main button")) b.disabled = true;
+  try {
+    const data = await post(path, body);
+    render(data.status);
+    say(okText, "ok");
+    refreshHistory();
+  } catch (err) {
+    say(err.message, "error");
+  } finally {
+    busy = false;
+    for (const b of document.querySelectorAll("main button")) b.disabled = false;
+  }
+}
+
+function render(status) {
+  for (const key of Object.values(COUNT_KEYS)) {
+    document.querySelector(`[data-count="${key}"]`).textContent = String(status[key]);
+  }
+  $("rate").textContent = formatRate(status.win_rate);
+  const s = status.streak || {};
+  $("streak").textContent = s.outcome && s.length ? `${s.length}${letter(s.outcome)}` : "–";
+  let phase = status.phase || "–";
+  if (status.phase === "cooldown" && status.cooldown_remaining_s > 0) {
+    phase += ` (${Math.ceil(status.cooldown_remaining_s)} s)`;
+  }
+  $("phase").textContent = phase;
+  $("session").textContent = status.session && status.session.id ? `session ${status.session.id}` : "";
+  if (status.health) renderHealth(status.health);
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "never";
+  if (seconds < 1) return "just now";
+  if (seconds < 120) return `${Math.round(seconds)} s ago`;
+  return `${Math.round(seconds / 60)} min ago`;
+}
+
+function renderHealth(h) {
+  $("h-obs").textContent =
+    h.obs_connected === null ? "no capture running" : h.obs_connected ? "connected" : `disconnected${h.capture_error ? ` (${h.capture_error})` : ""}`;
+  $("h-obs").className = h.obs_connected ? "victory" : "defeat";
+  $("h-frame").textContent = h.last_frame_at ? `${age(h.last_frame_age_s)} (#${h.last_seq ?? "?"})` : "none yet";
+  $("h-label").textContent = h.last_label
+    ? `${h.last_label}${h.last_confidence !== null ? ` (${(h.last_confidence * 100).toFixed(1)}%)` : ""}`
+    : "–";
+  $("h-model").textContent = h.model || "–";
+  $("h-workers").textContent = String(h.workers);
+  $("h-state").textContent = h.state_alive ? "running" : "not reporting";
+  $("h-state").className = h.state_alive ? "victory" : "defeat";
+}
+
+function fmtTime(ms) {
+  const d = new Date(ms);
+  return `${d.toLocaleDateString()} ${d.toLocaleTimeString()}`;
+}
+
+let nextBefore = null;
+
+function historyRow(e) {
+  const tr = document.createElement("tr");
+  tr.dataset.eventId = e.id;
+  const cells = [
+    fmtTime(e.ts),
+    e.type + (e.note ? ` — ${e.note}` : ""),
+    e.outcome ? `${e.outcome}${e.delta && e.type !== "detected" ? ` ${e.delta > 0 ? "+" : ""}${e.delta}` : ""}` : "",
+    `${e.victories}-${e.defeats}-${e.draws}`,
+    e.confidence === null ? "" : `${(e.confidence * 100).toFixed(1)}%`,
+    e.source,
+  ];
+  for (const text of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.append(td);
+  }
+  const td = document.createElement("td");
+  if (e.source === "auto" && e.frame_seq !== null) {
+    const img = document.createElement("img");
+    img.className = "thumb";
+    img.alt = `frame ${e.frame_seq}`;
+    img.loading = "lazy";
+    img.src = `${base}/detframe/${e.frame_seq}.jpg`;
+    img.onerror = () => {
+      img.replaceWith(document.createTextNode("expired"));
+    };
+    const a = document.createElement("a");
+    a.href = img.src;
+    a.target = "_blank";
+    a.rel = "noopener";
+    a.append(img);
+    td.append(a);
+  }
+  tr.append(td);
+  if (e.outcome) tr.classList.add(e.outcome);
+  return tr;
+}
+
+async function loadHistory(before) {
+  const url = new URL(`${base}/history`, window.location.origin);
+  url.searchParams.set("limit", "50");
+  if (before) url.searchParams.set("before", before);
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`history: HTTP ${res.status}`);
+  return res.json();
+}
+
+let historyTimer = null;
+function refreshHistory() {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(async () => {
+    try {
+      const data = await loadHistory(null);
+      $("history").replaceChildren(...data.events.map(historyRow));
+      nextBefore = data.next_before;
+      $("more").classList.toggle("hidden", !nextBefore);
+    } catch (err) {
+      say(err.message, "error");
+    }
+  }, 100);
+}
+
+$("more").addEventListener("click", async () => {
+  if (!nextBefore) return;
+  const data = await loadHistory(nextBefore);
+  $("history").append(...data.events.map(historyRow));
+  nextBefore = data.next_before;
+  $("more").classList.toggle("hidden", !nextBefore);
+});
+
+for (const btn of document.querySelectorAll("button[data-outcome]")) {
+  btn.addEventListener("click", () => {
+    const delta = Number(btn.dataset.delta);
+    command(`${base}/adjust`, { outcome: btn.dataset.outcome, delta }, `${btn.dataset.outcome} ${delta > 0 ? "+1" : "−1"}`);
+  });
+}
+$("undo").addEventListener("click", () => command(`${base}/undo`, {}, "last change undone"));
+$("new-session").addEventListener("click", () => {
+  if (window.confirm("Start a new session? The counts go back to 0 (the history is kept).")) {
+    command(`${base}/sessions`, {}, "new session started");
+  }
+});
+$("set-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const body = {
+    victories: Number(f.get("victories")),
+    defeats: Number(f.get("defeats")),
+    draws: Number(f.get("draws")),
+  };
+  command(`${base}/set`, body, "counts set");
+});
+$("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const value = $("token-input").value.trim();
+  if (value) localStorage.setItem(TOKEN_KEY, value);
+  $("token-input").value = "";
+  $("token-box").classList.add("hidden");
+  say("token saved", "ok");
+});
+
+// overlay URL and exports
+const overlayUrl = new URL("/overlay", window.location.origin);
+if (channel !== "default") overlayUrl.searchParams.set("channel", channel);
+$("overlay-url").value = overlayUrl.href;
+$("copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText($("overlay-url").value);
+  } catch {
+    $("overlay-url").select();
+    document.execCommand("copy");
+  }
+  say("overlay URL copied", "ok");
+});
+$("export-csv").href = `${base}/export?format=csv`;
+$("export-jsonl").href = `${base}/export?format=jsonl`;
+
+// channel picker
+(async () => {
+  const res = await fetch("/api/v1/channels");
+  if (!res.ok) return;
+  const { channels } = await res.json();
+  const select = $("channel");
+  select.replaceChildren(
+    ...channels.map((c) => {
+      const o = document.createElement("option");
+      o.value = c;
+      o.textContent = c;
+      o.selected = c === channel;
+      return o;
+    }),
+  );
+  select.addEventListener("change", () => {
+    const u = new URL(window.location.href);
+    u.searchParams.set("channel", select.value);
+    window.location.href = u.href;
+  });
+})();
+
+// live counts over SSE; health polled (it changes without events)
+liveStatus(
+  channel,
+  (status, isEvent) => {
+    render(status);
+    if (isEvent) refreshHistory();
+  },
+  (connected) => {
+    const el = $("conn");
+    el.textContent = connected ? "live" : "offline";
+    el.className = `pill ${connected ? "ok" : "bad"}`;
+    el.dataset.connected = String(connected);
+  },
+);
+setInterval(async () => {
+  try {
+    const res = await fetch(`${base}/status`);
+    if (res.ok) renderHealth((await res.json()).health);
+  } catch {
+    /* the SSE indicator already says offline */
+  }
+}, 3000);
+refreshHistory();

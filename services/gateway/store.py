@@ -1,0 +1,276 @@
+"""Everything the gateway reads from Redis, as typed values.
+
+The gateway never writes state: it reads the snapshot hash, the event log,
+sessions and health hashes, and sends commands (see :mod:`commands`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from services.common.history import SessionSummary, summarize_sessions
+from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
+from services.common.messages import Counts, Event, MessageError, StateSnapshot
+from services.gateway.models import (
+    EventOut,
+    Health,
+    SessionOut,
+    SessionRef,
+    Status,
+    Streak,
+)
+
+log = logging.getLogger("owc.gateway")
+
+WORKER_IDLE_MS = 15_000
+EXPORT_CHUNK = 500
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def parse_stream_id(text: str) -> tuple[int, int]:
+    """``"1700000000000-3"`` -> ``(1700000000000, 3)``; raises ValueError on anything else."""
+    ms, sep, seq = text.partition("-")
+    if not ms.isdigit() or (sep and not seq.isdigit()) or len(text) > 41:
+        raise ValueError(f"{text!r} is not an event id (expected <milliseconds>-<sequence>)")
+    return int(ms), int(seq) if sep else 0
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC."""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _s(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def _int(value: bytes | None) -> int | None:
+    try:
+        return None if not value else int(value)
+    except ValueError:
+        return None
+
+
+def _float(value: bytes | None) -> float | None:
+    try:
+        return None if not value else float(value)
+    except ValueError:
+        return None
+
+
+def _bool(value: bytes | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() in (b"1", b"true", b"yes")
+
+
+def event_out(event: Event) -> EventOut:
+    return EventOut(**event.as_dict())
+
+
+def parse_events(entries: list[Any]) -> list[Event]:
+    """Stream entries ``[(id, fields), …]`` -> events; malformed entries are logged and skipped."""
+    out: list[Event] = []
+    for entry_id, fields in entries:
+        try:
+            out.append(Event.from_fields(fields, entry_id))
+        except MessageError as exc:
+            log.warning("skipping malformed event %s: %s", entry_id, exc)
+    return out
+
+
+class Store:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        # redis-py's async return types are unions over decode_responses; we always use bytes.
+        self.r: Any = client
+        self.keys = keys
+
+    async def channels(self) -> list[str]:
+        members = await self.r.smembers(self.keys.channels)
+        names = {m.decode("utf-8", "replace") for m in members} | {DEFAULT_CHANNEL}
+        return sorted(n for n in names if CHANNEL_RE.fullmatch(n))
+
+    async def channel_exists(self, channel: str) -> bool:
+        if channel == DEFAULT_CHANNEL:
+            return True
+        if not CHANNEL_RE.fullmatch(channel):
+            return False
+        if await self.r.sismember(self.keys.channels, channel):
+            return True
+        return bool(await self.r.exists(self.keys.state(channel)))
+
+    async def snapshot(self, channel: str) -> StateSnapshot | None:
+        fields = await self.r.hgetall(self.keys.state(channel))
+        if not fields:
+            return None
+        fields.pop(b"machine", None)
+        try:
+            return StateSnapshot.from_fields(fields)
+        except MessageError as exc:
+            log.warning("channel %s: unreadable state snapshot: %s", channel, exc)
+            return None
+
+    async def event(self, channel: str, event_id: str) -> Event | None:
+        if not event_id:
+            return None
+        entries = await self.r.xrange(self.keys.events(channel), event_id, event_id)
+        events = parse_events(entries)
+        return events[0] if events else None
+
+    async def events_after(self, channel: str, after: str, count: int | None = None) -> list[Event]:
+        """Events with id strictly greater than ``after`` (``"0"`` = from the start), oldest first."""
+        entries = await self.r.xrange(self.keys.events(channel), f"({after}" if after != "0" else "-", "+", count)
+        return parse_events(entries)
+
+    async def history(self, channel: str, limit: int, before: str | None) -> list[Event]:
+        top = f"({before}" if before else "+"
+        entries = await self.r.xrevrange(self.keys.events(channel), top, "-", limit)
+        return parse_events(entries)
+
+    async def iter_events(self, channel: str) -> AsyncIterator[Event]:
+        """The whole event log, oldest first, read in chunks."""
+        low = "-"
+        while True:
+            entries = await self.r.xrange(self.keys.events(channel), low, "+", EXPORT_CHUNK)
+            for event in parse_events(entries):
+                yield event
+            if len(entries) < EXPORT_CHUNK:
+                return
+            low = "(" + entries[-1][0].decode()
+
+    async def last_stream_id(self, channel: str) -> str:
+        entries = await self.r.xrevrange(self.keys.events(channel), "+", "-", 1)
+        return entries[0][0].decode() if entries else "0-0"
+
+    async def health(self, channel: str) -> Health:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.health(channel, "capture"))
+        pipe.hgetall(self.keys.health(channel, "inference"))
+        pipe.exists(self.keys.health(channel, "state"))
+        capture, inference, state_alive = await pipe.execute()
+        workers = await self.worker_count()
+        last_frame_at = _int(capture.get(b"last_frame_at"))
+        age = None if last_frame_at is None else max(0.0, (now_ms() - last_frame_at) / 1000)
+        return Health(
+            obs_connected=_bool(capture.get(b"obs_connected")),
+            capture_source=_s(capture.get(b"source")),
+            last_frame_at=last_frame_at,
+            last_frame_age_s=age,
+            last_seq=_int(capture.get(b"last_seq")),
+            capture_error=_s(capture.get(b"last_error")) or None,
+            last_label=_s(inference.get(b"last_label")),
+            last_confidence=_float(inference.get(b"last_confidence")),
+            last_label_at=_int(inference.get(b"last_label_at")),
+            model=_s(inference.get(b"model")),
+            workers=workers,
+            state_alive=bool(state_alive),
+        )
+
+    async def worker_count(self) -> int:
+        try:
+            consumers = await self.r.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
+        except aioredis.ResponseError:  # no stream or no group yet
+            return 0
+        count = 0
+        for consumer in consumers:
+            idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
+            if int(idle) < WORKER_IDLE_MS:
+                count += 1
+        return count
+
+    async def status(self, channel: str, snap: StateSnapshot | None = None, *, read_snapshot: bool = True) -> Status:
+        if snap is None and read_snapshot:
+            snap = await self.snapshot(channel)
+        last_event = await self.event(channel, snap.last_event_id) if snap else None
+        health = await self.health(channel)
+        return build_status(channel, snap, last_event, health)
+
+    async def detframe(self, channel: str, seq: int) -> bytes | None:
+        data: Any = await self.r.get(self.keys.detframe(channel, seq))
+        return bytes(data) if data is not None else None
+
+    async def sessions(self, channel: str) -> list[SessionOut]:
+        """Sessions with totals: the state service's summaries, else folded from the event log."""
+        raw: dict[bytes, bytes] = await self.r.hgetall(self.keys.sessions(channel))
+        snap = await self.snapshot(channel)
+        current = snap.session if snap else ""
+        stored: dict[str, SessionSummary] = {}
+        extra: dict[str, dict[str, Any]] = {}
+        for key, value in raw.items():
+            sid = key.decode("utf-8", "replace")
+            try:
+                parsed = json.loads(value)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                parsed = {}
+            extra[sid] = parsed if isinstance(parsed, dict) else {}
+            with contextlib.suppress(MessageError):
+                stored[sid] = SessionSummary.from_json(value)
+        folded: dict[str, SessionSummary] = {}
+        if any(sid not in stored for sid in extra) or not stored or current not in stored:
+            folded = {s.session: s for s in summarize_sessions([e async for e in self.iter_events(channel)])}
+        ids = list(dict.fromkeys([*stored, *folded, *extra, *([current] if current else [])]))
+        out: list[SessionOut] = []
+        for sid in ids:
+            summary = stored.get(sid) or folded.get(sid)
+            counts = summary.counts if summary else Counts()
+            started = summary.started_at if summary else None
+            ended = summary.ended_at if summary else None
+            if sid == current and snap is not None:
+                counts = snap.counts
+                started = snap.session_started_at or started
+                ended = None
+            out.append(
+                SessionOut(
+                    id=sid,
+                    started_at=started,
+                    ended_at=ended,
+                    victories=counts.victories,
+                    defeats=counts.defeats,
+                    draws=counts.draws,
+                    total=counts.total,
+                    win_rate=counts.win_rate,
+                    current=sid == current,
+                    summary=extra.get(sid) or (summary.as_dict() if summary else {}),
+                )
+            )
+        out.sort(key=lambda s: (s.current, s.started_at or 0), reverse=True)
+        return out
+
+
+def build_status(channel: str, snap: StateSnapshot | None, last_event: Event | None, health: Health) -> Status:
+    now = now_ms()
+    counts = snap.counts if snap else Counts()
+    cooldown = 0.0
+    if snap and snap.phase == "cooldown" and snap.cooldown_until:
+        cooldown = max(0.0, (snap.cooldown_until - now) / 1000)
+    return Status(
+        channel=channel,
+        victories=counts.victories,
+        defeats=counts.defeats,
+        draws=counts.draws,
+        total=counts.total,
+        win_rate=counts.win_rate,
+        streak=Streak(outcome=snap.streak_outcome if snap else None, length=snap.streak if snap else 0),
+        recent=list(snap.recent) if snap else [],
+        phase=snap.phase if snap else None,
+        cooldown_remaining_s=round(cooldown, 3),
+        session=SessionRef(id=snap.session if snap else "", started_at=snap.session_started_at if snap else None),
+        last_outcome=snap.last_outcome if snap else None,
+        last_event_at=snap.last_event_at if snap else None,
+        last_event_id=snap.last_event_id if snap else "",
+        last_event=event_out(last_event) if last_event else None,
+        health=health,
+        updated_at=snap.updated_at if snap else 0,
+        server_time=now,
+    )
