@@ -1,0 +1,112 @@
+"""``owc capture`` and ``owc bench capture``."""
+
+from __future__ import annotations
+
+import argparse
+
+from services.common.cliargs import add_config_args, fail, load_from_args
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "capture",
+        help="publish frames from OBS (obs-websocket 5) or a replay to Redis",
+        description="Capture frames for one channel: from OBS over obs-websocket 5 (default), "
+        "or replay a folder of images / a video file (--source replay:PATH).",
+    )
+    p.add_argument("--channel", help="channel this capture feeds (capture.channel)")
+    p.add_argument("--source", metavar="obs|replay:PATH", help="frame source (capture.source)")
+    p.add_argument("--fps", type=float, help="replay: frames per second of replay time (capture.fps)")
+    p.add_argument("--speed", type=float, help="replay: wall-clock speed-up (capture.speed)")
+    p.add_argument(
+        "--loop", action=argparse.BooleanOptionalAction, default=None, help="replay: start again at the end"
+    )
+    p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
+    add_config_args(p)
+    p.set_defaults(handler=run_capture)
+
+
+def run_capture(args: argparse.Namespace) -> int:
+    loaded = load_from_args(
+        args,
+        {
+            "capture.channel": args.channel,
+            "capture.source": args.source,
+            "capture.fps": args.fps,
+            "capture.speed": args.speed,
+            "capture.loop": args.loop,
+        },
+    )
+    settings = loaded.settings
+
+    import threading
+
+    from services.capture.metrics import CaptureMetrics
+    from services.capture.replay import ReplayError, ReplaySource, check_replay_path, parse_replay_source
+    from services.common.lifecycle import stop_on_signals
+    from services.common.metrics import serve_metrics
+    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+
+    try:
+        replay_path = parse_replay_source(settings.capture.source)
+        if replay_path is not None:
+            check_replay_path(replay_path)
+    except ReplayError as exc:
+        fail(str(exc))
+    stop = threading.Event()
+    stop_on_signals(stop)
+    client = connect(settings)
+    try:
+        wait_for_redis(client, 30.0)
+    except RedisUnavailableError as exc:
+        fail(str(exc), 1)
+    metrics = CaptureMetrics()
+    serve_metrics(settings.metrics.host, settings.capture.metrics_port, "capture")
+    keys = keys_for(settings)
+    try:
+        if replay_path is not None:
+            try:
+                ReplaySource(replay_path, settings.capture, client, keys, metrics).run(
+                    stop, max_messages=args.max_messages
+                )
+            except ReplayError as exc:
+                fail(str(exc), 1)
+            return 0
+        from services.capture.obs_source import ObsSource
+
+        ObsSource(settings.obs, settings.capture, client, keys, metrics).run(stop, max_messages=args.max_messages)
+        return 0
+    finally:
+        client.close()
+
+
+def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = bench_sub.add_parser(
+        "capture",
+        help="OBS screenshot cost: PNG 1920x1080 vs the capture defaults",
+        description="Measure GetSourceScreenshot round trips and bytes against a real OBS. "
+        "Without --obs-host, starts a headless OBS (Xvfb, software GL) with a test scene.",
+    )
+    p.add_argument("--obs-host", help="use this running OBS instead of starting one")
+    p.add_argument("--obs-port", type=int, default=None, help="its obs-websocket port (obs.port)")
+    p.add_argument("--obs-password", default=None, help="its password (obs.password)")
+    p.add_argument("--source", default=None, help="source to capture (obs.source; empty: program scene)")
+    p.add_argument("--requests", type=int, default=20, help="round trips per configuration (default 20)")
+    p.add_argument("--media", default=None, help="image or video shown by the started OBS")
+    add_config_args(p)
+    p.set_defaults(handler=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    loaded = load_from_args(
+        args,
+        {
+            "obs.host": args.obs_host,
+            "obs.port": args.obs_port,
+            "obs.password": args.obs_password,
+            "obs.source": args.source,
+        },
+    )
+    from services.capture.bench import bench_capture
+
+    return bench_capture(loaded.settings, start_obs=args.obs_host is None, requests=args.requests, media=args.media)

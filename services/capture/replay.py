@@ -1,0 +1,298 @@
+"""Replay source: a folder of images or a video file, played at ``capture.fps``.
+
+* Folder: every ``.png``/``.jpg``/``.jpeg`` file, sorted by name, is one frame.
+* Video: anything ``cv2.VideoCapture`` opens; it is sampled at ``fps`` of
+  video time (frame ``k`` is the first video frame at or after ``k/fps`` s),
+  so a 60 fps recording replayed at 4 fps looks like a 250 ms OBS capture.
+
+``captured_at`` runs on the replay's own clock: the wall clock at start, then
+exactly ``1000/fps`` ms per frame whatever ``--speed`` is, so the counting
+rules see real match timing. Wall-clock pacing is ``1/(fps*speed)`` s a frame.
+
+Every frame is delivered, in order: when inference is behind (back-pressure),
+a replay *pauses* instead of skipping, and a Redis outage is waited out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import numpy.typing as npt
+import redis
+
+from services.capture.encode import encode_image
+from services.capture.metrics import CaptureMetrics
+from services.capture.publisher import BackPressure, FramePublisher, HealthReporter, Pressure, now_ms
+from services.common.keys import Keys
+from services.common.settings import CaptureSettings
+
+log = logging.getLogger("owc.capture.replay")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+# How long a replay waits for a first inference worker once it has published
+# max_lag frames with nobody reading them; after that it carries on without
+# back-pressure (frames older than capture.frames_maxlen may then be trimmed
+# unread), so `owc capture --source replay:…` alone still finishes.
+NO_GROUP_WAIT_S = 30.0
+
+
+class ReplayError(RuntimeError):
+    """A replay path that cannot be played, phrased for the user."""
+
+
+def parse_replay_source(source: str) -> Path | None:
+    """``replay:PATH`` -> PATH; ``obs`` -> None; anything else is an error."""
+    if source == "obs":
+        return None
+    if source.startswith("replay:") and len(source) > len("replay:"):
+        return Path(source[len("replay:") :]).expanduser()
+    raise ReplayError(f"capture.source must be `obs` or `replay:PATH`, got {source!r}")
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_replay_path(path: Path) -> str:
+    """Describe the replay (for the start log line) or raise :class:`ReplayError`."""
+    import cv2
+
+    if not path.exists():
+        raise ReplayError(f"replay path {str(path)!r} does not exist")
+    if path.is_dir():
+        images = list_images(path)
+        if not images:
+            raise ReplayError(f"replay folder {str(path)!r} has no .png/.jpg images")
+        return f"folder {path} ({len(images)} images)"
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ReplayError(f"replay file {str(path)!r} is neither a folder nor a video OpenCV can open")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        native = float(cap.get(cv2.CAP_PROP_FPS))
+    finally:
+        cap.release()
+    return f"video {path} ({count} frames at {native:g} fps)"
+
+
+def iter_frames(path: Path, fps: float, metrics: CaptureMetrics | None = None) -> Iterator[npt.NDArray[np.uint8]]:
+    """One pass over the replay, as BGR images at ``fps`` of replay time."""
+    import cv2
+
+    if path.is_dir():
+        for file in list_images(path):
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("replay: cannot read image %s, skipping it", file)
+                if metrics:
+                    metrics.errors.labels("replay").inc()
+                continue
+            yield cast("npt.NDArray[np.uint8]", image)
+        return
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ReplayError(f"replay file {str(path)!r} cannot be opened as a video")
+    try:
+        native = float(cap.get(cv2.CAP_PROP_FPS))
+        index = 0  # video frame index
+        k = 0  # replay frame index
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                return
+            # without a usable native rate, every video frame is one replay frame
+            if native <= 0 or index / native + 1e-9 >= k / fps:
+                yield cast("npt.NDArray[np.uint8]", image)
+                k += 1
+            index += 1
+    finally:
+        cap.release()
+
+
+@dataclass
+class ReplaySummary:
+    published: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    passes: int = 0
+    paused_s: float = 0.0
+    errors: int = 0
+    wall_s: float = 0.0
+    finished: bool = False  # reached the end (not stopped)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class ReplaySource:
+    def __init__(
+        self,
+        path: Path,
+        settings: CaptureSettings,
+        client: redis.Redis,
+        keys: Keys,
+        metrics: CaptureMetrics,
+        *,
+        no_group_wait_s: float = NO_GROUP_WAIT_S,
+        backpressure: BackPressure | None = None,
+    ) -> None:
+        self.path = path
+        self.cfg = settings
+        self.client = client
+        self.keys = keys
+        self.metrics = metrics
+        self.no_group_wait_s = no_group_wait_s
+        self.publisher = FramePublisher(client, keys, settings.channel, settings.frames_maxlen, metrics, "replay")
+        self.pressure = backpressure or BackPressure(client, keys.frames, settings.max_lag, metrics)
+        self.health = HealthReporter(client, keys, settings.channel)
+        self.summary = ReplaySummary()
+        self._unread_without_group = 0
+        self._no_group_since: float | None = None
+        self._no_group_given_up = False
+
+    # -- back-pressure -------------------------------------------------
+    def _wait_for_room(self, stop: threading.Event) -> float:
+        """Block while inference is behind; return the seconds paused."""
+        started = time.monotonic()
+        announced = False
+        while not stop.is_set():
+            try:
+                state = self.pressure.check()
+            except redis.RedisError:
+                return time.monotonic() - started  # the publish will report and retry
+            if state is Pressure.OK:
+                self._unread_without_group = 0
+                self._no_group_since = None
+                break
+            if state is Pressure.NO_GROUP:
+                if self._no_group_given_up or self._unread_without_group < self.cfg.max_lag:
+                    break
+                if self._no_group_since is None:
+                    self._no_group_since = time.monotonic()
+                    log.info(
+                        "replay paused: %d frames wait and no inference worker has joined yet; "
+                        "waiting up to %.0fs for one",
+                        self._unread_without_group,
+                        self.no_group_wait_s,
+                    )
+                elif time.monotonic() - self._no_group_since >= self.no_group_wait_s:
+                    log.warning(
+                        "no inference worker after %.0fs: replaying without back-pressure "
+                        "(frames beyond capture.frames_maxlen=%d may be trimmed unread)",
+                        self.no_group_wait_s,
+                        self.cfg.frames_maxlen,
+                    )
+                    self._no_group_given_up = True
+                    break
+            elif not announced:
+                assert self.pressure.backlog is not None
+                log.debug("replay paused: inference backlog %d > %d", self.pressure.projected(), self.cfg.max_lag)
+                announced = True
+            stop.wait(0.02)
+        paused = time.monotonic() - started
+        if paused > 0.001:
+            self.metrics.replay_paused_seconds.inc(paused)
+        return paused
+
+    # -- publishing ----------------------------------------------------
+    def _publish(self, captured_at: int, image: bytes, stop: threading.Event) -> bool:
+        """Publish one frame, waiting out Redis outages; False if stopped first."""
+        fmt = self.cfg.image_format
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                frame = self.publisher.publish(captured_at, image, fmt, self.cfg.width, self.cfg.height)
+            except redis.RedisError as exc:
+                self.metrics.errors.labels("redis").inc()
+                self.summary.errors += 1
+                log.warning("replay: cannot publish to Redis (%s); retrying in %.1fs", exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.pressure.note_published()
+            if self.pressure.backlog is None or not self.pressure.backlog.group_exists:
+                self._unread_without_group += 1
+            if self.summary.first_seq is None:
+                self.summary.first_seq = frame.seq
+            self.summary.last_seq = frame.seq
+            self.summary.published += 1
+            return True
+        return False
+
+    def run(self, stop: threading.Event, max_messages: int | None = None) -> ReplaySummary:
+        cfg = self.cfg
+        described = check_replay_path(self.path)
+        log.info(
+            "replaying %s on channel %r at %g fps x%g speed%s -> %s %dx%d",
+            described,
+            cfg.channel,
+            cfg.fps,
+            cfg.speed,
+            ", looping" if cfg.loop else "",
+            cfg.image_format,
+            cfg.width,
+            cfg.height,
+        )
+        start_wall_ms = now_ms()
+        frame_ms = 1000.0 / cfg.fps
+        period_s = 1.0 / (cfg.fps * cfg.speed)
+        t0 = time.monotonic()
+        k = 0  # replay frame index across passes: the replay clock
+        self.health.update(
+            force=True, obs_connected=False, source=f"replay:{self.path}", last_error="", frames_published=0, skipped=0
+        )
+        while not stop.is_set():
+            produced_in_pass = 0
+            for bgr in iter_frames(self.path, cfg.fps, self.metrics):
+                if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
+                    break
+                t_enc = time.perf_counter()
+                image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)
+                self.metrics.screenshot_seconds.observe(time.perf_counter() - t_enc)
+                # pacing: frame k is due at t0 + k*period (drift-free)
+                delay = t0 + k * period_s - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    break
+                paused = self._wait_for_room(stop)
+                if paused > 0.001:
+                    t0 += paused  # do not burst to catch up after a pause
+                    self.summary.paused_s += paused
+                captured_at = start_wall_ms + round(k * frame_ms)
+                if not self._publish(captured_at, image, stop):
+                    break
+                produced_in_pass += 1  # noqa: SIM113 - only frames actually published count
+                k += 1
+                self.health.update(
+                    last_frame_at=captured_at,
+                    last_seq=self.summary.last_seq or 0,
+                    frames_published=self.summary.published,
+                )
+            else:
+                self.summary.passes += 1
+                if produced_in_pass == 0:
+                    raise ReplayError(f"replay {str(self.path)!r} produced no frame")
+                if cfg.loop:
+                    continue
+                self.summary.finished = True
+            break
+        self.summary.wall_s = time.monotonic() - t0 + self.summary.paused_s
+        self.health.update(force=True, frames_published=self.summary.published, last_seq=self.summary.last_seq or 0)
+        log.info(
+            "replay %s: %d frames published (seq %s..%s, %d pass%s) in %.1fs, paused %.1fs for inference, %d errors",
+            "finished" if self.summary.finished else "stopped",
+            self.summary.published,
+            self.summary.first_seq,
+            self.summary.last_seq,
+            self.summary.passes,
+            "" if self.summary.passes == 1 else "es",
+            self.summary.wall_s,
+            self.summary.paused_s,
+            self.summary.errors,
+        )
+        return self.summary
