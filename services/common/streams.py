@@ -50,6 +50,7 @@ class GroupConsumer:
     claim_idle_ms: int = 5000
     max_deliveries: int = 3
     dlq_maxlen: int = 10_000
+    dead_lettered: int = field(default=0, init=False)  # entries this consumer moved to the DLQ
     _cursor: bytes = field(default=b"0-0", init=False)
     _next_claim: float = field(default=0.0, init=False)
 
@@ -129,4 +130,5 @@ class GroupConsumer:
         pipe.xadd(Keys.dlq(self.stream), fields, maxlen=self.dlq_maxlen, approximate=True)  # type: ignore[arg-type]
         pipe.xack(self.stream, self.group, delivery.id)
         pipe.execute()
+        self.dead_lettered += 1
         log.warning("%s: moved %s to %s: %s", self.consumer, delivery.id_str, Keys.dlq(self.stream), reason)

@@ -1,0 +1,316 @@
+"""``owc bench inference``: the real worker against a real redis-server.
+
+The bench starts its own redis-server (AOF off: it measures the worker, not
+the disk), fills ``<random prefix>:frames`` with generated 640×360 JPEG
+frames (quality 80, game-like content), then runs the real
+:class:`~services.inference.worker.InferenceWorker` in 1, then 2 worker
+processes (each pinned to its own core when there are enough cores, one
+onnxruntime thread, one OpenCV thread) and measures:
+
+- ``frames_per_second``: frames acked / (last ack − first read), over all workers;
+- ``p50_ms``/``p99_ms``: per-frame latency from the XREADGROUP that fetched the
+  frame to the MULTI/EXEC that published its label and acked it (Redis I/O
+  included). Frames of one batch share that latency.
+
+The frames are stamped "now" and the run uses ``max_frame_age_ms`` = 1 h so
+the pre-filled backlog is not dropped as stale (the age check still runs).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common.keys import GROUP_INFERENCE, Keys
+from services.common.messages import Frame
+from services.common.settings import InferenceSettings, Settings
+
+WIDTH, HEIGHT, QUALITY = 640, 360, 80
+DISTINCT_FRAMES = 48
+
+
+def make_frames(n: int = DISTINCT_FRAMES, seed: int = 7) -> list[bytes]:
+    """Game-like 640×360 JPEGs (q80): gradients, shapes, text, a HUD, sensor-like noise."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out: list[bytes] = []
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    for i in range(n):
+        base = rng.uniform(20, 200, 3).astype(np.float32)
+        slope = rng.uniform(-0.25, 0.25, (2, 3)).astype(np.float32)
+        img = base + xx[..., None] * slope[0] + yy[..., None] * slope[1]
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        for _ in range(int(rng.integers(15, 40))):
+            color = tuple(int(c) for c in rng.integers(0, 256, 3))
+            p1 = (int(rng.integers(0, WIDTH)), int(rng.integers(0, HEIGHT)))
+            p2 = (int(rng.integers(0, WIDTH)), int(rng.integers(0, HEIGHT)))
+            if rng.random() < 0.5:
+                cv2.rectangle(img, p1, p2, color, -1)
+            else:
+                cv2.circle(img, p1, int(rng.integers(5, 80)), color, -1)
+        img = cv2.GaussianBlur(img, (5, 5), 0)
+        if i % 4 == 0:
+            cv2.putText(img, "VICTORY!", (230, 170), cv2.FONT_HERSHEY_TRIPLEX, 1.6, (40, 190, 230), 3)
+        cv2.rectangle(img, (20, 300), (180, 340), (240, 240, 240), 2)  # HUD-like box
+        cv2.putText(img, f"{100 + i} | 200", (30, 330), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+        noise = rng.integers(-10, 11, img.shape, dtype=np.int16)
+        img = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+        assert ok
+        out.append(buf.tobytes())
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime as ort
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "os": platform.platform(),
+    }
+
+
+def _worker_main(
+    url: str,
+    prefix: str,
+    inference: dict[str, Any],
+    cpu: int | None,
+    ready: MpEvent,
+    go: MpEvent,
+    stop_mp: MpEvent,
+    results: Connection,
+) -> None:
+    import cv2
+    import redis
+
+    from services.common.logs import setup_logging
+    from services.inference.classifier import Classifier
+    from services.inference.worker import InferenceWorker
+
+    setup_logging("WARNING")
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+    cv2.setNumThreads(1)
+    settings = InferenceSettings.model_validate(inference)
+    classifier = Classifier.from_settings(settings)
+    client = redis.Redis.from_url(url, decode_responses=False)
+    batches: list[tuple[float, float, int]] = []
+    worker = InferenceWorker(
+        client, Keys(prefix), classifier, settings, f"bench-{os.getpid()}",
+        on_batch=lambda a, b, n: batches.append((a, b, n)),
+    )
+    worker.consumer.ensure_group()
+    client.ping()
+    stop = threading.Event()
+
+    def relay() -> None:
+        stop_mp.wait()
+        stop.set()
+
+    threading.Thread(target=relay, daemon=True).start()
+    ready.set()
+    go.wait()
+    worker.run(stop)
+    results.send(batches)
+    results.close()
+    client.close()
+
+
+def _fill(client: Any, keys: Keys, frames: list[bytes], total: int) -> None:
+    now = int(time.time() * 1000)
+    pipe = client.pipeline(transaction=False)
+    for seq in range(total):
+        frame = Frame(
+            channel=f"bench{seq % 4}", seq=seq, captured_at=now, format="jpg",
+            width=WIDTH, height=HEIGHT, image=frames[seq % len(frames)],
+        )
+        pipe.xadd(keys.frames, frame.to_fields())
+        if len(pipe) >= 200:
+            pipe.execute()
+    pipe.execute()
+
+
+def _remaining(client: Any, keys: Keys) -> int:
+    for group in client.xinfo_groups(keys.frames):
+        if group.get("name") in (GROUP_INFERENCE, GROUP_INFERENCE.encode()):
+            return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+    return -1
+
+
+def _percentile(values: npt.NDArray[np.float64], q: float) -> float:
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+def run_once(
+    url: str,
+    client: Any,
+    inference: InferenceSettings,
+    frames: list[bytes],
+    workers: int,
+    total: int,
+    progress: bool,
+) -> dict[str, Any]:
+    keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
+    _fill(client, keys, frames, total)
+    ctx = mp.get_context("spawn")
+    ready = [ctx.Event() for _ in range(workers)]
+    go, stop = ctx.Event(), ctx.Event()
+    pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
+    cores = os.cpu_count() or 1
+    procs = []
+    for i in range(workers):
+        cpu = i if workers <= cores and hasattr(os, "sched_setaffinity") else None
+        p = ctx.Process(
+            target=_worker_main,
+            args=(url, keys.prefix, inference.model_dump(mode="json"), cpu, ready[i], go, stop, pipes[i][1]),
+            daemon=True,
+        )
+        p.start()
+        procs.append(p)
+    try:
+        for i, ev in enumerate(ready):
+            if not ev.wait(120):
+                raise RuntimeError(f"bench worker {i} did not start (exit code {procs[i].exitcode})")
+        go.set()
+        deadline = time.monotonic() + max(120.0, total / 20)
+        while True:
+            left = _remaining(client, keys)
+            if progress:
+                print(f"\r  {workers} worker(s): {total - left}/{total} frames", end="", file=sys.stderr, flush=True)
+            if left == 0:
+                break
+            if time.monotonic() > deadline or not all(p.is_alive() for p in procs):
+                raise RuntimeError(f"bench run stalled with {left} frames left")
+            time.sleep(0.25)
+        if progress:
+            print(file=sys.stderr)
+        stop.set()
+        batches: list[tuple[float, float, int]] = []
+        for recv, _send in pipes:
+            if recv.poll(60):
+                batches += recv.recv()
+        for p in procs:
+            p.join(30)
+    finally:
+        stop.set()
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    labels = int(client.xlen(keys.labels))
+    handled = sum(n for _, _, n in batches)
+    if not batches or handled != total or labels != total:
+        raise RuntimeError(f"bench: {handled} frames handled and {labels} labels for {total} frames")
+    first = min(a for a, _, _ in batches)
+    last = max(b for _, b, _ in batches)
+    lat = np.repeat(np.array([(b - a) * 1000.0 for a, b, _ in batches]), [n for _, _, n in batches])
+    for key in client.scan_iter(match=f"{keys.prefix}:*", count=1000):
+        client.unlink(key)
+    return {
+        "workers": workers,
+        "frames": total,
+        "seconds": round(last - first, 3),
+        "frames_per_second": round(total / (last - first), 1),
+        "p50_ms": round(_percentile(lat, 50), 3),
+        "p99_ms": round(_percentile(lat, 99), 3),
+        "mean_batch": round(handled / len(batches), 2),
+    }
+
+
+def run_bench(
+    settings: Settings,
+    *,
+    model_given: bool,
+    frames_per_worker: int,
+    worker_counts: list[int],
+    progress: bool = True,
+) -> int:
+    from services.common.redisproc import RedisProcess
+    from services.inference.synthetic_model import write_synthetic_model
+
+    inference = settings.inference
+    with tempfile.TemporaryDirectory(prefix="owc-bench-") as tmp:
+        tmpdir = Path(tmp)
+        model_note = "shipped model" if not model_given else "model given with --model"
+        if not inference.model.is_file():
+            if model_given:
+                print(f"owc bench: model {str(inference.model)!r} not found", file=sys.stderr)
+                return 2
+            path = write_synthetic_model(tmpdir / "synthetic.onnx")
+            model_note = (
+                f"GENERATED stand-in model (untrained, same shape class as the real one): "
+                f"{str(inference.model)!r} is not present yet"
+            )
+            print(f"owc bench: {model_note}", file=sys.stderr)
+            inference = inference.model_copy(update={"model": path})
+        inference = inference.model_copy(
+            update={"max_frame_age_ms": 3_600_000, "intra_op_threads": 1, "metrics_port": 0, "worker_name": ""}
+        )
+        from services.common import vision
+
+        meta = vision.ModelMeta.load(vision.meta_path_for(inference.model))
+        if progress:
+            print("owc bench: generating frames…", file=sys.stderr)
+        frames = make_frames()
+        server = RedisProcess(tmpdir / "redis", appendonly=False)
+        server.start()
+        client = server.client()
+        try:
+            runs = []
+            for workers in worker_counts:
+                runs.append(
+                    run_once(server.url, client, inference, frames, workers, frames_per_worker * workers, progress)
+                )
+            version = str(client.info("server").get("redis_version"))
+        finally:
+            client.close()
+            server.stop()
+    result: dict[str, Any] = {
+        "bench": "inference",
+        "model": meta.model_id,
+        "model_note": model_note,
+        "model_input": f"{meta.input.width}x{meta.input.height}",
+        "jpeg_reduction": vision.reduction_for(WIDTH, HEIGHT, meta),
+        "frame": {"width": WIDTH, "height": HEIGHT, "format": "jpg", "quality": QUALITY,
+                  "mean_bytes": int(sum(map(len, frames)) / len(frames))},
+        "batch_size": inference.batch_size,
+        "redis": version,
+        "machine": machine(),
+        "runs": runs,
+    }
+    by_workers = {r["workers"]: r for r in runs}
+    if 1 in by_workers:
+        one = by_workers[1]
+        result.update(
+            frames_per_second=one["frames_per_second"], p50_ms=one["p50_ms"], p99_ms=one["p99_ms"]
+        )
+        if 2 in by_workers:
+            result["ratio_2_vs_1"] = round(by_workers[2]["frames_per_second"] / one["frames_per_second"], 3)
+    print(json.dumps(result, indent=2))
+    return 0

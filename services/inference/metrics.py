@@ -1,0 +1,51 @@
+"""Prometheus metrics of the inference workers (``owc_inference_…``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.metrics import MS_BUCKETS
+
+FRAMES = Counter(
+    "owc_inference_frames_processed_total",
+    "Frames classified (a label was published for them).",
+)
+DROPPED = Counter(
+    "owc_inference_frames_dropped_total",
+    "Frames acked without a model verdict: stale (older than max_frame_age_ms), "
+    "poison (malformed or undecodable; an error label is published when possible), "
+    "dead_letter (moved to the DLQ).",
+    ["reason"],
+)
+LABELS = Counter(
+    "owc_inference_labels_total",
+    "Labels published, by class.",
+    ["label"],
+)
+STAGE_SECONDS = Histogram(
+    "owc_inference_stage_seconds",
+    "Per-frame time of each stage: decode, preprocess, model (the model runs per batch; "
+    "each frame observes its share).",
+    ["stage"],
+    buckets=MS_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "owc_inference_batch_size_frames",
+    "Frames per batch read from the stream.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+LAG = Gauge(
+    "owc_inference_consumer_lag_frames",
+    "Frames in owc:frames not yet delivered to the inference group (XINFO GROUPS lag).",
+)
+PENDING = Gauge(
+    "owc_inference_consumer_pending_frames",
+    "Frames delivered to the inference group but not acked yet (XINFO GROUPS pending).",
+)
+
+for _reason in ("stale", "poison", "dead_letter"):
+    DROPPED.labels(_reason)
+for _label in ("none", "victory", "defeat", "draw", "error"):
+    LABELS.labels(_label)
+for _stage in ("decode", "preprocess", "model"):
+    STAGE_SECONDS.labels(_stage)

@@ -1,0 +1,364 @@
+"""The inference worker: frames from ``owc:frames`` (group ``inference``) to labels.
+
+Several workers (processes, possibly on several machines) share the stream
+through the consumer group: Redis hands each frame to one of them. Each
+loop first reclaims frames left pending by a dead worker (``XAUTOCLAIM``
+after ``claim_idle_ms``), then reads new ones in small batches. For a batch:
+
+1. parse each entry (:class:`Frame`); malformed → an ``error`` label (when
+   its channel and seq can be read; otherwise it is dead-lettered) and ack;
+2. drop frames older than ``max_frame_age_ms`` (wall clock now vs
+   ``captured_at``), ack them and count them: after a pause the backlog must
+   not delay live detection;
+3. decode (reduced JPEG decode), crop the ROI, resize, normalise — through
+   :mod:`services.common.vision`; undecodable → ``error`` label and ack;
+4. run the model once for the whole batch;
+5. one MULTI/EXEC round trip: XADD every label (trimmed ``MAXLEN ~``), SET
+   the detection frame of every outcome (TTL), XACK every handled entry.
+   Labels and acks commit together, so a frame is never both labelled and
+   left pending.
+
+An unexpected error on a frame (not a bad frame: a bug, a broken model)
+leaves it unacked; it is retried after ``claim_idle_ms`` and goes to the
+dead-letter stream after ``max_deliveries``.
+
+About stale frames and replays: the age is measured against the frame's own
+``captured_at``. A replay source stamps frames on its own clock starting at
+the wall-clock time the replay starts and advancing with replay time, so at
+speed 1 its frames are near-real-time and are not dropped; at a high
+``capture.speed`` replay time runs ahead of the wall clock, so frames look
+younger (even from the future; those are never stale). A worker that falls
+behind a fast replay by more than ``max_frame_age_ms`` drops frames like it
+would for a live feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import redis
+from redis.exceptions import ResponseError
+
+from services.common.keys import CHANNEL_RE, GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
+from services.common.messages import Frame, Label, LabelName, MessageError
+from services.common.redisio import publish_health
+from services.common.settings import InferenceSettings
+from services.common.streams import Delivery, GroupConsumer
+from services.common.vision import FrameDecodeError
+from services.inference import metrics
+from services.inference.classifier import Classifier
+
+log = logging.getLogger("owc.inference")
+
+HEALTH_INTERVAL_S = 1.0
+LAG_INTERVAL_S = 1.0
+
+# (read started, batch committed, frames in the batch), monotonic seconds
+BatchHook = Callable[[float, float, int], None]
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(slots=True)
+class _Ready:
+    delivery: Delivery
+    frame: Frame
+    tensor: npt.NDArray[np.float32]
+    pre_s: float  # decode + preprocess of this frame
+
+
+def _salvage_identity(fields: dict[bytes, bytes]) -> tuple[str, int, int] | None:
+    """Channel, seq and captured_at of a malformed frame, when they can be read."""
+    try:
+        channel = fields[b"channel"].decode("utf-8")
+        seq = int(fields[b"seq"])
+    except (KeyError, UnicodeDecodeError, ValueError):
+        return None
+    if seq < 0 or not CHANNEL_RE.fullmatch(channel):
+        return None
+    try:
+        captured_at = max(0, int(fields.get(b"captured_at", b"0")))
+    except ValueError:
+        captured_at = 0
+    return channel, seq, captured_at
+
+
+class InferenceWorker:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        classifier: Classifier,
+        settings: InferenceSettings,
+        name: str | None = None,
+        *,
+        on_batch: BatchHook | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.classifier = classifier
+        self.settings = settings
+        self.name = name or settings.worker_name or default_worker_name()
+        self.on_batch = on_batch
+        self.clock = clock
+        self.consumer = GroupConsumer(
+            client,
+            keys.frames,
+            GROUP_INFERENCE,
+            self.name,
+            claim_idle_ms=settings.claim_idle_ms,
+            max_deliveries=settings.max_deliveries,
+        )
+        self._dead_seen = 0
+        self._health: dict[str, dict[str, str | int | float]] = {}
+        self._health_sent: dict[str, float] = {}
+        self._next_lag = 0.0
+
+    # loop -----------------------------------------------------------------
+    def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
+        """Process frames until ``stop`` is set (or ``max_messages`` entries were handled)."""
+        self.consumer.ensure_group()
+        log.info(
+            "worker %s ready: group %s on %s, model %s",
+            self.name, GROUP_INFERENCE, self.keys.frames, self.classifier.model_id,
+        )
+        handled = 0
+        backoff = 0.1
+        while not stop.is_set():
+            if max_messages is not None and handled >= max_messages:
+                break
+            count = self.settings.batch_size
+            if max_messages is not None:
+                count = min(count, max_messages - handled)
+            try:
+                started = time.monotonic()
+                deliveries = self.consumer.poll(count, self.settings.block_ms)
+                self._count_dead_letters()
+                if deliveries:
+                    self.handle(deliveries)
+                    handled += len(deliveries)
+                    if self.on_batch is not None:
+                        self.on_batch(started, time.monotonic(), len(deliveries))
+                self._housekeeping()
+                backoff = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("consumer group %s vanished (%s); creating it again", GROUP_INFERENCE, exc)
+                self.consumer.ensure_group()
+        self._publish_health(force=True)
+        return handled
+
+    def _count_dead_letters(self) -> None:
+        new = self.consumer.dead_lettered - self._dead_seen
+        if new:
+            metrics.DROPPED.labels("dead_letter").inc(new)
+            self._dead_seen = self.consumer.dead_lettered
+
+    def _housekeeping(self) -> None:
+        self._publish_health()
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self._next_lag = now + LAG_INTERVAL_S
+            self.refresh_lag()
+
+    def refresh_lag(self) -> None:
+        try:
+            groups = self.client.xinfo_groups(self.keys.frames)
+        except ResponseError:  # the stream does not exist (yet)
+            return
+        for group in groups:
+            name = group.get("name")
+            if name in (GROUP_INFERENCE, GROUP_INFERENCE.encode()):
+                lag = group.get("lag")
+                if lag is not None:
+                    metrics.LAG.set(int(lag))
+                metrics.PENDING.set(int(group.get("pending") or 0))
+
+    # one batch ------------------------------------------------------------
+    def handle(self, deliveries: list[Delivery]) -> None:
+        """Classify a batch and commit labels, detection frames and acks in one round trip."""
+        metrics.BATCH_SIZE.observe(len(deliveries))
+        now_ms = self.clock() * 1000.0
+        max_age = self.settings.max_frame_age_ms
+        pipe = self.client.pipeline(transaction=True)
+        acks: list[bytes] = []
+        ready: list[_Ready] = []
+        for delivery in deliveries:
+            try:
+                frame = Frame.from_fields(delivery.fields)
+                validate_channel(frame.channel)
+            except (MessageError, InvalidChannelError) as exc:
+                if self._poison(pipe, delivery, str(exc)):
+                    acks.append(delivery.id)
+                continue
+            if now_ms - frame.captured_at > max_age:
+                metrics.DROPPED.labels("stale").inc()
+                acks.append(delivery.id)
+                continue
+            try:
+                t0 = time.perf_counter()
+                image = self.classifier.decode(frame.image, frame.width, frame.height)
+                t1 = time.perf_counter()
+                tensor = self.classifier.preprocess_image(image)
+                t2 = time.perf_counter()
+            except FrameDecodeError as exc:
+                self._error_label(pipe, frame.channel, frame.seq, frame.captured_at, str(exc))
+                acks.append(delivery.id)
+                continue
+            except Exception:
+                log.exception("frame %s (%s #%d) failed; it will be retried", delivery.id_str, frame.channel, frame.seq)
+                continue
+            metrics.STAGE_SECONDS.labels("decode").observe(t1 - t0)
+            metrics.STAGE_SECONDS.labels("preprocess").observe(t2 - t1)
+            ready.append(_Ready(delivery, frame, tensor, t2 - t0))
+
+        if ready:
+            acks += self._classify(pipe, ready)
+        if acks:
+            pipe.xack(self.keys.frames, GROUP_INFERENCE, *acks)
+        if len(pipe):
+            pipe.execute()
+
+    def _classify(self, pipe: redis.client.Pipeline, ready: list[_Ready]) -> list[bytes]:
+        t0 = time.perf_counter()
+        try:
+            probs = self.classifier.predict(np.stack([r.tensor for r in ready]))
+        except Exception:
+            log.exception("the model failed on a batch of %d frames; trying them one by one", len(ready))
+            done: list[bytes] = []
+            for item in ready:
+                done += self._classify_one(pipe, item)
+            return done
+        per_frame = (time.perf_counter() - t0) / len(ready)
+        preds = self.classifier.postprocess(probs)
+        acks: list[bytes] = []
+        for item, pred in zip(ready, preds, strict=True):
+            metrics.STAGE_SECONDS.labels("model").observe(per_frame)
+            self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + per_frame)
+            acks.append(item.delivery.id)
+        return acks
+
+    def _classify_one(self, pipe: redis.client.Pipeline, item: _Ready) -> list[bytes]:
+        t0 = time.perf_counter()
+        try:
+            pred = self.classifier.postprocess(self.classifier.predict(item.tensor[None]))[0]
+        except Exception:
+            log.exception(
+                "the model failed on frame %s (%s #%d); it stays pending and will be retried, "
+                "then dead-lettered after %d deliveries",
+                item.delivery.id_str, item.frame.channel, item.frame.seq, self.settings.max_deliveries,
+            )
+            return []
+        dt = time.perf_counter() - t0
+        metrics.STAGE_SECONDS.labels("model").observe(dt)
+        self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + dt)
+        return [item.delivery.id]
+
+    def _publish(
+        self,
+        pipe: redis.client.Pipeline,
+        item: _Ready,
+        label: str,
+        confidence: float,
+        probs: dict[str, float],
+        seconds: float,
+    ) -> None:
+        frame = item.frame
+        assert label in ("none", "victory", "defeat", "draw")
+        msg = Label(
+            channel=frame.channel,
+            seq=frame.seq,
+            captured_at=frame.captured_at,
+            label=label,  # type: ignore[arg-type]
+            confidence=confidence,
+            probs=probs,
+            model=self.classifier.model_id,
+            worker=self.name,
+            infer_ms=round(seconds * 1000.0, 3),
+        )
+        pipe.xadd(
+            self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
+            maxlen=self.settings.labels_maxlen, approximate=True,
+        )
+        if msg.outcome is not None:
+            pipe.set(self.keys.detframe(frame.channel, frame.seq), frame.image, ex=self.settings.detframe_ttl_s)
+        metrics.FRAMES.inc()
+        metrics.LABELS.labels(label).inc()
+        self._note(frame.channel, label, confidence)
+
+    def _poison(self, pipe: redis.client.Pipeline, delivery: Delivery, reason: str) -> bool:
+        """An error label for a malformed frame; True if the caller should ack it.
+
+        Without a readable channel and seq no label can say which frame it
+        was, so the entry goes to the dead-letter stream (which acks it).
+        """
+        identity = _salvage_identity(delivery.fields)
+        if identity is None:
+            log.warning("frame %s is unreadable (%s): dead-lettering it", delivery.id_str, reason)
+            self.consumer.dead_letter(delivery, f"poison: {reason}")
+            self._count_dead_letters()
+            return False
+        channel, seq, captured_at = identity
+        self._error_label(pipe, channel, seq, captured_at, reason)
+        return True
+
+    def _error_label(self, pipe: redis.client.Pipeline, channel: str, seq: int, captured_at: int, reason: str) -> None:
+        log.warning("frame %s #%d: %s; publishing an error label", channel, seq, reason)
+        metrics.DROPPED.labels("poison").inc()
+        label: LabelName = "error"
+        msg = Label(
+            channel=channel,
+            seq=seq,
+            captured_at=captured_at,
+            label=label,
+            confidence=0.0,
+            probs={},
+            model=self.classifier.model_id,
+            worker=self.name,
+            infer_ms=0.0,
+            error=reason[:500],
+        )
+        pipe.xadd(
+            self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
+            maxlen=self.settings.labels_maxlen, approximate=True,
+        )
+        metrics.LABELS.labels(label).inc()
+        self._note(channel, label, 0.0)
+
+    # health ---------------------------------------------------------------
+    def _note(self, channel: str, label: str, confidence: float) -> None:
+        self._health[channel] = {
+            "last_label": label,
+            "last_confidence": round(confidence, 4),
+            "last_label_at": int(self.clock() * 1000),
+            "model": self.classifier.model_id,
+            "worker": self.name,
+        }
+
+    def _publish_health(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for channel, fields in self._health.items():
+            if force or now - self._health_sent.get(channel, 0.0) >= HEALTH_INTERVAL_S:
+                try:
+                    publish_health(self.client, self.keys, channel, "inference", fields)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    if force:
+                        return
+                    raise
+                self._health_sent[channel] = now
