@@ -1,0 +1,1 @@
+"""Inference workers: ONNX classification of frames from Redis Streams."""
