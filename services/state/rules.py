@@ -292,20 +292,10 @@ def _start_session(em: _Emitter, m: Machine, note: str, request_id: str = "") ->
     session = session_id_for(em.now)
     if session == m.session:  # two sessions in the same millisecond
         session += "b"
-    m = replace(
-        m,
-        session=session,
-        session_started_at=em.now,
-        session_events=0,
-        counts=Counts(),
-        results="",
-        phase="ready",
-        cooldown_until=None,
-        detected_at=None,
-        none_run=0,
-        undo=(),
-    )
-    m = _clear_frames(m)
+    # The phase carries over: a session started while the last match's banner is still up (cooldown,
+    # waiting for `none`) must not count that banner again in the new session.
+    m = replace(m, session=session, session_started_at=em.now, session_events=0, counts=Counts(), results="",
+                undo=())
     source = "manual" if request_id else "auto"
     return em.emit(m, "session_started", source=source, request_id=request_id, note=note)
 
@@ -546,10 +536,7 @@ def fold_machine(
             has_history=m.has_history or ev.type != "session_started",
         )
         if ev.type == "session_started":
-            m = _clear_frames(replace(
-                m, session=ev.session, session_started_at=ev.ts, session_events=1, results="", undo=(),
-                phase="ready", cooldown_until=None, detected_at=None, none_run=0,
-            ))
+            m = replace(m, session=ev.session, session_started_at=ev.ts, session_events=1, results="", undo=())
         elif ev.type in ("detected", "adjusted") and ev.outcome is not None:
             m = replace(m, results=apply_results(m.results, ev.outcome, ev.delta))
             m = _push_undo(m, UndoEntry(ev.id, ev.type, ev.outcome, ev.delta, before, ""))

@@ -1,0 +1,117 @@
+"""Invariants of the counting rules under arbitrary label/command sequences (hypothesis)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.common.history import check_importable, fold_counts
+from services.common.messages import LABEL_NAMES, OUTCOMES, Command, Counts, Event, Label
+from services.state.reorder import ReorderBuffer
+from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, fold_machine, transition
+
+RULES = Rules(min_confidence=0.9, required_consecutive=2, max_gap_ms=1000, cooldown_ms=5000, required_none=3)
+
+label_steps = st.tuples(
+    st.just("L"),
+    st.sampled_from(LABEL_NAMES),
+    st.sampled_from([0.5, 0.95, 0.99]),
+    st.sampled_from([0, 100, 250, 250, 250, 1500, 6000]),  # frame-time step
+    st.sampled_from([1, 1, 1, 2, 0, -1]),  # seq step: duplicates and stragglers too
+)
+command_steps = st.one_of(
+    st.tuples(st.just("adjust"), st.sampled_from(OUTCOMES), st.integers(-3, 3)),
+    st.tuples(st.just("set"), st.integers(0, 5), st.integers(0, 5), st.integers(0, 5)),
+    st.tuples(st.just("undo")),
+    st.tuples(st.just("new_session")),
+)
+steps = st.lists(st.one_of(label_steps, label_steps, label_steps, command_steps), max_size=80)
+
+
+def to_inputs(raw: list[tuple[Any, ...]]) -> list[LabelInput | CommandInput]:
+    out: list[LabelInput | CommandInput] = []
+    seq, t, now = 0, 1_000_000, 1_700_000_000_000
+    for i, step in enumerate(raw):
+        now += 7
+        if step[0] == "L":
+            _, name, conf, dt, dseq = step
+            seq, t = max(0, seq + dseq), t + dt
+            out.append(LabelInput(Label("c", seq, t, name, conf, {}, "m", "w", 1.0), now))
+        elif step[0] == "adjust":
+            out.append(CommandInput(Command(f"r{i}", "c", "adjust", outcome=step[1], delta=step[2]), now))
+        elif step[0] == "set":
+            out.append(CommandInput(Command(f"r{i}", "c", "set", counts=Counts(*step[1:])), now))
+        else:
+            out.append(CommandInput(Command(f"r{i}", "c", step[0]), now))
+    return out
+
+
+def apply_all(inputs: list[LabelInput | CommandInput], m: Machine | None = None) -> tuple[Machine, list[Event]]:
+    m = m or Machine()
+    events: list[Event] = []
+    for inp in inputs:
+        try:
+            after, new = transition(m, inp, RULES)
+        except Rejected:
+            continue
+        m = after
+        events += new
+    return m, events
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_counts_are_the_fold_of_the_event_log(raw: list[tuple[Any, ...]]) -> None:
+    m, events = apply_all(to_inputs(raw))
+    assert fold_counts(events) == m.counts
+    assert min(m.counts.as_dict().values()) >= 0
+    if events:
+        check_importable(events)  # every event's counts follow from the ones before: nothing hidden
+        ids = [e.id for e in events]
+        assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) and len(set(ids)) == len(ids)
+        assert m.last_event_id == ids[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_replaying_the_same_labels_changes_nothing(raw: list[tuple[Any, ...]]) -> None:
+    inputs = to_inputs(raw)
+    m, _ = apply_all(inputs)
+    labels = [i for i in inputs if isinstance(i, LabelInput)]
+    again, events = apply_all(labels, m)
+    assert events == [] and again == m
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_the_log_rebuilds_the_machine(raw: list[tuple[Any, ...]]) -> None:
+    m, events = apply_all(to_inputs(raw))
+    folded = fold_machine(events, RULES)
+    assert (folded.counts, folded.session, folded.last_event_id, folded.results) == (
+        m.counts, m.session, m.last_event_id, m.results)
+    assert [u.event_id for u in folded.undo] == [u.event_id for u in m.undo]
+    assert Machine.from_json(m.to_json()) == m
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(label_steps, max_size=60), st.randoms(use_true_random=False))
+def test_reordering_within_the_window_gives_the_in_order_result(raw: list[tuple[Any, ...]], rnd: random.Random) -> None:
+    unique: dict[int, LabelInput] = {}
+    for i in to_inputs(raw):  # a redelivered label is the same label: one per seq
+        if isinstance(i, LabelInput):
+            unique.setdefault(i.label.seq, i)
+    inputs = list(unique.values())
+    expected, expected_events = apply_all(sorted(inputs, key=lambda i: i.label.seq))
+    shuffled = list(inputs)
+    rnd.shuffle(shuffled)
+    buf: ReorderBuffer[LabelInput] = ReorderBuffer(10_000)
+    for inp in shuffled:
+        buf.push(inp.label.seq, inp, 0)
+    released = [inp for _, inp in buf.pop(10_000)]
+    got, got_events = apply_all(released)
+    assert got.counts == expected.counts
+    assert [(e.type, e.outcome, e.frame_seq) for e in got_events] == [
+        (e.type, e.outcome, e.frame_seq) for e in expected_events]
