@@ -34,6 +34,7 @@ def write_synthetic_model(
     seed: int = 0,
     dynamic_batch: bool = True,
     n_outputs: int = 4,
+    logit_bias: tuple[float, ...] | None = None,
     meta_overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``path`` (.onnx) and its .json metadata; return the .onnx path."""
@@ -68,7 +69,8 @@ def write_synthetic_model(
     nodes.append(helper.make_node("GlobalAveragePool", [prev], ["gap"]))
     nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], axis=1))
     fc_w = (rng.standard_normal((c_in, n_outputs)) * 0.1).astype(np.float32)
-    fc_b = np.zeros(n_outputs, dtype=np.float32)
+    # a large bias makes one class win whatever the picture (tests of outcome handling)
+    fc_b = np.asarray(logit_bias or (0.0,) * n_outputs, dtype=np.float32)
     inits += [numpy_helper.from_array(fc_w, "fc_w"), numpy_helper.from_array(fc_b, "fc_b")]
     nodes.append(helper.make_node("MatMul", ["flat", "fc_w"], ["mm"]))
     nodes.append(helper.make_node("Add", ["mm", "fc_b"], ["logits"]))
@@ -87,7 +89,7 @@ def write_synthetic_model(
 
     meta: dict[str, Any] = {
         "schema_version": 1,
-        "model_id": f"{SYNTHETIC_PREFIX}-{width}x{height}-s{seed}",
+        "model_id": f"{SYNTHETIC_PREFIX}-{width}x{height}-s{seed}" + ("-biased" if logit_bias else ""),
         "labels": list(MODEL_LABELS),
         "roi": dict(roi or DEFAULT_ROI),
         "input": {"width": width, "height": height},
