@@ -1,0 +1,361 @@
+"""The overlay and the admin page in the system's headless Chromium, against the real state service."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from services.common.keys import Keys
+from services.common.messages import Label
+from services.common.settings import Settings, load_settings
+from tests.support.gateway import SCREENSHOTS, GatewayThread, ServiceProcess, chromium, post_json, start_state
+from tests.support.ports import free_port
+from tests.support.redis_proc import RedisServer
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.browser
+
+
+def settings_for(redis_url: str, prefix: str, **flat: Any) -> Settings:
+    return load_settings(overrides={"redis.url": redis_url, "redis.prefix": prefix, **flat}).settings
+
+
+@pytest.fixture(scope="module")
+def prefix() -> str:
+    return f"e2e{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def keys(prefix: str) -> Keys:
+    return Keys(prefix)
+
+
+@pytest.fixture(scope="module")
+def state_proc(
+    redis_server: RedisServer, prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    # short cooldown so a detection is counted right away in the thumbnail test
+    proc = start_state(tmp_path_factory.mktemp("state"), redis_server.url, prefix, **{"state.reorder_window_ms": 50})
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("config")
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    redis_server: RedisServer, prefix: str, state_proc: ServiceProcess, config_dir: Path
+) -> Iterator[GatewayThread]:
+    gw = GatewayThread(settings_for(redis_server.url, prefix), config_dir).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def channel(redis_server: RedisServer, keys: Keys, gateway: GatewayThread) -> str:
+    name = f"e{uuid.uuid4().hex[:8]}"
+    client = redis_server.client()
+    client.sadd(keys.channels, name)
+    client.close()
+    # start its session now, so the tests below see only their own changes
+    post_json(gateway.url, f"/api/v1/channels/{name}/set", {"victories": 0, "defeats": 0, "draws": 0})
+    return name
+
+
+def counts(gw: GatewayThread, ch: str) -> tuple[int, int, int]:
+    s = httpx.get(f"{gw.url}/api/v1/channels/{ch}/status").json()
+    return s["victories"], s["defeats"], s["draws"]
+
+
+def shot(page: Any, name: str, **kw: Any) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), **kw)
+
+
+def overlay_value(page: Any, key: str) -> str:
+    return str(page.locator(f'[data-count="{key}"]').text_content())
+
+
+# ---------------------------------------------------------------- overlay
+
+
+def test_overlay_shows_a_count_change_within_one_second(page: Any, gateway: GatewayThread, channel: str) -> None:
+    page.goto(f"{gateway.url}/overlay?channel={channel}&show=counts,rate,streak,recent")
+    page.wait_for_selector('#owc[data-connected="true"]', timeout=10_000)
+    assert overlay_value(page, "victories") == "0"
+    for expected in ("1", "2", "3"):
+        started = time.monotonic()
+        r = post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "victory"})
+        assert r.status_code == 200
+        page.wait_for_function(
+            "v => document.querySelector('[data-count=\"victories\"]').textContent === v",
+            arg=expected,
+            timeout=5_000,
+            polling="raf",
+        )
+        elapsed = time.monotonic() - started
+        assert elapsed < 1.0, f"overlay updated {elapsed:.3f} s after the command"
+    post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "defeat"})
+    page.wait_for_function("() => document.querySelector('[data-count=\"defeats\"]').textContent === '1'")
+    assert page.locator("#owc-rate").text_content() == "75%"
+    assert page.locator("#owc-recent span").count() == 4
+    # the page background stays transparent for OBS
+    bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg in ("rgba(0, 0, 0, 0)", "transparent")
+    page.set_viewport_size({"width": 420, "height": 180})
+    shot(page, "overlay.png", omit_background=True)
+
+
+def test_overlay_custom_css_query_params_and_local_font(
+    page: Any, gateway: GatewayThread, channel: str, config_dir: Path
+) -> None:
+    (config_dir / "custom.css").write_text(":root { --owc-victory: rgb(1, 2, 3); --owc-font-size: 40px; }\n")
+    try:
+        requests: list[str] = []
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto(f"{gateway.url}/overlay?channel={channel}&show=counts&theme=panel&scale=2")
+        page.wait_for_selector('#owc[data-connected="true"]')
+        color = page.evaluate("getComputedStyle(document.querySelector('.owc-victory .owc-value')).color")
+        assert color == "rgb(1, 2, 3)"
+        assert page.evaluate("getComputedStyle(document.querySelector('.owc')).fontSize") == "40px"
+        assert page.locator(".owc-rate").is_hidden() and page.locator(".owc-counts").is_visible()
+        assert page.evaluate("document.body.classList.contains('owc-theme-panel')")
+        assert (
+            page.evaluate("getComputedStyle(document.getElementById('owc')).getPropertyValue('--owc-scale')").strip()
+            == "2"
+        )
+        page.evaluate("document.fonts.ready")
+        assert page.evaluate("document.fonts.check('40px \"Bebas Neue\"')")
+        # everything is served by the gateway itself: no CDN
+        assert requests and all(u.startswith(gateway.url) for u in requests), requests
+        shot(page, "overlay-custom-css.png", omit_background=True)
+    finally:
+        (config_dir / "custom.css").unlink(missing_ok=True)
+
+
+def test_overlay_reconnects_after_a_gateway_restart(page: Any, gateway: GatewayThread, channel: str) -> None:
+    page.goto(f"{gateway.url}/overlay?channel={channel}")
+    page.wait_for_selector('#owc[data-connected="true"]')
+    gateway.stop()
+    page.wait_for_selector("#owc.owc-stale", timeout=10_000)  # dims while the gateway is away
+    assert page.evaluate("getComputedStyle(document.getElementById('owc')).opacity") != "1"
+    gateway.start()
+    page.wait_for_selector('#owc[data-connected="true"]', timeout=15_000)
+    post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "draw", "delta": 2})
+    page.wait_for_function("() => document.querySelector('[data-count=\"draws\"]').textContent === '2'", timeout=5_000)
+    assert not page.evaluate("document.getElementById('owc').classList.contains('owc-stale')")
+
+
+# ---------------------------------------------------------------- admin
+
+
+def test_admin_buttons_undo_set_and_new_session(page: Any, gateway: GatewayThread, channel: str) -> None:
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector('#conn[data-connected="true"]')
+
+    def value(key: str) -> str:
+        return str(page.locator(f'.row [data-count="{key}"]').text_content())
+
+    page.click('[data-testid="plus-victory"]')
+    page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '1'")
+    page.click('[data-testid="plus-defeat"]')
+    page.wait_for_function("() => document.querySelector('.row [data-count=\"defeats\"]').textContent === '1'")
+    page.click('[data-testid="plus-victory"]')
+    page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '2'")
+    assert counts(gateway, channel) == (2, 1, 0)
+    page.click('[data-testid="minus-victory"]')
+    page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '1'")
+    page.click('[data-testid="undo"]')  # undoes the minus
+    page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '2'")
+    assert counts(gateway, channel) == (2, 1, 0)
+    # history shows the manual changes
+    page.wait_for_function("() => document.querySelectorAll('#history tr').length >= 5")
+    assert "adjusted" in str(page.locator("#history").text_content())
+    # set counts
+    page.fill('#set-form input[name="victories"]', "10")
+    page.fill('#set-form input[name="defeats"]', "4")
+    page.fill('#set-form input[name="draws"]', "1")
+    page.click('[data-testid="set"]')
+    page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '10'")
+    assert counts(gateway, channel) == (10, 4, 1)
+    assert page.locator("#rate").text_content() == "67%"
+    # overlay URL
+    assert page.input_value("#overlay-url") == f"{gateway.url}/overlay?channel={channel}"
+    shot(page, "admin.png", full_page=True)
+    # new session: dismissing the confirmation changes nothing, accepting resets
+    page.once("dialog", lambda d: d.dismiss())
+    page.click('[data-testid="new-session"]')
+    assert value("victories") == "10" and counts(gateway, channel) == (10, 4, 1)
+    page.once("dialog", lambda d: d.accept())
+    page.click('[data-testid="new-session"]')
+    page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '0'")
+    assert counts(gateway, channel) == (0, 0, 0)
+    # a refused command shows the state service's sentence
+    page.click('[data-testid="minus-draw"]')
+    page.wait_for_selector("#message.error")
+    assert len(str(page.locator("#message").text_content())) > 10
+    assert counts(gateway, channel) == (0, 0, 0)
+
+
+def test_admin_token_comes_from_the_url_once(
+    page: Any, redis_server: RedisServer, prefix: str, state_proc: ServiceProcess, channel: str, tmp_path: Path
+) -> None:
+    secret = "tok-" + uuid.uuid4().hex
+    gw = GatewayThread(settings_for(redis_server.url, prefix, **{"gateway.admin_token": secret}), tmp_path).start()
+    try:
+        page.goto(f"{gw.url}/admin?channel={channel}")
+        page.wait_for_selector('#conn[data-connected="true"]')
+        page.click('[data-testid="plus-victory"]')
+        page.wait_for_selector("#message.error")
+        assert page.locator("#token-box").is_visible()
+        assert counts(gw, channel) == (0, 0, 0)
+        page.goto(f"{gw.url}/admin?channel={channel}&token={secret}")
+        page.wait_for_selector('#conn[data-connected="true"]')
+        assert secret not in page.url and f"channel={channel}" in page.url
+        assert page.evaluate("localStorage.getItem('owc.adminToken')") == secret
+        page.click('[data-testid="plus-victory"]')
+        page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '1'")
+        assert counts(gw, channel) == (1, 0, 0)
+        page.reload()  # kept locally
+        page.wait_for_selector('#conn[data-connected="true"]')
+        page.click('[data-testid="plus-victory"]')
+        page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '2'")
+        assert secret not in page.content()
+    finally:
+        gw.stop()
+
+
+def _jpeg(text: str) -> bytes:
+    import cv2
+    import numpy as np
+
+    img = np.zeros((90, 160, 3), dtype=np.uint8)
+    img[:] = (40, 120, 200)
+    cv2.putText(img, text, (8, 55), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return bytes(buf)
+
+
+def test_admin_shows_the_detection_thumbnail(
+    page: Any, gateway: GatewayThread, channel: str, redis_server: RedisServer, keys: Keys
+) -> None:
+    client: redis.Redis = redis_server.client()
+    now = int(time.time() * 1000)
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector('#conn[data-connected="true"]')
+    for seq in range(1, 5):  # four confident VICTORY frames, as inference would publish them
+        client.set(keys.detframe(channel, seq), _jpeg(f"VICTORY {seq}"))
+        label = Label(channel, seq, now + seq * 250, "victory", 0.99, {"victory": 0.99}, "test-model", "w1", 1.0)
+        client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+    client.close()
+    page.wait_for_selector("#history img.thumb", timeout=15_000)
+    wait_until(
+        lambda: page.evaluate(
+            "(() => { const i = document.querySelector('#history img.thumb');"
+            " return i && i.complete && i.naturalWidth === 160; })()"
+        ),
+        timeout=10,
+        message="the thumbnail to load",
+    )
+    row = page.locator("#history tr", has=page.locator("img.thumb")).first
+    text = str(row.text_content())
+    assert "detected" in text and "victory" in text and "auto" in text and "99.0%" in text
+    assert counts(gateway, channel) == (1, 0, 0)
+    shot(page, "admin-detection.png", full_page=True)
+
+
+# ---------------------------------------------------------------- another web site
+
+
+ATTACK_PAGE = """<!doctype html><html><body>
+<h1>Totally unrelated site</h1>
+<iframe name="sink" style="display:none"></iframe>
+<form id="f" method="POST" action="GW/api/adjust" enctype="text/plain" target="sink">
+  <input name='{"outcome":"victory","delta":5,"x":"' value='"}'>
+</form>
+<script>
+const gw = "GW";
+const body = JSON.stringify({ outcome: "victory", delta: 5 });
+async function attack() {
+  const tries = [
+    fetch(gw + "/api/v1/channels/CH/adjust", { method: "POST", mode: "no-cors",
+      headers: { "Content-Type": "text/plain" }, body }),
+    fetch(gw + "/api/v1/channels/CH/adjust", { method: "POST",
+      headers: { "Content-Type": "application/json" }, body }),
+    fetch(gw + "/api/v1/channels/CH/set", { method: "POST", mode: "no-cors",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: "victories=99" }),
+    fetch(gw + "/api/adjust", { method: "POST", mode: "no-cors", body }),
+    fetch(gw + "/api/initialize", { method: "POST", mode: "no-cors",
+      body: new Blob([JSON.stringify({ victories: 99 })], { type: "application/json" }) }),
+  ];
+  const results = await Promise.allSettled(tries);
+  window.results = results.map((r) => r.status);
+  document.getElementById("f").submit();
+  window.done = true;
+}
+attack();
+</script></body></html>"""
+
+
+def test_a_page_on_another_origin_cannot_change_the_counts(
+    page: Any, gateway: GatewayThread, channel: str, tmp_path: Path
+) -> None:
+    post_json(gateway.url, "/api/v1/channels/default/set", {"victories": 3, "defeats": 2, "draws": 1})
+    before_default = counts(gateway, "default")
+    before = counts(gateway, channel)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text(ATTACK_PAGE.replace("GW", gateway.url).replace("CH", channel))
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def refused() -> float:
+        text = httpx.get(f"{gateway.url}/metrics").text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("owc_gateway_http_requests_total{") and 'status="403"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    refused_before = refused()
+    try:
+        page.goto(f"http://localhost:{port}/index.html")
+        page.wait_for_function("() => window.done === true", timeout=10_000)
+        # the requests reached the gateway and were refused there (not only by the browser's CORS)
+        wait_until(lambda: refused() >= refused_before + 4, timeout=10, message="the gateway to refuse the requests")
+        assert counts(gateway, channel) == before
+        assert counts(gateway, "default") == before_default
+    finally:
+        server.shutdown()
+        server.server_close()
