@@ -111,7 +111,10 @@ class Store:
         return bool(await self.r.exists(self.keys.state(channel)))
 
     async def snapshot(self, channel: str) -> StateSnapshot | None:
-        fields = await self.r.hgetall(self.keys.state(channel))
+        return self._parse_snapshot(channel, await self.r.hgetall(self.keys.state(channel)))
+
+    @staticmethod
+    def _parse_snapshot(channel: str, fields: dict[bytes, bytes]) -> StateSnapshot | None:
         if not fields:
             return None
         fields.pop(b"machine", None)
@@ -153,13 +156,20 @@ class Store:
         entries = await self.r.xrevrange(self.keys.events(channel), "+", "-", 1)
         return entries[0][0].decode() if entries else "0-0"
 
-    async def health(self, channel: str) -> Health:
-        pipe = self.r.pipeline(transaction=False)
+    def _queue_health(self, pipe: Any, channel: str) -> None:
         pipe.hgetall(self.keys.health(channel, "capture"))
         pipe.hgetall(self.keys.health(channel, "inference"))
         pipe.exists(self.keys.health(channel, "state"))
-        capture, inference, state_alive = await pipe.execute()
-        workers = await self.worker_count()
+        pipe.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
+
+    @staticmethod
+    def _health_from(results: list[Any]) -> Health:
+        capture, inference, state_alive, consumers = results
+        workers = 0
+        if not isinstance(consumers, Exception):  # no stream or no group yet
+            for consumer in consumers:
+                idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
+                workers += int(idle) < WORKER_IDLE_MS
         last_frame_at = _int(capture.get(b"last_frame_at"))
         age = None if last_frame_at is None else max(0.0, (now_ms() - last_frame_at) / 1000)
         return Health(
@@ -177,24 +187,30 @@ class Store:
             state_alive=bool(state_alive),
         )
 
-    async def worker_count(self) -> int:
-        try:
-            consumers = await self.r.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
-        except aioredis.ResponseError:  # no stream or no group yet
-            return 0
-        count = 0
-        for consumer in consumers:
-            idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
-            if int(idle) < WORKER_IDLE_MS:
-                count += 1
-        return count
+    async def health(self, channel: str) -> Health:
+        pipe = self.r.pipeline(transaction=False)
+        self._queue_health(pipe, channel)
+        return self._health_from(await pipe.execute(raise_on_error=False))
 
-    async def status(self, channel: str, snap: StateSnapshot | None = None, *, read_snapshot: bool = True) -> Status:
-        if snap is None and read_snapshot:
-            snap = await self.snapshot(channel)
-        last_event = await self.event(channel, snap.last_event_id) if snap else None
-        health = await self.health(channel)
-        return build_status(channel, snap, last_event, health)
+    async def status(self, channel: str) -> Status:
+        """One round trip: snapshot, newest event, health hashes, inference consumers."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.state(channel))
+        pipe.xrevrange(self.keys.events(channel), "+", "-", 1)
+        self._queue_health(pipe, channel)
+        results = await pipe.execute(raise_on_error=False)
+        for result in results[:2]:
+            if isinstance(result, Exception):
+                raise result
+        snap = self._parse_snapshot(channel, results[0])
+        newest = parse_events(results[1])
+        last_event = None
+        if snap is not None and snap.last_event_id:
+            if newest and newest[0].id == snap.last_event_id:
+                last_event = newest[0]
+            else:  # the snapshot is not at the log's end (never in practice: same MULTI/EXEC)
+                last_event = await self.event(channel, snap.last_event_id)
+        return build_status(channel, snap, last_event, self._health_from(results[2:]))
 
     async def detframe(self, channel: str, seq: int) -> bytes | None:
         data: Any = await self.r.get(self.keys.detframe(channel, seq))
