@@ -8,12 +8,14 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args
 
 if TYPE_CHECKING:
     from services.common.settings import Settings
+    from services.runner.supervisor import Supervisor
 
 log = logging.getLogger("owc.run")
 
@@ -36,6 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--loop", action="store_true", default=None, help="loop the replay")
     run.add_argument("--channel", help="channel name (default: default)")
     run.set_defaults(handler=_run)
+
+    from services.runner.demo import add_demo_parser
+
+    add_demo_parser(sub)
 
 
 def run_flags(args: argparse.Namespace) -> dict[str, object]:
@@ -81,7 +87,17 @@ def _run(args: argparse.Namespace) -> int:
     return run_stack(loaded.settings, passthrough_args(args) + child_passthrough(flags))
 
 
-def run_stack(settings: Settings, passthrough: list[str], stop: threading.Event | None = None) -> int:
+def run_stack(
+    settings: Settings,
+    passthrough: list[str],
+    stop: threading.Event | None = None,
+    on_started: Callable[[Supervisor, str], None] | None = None,
+) -> int:
+    """Run Redis (embedded unless configured) and the services until ``stop``.
+
+    ``on_started(supervisor, redis_url)`` runs in a thread once everything is
+    started (``owc demo --once`` watches the pipeline from there).
+    """
     # Imported here so `owc --help` stays light.
     import redis
 
@@ -118,6 +134,10 @@ def run_stack(settings: Settings, passthrough: list[str], stop: threading.Event 
                 if settings.inference.metrics_port:
                     argv += ["--set", f"inference.metrics_port={settings.inference.metrics_port + 10 * i}"]
                 specs.append(ChildSpec(name, argv))
+        elif service == "capture":
+            # a replay that is not looping ends by itself: that is not a crash
+            finite = settings.capture.source.startswith("replay:") and not settings.capture.loop
+            specs.append(ChildSpec(service, [*owc, service, *extra], restart="on-failure" if finite else "always"))
         else:
             specs.append(ChildSpec(service, [*owc, service, *extra]))
 
@@ -147,5 +167,7 @@ def run_stack(settings: Settings, passthrough: list[str], stop: threading.Event 
         args=(settings.gateway.host, settings.gateway.port, settings.capture.channel, stop),
         daemon=True,
     ).start()
+    if on_started is not None:
+        threading.Thread(target=on_started, args=(sup, url), daemon=True).start()
     sup.run()
     return 0

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Literal
 
 log = logging.getLogger("owc.run")
 
@@ -35,12 +35,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+RestartPolicy = Literal["always", "on-failure", "never"]
+
+
 @dataclass
 class ChildSpec:
     name: str
     argv: list[str]
     env: dict[str, str] | None = None
-    restart: bool = True
+    restart: RestartPolicy = "always"  # "on-failure": a clean exit (code 0) is final
 
 
 @dataclass
@@ -136,8 +139,9 @@ class Supervisor:
                     self.on_exit(child.spec.name, code)
                 if self.stop.is_set():
                     continue
-                if not child.spec.restart:
-                    log.info("%s finished with exit code %d", child.spec.name, code)
+                policy = child.spec.restart
+                if policy == "never" or (policy == "on-failure" and code == 0):
+                    log.info("%s finished (exit code %d)", child.spec.name, code)
                     continue
                 ran = now - child.started_at
                 if ran >= self.stable_after_s:
@@ -154,6 +158,10 @@ class Supervisor:
             elif proc is None and child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
                 self.start_child(child)
+
+    def running(self, name: str) -> bool:
+        child = self.child(name)
+        return child.proc is not None or child.restart_at is not None
 
     def run(self, poll_interval_s: float = 0.1) -> None:
         """Supervise until ``stop`` is set, then stop every child."""

@@ -1,0 +1,56 @@
+"""`owc run`: embedded Redis + four services, restart of a killed child, clean Ctrl+C."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from tests.support.stack import Stack
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_run_starts_everything_restarts_a_killed_child_and_stops_cleanly(tmp_path: Path) -> None:
+    # capture talks to an OBS that is not running: it must keep retrying, not crash
+    stack = Stack(tmp_path, settings={"obs.port": 1, "run.restart_backoff_max_s": 1}).start()
+    try:
+        children = wait_until(
+            lambda: (c := stack.children()) and {"redis", "capture", "inference", "state", "gateway"} <= set(c) and c,
+            timeout=30,
+            message="redis + four services",
+        )
+        # the embedded Redis is real, AOF on, in the data dir
+        client = redis.Redis.from_url(stack.redis_url)
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert Path(client.config_get("dir")["dir"]) == tmp_path / "data"
+        client.close()
+
+        victim = children["state"]
+        victim.kill()
+        wait_until(
+            lambda: "state" in stack.children() and stack.children()["state"].pid != victim.pid,
+            timeout=20,
+            message="state to be restarted",
+        )
+        assert "state was killed by SIGKILL" in stack.log()
+        assert stack.healthy()
+        pids = stack.all_pids()
+    finally:
+        started = time.monotonic()
+        code = stack.stop()
+    assert code == 0, stack.log()[-3000:]
+    assert time.monotonic() - started < 10
+    wait_until(lambda: all(_gone(pid) for pid in pids), timeout=5, message="no process left behind")
+    assert "all services stopped" in stack.log()
