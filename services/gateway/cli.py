@@ -68,6 +68,9 @@ def run_gateway(args: argparse.Namespace) -> int:
                 except RuntimeError:
                     runtime.hubs.close_all()
             super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after shutting down (exit status -15); a clean
+            # stop on request is a success for the runner and for systemd/docker.
+            self._captured_signals.clear()
 
     server = Server(config)
     shown = "localhost" if settings.gateway.host in ("127.0.0.1", "::1") else settings.gateway.host

@@ -279,7 +279,13 @@ def test_mutations_must_be_json(gateway: GatewayThread) -> None:
 
 def test_cross_origin_mutations_are_403(gateway: GatewayThread) -> None:
     url = f"{gateway.url}{api('default')}/adjust"
-    for origin in ("http://evil.example", "null", f"http://127.0.0.1:{gateway.port + 1}", "https://127.0.0.1"):
+    for origin in (
+        "http://evil.example",
+        "null",
+        f"http://127.0.0.1:{gateway.port + 1}",
+        "https://127.0.0.1",
+        f"http://localhost:{gateway.port}",
+    ):
         r = httpx.post(url, json={"outcome": "victory"}, headers={"Origin": origin})
         assert r.status_code == 403, origin
         assert "cross-origin" in r.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,14 @@ import redis
 
 from services.common.keys import Keys
 from services.common.settings import load_settings
-from tests.support.gateway import GatewayThread, ServiceProcess, SSEReader, post_json, start_state
+from tests.support.gateway import (
+    GatewayThread,
+    ServiceProcess,
+    SSEReader,
+    post_json,
+    start_gateway_process,
+    start_state,
+)
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
 
@@ -227,3 +235,27 @@ def test_sse_survives_a_gateway_restart_with_resume(tmp_path: Path, gateway: Gat
             r.close()
     finally:
         other.stop()
+
+
+def test_owc_gateway_stops_promptly_with_sse_clients_connected(
+    tmp_path: Path, redis_server: RedisServer, sse_prefix: str, state_proc: ServiceProcess
+) -> None:
+    """`owc gateway` as a subprocess: serves, then on SIGTERM ends its open streams and exits 0."""
+    proc, url = start_gateway_process(tmp_path, redis_server.url, sse_prefix)
+    readers = [SSEReader(f"{url}/api/v1/channels/default/events").start() for _ in range(3)]
+    try:
+        for r in readers:
+            r.next()
+        started = time.monotonic()
+        assert proc.stop() == 0, proc.log()[-2000:]
+        assert time.monotonic() - started < 5, "graceful shutdown waited for the SSE clients"
+        for r in readers:  # each stream ended (the client will reconnect elsewhere)
+            with pytest.raises(EOFError):
+                while True:
+                    r.next(timeout=5)
+    finally:
+        for r in readers:
+            r.close()
+        if proc.alive():
+            proc.stop(kill=True)
+    assert "Traceback" not in proc.log()

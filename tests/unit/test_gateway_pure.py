@@ -1,0 +1,63 @@
+"""Pure parts of the gateway: origin checks, stream ids, error sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.gateway.app import _describe_error
+from services.gateway.hub import newer, valid_last_event_id
+from services.gateway.security import is_loopback_bind, same_origin
+from services.gateway.store import parse_stream_id
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "scheme", "expected"),
+    [
+        ("http://127.0.0.1:3000", "127.0.0.1:3000", "http", True),
+        ("http://localhost:3000", "localhost:3000", "http", True),
+        ("http://LOCALHOST:3000", "localhost:3000", "http", True),
+        ("http://example.com", "example.com:80", "http", True),
+        ("https://example.com", "example.com", "https", True),
+        ("http://127.0.0.1:3001", "127.0.0.1:3000", "http", False),
+        ("http://localhost:3000", "127.0.0.1:3000", "http", False),
+        ("https://127.0.0.1:3000", "127.0.0.1:3000", "http", True),  # TLS proxy: same host and port
+        ("https://owc.example", "owc.example", "http", True),  # TLS proxy on 443
+        ("http://owc.example:8080", "owc.example", "http", False),
+        ("null", "127.0.0.1:3000", "http", False),
+        ("", "127.0.0.1:3000", "http", False),
+        ("file://", "127.0.0.1:3000", "http", False),
+        ("http://127.0.0.1:3000.evil.com", "127.0.0.1:3000", "http", False),
+        ("http://[::1]:3000", "[::1]:3000", "http", True),
+    ],
+)
+def test_same_origin(origin: str, host: str, scheme: str, expected: bool) -> None:
+    assert same_origin(origin, host, scheme) is expected
+
+
+def test_loopback_bind() -> None:
+    assert is_loopback_bind("127.0.0.1") and is_loopback_bind("::1") and is_loopback_bind("localhost")
+    assert is_loopback_bind("127.0.0.2")
+    assert not is_loopback_bind("0.0.0.0") and not is_loopback_bind("192.168.1.5")
+
+
+def test_stream_ids() -> None:
+    assert parse_stream_id("1700000000000-3") == (1700000000000, 3)
+    assert parse_stream_id("5") == (5, 0)
+    for bad in ("", "-", "a-1", "1-", "1-2-3", "1-x", "9" * 50):
+        with pytest.raises(ValueError):
+            parse_stream_id(bad)
+    assert newer("10-1", "10-0") and newer("11-0", "10-9") and not newer("10-0", "10-0")
+    assert not newer("9-0", "10-0")
+    # ordered numerically, not as text
+    assert newer("100-0", "99-0") and newer("5-10", "5-9")
+    assert valid_last_event_id(" 12-3 ") == "12-3"
+    assert valid_last_event_id("nope") is None and valid_last_event_id(None) is None
+
+
+def test_error_sentences() -> None:
+    assert _describe_error({"type": "json_invalid", "loc": ("body", 1), "msg": "x"}) == "the body is not valid JSON"
+    assert _describe_error({"type": "missing", "loc": ("body",), "msg": "Field required"}) == "a JSON body is required"
+    assert _describe_error({"type": "extra_forbidden", "loc": ("body", "x"), "msg": "?"}) == "unknown field 'x'"
+    assert _describe_error({"type": "literal_error", "loc": ("body", "outcome"), "msg": "Input should be"}) == (
+        "outcome: Input should be"
+    )
