@@ -43,7 +43,7 @@ MAX_BLOCK_MS = 250
 @dataclass
 class ChannelState:
     machine: Machine
-    buffer: ReorderBuffer[tuple[bytes, Label]]
+    buffer: ReorderBuffer[tuple[Delivery, Label]]
 
 
 def session_updates(before: Machine, after: Machine, events: list[Event]) -> dict[str, SessionSummary]:
@@ -265,7 +265,7 @@ class StateWorker:
             self.processed += 1
             return
         M.LABELS_CONSUMED.labels(label.label).inc()
-        self.channel(label.channel).buffer.push(label.seq, (delivery.id, label), self.now_ms())
+        self.channel(label.channel).buffer.push(label.seq, (delivery, label), self.now_ms())
 
     def _flush_labels(self) -> None:
         now = self.now_ms()
@@ -280,16 +280,24 @@ class StateWorker:
             before = machine = ch.machine
             events: list[Event] = []
             sessions: dict[str, SessionSummary] = {}
-            for _seq, (_eid, label) in ready:
+            acks: dict[str, list[bytes]] = {self.keys.labels: []}
+            for _seq, (delivery, label) in ready:
                 if label.seq <= machine.last_seq:
                     M.LABELS_IGNORED.inc()
+                    acks[self.keys.labels].append(delivery.id)
                     continue
-                after, new = transition(machine, LabelInput(label, now), self.rules)
+                try:
+                    after, new = transition(machine, LabelInput(label, now), self.rules)
+                except Exception as exc:  # a bug must not crash-loop the service on this entry
+                    log.exception("channel %s: label seq %d broke the rules; moved to the DLQ", name, label.seq)
+                    self.labels.dead_letter(delivery, f"state rules failed: {exc!r}")
+                    M.DEAD_LETTERS.labels("labels").inc()
+                    continue
                 if new:
                     sessions.update(session_updates(machine, after, new))
                 machine = after
                 events += new
-            acks = {self.keys.labels: [eid for _seq, (eid, _label) in ready]}
+                acks[self.keys.labels].append(delivery.id)
             self._commit(Commit(name, before, machine, events, sessions, [], acks))
             self.processed += len(ready)
 
@@ -328,6 +336,14 @@ class StateWorker:
             remember, result = exc.code != "expired", exc.code
             log.info("channel %s: %s command %s refused (%s): %s", cmd.channel, cmd.type, cmd.request_id,
                      exc.code, exc.message)
+        except Exception as exc:  # a bug must not crash-loop the service on this entry
+            log.exception("channel %s: %s command %s broke the rules", cmd.channel, cmd.type, cmd.request_id)
+            self.store.push_reply(Reply(cmd.request_id, False, error=f"internal error in the state service: {exc}",
+                                        code="error"))
+            self.commands.dead_letter(delivery, f"state rules failed: {exc!r}")
+            M.DEAD_LETTERS.labels("commands").inc()
+            M.COMMANDS.labels(cmd.type, "error").inc()
+            return
         sessions = session_updates(before, after, events) if events else {}
         self._commit(Commit(cmd.channel, before, after, events, sessions, [(reply, remember)], acks))
         M.COMMANDS.labels(cmd.type, result).inc()

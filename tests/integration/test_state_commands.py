@@ -233,3 +233,26 @@ def test_import_restores_an_export_into_an_empty_channel(
     assert not again.ok and again.code == "rejected" and "empty channel" in again.error
     bad = send(redis_client, keys, channel="other", type="import", payload="{not json\n")
     assert not bad.ok and bad.code == "invalid" and "line 1" in bad.error
+
+
+def test_a_label_that_breaks_the_rules_goes_to_the_dlq_and_the_rest_still_count(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.state.worker as worker_module
+
+    real = worker_module.transition
+
+    def flaky(machine: Any, inp: Any, rules: Any) -> Any:
+        if getattr(inp, "label", None) is not None and inp.label.seq == 2:
+            raise RuntimeError("boom")
+        return real(machine, inp, rules)
+
+    monkeypatch.setattr(worker_module, "transition", flaky)
+    start()
+    for s in (1, 2, 3, 4):
+        label = Label("default", s, 1000 + s * 250, "victory", 0.99, {}, "m", "w", 1.0)
+        redis_client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+    wait_until(lambda: snapshot(redis_client, keys).counts == Counts(1, 0, 0), message="3 and 4 count")
+    dlq = redis_client.xrange(Keys.dlq(keys.labels))
+    assert len(dlq) == 1 and dlq[0][1][b"seq"] == b"2" and b"boom" in dlq[0][1][b"dlq_reason"]
+    wait_until(lambda: redis_client.xpending(keys.labels, GROUP_STATE)["pending"] == 0, message="all acked")
