@@ -67,12 +67,12 @@ def metrics_ok(host: str, port: int, timeout: float = 3.0) -> bool:
         return False
 
 
-def check(targets: Iterable[tuple[str, int]]) -> tuple[bool, str]:
+def check(targets: Iterable[tuple[str, int]], timeout: float = 3.0) -> tuple[bool, str]:
     targets = list(targets)
     if not targets:
         return False, "unhealthy: the container listens on no TCP port (is <service>.metrics_port 0?)"
     for host, port in targets:
-        if metrics_ok(host, port):
+        if metrics_ok(host, port, timeout):
             return True, f"healthy: http://{host}:{port}/metrics answered 200"
     shown = ", ".join(f"{h}:{p}" for h, p in targets)
     return False, f"unhealthy: no listening port answered GET /metrics with 200 ({shown})"

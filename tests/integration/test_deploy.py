@@ -309,7 +309,7 @@ def test_healthcheck_finds_listening_ports_in_proc_net_tcp() -> None:
         assert ("127.0.0.1", listener.getsockname()[1]) in found
         assert all(port != idle.getsockname()[1] for _, port in found)
         # a listening port that does not speak HTTP /metrics is not healthy
-        ok, message = hc.check([("127.0.0.1", listener.getsockname()[1])])
+        ok, message = hc.check([("127.0.0.1", listener.getsockname()[1])], timeout=0.3)
         assert not ok and "unhealthy" in message
     ok, message = hc.check([])
     assert not ok and "no TCP port" in message
@@ -423,6 +423,12 @@ def test_every_dashboard_metric_is_exported_by_the_running_services(
 def test_image_healthcheck_is_healthy_against_every_running_service(live_stack: Stack) -> None:
     wait_for_traffic(live_stack)
     ports = [*live_stack.metrics_ports.values(), live_stack.gateway_port]
+    # what the no-argument mode (inside a container) would find and ask
+    hc = _healthcheck_module()
+    found = hc.listening([Path(p).read_text() for p in ("/proc/net/tcp", "/proc/net/tcp6") if Path(p).exists()])
+    for port in ports:
+        assert ("127.0.0.1", port) in found
+        assert hc.check([("127.0.0.1", port)]) == (True, f"healthy: http://127.0.0.1:{port}/metrics answered 200")
     for port in ports:
         out = subprocess.run(
             [sys.executable, str(deploy.HEALTHCHECK_SCRIPT), str(port)], capture_output=True, text=True, timeout=30
