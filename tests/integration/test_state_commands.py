@@ -256,3 +256,30 @@ def test_a_label_that_breaks_the_rules_goes_to_the_dlq_and_the_rest_still_count(
     dlq = redis_client.xrange(Keys.dlq(keys.labels))
     assert len(dlq) == 1 and dlq[0][1][b"seq"] == b"2" and b"boom" in dlq[0][1][b"dlq_reason"]
     wait_until(lambda: redis_client.xpending(keys.labels, GROUP_STATE)["pending"] == 0, message="all acked")
+
+
+def test_owc_state_export_and_import(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, redis_server: Any, prefix: str,
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.cli import main
+
+    monkeypatch.setattr("services.common.cliargs.setup_logging", lambda level: None)  # keep pytest's handlers
+    start()
+    assert send(redis_client, keys, type="adjust", outcome="victory", delta=2).ok
+    assert send(redis_client, keys, type="new_session").ok
+    assert send(redis_client, keys, type="adjust", outcome="defeat", delta=1, note="a, b").ok
+    conf = ["--set", f"redis.url={redis_server.url}", "--set", f"redis.prefix={prefix}"]
+    capsys.readouterr()
+    assert main(["state", "export", "--format", "csv", *conf]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("id,type,outcome") and len(lines) == 3  # header, session_started, adjusted
+    backup = tmp_path / "all.jsonl"
+    assert main(["state", "export", "--session", "all", "-o", str(backup), *conf]) == 0
+    assert len(backup.read_text().splitlines()) == 4  # two sessions of two events
+    assert main(["state", "import", str(backup), "--channel", "copy", *conf]) == 0
+    assert "imported into channel 'copy'" in capsys.readouterr().out
+    assert snapshot(redis_client, keys, "copy").counts == Counts(0, 1, 0)
+    with pytest.raises(SystemExit):
+        main(["state", "import", str(backup), "--channel", "copy", *conf])
+    assert "empty channel" in capsys.readouterr().err
