@@ -139,6 +139,8 @@ class ObsSource:
     def _on_connection_failure(self, exc: ObsError) -> float:
         """Log/count a failed or lost connection; return how long to wait."""
         kind = exc.kind
+        self.metrics.obs_connected.set(0)
+        self.health.fields["obs_connected"] = False
         if kind == "auth":
             text = (
                 f"OBS at {self.where} refused the password (obs.password / OWC_OBS__PASSWORD is wrong"

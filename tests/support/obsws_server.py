@@ -54,7 +54,7 @@ EVENT_GENERAL = 1 << 0
 EVENT_SCENES = 1 << 2
 
 
-def test_image(width: int = 1920, height: int = 1080, text: str = "OBS") -> npt.NDArray[np.uint8]:
+def make_test_image(width: int = 1920, height: int = 1080, text: str = "OBS") -> npt.NDArray[np.uint8]:
     """A picture with some structure (gradient + text), so JPEG sizes are realistic."""
     x = np.linspace(0, 255, width, dtype=np.float32)
     y = np.linspace(0, 255, height, dtype=np.float32)
@@ -96,8 +96,8 @@ class ObsWsServer:
     def __post_init__(self) -> None:
         self.sources: dict[str, FakeSource] = {}
         self.program_scene = "Scene"
-        self.add_source(FakeSource("Scene", "scene", test_image(text="Scene")))
-        self.add_source(FakeSource("Game", "image_source", test_image(text="Game")))
+        self.add_source(FakeSource("Scene", "scene", make_test_image(text="Scene")))
+        self.add_source(FakeSource("Game", "image_source", make_test_image(text="Game")))
         self.add_source(FakeSource("Mic/Aux", "pulse_input_capture", None))
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.identify_attempts = 0
@@ -182,17 +182,23 @@ class ObsWsServer:
         server, self._server = self._server, None
         if server is None:
             return
-        server.close(close_connections=False)
-        if abrupt:
-            for session in list(self._sessions):
+        server.close(close_connections=False)  # stop listening
+        for session in list(self._sessions):
+            if abrupt:
                 session.ws.transport.abort()
-        else:
-            await self._close_all(1001, "")
-        await server.wait_closed()
+            else:  # going away (1001), as OBS does when it quits
+                await self._close_session(session, 1001, "")
+        await asyncio.wait_for(server.wait_closed(), 5.0)
+
+    async def _close_session(self, session: _Session, code: int, reason: str) -> None:
+        # send the close frame; do not wait long for the client's closing handshake
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            await asyncio.wait_for(session.ws.close(code, reason), 1.0)
+        session.ws.transport.abort()
 
     async def _close_all(self, code: int, reason: str) -> None:
         for session in list(self._sessions):
-            await session.ws.close(code, reason)
+            await self._close_session(session, code, reason)
 
     async def _broadcast(self, event_type: str, data: dict[str, Any], intent: int) -> None:
         message = json.dumps({"op": 5, "d": {"eventType": event_type, "eventIntent": intent, "eventData": data}})

@@ -1,0 +1,236 @@
+"""The replay source against a real redis-server."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+
+from services.capture.metrics import CaptureMetrics
+from services.capture.replay import ReplaySource
+from services.common.keys import GROUP_INFERENCE, Keys
+from services.common.messages import Frame
+from services.common.settings import Settings
+from tests.support.obsws_server import make_test_image
+from tests.support.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def numbered(i: int, width: int, height: int) -> np.ndarray:
+    """A frame whose index can be read back after JPEG: its mean brightness."""
+    image = np.full((height, width, 3), (i * 9) % 250, np.uint8)
+    return image
+
+
+def brightness(frame: Frame) -> float:
+    image = cv2.imdecode(np.frombuffer(frame.image, np.uint8), cv2.IMREAD_COLOR)
+    return float(image.mean())
+
+
+@pytest.fixture
+def png_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    # names sort differently from creation order: the replay must sort by name
+    for i in reversed(range(12)):
+        cv2.imwrite(str(folder / f"shot_{i:04d}.png"), numbered(i, 1920, 1080))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    path = tmp_path / "match.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (640, 360))
+    assert writer.isOpened()
+    for i in range(40):  # 2 s of video at 20 fps
+        writer.write(numbered(i, 640, 360))
+    writer.release()
+    return path
+
+
+def frames_of(client: redis.Redis, keys: Keys) -> list[Frame]:
+    return [Frame.from_fields(f) for _, f in client.xrange(keys.frames)]
+
+
+def make_source(
+    settings: Settings, client: redis.Redis, keys: Keys, path: Path
+) -> tuple[ReplaySource, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return ReplaySource(path, settings.capture, client, keys, CaptureMetrics(registry)), registry
+
+
+def test_folder_of_1080p_pngs_becomes_640x360_jpegs_on_the_replay_clock(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    settings = settings_factory(capture__fps=4, capture__speed=50)
+    source, registry = make_source(settings, redis_client, keys, png_folder)
+    started = time.monotonic()
+    summary = source.run(threading.Event())
+    took = time.monotonic() - started
+    assert summary.finished and summary.published == 12
+    frames = frames_of(redis_client, keys)
+    assert len(frames) == 12
+    assert all((f.format, f.width, f.height) == ("jpg", 640, 360) for f in frames)
+    assert all(f.image[:2] == b"\xff\xd8" for f in frames)
+    # in name order, every frame
+    levels = [brightness(f) for f in frames]
+    assert levels == pytest.approx([(i * 9) % 250 for i in range(12)], abs=2)
+    seqs = [f.seq for f in frames]
+    assert seqs == list(range(seqs[0], seqs[0] + 12))
+    # replay clock: exactly 1000/fps apart although replayed 50x faster
+    assert {b.captured_at - a.captured_at for a, b in itertools.pairwise(frames)} == {250}
+    # wall-clock pacing 1/(fps*speed) = 5 ms a frame: 11 gaps take >= 55 ms
+    assert took >= 0.055
+    assert registry.get_sample_value("owc_capture_frames_published_total", {"source": "replay"}) == 12
+
+
+def test_video_at_speed_is_sampled_at_fps_with_exact_spacing(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, video: Path
+) -> None:
+    settings = settings_factory(capture__fps=5, capture__speed=20, capture__image_format="png",
+                                capture__width=320, capture__height=180)
+    source, _ = make_source(settings, redis_client, keys, video)
+    summary = source.run(threading.Event())
+    frames = frames_of(redis_client, keys)
+    # 2 s of video at 5 fps: 10 frames, every 4th video frame
+    assert summary.published == len(frames) == 10
+    assert all((f.format, f.width, f.height) == ("png", 320, 180) for f in frames)
+    assert {b.captured_at - a.captured_at for a, b in itertools.pairwise(frames)} == {200}
+    assert [brightness(f) for f in frames] == pytest.approx([(i * 4 * 9) % 250 for i in range(10)], abs=4)
+
+
+def test_loop_continues_the_replay_clock(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    settings = settings_factory(capture__fps=10, capture__speed=100, capture__loop=True)
+    source, _ = make_source(settings, redis_client, keys, png_folder)
+    summary = source.run(threading.Event(), max_messages=30)
+    assert summary.published == 30 and summary.passes == 2 and not summary.finished
+    frames = frames_of(redis_client, keys)
+    assert {b.captured_at - a.captured_at for a, b in itertools.pairwise(frames)} == {100}
+
+
+def test_fast_replay_pauses_for_inference_and_delivers_every_frame_in_order(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    small = make_test_image(160, 90)
+    for i in range(60):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), small)
+    redis_client.xgroup_create(keys.frames, GROUP_INFERENCE, id="$", mkstream=True)
+    settings = settings_factory(capture__fps=4, capture__speed=1000, capture__max_lag=5, capture__frames_maxlen=16)
+    source, registry = make_source(settings, redis_client, keys, folder)
+    seen: list[int] = []
+    max_backlog = 0
+    done = threading.Event()
+
+    def worker() -> None:  # a slow inference worker: ~100 frames/s
+        nonlocal max_backlog
+        while not done.is_set() or len(seen) < 60:
+            got = redis_client.xreadgroup(GROUP_INFERENCE, "w", {keys.frames: ">"}, count=1, block=100)
+            for _, msgs in got or []:
+                for msg_id, fields in msgs:
+                    seen.append(Frame.from_fields(fields).seq)
+                    redis_client.xack(keys.frames, GROUP_INFERENCE, msg_id)
+                    time.sleep(0.01)
+            info = redis_client.xinfo_groups(keys.frames)[0]
+            max_backlog = max(max_backlog, int(info["lag"] or 0) + int(info["pending"]))
+            if len(seen) >= 60:
+                return
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    summary = source.run(threading.Event())
+    done.set()
+    thread.join(20)
+    assert summary.published == 60
+    # nothing trimmed unread although the stream is capped at ~16 entries
+    assert len(seen) == 60
+    assert seen == sorted(seen) and len(set(seen)) == 60
+    assert summary.paused_s > 0
+    assert (registry.get_sample_value("owc_capture_replay_paused_seconds_total") or 0) > 0
+    # the backlog stayed near max_lag (one projection step of slack), far from 60
+    assert max_backlog <= 5 + 2
+
+
+def test_no_inference_worker_waits_then_gives_up(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    settings = settings_factory(capture__fps=4, capture__speed=1000, capture__max_lag=4)
+    registry = CollectorRegistry()
+    source = ReplaySource(
+        png_folder, settings.capture, redis_client, keys, CaptureMetrics(registry), no_group_wait_s=0.5
+    )
+    started = time.monotonic()
+    summary = source.run(threading.Event())
+    assert summary.finished and summary.published == 12
+    assert time.monotonic() - started >= 0.5
+
+
+def test_replay_waits_for_a_late_inference_worker(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    settings = settings_factory(capture__fps=4, capture__speed=1000, capture__max_lag=4)
+    source, _ = make_source(settings, redis_client, keys, png_folder)
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(source.run(threading.Event())), daemon=True)
+    thread.start()
+    wait_until(lambda: source.summary.published >= 4, timeout=10)
+    time.sleep(0.3)
+    assert source.summary.published == 4  # paused: nobody reads yet
+    # a worker joins at the start of the stream and drains it
+    redis_client.xgroup_create(keys.frames, GROUP_INFERENCE, id="0")
+    seen: list[int] = []
+    while len(seen) < 12:
+        got = redis_client.xreadgroup(GROUP_INFERENCE, "w", {keys.frames: ">"}, count=10, block=1000)
+        for _, msgs in got or []:
+            for msg_id, fields in msgs:
+                seen.append(Frame.from_fields(fields).seq)
+                redis_client.xack(keys.frames, GROUP_INFERENCE, msg_id)
+    thread.join(10)
+    assert seen == sorted(seen) and len(seen) == 12
+
+
+def test_owc_capture_replay_cli_exits_0_with_a_summary(
+    redis_server: object, redis_client: redis.Redis, prefix: str, keys: Keys, png_folder: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWC_")}
+    env.update(
+        OWC_REDIS__URL=redis_server.url,  # type: ignore[attr-defined]
+        OWC_REDIS__PREFIX=prefix,
+        OWC_CAPTURE__METRICS_PORT="0",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "services", "capture", "--source", f"replay:{png_folder}",
+         "--fps", "8", "--speed", "100", "--channel", "replaytest"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "replay finished: 12 frames published" in proc.stderr
+    frames = frames_of(redis_client, keys)
+    assert len(frames) == 12 and {f.channel for f in frames} == {"replaytest"}
+    health = redis_client.hgetall(keys.health("replaytest", "capture"))
+    assert health[b"frames_published"] == b"12"
+
+
+def test_owc_capture_replay_bad_path_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "services", "capture", "--source", f"replay:{tmp_path / 'nope'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"owc: replay path '{tmp_path / 'nope'}' does not exist"]

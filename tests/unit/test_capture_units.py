@@ -1,0 +1,113 @@
+"""Pure pieces of the capture service: image headers, data URIs, auth, replay parsing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from services.capture.encode import encode_image
+from services.capture.obs_source import decode_image_data
+from services.capture.obsclient import ObsClosedError, ObsRequestError, auth_response
+from services.capture.publisher import ImageError, image_size
+from services.capture.replay import ReplayError, check_replay_path, iter_frames, parse_replay_source
+
+
+def image(w: int = 64, h: int = 48) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("fmt", "size"), [("jpg", (640, 360)), ("png", (1920, 1080)), ("jpg", (8, 8))])
+def test_image_size_reads_the_header(fmt: str, size: tuple[int, int]) -> None:
+    data = encode_image(image(), fmt, *size, quality=80)  # type: ignore[arg-type]
+    assert image_size(data) == (fmt, *size)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape[:2] == (size[1], size[0])
+
+
+def test_progressive_jpeg_header() -> None:
+    ok, buf = cv2.imencode(".jpg", image(100, 50), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    assert image_size(buf.tobytes()) == ("jpg", 100, 50)
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a....", b"\xff\xd8\xff\xe0\x00\x10JFIF", b"\x89PNG\r\n\x1a\n"])
+def test_image_size_refuses_garbage(data: bytes) -> None:
+    with pytest.raises(ImageError):
+        image_size(data)
+
+
+def test_jpeg_quality_changes_size() -> None:
+    big = encode_image(image(640, 360), "jpg", 640, 360, quality=95)
+    small = encode_image(image(640, 360), "jpg", 640, 360, quality=20)
+    assert len(small) < len(big)
+
+
+def test_decode_image_data_strips_the_data_uri() -> None:
+    raw = b"\xff\xd8hello"
+    assert decode_image_data("data:image/jpg;base64," + base64.b64encode(raw).decode()) == raw
+    assert decode_image_data(base64.b64encode(raw).decode()) == raw
+    for bad in (None, "", "data:image/png;base64", "data:image/png;base64,@@@"):
+        with pytest.raises(ValueError):
+            decode_image_data(bad)
+
+
+def test_auth_response_follows_the_protocol() -> None:
+    password, salt, challenge = "supersecretpassword", "PZVbYpvAnZut2SS6JNJytDm9", "ztTBnnuqrqaKDzRM3xcVdbYm"
+    secret = base64.b64encode(hashlib.sha256((password + salt).encode()).digest()).decode()
+    expected = base64.b64encode(hashlib.sha256((secret + challenge).encode()).digest()).decode()
+    assert auth_response(password, salt, challenge) == expected
+    assert auth_response(password, challenge, salt) != expected
+
+
+def test_error_kinds() -> None:
+    assert ObsClosedError(4009, "Authentication failed.").kind == "auth"
+    assert ObsClosedError(4011, "").kind == "kicked"
+    assert ObsClosedError(None, "reset").kind == "closed"
+    assert ObsRequestError("GetSourceScreenshot", 600, "x").kind == "source_missing"
+    assert ObsRequestError("GetSourceScreenshot", 602, "x").kind == "not_video"
+    assert ObsRequestError("GetSourceScreenshot", 702, "x").kind == "render_failed"
+    assert ObsRequestError("GetSourceScreenshot", 402, "x").kind == "request"
+
+
+def test_parse_replay_source() -> None:
+    assert parse_replay_source("obs") is None
+    assert parse_replay_source("replay:/a/b") == Path("/a/b")
+    for bad in ("replay:", "file:/a", "OBS"):
+        with pytest.raises(ReplayError):
+            parse_replay_source(bad)
+
+
+def test_check_replay_path_messages(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match="does not exist"):
+        check_replay_path(tmp_path / "missing")
+    with pytest.raises(ReplayError, match=r"no \.png/\.jpg images"):
+        check_replay_path(tmp_path)
+    (tmp_path / "x.mp4").write_bytes(b"not a video")
+    with pytest.raises(ReplayError, match="neither a folder nor a video"):
+        check_replay_path(tmp_path / "x.mp4")
+
+
+def test_video_is_sampled_at_the_replay_fps(tmp_path: Path) -> None:
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(90):  # 3 s at 30 fps
+        writer.write(np.full((48, 64, 3), i * 2, np.uint8))
+    writer.release()
+    frames = list(iter_frames(path, fps=4))
+    # 0, 0.25, …, 2.75 s: 12 frames, video frames 0, 8 (7.5 rounded up), 15, 23, …
+    assert len(frames) == 12
+    expected = [int(np.ceil(k * 7.5)) * 2 for k in range(12)]
+    assert [float(f.mean()) for f in frames] == pytest.approx(expected, abs=3)
+
+
+def test_folder_order_and_unreadable_files(tmp_path: Path) -> None:
+    for name, level in (("b.png", 20), ("a.jpg", 10), ("c.PNG", 30)):
+        cv2.imwrite(str(tmp_path / name.lower()), np.full((8, 8, 3), level, np.uint8))
+    (tmp_path / "d.png").write_bytes(b"broken")
+    levels = [float(f.mean()) for f in iter_frames(tmp_path, fps=1)]
+    assert levels == pytest.approx([10, 20, 30], abs=2)
