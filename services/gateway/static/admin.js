@@ -64,6 +64,7 @@ async function command(path, body, okText) {
 function render(status) {
   for (const key of Object.values(COUNT_KEYS)) {
     document.querySelector(`[data-count="${key}"]`).textContent = String(status[key]);
+    document.querySelector(`#set-form input[name="${key}"]`).placeholder = String(status[key]);
   }
   $("rate").textContent = formatRate(status.win_rate);
   const s = status.streak || {};
