@@ -143,11 +143,15 @@ def test_hot_standby_takes_over_when_the_leader_is_killed(
     procs.append(b)
     first = send(redis_client, keys, Command("c1", "default", "adjust", outcome="victory", delta=1))
     assert first.ok
-    # the metrics endpoint of the active writer
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    # the metrics endpoint of the active writer (counted just after the commit that sent the reply)
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    wait_until(lambda: 'owc_state_commands_total{result="ok",type="adjust"} 1.0' in scrape(), message="metrics")
+    text = scrape()
     assert "owc_state_lease_holder 1.0" in text
-    assert 'owc_state_commands_total{result="ok",type="adjust"} 1.0' in text
+    assert 'owc_state_phase{channel="default",phase="ready"} 1.0' in text
     health = wait_until(lambda: redis_client.hgetall(keys.health("default", "state")), message="health record")
     assert health[b"phase"] == b"ready" and health[b"lease_holder"].decode().split("-")[-2] == str(a.pid)
     # b waits as a standby: the lease stays with a
