@@ -22,9 +22,12 @@ COPY models/ models/
 
 # 3. The code. Editable install: the `owc` command imports from /app, so the
 #    default model path (<project>/models/…) resolves to the baked-in model.
+#    Byte-compiled here because the non-root user cannot write /app at run time;
+#    the last line fails the build if a service module does not import.
 COPY README.md ./
 COPY services/ services/
 RUN pip install --no-deps -e . \
+    && python -m compileall -q services \
     && python -c "import services.cli; services.cli.build_parser()"
 
 # One health check for every service: GET /metrics on the port(s) the container listens on
