@@ -349,11 +349,17 @@ def _ready(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
     return _push_undo(m, UndoEntry(m.last_event_id, "detected", outcome, 1, before, ""))
 
 
-def _waiting(m: Machine, label: Label, rules: Rules) -> Machine:
+def _rearm(m: Machine) -> Machine:
+    return _clear_frames(replace(m, phase="ready", none_run=0, cooldown_until=None, detected_at=None))
+
+
+def _waiting(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
+    if rules.required_none == 0:  # (the setting was lowered while this channel was waiting)
+        return _ready(_rearm(m), label, rules, em)
     if label.label == "none":
         run = m.none_run + 1
         if run >= rules.required_none:
-            return _clear_frames(replace(m, phase="ready", none_run=0, cooldown_until=None, detected_at=None))
+            return _rearm(m)
         return replace(m, none_run=run)
     if label.outcome is not None:  # any outcome, whatever its confidence: the banner may still be up
         return replace(m, none_run=0)
@@ -375,12 +381,9 @@ def _on_label(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
             return m
         # the cooldown is over (or the capture clock was reset): handle the frame as in waiting_for_none
         m = replace(m, phase="waiting_for_none", none_run=0)
-        if rules.required_none == 0:
-            m = _clear_frames(replace(m, phase="ready", cooldown_until=None, detected_at=None))
-            return _ready(m, label, rules, em)
-        return _waiting(m, label, rules)
+        return _waiting(m, label, rules, em)
     if m.phase == "waiting_for_none":
-        return _waiting(m, label, rules)
+        return _waiting(m, label, rules, em)
     if prev_at is not None and t < prev_at:
         m = _clear_frames(m)  # frame time went backwards: a streak cannot span it
     return _ready(m, label, rules, em)

@@ -283,3 +283,15 @@ def test_owc_state_export_and_import(
     with pytest.raises(SystemExit):
         main(["state", "import", str(backup), "--channel", "copy", *conf])
     assert "empty channel" in capsys.readouterr().err
+
+
+def test_run_returns_after_max_messages(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings]
+) -> None:
+    for s in (1, 2, 3):
+        label = Label("default", s, 1000 + s * 250, "none", 0.99, {}, "m", "w", 1.0)
+        redis_client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+    worker = StateWorker(redis_client, keys, settings_factory(state__reorder_window_ms=0))
+    assert worker.run(threading.Event(), max_messages=3) == 3
+    assert redis_client.get(keys.lease("state")) is None  # released on the way out
+    assert json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD) or b"")["last_seq"] == 3

@@ -142,6 +142,13 @@ def test_label_rules(steps: list[Any], rules: Rules, detected: list[str], phase:
     assert r.machine.counts == fold_counts(r.events)
 
 
+def test_lowering_required_none_while_waiting_rearms() -> None:
+    waiting = run([lab(V, 0), lab(V, 250), lab(N, 10_250)]).machine
+    assert waiting.phase == "waiting_for_none"
+    r = run([lab(D, 11_000), lab(D, 11_250)], replace(RULES, required_none=0), machine=waiting)
+    assert r.detections == [D]
+
+
 def test_detection_event_fields_and_cooldown_on_frame_time() -> None:
     r = run([lab(V, 1000, 0.97), lab(V, 1250, 0.93)])
     first, det = r.events
