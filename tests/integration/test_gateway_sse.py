@@ -259,3 +259,36 @@ def test_owc_gateway_stops_promptly_with_sse_clients_connected(
         if proc.alive():
             proc.stop(kill=True)
     assert "Traceback" not in proc.log()
+
+
+@pytest.mark.slow
+def test_streams_recover_after_a_redis_restart(tmp_path: Path, own_redis: RedisServer) -> None:
+    prefix = f"rr{uuid.uuid4().hex[:6]}"
+    state = start_state(tmp_path / "state", own_redis.url, prefix)
+    settings = load_settings(overrides={"redis.url": own_redis.url, "redis.prefix": prefix}).settings
+    gw = GatewayThread(settings, tmp_path).start()
+    try:
+        first = adjust(gw, "default")
+        reader = SSEReader(events_url(gw, "default")).start()
+        assert reader.next().id == first
+        own_redis.restart()
+        # the open stream either survives (its channel reader retries) or ends; a resume gets the rest
+        wait_until(lambda: httpx.get(f"{gw.url}/readyz").status_code == 200, timeout=20, message="readyz")
+        second = wait_until(lambda: _try_adjust(gw), timeout=30, message="a command after the Redis restart")
+        resumed = SSEReader(events_url(gw, "default"), headers={"Last-Event-ID": first}).start()
+        try:
+            resumed.next()
+            assert resumed.next_with_id().id == second
+            third = adjust(gw, "default", "draw")
+            assert resumed.next_with_id().id == third  # live again: the channel reader recovered
+        finally:
+            resumed.close()
+            reader.close()
+    finally:
+        gw.stop()
+        state.stop()
+
+
+def _try_adjust(gw: GatewayThread) -> str | None:
+    r = post_json(gw.url, "/api/v1/channels/default/adjust", {"outcome": "defeat"})
+    return str(r.json()["event_id"]) if r.status_code == 200 else None

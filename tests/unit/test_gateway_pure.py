@@ -61,3 +61,23 @@ def test_error_sentences() -> None:
     assert _describe_error({"type": "literal_error", "loc": ("body", "outcome"), "msg": "Input should be"}) == (
         "outcome: Input should be"
     )
+
+
+def test_a_client_that_falls_behind_is_dropped_not_blocking() -> None:
+    import asyncio
+
+    from services.gateway.hub import CLIENT_QUEUE, Client, Message
+
+    async def scenario() -> None:
+        client = Client()
+        for i in range(CLIENT_QUEUE):
+            client.offer(Message(f"{i}-0", "{}"))
+        assert not client.dropped
+        client.offer(Message("overflow-0", "{}"))  # never blocks the hub
+        assert client.dropped
+        items = [client.queue.get_nowait() for _ in range(client.queue.qsize())]
+        assert items[-1] is None  # the end marker is there: the client's stream ends, the browser resumes
+        client.offer(Message("later-0", "{}"))
+        assert client.queue.empty()
+
+    asyncio.run(scenario())

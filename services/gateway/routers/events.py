@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from redis.exceptions import RedisError
 
 from services.gateway.deps import ChannelDep, DefaultChannelDep, RuntimeDep
 from services.gateway.hub import client_stream, valid_last_event_id
 from services.gateway.models import ErrorOut
 
+log = logging.getLogger("owc.gateway.sse")
 router = APIRouter(tags=["events"])
 RETRY_MS = 1000
 
@@ -29,12 +32,16 @@ async def _stream(
 ) -> AsyncIterator[ServerSentEvent]:
     resume = valid_last_event_id(header) or valid_last_event_id(query)
     first = True
-    async for item in client_stream(runtime.hubs, ch, resume, runtime.settings.gateway.sse_ping_s):
-        if isinstance(item, str):
-            yield ServerSentEvent(comment=item)
-            continue
-        yield ServerSentEvent(raw_data=item.data, id=item.id, retry=RETRY_MS if first else None)
-        first = False
+    try:
+        async for item in client_stream(runtime.hubs, ch, resume, runtime.settings.gateway.sse_ping_s):
+            if isinstance(item, str):
+                yield ServerSentEvent(comment=item)
+                continue
+            yield ServerSentEvent(raw_data=item.data, id=item.id, retry=RETRY_MS if first else None)
+            first = False
+    except (RedisError, OSError) as exc:
+        # end the stream; the browser reconnects (after `retry`) and resumes from its last id
+        log.warning("SSE stream of channel %s ended: Redis is not reachable (%s)", ch, exc)
 
 
 @router.get(
