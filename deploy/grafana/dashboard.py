@@ -96,6 +96,9 @@ def stat(title: str, description: str, tgts: list[dict[str, Any]], unit: str = "
     }
     if decimals is not None:
         defaults["decimals"] = decimals
+    for t in tgts:  # a stat shows one number: ask Prometheus for the instant value only
+        t["instant"] = True
+        t["range"] = False
     return {
         "type": "stat", "title": title, "description": description, "datasource": DATASOURCE,
         "targets": tgts, "fieldConfig": {"defaults": defaults, "overrides": []},
@@ -262,7 +265,7 @@ def build() -> dict[str, Any]:
         "templating": {"list": [{
             "name": "channel", "label": "Channel", "type": "query", "datasource": DATASOURCE,
             "definition": "label_values(owc_state_phase, channel)",
-            "query": {"query": "label_values(owc_state_phase, channel)", "refId": "channel"},
+            "query": "label_values(owc_state_phase, channel)",
             "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1,
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
         }]},
