@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -31,8 +30,8 @@ import pytest
 from services.cli import build_parser
 from services.common.settings import Settings, describe_fields, load_settings
 from tests.support import deploy
+from tests.support.deploy import start_stack, wait_for_traffic
 from tests.support.stack import Stack
-from tests.support.waiting import wait_until
 
 needs_compose = pytest.mark.skipif(
     deploy.docker_compose() is None, reason="docker-compose is not installed (make test installs it)"
@@ -340,56 +339,6 @@ def test_dockerfile_layers_and_runtime() -> None:
 
 
 # ---- live: the dashboard's metrics exist in the services' /metrics --------------------------
-
-
-def shipped_or_synthetic_model(tmp: Path) -> tuple[Path, str]:
-    """The shipped model if it exists, else a generated untrained one with the same I/O contract."""
-    shipped = deploy.REPO / "models" / "victory_classifier.onnx"
-    if shipped.exists():
-        return shipped, "shipped"
-    if importlib.util.find_spec("onnx") is None:
-        pytest.skip("models/victory_classifier.onnx is not there yet and onnx (dev dependency) is missing")
-    from services.inference.synthetic_model import write_synthetic_model
-
-    return write_synthetic_model(tmp / "model" / "synthetic.onnx"), "synthetic"
-
-
-def start_stack(tmp: Path) -> Stack:
-    frames = deploy.write_replay_frames(tmp / "frames")
-    model, _ = shipped_or_synthetic_model(tmp)
-    stack = Stack(
-        tmp / "stack",
-        "--source", f"replay:{frames}", "--loop", "--fps", "4",
-        settings={"inference.model": str(model), "redis.prefix": f"t{os.urandom(5).hex()}"},
-    )
-    return stack.start()
-
-
-def metrics_urls(stack: Stack) -> dict[str, str]:
-    urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in stack.metrics_ports.items()}
-    urls["gateway"] = f"{stack.base_url}/metrics"
-    return urls
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return str(resp.read().decode())
-
-
-def wait_for_traffic(stack: Stack) -> dict[str, str]:
-    """Wait until every service answers /metrics and frames flow through inference; return the pages."""
-    urls = metrics_urls(stack)
-    stack.get_json("/api/v1/channels/default/status")  # a request for the gateway's HTTP metrics
-
-    def pages() -> dict[str, str]:
-        texts = {name: fetch(url) for name, url in urls.items()}
-        processed = re.search(r"^owc_inference_frames_processed_total ([0-9.e+]+)$", texts["inference"], re.M)
-        return texts if processed and float(processed.group(1)) > 0 else {}
-
-    result: dict[str, str] = wait_until(
-        pages, timeout=60, interval=0.5, message=f"all /metrics up and frames classified (log: {stack.log_path})"
-    )
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_deploy import start_stack, wait_for_traffic
 from tests.support import deploy
+from tests.support.deploy import start_stack, wait_for_traffic
 from tests.support.ports import free_port
 from tests.support.stack import Stack
 from tests.support.waiting import wait_until

@@ -8,15 +8,22 @@ merged it, i.e. exactly as Docker would run it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.stack import Stack
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
@@ -207,3 +214,56 @@ def write_replay_frames(folder: Path, count: int = 6) -> Path:
         img = rng.integers(0, 255, size=(360, 640, 3), dtype=np.uint8)
         cv2.imwrite(str(folder / f"frame_{i:03d}.jpg"), img)
     return folder
+
+
+# ---- a live stack (`owc run`) ---------------------------------------------------------
+
+
+def shipped_or_synthetic_model(tmp: Path) -> tuple[Path, str]:
+    """The shipped model if it exists, else a generated untrained one with the same I/O contract."""
+    shipped = REPO / "models" / "victory_classifier.onnx"
+    if shipped.exists():
+        return shipped, "shipped"
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip("models/victory_classifier.onnx is not there yet and onnx (dev dependency) is missing")
+    from services.inference.synthetic_model import write_synthetic_model
+
+    return write_synthetic_model(tmp / "model" / "synthetic.onnx"), "synthetic"
+
+
+def start_stack(tmp: Path) -> Stack:
+    frames = write_replay_frames(tmp / "frames")
+    model, _ = shipped_or_synthetic_model(tmp)
+    stack = Stack(
+        tmp / "stack",
+        "--source", f"replay:{frames}", "--loop", "--fps", "4",
+        settings={"inference.model": str(model), "redis.prefix": f"t{os.urandom(5).hex()}"},
+    )
+    return stack.start()
+
+
+def metrics_urls(stack: Stack) -> dict[str, str]:
+    urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in stack.metrics_ports.items()}
+    urls["gateway"] = f"{stack.base_url}/metrics"
+    return urls
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def wait_for_traffic(stack: Stack) -> dict[str, str]:
+    """Wait until every service answers /metrics and frames flow through inference; return the pages."""
+    urls = metrics_urls(stack)
+    stack.get_json("/api/v1/channels/default/status")  # a request for the gateway's HTTP metrics
+
+    def pages() -> dict[str, str]:
+        texts = {name: fetch(url) for name, url in urls.items()}
+        processed = re.search(r"^owc_inference_frames_processed_total ([0-9.e+]+)$", texts["inference"], re.M)
+        return texts if processed and float(processed.group(1)) > 0 else {}
+
+    result: dict[str, str] = wait_until(
+        pages, timeout=60, interval=0.5, message=f"all /metrics up and frames classified (log: {stack.log_path})"
+    )
+    return result
