@@ -338,6 +338,17 @@ def test_dockerfile_layers_and_runtime() -> None:
                        for a in allowed), f".dockerignore excludes {src}"
 
 
+def test_image_bakes_in_the_shipped_model() -> None:
+    model = deploy.REPO / "models" / "victory_classifier.onnx"
+    if not model.exists():
+        pytest.skip("models/victory_classifier.onnx is not trained yet: `docker compose build` needs it")
+    meta = model.with_suffix(".json")
+    assert meta.exists(), "the model's metadata must sit beside it"
+    json.loads(meta.read_text())
+    allowed = {ln[1:] for ln in (deploy.REPO / ".dockerignore").read_text().splitlines() if ln.startswith("!")}
+    assert {"models/victory_classifier.onnx", "models/victory_classifier.json"} <= allowed
+
+
 # ---- live: the dashboard's metrics exist in the services' /metrics --------------------------
 
 
