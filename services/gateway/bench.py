@@ -176,7 +176,13 @@ async def measure(args: argparse.Namespace, port: int, keys: Keys, redis_proc: R
         c.task = asyncio.create_task(c.run())
         if i % 50 == 49:
             await asyncio.sleep(0.05)  # don't SYN-flood the accept queue
-    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), 60)
+    deadline = time.monotonic() + 60
+    while not all(c.connected.is_set() for c in clients):
+        failed = [c.task.exception() for c in clients if c.task is not None and c.task.done() and not c.task.cancelled()]
+        if failed or time.monotonic() > deadline:
+            done = sum(c.connected.is_set() for c in clients)
+            raise SystemExit(f"only {done}/{len(clients)} SSE clients connected ({failed[:1] or 'timeout'})")
+        await asyncio.sleep(0.05)
     log(f"{args.clients} clients connected; sending {args.events} commands one at a time")
 
     event_ids: list[str] = []

@@ -249,7 +249,8 @@ async def client_stream(
                 break
         while not hubs.closed:
             try:
-                message = await asyncio.wait_for(client.queue.get(), ping_s)
+                async with asyncio.timeout(ping_s):  # unlike wait_for, no extra task per message
+                    message = await client.queue.get()
             except TimeoutError:
                 yield "ping"
                 continue
