@@ -30,6 +30,12 @@ def ensure_group(client: redis.Redis, stream: str, group: str, start_id: str = "
             raise
 
 
+def _id_key(eid: bytes | str) -> tuple[int, int]:
+    text = eid.decode() if isinstance(eid, bytes) else eid
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 @dataclass(slots=True)
 class Delivery:
     id: bytes
@@ -84,8 +90,10 @@ class GroupConsumer:
         if not claimed:
             return []
         ids = [eid for eid, _ in claimed]
+        # stream ids compare as (ms, seq) numbers, not as strings: b"5-10" < b"5-9"
+        ordered = sorted(ids, key=_id_key)
         pending = self.client.xpending_range(
-            self.stream, self.group, min=min(ids), max=max(ids), count=len(ids) * 4 + 10,
+            self.stream, self.group, min=ordered[0], max=ordered[-1], count=len(ids) * 4 + 10,
             consumername=self.consumer,
         )
         counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}

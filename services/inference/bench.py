@@ -142,8 +142,10 @@ def _worker_main(
     threading.Thread(target=relay, daemon=True).start()
     ready.set()
     go.wait()
+    cpu0 = time.process_time()
     worker.run(stop)
-    results.send(batches)
+    cpu_used = time.process_time() - cpu0
+    results.send((batches, cpu_used))
     results.close()
     client.close()
 
@@ -224,9 +226,12 @@ def run_once(
             print(file=sys.stderr)
         stop.set()
         batches: list[tuple[float, float, int]] = []
+        cpu_s = 0.0
         for recv, _send in pipes:
             if recv.poll(60):
-                batches += recv.recv()
+                got, cpu = recv.recv()
+                batches += got
+                cpu_s += cpu
         for p in procs:
             p.join(30)
     finally:
@@ -254,6 +259,9 @@ def run_once(
         "p50_ms": round(_percentile(lat, 50), 3),
         "p99_ms": round(_percentile(lat, 99), 3),
         "per_frame_ms": round((last - first) * 1000.0 * workers / total, 3),
+        # CPU time of the worker processes (includes their idle polling at the end): what a
+        # frame costs a core whatever else runs on the machine
+        "worker_cpu_ms_per_frame": round(cpu_s * 1000.0 / total, 3),
         "mean_batch": round(handled / len(batches), 2),
     }
 

@@ -167,7 +167,7 @@ class InferenceWorker:
     def _count_dead_letters(self) -> None:
         new = self.consumer.dead_lettered - self._dead_seen
         if new:
-            metrics.DROPPED.labels("dead_letter").inc(new)
+            metrics.DROPPED_DEAD_LETTER.inc(new)
             self._dead_seen = self.consumer.dead_lettered
 
     def _housekeeping(self) -> None:
@@ -208,7 +208,7 @@ class InferenceWorker:
                     acks.append(delivery.id)
                 continue
             if now_ms - frame.captured_at > max_age:
-                metrics.DROPPED.labels("stale").inc()
+                metrics.DROPPED_STALE.inc()
                 acks.append(delivery.id)
                 continue
             try:
@@ -224,8 +224,8 @@ class InferenceWorker:
             except Exception:
                 log.exception("frame %s (%s #%d) failed; it will be retried", delivery.id_str, frame.channel, frame.seq)
                 continue
-            metrics.STAGE_SECONDS.labels("decode").observe(t1 - t0)
-            metrics.STAGE_SECONDS.labels("preprocess").observe(t2 - t1)
+            metrics.DECODE_SECONDS.observe(t1 - t0)
+            metrics.PREPROCESS_SECONDS.observe(t2 - t1)
             ready.append(_Ready(delivery, frame, tensor, t2 - t0))
 
         if ready:
@@ -249,7 +249,7 @@ class InferenceWorker:
         preds = self.classifier.postprocess(probs)
         acks: list[bytes] = []
         for item, pred in zip(ready, preds, strict=True):
-            metrics.STAGE_SECONDS.labels("model").observe(per_frame)
+            metrics.MODEL_SECONDS.observe(per_frame)
             self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + per_frame)
             acks.append(item.delivery.id)
         return acks
@@ -266,7 +266,7 @@ class InferenceWorker:
             )
             return []
         dt = time.perf_counter() - t0
-        metrics.STAGE_SECONDS.labels("model").observe(dt)
+        metrics.MODEL_SECONDS.observe(dt)
         self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + dt)
         return [item.delivery.id]
 
@@ -299,7 +299,7 @@ class InferenceWorker:
         if msg.outcome is not None:
             pipe.set(self.keys.detframe(frame.channel, frame.seq), frame.image, ex=self.settings.detframe_ttl_s)
         metrics.FRAMES.inc()
-        metrics.LABELS.labels(label).inc()
+        metrics.LABELS_BY_CLASS[label].inc()
         self._note(frame.channel, label, confidence)
 
     def _poison(self, pipe: redis.client.Pipeline, delivery: Delivery, reason: str) -> bool:
@@ -320,7 +320,7 @@ class InferenceWorker:
 
     def _error_label(self, pipe: redis.client.Pipeline, channel: str, seq: int, captured_at: int, reason: str) -> None:
         log.warning("frame %s #%d: %s; publishing an error label", channel, seq, reason)
-        metrics.DROPPED.labels("poison").inc()
+        metrics.DROPPED_POISON.inc()
         label: LabelName = "error"
         msg = Label(
             channel=channel,
@@ -338,7 +338,7 @@ class InferenceWorker:
             self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
             maxlen=self.settings.labels_maxlen, approximate=True,
         )
-        metrics.LABELS.labels(label).inc()
+        metrics.LABELS_BY_CLASS[label].inc()
         self._note(channel, label, 0.0)
 
     # health ---------------------------------------------------------------

@@ -198,8 +198,15 @@ def test_kill_9_worker_pending_frames_are_reclaimed_by_another(
         assert labelled_before and len(labelled_before) < total
         b = _spawn_worker(redis_server.url, keys.prefix, model, "rescuer",
                           "--set", "inference.batch_size=16", "--set", "inference.claim_idle_ms=500")
-        wait_until(lambda: redis_client.xlen(keys.labels) >= total and pending(redis_client, keys) == 0,
-                   timeout=45, message="all frames labelled after the kill")
+        try:
+            wait_until(lambda: redis_client.xlen(keys.labels) >= total and pending(redis_client, keys) == 0,
+                       timeout=45, message="all frames labelled after the kill")
+        except AssertionError:
+            b.kill()
+            out = b.communicate(timeout=10)[0].decode(errors="replace")[-3000:]
+            info = redis_client.xinfo_groups(keys.frames)
+            n = redis_client.xlen(keys.labels)
+            raise AssertionError(f"labels={n} groups={info}\nrescuer log:\n{out}") from None
         got = labels(redis_client, keys)
         assert sorted(lb.seq for lb in got) == list(range(total))  # nothing lost, nothing twice
         entries = {eid: Frame.from_fields(f).seq for eid, f in redis_client.xrange(keys.frames)}
