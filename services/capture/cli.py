@@ -91,7 +91,7 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--obs-port", type=int, default=None, help="its obs-websocket port (obs.port)")
     p.add_argument("--obs-password", default=None, help="its password (obs.password)")
     p.add_argument("--source", default=None, help="source to capture (obs.source; empty: program scene)")
-    p.add_argument("--requests", type=int, default=20, help="round trips per configuration (default 20)")
+    p.add_argument("--requests", type=int, default=10, help="round trips per configuration (default 10)")
     p.add_argument("--media", default=None, help="image or video shown by the started OBS")
     add_config_args(p)
     p.set_defaults(handler=run_bench)

@@ -1,4 +1,4 @@
-"""A real OBS Studio for end-to-end tests and benches: headless, private, disposable.
+"""A real OBS Studio for end-to-end tests, benches and demos: headless, private, disposable.
 
 ``ObsInstance(tmpdir, port, password, media_path).start()`` writes a private
 ``HOME`` (``~/.config/obs-studio``: obs-websocket enabled on ``port`` with
@@ -11,6 +11,8 @@ would (SIGTERM), ``kill()`` is a crash (SIGKILL); ``start()`` again brings
 the same OBS back on the same port.
 
 Needs the Debian packages ``obs-studio``, ``xvfb`` and ``libgl1-mesa-dri``.
+The tests use it as ``tests.support.obs``; ``owc bench capture`` starts one
+when no ``--obs-host`` is given.
 """
 
 from __future__ import annotations
