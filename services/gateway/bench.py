@@ -178,7 +178,11 @@ async def measure(args: argparse.Namespace, port: int, keys: Keys, redis_proc: R
             await asyncio.sleep(0.05)  # don't SYN-flood the accept queue
     deadline = time.monotonic() + 60
     while not all(c.connected.is_set() for c in clients):
-        failed = [c.task.exception() for c in clients if c.task is not None and c.task.done() and not c.task.cancelled()]
+        failed = [
+            c.task.exception() or "stream ended"
+            for c in clients
+            if c.task is not None and c.task.done() and not c.task.cancelled()
+        ]
         if failed or time.monotonic() > deadline:
             done = sum(c.connected.is_set() for c in clients)
             raise SystemExit(f"only {done}/{len(clients)} SSE clients connected ({failed[:1] or 'timeout'})")
