@@ -234,6 +234,10 @@ async def client_stream(
         snap = await store.snapshot(channel)
         health = await store.health(channel)
         first = stream_message(channel, snap, None, health)
+        if last_event_id is not None and newer(last_event_id, await store.last_stream_id(channel)):
+            # an id from the future: Redis was wiped or the prefix changed under an open overlay.
+            # Start afresh, or every new event would look "already seen".
+            last_event_id = None
         if last_event_id is None:
             last_sent = first.id or await store.last_stream_id(channel)
             yield first

@@ -292,3 +292,16 @@ def test_streams_recover_after_a_redis_restart(tmp_path: Path, own_redis: RedisS
 def _try_adjust(gw: GatewayThread) -> str | None:
     r = post_json(gw.url, "/api/v1/channels/default/adjust", {"outcome": "defeat"})
     return str(r.json()["event_id"]) if r.status_code == 200 else None
+
+
+def test_a_last_event_id_from_the_future_starts_afresh(gateway: GatewayThread, channel: str) -> None:
+    """E.g. Redis was wiped under an overlay that stayed open: it must not ignore every new event."""
+    current = adjust(gateway, channel)
+    reader = SSEReader(events_url(gateway, channel), headers={"Last-Event-ID": "99999999999999-0"}).start()
+    try:
+        snap = reader.next()
+        assert snap.id == current  # a normal snapshot, which resets the browser's last id
+        nxt = adjust(gateway, channel, "defeat")
+        assert reader.next_with_id().id == nxt
+    finally:
+        reader.close()
