@@ -151,6 +151,8 @@ def test_overlay_custom_css_query_params_and_local_font(
             page.evaluate("getComputedStyle(document.getElementById('owc')).getPropertyValue('--owc-scale')").strip()
             == "2"
         )
+        box = page.locator(".owc").bounding_box()
+        assert box is not None and box["height"] > 100, box  # scale=2 grows the layout (nothing clipped)
         page.evaluate("document.fonts.ready")
         assert page.evaluate("document.fonts.check('40px \"Bebas Neue\"')")
         # everything is served by the gateway itself: no CDN
