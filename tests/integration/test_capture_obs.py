@@ -385,3 +385,55 @@ def test_redis_outage_is_survived(
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_owc_capture_cli_serves_metrics_and_stops_on_sigterm(
+    redis_server: Any, redis_client: redis.Redis, prefix: str, keys: Keys, obs_server: ObsWsServer
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from tests.support.ports import free_port
+
+    metrics_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWC_")}
+    env.update(
+        OWC_REDIS__URL=redis_server.url,
+        OWC_REDIS__PREFIX=prefix,
+        OWC_OBS__PORT=str(obs_server.port),
+        OWC_OBS__PASSWORD="s3cret",
+        OWC_CAPTURE__METRICS_PORT=str(metrics_port),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services", "capture", "--channel", "cli", "--set", "capture.interval_ms=100"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: redis_client.xlen(keys.frames) >= 3, timeout=30, message="frames from the CLI")
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as resp:
+                return str(resp.read().decode())
+
+        text = wait_until(lambda: "owc_capture_frames_published_total" in scrape() and scrape(), timeout=10)
+        assert 'owc_capture_frames_published_total{source="obs"}' in text
+        assert "owc_capture_obs_connected 1.0" in text
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err
+        assert "received SIGTERM, stopping" in err
+        assert "capture stopped:" in err
+        assert "s3cret" not in err  # the password never reaches the log
+        frames = [Frame.from_fields(f) for _, f in redis_client.xrange(keys.frames)]
+        assert {f.channel for f in frames} == {"cli"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
