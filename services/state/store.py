@@ -12,6 +12,8 @@ does, so a deposed writer can never commit.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +39,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Take the lease from a holder known to be dead (compare-and-set).
+_STEAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -57,11 +67,43 @@ class ConflictError(RuntimeError):
     """The channel's log changed under us (another writer): reload and retry."""
 
 
-def new_holder_id() -> str:
-    import os
-    import socket
+def _pid_namespace() -> str:
+    """The PID namespace id on Linux (containers sharing a hostname differ here), else ''."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return "".join(ch for ch in link if ch.isdigit())
 
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+def new_holder_id() -> str:
+    """``host-pid-ns.random``: who holds the lease, and enough to tell whether it still runs."""
+    return f"{socket.gethostname()}-{os.getpid()}-{_pid_namespace()}.{uuid.uuid4().hex[:6]}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True only when ``holder`` was a process of this host and PID namespace that no longer runs.
+
+    Same host, namespace and pid as ours but another id: an earlier
+    incarnation. Same host and namespace, a pid that does not exist: it died.
+    Anything else (another host or namespace, a live pid, even a reused one,
+    an id without a namespace): not known to be dead, the lease is left to expire.
+    """
+    parts = holder.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or "." not in parts[2]:
+        return False
+    host, pid, ns = parts[0], int(parts[1]), parts[2].split(".", 1)[0]
+    if host != socket.gethostname() or not ns or ns != _pid_namespace():
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 @dataclass
@@ -72,7 +114,16 @@ class Lease:
     ttl_ms: int
 
     def acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.holder, nx=True, px=self.ttl_ms))
+        """Take the lease if it is free, or held by a process of this host that is gone."""
+        if self.client.set(self.key, self.holder, nx=True, px=self.ttl_ms):
+            return True
+        current = self.current()
+        if current is None or current == self.holder or not holder_is_dead(current):
+            return False
+        if self.client.eval(_STEAL, 1, self.key, current, self.holder, self.ttl_ms):
+            log.warning("took over the lease of %s: that process no longer runs on this host", current)
+            return True
+        return False
 
     def renew(self) -> bool:
         return bool(self.client.eval(_RENEW, 1, self.key, self.holder, self.ttl_ms))

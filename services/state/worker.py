@@ -3,9 +3,9 @@
 Single-threaded on purpose: one instance holds the lease and does
 everything (reads, rules, commits, lease renewal) in one loop, so there is
 no lock and no race between a renewal and a commit. A second instance
-waits as a hot standby, trying ``SET NX`` every second or so; when the
+waits as a hot standby, trying ``SET NX`` twice a second; when the
 leader dies its lease expires and the standby takes over within about
-``lease_ttl_ms`` + 1 s. The active writer always uses the same consumer
+``lease_ttl_ms`` + 0.5 s. The active writer always uses the same consumer
 name, so a new leader first re-reads the pending entries the old one had
 not acked (nothing to wait for) before reading new ones.
 """
@@ -85,7 +85,7 @@ class StateWorker:
         self.processed = 0
         self._read_history = True
         self._renew_every_s = s.lease_ttl_ms / 3000.0
-        self._standby_poll_s = min(1.0, s.lease_ttl_ms / 5000.0)
+        self._standby_poll_s = min(0.5, s.lease_ttl_ms / 10000.0)
         self._next_renew = 0.0
         self._next_health = 0.0
 

@@ -295,3 +295,27 @@ def test_run_returns_after_max_messages(
     assert worker.run(threading.Event(), max_messages=3) == 3
     assert redis_client.get(keys.lease("state")) is None  # released on the way out
     assert json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD) or b"")["last_seq"] == 3
+
+
+def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_at_once(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    import os
+    import subprocess
+
+    from services.state.store import Lease, new_holder_id
+
+    mine = new_holder_id()
+    host, _pid, tail = mine.rsplit("-", 2)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    key = keys.lease("state")
+    lease = Lease(redis_client, key, mine, 60_000)
+    # held by a live process (our parent) or by another host: left alone until it expires
+    for holder in (f"{host}-{os.getppid()}-{tail}", f"elsewhere-{gone.pid}-{tail}", f"{host}-{gone.pid}-nonamespace"):
+        redis_client.set(key, holder, px=60_000)
+        assert not lease.acquire() and redis_client.get(key) == holder.encode()
+    # held by a process of this host that is gone (kill -9, then `owc run` restarts the service)
+    redis_client.set(key, f"{host}-{gone.pid}-{tail}", px=60_000)
+    assert lease.acquire() and redis_client.get(key) == mine.encode()
+    assert 0 < redis_client.pttl(key) <= 60_000

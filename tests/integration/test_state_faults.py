@@ -131,7 +131,7 @@ def send(client: redis.Redis, keys: Keys, cmd: Command, timeout: float = 30.0) -
 
 
 @pytest.mark.slow
-def test_hot_standby_takes_over_when_the_leader_is_killed(
+def test_hot_standby_takes_over_and_a_deposed_writer_cannot_commit(
     tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis, keys: Keys, prefix: str,
     procs: list[StateProc],
 ) -> None:
@@ -143,6 +143,7 @@ def test_hot_standby_takes_over_when_the_leader_is_killed(
     procs.append(b)
     first = send(redis_client, keys, Command("c1", "default", "adjust", outcome="victory", delta=1))
     assert first.ok
+
     # the metrics endpoint of the active writer (counted just after the commit that sent the reply)
     def scrape() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
@@ -154,23 +155,37 @@ def test_hot_standby_takes_over_when_the_leader_is_killed(
     assert 'owc_state_phase{channel="default",phase="ready"} 1.0' in text
     health = wait_until(lambda: redis_client.hgetall(keys.health("default", "state")), message="health record")
     assert health[b"phase"] == b"ready" and health[b"lease_holder"].decode().split("-")[-2] == str(a.pid)
-    # b waits as a standby: the lease stays with a
     assert b.proc is not None and b.proc.poll() is None
-    assert holder_pid(redis_client, keys) == a.pid
+    assert holder_pid(redis_client, keys) == a.pid  # b waits as a standby
 
-    a.kill()
-    killed = time.monotonic()
-    wait_until(lambda: holder_pid(redis_client, keys) == b.pid, timeout=10, message="standby takes the lease")
-    takeover_s = time.monotonic() - killed
-    print(f"takeover after kill -9: {takeover_s:.2f}s (lease ttl 1 s)")
+    # a freezes (alive, so its lease must expire first): b takes over after the lease time
+    os.kill(a.pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        wait_until(lambda: holder_pid(redis_client, keys) == b.pid, timeout=10, message="standby takes the lease")
+        takeover_s = time.monotonic() - frozen
+        assert send(redis_client, keys, Command("c2", "default", "adjust", outcome="victory", delta=1)).ok
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    print(f"takeover from a frozen leader: {takeover_s:.2f}s (lease ttl 1 s)")
     assert takeover_s < 5
-    second = send(redis_client, keys, Command("c2", "default", "adjust", outcome="victory", delta=1))
-    assert second.ok
+    # a wakes up deposed: it must notice and stand by, never commit
+    wait_until(lambda: "no longer the active writer" in a.log(), timeout=10, message="a steps down")
+    assert send(redis_client, keys, Command("c3", "default", "adjust", outcome="victory", delta=1)).ok
+    assert holder_pid(redis_client, keys) == b.pid
+
+    # b is killed -9: a (same host, sees b is gone) takes over at once
+    b.kill()
+    killed = time.monotonic()
+    wait_until(lambda: holder_pid(redis_client, keys) == a.pid, timeout=10, message="a takes the lease back")
+    print(f"takeover after kill -9 of the leader: {time.monotonic() - killed:.2f}s")
+    assert send(redis_client, keys, Command("c4", "default", "adjust", outcome="victory", delta=1)).ok
     again = send(redis_client, keys, Command("c1", "default", "adjust", outcome="victory", delta=1))
     assert again == first  # idempotent across writers
-    counts = [Event.from_fields(f).counts for _, f in redis_client.xrange(keys.events("default"))]
-    assert counts[-1] == Counts(2, 0, 0)
-    b.stop()  # a clean stop releases the lease at once
+    log = [Event.from_fields(f) for _, f in redis_client.xrange(keys.events("default"))]
+    assert [e.request_id for e in log if e.type == "adjusted"] == ["c1", "c2", "c3", "c4"]
+    assert log[-1].counts == Counts(4, 0, 0)
+    a.stop()  # a clean stop releases the lease at once
     wait_until(lambda: redis_client.get(keys.lease("state")) is None, timeout=5, message="lease released")
 
 
