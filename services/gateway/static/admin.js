@@ -69,13 +69,18 @@ function render(status) {
   $("rate").textContent = formatRate(status.win_rate);
   const s = status.streak || {};
   $("streak").textContent = s.outcome && s.length ? `${s.length}${letter(s.outcome)}` : "–";
+  renderPhase(status);
+  $("session").textContent = status.session && status.session.id ? `session ${status.session.id}` : "";
+  if (status.health) renderHealth(status.health);
+}
+
+// phase and health change without events (cooldown ends, frames arrive): also polled
+function renderPhase(status) {
   let phase = status.phase || "–";
   if (status.phase === "cooldown" && status.cooldown_remaining_s > 0) {
     phase += ` (${Math.ceil(status.cooldown_remaining_s)} s)`;
   }
   $("phase").textContent = phase;
-  $("session").textContent = status.session && status.session.id ? `session ${status.session.id}` : "";
-  if (status.health) renderHealth(status.health);
 }
 
 function age(seconds) {
@@ -262,7 +267,11 @@ liveStatus(
 setInterval(async () => {
   try {
     const res = await fetch(`${base}/status`);
-    if (res.ok) renderHealth((await res.json()).health);
+    if (res.ok) {
+      const status = await res.json();
+      renderHealth(status.health);
+      renderPhase(status);
+    }
   } catch {
     /* the SSE indicator already says offline */
   }
