@@ -65,11 +65,6 @@ class Backoffs:
     config_error: float = 2.0  # 600/602: retry the screenshot this often, not every interval
 
 
-class _Reconnect(Exception):
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-
 class ObsSource:
     def __init__(
         self,
@@ -176,6 +171,15 @@ class ObsSource:
         self._health(force=True, state="reconnecting")
         return delay
 
+    def _wait(self, stop: threading.Event, delay: float) -> None:
+        """Wait before reconnecting, keeping the health hash (TTL 30 s) alive meanwhile."""
+        deadline = time.monotonic() + delay
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or stop.wait(min(remaining, 5.0)):
+                return
+            self._health(force=True)
+
     # -- the loop ------------------------------------------------------
     def run(self, stop: threading.Event, max_messages: int | None = None) -> None:
         log.info(
@@ -195,7 +199,7 @@ class ObsSource:
             try:
                 conn = self._connect()
             except ObsError as exc:
-                stop.wait(self._on_connection_failure(exc))
+                self._wait(stop, self._on_connection_failure(exc))
                 continue
             self.connects += 1
             self._connect_delay = self.backoffs.connect_initial
@@ -206,12 +210,7 @@ class ObsSource:
                 delay = self._on_connection_failure(exc)
                 self.metrics.obs_connected.set(0)
                 conn.disconnect()
-                stop.wait(delay)
-                continue
-            except _Reconnect as again:
-                self.metrics.obs_connected.set(0)
-                conn.disconnect()
-                stop.wait(again.delay)
+                self._wait(stop, delay)
                 continue
             self.metrics.obs_connected.set(0)
             conn.disconnect()

@@ -437,3 +437,17 @@ def test_owc_capture_cli_serves_metrics_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_health_stays_alive_during_a_long_backoff(
+    start_capture: Callable[..., Running], obs_server: ObsWsServer
+) -> None:
+    run = start_capture(backoffs=Backoffs(kicked=12.0))
+    run.wait_frames(1)
+    obs_server.kick_all()
+    wait_until(lambda: run.health().get("state") == "kicked", timeout=10)
+    first = int(run.health()["updated_at"])
+    # refreshed every 5 s while waiting, so the 30 s TTL never lapses on a live capture
+    wait_until(lambda: int(run.health()["updated_at"]) >= first + 4000, timeout=10, message="a refresh")
+    assert run.health()["state"] == "kicked" and run.source.connects == 1
