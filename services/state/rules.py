@@ -44,6 +44,7 @@ from services.common.settings import StateSettings
 MAX_UNDO = 50  # undoable events kept per session
 MAX_COUNT = 1_000_000
 RECENT = 20
+DEADLINE_MARGIN_MS = 100
 
 PLURAL = {"victory": "victories", "defeat": "defeats", "draw": "draws"}
 
@@ -64,6 +65,10 @@ class Rules:
     max_gap_ms: int = 2000
     cooldown_ms: int = 180_000
     required_none: int = 50
+    # A command is refused this long before its deadline: the caller stops waiting at the deadline, and
+    # the commit that carries the reply must reach Redis before that, or the caller would be told
+    # "not applied" about a command that was.
+    deadline_margin_ms: int = 0
 
     @classmethod
     def from_settings(cls, s: StateSettings) -> Rules:
@@ -73,6 +78,7 @@ class Rules:
             max_gap_ms=s.max_gap_ms,
             cooldown_ms=round(s.cooldown_s * 1000),
             required_none=s.required_none,
+            deadline_margin_ms=DEADLINE_MARGIN_MS,
         )
 
 
@@ -486,11 +492,10 @@ def _import(m: Machine, cmd: Command, rules: Rules, em: _Emitter) -> Machine:
 
 
 def _on_command(m: Machine, cmd: Command, now: int, rules: Rules, em: _Emitter) -> Machine:
-    if cmd.deadline and now > cmd.deadline:
-        raise Rejected(
-            "expired",
-            f"the command arrived {now - cmd.deadline} ms after its deadline and was not applied; try again",
-        )
+    if cmd.deadline and now > cmd.deadline - rules.deadline_margin_ms:
+        late = now - cmd.deadline
+        when = f"{late} ms after its deadline" if late > 0 else "too close to its deadline"
+        raise Rejected("expired", f"the command arrived {when} and was not applied; try again")
     if cmd.type == "import":
         return _import(m, cmd, rules, em)
     if not m.session:

@@ -265,6 +265,11 @@ def test_expired_commands_are_refused_and_change_nothing() -> None:
     on_time = replace(late, deadline=NOW)
     m2, events = transition(m, CommandInput(on_time, NOW), RULES)
     assert m2.counts == Counts(2, 0, 0) and len(events) == 1
+    # the service keeps a margin: its reply must be in Redis before the caller stops waiting
+    margin = replace(RULES, deadline_margin_ms=100)
+    with pytest.raises(Rejected, match="too close to its deadline"):
+        transition(m, CommandInput(replace(late, deadline=NOW + 100), NOW + 1), margin)
+    assert transition(m, CommandInput(replace(late, deadline=NOW + 100), NOW), margin)[0].counts == Counts(2, 0, 0)
 
 
 def test_a_rejected_command_on_a_fresh_channel_leaves_it_fresh() -> None:
