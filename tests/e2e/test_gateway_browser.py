@@ -74,8 +74,11 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1100, "height": 800})
     pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
     yield pg
     context.close()
+    assert not errors, f"uncaught JavaScript errors: {errors}"
 
 
 @pytest.fixture
@@ -122,6 +125,7 @@ def test_overlay_shows_a_count_change_within_one_second(page: Any, gateway: Gate
         )
         elapsed = time.monotonic() - started
         assert elapsed < 1.0, f"overlay updated {elapsed:.3f} s after the command"
+        assert "owc-bump" in str(page.locator('[data-count="victories"]').get_attribute("class"))  # animated
     post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "defeat"})
     page.wait_for_function("() => document.querySelector('[data-count=\"defeats\"]').textContent === '1'")
     assert page.locator("#owc-rate").text_content() == "75%"
