@@ -94,7 +94,13 @@ class StateWorker:
         return self.lease.holder
 
     def now_ms(self) -> int:
+        """Wall clock (events' ts, command deadlines)."""
         return int(self.clock() * 1000)
+
+    @staticmethod
+    def arrival_ms() -> int:
+        """Monotonic clock for the reorder window (a wall-clock jump must not release or hold labels)."""
+        return int(time.monotonic() * 1000)
 
     # ------------------------------------------------------------------ lease
 
@@ -215,7 +221,7 @@ class StateWorker:
             start = entries[-1][0]
 
     def _block_ms(self) -> int:
-        now = self.now_ms()
+        now = self.arrival_ms()
         block = MAX_BLOCK_MS
         for ch in self.channels.values():
             wait = ch.buffer.wait_ms(now)
@@ -265,13 +271,14 @@ class StateWorker:
             self.processed += 1
             return
         M.LABELS_CONSUMED.labels(label.label).inc()
-        self.channel(label.channel).buffer.push(label.seq, (delivery, label), self.now_ms())
+        self.channel(label.channel).buffer.push(label.seq, (delivery, label), self.arrival_ms())
 
     def _flush_labels(self) -> None:
         now = self.now_ms()
+        arrival_now = self.arrival_ms()
         for name, ch in list(self.channels.items()):
             skipped_before = ch.buffer.skipped
-            ready = ch.buffer.pop(now)
+            ready = ch.buffer.pop(arrival_now)
             if ch.buffer.skipped > skipped_before:
                 M.REORDER_SKIPS.inc(ch.buffer.skipped - skipped_before)
                 log.debug("channel %s: skipped %d missing frames", name, ch.buffer.skipped - skipped_before)
