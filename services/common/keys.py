@@ -76,6 +76,10 @@ class Keys:
         """JPEG of a frame that produced an outcome label (kept with a TTL)."""
         return f"{self.prefix}:detframe:{channel}:{seq}"
 
+    def detframe_pattern(self, channel: str) -> str:
+        """SCAN pattern matching every :meth:`detframe` key of ``channel``."""
+        return f"{self.prefix}:detframe:{channel}:*"
+
     def seq(self, channel: str) -> str:
         """Counter for frame sequence numbers (INCR: never reused after a restart)."""
         return f"{self.prefix}:seq:{channel}"

@@ -1,0 +1,45 @@
+"""The banner classifier: a small plain CNN for the 96x48 ROI (needs torch).
+
+Only Conv / BatchNorm / ReLU / Flatten / Linear: every op exports cleanly to
+ONNX and runs fast on one onnxruntime thread (BatchNorm folds into the convs).
+Strided convs bring 48x96 down to 3x6; a flatten keeps where in the ROI a
+shape is, which helps tell a centred banner from a cut or displaced one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ARCH = "cnn6-s2x5-c16-32-32-64-64-96-fc"
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class BannerNet(nn.Module):
+    def __init__(self, num_classes: int = 4, height: int = 48, width: int = 96, dropout: float = 0.2) -> None:
+        super().__init__()
+        if height % 16 or width % 16:
+            raise ValueError("input height and width must be multiples of 16")
+        self.features = nn.Sequential(
+            _block(3, 16, 2),   # 24x48
+            _block(16, 32, 2),  # 12x24
+            _block(32, 32, 1),
+            _block(32, 64, 2),  # 6x12
+            _block(64, 64, 1),
+            _block(64, 96, 2),  # 3x6
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(96 * (height // 16) * (width // 16), num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # type: ignore[no-any-return]
