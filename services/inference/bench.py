@@ -285,9 +285,15 @@ def run_bench(
             if model_given:
                 print(f"owc bench: model {str(inference.model)!r} not found", file=sys.stderr)
                 return 2
-            path = write_synthetic_model(tmpdir / "synthetic.onnx")
+            # same ROI, input size and conv stack as the shipped model's design
+            # (training/config.py, training/model.py), random weights
+            path = write_synthetic_model(
+                tmpdir / "synthetic.onnx", width=96, height=48,
+                roi={"x0": 0.35, "y0": 0.31, "x1": 0.67, "y1": 0.61},
+                channels=(16, 32, 32, 64, 64, 96), strides=(2, 2, 1, 2, 1, 2),
+            )
             model_note = (
-                f"GENERATED stand-in model (untrained, same shape class as the real one): "
+                f"GENERATED stand-in model (random weights; the shipped model's ROI, input size and conv stack): "
                 f"{str(inference.model)!r} is not present yet"
             )
             print(f"owc bench: {model_note}", file=sys.stderr)

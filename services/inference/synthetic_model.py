@@ -31,6 +31,7 @@ def write_synthetic_model(
     height: int = 64,
     roi: dict[str, float] | None = None,
     channels: tuple[int, ...] = (16, 32, 32),
+    strides: tuple[int, ...] | None = None,
     seed: int = 0,
     dynamic_batch: bool = True,
     n_outputs: int = 4,
@@ -53,14 +54,17 @@ def write_synthetic_model(
     inits = []
     prev = "input"
     c_in = 3
-    for i, c_out in enumerate(channels):
+    steps = strides or (2,) * len(channels)
+    if len(steps) != len(channels):
+        raise ValueError("strides needs one entry per conv layer")
+    for i, (c_out, stride) in enumerate(zip(channels, steps, strict=True)):
         w = (rng.standard_normal((c_out, c_in, 3, 3)) * (2.0 / (c_in * 9)) ** 0.5).astype(np.float32)
         b = np.zeros(c_out, dtype=np.float32)
         inits += [numpy_helper.from_array(w, f"conv{i}_w"), numpy_helper.from_array(b, f"conv{i}_b")]
         nodes.append(
             helper.make_node(
                 "Conv", [prev, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"],
-                kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                kernel_shape=[3, 3], strides=[stride, stride], pads=[1, 1, 1, 1],
             )
         )
         nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
