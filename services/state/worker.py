@@ -183,7 +183,27 @@ class StateWorker:
         self._flush_labels()
         if time.monotonic() >= self._next_health:
             self._publish_health()
+            self._check_orphans()
             self._next_health = time.monotonic() + HEALTH_EVERY_S
+
+    def _check_orphans(self) -> None:
+        """Re-read entries pending on our consumer name that we do not hold.
+
+        A deposed writer that woke up (a frozen process, a network split) may
+        have read entries under the shared consumer name before it noticed;
+        they would otherwise wait for XAUTOCLAIM's idle time.
+        """
+        held = sum(len(ch.buffer) for ch in self.channels.values())
+        pending = 0
+        for stream in (self.keys.commands, self.keys.labels):
+            summary = self.client.xpending(stream, GROUP_STATE)
+            for consumer in summary.get("consumers") or []:
+                name = consumer["name"]
+                if (name.decode() if isinstance(name, bytes) else str(name)) == CONSUMER:
+                    pending += int(consumer["pending"])
+        if pending > held:
+            log.info("state: %d entries pending on %s that this writer does not hold", pending - held, CONSUMER)
+            self._read_history = True
 
     def _read(self) -> list[tuple[str, Delivery]]:
         if self._read_history:

@@ -319,3 +319,34 @@ def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_at_once(
     redis_client.set(key, f"{host}-{gone.pid}-{tail}", px=60_000)
     assert lease.acquire() and redis_client.get(key) == mine.encode()
     assert 0 < redis_client.pttl(key) <= 60_000
+
+
+def test_entries_a_deposed_writer_read_are_picked_up(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    from services.common.streams import ensure_group
+    from services.state.worker import CONSUMER
+
+    caplog.set_level("INFO", logger="owc.state")
+    running = start()
+    assert send(redis_client, keys, type="adjust", outcome="draw", delta=1).ok
+    # a deposed writer (frozen, then woken) reads a command under the shared consumer name and dies
+    ensure_group(redis_client, keys.commands, GROUP_STATE)
+    cmd = Command("orphan-1", "default", "adjust", outcome="victory", delta=1)
+    running.stop.set()
+    running.thread.join(10)
+    redis_client.xadd(keys.commands, cmd.to_fields())  # type: ignore[arg-type]
+    assert redis_client.xreadgroup(GROUP_STATE, CONSUMER, {keys.commands: ">"}, count=10)
+    start()  # the writer reads its consumer's pending entries on taking the lease
+    answer = redis_client.blpop([keys.reply("orphan-1")], timeout=10)
+    assert answer and Reply.from_json(answer[1]).ok
+    # and while it runs: the deposed writer's read lands first (in one MULTI, blocked readers wait for EXEC)
+    cmd2 = Command("orphan-2", "default", "adjust", outcome="victory", delta=1)
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.xadd(keys.commands, cmd2.to_fields())  # type: ignore[arg-type]
+    pipe.xreadgroup(GROUP_STATE, CONSUMER, {keys.commands: ">"}, count=10)
+    assert pipe.execute()[1]
+    answer = redis_client.blpop([keys.reply("orphan-2")], timeout=10)
+    assert answer and Reply.from_json(answer[1]).ok
+    assert "entries pending on state-writer that this writer does not hold" in caplog.text
+    assert snapshot(redis_client, keys).counts == Counts(2, 0, 1)
