@@ -141,14 +141,25 @@ class StateWorker:
         """Run until ``stop`` is set (or ``max_messages`` entries were handled); return that count."""
         ensure_group(self.client, self.keys.labels, GROUP_STATE)
         ensure_group(self.client, self.keys.commands, GROUP_STATE)
+        r = self.rules
+        log.info(
+            "state: %s starting; rules: min_confidence=%s required_consecutive=%d max_gap_ms=%d cooldown_s=%g "
+            "required_none=%d reorder_window_ms=%d", self.holder, r.min_confidence, r.required_consecutive,
+            r.max_gap_ms, r.cooldown_ms / 1000, r.required_none, self.settings.state.reorder_window_ms,
+        )
+        standing_by = False
         try:
             while not stop.is_set():
                 if max_messages is not None and self.processed >= max_messages:
                     break
                 try:
                     if not self.leader and not self._try_acquire():
+                        if not standing_by:
+                            log.info("state: %s is active; standing by to take over", self.lease.current())
+                            standing_by = True
                         stop.wait(self._standby_poll_s)
                         continue
+                    standing_by = False
                     self._maintain_lease()
                     self.step()
                 except LeaseLostError as exc:
