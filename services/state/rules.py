@@ -381,9 +381,8 @@ def _on_label(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
         m = _start_session(em, m, "first session of the channel")
     t = label.captured_at
     if m.phase == "cooldown":
-        assert m.cooldown_until is not None
         clock_went_back = m.detected_at is not None and t < m.detected_at
-        if t < m.cooldown_until and not clock_went_back:
+        if m.cooldown_until is not None and t < m.cooldown_until and not clock_went_back:
             return m
         # the cooldown is over (or the capture clock was reset): handle the frame as in waiting_for_none
         m = replace(m, phase="waiting_for_none", none_run=0)
@@ -450,11 +449,11 @@ def _undo(m: Machine, cmd: Command, em: _Emitter) -> Machine:
         raise Rejected("rejected", "nothing to undo in this session")
     entry = m.undo[-1]
     m = replace(m, undo=m.undo[:-1])
-    if entry.type == "set":
+    outcome: Outcome | None = None
+    delta = 0
+    if entry.type == "set" or entry.outcome is None:
         m = replace(m, counts=entry.counts_before, results=entry.results_before)
-        outcome, delta = None, 0
     else:
-        assert entry.outcome is not None
         outcome, delta = entry.outcome, -entry.delta
         if m.counts.get(outcome) + delta < 0:  # cannot happen while undo pops in order; never hide it
             raise Rejected("rejected", f"cannot undo: the {PLURAL[outcome]} count would go below 0")
