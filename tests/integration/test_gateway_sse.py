@@ -261,11 +261,12 @@ def test_owc_gateway_stops_promptly_with_sse_clients_connected(
     assert "Traceback" not in proc.log()
 
 
-@pytest.mark.slow
 def test_streams_recover_after_a_redis_restart(tmp_path: Path, own_redis: RedisServer) -> None:
     prefix = f"rr{uuid.uuid4().hex[:6]}"
     state = start_state(tmp_path / "state", own_redis.url, prefix)
-    settings = load_settings(overrides={"redis.url": own_redis.url, "redis.prefix": prefix}).settings
+    settings = load_settings(
+        overrides={"redis.url": own_redis.url, "redis.prefix": prefix, "gateway.sse_ping_s": 0.5}
+    ).settings
     gw = GatewayThread(settings, tmp_path).start()
     try:
         first = adjust(gw, "default")

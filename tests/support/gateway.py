@@ -299,7 +299,9 @@ class SSEReader:
             with suppress(Exception):
                 self._response.close()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            # a read blocked in another thread only returns with the next bytes (a ping at the latest);
+            # the thread is a daemon, so don't wait long for it
+            self._thread.join(timeout=2)
 
 
 @contextmanager
