@@ -20,6 +20,7 @@ from services.common.messages import Command, CommandType, Counts, MessageError,
 from services.gateway import metrics
 
 log = logging.getLogger("owc.gateway")
+BLPOP_SLICE_S = 2.0  # under redis-py's socket timeout (it reuses the 5 s connect timeout)
 
 
 class CommandFailedError(Exception):
@@ -35,6 +36,18 @@ class CommandSender:
     client: Any  # redis.asyncio.Redis (bytes responses)
     keys: Keys
     timeout_s: float
+
+    async def _wait_reply(self, request_id: str, started: float) -> Any:
+        """BLPOP the reply until the deadline, in slices shorter than the socket timeout."""
+        key = self.keys.reply(request_id)
+        while True:
+            left = self.timeout_s - (time.perf_counter() - started)
+            if left <= 0:
+                return None
+            # BLPOP takes fractional seconds (Redis >= 6); the deadline travels with the command.
+            popped = await self.client.blpop([key], timeout=min(left, BLPOP_SLICE_S))
+            if popped is not None:
+                return popped
 
     async def send(
         self,
@@ -62,8 +75,7 @@ class CommandSender:
         started = time.perf_counter()
         try:
             await self.client.xadd(self.keys.commands, command.to_fields())
-            # BLPOP takes fractional seconds (Redis >= 6); the deadline travels with the command.
-            popped = await self.client.blpop([self.keys.reply(command.request_id)], timeout=self.timeout_s)
+            popped = await self._wait_reply(command.request_id, started)
         except RedisError as exc:
             metrics.COMMANDS.labels(type_, "error").inc()
             raise CommandFailedError(

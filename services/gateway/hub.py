@@ -31,7 +31,7 @@ from services.gateway.store import Store, build_status, event_out, parse_events,
 log = logging.getLogger("owc.gateway.sse")
 
 CLIENT_QUEUE = 256
-READ_BLOCK_MS = 5000
+READ_BLOCK_MS = 2000  # well under the client's socket timeout (redis-py uses the 5 s connect timeout)
 READ_COUNT = 200
 REPLAY_CHUNK = 500
 

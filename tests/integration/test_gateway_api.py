@@ -460,3 +460,17 @@ def test_command_metrics(gateway: GatewayThread, channel: str) -> None:
     text = get(gateway, "/metrics").text
     assert 'owc_gateway_commands_total{result="ok",type="adjust"}' in text
     assert "owc_gateway_http_request_seconds_bucket" in text
+
+
+@pytest.mark.slow
+def test_a_command_timeout_longer_than_the_socket_timeout(redis_server: RedisServer, tmp_path: Path) -> None:
+    """command_timeout_s above redis-py's 5 s socket timeout still ends as a clean timeout, not a Redis error."""
+    prefix = f"lt{uuid.uuid4().hex[:8]}"
+    gw = GatewayThread(make_settings(redis_server.url, prefix, **{"gateway.command_timeout_s": 6}), tmp_path).start()
+    try:
+        started = time.monotonic()
+        r = post_json(gw.url, f"{api('default')}/adjust", {"outcome": "victory"})
+        assert r.status_code == 503 and r.json()["code"] == "timeout", r.text
+        assert 5.9 < time.monotonic() - started < 15
+    finally:
+        gw.stop()
