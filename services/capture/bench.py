@@ -128,7 +128,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_capture(settings: Settings, *, start_obs: bool, requests: int, media: str | None) -> int:
+def bench_capture(
+    settings: Settings, *, start_obs: bool, requests: int, media: str | None, warmup: int = 2
+) -> int:
     from services.capture.obsclient import ObsError, ObsRequestClient
 
     cap = settings.capture
@@ -185,9 +187,9 @@ def bench_capture(settings: Settings, *, start_obs: bool, requests: int, media: 
                     f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
                     f"OBS {version.get('obsVersion')} (obs-websocket {version.get('obsWebSocketVersion')})"
                     f"{' headless, software rendering' if instance else ''}; source {source!r}; "
-                    f"{requests} requests per configuration after 2 warm-ups",
+                    f"{requests} requests per configuration after {warmup} warm-ups",
                 )
-                results = [measure(client, source, c, requests) for c in configs]
+                results = [measure(client, source, c, requests, warmup) for c in configs]
             except ObsError as exc:
                 print(f"owc: OBS failed during the bench: {exc}", file=sys.stderr)
                 return 1

@@ -92,7 +92,8 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--obs-password", default=None, help="its password (obs.password)")
     p.add_argument("--source", default=None, help="source to capture (obs.source; empty: program scene)")
     p.add_argument("--requests", type=int, default=10, help="round trips per configuration (default 10)")
-    p.add_argument("--media", default=None, help="image or video shown by the started OBS")
+    p.add_argument("--warmup", type=int, default=2, help="unmeasured round trips first (default 2)")
+    p.add_argument("--media", default=None, help="picture shown by the started OBS (default: a busy 1080p one)")
     add_config_args(p)
     p.set_defaults(handler=run_bench)
 
@@ -109,4 +110,10 @@ def run_bench(args: argparse.Namespace) -> int:
     )
     from services.capture.bench import bench_capture
 
-    return bench_capture(loaded.settings, start_obs=args.obs_host is None, requests=args.requests, media=args.media)
+    return bench_capture(
+        loaded.settings,
+        start_obs=args.obs_host is None,
+        requests=max(1, args.requests),
+        warmup=max(0, args.warmup),
+        media=args.media,
+    )

@@ -181,3 +181,23 @@ def test_obs_killed_and_started_again_resumes(
     if how == "stop":
         # a user closing OBS: ExitStarted or the close frame, never a crash
         assert "is closing (ExitStarted)" in caplog.text or "lost the connection" in caplog.text
+
+
+def test_owc_bench_capture_prints_the_table_and_the_ratio() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "services", "bench", "capture", "--requests", "1", "--warmup", "0"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "machine: " in out and "cores" in out and "OBS 29" in out
+    assert "PNG 1920x1080" in out and "defaults: JPG 640x360 q80" in out
+    assert "time ratio" in out and "bytes ratio" in out
+    assert "of a PNG 1920x1080 screenshot in OBS time" in out
+    assert "meets the target (<= 1/50)" in out  # measured ~1/170: a wide margin even on a busy machine
