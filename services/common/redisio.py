@@ -38,10 +38,28 @@ def connect(settings: Settings) -> redis.Redis:
     )
 
 
-def connect_async(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        redis_url(settings), decode_responses=False, socket_connect_timeout=5
+def connect_async(
+    settings: Settings, *, max_connections: int | None = None, pool_timeout_s: float = 10.0
+) -> aioredis.Redis:
+    """An asyncio client (bytes responses).
+
+    redis-py's default pool fails with "Too many connections" beyond 100
+    concurrent commands; with ``max_connections`` the pool is a blocking one:
+    callers wait up to ``pool_timeout_s`` for a free connection instead
+    (servers with many concurrent requests, e.g. the gateway's SSE clients).
+    """
+    if max_connections is None:
+        return aioredis.Redis.from_url(
+            redis_url(settings), decode_responses=False, socket_connect_timeout=5
+        )
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url(settings),
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
+        decode_responses=False,
+        socket_connect_timeout=5,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def keys_for(settings: Settings) -> Keys:

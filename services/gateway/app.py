@@ -26,6 +26,8 @@ from services.gateway.store import Store
 
 log = logging.getLogger("owc.gateway")
 STATIC = Path(__file__).resolve().parent / "static"
+# Requests wait for one of these instead of failing when hundreds of SSE clients connect at once.
+REDIS_CONNECTIONS = 64
 
 
 def _describe_error(err: dict[str, Any]) -> str:
@@ -59,7 +61,7 @@ def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = connect_async(settings)
+        client = connect_async(settings, max_connections=REDIS_CONNECTIONS)
         keys = keys_for(settings)
         store = Store(client, keys)
         runtime = Runtime(

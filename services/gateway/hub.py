@@ -159,6 +159,7 @@ class Hubs:
         self.hubs: dict[str, ChannelHub] = {}
         self.lock = asyncio.Lock()
         self.closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def subscribe(self, channel: str) -> Client:
         async with self.lock:
@@ -172,14 +173,23 @@ class Hubs:
             metrics.SSE_CLIENTS.inc()
             return client
 
-    async def unsubscribe(self, channel: str, client: Client) -> None:
+    def unsubscribe(self, channel: str, client: Client) -> None:
+        """Synchronous on purpose: it runs in the stream's ``finally`` while the request is being
+        cancelled, where any ``await`` (e.g. a contended lock) would be interrupted and leak the client."""
+        hub = self.hubs.get(channel)
+        if hub is None or client not in hub.clients:
+            return
+        hub.clients.discard(client)
+        metrics.SSE_CLIENTS.dec()
+        if not hub.clients:
+            task = asyncio.get_running_loop().create_task(self._stop_if_idle(channel))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _stop_if_idle(self, channel: str) -> None:
         async with self.lock:
             hub = self.hubs.get(channel)
-            if hub is None or client not in hub.clients:
-                return
-            hub.clients.discard(client)
-            metrics.SSE_CLIENTS.dec()
-            if not hub.clients:
+            if hub is not None and not hub.clients:  # nobody subscribed again meanwhile
                 del self.hubs[channel]
                 await hub.stop()
 
@@ -199,10 +209,11 @@ class Hubs:
     async def stop(self) -> None:
         self.close_all()
         async with self.lock:
-            for hub in list(self.hubs.values()):
-                metrics.SSE_CLIENTS.dec(len(hub.clients))
-                await hub.stop()
-            self.hubs.clear()
+            hubs = list(self.hubs.values())
+            self.hubs.clear()  # from here on, unsubscribe() finds nothing: no double count
+        for hub in hubs:
+            metrics.SSE_CLIENTS.dec(len(hub.clients))
+            await hub.stop()
 
 
 def newer(a: str, b: str) -> bool:
@@ -266,4 +277,4 @@ async def client_stream(
                 last_sent = message.id
             yield message
     finally:
-        await hubs.unsubscribe(channel, client)
+        hubs.unsubscribe(channel, client)

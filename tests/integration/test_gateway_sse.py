@@ -306,3 +306,30 @@ def test_a_last_event_id_from_the_future_starts_afresh(gateway: GatewayThread, c
         assert reader.next_with_id().id == nxt
     finally:
         reader.close()
+
+
+def test_hundreds_of_clients_connecting_at_once(gateway: GatewayThread, channel: str) -> None:
+    """More simultaneous connects than Redis pool connections: they wait for one, none is refused."""
+    import asyncio
+
+    adjust(gateway, channel)
+    port = gateway.port
+
+    async def one() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET /api/v1/channels/{channel}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        await writer.drain()
+        try:
+            while True:
+                line = await asyncio.wait_for(reader.readline(), 20)
+                if not line or line.startswith(b"data: "):
+                    return line
+        finally:
+            writer.close()
+
+    async def many() -> list[bytes]:
+        return await asyncio.gather(*(one() for _ in range(250)))
+
+    lines = asyncio.run(many())
+    assert all(line.startswith(b"data: ") for line in lines), sum(1 for x in lines if not x)
+    wait_until(lambda: gateway.hubs.client_count(channel) == 0, timeout=20, message="all clients cleaned up")
