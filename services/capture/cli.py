@@ -21,6 +21,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--loop", action=argparse.BooleanOptionalAction, default=None, help="replay: start again at the end"
     )
+    p.add_argument(
+        "--from-start",
+        action="store_true",
+        help="replay: start at the first frame even if an interrupted replay of this path could be resumed",
+    )
     p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
     add_config_args(p)
     p.set_defaults(handler=run_capture)
@@ -66,7 +71,9 @@ def run_capture(args: argparse.Namespace) -> int:
     try:
         if replay_path is not None:
             try:
-                ReplaySource(replay_path, settings.capture, client, keys, metrics).run(
+                ReplaySource(
+                    replay_path, settings.capture, client, keys, metrics, resume=not args.from_start
+                ).run(
                     stop, max_messages=args.max_messages
                 )
             except ReplayError as exc:

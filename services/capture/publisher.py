@@ -90,7 +90,16 @@ class FramePublisher:
         self.last_seq: int | None = None
         self.last_captured_at: int | None = None
 
-    def publish(self, captured_at: int, image: bytes, fmt: ImageFormat, width: int, height: int) -> Frame:
+    def publish(
+        self,
+        captured_at: int,
+        image: bytes,
+        fmt: ImageFormat,
+        width: int,
+        height: int,
+        also_set: tuple[str, Mapping[str, str | int]] | None = None,
+    ) -> Frame:
+        """Publish one frame; ``also_set`` = (hash key, fields) is written in the same MULTI/EXEC."""
         seq = int(self.client.incr(self.keys.seq(self.channel)))
         frame = Frame(
             channel=self.channel,
@@ -101,12 +110,18 @@ class FramePublisher:
             height=height,
             image=image,
         )
-        self.client.xadd(
-            self.keys.frames,
-            frame.to_fields(),  # type: ignore[arg-type]
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+        if also_set is None:
+            self.client.xadd(
+                self.keys.frames,
+                frame.to_fields(),  # type: ignore[arg-type]
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+        else:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xadd(self.keys.frames, frame.to_fields(), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.hset(also_set[0], mapping=dict(also_set[1]))  # type: ignore[arg-type]
+            pipe.execute()
         self.published += 1
         self.last_seq = seq
         self.last_captured_at = captured_at

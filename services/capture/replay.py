@@ -15,6 +15,8 @@ a replay *pauses* instead of skipping, and a Redis outage is waited out.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -83,38 +85,65 @@ def check_replay_path(path: Path) -> str:
     return f"video {path} ({count} frames at {native:g} fps)"
 
 
-def iter_frames(path: Path, fps: float, metrics: CaptureMetrics | None = None) -> Iterator[npt.NDArray[np.uint8]]:
-    """One pass over the replay, as BGR images at ``fps`` of replay time."""
+def iter_frames(
+    path: Path, fps: float, metrics: CaptureMetrics | None = None, start: int = 0
+) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+    """One pass over the replay as ``(index, BGR image)`` at ``fps`` of replay time.
+
+    ``index`` is the frame's position in the pass (folder: the file's position,
+    video: the replay frame number); ``start`` skips the frames before it
+    (resuming an interrupted replay).
+    """
     import cv2
 
     if path.is_dir():
-        for file in list_images(path):
+        for index, file in enumerate(list_images(path)):
+            if index < start:
+                continue
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("replay: cannot read image %s, skipping it", file)
                 if metrics:
                     metrics.errors.labels("replay").inc()
                 continue
-            yield cast("npt.NDArray[np.uint8]", image)
+            yield index, cast("npt.NDArray[np.uint8]", image)
         return
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise ReplayError(f"replay file {str(path)!r} cannot be opened as a video")
     try:
         native = float(cap.get(cv2.CAP_PROP_FPS))
-        index = 0  # video frame index
+        position = 0  # video frame index
         k = 0  # replay frame index
         while True:
-            ok, image = cap.read()
-            if not ok:
-                return
             # without a usable native rate, every video frame is one replay frame
-            if native <= 0 or index / native + 1e-9 >= k / fps:
-                yield cast("npt.NDArray[np.uint8]", image)
+            wanted = native <= 0 or position / native + 1e-9 >= k / fps
+            if wanted and k >= start:
+                ok, image = cap.read()
+                if not ok:
+                    return
+                yield k, cast("npt.NDArray[np.uint8]", image)
+            elif not cap.grab():  # skipped frames are not decoded
+                return
+            if wanted:
                 k += 1
-            index += 1
+            position += 1
     finally:
         cap.release()
+
+
+def fingerprint(path: Path) -> str:
+    """Changes when the replay's content changes (names and sizes of the files)."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    files = list_images(path) if path.is_dir() else [path]
+    for file in files:
+        st = file.stat()
+        digest.update(f"{file.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass
@@ -141,6 +170,7 @@ class ReplaySource:
         *,
         no_group_wait_s: float = NO_GROUP_WAIT_S,
         backpressure: BackPressure | None = None,
+        resume: bool = True,
     ) -> None:
         self.path = path
         self.cfg = settings
@@ -148,6 +178,8 @@ class ReplaySource:
         self.keys = keys
         self.metrics = metrics
         self.no_group_wait_s = no_group_wait_s
+        self.resume = resume
+        self.progress_key = keys.replay(settings.channel)
         self.publisher = FramePublisher(client, keys, settings.channel, settings.frames_maxlen, metrics, "replay")
         self.pressure = backpressure or BackPressure(client, keys.frames, settings.max_lag, metrics)
         self.health = HealthReporter(client, keys, settings.channel)
@@ -201,13 +233,17 @@ class ReplaySource:
         return paused
 
     # -- publishing ----------------------------------------------------
-    def _publish(self, captured_at: int, image: bytes, stop: threading.Event) -> bool:
-        """Publish one frame, waiting out Redis outages; False if stopped first."""
+    def _publish(
+        self, captured_at: int, image: bytes, stop: threading.Event, progress: dict[str, str | int]
+    ) -> bool:
+        """Publish one frame (and the progress it makes, atomically), waiting out Redis outages."""
         fmt = self.cfg.image_format
         delay = 0.2
         while not stop.is_set():
             try:
-                frame = self.publisher.publish(captured_at, image, fmt, self.cfg.width, self.cfg.height)
+                frame = self.publisher.publish(
+                    captured_at, image, fmt, self.cfg.width, self.cfg.height, also_set=(self.progress_key, progress)
+                )
             except redis.RedisError as exc:
                 self.metrics.errors.labels("redis").inc()
                 self.summary.errors += 1
@@ -225,6 +261,56 @@ class ReplaySource:
             return True
         return False
 
+    def _start_or_resume(self) -> tuple[int, int, int, int]:
+        """``(start_wall_ms, k, index in pass, passes)``: fresh, or where an interrupted run stopped.
+
+        The progress hash is written in the same MULTI/EXEC as each frame, so
+        after a crash (``kill -9``) the replay goes on after the last frame that
+        reached Redis: no frame is published twice, none is lost. The replay
+        clock continues too, moved forward if it would otherwise lag behind the
+        wall clock (frames stamped in the past would look stale to inference):
+        like a live capture that was down, the outage shows as a gap.
+        """
+        cfg = self.cfg
+        now = now_ms()
+        fp = fingerprint(self.path)
+        raw = self.client.hgetall(self.progress_key) if self.resume else {}
+        saved = {_text(k): _text(v) for k, v in raw.items()}
+        frame_ms = 1000.0 / cfg.fps
+        if (
+            saved.get("path") == str(self.path.resolve())
+            and saved.get("fingerprint") == fp
+            and saved.get("fps") == repr(cfg.fps)
+            and saved.get("finished") == "0"
+            and int(saved.get("k", "0")) > 0
+        ):
+            k, index, passes = int(saved["k"]), int(saved["index"]), int(saved["passes"])
+            start_ms = max(int(saved["start_ms"]), now - round(k * frame_ms))
+            self.client.hset(self.progress_key, "start_ms", start_ms)
+            log.info(
+                "resuming the interrupted replay at frame %d (pass %d, item %d); "
+                "use --from-start to replay from the beginning",
+                k,
+                passes + 1,
+                index,
+            )
+            return start_ms, k, index, passes
+        self.client.delete(self.progress_key)
+        self.client.hset(
+            self.progress_key,
+            mapping={
+                "path": str(self.path.resolve()),
+                "fingerprint": fp,
+                "fps": repr(cfg.fps),
+                "start_ms": now,
+                "k": 0,
+                "index": 0,
+                "passes": 0,
+                "finished": 0,
+            },
+        )
+        return now, 0, 0, 0
+
     def run(self, stop: threading.Event, max_messages: int | None = None) -> ReplaySummary:
         cfg = self.cfg
         described = check_replay_path(self.path)
@@ -239,24 +325,24 @@ class ReplaySource:
             cfg.width,
             cfg.height,
         )
-        start_wall_ms = now_ms()
+        start_wall_ms, k, start_index, passes = self._start_or_resume()  # k: the replay clock
+        k0 = k
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)
         t0 = time.monotonic()
-        k = 0  # replay frame index across passes: the replay clock
         self.health.update(
             force=True, obs_connected=False, source=f"replay:{self.path}", last_error="", frames_published=0, skipped=0
         )
         while not stop.is_set():
             produced_in_pass = 0
-            for bgr in iter_frames(self.path, cfg.fps, self.metrics):
+            for index, bgr in iter_frames(self.path, cfg.fps, self.metrics, start=start_index):
                 if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
                     break
                 t_enc = time.perf_counter()
                 image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)
                 self.metrics.screenshot_seconds.observe(time.perf_counter() - t_enc)
-                # pacing: frame k is due at t0 + k*period (drift-free)
-                delay = t0 + k * period_s - time.monotonic()
+                # pacing: frame k is due at t0 + (k - k0)*period (drift-free)
+                delay = t0 + (k - k0) * period_s - time.monotonic()
                 if delay > 0 and stop.wait(delay):
                     break
                 paused = self._wait_for_room(stop)
@@ -264,7 +350,8 @@ class ReplaySource:
                     t0 += paused  # do not burst to catch up after a pause
                     self.summary.paused_s += paused
                 captured_at = start_wall_ms + round(k * frame_ms)
-                if not self._publish(captured_at, image, stop):
+                progress: dict[str, str | int] = {"k": k + 1, "index": index + 1, "passes": passes}
+                if not self._publish(captured_at, image, stop, progress):
                     break
                 produced_in_pass += 1  # noqa: SIM113 - only frames actually published count
                 k += 1
@@ -275,11 +362,15 @@ class ReplaySource:
                 )
             else:
                 self.summary.passes += 1
-                if produced_in_pass == 0:
+                if produced_in_pass == 0 and start_index == 0:
                     raise ReplayError(f"replay {str(self.path)!r} produced no frame")
+                start_index = 0
+                passes += 1
                 if cfg.loop:
                     continue
                 self.summary.finished = True
+                with contextlib.suppress(redis.RedisError):
+                    self.client.hset(self.progress_key, "finished", 1)
             break
         self.summary.wall_s = time.monotonic() - t0 + self.summary.paused_s
         self.health.update(force=True, frames_published=self.summary.published, last_seq=self.summary.last_seq or 0)

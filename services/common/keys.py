@@ -84,6 +84,10 @@ class Keys:
         """Counter for frame sequence numbers (INCR: never reused after a restart)."""
         return f"{self.prefix}:seq:{channel}"
 
+    def replay(self, channel: str) -> str:
+        """Hash: progress of the channel's replay, so a restarted capture resumes it."""
+        return f"{self.prefix}:replay:{channel}"
+
     @property
     def channels(self) -> str:
         """Set of channel names that have been seen by any service."""

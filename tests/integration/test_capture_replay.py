@@ -234,3 +234,82 @@ def test_owc_capture_replay_bad_path_is_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"owc: replay path '{tmp_path / 'nope'}' does not exist"]
+
+
+def test_an_interrupted_replay_resumes_after_the_last_published_frame(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    settings = settings_factory(capture__fps=4, capture__speed=100)
+    first, _ = make_source(settings, redis_client, keys, png_folder)
+    assert first.run(threading.Event(), max_messages=5).published == 5
+    second, _ = make_source(settings, redis_client, keys, png_folder)
+    summary = second.run(threading.Event())
+    assert summary.finished and summary.published == 7
+    frames = frames_of(redis_client, keys)
+    assert [brightness(f) for f in frames] == pytest.approx([(i * 9) % 250 for i in range(12)], abs=2)
+    # the replay clock went on (it runs ahead of the wall clock at speed 100: no gap needed)
+    assert {b.captured_at - a.captured_at for a, b in itertools.pairwise(frames)} == {250}
+    # a finished replay starts afresh; --from-start (resume=False) too
+    third, _ = make_source(settings, redis_client, keys, png_folder)
+    assert third.run(threading.Event()).published == 12
+    fourth = ReplaySource(png_folder, settings.capture, redis_client, keys, CaptureMetrics(CollectorRegistry()),
+                          resume=False)
+    assert fourth.run(threading.Event(), max_messages=3).published == 3
+    fifth = ReplaySource(png_folder, settings.capture, redis_client, keys, CaptureMetrics(CollectorRegistry()),
+                         resume=False)
+    assert fifth.run(threading.Event()).published == 12
+
+
+def test_resume_moves_a_lagging_replay_clock_to_now(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    settings = settings_factory(capture__fps=4, capture__speed=100)
+    first, _ = make_source(settings, redis_client, keys, png_folder)
+    first.run(threading.Event(), max_messages=3)
+    # the capture was down for a minute: its clock is far behind the wall clock
+    redis_client.hincrby(keys.replay("default"), "start_ms", -60_000)
+    before = int(time.time() * 1000)
+    second, _ = make_source(settings, redis_client, keys, png_folder)
+    second.run(threading.Event())
+    frames = frames_of(redis_client, keys)
+    assert len(frames) == 12
+    assert frames[3].captured_at >= before  # not stamped in the past
+    gaps = [b.captured_at - a.captured_at for a, b in itertools.pairwise(frames)]
+    assert gaps[3:] == [250] * 8 and all(g == 250 for g in gaps[:2])
+
+
+@pytest.mark.slow
+def test_kill_9_mid_replay_then_restart_publishes_every_frame_once(
+    redis_server: object, redis_client: redis.Redis, prefix: str, keys: Keys, tmp_path: Path
+) -> None:
+    folder = tmp_path / "evening"
+    folder.mkdir()
+    for i in range(40):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), numbered(i, 320, 180))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWC_")}
+    env.update(
+        OWC_REDIS__URL=redis_server.url,  # type: ignore[attr-defined]
+        OWC_REDIS__PREFIX=prefix,
+        OWC_CAPTURE__METRICS_PORT="0",
+    )
+    argv = [sys.executable, "-m", "services", "capture", "--source", f"replay:{folder}", "--fps", "4", "--speed", "8"]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: redis_client.xlen(keys.frames) >= 8, timeout=30, message="8 frames")
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = redis_client.xlen(keys.frames)
+    assert 8 <= killed_at < 40
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "resuming the interrupted replay" in done.stderr
+    frames = frames_of(redis_client, keys)
+    assert len(frames) == 40
+    assert [brightness(f) for f in frames] == pytest.approx([(i * 9) % 250 for i in range(40)], abs=2)
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 40
+    stamps = [f.captured_at for f in frames]
+    assert stamps == sorted(stamps)

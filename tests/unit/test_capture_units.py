@@ -100,14 +100,20 @@ def test_video_is_sampled_at_the_replay_fps(tmp_path: Path) -> None:
     writer.release()
     frames = list(iter_frames(path, fps=4))
     # 0, 0.25, …, 2.75 s: 12 frames, video frames 0, 8 (7.5 rounded up), 15, 23, …
-    assert len(frames) == 12
+    assert [k for k, _ in frames] == list(range(12))
     expected = [int(np.ceil(k * 7.5)) * 2 for k in range(12)]
-    assert [float(f.mean()) for f in frames] == pytest.approx(expected, abs=3)
+    assert [float(f.mean()) for _, f in frames] == pytest.approx(expected, abs=3)
+    # resuming at replay frame 5 gives the same frames from there
+    resumed = list(iter_frames(path, fps=4, start=5))
+    assert [k for k, _ in resumed] == list(range(5, 12))
+    assert [float(f.mean()) for _, f in resumed] == pytest.approx(expected[5:], abs=3)
 
 
 def test_folder_order_and_unreadable_files(tmp_path: Path) -> None:
     for name, level in (("b.png", 20), ("a.jpg", 10), ("c.PNG", 30)):
         cv2.imwrite(str(tmp_path / name.lower()), np.full((8, 8, 3), level, np.uint8))
     (tmp_path / "d.png").write_bytes(b"broken")
-    levels = [float(f.mean()) for f in iter_frames(tmp_path, fps=1)]
-    assert levels == pytest.approx([10, 20, 30], abs=2)
+    frames = list(iter_frames(tmp_path, fps=1))
+    assert [i for i, _ in frames] == [0, 1, 2]
+    assert [float(f.mean()) for _, f in frames] == pytest.approx([10, 20, 30], abs=2)
+    assert [i for i, _ in iter_frames(tmp_path, fps=1, start=2)] == [2]
