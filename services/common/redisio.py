@@ -29,11 +29,16 @@ def redis_url(settings: Settings) -> str:
 
 
 def connect(settings: Settings) -> redis.Redis:
-    """A binary-safe client (``decode_responses=False``: frames carry raw bytes)."""
+    """A binary-safe client (``decode_responses=False``: frames carry raw bytes).
+
+    The socket timeout is explicit (redis-py 8 defaults to 5 s) and longer than
+    any blocking read the services make (``inference.block_ms`` ≤ 10 s).
+    """
     return redis.Redis.from_url(
         redis_url(settings),
         decode_responses=False,
         socket_connect_timeout=5,
+        socket_timeout=30,
         health_check_interval=30,
     )
 

@@ -107,7 +107,7 @@ class InferenceSettings(_Section):
     )
     intra_op_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads per worker.")
     batch_size: int = Field(8, ge=1, le=256, description="Frames read per XREADGROUP.")
-    block_ms: int = Field(500, ge=1, le=60_000, description="XREADGROUP block time.")
+    block_ms: int = Field(500, ge=1, le=10_000, description="XREADGROUP block time.")
     max_frame_age_ms: int = Field(2000, ge=100, description="Older frames are dropped unread.")
     claim_idle_ms: int = Field(
         5000, ge=100, description="Reclaim frames pending this long (a dead worker's)."
