@@ -40,7 +40,8 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
         "frames and runs the real worker code with 1, then 2 worker processes. Prints JSON.",
     )
     b.add_argument("--model", metavar="PATH", help="ONNX model (default: the shipped model if present)")
-    b.add_argument("--frames", type=int, default=3000, help="frames per worker in each run (default 3000)")
+    b.add_argument("--frames", type=int, default=2000, help="frames per worker in each run (default 2000)")
+    b.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
     b.add_argument("--batch-size", type=int, default=None, help="frames per XREADGROUP (default: inference.batch_size)")
     b.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (default 1,2)")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -97,10 +98,13 @@ def _run_bench(args: argparse.Namespace) -> int:
         fail("--workers needs at least one positive number")
     if args.frames < 100:
         fail("--frames must be at least 100")
+    if args.rounds < 1:
+        fail("--rounds must be at least 1")
     return run_bench(
         loaded.settings,
         model_given=args.model is not None,
         frames_per_worker=args.frames,
         worker_counts=counts,
+        rounds=args.rounds,
         progress=not args.quiet,
     )

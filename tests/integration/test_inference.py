@@ -357,13 +357,14 @@ def test_owc_bench_inference_smoke(model: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("OWC_")}
     res = subprocess.run(
         [sys.executable, "-m", "services", "bench", "inference", "--frames", "150", "--workers", "1",
-         "--quiet", "--model", str(model)],
+         "--rounds", "1", "--quiet", "--model", str(model)],
         capture_output=True, text=True, timeout=120, env=env, cwd=Path(__file__).resolve().parents[2],
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["model"] == "synthetic-untrained-64x32-s0" and out["model_note"] == "model given with --model"
     assert out["frames_per_second"] > 0 and 0 < out["p50_ms"] <= out["p99_ms"]
-    runs = [(r["mode"], r["workers"], r["frames"]) for r in out["runs"]]
-    assert runs == [("throughput", 1, 150), ("latency", 1, 150)]
+    runs = [(r["mode"], r["workers"], r["frames"], r["round"]) for r in out["runs"]]
+    assert runs == [("throughput", 1, 150, 1), ("latency", 1, 150, 1)]
+    assert [(s["mode"], s["batch_size"]) for s in out["summary"]] == [("throughput", 8), ("latency", 1)]
     assert out["machine"]["cores"] >= 1 and out["frame"]["width"] == 640
