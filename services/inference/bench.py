@@ -380,6 +380,14 @@ def run_bench(
             result["ratio_2_vs_1"] = round(
                 result["workers_2"]["frames_per_second"] / result["workers_1"]["frames_per_second"], 3
             )
+            # what two workers could do with two free cores: 2 x (CPU per frame alone / CPU per frame
+            # side by side); independent of other load on the machine, unlike the wall-clock ratio
+            thr1, thr2 = (
+                next(r for r in summary if r["mode"] == "throughput" and r["workers"] == w) for w in (1, 2)
+            )
+            result["ratio_2_vs_1_cpu_capacity"] = round(
+                2 * thr1["worker_cpu_ms_per_frame"] / thr2["worker_cpu_ms_per_frame"], 3
+            )
             result["ratio_2_vs_1_batch_1"] = round(
                 result["workers_2"]["frames_per_second_batch_1"] / result["workers_1"]["frames_per_second_batch_1"], 3
             )
