@@ -122,7 +122,7 @@ class Classifier:
         self.model_id = self.meta.model_id
         self.warmup(warmup_batch)
         log.info(
-            "model %s (%s) ready: input %s %dx%d, providers %s",
+            "model %s (%s) ready: input %r %dx%d, providers %s",
             self.model_id, self.model_path.name, self.input_name,
             self.meta.input.width, self.meta.input.height, ",".join(self.providers),
         )
