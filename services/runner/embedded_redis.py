@@ -60,4 +60,4 @@ def redis_spec(settings: Settings, port: int) -> ChildSpec:
         "--daemonize", "no",
         "--loglevel", "warning",
     ]
-    return ChildSpec("redis", argv)
+    return ChildSpec("redis", argv, stop_last=True)

@@ -44,6 +44,7 @@ class ChildSpec:
     argv: list[str]
     env: dict[str, str] | None = None
     restart: RestartPolicy = "always"  # "on-failure": a clean exit (code 0) is final
+    stop_last: bool = False  # infrastructure (Redis): stopped after everything else
 
 
 @dataclass
@@ -159,6 +160,22 @@ class Supervisor:
                 child.restarts += 1
                 self.start_child(child)
 
+    def _terminate(self, children: list[_Child]) -> None:
+        for child in children:
+            assert child.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_s
+        for child in children:
+            assert child.proc is not None
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", child.spec.name, self.stop_timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                child.proc.wait()
+
     def running(self, name: str) -> bool:
         child = self.child(name)
         return child.proc is not None or child.restart_at is not None
@@ -172,23 +189,16 @@ class Supervisor:
             self.shutdown()
 
     def shutdown(self) -> None:
-        """SIGTERM every child (reverse start order), wait, then SIGKILL stragglers."""
+        """Stop every child: the services first, then what they depend on.
+
+        Children marked ``stop_last`` (the embedded Redis) get SIGTERM only
+        once the others have exited, so services can ack their last work.
+        Each phase waits ``stop_timeout_s`` and then SIGKILLs stragglers.
+        """
         self.stop.set()
-        running = [c for c in reversed(self.children) if c.proc is not None and c.proc.poll() is None]
-        for child in running:
-            assert child.proc is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout_s
-        for child in running:
-            assert child.proc is not None
-            try:
-                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", child.spec.name, self.stop_timeout_s)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                child.proc.wait()
+        alive = [c for c in reversed(self.children) if c.proc is not None and c.proc.poll() is None]
+        self._terminate([c for c in alive if not c.spec.stop_last])
+        self._terminate([c for c in alive if c.spec.stop_last])
         for child in self.children:
             if child.reader:
                 child.reader.join(timeout=2)

@@ -90,3 +90,31 @@ def test_children_die_with_a_killed_supervisor(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wait_until(lambda: not _alive(child_pid), timeout=10, message="orphan child to exit")
+
+
+def test_infrastructure_stops_after_the_services(tmp_path: Path) -> None:
+    stop = threading.Event()
+    marker = tmp_path / "order"
+    code = (
+        "import signal, sys, time, pathlib\n"
+        "name = sys.argv[1]\n"
+        "def bye(*_):\n"
+        "    with open(sys.argv[2], 'a') as f: f.write(name + '\\n')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "print('up', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    out = io.StringIO()
+    sup = Supervisor(
+        [
+            ChildSpec("db", [PY, "-c", code, "db", str(marker)], stop_last=True),
+            ChildSpec("svc", [PY, "-c", code, "svc", str(marker)]),
+        ],
+        stop,
+        output=out,
+    )
+    sup.start()
+    wait_until(lambda: out.getvalue().count("up") == 2, timeout=10)
+    sup.shutdown()
+    assert marker.read_text().split() == ["svc", "db"]
