@@ -60,6 +60,11 @@ log = logging.getLogger("owc.inference")
 
 HEALTH_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 1.0
+# Every worker start (a restart gets a new pid, hence a new name) leaves a consumer in the
+# group. Those idle this long with nothing pending are removed: a live worker polls at least
+# every block_ms (<= 10 s), and a wrongly removed consumer is recreated by its next read.
+PRUNE_INTERVAL_S = 60.0
+PRUNE_IDLE_MS = 30 * 60 * 1000
 
 # (read started, batch committed, frames in the batch), monotonic seconds
 BatchHook = Callable[[float, float, int], None]
@@ -124,6 +129,7 @@ class InferenceWorker:
         self._health: dict[str, dict[str, str | int | float]] = {}
         self._health_sent: dict[str, float] = {}
         self._next_lag = 0.0
+        self._next_prune = 0.0
 
     # loop -----------------------------------------------------------------
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
@@ -176,6 +182,27 @@ class InferenceWorker:
         if now >= self._next_lag:
             self._next_lag = now + LAG_INTERVAL_S
             self.refresh_lag()
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL_S
+            self.prune_consumers()
+
+    def prune_consumers(self) -> list[str]:
+        """Remove long-idle consumers with nothing pending (workers that are gone)."""
+        try:
+            consumers = self.client.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
+        except ResponseError:
+            return []
+        removed = []
+        for info in consumers:
+            raw = info.get("name")
+            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if name == self.name or int(info.get("pending") or 0) or int(info.get("idle") or 0) < PRUNE_IDLE_MS:
+                continue
+            self.client.xgroup_delconsumer(self.keys.frames, GROUP_INFERENCE, name)
+            removed.append(name)
+        if removed:
+            log.info("removed %d idle consumers with nothing pending: %s", len(removed), ", ".join(removed))
+        return removed
 
     def refresh_lag(self) -> None:
         try:

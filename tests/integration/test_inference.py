@@ -368,3 +368,19 @@ def test_owc_bench_inference_smoke(model: Path) -> None:
     assert runs == [("throughput", 1, 150, 1), ("latency", 1, 150, 1)]
     assert [(s["mode"], s["batch_size"]) for s in out["summary"]] == [("throughput", 8), ("latency", 1)]
     assert out["machine"]["cores"] >= 1 and out["frame"]["width"] == 640
+
+
+def test_long_idle_consumers_with_nothing_pending_are_pruned(
+    make_worker: Callable[..., InferenceWorker], redis_client: redis.Redis, keys: Keys, jpegs: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = make_worker("live")
+    worker.consumer.ensure_group()
+    add_frames(redis_client, keys, jpegs, range(2))
+    redis_client.xgroup_createconsumer(keys.frames, GROUP_INFERENCE, "gone-empty")
+    redis_client.xreadgroup(GROUP_INFERENCE, "gone-holding", {keys.frames: ">"}, count=1)
+    assert worker.prune_consumers() == []  # nobody idle for 30 minutes yet
+    monkeypatch.setattr("services.inference.worker.PRUNE_IDLE_MS", 0)
+    assert worker.prune_consumers() == ["gone-empty"]
+    names = {c["name"] for c in redis_client.xinfo_consumers(keys.frames, GROUP_INFERENCE)}
+    assert names == {b"gone-holding"}  # its pending frame is kept for reclaiming
