@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.benchutil import cpu_model
 from services.common.settings import Settings
 
 TARGET_RATIO = 50.0
@@ -50,16 +51,6 @@ class Result:
     @property
     def mean_bytes(self) -> float:
         return statistics.fmean(self.sizes)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def game_like_picture(path: Path, width: int = 1920, height: int = 1080) -> Path:

@@ -71,6 +71,17 @@ def passthrough_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def set_args(overrides: Mapping[str, Any]) -> list[str]:
+    """Dotted-key overrides as ``--set key=value`` flags for a child ``owc`` process."""
+    out: list[str] = []
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        text = json.dumps(value) if isinstance(value, bool | list | dict) else str(value)
+        out += ["--set", f"{key}={text}"]
+    return out
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print ``owc: <message>`` on stderr and exit (no traceback)."""
     print(f"owc: {message}", file=sys.stderr)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from services.common.benchutil import machine, percentile
 from services.common.keys import Keys
 from services.common.messages import Event
 from services.common.redisproc import RedisProcess, free_port
@@ -35,34 +34,6 @@ CHANNEL = "default"
 
 def log(msg: str) -> None:
     print(f"[bench gateway] {msg}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "os": platform.platform(),
-    }
-    with contextlib.suppress(OSError):
-        info["load_avg_1m"] = round(os.getloadavg()[0], 2)
-    return info
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 class SSEClient:
@@ -233,17 +204,20 @@ async def measure(args: argparse.Namespace, port: int, keys: Keys, redis_proc: R
         "events": len(event_ids),
         "lost_deliveries": lost,
         "fanout_all_clients_ms": {
-            "p50": round(pct(all_ms, 50), 2),
-            "p99": round(pct(all_ms, 99), 2),
+            "p50": round(percentile(all_ms, 50), 2),
+            "p99": round(percentile(all_ms, 99), 2),
             "max": round(max(all_ms), 2) if all_ms else None,
         },
-        "fanout_per_client_ms": {"p50": round(pct(each_ms, 50), 2), "p99": round(pct(each_ms, 99), 2)},
+        "fanout_per_client_ms": {"p50": round(percentile(each_ms, 50), 2), "p99": round(percentile(each_ms, 99), 2)},
         "command_round_trip_ms": {
-            "p50": round(pct(command_s, 50) * 1000, 2),
-            "p99": round(pct(command_s, 99) * 1000, 2),
+            "p50": round(percentile(command_s, 50) * 1000, 2),
+            "p99": round(percentile(command_s, 99) * 1000, 2),
         },
         "status_requests_per_s": round(count / args.status_seconds, 1),
-        "status_latency_ms": {"p50": round(pct(latencies, 50) * 1000, 2), "p99": round(pct(latencies, 99) * 1000, 2)},
+        "status_latency_ms": {
+            "p50": round(percentile(latencies, 50) * 1000, 2),
+            "p99": round(percentile(latencies, 99) * 1000, 2),
+        },
         "status_concurrency": args.concurrency,
         "note": "latency = client read the event's id line - event ts (ms clock of the state service)",
     }

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -38,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from services.common.benchutil import machine as common_machine
+from services.common.benchutil import percentile
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame
 from services.common.settings import InferenceSettings, Settings
@@ -82,24 +82,9 @@ def make_frames(n: int = DISTINCT_FRAMES, seed: int = 7) -> list[bytes]:
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import onnxruntime as ort
 
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "os": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return common_machine(onnxruntime=ort.__version__)
 
 
 def _worker_main(
@@ -180,10 +165,6 @@ def _proc_cpu_s(pid: int | None) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: npt.NDArray[np.float64], q: float) -> float:
-    return float(np.percentile(values, q)) if values.size else float("nan")
 
 
 def run_once(
@@ -270,8 +251,8 @@ def run_once(
         "frames": total,
         "seconds": round(last - first, 3),
         "frames_per_second": round(total / (last - first), 1),
-        "p50_ms": round(_percentile(lat, 50), 3),
-        "p99_ms": round(_percentile(lat, 99), 3),
+        "p50_ms": round(percentile(lat, 50), 3),
+        "p99_ms": round(percentile(lat, 99), 3),
         "per_frame_ms": round((last - first) * 1000.0 * workers / total, 3),
         # CPU time of the worker processes (includes their idle polling at the end): what a
         # frame costs a core whatever else runs on the machine
@@ -374,8 +355,8 @@ def run_bench(
                 "batch_size": mine[0]["batch_size"],
                 "frames_per_second": fps[len(fps) // 2],
                 "frames_per_second_all_rounds": [r["frames_per_second"] for r in mine],
-                "p50_ms": round(_percentile(pooled, 50), 3),
-                "p99_ms": round(_percentile(pooled, 99), 3),
+                "p50_ms": round(percentile(pooled, 50), 3),
+                "p99_ms": round(percentile(pooled, 99), 3),
                 "worker_cpu_ms_per_frame": sorted(r["worker_cpu_ms_per_frame"] for r in mine)[len(mine) // 2],
                 "redis_cpu_ms_per_frame": sorted(r["redis_cpu_ms_per_frame"] for r in mine)[len(mine) // 2],
             })

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import sys
@@ -23,34 +22,14 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from services.common.cliargs import add_config_args, load_from_args
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()}
+from services.common.benchutil import machine, percentile
+from services.common.cliargs import add_config_args, load_from_args, set_args
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def _progress(message: str) -> None:
@@ -80,12 +59,7 @@ def bench_stack(
         **flags,
     }
     loaded = load_from_args(args, overrides)
-    passthrough: list[str] = []
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        passthrough += ["--set", f"{key}={text}"]
+    passthrough = set_args(overrides)
     stop = threading.Event()
     started: dict[str, Any] = {}
     ready = threading.Event()
@@ -237,11 +211,11 @@ def bench_e2e(args: argparse.Namespace) -> int:
         "client": client.kind,
         "detections": len(arrivals),
         "banners": len(outcomes),
-        "trigger_frame_to_client_ms": {"p50": round(_percentile(trigger, 0.5), 1),
-                                       "p95": round(_percentile(trigger, 0.95), 1),
+        "trigger_frame_to_client_ms": {"p50": round(percentile(trigger, 50), 1),
+                                       "p95": round(percentile(trigger, 95), 1),
                                        "max": round(max(trigger, default=float("nan")), 1)},
-        "banner_onset_to_client_ms": {"p50": round(_percentile(onset, 0.5), 1),
-                                      "p95": round(_percentile(onset, 0.95), 1)},
+        "banner_onset_to_client_ms": {"p50": round(percentile(onset, 50), 1),
+                                      "p95": round(percentile(onset, 95), 1)},
         "target_p95_ms": 600,
         "capture_interval_ms": 1000 / FPS,
         "machine": machine(),

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args
+from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args, set_args
 
 if TYPE_CHECKING:
     from services.common.settings import Settings
@@ -61,16 +61,6 @@ def run_flags(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def child_passthrough(flags: dict[str, object]) -> list[str]:
-    out: list[str] = []
-    for key, value in flags.items():
-        if value is None or key.startswith("run."):
-            continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        out += ["--set", f"{key}={text}"]
-    return out
-
-
 def _announce_when_up(host: str, port: int, channel: str, stop: threading.Event) -> None:
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown_host}:{port}"
@@ -90,7 +80,8 @@ def _announce_when_up(host: str, port: int, channel: str, stop: threading.Event)
 def _run(args: argparse.Namespace) -> int:
     flags = run_flags(args)
     loaded = load_from_args(args, flags)
-    return run_stack(loaded.settings, passthrough_args(args) + child_passthrough(flags))
+    service_flags = {k: v for k, v in flags.items() if not k.startswith("run.")}
+    return run_stack(loaded.settings, passthrough_args(args) + set_args(service_flags))
 
 
 def run_stack(

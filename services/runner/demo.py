@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args
+from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args, set_args
 
 if TYPE_CHECKING:
     import redis
@@ -96,10 +96,7 @@ def run_demo(args: argparse.Namespace) -> int:
     overrides["redis.prefix"] = f"owcdemo{int(time.time())}"
     loaded = load_from_args(args, overrides)
     settings = loaded.settings
-    passthrough = passthrough_args(args)
-    for key, value in overrides.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        passthrough += ["--set", f"{key}={text}"]
+    passthrough = passthrough_args(args) + set_args(overrides)
 
     from services.common.redisio import keys_for
     from services.runner.cli import run_stack

@@ -78,7 +78,7 @@ class Supervisor:
         self.backoff_max_s = backoff_max_s
         self.stable_after_s = stable_after_s
         self.stop_timeout_s = stop_timeout_s
-        self.output = output or sys.stdout
+        self.output = output or sys.stderr
         self.on_exit = on_exit
         self._width = max((len(s.name) for s in specs), default=8)
         self._out_lock = threading.Lock()

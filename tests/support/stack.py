@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from services.common.cliargs import set_args
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
@@ -36,10 +37,7 @@ class Stack:
             "state.metrics_port": self.metrics_ports["state"],
         }
         base.update(settings or {})
-        self.argv = [sys.executable, "-m", "services", command, *args]
-        for key, value in base.items():
-            text = json.dumps(value) if isinstance(value, bool | list) else str(value)
-            self.argv += ["--set", f"{key}={text}"]
+        self.argv = [sys.executable, "-m", "services", command, *args, *set_args(base)]
         self.log_path = workdir / "stack.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
