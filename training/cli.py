@@ -139,9 +139,9 @@ def iter_redis(settings: Any, channel: str) -> Iterator[Frame]:
     keys = Keys(settings.redis.prefix)
     for key in client.scan_iter(match=keys.detframe_pattern(channel), count=200):
         data = client.get(key)
-        if data:
+        if isinstance(data, bytes) and data:
             seq = key.decode().rsplit(":", 1)[-1]
-            yield Frame(f"redis-{channel}-{seq}", bytes(data))
+            yield Frame(f"redis-{channel}-{seq}", data)
 
 
 class AutoLabeller:
@@ -264,7 +264,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "collect",
         help="turn your recordings/screenshots into labelled training samples (data/samples/<label>/)",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="*", metavar="PATH", help="screenshots, videos or folders of them")

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="assignment,return-value,no-any-return,call-overload,arg-type,attr-defined"
+# (numpy/OpenCV stub unions make array code noisy to type; the arrays are checked by the tests)
 """Seeded synthetic Overwatch-like frames with and without an end-of-match banner.
 
 Every sample is a full 16:9 frame at a capture resolution, JPEG-encoded like
@@ -26,13 +28,26 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 5
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 Rng = np.random.Generator
 
+# npm @fontsource packages (pinned in NPM_FONTS) are installed here by ``install_npm_fonts``.
+NPM_FONT_PREFIX = Path(__file__).resolve().parent / "cache" / "fonts"
+NPM_FONTS = (
+    "@fontsource/oswald@5.3.0",
+    "@fontsource/barlow-condensed@5.3.0",
+    "@fontsource/anton@5.3.0",
+    "@fontsource/roboto-condensed@5.3.0",
+    "@fontsource/teko@5.3.0",
+    "@fontsource/fjalla-one@5.3.0",
+    "@fontsource/saira-condensed@5.3.0",
+    "@fontsource/big-shoulders-display@5.3.0",
+)
 FONT_DIRS = (
+    *(NPM_FONT_PREFIX / "node_modules" / pkg.rsplit("@", 1)[0] / "files" for pkg in NPM_FONTS),
     Path("/usr/share/fonts/opentype/bebas-neue"),
     Path("/usr/share/fonts/truetype/bebas-neue"),
     Path("/usr/share/fonts/opentype/noto"),
@@ -52,7 +67,7 @@ NEGATIVE_TEXTS = (
     "POINT CAPTURED", "ATTACK", "DEFEND", "ESCORT THE PAYLOAD", "STOP THE PAYLOAD",
     "CAPTURE THE OBJECTIVE", "SUDDEN DEATH", "VICTORIES", "MATCH COMPLETE", "YOU DIED",
     "RESPAWNING", "ASSEMBLE YOUR TEAM", "PREPARE TO ATTACK", "FINAL ROUND", "SWITCHING SIDES",
-    "MVP", "BLOCKED", "SHUTDOWN", "COMPETITIVE", "VICTOR", "DEFENSE", "DRAWN",
+    "MVP", "BLOCKED", "SHUTDOWN", "COMPETITIVE", "HERO SELECT", "MATCH POINT", "CONTESTED",
 )
 NEGATIVE_TEXTS_JA = ("オーバータイム", "ラウンド2", "攻撃", "防衛", "目標を確保", "キル", "プレイ・オブ・ザ・ゲーム")
 
@@ -101,6 +116,13 @@ TRAIN = Split(
         FontSpec("BebasNeue-Regular.otf"),
         FontSpec("DejaVuSansCondensed-BoldOblique.ttf", shear=(0.0, 0.15)),
         FontSpec("DejaVuSans-Bold.ttf"),
+        FontSpec("oswald-latin-700-normal.woff"),
+        FontSpec("barlow-condensed-latin-800-italic.woff", shear=(0.0, 0.12)),
+        FontSpec("barlow-condensed-latin-600-italic.woff", shear=(0.0, 0.12)),
+        FontSpec("anton-latin-400-normal.woff"),
+        FontSpec("roboto-condensed-latin-700-italic.woff", shear=(0.0, 0.12)),
+        FontSpec("DejaVuSerifCondensed-BoldItalic.ttf", shear=(0.0, 0.12)),
+        FontSpec("big-shoulders-display-latin-800-normal.woff"),
     ),
     cjk=(FontSpec("NotoSansCJK-Bold.ttc"), FontSpec("NotoSerifCJK-Regular.ttc")),
     natural=(
@@ -114,8 +136,10 @@ EVAL = Split(
     name="eval",
     latin=(
         FontSpec("BebasNeue-Book.otf"),
-        FontSpec("DejaVuSerifCondensed-BoldItalic.ttf", shear=(0.0, 0.12)),
         FontSpec("DejaVuSansCondensed-Bold.ttf"),
+        FontSpec("teko-latin-600-normal.woff"),
+        FontSpec("fjalla-one-latin-400-normal.woff"),
+        FontSpec("saira-condensed-latin-700-normal.woff"),
     ),
     cjk=(FontSpec("NotoSerifCJK-Bold.ttc"), FontSpec("NotoSansCJK-Regular.ttc")),
     natural=("motorcycle_right.png", "retina.jpg", "ihc.png", "gravel.png", "moon.png", "page.png"),
@@ -130,15 +154,45 @@ class FontMissingError(RuntimeError):
     pass
 
 
-def font_file(name: str) -> Path:
+def _find_font(name: str) -> Path | None:
     for d in FONT_DIRS:
         p = d / name
         if p.exists():
             return p
-    raise FontMissingError(
-        f"font {name!r} not found in {[str(d) for d in FONT_DIRS]}: "
-        "install the Debian packages fonts-bebas-neue, fonts-noto-cjk and fonts-dejavu-core"
-    )
+    return None
+
+
+def font_file(name: str) -> Path:
+    p = _find_font(name)
+    if p is None:
+        raise FontMissingError(
+            f"font {name!r} not found: install the Debian packages fonts-bebas-neue, fonts-noto-cjk and "
+            f"fonts-dejavu-core, and the npm fonts with `python -m training.synth --install-fonts`"
+        )
+    return p
+
+
+def install_npm_fonts() -> None:
+    """``npm install`` the pinned @fontsource packages into ``training/cache/fonts`` (git-ignored)."""
+    import subprocess
+
+    NPM_FONT_PREFIX.mkdir(parents=True, exist_ok=True)
+    cmd = ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(NPM_FONT_PREFIX), *NPM_FONTS]
+    subprocess.run(cmd, check=True)
+    _usable.cache_clear()
+
+
+@functools.lru_cache(maxsize=64)
+def _usable(fonts: tuple[FontSpec, ...]) -> tuple[FontSpec, ...]:
+    """The installed fonts of a list (npm fonts may be missing where only the runtime is installed)."""
+    found = tuple(f for f in fonts if _find_font(f.file) is not None)
+    if not found:
+        font_file(fonts[0].file)  # raises with the install hint
+    return found
+
+
+def fonts_in_use(split: Split) -> list[str]:
+    return [f.file for f in (*_usable(split.latin), *_usable(split.cjk))]
 
 
 @functools.lru_cache(maxsize=512)
@@ -146,7 +200,20 @@ def _font(name: str, index: int, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(font_file(name)), size=max(6, size), index=index)
 
 
+def ensure_fonts(*splits: Split) -> None:
+    """Check the fonts of ``splits``; install the npm ones once if missing (Debian ones must be there)."""
+    try:
+        for sp in splits:
+            check_fonts(sp)
+    except FontMissingError:
+        print("installing the pinned npm fonts into training/cache/fonts", flush=True)
+        install_npm_fonts()
+        for sp in splits:
+            check_fonts(sp)
+
+
 def check_fonts(split: Split) -> None:
+    """Raise :class:`FontMissingError` unless every font of ``split`` is installed."""
     for spec in (*split.latin, *split.cjk, split.hud_font):
         font_file(spec.file)
 
@@ -561,7 +628,7 @@ def draw_banner(
     H, W = frame.shape[:2]
     ja = (rng.random() < 0.3) if japanese is None else japanese
     text = OUTCOME_WORDS[label][1 if ja else 0]
-    fonts = split.cjk if ja else split.latin
+    fonts = _usable(split.cjk if ja else split.latin)
     spec = fonts[int(rng.integers(0, len(fonts)))]
     if ja:
         spec = FontSpec(spec.file, spec.index, (0.05, 0.25))
@@ -577,7 +644,8 @@ def draw_banner(
                            max_w=W * 0.3, keep=keep)
     if with_score and keep is None:
         a, b = int(rng.integers(0, 6)), int(rng.integers(0, 6))
-        sfont = split.latin[int(rng.integers(0, len(split.latin)))]
+        sfonts = _usable(split.latin)
+        sfont = sfonts[int(rng.integers(0, len(sfonts)))]
         sc = _colour(rng, ((220, 255), (220, 255), (220, 255)))
         draw_styled_text(frame, rng, f"{a} | {b}", sfont, cap * float(rng.uniform(0.35, 0.5)),
                          (cx + float(rng.uniform(-0.01, 0.01)) * W, box.y1 + cap * float(rng.uniform(0.45, 0.7))),
@@ -595,7 +663,7 @@ def _negative(frame: F32, rng: Rng, split: Split) -> str:
         ja = rng.random() < 0.2
         words = NEGATIVE_TEXTS_JA if ja else NEGATIVE_TEXTS
         text = words[int(rng.integers(0, len(words)))]
-        fonts = split.cjk if ja else split.latin
+        fonts = _usable(split.cjk if ja else split.latin)
         spec = fonts[int(rng.integers(0, len(fonts)))]
         colours = OTHER_COLOURS[int(rng.integers(0, len(OTHER_COLOURS)))]
         cy = H * float(rng.uniform(0.3, 0.6))
@@ -606,7 +674,7 @@ def _negative(frame: F32, rng: Rng, split: Split) -> str:
             draw_streak(frame, rng, (box.y0 + box.y1) / 2, float(rng.uniform(0.2, 0.8)))
         if rng.random() < 0.3:
             sub = NEGATIVE_TEXTS[int(rng.integers(0, len(NEGATIVE_TEXTS)))]
-            draw_styled_text(frame, rng, sub, split.latin[0], H * 0.035, (W * 0.5, box.y1 + H * 0.04),
+            draw_styled_text(frame, rng, sub, _usable(split.latin)[0], H * 0.035, (W * 0.5, box.y1 + H * 0.04),
                              _colour(rng, OTHER_COLOURS[0]), glow=False, max_w=W * 0.5)
         return "other_text"
     if r < 0.7:  # banner colours and light without text
@@ -625,7 +693,7 @@ def _negative(frame: F32, rng: Rng, split: Split) -> str:
         label = ("victory", "defeat", "draw")[int(rng.integers(0, 3))]
         ja = rng.random() < 0.3
         text = OUTCOME_WORDS[label][1 if ja else 0]
-        spec = (split.cjk if ja else split.latin)[0]
+        spec = _usable(split.cjk if ja else split.latin)[0]
         if rng.random() < 0.5:
             cy = H * float(rng.choice([rng.uniform(0.05, 0.2), rng.uniform(0.75, 0.95)]))
             cx = W * float(rng.uniform(0.15, 0.85))
@@ -667,8 +735,14 @@ def ensure_contrast(frame: F32, rng: Rng, colour_rgb: F32) -> None:
     col = _rgb2bgr(colour_rgb)
     dist = float(np.abs(region.reshape(-1, 3).mean(axis=0) - col).mean())
     lum_r, lum_c = float(region.mean()), float(col.mean())
-    if dist > 70 and abs(lum_r - lum_c) > 40:
+    if dist > 70 and abs(lum_r - lum_c) > 40 and float(region.std()) < 60:
         return
+    shade_centre(frame, rng)
+
+
+def shade_centre(frame: F32, rng: Rng) -> None:
+    """Darken the middle of the frame softly (also done to ``none`` frames, so it is no shortcut)."""
+    H, W = frame.shape[:2]
     ys = np.linspace(-1, 1, H, dtype=np.float32)[:, None]
     xs = np.linspace(-1, 1, W, dtype=np.float32)[None, :]
     shade = np.exp(-((xs / 0.35) ** 2 + ((ys + 0.1) / 0.3) ** 2))
@@ -728,19 +802,34 @@ def render_sample(
     if outcome:
         ensure_contrast(frame, rng, outcome_colour(np.random.default_rng([seed, index, 7]), label))
         entry = rng.random() < 0.25
-        alpha = float(rng.uniform(0.6, 1.0)) if entry else float(rng.uniform(0.85, 1.0))
+        alpha = float(rng.uniform(0.8, 1.0)) if entry else float(rng.uniform(0.85, 1.0))
         box = draw_banner(frame, rng, label, split, alpha=alpha)
         if entry:
-            draw_streak(frame, rng, (box.y0 + box.y1) / 2, float(rng.uniform(0.2, 0.9)))
+            draw_streak(frame, rng, (box.y0 + box.y1) / 2, float(rng.uniform(0.2, 0.6)))
             if rng.random() < 0.5:
-                draw_flash(frame, float(rng.uniform(0.05, 0.35)))
+                draw_flash(frame, float(rng.uniform(0.05, 0.25)))
         if rng.random() < 0.15:
             draw_occluder(frame, rng, box, split, max_frac=0.25)
         info["kind"] = "entry" if entry else "banner"
     else:
+        if rng.random() < 0.3:
+            shade_centre(frame, rng)
         info["kind"] = _negative(frame, rng, split)
         if rng.random() < 0.1:
             box = Placed(int(fw * 0.4), int(fh * 0.38), int(fw * 0.62), int(fh * 0.52))
             draw_occluder(frame, rng, box, split, max_frac=0.5)
     data, w, h = finish_frame(frame, rng, w, h)
     return data, w, h, info
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--install-fonts"]:
+        install_npm_fonts()
+        for sp in (TRAIN, EVAL):
+            check_fonts(sp)
+        print("fonts ok")
+    else:
+        print("usage: python -m training.synth --install-fonts", file=sys.stderr)
+        sys.exit(2)

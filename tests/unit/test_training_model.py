@@ -1,0 +1,107 @@
+"""The shipped model: contract, metadata, and behaviour on fresh held-out frames and the demo clip (no torch)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from services.common.vision import MODEL_LABELS, ModelMeta, preprocess_bytes, reduction_for, softmax
+from training import demo_clip, synth
+from training.config import META_PATH, MODEL_PATH
+
+MIN_CONFIDENCE = 0.9
+
+
+@pytest.fixture(scope="module")
+def meta() -> ModelMeta:
+    return ModelMeta.load(META_PATH)
+
+
+@pytest.fixture(scope="module")
+def sess() -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(MODEL_PATH), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _probs(sess: ort.InferenceSession, x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    return softmax(sess.run(None, {sess.get_inputs()[0].name: x})[0])
+
+
+def test_metadata_matches_the_contract(meta: ModelMeta) -> None:
+    assert meta.schema_version == 1
+    assert tuple(meta.labels) == MODEL_LABELS
+    assert meta.model_id == "vc-" + hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()[:12]
+    assert meta.input.width <= 299 and meta.input.height <= 299
+    roi = meta.roi
+    assert roi.x0 <= 0.38 and roi.x1 >= 0.64 and roi.y0 <= 0.35 and roi.y1 >= 0.56  # the banner fits
+    training = (meta.model_extra or {}).get("training")
+    assert isinstance(training, dict) and training.get("command")
+    assert MODEL_PATH.stat().st_size <= 1_000_000
+    # a default 640x360 capture decodes at reduced scale
+    assert reduction_for(640, 360, meta) >= 2
+
+
+def test_onnx_io_is_nchw_float_with_dynamic_batch(sess: ort.InferenceSession, meta: ModelMeta) -> None:
+    (inp,) = sess.get_inputs()
+    (out,) = sess.get_outputs()
+    assert inp.type == "tensor(float)"
+    assert inp.shape[1:] == [3, meta.input.height, meta.input.width]
+    assert not isinstance(inp.shape[0], int)
+    assert out.shape[1] == len(MODEL_LABELS)
+    for batch in (1, 5):
+        x = np.zeros((batch, 3, meta.input.height, meta.input.width), np.float32)
+        assert sess.run(None, {inp.name: x})[0].shape == (batch, 4)
+
+
+def test_fresh_held_out_frames(sess: ort.InferenceSession, meta: ModelMeta) -> None:
+    """A few dozen frames from the held-out split with a seed neither training nor the card used."""
+    xs, ys = [], []
+    for index in range(40):
+        data, w, h, info = synth.render_sample(777, index, synth.EVAL)
+        xs.append(preprocess_bytes(data, meta, w, h))
+        ys.append(MODEL_LABELS.index(info["label"]))
+    probs = _probs(sess, np.stack(xs))
+    y = np.asarray(ys)
+    pred = probs.argmax(1)
+    assert (pred == y).mean() >= 0.95, list(zip(y.tolist(), pred.tolist(), strict=True))
+    none = y == 0
+    assert probs[none, 1:].max() < MIN_CONFIDENCE
+    assert (probs[~none].max(1)[pred[~none] == y[~none]] >= MIN_CONFIDENCE).mean() >= 0.9
+
+
+def test_demo_clip_frames(sess: ort.InferenceSession, meta: ModelMeta) -> None:
+    frames = demo_clip.render_frames()
+    assert len(frames) == demo_clip.FRAME_COUNT
+    x = np.stack([preprocess_bytes(d, meta, demo_clip.WIDTH, demo_clip.HEIGHT) for d in frames])
+    probs = _probs(sess, x)
+    pred = probs.argmax(1)
+    for i in range(len(frames)):
+        if demo_clip.frame_label(i) == "none":
+            assert pred[i] == 0 and probs[i, 1:].max() < MIN_CONFIDENCE, (i, probs[i])
+        elif i >= demo_clip.BANNER_START + demo_clip.ENTRY_FRAMES:
+            assert pred[i] == 1 and probs[i, 1] >= MIN_CONFIDENCE, (i, probs[i])
+        else:  # the entry animation: victory or not yet recognised, never another outcome
+            assert pred[i] in (0, 1), (i, probs[i])
+
+
+def test_ensure_demo_clip_writes_a_sorted_folder_once(tmp_path: Path) -> None:
+    folder = demo_clip.ensure_demo_clip(tmp_path / "clip")
+    files = sorted(folder.glob("*.jpg"))
+    assert len(files) == demo_clip.FRAME_COUNT
+    assert files[0].name == "frame_0000.jpg"
+    first = files[demo_clip.BANNER_START].stat().st_mtime_ns
+    assert demo_clip.ensure_demo_clip(folder) == folder  # already there: not rewritten
+    assert files[demo_clip.BANNER_START].stat().st_mtime_ns == first
+    assert demo_clip.DEMO_RESULT == {"victories": 1, "defeats": 0, "draws": 0}
+    assert sum(demo_clip.frame_label(i) == "victory" for i in range(demo_clip.FRAME_COUNT)) == demo_clip.BANNER_FRAMES
+
+
+def test_demo_clip_is_deterministic() -> None:
+    a = demo_clip.render_frames()
+    b = demo_clip.render_frames()
+    assert a == b

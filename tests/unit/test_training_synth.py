@@ -1,0 +1,90 @@
+"""The synthetic frame generator: seeded, realistic sizes, every class, both splits (no torch)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from services.common.vision import MODEL_LABELS, preprocess_bytes
+from training import synth
+from training.config import INPUT, preprocess_meta
+from training.dataset import to_float, to_uint8
+
+
+def _decode(data: bytes) -> np.ndarray:  # type: ignore[type-arg]
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
+    return img  # type: ignore[no-any-return]
+
+
+def test_same_seed_and_index_give_identical_frames() -> None:
+    for index in (0, 1, 7):
+        a = synth.render_sample(11, index, synth.TRAIN)
+        b = synth.render_sample(11, index, synth.TRAIN)
+        assert a[0] == b[0] and a[1:3] == b[1:3] and a[3] == b[3]
+
+
+def test_different_seeds_or_splits_give_different_frames() -> None:
+    a = synth.render_sample(11, 3, synth.TRAIN)[0]
+    assert synth.render_sample(12, 3, synth.TRAIN)[0] != a
+    assert synth.render_sample(11, 3, synth.EVAL)[0] != a
+
+
+@pytest.mark.parametrize("split", [synth.TRAIN, synth.EVAL], ids=lambda s: s.name)
+def test_frames_are_16_9_jpegs_of_the_declared_size_and_class(split: synth.Split) -> None:
+    seen = set()
+    for index in range(10):
+        data, w, h, info = synth.render_sample(5, index, split)
+        assert data[:2] == b"\xff\xd8"
+        img = _decode(data)
+        assert img.shape == (h, w, 3)
+        assert (w, h) in synth.CAPTURE_SIZES
+        assert abs(w / h - 16 / 9) < 0.01
+        assert info["label"] == synth.label_for_index(index)
+        seen.add(info["label"])
+        x = preprocess_bytes(data, preprocess_meta(), w, h)
+        assert x.shape == (3, INPUT.height, INPUT.width) and x.dtype == np.float32
+    assert seen == set(MODEL_LABELS)
+
+
+def test_class_cycle_is_balanced_over_outcomes() -> None:
+    counts = {lab: synth.CLASS_CYCLE.count(lab) for lab in MODEL_LABELS}
+    assert counts["victory"] == counts["defeat"] == counts["draw"] > 0
+    assert counts["none"] >= counts["victory"]
+
+
+def test_splits_hold_out_fonts_and_photos() -> None:
+    train_fonts = {f.file for f in (*synth.TRAIN.latin, *synth.TRAIN.cjk)}
+    eval_fonts = {f.file for f in (*synth.EVAL.latin, *synth.EVAL.cjk)}
+    assert not train_fonts & eval_fonts
+    assert not set(synth.TRAIN.natural) & set(synth.EVAL.natural)
+    assert set(synth.EVAL.backgrounds) - set(synth.TRAIN.backgrounds)
+    # the Debian fonts are always there; the npm ones (training only) may not be in a runtime-only install
+    assert synth.fonts_in_use(synth.TRAIN) and synth.fonts_in_use(synth.EVAL)
+    assert "BebasNeue-Bold.otf" in synth.fonts_in_use(synth.TRAIN)
+
+
+def test_a_missing_font_says_how_to_install_it() -> None:
+    with pytest.raises(synth.FontMissingError, match="fonts-bebas-neue"):
+        synth.font_file("NoSuchFont-Bold.otf")
+
+
+def test_banner_is_drawn_where_the_game_puts_it() -> None:
+    rng = np.random.default_rng(3)
+    frame = np.zeros((360, 640, 3), np.float32)
+    box = synth.draw_banner(frame, rng, "victory", synth.TRAIN, japanese=False, score=False)
+    assert box.x0 >= 0.33 * 640 and box.x1 <= 0.69 * 640
+    assert box.y0 >= 0.3 * 360 and box.y1 <= 0.6 * 360
+    gold = frame[box.y0:box.y1, box.x0:box.x1].reshape(-1, 3)
+    bright = gold[gold.max(axis=1) > 150]
+    assert len(bright) > 100
+    b, g, r = np.median(bright, axis=0)
+    assert r > g > b  # gold: red > green > blue (BGR order)
+
+
+def test_stored_pixels_round_trip_to_the_exact_model_input() -> None:
+    meta = preprocess_meta()
+    data, w, h, _ = synth.render_sample(2, 1, synth.TRAIN)
+    x = preprocess_bytes(data, meta, w, h)
+    assert np.array_equal(to_float(to_uint8(x, meta), meta), x)
