@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +50,7 @@ def run_capture(args: argparse.Namespace) -> int:
     from services.capture.replay import ReplayError, ReplaySource, check_replay_path, parse_replay_source
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+    from services.common.redisio import keys_for
 
     try:
         replay_path = parse_replay_source(settings.capture.source)
@@ -60,11 +60,7 @@ def run_capture(args: argparse.Namespace) -> int:
         fail(str(exc))
     stop = threading.Event()
     stop_on_signals(stop)
-    client = connect(settings)
-    try:
-        wait_for_redis(client, 30.0)
-    except RedisUnavailableError as exc:
-        fail(str(exc), 1)
+    client = connect_redis(settings, 30.0)
     metrics = CaptureMetrics()
     serve_metrics(settings.metrics.host, settings.capture.metrics_port, "capture")
     keys = keys_for(settings)

@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.common.logs import setup_logging
-from services.common.settings import ConfigError, Loaded, load_settings
+from services.common.settings import ConfigError, Loaded, Settings, load_settings
+
+if TYPE_CHECKING:
+    import redis
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +83,19 @@ def set_args(overrides: Mapping[str, Any]) -> list[str]:
         text = json.dumps(value) if isinstance(value, bool | list | dict) else str(value)
         out += ["--set", f"{key}={text}"]
     return out
+
+
+def connect_redis(settings: Settings, timeout_s: float = 30.0) -> redis.Redis:
+    """A Redis client once the server answers (it may still be starting); else exit 1 with why."""
+    from services.common.redisio import RedisUnavailableError, connect, wait_for_redis
+
+    client = connect(settings)
+    try:
+        wait_for_redis(client, timeout_s)
+    except RedisUnavailableError as exc:
+        client.close()
+        fail(str(exc), 1)
+    return client
 
 
 def fail(message: str, code: int = 2) -> None:

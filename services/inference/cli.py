@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,7 +56,7 @@ def _run_inference(args: argparse.Namespace) -> int:
 
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.common.redisio import connect, keys_for, wait_for_redis
+    from services.common.redisio import keys_for
     from services.inference.classifier import Classifier, ClassifierError
     from services.inference.worker import InferenceWorker
 
@@ -71,8 +71,7 @@ def _run_inference(args: argparse.Namespace) -> int:
     except ClassifierError as exc:
         fail(str(exc))
     serve_metrics(settings.metrics.host, settings.inference.metrics_port, "inference")
-    client = connect(settings)
-    wait_for_redis(client, timeout_s=30)
+    client = connect_redis(settings, 30.0)
     worker = InferenceWorker(client, keys_for(settings), classifier, settings.inference)
     worker.run(stop)
     client.close()

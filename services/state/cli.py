@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,16 +46,12 @@ def run_state(args: argparse.Namespace) -> int:
 
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+    from services.common.redisio import keys_for
     from services.state.worker import StateWorker
 
     stop = threading.Event()
     stop_on_signals(stop)
-    client = connect(settings)
-    try:
-        wait_for_redis(client, 30.0)
-    except RedisUnavailableError as exc:
-        fail(str(exc), 1)
+    client = connect_redis(settings, 30.0)
     serve_metrics(settings.metrics.host, settings.state.metrics_port, "state")
     worker = StateWorker(client, keys_for(settings), settings)
     try:
@@ -70,7 +66,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     from services.common.history import session_events, to_csv, to_jsonl
     from services.common.keys import InvalidChannelError, validate_channel
-    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+    from services.common.redisio import keys_for
     from services.state.rules import Rules
     from services.state.store import Lease, Store
 
@@ -78,11 +74,7 @@ def run_export(args: argparse.Namespace) -> int:
         validate_channel(args.channel)
     except InvalidChannelError as exc:
         fail(str(exc))
-    client = connect(settings)
-    try:
-        wait_for_redis(client, 10.0)
-    except RedisUnavailableError as exc:
-        fail(str(exc), 1)
+    client = connect_redis(settings, 10.0)
     keys = keys_for(settings)
     store = Store(client, keys, Lease(client, keys.lease("state"), "export", 1000))
     events = store.read_events(args.channel)
@@ -110,7 +102,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     from services.common.keys import InvalidChannelError, validate_channel
     from services.common.messages import Command, Reply
-    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+    from services.common.redisio import keys_for
 
     try:
         validate_channel(args.channel)
@@ -120,11 +112,7 @@ def run_import(args: argparse.Namespace) -> int:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot read {args.file!r}: {exc.strerror}")
-    client = connect(settings)
-    try:
-        wait_for_redis(client, 10.0)
-    except RedisUnavailableError as exc:
-        fail(str(exc), 1)
+    client = connect_redis(settings, 10.0)
     keys = keys_for(settings)
     request_id = f"import-{uuid.uuid4().hex}"
     now = int(time.time() * 1000)
