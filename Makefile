@@ -21,9 +21,9 @@ help:
 	@echo "make eval       evaluate the shipped model, rewrite models/MODEL_CARD.md"
 	@echo "make bench      run the benchmarks (capture, inference, gateway, e2e, resources)"
 
-$(VENV)/.runtime: pyproject.toml constraints.txt
+$(VENV)/.runtime: pyproject.toml constraints.txt | system-run
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PIP) --upgrade pip
 	$(PIP) -e .
 	@touch $@

@@ -4,9 +4,9 @@
 set -euo pipefail
 
 case "${1:-run}" in
-  run)   pkgs=(redis-server) ;;
+  run)   pkgs=(redis-server python3-venv) ;;
   train) pkgs=(fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
-  test)  pkgs=(redis-server chromium xvfb xauth libgl1-mesa-dri obs-studio ffmpeg
+  test)  pkgs=(redis-server python3-venv chromium xvfb xauth libgl1-mesa-dri obs-studio ffmpeg
                prometheus docker-compose fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
   *) echo "usage: $0 run|test|train" >&2; exit 2 ;;
 esac
