@@ -159,10 +159,13 @@ class LegacyAdjustIn(BaseModel):
 
 
 class LegacyInitializeIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    victories: int = Field(0, ge=0, le=MAX_COUNT)
-    defeats: int = Field(0, ge=0, le=MAX_COUNT)
-    draws: int = Field(0, ge=0, le=MAX_COUNT)
+    """All three counts are required: a body that names none of them (``{}``, a typo) must
+    not silently set every count to 0."""
+
+    model_config = ConfigDict(extra="forbid")
+    victories: int = Field(ge=0, le=MAX_COUNT)
+    defeats: int = Field(ge=0, le=MAX_COUNT)
+    draws: int = Field(ge=0, le=MAX_COUNT)
 
 
 class CommandOut(BaseModel):

@@ -43,7 +43,10 @@ def parse_stream_id(text: str) -> tuple[int, int]:
     ms, sep, seq = text.partition("-")
     if not ms.isdigit() or (sep and not seq.isdigit()) or len(text) > 41:
         raise ValueError(f"{text!r} is not an event id (expected <milliseconds>-<sequence>)")
-    return int(ms), int(seq) if sep else 0
+    parsed = int(ms), int(seq) if sep else 0
+    if max(parsed) >= 2**64:  # Redis stream ids are two unsigned 64-bit numbers
+        raise ValueError(f"{text!r} is not an event id (each part must be below 2^64)")
+    return parsed
 
 
 def iso_ms(epoch_ms: int) -> str:

@@ -255,6 +255,7 @@ def test_bad_input_is_4xx_never_500(gateway: GatewayThread) -> None:
         httpx.get(f"{base}/history?limit=0"),
         httpx.get(f"{base}/history?limit=abc"),
         httpx.get(f"{base}/history?before=1-2-3"),
+        httpx.get(f"{base}/history?before=99999999999999999999999-0"),
         httpx.get(f"{base}/export?format=xml"),
         httpx.get(f"{base}/detframe/-5.jpg"),
         httpx.get(f"{base}/detframe/abc.jpg"),
@@ -444,6 +445,9 @@ def test_prototype_aliases(gateway: GatewayThread, rc: redis.Redis, gw_keys: Key
     assert now["victories"] == 7 and now["timestamp"].endswith("Z")
     assert get(gateway, "/api/v1/channels/default/status").json()["victories"] == 7
     assert httpx.post(f"{gateway.url}/api/initialize", json={"victories": -7}).status_code == 422
+    # a body that names no count (or misspells one) must never zero the counts
+    for body in ({}, {"outcome": "win"}, {"victories": 1, "defeats": 0, "draws": 0, "wins": 3}):
+        assert httpx.post(f"{gateway.url}/api/initialize", json=body).status_code == 422, body
 
 
 def test_detection_frame(gateway: GatewayThread, channel: str, rc: redis.Redis, gw_keys: Keys) -> None:
