@@ -30,10 +30,17 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+    """Lists and tables are JSON (``["cuda","cpu"]``); anything else stays text.
+
+    Text is what the settings models validate and coerce (``"500"`` -> 500,
+    ``"true"`` -> True) — so a numeric password or channel name stays a string.
+    """
+    if text.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return text
 
 
 def overrides_from_args(args: argparse.Namespace, flags: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -124,3 +124,21 @@ def test_every_setting_is_documented_in_readme() -> None:
     for dotted, env, _default, _desc in describe_fields():
         assert f"`{dotted}`" in readme, f"README configuration reference lacks {dotted}"
         assert f"`{env}`" in readme, f"README configuration reference lacks {env}"
+
+
+def test_set_values_are_text_unless_json_lists(tmp_path: Path) -> None:
+    from services.common.cliargs import _parse_value
+
+    assert _parse_value("500") == "500" and _parse_value('["cuda", "cpu"]') == ["cuda", "cpu"]
+    loaded = load_settings(overrides={
+        "obs.password": _parse_value("123456"),
+        "capture.channel": _parse_value("2024"),
+        "capture.interval_ms": _parse_value("500"),
+        "capture.loop": _parse_value("true"),
+        "inference.providers": _parse_value('["cpu"]'),
+    }).settings
+    assert loaded.obs.password is not None and loaded.obs.password.get_secret_value() == "123456"
+    assert loaded.capture.channel == "2024" and loaded.capture.interval_ms == 500 and loaded.capture.loop is True
+    out = _owc("config", "show", "--set", "obs.password=123456", "--set", "capture.channel=2024", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert 'channel = "2024"  # command line' in out.stdout
