@@ -349,8 +349,13 @@ class ReplaySource:
                 if paused > 0.001:
                     t0 += paused  # do not burst to catch up after a pause
                     self.summary.paused_s += paused
+                    # Like a resume: the replay clock must not fall behind the wall clock,
+                    # or every later frame would reach inference already stale (and dropped).
+                    start_wall_ms = max(start_wall_ms, now_ms() - round(k * frame_ms))
                 captured_at = start_wall_ms + round(k * frame_ms)
-                progress: dict[str, str | int] = {"k": k + 1, "index": index + 1, "passes": passes}
+                progress: dict[str, str | int] = {
+                    "k": k + 1, "index": index + 1, "passes": passes, "start_ms": start_wall_ms,
+                }
                 if not self._publish(captured_at, image, stop, progress):
                     break
                 produced_in_pass += 1  # noqa: SIM113 - only frames actually published count

@@ -313,3 +313,34 @@ def test_kill_9_mid_replay_then_restart_publishes_every_frame_once(
     assert seqs == sorted(seqs) and len(set(seqs)) == 40
     stamps = [f.captured_at for f in frames]
     assert stamps == sorted(stamps)
+
+
+def test_a_long_pause_does_not_leave_the_replay_clock_behind(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    """At speed 1 a pause for inference must not stamp every later frame in the past
+    (inference would drop them all as stale): the clock moves forward like on a resume."""
+    settings = settings_factory(capture__fps=20, capture__speed=1, capture__max_lag=4)
+    source, _ = make_source(settings, redis_client, keys, png_folder)
+    thread = threading.Thread(target=lambda: source.run(threading.Event()), daemon=True)
+    thread.start()
+    wait_until(lambda: source.summary.published >= 4, timeout=10)
+    paused_at = time.time()
+    wait_until(lambda: time.time() - paused_at > 2.5, timeout=5)  # longer than inference.max_frame_age_ms
+    redis_client.xgroup_create(keys.frames, GROUP_INFERENCE, id="0")
+    seen = 0
+    while seen < 12:
+        got = redis_client.xreadgroup(GROUP_INFERENCE, "w", {keys.frames: ">"}, count=10, block=1000)
+        for _, msgs in got or []:
+            for msg_id, _fields in msgs:
+                seen += 1
+                redis_client.xack(keys.frames, GROUP_INFERENCE, msg_id)
+    thread.join(10)
+    entries = redis_client.xrange(keys.frames)
+    after = [(int(eid.split(b"-")[0]), Frame.from_fields(f)) for eid, f in entries][4:]
+    assert after, "frames after the pause"
+    for added_ms, frame in after:
+        # stamped (about) when published, not seconds before
+        assert added_ms - frame.captured_at < 1000, (added_ms, frame.captured_at)
+    stamps = [f.captured_at for _, f in after]
+    assert stamps == sorted(stamps)
