@@ -110,7 +110,10 @@ class InferenceSettings(_Section):
     block_ms: int = Field(500, ge=1, le=10_000, description="XREADGROUP block time.")
     max_frame_age_ms: int = Field(2000, ge=100, description="Older frames are dropped unread.")
     claim_idle_ms: int = Field(
-        5000, ge=100, description="Reclaim frames pending this long (a dead worker's)."
+        1500,
+        ge=100,
+        description="Reclaim frames pending this long (a dead worker's); below max_frame_age_ms so "
+        "they are still fresh when taken over.",
     )
     max_deliveries: int = Field(3, ge=1, le=100, description="Then the frame goes to the DLQ.")
     detframe_ttl_s: int = Field(

@@ -127,8 +127,6 @@ def test_faults_across_the_stack_keep_the_counts_exact(tmp_path: Path) -> None:
             "state.cooldown_s": 6,
             "state.required_none": 8,
             "state.reorder_window_ms": 300,
-            "inference.claim_idle_ms": 1000,
-            "inference.max_frame_age_ms": 60000,
             "run.restart_backoff_max_s": 1,
         },
     ).start()
