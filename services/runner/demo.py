@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -64,6 +65,21 @@ def _settled(client: redis.Redis, keys: Keys) -> bool:
     return _stream_idle(client, keys.frames, GROUP_INFERENCE) and _stream_idle(client, keys.labels, GROUP_STATE)
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _any_free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def _status(port: int, channel: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/api/v1/channels/{channel}/status"
     with urllib.request.urlopen(url, timeout=5) as resp:
@@ -94,6 +110,10 @@ def run_demo(args: argparse.Namespace) -> int:
         if loaded.sources.get("redis.embedded_port") == "default":
             overrides["redis.embedded_port"] = 0  # any free port: never clash with `owc run`
     overrides["redis.prefix"] = f"owcdemo{int(time.time())}"
+    # never clash with a running `owc run`: no metrics ports, and port 3000 only if it is free
+    overrides.update({"capture.metrics_port": 0, "inference.metrics_port": 0, "state.metrics_port": 0})
+    if loaded.sources.get("gateway.port") == "default" and not _port_free(settings.gateway.host, settings.gateway.port):
+        overrides["gateway.port"] = _any_free_port(settings.gateway.host)
     loaded = load_from_args(args, overrides)
     settings = loaded.settings
     passthrough = passthrough_args(args) + set_args(overrides)
