@@ -175,7 +175,12 @@ class Store:
             raw = self.client.xrange(key, min=start, max="+", count=count)
             chunk = cast(list[tuple[bytes, dict[bytes, bytes]]], raw)
             for eid, fields in chunk:
-                out.append(Event.from_fields(fields, id=eid))
+                try:
+                    out.append(Event.from_fields(fields, id=eid))
+                except MessageError as exc:
+                    # One unreadable entry (written by hand, or by a newer version) must not
+                    # stop counting on every channel: skip it, loudly, like the gateway does.
+                    log.error("channel %s: skipping unreadable event %s in the log: %s", channel, _text(eid), exc)
             if len(chunk) < count:
                 return out
             last = _text(chunk[-1][0])
