@@ -99,7 +99,8 @@ class GroupConsumer:
         counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
         out: list[Delivery] = []
         for eid, fields in claimed:
-            delivery = Delivery(eid, fields, counts.get(eid, self.max_deliveries + 1))
+            # claimed, so delivered at least twice; a missing row is never taken for poison
+            delivery = Delivery(eid, fields, counts.get(eid, 2))
             if delivery.deliveries > self.max_deliveries:
                 self.dead_letter(delivery, f"delivered {delivery.deliveries} times without an ack")
             else:
