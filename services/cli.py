@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -39,11 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench.set_defaults(handler=_usage)
     for name in COMMAND_MODULES:
-        try:
-            if importlib.util.find_spec(name) is None:
-                continue
-        except ModuleNotFoundError:
-            continue
         module = importlib.import_module(name)
         module.register(sub)
         if hasattr(module, "register_bench"):
