@@ -58,17 +58,21 @@ def to_float(u: npt.NDArray[np.uint8], meta: ModelMeta) -> npt.NDArray[np.float3
     return ((u.astype(np.float32) - mean) * inv).astype(np.float32)
 
 
-def _one(job: tuple[int, int, str]) -> tuple[npt.NDArray[np.uint8], int, str]:
-    seed, index, split_name = job
+def _one(job: tuple[int, int, str, bool]) -> tuple[npt.NDArray[np.uint8], int, str]:
+    seed, index, split_name, hard = job
     meta = preprocess_meta()
-    data, w, h, info = synth.render_sample(seed, index, synth.SPLITS[split_name])
+    render = synth.render_hard_sample if hard else synth.render_sample
+    data, w, h, info = render(seed, index, synth.SPLITS[split_name])
     t = preprocess_bytes(data, meta, w, h)
     u = to_uint8(t, meta)
     return u, MODEL_LABELS.index(info["label"]), str(info["kind"])
 
 
-def generate(seed: int, count: int, split: synth.Split, workers: int | None = None, desc: str = "") -> Arrays:
-    jobs = [(seed, i, split.name) for i in range(count)]
+def generate(
+    seed: int, count: int, split: synth.Split, workers: int | None = None, desc: str = "", hard: bool = False
+) -> Arrays:
+    """``count`` frames of ``split``: :func:`synth.render_sample`, or :func:`synth.render_hard_sample` if ``hard``."""
+    jobs = [(seed, i, split.name, hard) for i in range(count)]
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     xs: list[npt.NDArray[np.uint8]] = []
     ys: list[int] = []
@@ -108,10 +112,12 @@ def _progress(total: int, desc: str) -> _NoProgress:
     return tqdm(total=total, desc=desc, unit="frame", mininterval=2.0)
 
 
-def cache_key(seed: int, count: int, split: synth.Split) -> str:
+def cache_key(seed: int, count: int, split: synth.Split, hard: bool = False) -> str:
     meta = preprocess_meta()
+    extra = {"hard": synth.HARD_VERSION} if hard else {}
     blob = json.dumps(
         {
+            **extra,
             "gen": synth.GENERATOR_VERSION,
             "seed": seed,
             "count": count,
@@ -126,13 +132,16 @@ def cache_key(seed: int, count: int, split: synth.Split) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cached(seed: int, count: int, split: synth.Split, cache_dir: Path = CACHE_DIR, desc: str = "") -> Arrays:
+def cached(
+    seed: int, count: int, split: synth.Split, cache_dir: Path = CACHE_DIR, desc: str = "", hard: bool = False
+) -> Arrays:
     """Generated arrays, from ``cache_dir`` when an identical set was built before."""
-    path = cache_dir / f"{split.name}-s{seed}-n{count}-{cache_key(seed, count, split)}.npz"
+    name = f"{'hard-' if hard else ''}{split.name}"
+    path = cache_dir / f"{name}-s{seed}-n{count}-{cache_key(seed, count, split, hard)}.npz"
     if path.exists():
         with np.load(path) as z:
             return Arrays(z["x"], z["y"], [str(k) for k in z["kinds"]])
-    arr = generate(seed, count, split, desc=desc)
+    arr = generate(seed, count, split, desc=desc, hard=hard)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, x=arr.x, y=arr.y, kinds=np.asarray(arr.kinds))

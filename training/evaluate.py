@@ -147,6 +147,7 @@ def write_card(path: Path, model_path: Path, meta: ModelMeta, report: dict[str, 
     training = (meta.model_extra or {}).get("training", {})
     data = training.get("data", {})
     tr = data.get("train", {})
+    hard = data.get("hard", {})
     syn = report["synthetic"]
     real = report.get("real")
     lat = report["latency_ms"]
@@ -163,15 +164,20 @@ def write_card(path: Path, model_path: Path, meta: ModelMeta, report: dict[str, 
         f"{meta.input.width}×{meta.input.height} RGB, NCHW float32, (x/255 − 0.5)/0.5; output: logits",
         f"- **architecture**: {training.get('arch', '?')} ({training.get('params', '?')} parameters)",
         f"- **trained with**: `{training.get('command', '?')}` — {training.get('framework', '?')}; best epoch "
-        f"{training.get('best_epoch', '?')} of {training.get('epochs_run', '?')} (early stopping on validation "
-        f"loss), {training.get('class_balance', '')}",
+        f"{training.get('best_epoch', '?')} of {training.get('epochs_run', '?')} "
+        f"({training.get('checkpoint', 'the checkpoint with the lowest validation loss (early stopping)')}), "
+        f"{training.get('class_balance', '')}",
         f"- **evaluated with**: `{report['command']}`",
         "",
         "## What it was trained on",
         "",
         f"**Synthetic frames only**{' plus real samples' if data.get('real_samples_train') else ''}: "
         f"{tr.get('count', '?')} frames from `training/synth.py` "
-        f"({data.get('synthetic_generator', '?')}, seed {tr.get('seed', '?')}), class counts "
+        f"({data.get('synthetic_generator', '?')}, seed {tr.get('seed', '?')})"
+        + (f" plus {hard['count']} hard examples ({hard.get('generator', '?')}, seed {hard.get('seed', '?')}: "
+           "other texts styled and placed exactly like the banner, and faint/washed-out banners, mostly DRAW)"
+           if hard.get("count") else "")
+        + ", class counts "
         f"{data.get('class_counts', {})}; {data.get('real_samples_train', 0)} real samples.",
         "Frames are full 16:9 captures at 640×360 (most often) up to 1920×1080, JPEG q55–95 (q80 half the time), "
         "fed through `services.common.vision.preprocess_bytes` exactly like the inference worker.",
@@ -240,8 +246,10 @@ def write_card(path: Path, model_path: Path, meta: ModelMeta, report: dict[str, 
         "2-core machine; preprocessing (JPEG decode, crop, resize) is not included.",
     ]
     if report.get("train_seconds"):
-        lines.append(f"- `make train` wall time before this evaluation: {report['train_seconds']} s (npm fonts, data "
-                     "generation from an empty cache, training, export) on the shared 2-core machine; the evaluation "
+        secs = training.get("seconds", {})
+        lines.append(f"- `make train` wall time before this evaluation: {report['train_seconds']} s (data "
+                     f"{secs.get('data', '?')} s — generated, or loaded from `training/cache/` when built before — "
+                     f"training {secs.get('fit', '?')} s, export) on the shared 2-core machine; the evaluation "
                      "adds about a minute")
     lines += [
         "",

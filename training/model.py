@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCH = "cnn6-s2x5-c16-32-32-64-64-96-fc"
+ARCH = "cnn6-s2x5-c16-32-48-64-96-96-fc"
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -30,10 +30,10 @@ class BannerNet(nn.Module):
         self.features = nn.Sequential(
             _block(3, 16, 2),   # 24x48
             _block(16, 32, 2),  # 12x24
-            _block(32, 32, 1),
-            _block(32, 64, 2),  # 6x12
-            _block(64, 64, 1),
-            _block(64, 96, 2),  # 3x6
+            _block(32, 48, 1),
+            _block(48, 64, 2),  # 6x12
+            _block(64, 96, 1),
+            _block(96, 96, 2),  # 3x6
         )
         self.head = nn.Sequential(
             nn.Flatten(),

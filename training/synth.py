@@ -822,6 +822,71 @@ def render_sample(
     return data, w, h, info
 
 
+# ---------------------------------------------------------------- extra hard training examples
+
+HARD_VERSION = 1
+BANNER_STYLE_COLOURS = (GOLD, RED, *DRAW_COLOURS, *OTHER_COLOURS)
+# per 20 hard samples: 11 none (other texts styled like the banner), 9 outcomes (faint, DRAW-heavy)
+HARD_CYCLE = ("none", "draw", "none", "victory", "none", "draw", "none", "defeat", "none", "draw",
+              "none", "draw", "none", "victory", "none", "draw", "none", "defeat", "none", "none")
+
+
+def render_hard_sample(seed: int, index: int, split: Split = TRAIN) -> tuple[bytes, int, int, dict[str, Any]]:
+    """Training-only hard examples (``render_sample`` and so the held-out set are unchanged).
+
+    ``none``: other big texts (callouts, round and objective announcements)
+    drawn exactly where and how the end-of-match banner is drawn (same size,
+    position, italic fonts, gold/red/white/silver colours, entry streak and
+    flash), so only the word itself tells them apart. Outcomes: banners in low
+    contrast (faded in, washed out by a flash or streak, on busy scenes),
+    mostly the white/silver DRAW, which is the easiest to lose.
+    """
+    rng = np.random.default_rng([seed, index, GENERATOR_VERSION, 1000 + HARD_VERSION])
+    label = HARD_CYCLE[index % len(HARD_CYCLE)]
+    w, h = CAPTURE_SIZES[int(rng.integers(0, len(CAPTURE_SIZES)))]
+    fw, fh = work_size(w, h)
+    frame = background(rng, fw, fh, split).astype(np.float32)
+    draw_hud(frame, rng, split, crosshair=rng.random() < 0.4)
+    info: dict[str, Any] = {"label": label, "width": w, "height": h}
+    if rng.random() < 0.5:
+        shade_centre(frame, rng)
+    if label == "none":
+        ja = rng.random() < 0.25
+        words = NEGATIVE_TEXTS_JA if ja else NEGATIVE_TEXTS
+        text = words[int(rng.integers(0, len(words)))]
+        fonts = _usable(split.cjk if ja else split.latin)
+        spec = fonts[int(rng.integers(0, len(fonts)))]
+        if ja:
+            spec = FontSpec(spec.file, spec.index, (0.05, 0.25))
+        colours = BANNER_STYLE_COLOURS[int(rng.integers(0, len(BANNER_STYLE_COLOURS)))]
+        cx, cy = fw * float(rng.uniform(0.485, 0.535)), fh * float(rng.uniform(0.39, 0.47))
+        box = draw_styled_text(frame, rng, text, spec, fh * float(rng.uniform(0.08, 0.16)), (cx, cy),
+                               _colour(rng, colours), alpha=float(rng.uniform(0.6, 1.0)),
+                               max_w=fw * float(rng.uniform(0.3, 0.6)))
+        if rng.random() < 0.3:  # a small line under it, like the score line
+            sub = f"{rng.integers(0, 6)} | {rng.integers(0, 6)}" if rng.random() < 0.5 else \
+                NEGATIVE_TEXTS[int(rng.integers(0, len(NEGATIVE_TEXTS)))]
+            draw_styled_text(frame, rng, sub, spec, (box.y1 - box.y0) * float(rng.uniform(0.25, 0.4)),
+                             (cx, box.y1 + (box.y1 - box.y0) * 0.3), _colour(rng, OTHER_COLOURS[0]), glow=False,
+                             max_w=fw * 0.3)
+        if rng.random() < 0.3:
+            draw_streak(frame, rng, (box.y0 + box.y1) / 2, float(rng.uniform(0.2, 0.6)))
+        if rng.random() < 0.2:
+            draw_flash(frame, float(rng.uniform(0.05, 0.3)))
+        info["kind"] = "hard_other_text"
+    else:
+        alpha = float(rng.uniform(0.55, 0.85)) if rng.random() < 0.6 else float(rng.uniform(0.8, 1.0))
+        ensure_contrast(frame, rng, outcome_colour(np.random.default_rng([seed, index, 7]), label))
+        box = draw_banner(frame, rng, label, split, alpha=alpha)
+        if rng.random() < 0.4:
+            draw_streak(frame, rng, (box.y0 + box.y1) / 2, float(rng.uniform(0.2, 0.6)))
+        if rng.random() < 0.4:
+            draw_flash(frame, float(rng.uniform(0.05, 0.3)))
+        info["kind"] = "hard_faint"
+    data, w, h = finish_frame(frame, rng, w, h)
+    return data, w, h, info
+
+
 if __name__ == "__main__":
     import sys
 

@@ -29,6 +29,8 @@ from training import dataset, synth
 from training.config import (
     CACHE_DIR,
     EVAL_COUNT,
+    HARD_COUNT,
+    HARD_SEED,
     INPUT,
     MODEL_PATH,
     SAMPLES_DIR,
@@ -144,9 +146,16 @@ def fit(
             bad_epochs += 1
             if bad_epochs >= patience:
                 print(f"early stopping after epoch {epoch} (best epoch {best['epoch']})", flush=True)
+                model.load_state_dict(best_state)
+                kept = "the checkpoint with the lowest validation loss (early stopping)"
                 break
-    model.load_state_dict(best_state)
-    return {"best": best, "epochs_run": len(history), "history": history}
+    else:
+        # the one-cycle schedule ran to its end (learning rate annealed to ~0): keep those final weights
+        # rather than a mid-schedule checkpoint picked on a small, noisy validation set
+        last = history[-1]
+        best = {"val_loss": last["val_loss"], "val_acc": last["val_acc"], "epoch": int(last["epoch"])}
+        kept = "the final weights of the full one-cycle schedule"
+    return {"kept": kept, "best": best, "epochs_run": len(history), "history": history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,8 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-count", type=int, default=TRAIN_COUNT)
     parser.add_argument("--val-count", type=int, default=VAL_COUNT)
     parser.add_argument("--eval-count", type=int, default=EVAL_COUNT)
-    parser.add_argument("--max-epochs", type=int, default=22)
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--hard-count", type=int, default=HARD_COUNT)
+    parser.add_argument("--max-epochs", type=int, default=24)
+    # the one-cycle schedule ends at the last epoch: stopping early would cut it short, so by default
+    # every epoch runs and the final (annealed) weights are kept; a smaller patience stops early and
+    # restores the best validation checkpoint
+    parser.add_argument("--patience", type=int, default=24)
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR, help="real samples: <dir>/<label>/*.jpg|png")
     parser.add_argument("--model", type=Path, default=MODEL_PATH)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
@@ -170,9 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.monotonic()
     train = dataset.cached(TRAIN_SEED, args.train_count, synth.TRAIN, args.cache_dir, desc="train frames")
+    hard = dataset.cached(HARD_SEED, args.hard_count, synth.TRAIN, args.cache_dir, desc="hard train frames",
+                          hard=True) if args.hard_count else None
     val = dataset.cached(VAL_SEED, args.val_count, synth.TRAIN, args.cache_dir, desc="val frames")
     real = dataset.load_real(args.samples, part="train")
-    parts = [train]
+    parts = [train] if hard is None else [train, hard]
     if real is not None:
         parts += [real] * REAL_REPEAT
         print(f"mixing in {len(real)} real samples (x{REAL_REPEAT})", flush=True)
@@ -198,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "fonts": synth.fonts_in_use(synth.TRAIN),
                       "natural_backgrounds": synth.natural_available(synth.TRAIN),
                       "background_families": sorted(set(synth.TRAIN.backgrounds))},
+            "hard": {"seed": HARD_SEED, "count": 0 if hard is None else len(hard), "split": "train",
+                     "generator": f"training.synth.render_hard_sample v{synth.HARD_VERSION}"},
             "val": {"seed": VAL_SEED, "count": len(val), "split": "train"},
             "real_samples_train": 0 if real is None else len(real),
             "class_counts": counts,
@@ -206,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(a false outcome costs more than a missed frame), label smoothing {LABEL_SMOOTHING}",
         "augmentation": "per batch on the model input: shift +-4/+-3 px, brightness/contrast jitter, noise",
         "best_epoch": result["best"]["epoch"],
+        "checkpoint": result["kept"],
         "epochs_run": result["epochs_run"],
         "val_accuracy": round(result["best"]["val_acc"], 5),
         "val_loss": round(result["best"]["val_loss"], 5),

@@ -48,6 +48,19 @@ def test_frames_are_16_9_jpegs_of_the_declared_size_and_class(split: synth.Split
     assert seen == set(MODEL_LABELS)
 
 
+def test_hard_examples_are_seeded_and_cover_every_class() -> None:
+    labels = set()
+    for index in range(len(synth.HARD_CYCLE)):
+        data, w, h, info = synth.render_hard_sample(3, index)
+        assert data == synth.render_hard_sample(3, index)[0]
+        assert info["label"] == synth.HARD_CYCLE[index]
+        assert info["kind"] == ("hard_other_text" if info["label"] == "none" else "hard_faint")
+        assert _decode(data).shape == (h, w, 3)
+        labels.add(info["label"])
+    assert labels == set(MODEL_LABELS)
+    assert data != synth.render_sample(3, index, synth.TRAIN)[0]
+
+
 def test_class_cycle_is_balanced_over_outcomes() -> None:
     counts = {lab: synth.CLASS_CYCLE.count(lab) for lab in MODEL_LABELS}
     assert counts["victory"] == counts["defeat"] == counts["draw"] > 0
