@@ -59,9 +59,16 @@ def test_onnx_io_is_nchw_float_with_dynamic_batch(sess: ort.InferenceSession, me
 
 
 def test_fresh_held_out_frames(sess: ort.InferenceSession, meta: ModelMeta) -> None:
-    """A few dozen frames from the held-out split with a seed neither training nor the card used."""
+    """Frames from the held-out split with a seed neither training nor the card used.
+
+    The held-out split deliberately includes faint banners and entry frames (streak,
+    flash), which the model may call right but below ``MIN_CONFIDENCE``; counting only
+    needs two confident frames of a banner that stays up for seconds. So: (almost) all
+    right, never a confident false outcome, and most outcome frames confident (the card
+    reports 0.93 over 3000 frames; 120 frames keep the sampling noise well inside 0.85).
+    """
     xs, ys = [], []
-    for index in range(40):
+    for index in range(120):
         data, w, h, info = synth.render_sample(777, index, synth.EVAL)
         xs.append(preprocess_bytes(data, meta, w, h))
         ys.append(MODEL_LABELS.index(info["label"]))
@@ -71,7 +78,7 @@ def test_fresh_held_out_frames(sess: ort.InferenceSession, meta: ModelMeta) -> N
     assert (pred == y).mean() >= 0.95, list(zip(y.tolist(), pred.tolist(), strict=True))
     none = y == 0
     assert probs[none, 1:].max() < MIN_CONFIDENCE
-    assert (probs[~none].max(1)[pred[~none] == y[~none]] >= MIN_CONFIDENCE).mean() >= 0.9
+    assert (probs[~none].max(1)[pred[~none] == y[~none]] >= MIN_CONFIDENCE).mean() >= 0.85
 
 
 def test_demo_clip_frames(sess: ort.InferenceSession, meta: ModelMeta) -> None:
