@@ -17,17 +17,21 @@ import redis
 
 from services.common.keys import Keys
 from services.common.messages import Label
-from services.common.settings import Settings, load_settings
-from tests.support.gateway import SCREENSHOTS, GatewayThread, ServiceProcess, chromium, post_json, start_state
+from tests.support.gateway import (
+    SCREENSHOTS,
+    GatewayThread,
+    ServiceProcess,
+    chromium,
+    post_json,
+    settings_for,
+    start_state,
+)
 from tests.support.ports import free_port
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-
-def settings_for(redis_url: str, prefix: str, **flat: Any) -> Settings:
-    return load_settings(overrides={"redis.url": redis_url, "redis.prefix": prefix, **flat}).settings
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,9 @@ import pytest
 import redis
 
 from services.common.keys import Keys
-from services.common.settings import Settings, load_settings
-from tests.support.gateway import GatewayThread, ServiceProcess, post_json, start_state
+from tests.support.gateway import GatewayThread, ServiceProcess, post_json, settings_for, start_state
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
-
-
-def make_settings(redis_url: str, prefix: str, **flat: Any) -> Settings:
-    return load_settings(overrides={"redis.url": redis_url, "redis.prefix": prefix, **flat}).settings
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +47,7 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gateway(
     redis_server: RedisServer, gw_prefix: str, state_proc: ServiceProcess, config_dir: Path
 ) -> Iterator[GatewayThread]:
-    gw = GatewayThread(make_settings(redis_server.url, gw_prefix, **{"gateway.max_body_bytes": 4096}), config_dir)
+    gw = GatewayThread(settings_for(redis_server.url, gw_prefix, **{"gateway.max_body_bytes": 4096}), config_dir)
     gw.start()
     yield gw
     gw.stop()
@@ -101,7 +96,7 @@ def test_healthz_readyz_metrics_docs(gateway: GatewayThread) -> None:
 def test_readyz_503_when_redis_is_unreachable(tmp_path: Path) -> None:
     from tests.support.ports import free_port
 
-    gw = GatewayThread(make_settings(f"redis://127.0.0.1:{free_port()}/0", "x"), tmp_path).start()
+    gw = GatewayThread(settings_for(f"redis://127.0.0.1:{free_port()}/0", "x"), tmp_path).start()
     try:
         resp = get(gw, "/readyz")
         assert resp.status_code == 503
@@ -334,7 +329,7 @@ def test_admin_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = "s3cret-" + uuid.uuid4().hex
-    gw = GatewayThread(make_settings(redis_server.url, gw_prefix, **{"gateway.admin_token": secret}), tmp_path).start()
+    gw = GatewayThread(settings_for(redis_server.url, gw_prefix, **{"gateway.admin_token": secret}), tmp_path).start()
     try:
         url = f"{api(channel)}/adjust"
         for token in (None, "wrong", secret + "x", secret[:-1]):
@@ -364,7 +359,7 @@ def test_timeout_is_503_and_the_command_is_never_applied_later(
 ) -> None:
     prefix = f"to{uuid.uuid4().hex[:8]}"
     keys = Keys(prefix)
-    gw = GatewayThread(make_settings(redis_server.url, prefix, **{"gateway.command_timeout_s": 0.5}), tmp_path).start()
+    gw = GatewayThread(settings_for(redis_server.url, prefix, **{"gateway.command_timeout_s": 0.5}), tmp_path).start()
     state: ServiceProcess | None = None
     try:
         started = time.monotonic()
@@ -470,7 +465,7 @@ def test_command_metrics(gateway: GatewayThread, channel: str) -> None:
 def test_a_command_timeout_longer_than_the_socket_timeout(redis_server: RedisServer, tmp_path: Path) -> None:
     """command_timeout_s above redis-py's 5 s socket timeout still ends as a clean timeout, not a Redis error."""
     prefix = f"lt{uuid.uuid4().hex[:8]}"
-    gw = GatewayThread(make_settings(redis_server.url, prefix, **{"gateway.command_timeout_s": 6}), tmp_path).start()
+    gw = GatewayThread(settings_for(redis_server.url, prefix, **{"gateway.command_timeout_s": 6}), tmp_path).start()
     try:
         started = time.monotonic()
         r = post_json(gw.url, f"{api('default')}/adjust", {"outcome": "victory"})

@@ -30,7 +30,7 @@ import httpx
 import redis
 
 from services.common.keys import GROUP_STATE, Keys
-from services.common.settings import Settings
+from services.common.settings import Settings, load_settings
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
@@ -46,6 +46,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def settings_for(redis_url: str, prefix: str, **flat: Any) -> Settings:
+    """Settings on a given Redis and key prefix, plus dotted-key overrides."""
+    return load_settings(overrides={"redis.url": redis_url, "redis.prefix": prefix, **flat}).settings
 
 
 def http_ok(url: str) -> bool:
