@@ -16,6 +16,7 @@ import torch
 
 from services.common.vision import MODEL_LABELS, ModelMeta
 from training.config import INPUT, NORMALIZE, OPSET, ROI
+from training.detector import assemble
 
 MAX_ABS_DIFF = 1e-4
 
@@ -69,7 +70,8 @@ def export_onnx(model: torch.nn.Module, check_inputs: npt.NDArray[np.float32]) -
 
 
 def build_meta(onnx_bytes: bytes, training: dict[str, Any]) -> dict[str, Any]:
-    meta = {
+    """The whole detector's metadata: this gate plus the reader stage (:mod:`training.detector`)."""
+    gate = {
         "schema_version": 1,
         "model_id": model_id_for(onnx_bytes),
         "labels": list(MODEL_LABELS),
@@ -80,8 +82,8 @@ def build_meta(onnx_bytes: bytes, training: dict[str, Any]) -> dict[str, Any]:
                  "sha256": hashlib.sha256(onnx_bytes).hexdigest()},
         "training": training,
     }
-    ModelMeta.model_validate(meta)  # fail here, not in the worker
-    return meta
+    ModelMeta.model_validate(gate)
+    return assemble(gate)
 
 
 def write_model(onnx_bytes: bytes, meta: dict[str, Any], model_path: Path, meta_path: Path) -> None:

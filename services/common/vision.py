@@ -61,15 +61,70 @@ class Normalize(BaseModel):
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
 
+class GateSpec(BaseModel):
+    """Stage 1, on every frame: the small CNN above; a frame is a *candidate* for the reader
+    when ``1 - p(none) >= threshold`` (tuned for recall: the reader decides)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    threshold: float = Field(gt=0, lt=1)
+
+
+class ReaderSpec(BaseModel):
+    """Stage 2, on candidates only: a pretrained CTC text recogniser from a pinned package.
+
+    ``accept`` is the mean log-probability per character at which a word's
+    outcome reaches probability 0.9 (the counting rules' default
+    ``min_confidence``); ``slope`` is how fast the probability moves with the
+    score; ``near_miss`` is the score above which a rejected reading is shown
+    to the streamer as "saw DEFEAT — not counted".
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    package: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    module: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    charset: str = Field(min_length=1)
+    charset_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    licence: str = ""
+    roi: Roi
+    height: int = Field(48, ge=16, le=128)
+    max_width: int = Field(320, ge=32, le=2048)
+    words: dict[str, tuple[str, ...]]
+    # words the game shows that look like ours (DEFEND, DEFEATED, VICTORIES…): read better, they veto
+    lookalikes: tuple[str, ...] = ()
+    accept: float = Field(lt=0)
+    slope: float = Field(gt=0)
+    near_miss: float = Field(lt=0)
+
+    @model_validator(mode="after")
+    def _words(self) -> ReaderSpec:
+        if set(self.words) != set(MODEL_LABELS[1:]) or not all(self.words.values()):
+            raise ValueError(f"reader.words needs at least one word for each of {list(MODEL_LABELS[1:])}")
+        if self.near_miss >= self.accept:
+            raise ValueError("reader.near_miss must be below reader.accept")
+        return self
+
+
 class ModelMeta(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = 1
     model_id: str = Field(min_length=1)
     labels: tuple[str, ...] = MODEL_LABELS
+    # the gate network's input: ROI, size and normalisation (schema 1 = the gate alone decides)
     roi: Roi
     input: InputSpec
     normalize: Normalize = Normalize()
+    gate: GateSpec | None = None
+    reader: ReaderSpec | None = None
     # training summary etc. are free-form extras
+
+    @model_validator(mode="after")
+    def _stages(self) -> ModelMeta:
+        if (self.schema_version == 2) != (self.reader is not None and self.gate is not None):
+            raise ValueError("schema_version 2 describes a gate and a reader; schema_version 1 neither")
+        return self
 
     @model_validator(mode="after")
     def _labels(self) -> ModelMeta:

@@ -1,16 +1,27 @@
-"""The banner classifier: ``preprocess → predict → postprocess`` over onnxruntime.
+"""The banner detector: ``preprocess → predict → postprocess`` over onnxruntime.
 
-The model and its metadata (:class:`~services.common.vision.ModelMeta`) are
-loaded together and checked against each other; preprocessing goes through
-:mod:`services.common.vision`, the same functions training uses, so the
-network sees the same pixels in both.
+Two stages, both described by the model metadata
+(:class:`~services.common.vision.ModelMeta`, schema 2):
+
+1. the **gate**, a small CNN on every frame (≈0.2 ms): a frame whose
+   ``1 - p(none)`` reaches ``gate.threshold`` is a *candidate*. Tuned for
+   recall, because a CNN trained on synthetic frames cannot be trusted to
+   tell a real banner's word apart;
+2. the **reader**, a pretrained text recogniser (:mod:`.reader`), on
+   candidates only: it scores each outcome word (and known look-alikes such
+   as ``DEFEND``) against the crop and decides (:func:`decide`).
+
+A schema-1 model is the gate alone deciding (used by small test models).
+The gate's preprocessing goes through :mod:`services.common.vision`, the
+same functions training uses, so the network sees the same pixels in both.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +30,8 @@ import numpy.typing as npt
 
 from services.common import vision
 from services.common.settings import InferenceSettings
+from services.inference.reader import Reader, ReaderError
+from services.inference.sessions import session_options
 
 log = logging.getLogger("owc.inference")
 
@@ -39,6 +52,52 @@ class Prediction:
     label: str
     confidence: float
     probs: dict[str, float]
+    # each stage's scores, for --explain and the admin page (gate always; reader on candidates)
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def near_miss(self) -> str | None:
+        """The outcome the reader *almost* saw (shown as "saw DEFEAT at 53% — not counted")."""
+        reader = self.stages.get("reader")
+        return reader.get("near_miss") if isinstance(reader, dict) else None
+
+
+def decide(
+    labels: Sequence[str], word_scores: dict[str, float], spec: vision.ReaderSpec
+) -> tuple[dict[str, float], str | None]:
+    """The reader's verdict from its per-word scores (pure; no model).
+
+    ``word_scores`` maps every word (outcome words and look-alikes) to its
+    mean log-probability per character. An outcome's evidence is its best
+    word's score ``s`` measured two ways, and the weaker one counts:
+
+    * against ``spec.accept``, the level below which the crop does not read
+      as a word of ours: ``slope · (s − accept) + ln 9``, so an outcome read
+      exactly at ``accept`` gets 0.9 — the counting rules' default
+      ``min_confidence``;
+    * against the best look-alike ``l`` (``DEFEND`` read well beats
+      ``DEFEAT`` read worse): ``slope · (s − l)``, so an outcome read no
+      better than a look-alike never passes 0.5.
+
+    Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
+    Also returns the outcome the reader *almost* saw — scored at or above
+    ``spec.near_miss`` but below ``spec.accept``, and better than any
+    look-alike — for the admin page ("saw DEFEAT — not counted").
+    """
+    lookalike = max((word_scores[w] for w in spec.lookalikes), default=-math.inf)
+    z = {"none": 0.0}
+    best_label, best_score = "", -math.inf
+    for label in labels[1:]:
+        score = max(word_scores[w] for w in spec.words[label])
+        z[label] = min(spec.slope * (score - spec.accept) + math.log(9.0), spec.slope * (score - lookalike))
+        if score > best_score:
+            best_label, best_score = label, score
+    top = max(z.values())
+    exp = {k: math.exp(v - top) for k, v in z.items()}
+    total = sum(exp.values())
+    probs = {k: exp[k] / total for k in labels}
+    near = best_label if spec.near_miss <= best_score < spec.accept and best_score > lookalike else None
+    return probs, near
 
 
 def resolve_providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
@@ -68,22 +127,6 @@ def resolve_providers(requested: Sequence[str], available: Sequence[str]) -> lis
     if "CPUExecutionProvider" not in out:
         out.append("CPUExecutionProvider")
     return out
-
-
-def session_options(intra_op_threads: int) -> Any:
-    """Options for a small model on a shared PC: few threads, no busy-waiting."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = intra_op_threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # spinning threads burn a core while waiting for work: bad next to a game and OBS
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return so
 
 
 class Classifier:
@@ -120,11 +163,20 @@ class Classifier:
         self._check_contract()
         self.labels: tuple[str, ...] = tuple(self.meta.labels)
         self.model_id = self.meta.model_id
+        self.reader: Reader | None = None
+        if self.meta.reader is not None:
+            try:
+                self.reader = Reader(self.meta.reader, intra_op_threads=intra_op_threads)
+            except ReaderError as exc:
+                raise ClassifierError(f"model {self.model_id}: {exc}") from None
         self.warmup(warmup_batch)
         log.info(
-            "model %s (%s) ready: input %r %dx%d, providers %s",
+            "model %s (%s) ready: gate input %r %dx%d%s, providers %s",
             self.model_id, self.model_path.name, self.input_name,
-            self.meta.input.width, self.meta.input.height, ",".join(self.providers),
+            self.meta.input.width, self.meta.input.height,
+            f", reader {self.meta.reader.package}=={self.meta.reader.version} on candidates"
+            if self.meta.reader else " (gate decides alone)",
+            ",".join(self.providers),
         )
 
     @classmethod
@@ -205,22 +257,59 @@ class Classifier:
         return np.asarray(result[0], dtype=np.float32).reshape(batch.shape[0], -1)
 
     # postprocess ----------------------------------------------------------
-    def postprocess(self, probs: npt.NDArray[np.float32]) -> list[Prediction]:
+    def gate_score(self, row: Sequence[float]) -> float:
+        """How much the gate believes in *some* banner: ``1 - p(none)``."""
+        return 1.0 - float(row[0])
+
+    def postprocess(
+        self,
+        probs: npt.NDArray[np.float32],
+        sources: Sequence[tuple[bytes, int | None, int | None]] | None = None,
+    ) -> list[Prediction]:
+        """Gate probabilities (and, for a two-stage model, the encoded frames) -> predictions.
+
+        With a reader, a frame the gate passes is read and the reader decides;
+        any other frame is ``none`` with the gate's own probabilities.
+        """
         out: list[Prediction] = []
-        best = probs.argmax(axis=1)
-        for row, i in zip(probs.tolist(), best.tolist(), strict=True):
+        for i, row in enumerate(probs.tolist()):
+            gate = {name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)}
+            if self.reader is None or self.meta.gate is None:
+                best = max(range(len(row)), key=row.__getitem__)
+                out.append(Prediction(self.labels[best], _clip(row[best]), gate, {"gate": {"probs": gate}}))
+                continue
+            score = self.gate_score(row)
+            stages: dict[str, Any] = {
+                "gate": {"score": round(score, 4), "threshold": self.meta.gate.threshold, "probs": gate}
+            }
+            if score < self.meta.gate.threshold or sources is None:
+                probs_none = {name: (1.0 if name == "none" else 0.0) for name in self.labels}
+                out.append(Prediction("none", _clip(row[0]), probs_none, stages))
+                continue
+            data, width, height = sources[i]
+            reading = self.reader.read(data, width, height)
+            final, near = decide(self.labels, reading.words, self.meta.reader)  # type: ignore[arg-type]
+            stages["reader"] = {
+                "scores": reading.labels,
+                "words": reading.words,
+                "text": reading.text,
+                "accept": self.meta.reader.accept,  # type: ignore[union-attr]
+                "ms": round(reading.ms, 2),
+                "near_miss": near,
+            }
+            label = max(final, key=final.__getitem__)
             out.append(
-                Prediction(
-                    label=self.labels[i],
-                    confidence=min(1.0, max(0.0, float(row[i]))),
-                    probs={name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)},
-                )
+                Prediction(label, _clip(final[label]), {k: round(v, 6) for k, v in final.items()}, stages)
             )
         return out
 
     def classify(self, frames: Sequence[tuple[bytes, int | None, int | None]]) -> list[Prediction]:
-        """Convenience: encoded frames ``(data, width, height)`` -> predictions."""
+        """Encoded frames ``(data, width, height)`` -> predictions (both stages)."""
         if not frames:
             return []
         batch = np.stack([self.preprocess(d, w, h) for d, w, h in frames])
-        return self.postprocess(self.predict(batch))
+        return self.postprocess(self.predict(batch), frames)
+
+
+def _clip(p: float) -> float:
+    return min(1.0, max(0.0, float(p)))

@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     q.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG or JPEG)")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
+    q.add_argument(
+        "--explain", action="store_true",
+        help="also print each stage's scores: the gate's score and threshold, and for candidates the "
+        "reader's score per word, its own spelling and the acceptance level",
+    )
     q.add_argument("--model", metavar="PATH", help="ONNX model (default: inference.model)")
     add_config_args(q)
     q.set_defaults(handler=_run_predict)
@@ -82,7 +87,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from services.inference.predict import predict_files
 
     loaded = load_from_args(args, {"inference.model": args.model})
-    return predict_files(loaded.settings.inference, args.images, as_json=args.json)
+    return predict_files(loaded.settings.inference, args.images, as_json=args.json, explain=args.explain)
 
 
 def _run_bench(args: argparse.Namespace) -> int:

@@ -24,8 +24,8 @@ LABELS = Counter(
 )
 STAGE_SECONDS = Histogram(
     "owc_inference_stage_seconds",
-    "Per-frame time of each stage: decode, preprocess, model (the model runs per batch; "
-    "each frame observes its share).",
+    "Per-frame time of each stage: decode, preprocess, model (the gate runs per batch; "
+    "each frame observes its share), reader (the text recogniser, on the gate's candidates only).",
     ["stage"],
     buckets=MS_BUCKETS,
 )
@@ -33,6 +33,15 @@ BATCH_SIZE = Histogram(
     "owc_inference_batch_size_frames",
     "Frames per batch read from the stream.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+CANDIDATES = Counter(
+    "owc_inference_candidates_total",
+    "Frames the gate passed to the reader.",
+)
+NEAR_MISSES = Counter(
+    "owc_inference_near_misses_total",
+    "Frames where the reader saw an outcome word but not clearly enough to count it.",
+    ["outcome"],
 )
 LAG = Gauge(
     "owc_inference_consumer_lag_frames",
@@ -51,3 +60,4 @@ LABELS_BY_CLASS = {name: LABELS.labels(name) for name in ("none", "victory", "de
 DECODE_SECONDS = STAGE_SECONDS.labels("decode")
 PREPROCESS_SECONDS = STAGE_SECONDS.labels("preprocess")
 MODEL_SECONDS = STAGE_SECONDS.labels("model")
+READER_SECONDS = STAGE_SECONDS.labels("reader")

@@ -24,11 +24,34 @@ def predict_file(classifier: Classifier, path: Path) -> Prediction:
     except OSError as exc:
         raise vision.FrameDecodeError(exc.strerror or str(exc)) from None
     height, width = vision.decode(data).shape[:2]
-    batch = classifier.preprocess(data, width, height)[None]
-    return classifier.postprocess(classifier.predict(batch))[0]
+    return classifier.classify([(data, width, height)])[0]
 
 
-def predict_files(settings: InferenceSettings, images: Sequence[str], *, as_json: bool) -> int:
+def explain_lines(pred: Prediction) -> list[str]:
+    """Each stage's scores in words a streamer can follow."""
+    gate = pred.stages.get("gate", {})
+    lines = []
+    if "score" in gate:
+        passed = gate["score"] >= gate["threshold"]
+        lines.append(
+            f"  gate:   banner score {gate['score']:.3f} (candidate from {gate['threshold']}) -> "
+            + ("passed to the reader" if passed else "not a candidate: none")
+        )
+    else:
+        lines.append("  gate:   " + "  ".join(f"{k} {v:.3f}" for k, v in gate.get("probs", {}).items())
+                     + " (single-stage model: the gate decides)")
+    reader = pred.stages.get("reader")
+    if reader:
+        words = "  ".join(f"{w} {s:.2f}" for w, s in sorted(reader["words"].items(), key=lambda kv: -kv[1])[:6])
+        lines.append(f"  reader: read {reader['text']!r} in {reader['ms']:.1f} ms; "
+                     f"best words (mean log-prob per letter, counts from {reader['accept']}): {words}")
+        if reader.get("near_miss"):
+            lines.append(f"  near miss: saw {reader['near_miss'].upper()} at "
+                         f"{pred.probs[reader['near_miss']]:.0%} - not counted")
+    return lines
+
+
+def predict_files(settings: InferenceSettings, images: Sequence[str], *, as_json: bool, explain: bool = False) -> int:
     try:
         classifier = Classifier.from_settings(settings)
     except ClassifierError as exc:
@@ -50,8 +73,12 @@ def predict_files(settings: InferenceSettings, images: Sequence[str], *, as_json
                 "probabilities": pred.probs,
                 "model": classifier.model_id,
             }
-            print(json.dumps(record), flush=True)
+            if explain:
+                record["stages"] = pred.stages
+            print(json.dumps(record, ensure_ascii=False), flush=True)
         else:
             others = "  ".join(f"{k} {v:.3f}" for k, v in pred.probs.items())
             print(f"{name}: {pred.label} ({pred.confidence:.1%})   [{others}]  model {classifier.model_id}", flush=True)
+            if explain:
+                print("\n".join(explain_lines(pred)), flush=True)
     return status

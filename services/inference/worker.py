@@ -54,7 +54,7 @@ from services.common.settings import InferenceSettings
 from services.common.streams import Delivery, GroupConsumer
 from services.common.vision import FrameDecodeError
 from services.inference import metrics
-from services.inference.classifier import Classifier
+from services.inference.classifier import Classifier, Prediction
 
 log = logging.getLogger("owc.inference")
 
@@ -273,18 +273,30 @@ class InferenceWorker:
                 done += self._classify_one(pipe, item)
             return done
         per_frame = (time.perf_counter() - t0) / len(ready)
-        preds = self.classifier.postprocess(probs)
         acks: list[bytes] = []
-        for item, pred in zip(ready, preds, strict=True):
+        for i, item in enumerate(ready):
+            # the reader (on the gate's candidates only) needs the frame itself
+            t1 = time.perf_counter()
+            try:
+                pred = self.classifier.postprocess(probs[i][None], [_source(item.frame)])[0]
+            except FrameDecodeError as exc:
+                self._error_label(pipe, item.frame.channel, item.frame.seq, item.frame.captured_at, str(exc))
+                acks.append(item.delivery.id)
+                continue
+            dt = per_frame + time.perf_counter() - t1
             metrics.MODEL_SECONDS.observe(per_frame)
-            self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + per_frame)
+            self._observe_stages(pred)
+            self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + dt)
             acks.append(item.delivery.id)
         return acks
 
     def _classify_one(self, pipe: redis.client.Pipeline, item: _Ready) -> list[bytes]:
         t0 = time.perf_counter()
         try:
-            pred = self.classifier.postprocess(self.classifier.predict(item.tensor[None]))[0]
+            pred = self.classifier.postprocess(self.classifier.predict(item.tensor[None]), [_source(item.frame)])[0]
+        except FrameDecodeError as exc:
+            self._error_label(pipe, item.frame.channel, item.frame.seq, item.frame.captured_at, str(exc))
+            return [item.delivery.id]
         except Exception:
             log.exception(
                 "the model failed on frame %s (%s #%d); it stays pending and will be retried, "
@@ -294,8 +306,23 @@ class InferenceWorker:
             return []
         dt = time.perf_counter() - t0
         metrics.MODEL_SECONDS.observe(dt)
+        self._observe_stages(pred)
         self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + dt)
         return [item.delivery.id]
+
+    @staticmethod
+    def _observe_stages(pred: Prediction) -> None:
+        reader = pred.stages.get("reader")
+        if reader is None:
+            return
+        metrics.CANDIDATES.inc()
+        metrics.READER_SECONDS.observe(float(reader["ms"]) / 1000.0)
+        if pred.near_miss:
+            metrics.NEAR_MISSES.labels(outcome=pred.near_miss).inc()
+            log.info(
+                "near miss: the reader saw %s (%s) but not clearly enough to count it (%.0f%%)",
+                pred.near_miss.upper(), reader.get("text") or "?", 100 * pred.probs.get(pred.near_miss, 0.0),
+            )
 
     def _publish(
         self,
@@ -389,3 +416,7 @@ class InferenceWorker:
                         return
                     raise
                 self._health_sent[channel] = now
+
+
+def _source(frame: Frame) -> tuple[bytes, int | None, int | None]:
+    return frame.image, frame.width, frame.height

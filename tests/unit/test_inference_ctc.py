@@ -1,0 +1,118 @@
+"""CTC word scoring and the reader's decision rule (pure maths, no model)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from services.common.vision import ReaderSpec, Roi
+from services.inference.classifier import decide
+from services.inference.ctc import extend, greedy_text, word_log_likelihoods
+
+LABELS = ("none", "victory", "defeat", "draw")
+
+
+def _brute_force(probs: np.ndarray, word: list[int]) -> float:
+    """Sum over every path that collapses to ``word`` (the definition CTC computes)."""
+    total = 0.0
+    steps, classes = probs.shape
+    for path in itertools.product(range(classes), repeat=steps):
+        out: list[int] = []
+        last = -1
+        for c in path:
+            if c != last and c != 0:
+                out.append(c)
+            last = c
+        if out == word:
+            total += float(np.prod([probs[t, c] for t, c in enumerate(path)]))
+    return math.log(total) if total > 0 else -math.inf
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_forward_algorithm_equals_the_sum_over_all_alignments(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    steps = int(rng.integers(1, 6))
+    probs = rng.random((steps, 4))
+    probs /= probs.sum(axis=1, keepdims=True)
+    words = [[1], [1, 2], [2, 2], [1, 2, 3], [3, 3, 1]]
+    got = word_log_likelihoods(probs, words)
+    want = [_brute_force(probs, w) for w in words]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_a_word_that_cannot_fit_the_steps_is_impossible() -> None:
+    probs = np.full((3, 3), 1 / 3)
+    got = word_log_likelihoods(probs, [[1, 1, 1], [1, 2]])
+    assert got[0] == -math.inf and math.isfinite(got[1])
+    assert extend([5, 6]) == [0, 5, 0, 6, 0]
+
+
+def _reading_of(text: list[int], classes: int, sure: float = 0.9, steps_per_char: int = 3) -> np.ndarray:
+    """Per-step probabilities of a recogniser that sees ``text`` fairly clearly."""
+    rows = []
+    for c in text:
+        for k in range(steps_per_char):
+            row = np.full(classes, (1 - sure) / (classes - 1))
+            row[c if k == 1 else 0] = sure
+            rows.append(row)
+    return np.array(rows)
+
+
+def test_the_whole_word_must_be_there_not_a_look_alike() -> None:
+    # D E F A T N: DEFEND read clearly scores far below DEFEAT read clearly, and vice versa
+    d, e, f, a, t, n = 1, 2, 3, 4, 5, 6
+    defeat, defend = [d, e, f, e, a, t], [d, e, f, e, n, d]
+    for seen, other in ((defeat, defend), (defend, defeat)):
+        ll = word_log_likelihoods(_reading_of(seen, 8), [seen, other]) / 6
+        assert ll[0] > -0.5 and ll[1] < ll[0] - 1.0
+    assert greedy_text(_reading_of(defeat, 8), ["", "D", "E", "F", "A", "T", "N", "?"]) == "DEFEAT"
+
+
+SPEC = ReaderSpec(
+    package="p", version="1", module="m", model="r.onnx", model_sha256="0" * 64, charset="d.txt",
+    charset_sha256="0" * 64, roi=Roi(x0=0.3, y0=0.3, x1=0.7, y1=0.6), height=48, max_width=320,
+    words={"victory": ("VICTORY!",), "defeat": ("DEFEAT",), "draw": ("DRAW",)},
+    lookalikes=("DEFEND",), accept=-2.0, slope=4.0, near_miss=-3.0,
+)
+
+
+def _scores(seen: dict[str, float] | None = None) -> dict[str, float]:
+    return {"VICTORY!": -9.0, "DEFEAT": -9.0, "DRAW": -9.0, "DEFEND": -9.0} | (seen or {})
+
+
+@pytest.mark.parametrize(
+    ("scores", "label", "low", "high", "near"),
+    [
+        # exactly at the acceptance level: 0.9, the counting rules' default min_confidence
+        (_scores({"DEFEAT": -2.0}), "defeat", 0.899, 0.901, None),
+        (_scores({"DEFEAT": -0.3}), "defeat", 0.99, 1.0, None),
+        (_scores({"VICTORY!": -0.2}), "victory", 0.99, 1.0, None),
+        # below the acceptance level but close: shown as a near miss, never counted
+        (_scores({"DEFEAT": -2.2}), "defeat", 0.5, 0.899, "defeat"),
+        (_scores({"DEFEAT": -2.6}), "none", 0.0, 0.899, "defeat"),
+        (_scores({"DRAW": -3.2}), "none", 0.0, 0.2, None),
+        # DEFEND read well vetoes DEFEAT read worse (and is no near miss)
+        (_scores({"DEFEAT": -1.2, "DEFEND": -0.1}), "none", 0.0, 0.02, None),
+        # read as well as a look-alike: at most even odds, never counted
+        (_scores({"DEFEAT": -0.5, "DEFEND": -0.5}), "none", 0.0, 0.5, None),
+        # nothing readable
+        (_scores(), "none", 0.0, 1e-6, None),
+    ],
+)
+def test_decide(scores: dict[str, float], label: str, low: float, high: float, near: str | None) -> None:
+    probs, near_miss = decide(LABELS, scores, SPEC)
+    assert abs(sum(probs.values()) - 1.0) < 1e-9
+    best = max(probs, key=probs.__getitem__)
+    if label != "none":
+        assert best == label and low <= probs[label] <= high
+    else:
+        assert max(probs[k] for k in LABELS[1:]) <= high
+    assert near_miss == near
+
+
+def test_two_outcomes_read_equally_well_count_neither() -> None:
+    probs, _ = decide(LABELS, _scores({"DEFEAT": -0.5, "DRAW": -0.5}), SPEC)
+    assert max(probs.values()) < 0.9

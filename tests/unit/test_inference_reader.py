@@ -1,0 +1,100 @@
+"""The reader stage with the real pinned recogniser (from its installed wheel; no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from services.common import vision
+from services.common.settings import DEFAULT_MODEL
+from services.inference.classifier import Classifier, ClassifierError
+from services.inference.reader import Reader, ReaderError
+
+META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))
+FONTS = {
+    "latin": Path("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Oblique.ttf"),
+    "cjk": Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+}
+
+
+def _frame(text: str, colour: tuple[int, int, int], size: tuple[int, int] = (800, 450), font: str = "latin") -> bytes:
+    """A bright daylight-like frame with ``text`` where the game puts its banner (thin, slanted)."""
+    if not FONTS[font].exists():
+        pytest.skip(f"font {FONTS[font]} is not installed (make test installs it)")
+    w, h = size
+    sky = np.linspace(0, 1, h)[:, None, None] * np.array([30, 40, 60]) + np.array([200, 190, 170])
+    img = Image.fromarray(np.broadcast_to(sky, (h, w, 3)).astype(np.uint8))
+    f = ImageFont.truetype(str(FONTS[font]), int(h * 0.12))
+    layer = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(layer).text((w * 0.5, h * 0.465), text, fill=255, font=f, anchor="mm")
+    layer = layer.transform(layer.size, Image.Transform.AFFINE, (1, 0.2, -0.2 * h * 0.465, 0, 1, 0))
+    img.paste(Image.new("RGB", (w, h), colour), (0, 0), layer)
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    assert META.reader is not None, "the shipped model describes a reader stage"
+    return Reader(META.reader)
+
+
+@pytest.mark.parametrize(
+    ("text", "colour", "font", "label"),
+    [
+        ("DEFEAT", (250, 40, 40), "latin", "defeat"),
+        ("VICTORY!", (230, 185, 45), "latin", "victory"),
+        ("DRAW", (235, 235, 235), "latin", "draw"),
+        # the Japanese client: the reader's dictionary spells every word, and it reads them
+        ("敗北", (250, 40, 40), "cjk", "defeat"),
+        ("勝利！", (230, 185, 45), "cjk", "victory"),
+        ("引き分け", (235, 235, 235), "cjk", "draw"),
+    ],
+)
+def test_reads_each_outcome_word(reader: Reader, text: str, colour: tuple[int, int, int], font: str,
+                                 label: str) -> None:
+    reading = reader.read(_frame(text, colour, font=font), 800, 450)
+    best = max(reading.labels, key=reading.labels.__getitem__)
+    assert best == label, reading
+    assert reading.labels[label] > META.reader.accept  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("text", ["DEFEND", "VICTORIES", "DEFEATED", "ATTACK", "OVERTIME"])
+def test_look_alikes_are_never_an_outcome(text: str) -> None:
+    clf = Classifier(DEFAULT_MODEL)
+    data = _frame(text, (250, 40, 40))
+    pred = clf.postprocess(np.array([[0.0, 0.4, 0.4, 0.2]], np.float32), [(data, 800, 450)])[0]  # force a candidate
+    assert "reader" in pred.stages
+    assert pred.label == "none" or pred.confidence < 0.5, pred
+
+
+def test_small_and_gif_like_captures_still_read(reader: Reader) -> None:
+    data = _frame("DEFEAT", (250, 40, 40), size=(480, 270))
+    assert reader.read(data, 480, 270).labels["defeat"] > META.reader.accept  # type: ignore[union-attr]
+    img = cv2.imdecode(np.frombuffer(_frame("DEFEAT", (250, 40, 40)), np.uint8), cv2.IMREAD_COLOR)
+    pal = Image.fromarray(img[:, :, ::-1]).quantize(colors=64, dither=Image.Dither.FLOYDSTEINBERG).convert("RGB")
+    ok, png = cv2.imencode(".png", np.asarray(pal)[:, :, ::-1])
+    assert ok
+    assert reader.read(png.tobytes(), 800, 450).labels["defeat"] > META.reader.accept  # type: ignore[union-attr]
+
+
+def test_a_changed_reader_file_is_refused(tmp_path: Path) -> None:
+    raw = json.loads(vision.meta_path_for(DEFAULT_MODEL).read_text(encoding="utf-8"))
+    raw["reader"]["model_sha256"] = "f" * 64
+    (tmp_path / "m.onnx").write_bytes(DEFAULT_MODEL.read_bytes())
+    (tmp_path / "m.json").write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(ClassifierError, match="sha256"):
+        Classifier(tmp_path / "m.onnx")
+
+
+def test_a_missing_reader_package_says_how_to_install_it() -> None:
+    assert META.reader is not None
+    spec = META.reader.model_copy(update={"module": "no_such_module_owc"})
+    with pytest.raises(ReaderError, match=r"not installed.*pip install"):
+        Reader(spec)

