@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from services.common.cliargs import add_config_args, fail, load_from_args
 
@@ -43,6 +43,7 @@ class Frame:
     name: str  # unique, stable file stem
     data: bytes  # encoded image (JPEG/PNG)
     t: float | None = None  # seconds into a video
+    label: str | None = None  # known from the event log (--from-redis)
 
 
 @dataclass(frozen=True)
@@ -131,43 +132,65 @@ def iter_video(path: Path, every: float) -> Iterator[Frame]:
         cap.release()
 
 
+def labels_from_events(events: list[Any]) -> dict[int, str]:
+    """Frame seq -> label, from what the event log says happened to that frame.
+
+    An automatic detection labels its frame with the outcome; a detection the
+    streamer undid labels it ``none`` (a false positive is the most useful
+    negative there is); a near miss counted by hand (``adjusted`` with a
+    ``frame_seq``) labels it with the outcome.
+    """
+    by_id = {e.id: e for e in events}
+    out: dict[int, str] = {}
+    for e in events:
+        if e.frame_seq is None and e.type != "undone":
+            continue
+        if e.type == "detected" or (e.type == "adjusted" and e.delta > 0):
+            out[e.frame_seq] = e.outcome
+        elif e.type == "undone":
+            undone = by_id.get(e.undoes)
+            if undone is not None and undone.type == "detected" and undone.frame_seq is not None:
+                out[undone.frame_seq] = "none"
+    return out
+
+
 def iter_redis(settings: Any, channel: str) -> Iterator[Frame]:
     from services.common.keys import Keys
+    from services.common.messages import Event, MessageError
     from services.common.redisio import connect
 
     client = connect(settings)
     keys = Keys(settings.redis.prefix)
+    events = []
+    raw = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(keys.events(channel)))
+    for eid, fields in raw:
+        try:
+            events.append(Event.from_fields(fields, eid))
+        except MessageError:  # written by another version: its frame falls back to the detector
+            continue
+    known = labels_from_events(events)
     for key in client.scan_iter(match=keys.detframe_pattern(channel), count=200):
         data = client.get(key)
         if isinstance(data, bytes) and data:
             seq = key.decode().rsplit(":", 1)[-1]
-            yield Frame(f"redis-{channel}-{seq}", data)
+            yield Frame(f"redis-{channel}-{seq}", data, label=known.get(int(seq)) if seq.isdigit() else None)
 
 
 class AutoLabeller:
-    """The current model as a labeller (onnxruntime, one thread)."""
+    """The current detector (both stages, as the workers run it) as a labeller."""
 
     def __init__(self, model: Path, threshold: float) -> None:
-        import onnxruntime as ort
+        from services.inference.classifier import Classifier
 
-        from services.common.vision import ModelMeta, meta_path_for
-
-        self.meta = ModelMeta.load(meta_path_for(model))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        self.sess = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.classifier = Classifier(model, intra_op_threads=1, warmup_batch=1)
         self.threshold = threshold
 
     def __call__(self, data: bytes) -> tuple[str, float]:
-        import numpy as np
+        from services.common.vision import decode
 
-        from services.common.vision import preprocess_bytes, softmax
-
-        x = preprocess_bytes(data, self.meta)[None]
-        probs = softmax(self.sess.run(None, {self.sess.get_inputs()[0].name: x})[0])[0]
-        i = int(np.argmax(probs))
-        conf = float(probs[i])
-        return (self.meta.labels[i] if conf >= self.threshold else UNSURE), conf
+        height, width = decode(data).shape[:2]
+        pred = self.classifier.classify([(data, width, height)])[0]
+        return (pred.label if pred.confidence >= self.threshold else UNSURE), pred.confidence
 
 
 def _expand(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -249,7 +272,7 @@ def run_collect(args: argparse.Namespace) -> int:
                     emit(frame, None)
         if args.from_redis:
             for frame in iter_redis(settings, args.channel):
-                emit(frame, args.label)
+                emit(frame, args.label or frame.label)
     except OSError as exc:
         fail(str(exc))
     total = sum(v for k, v in counts.items() if not k.startswith("skipped"))

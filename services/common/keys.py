@@ -73,8 +73,12 @@ class Keys:
         return f"{self.prefix}:health:{channel}:*"
 
     def detframe(self, channel: str, seq: int) -> str:
-        """JPEG of a frame that produced an outcome label (kept with a TTL)."""
+        """JPEG of a frame that produced an outcome label or a near miss (kept with a TTL)."""
         return f"{self.prefix}:detframe:{channel}:{seq}"
+
+    def detinfo(self, channel: str, seq: int) -> str:
+        """JSON: what the detector saw on a :meth:`detframe` (each stage's scores; same TTL)."""
+        return f"{self.prefix}:detinfo:{channel}:{seq}"
 
     def detframe_pattern(self, channel: str) -> str:
         """SCAN pattern matching every :meth:`detframe` key of ``channel``."""

@@ -285,11 +285,13 @@ class Command:
     payload: str = ""  # import: JSONL of exported events
     issued_at: int = 0  # epoch ms (wall clock of the gateway)
     deadline: int = 0  # epoch ms; 0 = none. Past it the command is refused, never applied late.
+    frame_seq: int | None = None  # adjust: the frame it is about (a near miss counted by hand)
 
     def to_fields(self) -> dict[bytes, bytes]:
         return {
             b"v": b"1",
             b"request_id": self.request_id.encode(),
+            b"frame_seq": _opt(self.frame_seq),
             b"channel": self.channel.encode(),
             b"type": self.type.encode(),
             b"outcome": _opt(self.outcome),
@@ -327,6 +329,7 @@ class Command:
             payload=r.str_("payload", ""),
             issued_at=r.int_("issued_at", 0),
             deadline=r.int_("deadline", 0),
+            frame_seq=r.opt_int("frame_seq"),
         )
 
 

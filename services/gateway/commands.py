@@ -58,6 +58,7 @@ class CommandSender:
         delta: int | None = None,
         counts: Counts | None = None,
         note: str = "",
+        frame_seq: int | None = None,
     ) -> Reply:
         """Return the ok reply, or raise :class:`CommandFailedError` with the HTTP status to answer."""
         now = int(time.time() * 1000)
@@ -69,6 +70,7 @@ class CommandSender:
             delta=delta,
             counts=counts,
             note=note,
+            frame_seq=frame_seq,
             issued_at=now,
             deadline=now + int(self.timeout_s * 1000),
         )

@@ -16,6 +16,21 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DetectionOut(BaseModel):
+    """What the detector saw on one frame it kept (an automatic detection or a near miss)."""
+
+    channel: str
+    frame_seq: int
+    label: str
+    confidence: float
+    model: str
+    captured_at: int
+    stages: dict[str, Any] = Field(
+        description="Each stage's scores: gate {score, threshold, probs}; reader {scores, words, text, accept, "
+        "ms, near_miss} when the gate passed the frame to it."
+    )
+
+
 class EventOut(BaseModel):
     id: str = Field(description="Event-log stream id (also the SSE event id).")
     type: EventType
@@ -45,6 +60,16 @@ class SessionRef(BaseModel):
     started_at: int | None
 
 
+class NearMiss(BaseModel):
+    """The latest frame where the reader saw an outcome word but not clearly enough to count it."""
+
+    outcome: Outcome
+    confidence: float
+    frame_seq: int = Field(description="Its frame: /api/v1/channels/{ch}/detframe/{frame_seq}.jpg")
+    captured_at: int
+    text: str = Field(description="What the text recogniser spelled (informative only).")
+
+
 class Health(BaseModel):
     obs_connected: bool | None = Field(description="None: no capture has reported for this channel.")
     capture_source: str | None
@@ -56,6 +81,7 @@ class Health(BaseModel):
     last_confidence: float | None
     last_label_at: int | None
     model: str | None
+    near_miss: NearMiss | None = Field(None, description="None until the detector had a near miss.")
     workers: int = Field(description="Inference consumers active in the last 15 s.")
     state_alive: bool = Field(description="The state service has reported recently.")
 
@@ -119,6 +145,11 @@ class AdjustIn(_Body):
     outcome: Outcome
     delta: int = Field(1, ge=-MAX_DELTA, le=MAX_DELTA, description="Non-zero change to the count.")
     note: str = Field("", max_length=200)
+    frame_seq: int | None = Field(
+        None, ge=0, le=2**63 - 1,
+        description="The frame this is about: a near miss counted by hand (its frame becomes a labelled "
+        "sample for `owc collect`).",
+    )
 
     @field_validator("delta")
     @classmethod

@@ -20,8 +20,10 @@ from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
 from services.gateway.models import (
+    DetectionOut,
     EventOut,
     Health,
+    NearMiss,
     SessionOut,
     SessionRef,
     Status,
@@ -186,6 +188,7 @@ class Store:
             last_confidence=_float(inference.get(b"last_confidence")),
             last_label_at=_int(inference.get(b"last_label_at")),
             model=_s(inference.get(b"model")),
+            near_miss=_near_miss(inference),
             workers=workers,
             state_alive=bool(state_alive),
         )
@@ -218,6 +221,15 @@ class Store:
     async def detframe(self, channel: str, seq: int) -> bytes | None:
         data: Any = await self.r.get(self.keys.detframe(channel, seq))
         return bytes(data) if data is not None else None
+
+    async def detinfo(self, channel: str, seq: int) -> DetectionOut | None:
+        raw: Any = await self.r.get(self.keys.detinfo(channel, seq))
+        if raw is None:
+            return None
+        try:
+            return DetectionOut.model_validate({**json.loads(raw), "channel": channel, "frame_seq": seq})
+        except (ValueError, TypeError):  # written by another version: say nothing rather than fail
+            return None
 
     async def sessions(self, channel: str) -> list[SessionOut]:
         """Sessions with totals: the state service's summaries, else folded from the event log."""
@@ -292,4 +304,18 @@ def build_status(channel: str, snap: StateSnapshot | None, last_event: Event | N
         health=health,
         updated_at=snap.updated_at if snap else 0,
         server_time=now,
+    )
+
+
+def _near_miss(inference: dict[bytes, bytes]) -> NearMiss | None:
+    outcome = _s(inference.get(b"near_miss"))
+    seq = _int(inference.get(b"near_miss_seq"))
+    if outcome not in ("victory", "defeat", "draw") or seq is None:
+        return None
+    return NearMiss(
+        outcome=outcome,  # type: ignore[arg-type]
+        confidence=_float(inference.get(b"near_miss_confidence")) or 0.0,
+        frame_seq=seq,
+        captured_at=_int(inference.get(b"near_miss_at")) or 0,
+        text=_s(inference.get(b"near_miss_text")) or "",
     )

@@ -81,6 +81,88 @@ def make_frames(n: int = DISTINCT_FRAMES, seed: int = 7) -> list[bytes]:
     return out
 
 
+def detector_costs(model: Path, gameplay: list[tuple[bytes, int, int]],
+                   banners: list[tuple[bytes, int, int]], repeat: int = 3) -> dict[str, Any]:
+    """CPU per frame of each stage, in this process on one thread (no Redis).
+
+    ``gate_only``: decode + preprocess + the gate on every gameplay frame;
+    ``gate_and_reader``: the whole detector on the same frames (the reader
+    runs on the gate's candidates only) — the average a live feed costs;
+    ``reader_per_candidate``: the reader's time on banner frames, which are
+    always candidates (what confirming a match end costs).
+    """
+    import cv2
+
+    from services.inference.classifier import Classifier
+
+    cv2.setNumThreads(1)
+    clf = Classifier(model, intra_op_threads=1, warmup_batch=1)
+
+    def cpu_ms(fn: Any, *args: Any) -> tuple[float, Any]:
+        t0 = time.thread_time()
+        out = fn(*args)
+        return (time.thread_time() - t0) * 1000.0, out
+
+    gate_ms: list[float] = []
+    model_ms: list[float] = []
+    full_ms: list[float] = []
+    candidates = 0
+    for _ in range(repeat):
+        for data, w, h in gameplay:
+            ms, x = cpu_ms(clf.preprocess, data, w, h)
+            ms_model, probs = cpu_ms(clf.predict, x[None])
+            ms_post, _ = cpu_ms(clf.postprocess, probs)
+            gate_ms.append(ms + ms_model + ms_post)
+            model_ms.append(ms_model)
+            ms, preds = cpu_ms(clf.classify, [(data, w, h)])
+            full_ms.append(ms)
+            candidates += "reader" in preds[0].stages
+    reader_ms: list[float] = []
+    wrong = 0
+    for data, w, h in banners:
+        pred = clf.classify([(data, w, h)])[0]
+        if "reader" not in pred.stages:
+            wrong += 1
+            continue
+        assert clf.reader is not None
+        for _ in range(repeat):
+            ms, _ = cpu_ms(clf.reader.read, data, w, h)
+            reader_ms.append(ms)
+    arr = np.asarray
+    return {
+        "gameplay_frames": len(gameplay) * repeat,
+        "gate_model_cpu_ms_per_frame": {"mean": round(float(arr(model_ms).mean()), 3),
+                                        "p50": round(percentile(arr(model_ms), 50), 3)},
+        "gate_only_cpu_ms_per_frame": {"mean": round(float(arr(gate_ms).mean()), 3),
+                                       "p50": round(percentile(arr(gate_ms), 50), 3)},
+        "gate_and_reader_cpu_ms_per_frame": {"mean": round(float(arr(full_ms).mean()), 3),
+                                             "p50": round(percentile(arr(full_ms), 50), 3)},
+        "candidate_share_on_gameplay": round(candidates / max(1, len(full_ms)), 4),
+        "reader_cpu_ms_per_candidate": {
+            "p50": round(percentile(arr(reader_ms), 50), 2) if reader_ms else None,
+            "p99": round(percentile(arr(reader_ms), 99), 2) if reader_ms else None,
+            "banner_frames": len(banners), "banner_frames_the_gate_missed": wrong,
+        },
+        "note": "gate_only and gate_and_reader include the JPEG decode and preprocessing",
+        "targets": {"gate_model_cpu_ms_per_frame": "<= 0.5",
+                    "gate_and_reader_cpu_ms_per_frame.mean": "<= 1",
+                    "reader_cpu_ms_per_candidate.p99": "<= 30"},
+    }
+
+
+def bench_frames() -> tuple[list[tuple[bytes, int, int]], list[tuple[bytes, int, int]]]:
+    """Gameplay: the bench's frames and the demo clip's gameplay; banners: the demo clip's banner."""
+    from training import demo_clip
+
+    clip = demo_clip.render_frames()
+    size = (demo_clip.WIDTH, demo_clip.HEIGHT)
+    gameplay = [(d, WIDTH, HEIGHT) for d in make_frames()[1:]]
+    gameplay += [(d, *size) for i, d in enumerate(clip) if demo_clip.frame_label(i) == "none"]
+    banners = [(d, *size) for i, d in enumerate(clip)
+               if i >= demo_clip.BANNER_START + demo_clip.ENTRY_FRAMES and demo_clip.frame_label(i) != "none"]
+    return gameplay, banners
+
+
 def machine() -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -307,6 +389,9 @@ def run_bench(
             print("owc bench: generating frames…", file=sys.stderr)
         mach = machine()  # load average before the bench adds its own
         frames = make_frames()
+        if progress:
+            print("owc bench: detector stages (gate only, gate + reader)…", file=sys.stderr)
+        detector = detector_costs(inference.model, *bench_frames()) if meta.reader is not None else None
         server = RedisProcess(tmpdir / "redis", appendonly=False)
         server.start()
         client = server.client()
@@ -338,6 +423,7 @@ def run_bench(
         "frame": {"width": WIDTH, "height": HEIGHT, "format": "jpg", "quality": QUALITY,
                   "mean_bytes": int(sum(map(len, frames)) / len(frames))},
         "batch_size": inference.batch_size,
+        "detector": detector,
         "redis": version,
         "machine": mach,
         "rounds": rounds,

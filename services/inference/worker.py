@@ -34,6 +34,7 @@ would for a live feed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -60,6 +61,7 @@ log = logging.getLogger("owc.inference")
 
 HEALTH_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 1.0
+NEAR_MISS_LOG_S = 60.0  # one log line per channel and outcome a minute while a banner is on screen
 # Every worker start (a restart gets a new pid, hence a new name) leaves a consumer in the
 # group. Those idle this long with nothing pending are removed: a live worker polls at least
 # every block_ms (<= 10 s), and a wrongly removed consumer is recreated by its next read.
@@ -127,6 +129,8 @@ class InferenceWorker:
         )
         self._dead_seen = 0
         self._health: dict[str, dict[str, str | int | float]] = {}
+        self._near: dict[str, dict[str, str | int | float]] = {}
+        self._near_logged: dict[tuple[str, str], float] = {}
         self._health_sent: dict[str, float] = {}
         self._next_lag = 0.0
         self._next_prune = 0.0
@@ -286,7 +290,7 @@ class InferenceWorker:
             dt = per_frame + time.perf_counter() - t1
             metrics.MODEL_SECONDS.observe(per_frame)
             self._observe_stages(pred)
-            self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + dt)
+            self._publish(pipe, item, pred, item.pre_s + dt)
             acks.append(item.delivery.id)
         return acks
 
@@ -307,7 +311,7 @@ class InferenceWorker:
         dt = time.perf_counter() - t0
         metrics.MODEL_SECONDS.observe(dt)
         self._observe_stages(pred)
-        self._publish(pipe, item, pred.label, pred.confidence, pred.probs, item.pre_s + dt)
+        self._publish(pipe, item, pred, item.pre_s + dt)
         return [item.delivery.id]
 
     @staticmethod
@@ -319,29 +323,17 @@ class InferenceWorker:
         metrics.READER_SECONDS.observe(float(reader["ms"]) / 1000.0)
         if pred.near_miss:
             metrics.NEAR_MISSES.labels(outcome=pred.near_miss).inc()
-            log.info(
-                "near miss: the reader saw %s (%s) but not clearly enough to count it (%.0f%%)",
-                pred.near_miss.upper(), reader.get("text") or "?", 100 * pred.probs.get(pred.near_miss, 0.0),
-            )
 
-    def _publish(
-        self,
-        pipe: redis.client.Pipeline,
-        item: _Ready,
-        label: str,
-        confidence: float,
-        probs: dict[str, float],
-        seconds: float,
-    ) -> None:
+    def _publish(self, pipe: redis.client.Pipeline, item: _Ready, pred: Prediction, seconds: float) -> None:
         frame = item.frame
-        assert label in ("none", "victory", "defeat", "draw")
+        assert pred.label in ("none", "victory", "defeat", "draw")
         msg = Label(
             channel=frame.channel,
             seq=frame.seq,
             captured_at=frame.captured_at,
-            label=label,  # type: ignore[arg-type]
-            confidence=confidence,
-            probs=probs,
+            label=pred.label,  # type: ignore[arg-type]
+            confidence=pred.confidence,
+            probs=pred.probs,
             model=self.classifier.model_id,
             worker=self.name,
             infer_ms=round(seconds * 1000.0, 3),
@@ -350,11 +342,37 @@ class InferenceWorker:
             self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
             maxlen=self.settings.labels_maxlen, approximate=True,
         )
-        if msg.outcome is not None:
-            pipe.set(self.keys.detframe(frame.channel, frame.seq), frame.image, ex=self.settings.detframe_ttl_s)
+        if msg.outcome is not None or pred.near_miss:
+            # the frame and what each stage saw: the admin page's thumbnail and explanation,
+            # and labelled samples for `owc collect`
+            ttl = self.settings.detframe_ttl_s
+            info = {"label": pred.label, "confidence": round(pred.confidence, 4), "model": self.classifier.model_id,
+                    "captured_at": frame.captured_at, "stages": pred.stages}
+            pipe.set(self.keys.detframe(frame.channel, frame.seq), frame.image, ex=ttl)
+            pipe.set(self.keys.detinfo(frame.channel, frame.seq), json.dumps(info, ensure_ascii=False), ex=ttl)
+        if pred.near_miss:
+            self._near_miss(frame, pred)
         metrics.FRAMES.inc()
-        metrics.LABELS_BY_CLASS[label].inc()
-        self._note(frame.channel, label, confidence)
+        metrics.LABELS_BY_CLASS[pred.label].inc()
+        self._note(frame.channel, pred.label, pred.confidence)
+
+    def _near_miss(self, frame: Frame, pred: Prediction) -> None:
+        """Remember the latest near miss for the health panel; log one line per outcome and minute."""
+        outcome = pred.near_miss or ""
+        reader = pred.stages.get("reader") or {}
+        p = pred.probs.get(outcome, 0.0)
+        self._near[frame.channel] = {
+            "near_miss": outcome, "near_miss_confidence": round(p, 4), "near_miss_seq": frame.seq,
+            "near_miss_at": frame.captured_at, "near_miss_text": str(reader.get("text", ""))[:40],
+        }
+        key = (frame.channel, outcome)
+        now = time.monotonic()
+        if now - self._near_logged.get(key, -1e9) >= NEAR_MISS_LOG_S:
+            self._near_logged[key] = now
+            log.info(
+                "%s: saw %s at %.0f%% (read %r) - not counted; the admin page can count it with one click",
+                frame.channel, outcome.upper(), 100 * p, reader.get("text", ""),
+            )
 
     def _poison(self, pipe: redis.client.Pipeline, delivery: Delivery, reason: str) -> bool:
         """An error label for a malformed frame; True if the caller should ack it.
@@ -410,7 +428,7 @@ class InferenceWorker:
         for channel, fields in self._health.items():
             if force or now - self._health_sent.get(channel, 0.0) >= HEALTH_INTERVAL_S:
                 try:
-                    publish_health(self.client, self.keys, channel, "inference", fields)
+                    publish_health(self.client, self.keys, channel, "inference", fields | self._near.get(channel, {}))
                 except (redis.ConnectionError, redis.TimeoutError):
                     if force:
                         return

@@ -421,8 +421,9 @@ def _adjust(m: Machine, cmd: Command, em: _Emitter) -> Machine:
     m = replace(
         m, counts=m.counts.add(cmd.outcome, cmd.delta), results=apply_results(m.results, cmd.outcome, cmd.delta)
     )
+    # frame_seq: the frame a streamer counted by hand (a near miss), so `owc collect` can label it
     m = em.emit(m, "adjusted", source="manual", outcome=cmd.outcome, delta=cmd.delta,
-                request_id=cmd.request_id, note=cmd.note)
+                request_id=cmd.request_id, note=cmd.note, frame_seq=cmd.frame_seq)
     return _push_undo(m, UndoEntry(m.last_event_id, "adjusted", cmd.outcome, cmd.delta, before, ""))
 
 
@@ -567,7 +568,7 @@ def fold_machine(
                 m = _clear_frames(replace(m, phase="ready", cooldown_until=None, detected_at=None, none_run=0))
         elif ev.type == "imported":
             m = replace(m, undo=())
-        if restore_phase and ev.frame_seq is not None:
+        if restore_phase and ev.frame_seq is not None and ev.source == "auto":
             m = replace(m, last_seq=max(m.last_seq, ev.frame_seq))
         if restore_phase and ev.captured_at is not None:
             m = replace(m, last_captured_at=max(m.last_captured_at or 0, ev.captured_at))

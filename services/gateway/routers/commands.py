@@ -30,7 +30,9 @@ async def _done(runtime: RuntimeDep, ch: str, event_id: str) -> CommandOut:
 
 @router.post("/adjust", response_model=CommandOut, responses=ERRORS, summary="Add or remove matches of one outcome")
 async def adjust(ch: ChannelDep, body: AdjustIn, runtime: RuntimeDep) -> CommandOut:
-    reply = await runtime.commands.send(ch, "adjust", outcome=body.outcome, delta=body.delta, note=body.note)
+    reply = await runtime.commands.send(
+        ch, "adjust", outcome=body.outcome, delta=body.delta, note=body.note, frame_seq=body.frame_seq
+    )
     return await _done(runtime, ch, reply.event_id)
 
 

@@ -10,7 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from services.gateway.deps import ChannelDep, RuntimeDep, StoreDep
-from services.gateway.models import ErrorOut
+from services.gateway.models import DetectionOut, ErrorOut
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -61,3 +61,17 @@ async def detframe(ch: ChannelDep, store: StoreDep, seq: Annotated[int, PathPara
     if data is None:
         raise HTTPException(404, f"no detection frame {seq} for channel {ch!r} (it may have expired)")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get(
+    "/api/v1/channels/{ch}/detections/{seq}",
+    response_model=DetectionOut,
+    responses={404: {"model": ErrorOut, "description": "No such frame."}},
+    tags=["channels"],
+    summary="What the detector saw on a kept frame: each stage's scores (kept as long as the frame)",
+)
+async def detection(ch: ChannelDep, store: StoreDep, seq: Annotated[int, PathParam(ge=0)]) -> DetectionOut:
+    info = await store.detinfo(ch, seq)
+    if info is None:
+        raise HTTPException(404, f"no detection details for frame {seq} of channel {ch!r} (they may have expired)")
+    return info

@@ -72,6 +72,33 @@ function render(status) {
   renderPhase(status);
   $("session").textContent = status.session && status.session.id ? `session ${status.session.id}` : "";
   if (status.health) renderHealth(status.health);
+  renderNearMiss(status);
+}
+
+// A near miss: the reader saw an outcome word but not clearly enough to count it. The streamer
+// can count it with the normal adjust command; its frame then becomes a labelled sample for
+// `owc collect`. Hidden once handled, and when a match was counted after it (same banner).
+const HANDLED_KEY = `owc.nearMissHandled.${channel}`;
+function renderNearMiss(status) {
+  const box = $("near-miss");
+  const n = status && status.health ? status.health.near_miss : null;
+  const handled = Number(localStorage.getItem(HANDLED_KEY) || -1);
+  const last = status ? status.last_event : null;
+  const countedAfter =
+    last && last.type === "detected" && last.captured_at !== null && n && last.captured_at >= n.captured_at - 120000;
+  if (!n || n.frame_seq <= handled || countedAfter) {
+    box.classList.add("hidden");
+    return;
+  }
+  const word = n.outcome.toUpperCase();
+  $("near-miss-text").textContent =
+    `Saw ${word} at ${(n.confidence * 100).toFixed(0)}% — not counted (${fmtTime(n.captured_at)}${n.text ? `, read "${n.text}"` : ""}).`;
+  $("near-miss-img").src = `${base}/detframe/${n.frame_seq}.jpg`;
+  $("near-miss-link").href = $("near-miss-img").src;
+  $("near-miss-count").textContent = `Count it as a ${n.outcome}`;
+  box.dataset.seq = String(n.frame_seq);
+  box.dataset.outcome = n.outcome;
+  box.classList.remove("hidden");
 }
 
 // phase and health change without events (cooldown ends, frames arrive): also polled
@@ -111,6 +138,25 @@ function fmtTime(ms) {
 
 let nextBefore = null;
 
+// What each stage saw on a detection frame, in one line ("gate 0.98 · read "DEERT" · DEFEAT −0.42 ≥ −2.3").
+async function explain(seq) {
+  try {
+    const res = await fetch(`${base}/detections/${seq}`);
+    if (!res.ok) return "";
+    const d = await res.json();
+    const parts = [];
+    if (d.stages.gate && d.stages.gate.score !== undefined) parts.push(`gate ${d.stages.gate.score.toFixed(2)}`);
+    const r = d.stages.reader;
+    if (r) {
+      const [best, score] = Object.entries(r.scores).sort((a, b) => b[1] - a[1])[0];
+      parts.push(`read "${r.text}"`, `${best.toUpperCase()} ${score.toFixed(2)} (counts from ${r.accept})`);
+    }
+    return parts.join(" · ");
+  } catch {
+    return "";
+  }
+}
+
 function historyRow(e) {
   const tr = document.createElement("tr");
   tr.dataset.eventId = e.id;
@@ -143,6 +189,13 @@ function historyRow(e) {
     a.rel = "noopener";
     a.append(img);
     td.append(a);
+    explain(e.frame_seq).then((text) => {
+      if (!text) return;
+      const why = document.createElement("div");
+      why.className = "why";
+      why.textContent = text;
+      td.append(why);
+    });
   }
   tr.append(td);
   if (e.outcome) tr.classList.add(e.outcome);
@@ -188,6 +241,22 @@ for (const btn of document.querySelectorAll("button[data-outcome]")) {
   });
 }
 $("undo").addEventListener("click", () => command(`${base}/undo`, {}, "last change undone"));
+$("near-miss-count").addEventListener("click", async () => {
+  const box = $("near-miss");
+  const seq = Number(box.dataset.seq);
+  const outcome = box.dataset.outcome;
+  localStorage.setItem(HANDLED_KEY, String(seq));
+  box.classList.add("hidden");
+  await command(
+    `${base}/adjust`,
+    { outcome, delta: 1, frame_seq: seq, note: `near miss (frame ${seq}) counted by hand` },
+    `${outcome} +1 (near miss counted)`,
+  );
+});
+$("near-miss-dismiss").addEventListener("click", () => {
+  localStorage.setItem(HANDLED_KEY, $("near-miss").dataset.seq || "-1");
+  $("near-miss").classList.add("hidden");
+});
 $("new-session").addEventListener("click", () => {
   if (window.confirm("Start a new session? The counts go back to 0 (the history is kept).")) {
     command(`${base}/sessions`, {}, "new session started");
@@ -271,6 +340,7 @@ setInterval(async () => {
       const status = await res.json();
       renderHealth(status.health);
       renderPhase(status);
+      renderNearMiss(status);
     }
   } catch {
     /* the SSE indicator already says offline */
