@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 import time
 import uuid
@@ -16,7 +17,8 @@ import pytest
 import redis
 
 from services.common.keys import Keys
-from services.common.messages import Label
+from services.common.messages import Event, Label
+from services.common.redisio import publish_health
 from tests.support.gateway import (
     SCREENSHOTS,
     GatewayThread,
@@ -283,6 +285,11 @@ def test_admin_shows_the_detection_thumbnail(
     page.wait_for_selector('#conn[data-connected="true"]')
     for seq in range(1, 5):  # four confident VICTORY frames, as inference would publish them
         client.set(keys.detframe(channel, seq), _jpeg(f"VICTORY {seq}"))
+        client.set(keys.detinfo(channel, seq), json.dumps({
+            "label": "victory", "confidence": 0.99, "model": "test-model", "captured_at": now + seq * 250,
+            "stages": {"gate": {"score": 0.97, "threshold": 0.12, "probs": {}},
+                       "reader": {"scores": {"victory": -0.31, "defeat": -9.0, "draw": -8.0}, "words": {},
+                                  "text": "VICTORY!", "accept": -2.3, "ms": 9.1, "near_miss": None}}}))
         label = Label(channel, seq, now + seq * 250, "victory", 0.99, {"victory": 0.99}, "test-model", "w1", 1.0)
         client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
     client.close()
@@ -298,8 +305,46 @@ def test_admin_shows_the_detection_thumbnail(
     row = page.locator("#history tr", has=page.locator("img.thumb")).first
     text = str(row.text_content())
     assert "detected" in text and "victory" in text and "auto" in text and "99.0%" in text
+    # what each stage saw, under the thumbnail
+    page.wait_for_selector("#history .why", timeout=10_000)
+    why = str(page.locator("#history .why").first.text_content())
+    assert "gate 0.97" in why and 'read "VICTORY!"' in why and "VICTORY -0.31" in why
     assert counts(gateway, channel) == (1, 0, 0)
     shot(page, "admin-detection.png", full_page=True)
+
+
+def test_admin_offers_to_count_a_near_miss_once(
+    page: Any, gateway: GatewayThread, channel: str, redis_server: RedisServer, keys: Keys
+) -> None:
+    """The reader saw DEFEAT but not clearly enough: the admin page says so, shows the frame, counts it on a click."""
+    client: redis.Redis = redis_server.client()
+    now = int(time.time() * 1000)
+    client.set(keys.detframe(channel, 77), _jpeg("DEFEAT"))
+    # as the inference worker reports it in its health hash
+    publish_health(client, keys, channel, "inference", {
+        "last_label": "none", "last_confidence": 0.6, "last_label_at": now, "model": "test-model", "worker": "w1",
+        "near_miss": "defeat", "near_miss_confidence": 0.53, "near_miss_seq": 77, "near_miss_at": now,
+        "near_miss_text": "DEERT",
+    })
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector('[data-testid="near-miss"]:not(.hidden)', timeout=10_000)
+    text = str(page.locator('[data-testid="near-miss"]').text_content())
+    assert "Saw DEFEAT at 53% — not counted" in text and "DEERT" in text
+    shot(page, "admin-near-miss.png", full_page=True)
+    page.click('[data-testid="near-miss-count"]')
+    wait_until(lambda: counts(gateway, channel) == (0, 1, 0), timeout=10, message="the near miss counted")
+    assert page.locator('[data-testid="near-miss"]').is_hidden()
+    entries = client.xrevrange(keys.events(channel), "+", "-", 1)
+    event = Event.from_fields(entries[0][1], entries[0][0])  # type: ignore[arg-type]
+    assert (event.type, event.source, event.outcome, event.frame_seq) == ("adjusted", "manual", "defeat", 77)
+    # handled: a reload does not offer it again
+    page.reload()
+    page.wait_for_selector('#conn[data-connected="true"]')
+    wait_until(lambda: page.locator('[data-count="defeats"]').text_content() == "1", timeout=10,
+               message="the first status rendered")  # renders the near-miss box in the same call
+    assert page.locator('[data-testid="near-miss"]').is_hidden()
+    client.close()
+    assert counts(gateway, channel) == (0, 1, 0)
 
 
 # ---------------------------------------------------------------- another web site
