@@ -69,34 +69,39 @@ def decide(
 
     ``word_scores`` maps every word (outcome words and look-alikes) to its
     mean log-probability per character. An outcome's evidence is its best
-    word's score ``s`` measured two ways, and the weaker one counts:
+    word, measured two ways, and the weaker one counts:
 
-    * against ``spec.accept``, the level below which the crop does not read
-      as a word of ours: ``slope · (s − accept) + ln 9``, so an outcome read
-      exactly at ``accept`` gets 0.9 — the counting rules' default
-      ``min_confidence``;
-    * against the best look-alike ``l`` (``DEFEND`` read well beats
-      ``DEFEAT`` read worse): ``slope · (s − l)``, so an outcome read no
-      better than a look-alike never passes 0.5.
+    * its mean score ``s`` against ``spec.accept``, the level below which the
+      crop does not read as a word of ours: ``slope · (s − accept) + ln 9``,
+      so an outcome read exactly at ``accept`` gets 0.9 — the counting rules'
+      default ``min_confidence``;
+    * its whole log-likelihood ``L = s · len`` against the best look-alike's
+      (``DEFEND`` read well beats ``DEFEAT`` read worse): ``L − L_lookalike``,
+      the log of the likelihood ratio, so an outcome needs nine times the
+      likelihood of every look-alike to reach 0.9. Whole likelihoods, not
+      means: a longer look-alike (``DEFEATS``) must pay for its extra letter,
+      which a mean per letter would spread thin.
 
     Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
     Also returns the outcome the reader *almost* saw — scored at or above
-    ``spec.near_miss`` but below ``spec.accept``, and better than any
+    ``spec.near_miss`` but below ``spec.accept``, and likelier than any
     look-alike — for the admin page ("saw DEFEAT — not counted").
     """
-    lookalike = max((word_scores[w] for w in spec.lookalikes), default=-math.inf)
+    lookalike = max((word_scores[w] * len(w) for w in spec.lookalikes), default=-math.inf)
     z = {"none": 0.0}
-    best_label, best_score = "", -math.inf
+    best_label, best_score, best_total = "", -math.inf, -math.inf
     for label in labels[1:]:
-        score = max(word_scores[w] for w in spec.words[label])
-        z[label] = min(spec.slope * (score - spec.accept) + math.log(9.0), spec.slope * (score - lookalike))
+        word = max(spec.words[label], key=word_scores.__getitem__)
+        score = word_scores[word]
+        total = score * len(word)
+        z[label] = min(spec.slope * (score - spec.accept) + math.log(9.0), total - lookalike)
         if score > best_score:
-            best_label, best_score = label, score
+            best_label, best_score, best_total = label, score, total
     top = max(z.values())
     exp = {k: math.exp(v - top) for k, v in z.items()}
-    total = sum(exp.values())
-    probs = {k: exp[k] / total for k in labels}
-    near = best_label if spec.near_miss <= best_score < spec.accept and best_score > lookalike else None
+    total_exp = sum(exp.values())
+    probs = {k: exp[k] / total_exp for k in labels}
+    near = best_label if spec.near_miss <= best_score < spec.accept and best_total > lookalike else None
     return probs, near
 
 
