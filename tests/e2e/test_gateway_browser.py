@@ -185,6 +185,98 @@ def test_overlay_reconnects_after_a_gateway_restart(page: Any, gateway: GatewayT
     assert not page.evaluate("document.getElementById('owc').classList.contains('owc-stale')")
 
 
+OUTSIDE_JS = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('#owc, #owc *')) {
+    if (el.offsetParent === null && el.id !== 'owc') continue;  // hidden parts
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if (r.left < -0.5 || r.top < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) {
+      out.push(`${el.tagName}.${el.className} ${JSON.stringify(r)}`);
+    }
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("size", [(600, 300), (400, 200), (1920, 1080)])
+def test_overlay_fits_its_browser_source_at_any_scale(
+    browser: Any, gateway: GatewayThread, channel: str, size: tuple[int, int]
+) -> None:
+    """Auto-fit: no element outside the viewport at any tested size, scale, theme or number of recent results."""
+    for outcome in ("victory", "defeat", "draw", "victory") * 3:  # 12 results: recent=10 is full
+        post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": outcome})
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        for query in (
+            "recent=10&theme=row&scale=1.5&show=counts,rate,streak,recent",  # the docs' own example
+            "scale=2",
+            "scale=4&theme=panel&show=counts,rate,streak,recent,goal&goal=10",
+            "theme=ow&show=counts,rate,streak,recent&recent=20",
+            "theme=minimal",
+        ):
+            page.goto(f"{gateway.url}/overlay?channel={channel}&{query}")
+            page.wait_for_selector('#owc[data-connected="true"]')
+            page.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '6'")
+            page.evaluate("document.fonts.ready")
+            assert page.evaluate(OUTSIDE_JS) == [], (size, query)
+        page.goto(f"{gateway.url}/overlay?channel={channel}&theme=ow&goal=10&show=counts,rate,streak,recent,goal")
+        page.wait_for_selector('#owc[data-connected="true"]')
+        assert page.locator("#owc-goal").text_content() == "6 / 10 wins"
+        shot(page, f"overlay-ow-{width}x{height}.png", omit_background=True)
+    finally:
+        context.close()
+
+
+def test_every_theme_outlines_its_text(page: Any, gateway: GatewayThread, channel: str) -> None:
+    """Readable over a bright sky: every theme keeps an outline/shadow on the text."""
+    for theme in ("", "panel", "row", "minimal", "ow"):
+        page.goto(f"{gateway.url}/overlay?channel={channel}&theme={theme}")
+        page.wait_for_selector('#owc[data-connected="true"]')
+        shadow = page.evaluate("getComputedStyle(document.querySelector('.owc-victory .owc-value')).textShadow")
+        assert shadow not in ("", "none") and shadow.count("rgba(0, 0, 0") >= 4, (theme, shadow)
+
+
+def test_a_counted_match_gets_its_result_moment(browser: Any, gateway: GatewayThread, channel: str) -> None:
+    context = browser.new_context(viewport={"width": 800, "height": 400})
+    page = context.new_page()
+    try:
+        page.goto(f"{gateway.url}/overlay?channel={channel}&theme=ow")
+        page.wait_for_selector('#owc[data-connected="true"]')
+        assert page.locator("#owc-flash").get_attribute("data-count") is None  # nothing on connect
+        post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "defeat"})
+        page.wait_for_selector("#owc-flash.owc-flash-on", timeout=5_000)
+        assert page.locator("#owc-flash").get_attribute("data-outcome") == "defeat"
+        assert page.locator("#owc-flash-text").text_content() == "DEFEAT"
+        shot(page, "overlay-result-moment.png", omit_background=True)
+        page.wait_for_selector("#owc-flash:not(.owc-flash-on)", state="attached", timeout=10_000)  # it ends by itself
+        # removing a match is no result moment
+        post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "defeat", "delta": -1})
+        page.wait_for_function("() => document.querySelector('[data-count=\"defeats\"]').textContent === '0'")
+        assert page.locator("#owc-flash").get_attribute("data-count") == "1"
+        # ?flash=0 turns it off
+        page.goto(f"{gateway.url}/overlay?channel={channel}&flash=0")
+        page.wait_for_selector('#owc[data-connected="true"]')
+        post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "victory"})
+        page.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '1'")
+        assert page.locator("#owc-flash").get_attribute("data-count") is None
+    finally:
+        context.close()
+    # prefers-reduced-motion: a still card instead of the sweep
+    context = browser.new_context(viewport={"width": 800, "height": 400}, reduced_motion="reduce")
+    page = context.new_page()
+    try:
+        page.goto(f"{gateway.url}/overlay?channel={channel}")
+        page.wait_for_selector('#owc[data-connected="true"]')
+        post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "draw"})
+        page.wait_for_selector("#owc-flash.owc-flash-on", timeout=5_000)
+        assert page.evaluate("getComputedStyle(document.getElementById('owc-flash')).animationName") == "owc-flash-still"
+    finally:
+        context.close()
+
+
 # ---------------------------------------------------------------- admin
 
 

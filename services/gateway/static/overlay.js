@@ -1,13 +1,18 @@
 // The OBS browser source. Query parameters:
 //   channel=NAME   which channel (default "default")
-//   theme=NAME     panel | row | minimal (default: none, plain text on transparent)
-//   scale=N        0.25 .. 4 (default 1)
-//   show=LIST      any of counts,rate,streak,recent (default counts,rate,streak)
+//   theme=NAME     panel | row | minimal | ow (default: none, plain text on transparent)
+//   scale=N        0.25 .. 4 (default 1); the overlay also shrinks itself to fit the source
+//   show=LIST      any of counts,rate,streak,recent,goal (default counts,rate,streak)
 //   recent=N       how many last results to show (default 5, max 20)
+//   goal=N         session goal in wins, e.g. 10 ("3 / 10 wins"; shown with show=…,goal or goal alone)
+//   flash=0|1      the result moment when a match is counted (default 1)
+//   sound=0|1      a short chime with the flash (default 0; OBS: tick "Control audio via OBS")
+//   volume=N       0 .. 1 (default 0.4)
 import { COUNT_KEYS, channelFromQuery, formatRate, letter, liveStatus, params } from "./common.js";
 
 const q = params();
 const root = document.getElementById("owc");
+const flashEl = document.getElementById("owc-flash");
 const channel = channelFromQuery();
 
 const theme = (q.get("theme") || "").replace(/[^a-z0-9-]/gi, "");
@@ -18,11 +23,30 @@ if (Number.isFinite(scale) && scale >= 0.25 && scale <= 4) {
   root.style.setProperty("--owc-scale", String(scale));
 }
 
+const goal = Math.max(0, Math.min(1000, Number.parseInt(q.get("goal") || "0", 10) || 0));
 const show = new Set((q.get("show") || "counts,rate,streak").split(",").map((s) => s.trim()));
+if (goal && !q.get("show")) show.add("goal");
 for (const part of root.querySelectorAll("[data-part]")) {
-  part.classList.toggle("owc-hidden", !show.has(part.dataset.part));
+  part.classList.toggle("owc-hidden", !show.has(part.dataset.part) || (part.dataset.part === "goal" && !goal));
 }
 const recentN = Math.max(1, Math.min(20, Number.parseInt(q.get("recent") || "5", 10) || 5));
+const flashOn = q.get("flash") !== "0";
+const soundOn = q.get("sound") === "1";
+const volume = Math.max(0, Math.min(1, Number.parseFloat(q.get("volume") || "0.4") || 0));
+
+// Auto-fit: whatever the scale, theme and number of recent results, the overlay never leaves the
+// browser source. It measures itself at fit 1 and shrinks (never grows) to the window.
+function fit() {
+  root.style.setProperty("--owc-fit", "1");
+  const rect = root.getBoundingClientRect();
+  const w = Math.max(1, rect.right);
+  const h = Math.max(1, rect.bottom);
+  const f = Math.min(1, window.innerWidth / w, window.innerHeight / h);
+  root.style.setProperty("--owc-fit", String(Math.floor(f * 1000) / 1000));
+  root.dataset.fit = String(Math.floor(f * 1000) / 1000);
+}
+window.addEventListener("resize", fit);
+document.fonts.ready.then(fit);
 
 function bump(el) {
   el.classList.remove("owc-bump");
@@ -30,8 +54,50 @@ function bump(el) {
   el.classList.add("owc-bump");
 }
 
+const WORDS = { victory: "VICTORY!", defeat: "DEFEAT", draw: "DRAW" };
+let audio = null;
+
+function chime(outcome) {
+  if (!soundOn || volume <= 0) return;
+  try {
+    audio = audio || new AudioContext();
+    const notes = { victory: [523, 659, 784], defeat: [392, 330, 262], draw: [440, 440] }[outcome] || [440];
+    const t0 = audio.currentTime;
+    notes.forEach((hz, i) => {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.type = "triangle";
+      osc.frequency.value = hz;
+      gain.gain.setValueAtTime(0, t0 + i * 0.14);
+      gain.gain.linearRampToValueAtTime(volume, t0 + i * 0.14 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + i * 0.14 + 0.35);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(t0 + i * 0.14);
+      osc.stop(t0 + i * 0.14 + 0.4);
+    });
+  } catch {
+    /* no audio in this browser source: the flash is enough */
+  }
+}
+
+// The result moment: a match was counted (a detection, or +1 from the admin page or chat).
+function resultMoment(event) {
+  if (!event || !event.outcome || !(event.delta > 0) || !["detected", "adjusted"].includes(event.type)) return;
+  if (Math.abs(Date.now() - event.ts) > 30000) return; // caught up after a reconnect: old news
+  if (flashOn) {
+    flashEl.dataset.outcome = event.outcome;
+    document.getElementById("owc-flash-text").textContent = WORDS[event.outcome] || event.outcome;
+    flashEl.classList.remove("owc-flash-on");
+    void flashEl.offsetWidth;
+    flashEl.classList.add("owc-flash-on");
+    flashEl.dataset.count = String(Number(flashEl.dataset.count || "0") + 1);
+  }
+  chime(event.outcome);
+}
+flashEl.addEventListener("animationend", () => flashEl.classList.remove("owc-flash-on"));
+
 let first = true;
-function render(status) {
+function render(status, isEvent) {
   for (const key of Object.values(COUNT_KEYS)) {
     const el = root.querySelector(`[data-count="${key}"]`);
     const value = String(status[key]);
@@ -56,8 +122,15 @@ function render(status) {
       return s;
     }),
   );
+  if (goal) {
+    const goalEl = root.querySelector(".owc-goal");
+    goalEl.dataset.reached = String(status.victories >= goal);
+    document.getElementById("owc-goal").textContent = `${Math.min(status.victories, goal)} / ${goal} wins`;
+  }
   root.dataset.lastEventId = status.last_event_id || "";
+  if (isEvent && !first) resultMoment(status.event);
   first = false;
+  fit();
 }
 
 function connection(connected) {
