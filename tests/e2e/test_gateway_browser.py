@@ -439,6 +439,26 @@ def test_admin_offers_to_count_a_near_miss_once(
     assert counts(gateway, channel) == (0, 1, 0)
 
 
+def test_admin_fits_a_phone(browser: Any, gateway: GatewayThread, channel: str) -> None:
+    """390 px wide (a phone): one column and no sideways scrolling, with history rows and a thumbnail."""
+    for outcome in ("victory", "defeat", "draw"):
+        post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": outcome, "note": "x" * 60})
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
+    page = context.new_page()
+    try:
+        page.goto(f"{gateway.url}/admin?channel={channel}")
+        page.wait_for_selector('#conn[data-connected="true"]')
+        page.wait_for_selector("#history tr")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.evaluate("document.body.scrollWidth") <= 390
+        assert page.locator('[data-testid="plus-victory"]').is_visible()
+        box = page.locator('[data-testid="plus-draw"]').bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390
+        shot(page, "admin-390.png", full_page=True)
+    finally:
+        context.close()
+
+
 # ---------------------------------------------------------------- another web site
 
 
