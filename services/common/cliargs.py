@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from services.common.logs import setup_logging
-from services.common.settings import ConfigError, Loaded, Settings, load_settings
+from services.common.settings import ConfigError, Loaded, Settings, env_var_name, load_settings
 
 if TYPE_CHECKING:
     import redis
@@ -90,6 +90,30 @@ def set_args(overrides: Mapping[str, Any]) -> list[str]:
         text = json.dumps(value) if isinstance(value, bool | list | dict) else str(value)
         out += ["--set", f"{key}={text}"]
     return out
+
+
+def child_environment(flags: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Split flags meant for a child ``owc`` process into ``(argv, environment)``.
+
+    Every ``--set key=value`` becomes the environment variable ``OWC_KEY__…=value``,
+    which the child's settings read with the same meaning (JSON for lists). A
+    process's command line is visible to every local user (``ps``) while its
+    environment is readable by its own user only (``/proc/PID/environ`` is 0400),
+    and settings hold secrets (``gateway.admin_token``, ``obs.password``, a
+    password in ``redis.url``). ``--config`` and ``--log-level`` stay flags.
+    """
+    argv: list[str] = []
+    env: dict[str, str] = {}
+    items = iter(flags)
+    for flag in items:
+        if flag == "--set":
+            key, _, value = next(items, "").partition("=")
+            env[env_var_name(key.strip().lower())] = value
+        elif flag in ("--config", "--log-level"):
+            argv += [flag, next(items, "")]
+        else:
+            argv.append(flag)
+    return argv, env
 
 
 def connect_redis(settings: Settings, timeout_s: float = 30.0) -> redis.Redis:

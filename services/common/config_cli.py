@@ -12,6 +12,7 @@ from typing import Any
 import tomli_w
 
 from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.redact import mask_credentials
 from services.common.settings import leaf_items, unflatten
 
 
@@ -63,7 +64,8 @@ def _save(args: argparse.Namespace) -> int:
         fail(f"{path} exists; pass --force to overwrite it")
     items = leaf_items(loaded.settings, reveal_secrets=True)
     has_secret = any(
-        v is not None and ("password" in k or "token" in k) for k, v in items
+        v is not None and ("password" in k or "token" in k or (isinstance(v, str) and mask_credentials(v) != v))
+        for k, v in items
     )
     data = unflatten({k: v for k, v in items if v is not None})
     text = "# OW Victory Counter configuration, written by `owc config save`\n" + tomli_w.dumps(data)

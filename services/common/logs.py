@@ -5,7 +5,17 @@ from __future__ import annotations
 import logging
 import sys
 
+from services.common.redact import mask_credentials
+
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks credentials in URLs (``redis://:pw@host``) in every line, tracebacks included:
+    a password must not reach a log because some library put the URL in an exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_credentials(super().format(record))
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -14,7 +24,7 @@ def setup_logging(level: str = "INFO") -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+    handler.setFormatter(RedactingFormatter(_FORMAT, datefmt="%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(level)
     # third-party chatter that would drown the service's own lines

@@ -30,6 +30,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 
 from services.common.keys import CHANNEL_RE
+from services.common.redact import mask_credentials
 
 ENV_PREFIX = "OWC_"
 ENV_DELIMITER = "__"
@@ -285,7 +286,7 @@ def _first_error_line(exc: ValidationError, sources: Mapping[str, str]) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         return f"invalid configuration: unknown key {dotted!r} (from {src}); see `owc config show`"
-    shown = "***" if "password" in dotted or "token" in dotted else repr(value)
+    shown = "***" if "password" in dotted or "token" in dotted else mask_credentials(repr(value))
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"invalid configuration: {dotted} = {shown} (from {src}): {msg}{more}"
 
@@ -343,7 +344,10 @@ def load_settings(
 
 
 def leaf_items(settings: Settings, *, reveal_secrets: bool = False) -> list[tuple[str, Any]]:
-    """Every setting as ``(dotted key, JSON-able value)``, secrets masked unless asked."""
+    """Every setting as ``(dotted key, JSON-able value)``, secrets masked unless asked.
+
+    Secrets are the ``SecretStr`` settings and credentials inside URLs (``redis.url``).
+    """
     items: list[tuple[str, Any]] = []
 
     def walk(model: BaseModel, prefix: str) -> None:
@@ -356,6 +360,8 @@ def leaf_items(settings: Settings, *, reveal_secrets: bool = False) -> list[tupl
                 items.append((dotted, value.get_secret_value() if reveal_secrets else "**********"))
             elif isinstance(value, Path):
                 items.append((dotted, str(value)))
+            elif isinstance(value, str) and not reveal_secrets:
+                items.append((dotted, mask_credentials(value)))
             else:
                 items.append((dotted, value))
 

@@ -10,16 +10,25 @@ the network sees exactly the same pixels in both.
 from __future__ import annotations
 
 import functools
+import io
 import json
+import warnings
 from pathlib import Path
 from typing import Literal, cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MODEL_LABELS = ("none", "victory", "defeat", "draw")
+# The largest image decoded at all. OBS screenshots are at most 4096 a side (obs-websocket's
+# limit), and a 4096×4096 BGR image is 48 MiB. A PNG of a few kB can declare 20000×20000 and
+# would take 1.2 GB and seconds to decode: the header is checked first (decompression bombs).
+MAX_PIXELS = 4096 * 4096
+# What a frame may be: the formats OBS screenshots come in (png, jpg, bmp; see DESIGN §7).
+HEADER_FORMATS = ("PNG", "JPEG", "BMP")
 
 
 class ModelMetaError(ValueError):
@@ -188,10 +197,49 @@ def reduction_for(width: int, height: int, meta: ModelMeta) -> int:
     return best
 
 
-def decode(data: bytes, reduction: int = 1) -> npt.NDArray[np.uint8]:
-    """Decode PNG/JPEG bytes to a BGR image, raising :class:`FrameDecodeError`."""
+def header_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from the image header alone, without decoding the pixels.
+
+    Pillow's ``Image.open`` is lazy: it parses the header (PNG ``IHDR``, JPEG
+    ``SOFn``) and stops. Raises :class:`FrameDecodeError` for anything that is
+    not a PNG/JPEG/BMP, and for images beyond Pillow's own bomb limit.
+    """
+    try:
+        with warnings.catch_warnings():
+            # between MAX_IMAGE_PIXELS and twice that Pillow only warns; MAX_PIXELS is far lower anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=HEADER_FORMATS) as image:
+                return int(image.width), int(image.height)
+    except Image.DecompressionBombError:
+        raise FrameDecodeError(f"image too large: its header declares more than {MAX_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        # Pillow reports truncated or malformed headers as OSError / SyntaxError / ValueError
+        raise FrameDecodeError(f"undecodable image ({len(data)} bytes, not a PNG/JPEG: {exc})") from None
+
+
+def check_size(data: bytes, expected: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The header's ``(width, height)``, once it is within :data:`MAX_PIXELS` and matches ``expected``."""
+    width, height = header_size(data)
+    if width * height > MAX_PIXELS:
+        raise FrameDecodeError(
+            f"image too large: its header declares {width}×{height} pixels (at most {MAX_PIXELS} are decoded)"
+        )
+    if expected is not None and (width, height) != expected:
+        raise FrameDecodeError(
+            f"image header says {width}×{height} but the frame declares {expected[0]}×{expected[1]}"
+        )
+    return width, height
+
+
+def decode(data: bytes, reduction: int = 1, expected: tuple[int, int] | None = None) -> npt.NDArray[np.uint8]:
+    """Decode PNG/JPEG bytes to a BGR image, raising :class:`FrameDecodeError`.
+
+    The header is checked first (:func:`check_size`): at most :data:`MAX_PIXELS`,
+    and exactly ``expected`` (the frame's declared width and height) when given.
+    """
     if not data:
         raise FrameDecodeError("empty image")
+    check_size(data, expected)
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buf, _REDUCED.get(reduction, cv2.IMREAD_COLOR))
@@ -267,7 +315,7 @@ def decode_frame(
     reduction = 1
     if width and height and data[:2] == b"\xff\xd8":
         reduction = reduction_for(width, height, meta)
-    return decode(data, reduction)
+    return decode(data, reduction, (width, height) if width and height else None)
 
 
 def preprocess_bytes(

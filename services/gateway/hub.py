@@ -10,6 +10,12 @@ client never slows the others down nor loses events.
 No gap, no duplicate: a client registers with the hub *before* it reads the
 snapshot / replays the log, and then skips queued entries whose id is not
 greater than the last id it sent (stream ids are totally ordered).
+
+No lingering client: the hub forgets a client the moment it drops it, and a
+request's subscription is a context manager closed by the request's own exit
+stack (:meth:`Hubs.subscription`), never by the finalisation of an abandoned
+async generator — a stalled connection's generator sits at a ``yield`` and
+would only be finalised by the garbage collector.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,9 +101,10 @@ class Client:
 
 
 class ChannelHub:
-    def __init__(self, store: Store, channel: str) -> None:
+    def __init__(self, store: Store, channel: str, on_drop: Callable[[ChannelHub, Client], None]) -> None:
         self.store = store
         self.channel = channel
+        self.on_drop = on_drop  # called once for each client the hub disconnects
         self.clients: set[Client] = set()
         self.position = "0-0"
         self.task: asyncio.Task[None] | None = None
@@ -108,9 +116,14 @@ class ChannelHub:
 
     async def stop(self) -> None:
         if self.task is not None:
-            self.task.cancel()
+            task = self.task
+            # Cancel until it ends: a cancellation that lands just as the reader starts its next XREAD
+            # can be lost inside redis-py (seen on Python 3.11), and the reader would then run on forever.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
             with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+                await task
             self.task = None
             metrics.SSE_READERS.dec()
         for client in list(self.clients):
@@ -138,6 +151,8 @@ class ChannelHub:
                     metrics.SSE_EVENTS.inc()
                     for client in list(self.clients):
                         client.offer(message)
+                        if client.dropped:
+                            self.on_drop(self, client)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -165,7 +180,7 @@ class Hubs:
         async with self.lock:
             hub = self.hubs.get(channel)
             if hub is None:
-                hub = ChannelHub(self.store, channel)
+                hub = ChannelHub(self.store, channel, self._remove)
                 await hub.start()
                 self.hubs[channel] = hub
             client = Client()
@@ -177,12 +192,26 @@ class Hubs:
         """Synchronous on purpose: it runs in the stream's ``finally`` while the request is being
         cancelled, where any ``await`` (e.g. a contended lock) would be interrupted and leak the client."""
         hub = self.hubs.get(channel)
-        if hub is None or client not in hub.clients:
+        if hub is not None:
+            self._remove(hub, client)
+
+    @asynccontextmanager
+    async def subscription(self, channel: str) -> AsyncIterator[Client]:
+        """A client of ``channel`` for the duration of the ``async with`` (e.g. a request's exit stack)."""
+        client = await self.subscribe(channel)
+        try:
+            yield client
+        finally:
+            self.unsubscribe(channel, client)
+
+    def _remove(self, hub: ChannelHub, client: Client) -> None:
+        """Forget ``client`` (unsubscribed, or dropped by the hub) at once: count it out exactly once."""
+        if client not in hub.clients:
             return
         hub.clients.discard(client)
         metrics.SSE_CLIENTS.dec()
-        if not hub.clients:
-            task = asyncio.get_running_loop().create_task(self._stop_if_idle(channel))
+        if not hub.clients and self.hubs.get(hub.channel) is hub:
+            task = asyncio.get_running_loop().create_task(self._stop_if_idle(hub.channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -232,15 +261,15 @@ def valid_last_event_id(value: str | None) -> str | None:
 
 
 async def client_stream(
-    hubs: Hubs, channel: str, last_event_id: str | None, ping_s: float
+    hubs: Hubs, channel: str, client: Client, last_event_id: str | None, ping_s: float
 ) -> AsyncIterator[Message | str]:
-    """Messages for one client: snapshot, replay since ``last_event_id``, then live.
+    """Messages for one subscribed ``client``: snapshot, replay since ``last_event_id``, then live.
 
     Yields ``"ping"`` when idle for ``ping_s``. Ends when the hub drops the
-    client or the app shuts down. Always unsubscribes.
+    client or the app shuts down; unsubscribes when it ends (the owner of the
+    subscription unsubscribes too, even if this generator is abandoned).
     """
     store = hubs.store
-    client = await hubs.subscribe(channel)
     try:
         snap = await store.snapshot(channel)
         health = await store.health(channel)

@@ -8,6 +8,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from services.common.messages import EventSource, EventType, Outcome, Phase
 
+# Counts and deltas in request bodies are strict ints: JSON numbers only (pydantic would
+# otherwise take `true` as 1 and `"7"` as 7).
 MAX_COUNT = 1_000_000
 MAX_DELTA = 1000
 
@@ -143,7 +145,7 @@ class SessionsOut(BaseModel):
 
 class AdjustIn(_Body):
     outcome: Outcome
-    delta: int = Field(1, ge=-MAX_DELTA, le=MAX_DELTA, description="Non-zero change to the count.")
+    delta: int = Field(1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA, description="Non-zero change to the count.")
     note: str = Field("", max_length=200)
     frame_seq: int | None = Field(
         None, ge=0, le=2**63 - 1,
@@ -160,9 +162,9 @@ class AdjustIn(_Body):
 
 
 class SetIn(_Body):
-    victories: int = Field(ge=0, le=MAX_COUNT)
-    defeats: int = Field(ge=0, le=MAX_COUNT)
-    draws: int = Field(ge=0, le=MAX_COUNT)
+    victories: int = Field(strict=True, ge=0, le=MAX_COUNT)
+    defeats: int = Field(strict=True, ge=0, le=MAX_COUNT)
+    draws: int = Field(strict=True, ge=0, le=MAX_COUNT)
     note: str = Field("", max_length=200)
 
 
@@ -179,7 +181,7 @@ class LegacyAdjustIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     outcome: Outcome = Field(validation_alias=AliasChoices("outcome", "value"))
-    delta: int = Field(1, ge=-MAX_DELTA, le=MAX_DELTA)
+    delta: int = Field(1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA)
 
     @field_validator("delta")
     @classmethod
@@ -194,9 +196,9 @@ class LegacyInitializeIn(BaseModel):
     not silently set every count to 0."""
 
     model_config = ConfigDict(extra="forbid")
-    victories: int = Field(ge=0, le=MAX_COUNT)
-    defeats: int = Field(ge=0, le=MAX_COUNT)
-    draws: int = Field(ge=0, le=MAX_COUNT)
+    victories: int = Field(strict=True, ge=0, le=MAX_COUNT)
+    defeats: int = Field(strict=True, ge=0, le=MAX_COUNT)
+    draws: int = Field(strict=True, ge=0, le=MAX_COUNT)
 
 
 class CommandOut(BaseModel):
@@ -215,10 +217,18 @@ class LegacyStatus(BaseModel):
     timestamp: str = Field(description="ISO 8601 UTC time of the last change (or now, before any).")
 
 
+class FieldErrorOut(BaseModel):
+    loc: list[str] = Field(description="Where: e.g. `[\"body\", \"delta\"]` or `[\"query\", \"limit\"]`.")
+    msg: str
+    type: str = Field(description="Pydantic's error type, e.g. `int_type`, `missing`.")
+
+
 class ErrorOut(BaseModel):
+    """Every error answer (4xx/5xx) of the API, 422 included."""
+
     detail: str = Field(description="What is wrong, as a sentence.")
-    code: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    code: str | None = Field(None, description="A stable word for programs, e.g. `invalid`, `bad_host`.")
+    errors: list[FieldErrorOut] | None = Field(None, description="422: each invalid field.")
 
 
 class HealthzOut(BaseModel):

@@ -9,9 +9,18 @@ A mutation (POST/PUT/PATCH/DELETE) must
 - fit in ``gateway.max_body_bytes`` -> else 413,
 - carry ``Authorization: Bearer <token>`` when ``gateway.admin_token`` is
   set, compared in constant time -> else 401.
-When the gateway listens on a loopback address, the ``Host`` of a mutation
-must be a loopback name too: that defeats DNS rebinding (a foreign site whose
-name resolves to 127.0.0.1 would otherwise look same-origin).
+When the gateway listens on a loopback address, the ``Host`` of *every*
+request (reads too: status, history, export, metrics, the event stream) must
+be a loopback name or address: that defeats DNS rebinding (a foreign site
+whose name resolves to 127.0.0.1 would otherwise be same-origin with us and
+could read our answers).
+
+Only requests that some route accepts are guarded as mutations; any other
+method or path goes on to the router, which answers 404 or 405 (with every
+allowed method in ``Allow``) — nothing runs for them.
+
+:class:`SecurityHeaders` puts a Content-Security-Policy on every response,
+and forbids framing everything except the overlay (clickjacking of /admin).
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+
+from starlette.routing import BaseRoute, Match, Mount
 
 from services.gateway import metrics
 
@@ -44,6 +55,33 @@ def is_loopback_bind(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_host(host_header: str, scheme: str = "http") -> bool:
+    """The ``Host`` names this machine: ``localhost`` or a loopback address (never a DNS name that
+    merely resolves to one — that is what a rebinding attack uses)."""
+    name = _split_host(host_header, scheme)[0]
+    return name in LOOPBACK_NAMES or is_loopback_bind(name)
+
+
+def _method_routes(routes: Iterable[BaseRoute]) -> Iterable[BaseRoute]:
+    # Mounts (static files) match any method; they serve GET/HEAD only and answer 405 themselves.
+    return (r for r in routes if not isinstance(r, Mount) and getattr(r, "methods", None))
+
+
+def routed(routes: Iterable[BaseRoute], scope: Scope) -> bool:
+    """Some route accepts this method on this path."""
+    return any(route.matches(scope)[0] == Match.FULL for route in _method_routes(routes))
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route accepts on this path (one path can have several routes: GET and POST
+    of ``/sessions`` live in different routers)."""
+    methods: set[str] = set()
+    for route in _method_routes(routes):
+        if route.matches(scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", ()))
+    return sorted(methods)
 
 
 def _split_host(value: str, scheme: str) -> tuple[str, int]:
@@ -93,29 +131,41 @@ async def send_json(
 
 
 class MutationGuard:
-    def __init__(self, app: ASGIApp, *, admin_token: str | None, max_body_bytes: int, loopback_only: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        admin_token: str | None,
+        max_body_bytes: int,
+        loopback_only: bool,
+        routes: Sequence[BaseRoute] = (),
+    ) -> None:
         self.app = app
         self.token = admin_token.encode() if admin_token else None
         self.max_body = max_body_bytes
         self.loopback_only = loopback_only
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in MUTATING:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         scheme = scope.get("scheme", "http")
         host = headers.get("host", "")
-        if self.loopback_only and _split_host(host, scheme)[0] not in LOOPBACK_NAMES:
+        if self.loopback_only and not is_loopback_host(host, scheme):
             await send_json(
                 send,
                 403,
                 {
-                    "detail": f"Host {host!r} is not allowed: the gateway only accepts "
-                    "changes addressed to localhost / 127.0.0.1",
+                    "detail": f"Host {host!r} is not allowed: this gateway listens on a loopback address and "
+                    "answers only requests addressed to localhost / 127.0.0.1",
                     "code": "bad_host",
                 },
             )
+            return
+        if scope["method"] not in MUTATING or not routed(self.routes, scope):
+            await self.app(scope, receive, send)
             return
         origin = headers.get("origin")
         if origin is not None and not same_origin(origin, host, scheme):
@@ -225,3 +275,65 @@ class RequestMetrics:
             metrics.HTTP_REQUESTS.labels(template, scope["method"], str(status)).inc()
             if not streaming:
                 metrics.HTTP_SECONDS.labels(template).observe(time.perf_counter() - started)
+
+
+# The pages load only their own scripts, styles, fonts and images (no CDN, no inline script).
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+# OBS's browser source injects its "Custom CSS" field as a <style> element (older versions: a
+# data: stylesheet), so the overlay allows inline styles; it never allows inline scripts.
+OVERLAY_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline' data:")
+# FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN and start them with an inline script.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    "https://cdn.redoc.ly; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'"
+)
+# Everything else (JSON, CSV, SSE, images, static files) is never a page: nothing may load from it.
+API_POLICY = "default-src 'none'"
+NO_FRAMING = "frame-ancestors 'none'"
+# Pages another page may frame: the overlay (OBS loads it top-level, but other tools embed it).
+EMBEDDABLE = frozenset({"/", "/overlay"})
+DOCS_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+PAGES = frozenset({"/admin"})
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response to ``path`` gets (framing, CSP, no MIME sniffing)."""
+    out = [(b"x-content-type-options", b"nosniff")]
+    if path in EMBEDDABLE:
+        return [*out, (b"content-security-policy", OVERLAY_POLICY.encode())]
+    if path in PAGES:
+        policy = PAGE_POLICY
+    elif path in DOCS_PAGES:
+        policy = DOCS_POLICY
+    else:
+        policy = API_POLICY
+    return [
+        *out,
+        (b"content-security-policy", f"{policy}; {NO_FRAMING}".encode()),
+        (b"x-frame-options", b"DENY"),
+    ]
+
+
+class SecurityHeaders:
+    """Adds :func:`security_headers` to every HTTP response (errors and the guard's refusals too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = security_headers(scope["path"])
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

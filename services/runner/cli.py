@@ -11,7 +11,14 @@ import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args, set_args
+from services.common.cliargs import (
+    add_config_args,
+    child_environment,
+    fail,
+    load_from_args,
+    passthrough_args,
+    set_args,
+)
 
 if TYPE_CHECKING:
     from services.common.settings import Settings
@@ -92,6 +99,9 @@ def run_stack(
 ) -> int:
     """Run Redis (embedded unless configured) and the services until ``stop``.
 
+    ``passthrough`` are the configuration flags for every service; the
+    ``--set`` ones reach the children as ``OWC_…`` environment variables, never
+    on their command lines (see :func:`child_environment`).
     ``on_started(supervisor, redis_url)`` runs in a thread once everything is
     started (``owc demo --once`` watches the pipeline from there).
     """
@@ -99,7 +109,9 @@ def run_stack(
     import redis
 
     from services.common.lifecycle import stop_on_signals
+    from services.common.redact import mask_credentials
     from services.common.redisio import RedisUnavailableError, check_version
+    from services.common.settings import env_var_name
     from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec
     from services.runner.supervisor import ChildSpec, Supervisor
 
@@ -108,7 +120,7 @@ def run_stack(
         stop_on_signals(stop)
 
     specs: list[ChildSpec] = []
-    extra = list(passthrough)
+    extra, env = child_environment(passthrough)
     url = settings.redis.url
     if not url:
         try:
@@ -117,26 +129,29 @@ def run_stack(
         except EmbeddedRedisError as exc:
             fail(str(exc))
         url = f"redis://127.0.0.1:{port}/0"
-        extra += ["--set", f"redis.url={url}"]
+        env[env_var_name("redis.url")] = url
         log.info("embedded Redis on 127.0.0.1:%d, data in %s", port, settings.redis.data_dir)
     else:
-        log.info("using Redis at %s", url)
+        log.info("using Redis at %s", mask_credentials(url))
 
     owc = [sys.executable, "-m", "services"]
     for service in SERVICE_ORDER:
         if service == "inference":
             for i in range(settings.run.workers):
                 name = "inference" if settings.run.workers == 1 else f"inference-{i + 1}"
-                argv = [*owc, "inference", *extra]
+                worker_env = dict(env)
                 if settings.inference.metrics_port:
-                    argv += ["--set", f"inference.metrics_port={settings.inference.metrics_port + 10 * i}"]
-                specs.append(ChildSpec(name, argv))
+                    port_var = env_var_name("inference.metrics_port")
+                    worker_env[port_var] = str(settings.inference.metrics_port + 10 * i)
+                specs.append(ChildSpec(name, [*owc, "inference", *extra], env=worker_env))
         elif service == "capture":
             # a replay that is not looping ends by itself: that is not a crash
             finite = settings.capture.source.startswith("replay:") and not settings.capture.loop
-            specs.append(ChildSpec(service, [*owc, service, *extra], restart="on-failure" if finite else "always"))
+            specs.append(
+                ChildSpec(service, [*owc, service, *extra], env=env, restart="on-failure" if finite else "always")
+            )
         else:
-            specs.append(ChildSpec(service, [*owc, service, *extra]))
+            specs.append(ChildSpec(service, [*owc, service, *extra], env=env))
 
     sup = Supervisor(specs, stop, backoff_max_s=settings.run.restart_backoff_max_s)
     if not settings.redis.url:

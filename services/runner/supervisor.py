@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
+from services.common.redact import mask_credentials
+
 log = logging.getLogger("owc.run")
 
 _PR_SET_PDEATHSIG = 1
@@ -97,7 +99,8 @@ class Supervisor:
     # -- output -----------------------------------------------------------
     def _emit(self, name: str, line: str) -> None:
         with self._out_lock:
-            self.output.write(f"{name:<{self._width}} | {line}\n")
+            # a child's own log lines are masked already; its raw output (a traceback) may not be
+            self.output.write(f"{name:<{self._width}} | {mask_credentials(line)}\n")
             self.output.flush()
 
     def _pump(self, child: _Child, stream: IO[bytes]) -> None:

@@ -81,10 +81,20 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1100, "height": 800})
     pg = context.new_page()
     errors: list[str] = []
+    # Anything our Content-Security-Policy refused: the pages must not need it. (frame-ancestors
+    # refusals are another site framing us, which is the policy working, not a page breaking.)
+    blocked: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on(
+        "console",
+        lambda msg: blocked.append(msg.text)
+        if "Content Security Policy" in msg.text and "frame-ancestors" not in msg.text
+        else None,
+    )
     yield pg
     context.close()
     assert not errors, f"uncaught JavaScript errors: {errors}"
+    assert not blocked, f"the pages broke their own Content-Security-Policy: {blocked}"
 
 
 @pytest.fixture
@@ -524,5 +534,77 @@ def test_a_page_on_another_origin_cannot_change_the_counts(
         assert counts(gateway, channel) == before
         assert counts(gateway, "default") == before_default
     finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_overlay_takes_obs_custom_css_as_a_browser_source_does(page: Any, gateway: GatewayThread, channel: str) -> None:
+    """OBS loads the overlay top-level and injects its "Custom CSS" field: as a <style> element
+    (obs-browser today) or a data: stylesheet (older versions). The CSP must let both through."""
+    page.goto(f"{gateway.url}/overlay?channel={channel}")
+    page.wait_for_selector('#owc[data-connected="true"]', timeout=10_000)
+    page.evaluate(
+        """() => {
+          const style = document.createElement("style");
+          style.innerHTML = "body { background-color: rgba(0, 0, 0, 0); margin: 0px auto; overflow: hidden; }"
+            + " :root { --obs-style: injected; }";
+          document.querySelector("head").appendChild(style);
+          const link = document.createElement("link");
+          link.rel = "stylesheet";
+          link.href = "data:text/css;charset=utf-8;base64," + btoa(":root { --obs-link: injected; }");
+          document.head.appendChild(link);
+        }"""
+    )
+    for prop in ("--obs-style", "--obs-link"):
+        page.wait_for_function(
+            "p => getComputedStyle(document.documentElement).getPropertyValue(p).trim() === 'injected'",
+            arg=prop,
+            timeout=5_000,
+        )
+
+
+FRAMING_PAGE = """<!doctype html><html><body>
+<h1>Win a free skin: click the button!</h1>
+<iframe id="admin" src="GW/admin?channel=CH" width="1000" height="700" style="opacity:0.01"
+        onload="this.dataset.loaded = 'yes'"></iframe>
+<iframe id="overlay" src="GW/overlay?channel=CH" width="600" height="300"
+        onload="this.dataset.loaded = 'yes'"></iframe>
+</body></html>"""
+
+
+def test_a_page_on_another_site_cannot_frame_the_admin_page(
+    browser: Any, gateway: GatewayThread, channel: str, tmp_path: Path
+) -> None:
+    """Clickjacking: an invisible /admin in a cross-site frame must show nothing to click; the overlay,
+    which other tools may embed, still loads in the same kind of frame."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "frames.html").write_text(FRAMING_PAGE.replace("GW", gateway.url).replace("CH", channel))
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    context = browser.new_context(viewport={"width": 1100, "height": 1100})
+    try:
+        before = counts(gateway, channel)
+        page = context.new_page()
+        page.goto(f"http://localhost:{port}/frames.html")  # localhost vs 127.0.0.1: another site
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('iframe')].every(f => f.dataset.loaded === 'yes')", timeout=10_000
+        )
+        # the overlay is embeddable: it connects and shows the counts inside the frame
+        page.frame_locator("#overlay").locator('#owc[data-connected="true"]').wait_for(timeout=10_000)
+        # the admin page is not rendered at all: nothing in its frame to click
+        admin = page.frame_locator("#admin")
+        assert admin.locator("button").count() == 0
+        assert admin.locator('[data-testid="plus-victory"]').count() == 0
+        frame = next(f for f in page.frames if f.parent_frame is not None and "/overlay" not in f.url)
+        assert "/admin" not in frame.url or frame.locator("body *").count() == 0, frame.url
+        box = page.locator("#admin").bounding_box()
+        for fx, fy in ((0.1, 0.1), (0.3, 0.2), (0.5, 0.5), (0.8, 0.3)):  # the victim's clicks land nowhere
+            page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        assert counts(gateway, channel) == before
+    finally:
+        context.close()
         server.shutdown()
         server.server_close()

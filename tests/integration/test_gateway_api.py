@@ -255,10 +255,129 @@ def test_bad_input_is_4xx_never_500(gateway: GatewayThread) -> None:
         httpx.get(f"{base}/detframe/-5.jpg"),
         httpx.get(f"{base}/detframe/abc.jpg"),
         httpx.put(f"{base}/adjust", json={}),
+        httpx.post(
+            f"{base}/adjust", content=b'{"outcome": "vict\xf6ry"}', headers={"Content-Type": "application/json"}
+        ),
     ]
     for resp in cases:
         assert 400 <= resp.status_code < 500, (resp.request.url, resp.status_code, resp.text)
         assert isinstance(resp.json()["detail"], str) and resp.json()["detail"]
+        assert resp.json()["code"], (resp.request.url, resp.text)  # every error says what kind it is
+
+
+def test_a_body_that_is_not_utf8_is_invalid_json_with_a_code(gateway: GatewayThread) -> None:
+    r = httpx.post(
+        f"{gateway.url}{api('default')}/adjust",
+        content=b'{"outcome": "victory", "note": "caf\xe9"}',  # Latin-1, not UTF-8
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid" and "UTF-8" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/channels/default/set", {"victories": True, "defeats": 0, "draws": 0}),
+        ("/api/v1/channels/default/set", {"victories": "7", "defeats": 0, "draws": 0}),
+        ("/api/v1/channels/default/set", {"victories": 7.0, "defeats": 0, "draws": 0}),
+        ("/api/v1/channels/default/adjust", {"outcome": "victory", "delta": True}),
+        ("/api/v1/channels/default/adjust", {"outcome": "victory", "delta": "2"}),
+        ("/api/initialize", {"victories": True, "defeats": 0, "draws": 0}),
+        ("/api/initialize", {"victories": "7", "defeats": "0", "draws": "0"}),
+        ("/api/adjust", {"outcome": "victory", "delta": "1"}),
+        ("/api/adjust", {"value": "draw", "delta": True}),
+    ],
+)
+def test_counts_must_be_json_integers(gateway: GatewayThread, path: str, body: dict[str, Any]) -> None:
+    before = get(gateway, "/api/v1/channels/default/status").json()
+    r = post_json(gateway.url, path, body)
+    assert r.status_code == 422, (body, r.text)
+    assert r.json()["code"] == "invalid" and "integer" in r.json()["detail"]
+    after = get(gateway, "/api/v1/channels/default/status").json()
+    assert (after["victories"], after["defeats"], after["draws"]) == (
+        before["victories"], before["defeats"], before["draws"]
+    )
+
+
+def test_the_openapi_documents_the_422_the_api_sends(gateway: GatewayThread) -> None:
+    spec = get(gateway, "/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert schemas["ErrorOut"]["properties"]["detail"]["type"] == "string"
+    documented = 0
+    for path_item in spec["paths"].values():
+        for operation in path_item.values():
+            invalid = operation["responses"].get("422")
+            if invalid is not None:
+                documented += 1
+                assert invalid["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorOut"}
+    assert documented >= 10
+    history = spec["paths"]["/api/v1/channels/{ch}/history"]["get"]["responses"]
+    assert "422" in history
+    body = get(gateway, f"{api('default')}/history?limit=0").json()
+    assert isinstance(body["detail"], str) and body["code"] == "invalid"
+    assert body["errors"][0]["loc"] == ["query", "limit"] and set(body["errors"][0]) == {"loc", "msg", "type"}
+
+
+def test_methods_a_path_does_not_accept_are_405_with_every_allowed_method(gateway: GatewayThread) -> None:
+    base = f"{gateway.url}{api('default')}"
+    for method, url in [
+        ("PUT", f"{base}/adjust"),
+        ("PUT", f"{gateway.url}/overlay"),
+        ("DELETE", f"{base}/status"),
+        ("PATCH", f"{gateway.url}/api/status"),
+        ("POST", f"{base}/status"),
+    ]:
+        r = httpx.request(method, url, content=b"x", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 405, (method, url, r.status_code, r.text)
+        assert r.json()["code"] == "method_not_allowed"
+    r = httpx.request("PUT", f"{gateway.url}/nothing/here", content=b"x")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    r = httpx.delete(f"{base}/sessions")
+    assert r.status_code == 405
+    assert [m.strip() for m in r.headers["allow"].split(",")] == ["GET", "POST"]
+    assert httpx.delete(f"{base}/adjust").headers["allow"] == "POST"
+
+
+def test_reads_check_the_host_too_against_dns_rebinding(gateway: GatewayThread, channel: str) -> None:
+    paths = [
+        f"{api(channel)}/status",
+        f"{api(channel)}/history",
+        f"{api(channel)}/export?format=jsonl",
+        f"{api(channel)}/sessions",
+        "/api/status",
+        "/api/v1/channels",
+        "/metrics",
+        "/admin",
+    ]
+    for path in paths:
+        r = get(gateway, path, headers={"Host": f"rebound.example:{gateway.port}"})
+        assert r.status_code == 403, (path, r.status_code)
+        assert r.json()["code"] == "bad_host"
+        for host in (f"127.0.0.1:{gateway.port}", f"localhost:{gateway.port}", f"[::1]:{gateway.port}"):
+            assert get(gateway, path, headers={"Host": host}).status_code == 200, (path, host)
+    with httpx.stream(
+        "GET", f"{gateway.url}{api(channel)}/events", headers={"Host": "rebound.example"}, timeout=15
+    ) as stream:
+        assert stream.status_code == 403
+
+
+def test_only_the_overlay_may_be_framed(gateway: GatewayThread) -> None:
+    for path in ("/admin", "/api/v1/channels/default/status", "/api/status", "/docs", "/metrics", "/nothing"):
+        r = get(gateway, path)
+        assert r.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+    refused = httpx.post(f"{gateway.url}{api('default')}/adjust", content=b"x")  # the guard's own answer
+    assert refused.status_code == 415 and refused.headers["x-frame-options"] == "DENY"
+    for path in ("/overlay", "/"):
+        r = httpx.get(f"{gateway.url}{path}", follow_redirects=False)
+        assert "x-frame-options" not in r.headers, path
+        assert "frame-ancestors" not in r.headers["content-security-policy"], path
+        assert "script-src 'self';" in r.headers["content-security-policy"], path
+    admin_csp = get(gateway, "/admin").headers["content-security-policy"]
+    assert "script-src 'self';" in admin_csp and "unsafe-inline" not in admin_csp
+    assert get(gateway, "/static/admin.js").headers["x-content-type-options"] == "nosniff"
 
 
 def test_mutations_must_be_json(gateway: GatewayThread) -> None:

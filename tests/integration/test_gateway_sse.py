@@ -333,3 +333,35 @@ def test_hundreds_of_clients_connecting_at_once(gateway: GatewayThread, channel:
     lines = asyncio.run(many())
     assert all(line.startswith(b"data: ") for line in lines), sum(1 for x in lines if not x)
     wait_until(lambda: gateway.hubs.client_count(channel) == 0, timeout=20, message="all clients cleaned up")
+
+
+def test_a_client_the_hub_drops_is_forgotten_at_once(gateway: GatewayThread, channel: str) -> None:
+    """A client too slow to keep up is dropped: out of the hub and of owc_gateway_sse_clients right away,
+    not when its stalled stream is finally garbage-collected (nothing reads this client's queue)."""
+    import asyncio
+
+    from prometheus_client import REGISTRY
+
+    from services.common.messages import Counts, Event
+    from services.gateway.hub import CLIENT_QUEUE
+
+    def gauge() -> float:
+        return REGISTRY.get_sample_value("owc_gateway_sse_clients") or 0.0
+
+    baseline = gauge()
+    client = asyncio.run_coroutine_threadsafe(gateway.hubs.subscribe(channel), gateway.server.loop).result(10)
+    assert gateway.hubs.client_count(channel) == 1 and gauge() == baseline + 1
+    rc = redis.Redis.from_url(gateway.settings.redis.url or "")
+    try:
+        key = Keys(gateway.settings.redis.prefix).events(channel)
+        event = Event("adjusted", Counts(1, 0, 0), "s1", "manual", int(time.time() * 1000), "victory", 1)
+        pipe = rc.pipeline(transaction=False)
+        for _ in range(CLIENT_QUEUE + 50):
+            pipe.xadd(key, event.to_fields())  # type: ignore[arg-type]
+        pipe.execute()
+        wait_until(lambda: client.dropped, timeout=10, message="the hub to drop the stalled client")
+        wait_until(lambda: gateway.hubs.client_count(channel) == 0, timeout=5, message="the hub to forget it")
+        assert gauge() == baseline
+        wait_until(lambda: channel not in gateway.hubs.hubs, timeout=5, message="the idle reader to stop")
+    finally:
+        rc.close()

@@ -24,6 +24,7 @@ from services.common.settings import Settings
 from services.inference.classifier import Classifier
 from services.inference.synthetic_model import write_synthetic_model
 from services.inference.worker import InferenceWorker
+from tests.support.images import png_bomb
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
 
@@ -249,6 +250,25 @@ def test_poison_frames_give_one_error_label_and_are_acked(
     dlq = redis_client.xrange(Keys.dlq(keys.frames))
     assert len(dlq) == 1 and b"poison" in dlq[0][1][b"dlq_reason"]
     assert metric("owc_inference_frames_dropped_total", reason="poison") - before == 4
+
+
+def test_a_decompression_bomb_frame_becomes_an_error_label_without_decoding(
+    make_worker: Callable[..., InferenceWorker], redis_client: redis.Redis, keys: Keys, jpegs: list[bytes]
+) -> None:
+    worker = make_worker("b")
+    ts = now_ms()
+    bomb = png_bomb(20000, 20000)
+    redis_client.xadd(keys.frames, Frame("main", 1, ts, "png", 20000, 20000, bomb).to_fields())  # type: ignore[arg-type]
+    redis_client.xadd(keys.frames, Frame("main", 2, ts, "png", W, H, bomb).to_fields())  # type: ignore[arg-type]
+    add_frames(redis_client, keys, jpegs, range(3, 4))
+    started = time.perf_counter()
+    assert worker.run(threading.Event(), max_messages=3) == 3
+    assert time.perf_counter() - started < 5  # a decoded bomb alone takes seconds (and 1.2 GB)
+    got = {lb.seq: lb for lb in labels(redis_client, keys)}
+    assert got[1].label == "error" and "too large" in got[1].error
+    assert got[2].label == "error" and "too large" in got[2].error
+    assert got[3].label != "error"
+    assert pending(redis_client, keys) == 0
 
 
 def test_a_frame_that_fails_repeatedly_goes_to_the_dead_letter_stream(

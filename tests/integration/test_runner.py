@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 import redis
 
+from tests.support.redis_proc import RedisServer
 from tests.support.stack import Stack
 from tests.support.waiting import wait_until
 
@@ -54,3 +56,37 @@ def test_run_starts_everything_restarts_a_killed_child_and_stops_cleanly(tmp_pat
     assert time.monotonic() - started < 10
     wait_until(lambda: all(_gone(pid) for pid in pids), timeout=5, message="no process left behind")
     assert "all services stopped" in stack.log()
+
+
+def test_secrets_never_reach_a_command_line_or_the_log(tmp_path: Path, own_redis: RedisServer) -> None:
+    """`ps` shows every local user each process's argv: the children get settings in their environment."""
+    password, token = "Redis-pw-7f3a9c", "Admin-token-51d2e8"
+    client = own_redis.client()
+    client.config_set("requirepass", password)
+    client.close()
+    url = f"redis://:{password}@127.0.0.1:{own_redis.port}/0"
+    stack = Stack(
+        tmp_path, settings={"redis.url": url, "gateway.admin_token": token, "obs.port": 1, "obs.password": token}
+    ).start()
+    try:
+        children = wait_until(
+            lambda: (c := stack.children()) and {"capture", "inference", "state", "gateway"} <= set(c) and c,
+            timeout=30,
+            message="four services",
+        )
+        assert stack.status()["channel"] == "default"  # the children did get the Redis URL and its password
+        for name, child in children.items():
+            cmdline = " ".join(child.cmdline())
+            assert password not in cmdline and token not in cmdline, (name, cmdline)
+            environ = Path(f"/proc/{child.pid}/environ")
+            assert environ.stat().st_mode & 0o077 == 0  # the environment is the user's own business
+            assert f"OWC_GATEWAY__ADMIN_TOKEN={token}".encode() in environ.read_bytes()
+        # the admin token is in force in the gateway it was passed to
+        refused = httpx.post(f"{stack.base_url}/api/v1/channels/default/undo", json={})
+        assert refused.status_code == 401
+    finally:
+        code = stack.stop()
+    assert code == 0, stack.log()[-3000:]
+    log = stack.log()
+    assert "using Redis at redis://:***@127.0.0.1" in log
+    assert password not in log and token not in log

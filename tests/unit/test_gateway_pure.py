@@ -6,7 +6,7 @@ import pytest
 
 from services.gateway.app import _describe_error
 from services.gateway.hub import newer, valid_last_event_id
-from services.gateway.security import is_loopback_bind, same_origin
+from services.gateway.security import is_loopback_bind, is_loopback_host, same_origin, security_headers
 from services.gateway.store import parse_stream_id
 
 
@@ -81,3 +81,38 @@ def test_a_client_that_falls_behind_is_dropped_not_blocking() -> None:
         assert client.queue.empty()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("127.0.0.1:3000", True),
+        ("localhost:3000", True),
+        ("LOCALHOST", True),
+        ("[::1]:3000", True),
+        ("127.0.0.2:3000", True),  # the whole 127/8 is loopback
+        ("", False),
+        ("evil.example:3000", False),
+        ("127.0.0.1.nip.io:3000", False),  # a name that merely resolves to loopback: rebinding
+        ("localhost.evil.example", False),
+        ("192.168.1.10:3000", False),
+    ],
+)
+def test_loopback_host(host: str, ok: bool) -> None:
+    assert is_loopback_host(host) is ok
+
+
+def test_only_the_overlay_may_be_framed_and_every_answer_has_a_policy() -> None:
+    def headers(path: str) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in security_headers(path)}
+
+    for path in ("/admin", "/api/v1/channels/default/status", "/docs", "/static/admin.js", "/metrics"):
+        h = headers(path)
+        assert h["x-frame-options"] == "DENY" and h["content-security-policy"].endswith("frame-ancestors 'none'")
+        assert h["x-content-type-options"] == "nosniff"
+    for path in ("/overlay", "/"):
+        h = headers(path)
+        assert "x-frame-options" not in h and "frame-ancestors" not in h["content-security-policy"]
+        assert "script-src 'self';" in h["content-security-policy"]
+    assert headers("/api/status")["content-security-policy"].startswith("default-src 'none'")
+    assert "unsafe-inline" not in headers("/admin")["content-security-policy"]

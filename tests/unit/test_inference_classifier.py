@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
+import time
 from pathlib import Path
 
 import cv2
@@ -19,6 +21,7 @@ from services.inference.classifier import (
 )
 from services.inference.synthetic_model import write_synthetic_model
 from services.inference.worker import _salvage_identity
+from tests.support.images import png_bomb
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +159,39 @@ def test_undecodable_bytes_raise_frame_decode_error(model: Path) -> None:
     for data in (b"", b"not an image", b"\xff\xd8\xff\xe0garbage"):
         with pytest.raises(vision.FrameDecodeError):
             clf.preprocess(data, 640, 360)
+
+
+def test_a_decompression_bomb_is_rejected_from_its_header_fast_and_without_decoding(model: Path) -> None:
+    bomb = png_bomb(20000, 20000)  # decoded: 1.2 GB of BGR pixels
+    assert len(bomb) < 200_000
+    clf = Classifier(model)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    for width, height in ((20000, 20000), (640, 360)):  # declared honestly, or lying about its size
+        with pytest.raises(vision.FrameDecodeError, match="too large"):
+            clf.decode(bomb, width, height)
+        with pytest.raises(vision.FrameDecodeError, match="too large"):
+            clf.preprocess(bomb, width, height)
+    with pytest.raises(vision.FrameDecodeError, match="too large"):
+        vision.decode(bomb)  # no declared size (owc predict): the hard cap still holds
+    assert time.perf_counter() - started < 0.5
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_kib) / 1024
+    assert grown_mib < 100, f"peak RSS grew by {grown_mib:.0f} MiB"
+
+
+def test_the_pixel_cap_is_below_pillows_own_bomb_limit() -> None:
+    side = int(vision.MAX_PIXELS**0.5) + 1  # just over the cap, far under Pillow's warning threshold
+    with pytest.raises(vision.FrameDecodeError, match=f"{side}×{side}"):
+        vision.decode(png_bomb(side, side))
+    assert vision.check_size(png_bomb(4096, 4096)) == (4096, 4096)
+
+
+def test_header_size_must_match_the_declared_frame_size(model: Path) -> None:
+    clf = Classifier(model)
+    for data in (_jpeg(640, 360), _jpeg(640, 360, fmt=".png")):
+        assert clf.decode(data, 640, 360).ndim == 3
+        with pytest.raises(vision.FrameDecodeError, match="header says 640×360 but the frame declares 1280×720"):
+            clf.decode(data, 1280, 720)
 
 
 def test_salvage_identity_of_malformed_frames() -> None:

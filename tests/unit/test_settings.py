@@ -142,3 +142,63 @@ def test_set_values_are_text_unless_json_lists(tmp_path: Path) -> None:
     out = _owc("config", "show", "--set", "obs.password=123456", "--set", "capture.channel=2024", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert 'channel = "2024"  # command line' in out.stdout
+
+
+def test_credentials_in_urls_are_masked() -> None:
+    from services.common.redact import mask_credentials
+
+    assert mask_credentials("redis://:hunter2@db:6379/0") == "redis://:***@db:6379/0"
+    assert mask_credentials("rediss://owc:p@ss@db/1") == "rediss://owc:***@db/1"
+    assert mask_credentials("connect to redis://tok3n@db:6379 failed") == "connect to redis://***@db:6379 failed"
+    assert mask_credentials("redis://127.0.0.1:6390/0 and mail@example.com") == (
+        "redis://127.0.0.1:6390/0 and mail@example.com"
+    )
+
+
+def test_config_show_masks_a_password_in_redis_url(tmp_path: Path) -> None:
+    import json
+
+    env = {"OWC_REDIS__URL": "redis://owc:Hunter2pw@db.lan:6379/0"}
+    out = _owc("config", "show", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Hunter2pw" not in out.stdout + out.stderr
+    assert 'url = "redis://owc:***@db.lan:6379/0"' in out.stdout
+    shown = json.loads(_owc("config", "show", "--json", cwd=tmp_path, env=env).stdout)
+    assert shown["redis.url"]["value"] == "redis://owc:***@db.lan:6379/0"
+    # `config save` writes the real URL (it is a config file), readable by its owner only
+    assert _owc("config", "save", "saved.toml", cwd=tmp_path, env=env).returncode == 0
+    saved = tmp_path / "saved.toml"
+    assert saved.stat().st_mode & 0o077 == 0
+    assert tomllib.loads(saved.read_text())["redis"]["url"] == env["OWC_REDIS__URL"]
+
+
+def test_log_lines_mask_credentials_in_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from services.common.logs import setup_logging
+
+    setup_logging("INFO")
+    log = logging.getLogger("owc.test")
+    log.info("using Redis at %s", "redis://:Hunter2pw@db:6379/0")
+    try:
+        raise ConnectionError("Error connecting to redis://admin:Hunter2pw@db:6379/0")
+    except ConnectionError:
+        log.exception("Redis is not reachable")
+    err = capsys.readouterr().err
+    assert "Hunter2pw" not in err
+    assert "redis://:***@db:6379/0" in err and "redis://admin:***@db:6379/0" in err
+
+
+def test_settings_for_child_processes_travel_in_the_environment() -> None:
+    from services.common.cliargs import child_environment
+
+    argv, env = child_environment(
+        ["--config", "owc.toml", "--set", "gateway.admin_token=s3cret", "--set", "Inference.Providers=[\"cpu\"]",
+         "--log-level", "DEBUG", "--set", "obs.password=a=b"]
+    )
+    assert argv == ["--config", "owc.toml", "--log-level", "DEBUG"]
+    assert env == {
+        "OWC_GATEWAY__ADMIN_TOKEN": "s3cret",
+        "OWC_INFERENCE__PROVIDERS": '["cpu"]',
+        "OWC_OBS__PASSWORD": "a=b",
+    }

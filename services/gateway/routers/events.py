@@ -6,12 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from redis.exceptions import RedisError
 
 from services.gateway.deps import ChannelDep, DefaultChannelDep, RuntimeDep
-from services.gateway.hub import client_stream, valid_last_event_id
+from services.gateway.hub import Client, client_stream, valid_last_event_id
 from services.gateway.models import ErrorOut
 
 log = logging.getLogger("owc.gateway.sse")
@@ -27,13 +27,25 @@ LastEventIdQuery = Annotated[
 ]
 
 
+async def channel_subscription(ch: ChannelDep, runtime: RuntimeDep) -> AsyncIterator[Client]:
+    """The SSE client of this request, unsubscribed by the request's exit stack when the response ends
+    (a dependency with ``yield``): not left to the garbage collector when a stalled stream is abandoned."""
+    async with runtime.hubs.subscription(ch) as client:
+        yield client
+
+
+async def default_subscription(ch: DefaultChannelDep, runtime: RuntimeDep) -> AsyncIterator[Client]:
+    async with runtime.hubs.subscription(ch) as client:
+        yield client
+
+
 async def _stream(
-    runtime: RuntimeDep, ch: str, header: str | None, query: str | None
+    runtime: RuntimeDep, ch: str, client: Client, header: str | None, query: str | None
 ) -> AsyncIterator[ServerSentEvent]:
     resume = valid_last_event_id(header) or valid_last_event_id(query)
     first = True
     try:
-        async for item in client_stream(runtime.hubs, ch, resume, runtime.settings.gateway.sse_ping_s):
+        async for item in client_stream(runtime.hubs, ch, client, resume, runtime.settings.gateway.sse_ping_s):
             if isinstance(item, str):
                 yield ServerSentEvent(comment=item)
                 continue
@@ -53,10 +65,11 @@ async def _stream(
 async def channel_events(
     ch: ChannelDep,
     runtime: RuntimeDep,
+    client: Annotated[Client, Depends(channel_subscription)],
     last_event_id: LastEventIdHeader = None,
     last_event_id_q: LastEventIdQuery = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    async for sse in _stream(runtime, ch, last_event_id, last_event_id_q):
+    async for sse in _stream(runtime, ch, client, last_event_id, last_event_id_q):
         yield sse
 
 
@@ -64,8 +77,9 @@ async def channel_events(
 async def legacy_events(
     ch: DefaultChannelDep,
     runtime: RuntimeDep,
+    client: Annotated[Client, Depends(default_subscription)],
     last_event_id: LastEventIdHeader = None,
     last_event_id_q: LastEventIdQuery = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    async for sse in _stream(runtime, ch, last_event_id, last_event_id_q):
+    async for sse in _stream(runtime, ch, client, last_event_id, last_event_id_q):
         yield sse
