@@ -272,18 +272,14 @@ class ObsSource:
         if state is Pressure.OVER:
             self._skip("backpressure")
             if not self._in_backpressure:
-                log.info(
-                    "inference is behind (%d frames waiting > capture.max_lag=%d): skipping captures",
-                    self.pressure.projected(),
-                    self.cfg.max_lag,
-                )
+                log.info("inference is behind (%s): skipping captures", self.pressure.describe())
                 self._in_backpressure = True
-            self._health(backpressure=True)
+            self._health(backpressure=True, held_back_s=round(self.pressure.held_s, 1))
             return 0.0
         if self._in_backpressure:
             log.info("inference caught up: capturing again")
             self._in_backpressure = False
-            self._health(backpressure=False)
+            self._health(backpressure=False, held_back_s=0)
 
         source = self._source_name(conn)
         captured_at = now_ms()

@@ -222,11 +222,16 @@ class ReplaySource:
                     )
                     self._no_group_given_up = True
                     break
-            elif not announced:
-                assert self.pressure.backlog is not None
-                log.debug("replay paused: inference backlog %d > %d", self.pressure.projected(), self.cfg.max_lag)
-                announced = True
+            else:
+                if not announced:
+                    # short pauses are routine at a high --speed; BackPressure warns when one lasts
+                    log.debug("replay paused: %s", self.pressure.describe())
+                    announced = True
+                # keep the health hash (TTL 30 s) alive: the admin page must show why nothing moves
+                self.health.update(backpressure=True, held_back_s=round(self.pressure.held_s, 1))
             stop.wait(0.02)
+        if announced:
+            self.health.update(force=True, backpressure=False, held_back_s=0)
         paused = time.monotonic() - started
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
@@ -252,7 +257,7 @@ class ReplaySource:
                 delay = min(delay * 2, 5.0)
                 continue
             self.pressure.note_published()
-            if self.pressure.backlog is None or not self.pressure.backlog.group_exists:
+            if self.pressure.backlog is None or not self.pressure.backlog.exists:
                 self._unread_without_group += 1
             if self.summary.first_seq is None:
                 self.summary.first_seq = frame.seq

@@ -48,15 +48,13 @@ def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _stream_idle(client: redis.Redis, stream: str, group: str) -> bool:
     """True when the group has read and acked everything in the stream."""
+    from services.common.streams import group_backlog
+
     try:
-        groups = client.xinfo_groups(stream)
+        backlog = group_backlog(client, stream, group, limit=1)
     except Exception:
         return False
-    for info in groups:
-        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-        if name == group:
-            return int(info.get("lag") or 0) == 0 and int(info["pending"]) == 0
-    return False
+    return backlog.exists and backlog.total == 0
 
 
 def _settled(client: redis.Redis, keys: Keys) -> bool:
