@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
+from services.common.redisio import persistence_problem, write_refusal
 from services.gateway.models import (
     EventOut,
     Health,
@@ -47,6 +49,16 @@ def parse_stream_id(text: str) -> tuple[int, int]:
     if max(parsed) >= 2**64:  # Redis stream ids are two unsigned 64-bit numbers
         raise ValueError(f"{text!r} is not an event id (each part must be below 2^64)")
     return parsed
+
+
+def redis_problem(exc: BaseException) -> tuple[str, str]:
+    """``(detail, code)`` for an HTTP answer: Redis refusing writes is not Redis being unreachable."""
+    cause = write_refusal(exc)
+    if cause is not None:
+        return f"Redis cannot write: {cause}; counting is paused, nothing is lost; try again later", "redis_write"
+    if isinstance(exc, ResponseError):
+        return f"Redis refused the request ({str(exc)[:200]})", "redis"
+    return f"Redis is not reachable ({type(exc).__name__}); try again", "redis"
 
 
 def iso_ms(epoch_ms: int) -> str:
@@ -164,10 +176,11 @@ class Store:
         pipe.hgetall(self.keys.health(channel, "inference"))
         pipe.exists(self.keys.health(channel, "state"))
         pipe.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
+        pipe.info("persistence")
 
     @staticmethod
     def _health_from(results: list[Any]) -> Health:
-        capture, inference, state_alive, consumers = results
+        capture, inference, state_alive, consumers, persistence = results
         workers = 0
         if not isinstance(consumers, Exception):  # no stream or no group yet
             for consumer in consumers:
@@ -188,6 +201,7 @@ class Store:
             model=_s(inference.get(b"model")),
             workers=workers,
             state_alive=bool(state_alive),
+            redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )
 
     async def health(self, channel: str) -> Health:

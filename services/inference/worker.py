@@ -49,7 +49,7 @@ from redis.exceptions import ResponseError
 
 from services.common.keys import CHANNEL_RE, GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
 from services.common.messages import Frame, Label, LabelName, MessageError
-from services.common.redisio import publish_health
+from services.common.redisio import WriteOutage, publish_health, write_refusal
 from services.common.settings import InferenceSettings
 from services.common.streams import Delivery, GroupConsumer
 from services.common.vision import FrameDecodeError
@@ -130,11 +130,14 @@ class InferenceWorker:
         self._health_sent: dict[str, float] = {}
         self._next_lag = 0.0
         self._next_prune = 0.0
+        self.outage = WriteOutage(
+            log, "inference paused, the frames wait in the stream", "inference goes on"
+        )
 
     # loop -----------------------------------------------------------------
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
         """Process frames until ``stop`` is set (or ``max_messages`` entries were handled)."""
-        self.consumer.ensure_group()
+        groups_ready = False
         log.info(
             "worker %s ready: group %s on %s, model %s",
             self.name, GROUP_INFERENCE, self.keys.frames, self.classifier.model_id,
@@ -148,6 +151,9 @@ class InferenceWorker:
             if max_messages is not None:
                 count = min(count, max_messages - handled)
             try:
+                if not groups_ready:
+                    self.consumer.ensure_group()
+                    groups_ready = True
                 started = time.monotonic()
                 deliveries = self.consumer.poll(count, self.settings.block_ms)
                 self._count_dead_letters()
@@ -157,17 +163,27 @@ class InferenceWorker:
                     if self.on_batch is not None:
                         self.on_batch(started, time.monotonic(), len(deliveries))
                 self._housekeeping()
+                self.outage.ok()
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
             except ResponseError as exc:
+                cause = write_refusal(exc)
+                if cause is not None:
+                    # the batch's labels and acks went together or not at all: its frames stay pending
+                    # and are reclaimed (or dropped as stale) once Redis can write again
+                    stop.wait(self.outage.failed(cause))
+                    continue
                 if "NOGROUP" not in str(exc):
                     raise
                 log.warning("consumer group %s vanished (%s); creating it again", GROUP_INFERENCE, exc)
-                self.consumer.ensure_group()
-        self._publish_health(force=True)
+                groups_ready = False
+        try:
+            self._publish_health(force=True)
+        except redis.RedisError as exc:
+            log.debug("cannot write the last health record (%s)", exc)
         return handled
 
     def _count_dead_letters(self) -> None:

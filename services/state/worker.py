@@ -24,7 +24,7 @@ import redis
 from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
-from services.common.redisio import publish_health
+from services.common.redisio import WriteOutage, publish_health, write_refusal
 from services.common.settings import Settings
 from services.common.streams import Delivery, GroupConsumer, ensure_group
 from services.state import metrics as M
@@ -89,6 +89,8 @@ class StateWorker:
         self._standby_poll_s = min(0.5, s.lease_ttl_ms / 10000.0)
         self._next_renew = 0.0
         self._next_health = 0.0
+        self._groups_ready = False
+        self.outage = WriteOutage(log, "counting paused, nothing lost", "counting goes on")
 
     @property
     def holder(self) -> str:
@@ -138,10 +140,14 @@ class StateWorker:
 
     # ------------------------------------------------------------------ the loop
 
+    def _ensure_groups(self) -> None:
+        if not self._groups_ready:
+            ensure_group(self.client, self.keys.labels, GROUP_STATE)
+            ensure_group(self.client, self.keys.commands, GROUP_STATE)
+            self._groups_ready = True
+
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
         """Run until ``stop`` is set (or ``max_messages`` entries were handled); return that count."""
-        ensure_group(self.client, self.keys.labels, GROUP_STATE)
-        ensure_group(self.client, self.keys.commands, GROUP_STATE)
         r = self.rules
         log.info(
             "state: %s starting; rules: min_confidence=%s required_consecutive=%d max_gap_ms=%d cooldown_s=%g "
@@ -154,6 +160,7 @@ class StateWorker:
                 if max_messages is not None and self.processed >= max_messages:
                     break
                 try:
+                    self._ensure_groups()
                     if not self.leader and not self._try_acquire():
                         if not standing_by:
                             log.info("state: %s is active; standing by to take over", self.lease.current())
@@ -163,6 +170,7 @@ class StateWorker:
                     standing_by = False
                     self._maintain_lease()
                     self.step()
+                    self.outage.ok()
                 except LeaseLostError as exc:
                     self._step_down(str(exc))
                 except ConflictError as exc:
@@ -173,6 +181,14 @@ class StateWorker:
                     log.warning("state: Redis is unavailable (%s); retrying", exc)
                     self._reset()
                     stop.wait(0.5)
+                except redis.ResponseError as exc:
+                    cause = write_refusal(exc)
+                    if cause is None:
+                        raise
+                    # Nothing was committed (MULTI/EXEC is all or nothing) and nothing acked: the labels
+                    # and commands wait in their streams; reload from Redis once it can write again.
+                    self._reset()
+                    stop.wait(self.outage.failed(cause))
         finally:
             if self.leader:
                 try:

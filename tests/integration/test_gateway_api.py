@@ -473,3 +473,11 @@ def test_a_command_timeout_longer_than_the_socket_timeout(redis_server: RedisSer
         assert 5.9 < time.monotonic() - started < 15
     finally:
         gw.stop()
+
+
+def test_history_before_0_0_is_a_422_not_a_redis_outage(gateway: GatewayThread) -> None:
+    """Issue 13.4: Redis rejects ``XREVRANGE … (0-0``; that is bad input, not "Redis is not reachable"."""
+    for before in ("0-0", "0"):
+        r = get(gateway, f"{api('default')}/history?before={before}")
+        assert r.status_code == 422, (before, r.status_code, r.text)
+        assert "before" in r.json()["detail"] and "not reachable" not in r.json()["detail"]

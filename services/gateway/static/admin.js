@@ -102,6 +102,9 @@ function renderHealth(h) {
   $("h-workers").textContent = String(h.workers);
   $("h-state").textContent = h.state_alive ? "running" : "not reporting";
   $("h-state").className = h.state_alive ? "victory" : "defeat";
+  const writeError = h.redis_write_error;
+  $("h-redis").textContent = writeError ? `cannot write: ${writeError}; counting paused, nothing lost` : "ok";
+  $("h-redis").className = writeError ? "defeat" : "victory";
 }
 
 function fmtTime(ms) {
