@@ -222,13 +222,12 @@ class ReplaySource:
                     )
                     self._no_group_given_up = True
                     break
-            else:
-                if not announced:
-                    # short pauses are routine at a high --speed; BackPressure warns when one lasts
-                    log.debug("replay paused: %s", self.pressure.describe())
-                    announced = True
-                # keep the health hash (TTL 30 s) alive: the admin page must show why nothing moves
-                self.health.update(backpressure=True, held_back_s=round(self.pressure.held_s, 1))
+            elif not announced:
+                # short pauses are routine at a high --speed; BackPressure warns when one lasts
+                log.debug("replay paused: %s", self.pressure.describe())
+            announced = True
+            # keep the health hash (TTL 30 s) alive: the admin page must show why nothing moves
+            self.health.update(backpressure=True, held_back_s=round(time.monotonic() - started, 1))
             stop.wait(0.02)
         if announced:
             self.health.update(force=True, backpressure=False, held_back_s=0)
