@@ -187,6 +187,7 @@ class Store:
                 idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
                 workers += int(idle) < WORKER_IDLE_MS
         last_frame_at = _int(capture.get(b"last_frame_at"))
+        held_back = (_float(capture.get(b"held_back_s")) or 0.0) if _bool(capture.get(b"backpressure")) else None
         age = None if last_frame_at is None else max(0.0, (now_ms() - last_frame_at) / 1000)
         return Health(
             obs_connected=_bool(capture.get(b"obs_connected")),
@@ -201,6 +202,7 @@ class Store:
             model=_s(inference.get(b"model")),
             workers=workers,
             state_alive=bool(state_alive),
+            capture_held_back_s=held_back,
             redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )
 
