@@ -49,6 +49,7 @@ from services.capture.publisher import (
     now_ms,
 )
 from services.common.keys import Keys
+from services.common.redisio import write_refusal
 from services.common.settings import CaptureSettings, ObsSettings
 
 log = logging.getLogger("owc.capture.obs")
@@ -320,7 +321,11 @@ class ObsSource:
             self._skip("error")
             self.metrics.errors.labels("redis").inc()
             if not self._redis_down:
-                log.warning("cannot publish frames to Redis (%s); dropping frames until it is back", exc)
+                cause = write_refusal(exc)
+                if cause is not None:
+                    log.warning("Redis cannot write: %s — capture drops frames until it can", cause)
+                else:
+                    log.warning("cannot publish frames to Redis (%s); dropping frames until it is back", exc)
                 self._redis_down = True
             return 0.5
         if self._redis_down:

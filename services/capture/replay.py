@@ -33,6 +33,7 @@ from services.capture.encode import encode_image
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, FramePublisher, HealthReporter, Pressure, now_ms
 from services.common.keys import Keys
+from services.common.redisio import write_refusal
 from services.common.settings import CaptureSettings
 
 log = logging.getLogger("owc.capture.replay")
@@ -243,6 +244,7 @@ class ReplaySource:
         """Publish one frame (and the progress it makes, atomically), waiting out Redis outages."""
         fmt = self.cfg.image_format
         delay = 0.2
+        said = ""
         while not stop.is_set():
             try:
                 frame = self.publisher.publish(
@@ -251,10 +253,16 @@ class ReplaySource:
             except redis.RedisError as exc:
                 self.metrics.errors.labels("redis").inc()
                 self.summary.errors += 1
-                log.warning("replay: cannot publish to Redis (%s); retrying in %.1fs", exc, delay)
+                cause = write_refusal(exc)
+                text = f"Redis cannot write: {cause}" if cause else f"cannot publish to Redis ({exc})"
+                if text != said:  # one line per cause, not one per retry
+                    log.warning("replay: %s — paused, the frame is kept and retried", text)
+                    said = text
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            if said:
+                log.info("replay: Redis takes frames again, going on")
             self.pressure.note_published()
             if self.pressure.backlog is None or not self.pressure.backlog.exists:
                 self._unread_without_group += 1
@@ -329,7 +337,19 @@ class ReplaySource:
             cfg.width,
             cfg.height,
         )
-        start_wall_ms, k, start_index, passes = self._start_or_resume()  # k: the replay clock
+        said = ""
+        while True:  # the progress record needs a Redis that can write: wait for one, do not crash
+            try:
+                start_wall_ms, k, start_index, passes = self._start_or_resume()  # k: the replay clock
+                break
+            except redis.RedisError as exc:
+                cause = write_refusal(exc)
+                text = f"Redis cannot write: {cause}" if cause else f"Redis is not usable ({exc})"
+                if text != said:
+                    log.warning("replay: %s — waiting to start", text)
+                    said = text
+                if stop.wait(1.0):
+                    return self.summary
         k0 = k
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)

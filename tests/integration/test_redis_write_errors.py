@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import FramePublisher
+from services.capture.replay import ReplaySource
 from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
 from services.common.redisio import write_refusal
 from services.common.streams import group_backlog
@@ -53,6 +54,12 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
         inference = InferenceWorker(inference_client, keys, Classifier.from_settings(settings.inference),
                                     settings.inference, "w1")
         state = StateWorker(state_client, keys, settings)
+        folder = tmp_path / "replay"
+        folder.mkdir()
+        for i in range(3):
+            cv2.imwrite(str(folder / f"{i}.jpg"), np.full((360, 640, 3), 90, np.uint8))
+        replay_settings = settings.capture.model_copy(update={"fps": 4.0, "speed": 1000.0})
+        replay = ReplaySource(folder, replay_settings, disk.server.client(), keys, CaptureMetrics(CollectorRegistry()))
         stop = threading.Event()
         crashed: list[BaseException] = []
 
@@ -84,6 +91,8 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
             caplog.clear()
             threads.append(guarded(state.run))  # it starts on a Redis that cannot write
             threads[-1].start()
+            threads.append(guarded(replay.run))  # so does a replay capture
+            threads[-1].start()
             publisher.client = client
             with pytest.raises(Exception) as refused:  # capture cannot publish either
                 publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)
@@ -92,8 +101,8 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
             def lines(logger: str) -> list[logging.LogRecord]:
                 return [r for r in caplog.records if r.name == logger and READABLE in r.getMessage()]
 
-            wait_until(lambda: lines("owc.state") and lines("owc.inference"), timeout=20,
-                       message="the readable line from state and inference")
+            wait_until(lambda: lines("owc.state") and lines("owc.inference") and lines("owc.capture.replay"),
+                       timeout=20, message="the readable line from state, inference and capture")
             # the gateway tells "cannot write" apart from "not reachable"
             ready = httpx.get(f"{gateway.url}/readyz", timeout=10)
             assert ready.status_code == 503 and "Redis cannot write" in ready.json()["detail"], ready.text
@@ -107,6 +116,7 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
             # a while of refused writes: still one line per service, no traceback, nobody died
             time.sleep(1.5)  # not waiting for a result: letting the retries happen
             assert len(lines("owc.state")) == 1 and len(lines("owc.inference")) == 1
+            assert len(lines("owc.capture.replay")) == 1
             assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
             assert not crashed and all(t.is_alive() for t in threads)
             assert client.hget(keys.state("default"), "victories") is None  # nothing counted meanwhile
@@ -118,10 +128,11 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
             health = httpx.get(f"{gateway.url}/api/v1/channels/default/status", timeout=10).json()["health"]
             assert health["redis_write_error"] is None
             assert any(r.name == "owc.state" and "Redis can write again" in r.getMessage() for r in caplog.records)
-            # and the pipeline goes on: a new frame gets its label and is counted in (not lost)
-            publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)
+            # and the pipeline goes on: the replay starts, its frames get labels and are handled
+            wait_until(lambda: replay.summary.finished and replay.summary.published == 3, timeout=30,
+                       message="the replay once Redis can write")
             wait_until(lambda: group_backlog(client, keys.labels, GROUP_STATE).total == 0
-                       and client.xlen(keys.labels) == 3, timeout=30, message="the next frame handled")
+                       and client.xlen(keys.labels) == 5, timeout=30, message="the replay's frames handled")
             assert client.hget(keys.state("default"), "victories") == b"1"  # cooldown: counted once
             assert not crashed
         finally:
@@ -129,5 +140,5 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
             for t in threads:
                 t.join(15)
             gateway.stop()
-            for c in (client, inference_client, state_client):
+            for c in (client, inference_client, state_client, replay.client):
                 c.close()
