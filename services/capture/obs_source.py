@@ -49,6 +49,7 @@ from services.capture.publisher import (
     now_ms,
 )
 from services.common.keys import Keys
+from services.common.redisio import write_refusal
 from services.common.settings import CaptureSettings, ObsSettings
 
 log = logging.getLogger("owc.capture.obs")
@@ -272,18 +273,14 @@ class ObsSource:
         if state is Pressure.OVER:
             self._skip("backpressure")
             if not self._in_backpressure:
-                log.info(
-                    "inference is behind (%d frames waiting > capture.max_lag=%d): skipping captures",
-                    self.pressure.projected(),
-                    self.cfg.max_lag,
-                )
+                log.info("inference is behind (%s): skipping captures", self.pressure.describe())
                 self._in_backpressure = True
-            self._health(backpressure=True)
+            self._health(backpressure=True, held_back_s=round(self.pressure.held_s, 1))
             return 0.0
         if self._in_backpressure:
             log.info("inference caught up: capturing again")
             self._in_backpressure = False
-            self._health(backpressure=False)
+            self._health(backpressure=False, held_back_s=0)
 
         source = self._source_name(conn)
         captured_at = now_ms()
@@ -324,7 +321,11 @@ class ObsSource:
             self._skip("error")
             self.metrics.errors.labels("redis").inc()
             if not self._redis_down:
-                log.warning("cannot publish frames to Redis (%s); dropping frames until it is back", exc)
+                cause = write_refusal(exc)
+                if cause is not None:
+                    log.warning("Redis cannot write: %s — capture drops frames until it can", cause)
+                else:
+                    log.warning("cannot publish frames to Redis (%s); dropping frames until it is back", exc)
                 self._redis_down = True
             return 0.5
         if self._redis_down:

@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any
 
 import redis
-from redis.exceptions import ResponseError
 
 from services.capture.metrics import CaptureMetrics
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame, ImageFormat
 from services.common.redisio import publish_health
+from services.common.streams import GroupBacklog, group_backlog
 
 log = logging.getLogger("owc.capture")
 
@@ -136,34 +134,9 @@ class Pressure(Enum):
     NO_GROUP = "no_group"  # no inference worker has ever joined
 
 
-@dataclass(frozen=True)
-class Backlog:
-    group_exists: bool
-    lag: int | None  # entries not yet delivered to the group (None: Redis cannot tell)
-    pending: int  # delivered, not yet acknowledged
-
-    @property
-    def total(self) -> int:
-        return (self.lag or 0) + self.pending
-
-
-def read_backlog(client: redis.Redis, stream: str, group: str = GROUP_INFERENCE) -> Backlog:
-    """The inference group's backlog on the frames stream (``XINFO GROUPS``)."""
-    try:
-        groups: Sequence[Mapping[Any, Any]] = client.xinfo_groups(stream)
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            return Backlog(False, None, 0)
-        raise
-    for info in groups:
-        name = info.get("name")
-        if isinstance(name, bytes):
-            name = name.decode()
-        if name != group:
-            continue
-        lag = info.get("lag")
-        return Backlog(True, None if lag is None else int(lag), int(info.get("pending") or 0))
-    return Backlog(False, None, 0)
+# Held back longer than this: say so at WARNING (once, then every HELD_REPEAT_S), not only in metrics.
+HELD_WARN_S = 5.0
+HELD_REPEAT_S = 60.0
 
 
 class BackPressure:
@@ -172,11 +145,15 @@ class BackPressure:
     Redis is asked at most every ``check_interval_s``; between two reads the
     backlog is projected as last backlog + frames published since. When that
     projection is over the limit, Redis is re-read at most every
-    ``blocked_recheck_s`` (a cheap ``XINFO GROUPS``), so a paused replay resumes
-    as soon as inference has drained, not a second later.
+    ``blocked_recheck_s``, so a paused replay resumes as soon as inference has
+    drained, not a second later.
 
-    The backlog is the group's ``lag + pending`` on the shared frames stream
-    (all channels together: the stream is shared, so is the inference pool).
+    The backlog is ``pending`` + the entries after the group's
+    ``last-delivered-id`` (counted, see :func:`group_backlog`) on the shared
+    frames stream (all channels together: the stream is shared, so is the
+    inference pool). The ``lag`` of ``XINFO GROUPS`` is not trusted: Redis
+    before 7.2.4 overstates it forever after an AOF rewrite and a restart,
+    which froze capture.
     """
 
     def __init__(
@@ -189,6 +166,7 @@ class BackPressure:
         check_interval_s: float = 1.0,
         blocked_recheck_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        held_warn_s: float = HELD_WARN_S,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -198,23 +176,35 @@ class BackPressure:
         self.check_interval_s = check_interval_s
         self.blocked_recheck_s = blocked_recheck_s
         self.clock = clock
-        self.backlog: Backlog | None = None
+        self.held_warn_s = held_warn_s
+        self.backlog: GroupBacklog | None = None
         self._checked_at = float("-inf")
         self._since = 0
         self._warned_no_group = False
+        self._warned_lag_lies = False
+        self._held_since: float | None = None
+        self._held_warned_at: float | None = None
 
     def note_published(self) -> None:
         self._since += 1
 
-    def _refresh(self, now: float) -> Backlog:
-        self.backlog = read_backlog(self.client, self.stream, self.group)
+    def _refresh(self, now: float) -> GroupBacklog:
+        # counting further than the limit says nothing more: over is over
+        self.backlog = group_backlog(self.client, self.stream, self.group, limit=self.max_lag + 1)
         self._checked_at = now
         self._since = 0
-        if self.backlog.group_exists:
+        if self.backlog.exists:
             self.metrics.backlog.set(self.backlog.total)
             if self._warned_no_group:
                 log.info("inference group %r is there now: back-pressure active", self.group)
                 self._warned_no_group = False
+            if self.backlog.lag_lies and not self._warned_lag_lies:
+                log.info(
+                    "Redis reports %d frames undelivered to %r but only %d follow its last-delivered-id "
+                    "(Redis < 7.2.4 loses the read counter on an AOF rewrite); counting the entries instead",
+                    self.backlog.reported_lag, self.group, self.backlog.undelivered,
+                )
+                self._warned_lag_lies = True
         elif not self._warned_no_group:
             log.info(
                 "no inference worker has joined %s yet (group %r missing); "
@@ -228,16 +218,55 @@ class BackPressure:
     def projected(self) -> int:
         return (self.backlog.total if self.backlog else 0) + self._since
 
+    def describe(self) -> str:
+        """The numbers behind the last decision, for log lines."""
+        b = self.backlog
+        if b is None or not b.exists:
+            return f"no inference group {self.group!r} on {self.stream}"
+        more = "+" if b.capped else ""
+        return (
+            f"{self.projected()}{more} frames waiting for inference ({b.pending} being processed, "
+            f"{b.undelivered}{more} not yet read) > capture.max_lag={self.max_lag}"
+        )
+
+    def _track_held(self, now: float, over: bool) -> None:
+        if not over:
+            if self._held_since is not None and self._held_warned_at is not None:
+                log.info("inference caught up after %.0fs: capture goes on", now - self._held_since)
+            self._held_since = self._held_warned_at = None
+            return
+        if self._held_since is None:
+            self._held_since = now
+        held = now - self._held_since
+        if self._held_warned_at is None:
+            due = self.held_warn_s
+        else:
+            due = self._held_warned_at - self._held_since + HELD_REPEAT_S
+        if held >= due:
+            log.warning(
+                "capture held back for %.0fs: %s; is an inference worker running? (`owc inference`)",
+                held, self.describe(),
+            )
+            self._held_warned_at = now
+
+    @property
+    def held_s(self) -> float:
+        """How long capture has been held back (0 when it is not)."""
+        return 0.0 if self._held_since is None else max(0.0, self.clock() - self._held_since)
+
     def check(self) -> Pressure:
         now = self.clock()
         age = now - self._checked_at
-        over = self.backlog is not None and self.backlog.group_exists and self.projected() > self.max_lag
+        over = self.backlog is not None and self.backlog.exists and self.projected() > self.max_lag
         if age >= self.check_interval_s or (over and age >= self.blocked_recheck_s):
             self._refresh(now)
         assert self.backlog is not None
-        if not self.backlog.group_exists:
+        if not self.backlog.exists:
+            self._track_held(now, False)
             return Pressure.NO_GROUP
-        return Pressure.OVER if self.projected() > self.max_lag else Pressure.OK
+        over = self.projected() > self.max_lag
+        self._track_held(now, over)
+        return Pressure.OVER if over else Pressure.OK
 
 
 class HealthReporter:

@@ -33,6 +33,7 @@ from services.capture.encode import encode_image
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, FramePublisher, HealthReporter, Pressure, now_ms
 from services.common.keys import Keys
+from services.common.redisio import write_refusal
 from services.common.settings import CaptureSettings
 
 log = logging.getLogger("owc.capture.replay")
@@ -223,10 +224,14 @@ class ReplaySource:
                     self._no_group_given_up = True
                     break
             elif not announced:
-                assert self.pressure.backlog is not None
-                log.debug("replay paused: inference backlog %d > %d", self.pressure.projected(), self.cfg.max_lag)
-                announced = True
+                # short pauses are routine at a high --speed; BackPressure warns when one lasts
+                log.debug("replay paused: %s", self.pressure.describe())
+            announced = True
+            # keep the health hash (TTL 30 s) alive: the admin page must show why nothing moves
+            self.health.update(backpressure=True, held_back_s=round(time.monotonic() - started, 1))
             stop.wait(0.02)
+        if announced:
+            self.health.update(force=True, backpressure=False, held_back_s=0)
         paused = time.monotonic() - started
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
@@ -239,6 +244,7 @@ class ReplaySource:
         """Publish one frame (and the progress it makes, atomically), waiting out Redis outages."""
         fmt = self.cfg.image_format
         delay = 0.2
+        said = ""
         while not stop.is_set():
             try:
                 frame = self.publisher.publish(
@@ -247,12 +253,18 @@ class ReplaySource:
             except redis.RedisError as exc:
                 self.metrics.errors.labels("redis").inc()
                 self.summary.errors += 1
-                log.warning("replay: cannot publish to Redis (%s); retrying in %.1fs", exc, delay)
+                cause = write_refusal(exc)
+                text = f"Redis cannot write: {cause}" if cause else f"cannot publish to Redis ({exc})"
+                if text != said:  # one line per cause, not one per retry
+                    log.warning("replay: %s — paused, the frame is kept and retried", text)
+                    said = text
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            if said:
+                log.info("replay: Redis takes frames again, going on")
             self.pressure.note_published()
-            if self.pressure.backlog is None or not self.pressure.backlog.group_exists:
+            if self.pressure.backlog is None or not self.pressure.backlog.exists:
                 self._unread_without_group += 1
             if self.summary.first_seq is None:
                 self.summary.first_seq = frame.seq
@@ -325,7 +337,19 @@ class ReplaySource:
             cfg.width,
             cfg.height,
         )
-        start_wall_ms, k, start_index, passes = self._start_or_resume()  # k: the replay clock
+        said = ""
+        while True:  # the progress record needs a Redis that can write: wait for one, do not crash
+            try:
+                start_wall_ms, k, start_index, passes = self._start_or_resume()  # k: the replay clock
+                break
+            except redis.RedisError as exc:
+                cause = write_refusal(exc)
+                text = f"Redis cannot write: {cause}" if cause else f"Redis is not usable ({exc})"
+                if text != said:
+                    log.warning("replay: %s — waiting to start", text)
+                    said = text
+                if stop.wait(1.0):
+                    return self.summary
         k0 = k
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)

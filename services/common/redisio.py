@@ -131,3 +131,80 @@ def publish_health(
     pipe.expire(key, ttl_s)
     pipe.sadd(keys.channels, channel)
     pipe.execute()
+
+
+# ---------------------------------------------------------------------------- Redis refusing writes
+
+
+def write_refusal(exc: BaseException) -> str | None:
+    """Why Redis refuses writes, in words, when ``exc`` says so; None for any other error.
+
+    ``MISCONF``: Redis could not write its AOF/RDB file (a full disk, mostly)
+    and refuses every write until it can; ``OOM``: ``maxmemory`` reached;
+    ``READONLY``: a replica. Reads still work in all three.
+    """
+    if not isinstance(exc, redis.ResponseError):
+        return None
+    text = str(exc)
+    if "MISCONF" in text:
+        if "No space left on device" in text:
+            return "disk full (MISCONF)"
+        detail = text.split("MISCONF", 1)[1].strip().split(" script:", 1)[0]
+        return f"it cannot save to disk (MISCONF: {detail[:160]})"
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or "used memory > 'maxmemory'" in text:
+        return "out of memory, maxmemory reached (OOM)"
+    if isinstance(exc, redis.exceptions.ReadOnlyError) or "READONLY" in text:
+        return "it is a read-only replica (READONLY)"
+    return None
+
+
+def persistence_problem(info: Mapping[str, object]) -> str | None:
+    """A failing save from ``INFO persistence`` (Redis refuses writes meanwhile), or None."""
+    if info.get("aof_enabled") in (1, "1") and info.get("aof_last_write_status") not in (None, "ok"):
+        return "the last AOF write failed (disk full?)"
+    if info.get("rdb_last_bgsave_status") not in (None, "ok"):
+        return "the last RDB snapshot failed (disk full?)"
+    return None
+
+
+class WriteOutage:
+    """A time in which Redis refuses writes: one WARNING per cause, one INFO when it is over, a backoff.
+
+    ``paused`` says what the service does meanwhile ("counting paused, nothing
+    lost"); the loop calls :meth:`failed` with the cause and waits the delay it
+    returns, and calls :meth:`ok` after any round that wrote.
+    """
+
+    def __init__(self, logger: logging.Logger, paused: str, resumed: str, max_delay_s: float = 5.0) -> None:
+        self.log = logger
+        self.paused = paused
+        self.resumed = resumed
+        self.max_delay_s = max_delay_s
+        self.cause: str | None = None
+        self.since: float | None = None
+        self._delay = 0.25
+
+    @property
+    def active(self) -> bool:
+        return self.cause is not None
+
+    def failed(self, cause: str) -> float:
+        """Note a refused write; return how long to wait before trying again."""
+        if cause != self.cause:
+            self.log.warning("Redis cannot write: %s — %s", cause, self.paused)
+            self.cause = cause
+            if self.since is None:
+                self.since = time.monotonic()
+            self._delay = 0.25
+        delay = self._delay
+        self._delay = min(self._delay * 2, self.max_delay_s)
+        return delay
+
+    def ok(self) -> None:
+        if self.cause is None:
+            return
+        took = time.monotonic() - (self.since or time.monotonic())
+        self.log.info("Redis can write again after %.0fs — %s", took, self.resumed)
+        self.cause = None
+        self.since = None
+        self._delay = 0.25

@@ -141,3 +141,68 @@ class GroupConsumer:
         pipe.execute()
         self.dead_lettered += 1
         log.warning("%s: moved %s to %s: %s", self.consumer, delivery.id_str, Keys.dlq(self.stream), reason)
+
+
+# Counts the entries after an id without sending them: the frames stream carries images, so
+# fetching them only to count them would move megabytes per check. Bounded by ARGV[2].
+_COUNT_AFTER = """
+return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupBacklog:
+    """How far a consumer group is behind on a stream, from numbers that stay true.
+
+    ``undelivered`` is counted: the entries after the group's
+    ``last-delivered-id``, up to ``limit`` (``capped`` when there may be more).
+    ``reported_lag`` is what ``XINFO GROUPS`` says. It is *not* used for
+    decisions: Redis before 7.2.4 does not persist the group's read counter
+    across an AOF rewrite (redis/redis#12898), so after a rewrite and a restart
+    ``lag`` counts every entry read since the rewrite as still undelivered.
+    """
+
+    exists: bool
+    pending: int = 0  # delivered, not yet acknowledged
+    undelivered: int = 0
+    capped: bool = False
+    reported_lag: int | None = None
+    last_delivered_id: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.undelivered + self.pending
+
+    @property
+    def lag_lies(self) -> bool:
+        """Redis' own ``lag`` claims more undelivered entries than there are."""
+        return self.reported_lag is not None and not self.capped and self.reported_lag > self.undelivered
+
+
+def group_backlog(client: redis.Redis, stream: str, group: str, limit: int = 10_000) -> GroupBacklog:
+    """The backlog of ``group`` on ``stream`` (``exists=False`` without the stream or the group)."""
+    try:
+        groups = cast(list[dict[object, object]], client.xinfo_groups(stream))
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return GroupBacklog(False)
+        raise
+    for info in groups:
+        name = info.get("name")
+        if (name.decode() if isinstance(name, bytes) else name) != group:
+            continue
+        raw_last = info.get("last-delivered-id") or b"0-0"
+        last = raw_last.decode() if isinstance(raw_last, bytes) else str(raw_last)
+        lag = info.get("lag")
+        pending = int(cast(int, info.get("pending") or 0))
+        bound = max(1, limit)
+        counted = int(cast(int, client.eval(_COUNT_AFTER, 1, stream, last, bound + 1)))
+        return GroupBacklog(
+            exists=True,
+            pending=pending,
+            undelivered=min(counted, bound),
+            capped=counted > bound,
+            reported_lag=None if lag is None else int(cast(int, lag)),
+            last_delivered_id=last,
+        )
+    return GroupBacklog(False)

@@ -31,7 +31,7 @@ from services.gateway.security import (
     allowed_methods,
     is_loopback_bind,
 )
-from services.gateway.store import Store
+from services.gateway.store import Store, redis_problem
 
 log = logging.getLogger("owc.gateway")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -177,10 +177,9 @@ def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
 
     @app.exception_handler(RedisError)
     async def on_redis_error(_request: Request, exc: RedisError) -> JSONResponse:
+        detail, code = redis_problem(exc)
         log.warning("Redis error while answering a request: %s", exc)
-        return JSONResponse(
-            {"detail": f"Redis is not reachable ({type(exc).__name__}); try again", "code": "redis"}, status_code=503
-        )
+        return JSONResponse({"detail": detail, "code": code}, status_code=503)
 
     token = gw.admin_token.get_secret_value() if gw.admin_token else None
     app.add_middleware(

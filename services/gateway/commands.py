@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from services.common.keys import Keys
 from services.common.messages import Command, CommandType, Counts, MessageError, Outcome, Reply
 from services.gateway import metrics
+from services.gateway.store import redis_problem
 
 log = logging.getLogger("owc.gateway")
 BLPOP_SLICE_S = 2.0  # under redis-py's socket timeout (it reuses the 5 s connect timeout)
@@ -80,9 +81,7 @@ class CommandSender:
             popped = await self._wait_reply(command.request_id, started)
         except RedisError as exc:
             metrics.COMMANDS.labels(type_, "error").inc()
-            raise CommandFailedError(
-                503, f"Redis is not reachable ({type(exc).__name__}); try again", "redis"
-            ) from None
+            raise CommandFailedError(503, *redis_problem(exc)) from None
         if popped is None:
             metrics.COMMANDS.labels(type_, "timeout").inc()
             raise CommandFailedError(

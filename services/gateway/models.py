@@ -86,6 +86,12 @@ class Health(BaseModel):
     near_miss: NearMiss | None = Field(None, description="None until the detector had a near miss.")
     workers: int = Field(description="Inference consumers active in the last 15 s.")
     state_alive: bool = Field(description="The state service has reported recently.")
+    capture_held_back_s: float | None = Field(
+        None, description="How long capture has been waiting for inference to catch up (None: it is not)."
+    )
+    redis_write_error: str | None = Field(
+        None, description="Why Redis refuses writes (a full disk: counting is paused), None while it can write."
+    )
 
 
 class Status(BaseModel):

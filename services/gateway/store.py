@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
+from services.common.redisio import persistence_problem, write_refusal
 from services.gateway.models import (
     DetectionOut,
     EventOut,
@@ -49,6 +51,16 @@ def parse_stream_id(text: str) -> tuple[int, int]:
     if max(parsed) >= 2**64:  # Redis stream ids are two unsigned 64-bit numbers
         raise ValueError(f"{text!r} is not an event id (each part must be below 2^64)")
     return parsed
+
+
+def redis_problem(exc: BaseException) -> tuple[str, str]:
+    """``(detail, code)`` for an HTTP answer: Redis refusing writes is not Redis being unreachable."""
+    cause = write_refusal(exc)
+    if cause is not None:
+        return f"Redis cannot write: {cause}; counting is paused, nothing is lost; try again later", "redis_write"
+    if isinstance(exc, ResponseError):
+        return f"Redis refused the request ({str(exc)[:200]})", "redis"
+    return f"Redis is not reachable ({type(exc).__name__}); try again", "redis"
 
 
 def iso_ms(epoch_ms: int) -> str:
@@ -166,16 +178,18 @@ class Store:
         pipe.hgetall(self.keys.health(channel, "inference"))
         pipe.exists(self.keys.health(channel, "state"))
         pipe.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
+        pipe.info("persistence")
 
     @staticmethod
     def _health_from(results: list[Any]) -> Health:
-        capture, inference, state_alive, consumers = results
+        capture, inference, state_alive, consumers, persistence = results
         workers = 0
         if not isinstance(consumers, Exception):  # no stream or no group yet
             for consumer in consumers:
                 idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
                 workers += int(idle) < WORKER_IDLE_MS
         last_frame_at = _int(capture.get(b"last_frame_at"))
+        held_back = (_float(capture.get(b"held_back_s")) or 0.0) if _bool(capture.get(b"backpressure")) else None
         age = None if last_frame_at is None else max(0.0, (now_ms() - last_frame_at) / 1000)
         return Health(
             obs_connected=_bool(capture.get(b"obs_connected")),
@@ -191,6 +205,8 @@ class Store:
             near_miss=_near_miss(inference),
             workers=workers,
             state_alive=bool(state_alive),
+            capture_held_back_s=held_back,
+            redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )
 
     async def health(self, channel: str) -> Health:

@@ -45,7 +45,8 @@ NEAR_MISSES = Counter(
 )
 LAG = Gauge(
     "owc_inference_consumer_lag_frames",
-    "Frames in owc:frames not yet delivered to the inference group (XINFO GROUPS lag).",
+    "Frames in owc:frames not yet delivered to the inference group (counted after its last-delivered-id up to "
+    "64, then XINFO GROUPS lag bounded by the stream length).",
 )
 PENDING = Gauge(
     "owc_inference_consumer_pending_frames",

@@ -50,9 +50,9 @@ from redis.exceptions import ResponseError
 
 from services.common.keys import CHANNEL_RE, GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
 from services.common.messages import Frame, Label, LabelName, MessageError
-from services.common.redisio import publish_health
+from services.common.redisio import WriteOutage, publish_health, write_refusal
 from services.common.settings import InferenceSettings
-from services.common.streams import Delivery, GroupConsumer
+from services.common.streams import Delivery, GroupConsumer, group_backlog
 from services.common.vision import FrameDecodeError
 from services.inference import metrics
 from services.inference.classifier import Classifier, Prediction
@@ -62,6 +62,7 @@ log = logging.getLogger("owc.inference")
 HEALTH_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 1.0
 NEAR_MISS_LOG_S = 60.0  # one log line per channel and outcome a minute while a banner is on screen
+LAG_COUNT_LIMIT = 64  # entries counted inside Redis for the lag gauge (each one is a frame)
 # Every worker start (a restart gets a new pid, hence a new name) leaves a consumer in the
 # group. Those idle this long with nothing pending are removed: a live worker polls at least
 # every block_ms (<= 10 s), and a wrongly removed consumer is recreated by its next read.
@@ -134,11 +135,14 @@ class InferenceWorker:
         self._health_sent: dict[str, float] = {}
         self._next_lag = 0.0
         self._next_prune = 0.0
+        self.outage = WriteOutage(
+            log, "inference paused, the frames wait in the stream", "inference goes on"
+        )
 
     # loop -----------------------------------------------------------------
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
         """Process frames until ``stop`` is set (or ``max_messages`` entries were handled)."""
-        self.consumer.ensure_group()
+        groups_ready = False
         log.info(
             "worker %s ready: group %s on %s, model %s",
             self.name, GROUP_INFERENCE, self.keys.frames, self.classifier.model_id,
@@ -152,6 +156,9 @@ class InferenceWorker:
             if max_messages is not None:
                 count = min(count, max_messages - handled)
             try:
+                if not groups_ready:
+                    self.consumer.ensure_group()
+                    groups_ready = True
                 started = time.monotonic()
                 deliveries = self.consumer.poll(count, self.settings.block_ms)
                 self._count_dead_letters()
@@ -161,17 +168,27 @@ class InferenceWorker:
                     if self.on_batch is not None:
                         self.on_batch(started, time.monotonic(), len(deliveries))
                 self._housekeeping()
+                self.outage.ok()
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
             except ResponseError as exc:
+                cause = write_refusal(exc)
+                if cause is not None:
+                    # the batch's labels and acks went together or not at all: its frames stay pending
+                    # and are reclaimed (or dropped as stale) once Redis can write again
+                    stop.wait(self.outage.failed(cause))
+                    continue
                 if "NOGROUP" not in str(exc):
                     raise
                 log.warning("consumer group %s vanished (%s); creating it again", GROUP_INFERENCE, exc)
-                self.consumer.ensure_group()
-        self._publish_health(force=True)
+                groups_ready = False
+        try:
+            self._publish_health(force=True)
+        except redis.RedisError as exc:
+            log.debug("cannot write the last health record (%s)", exc)
         return handled
 
     def _count_dead_letters(self) -> None:
@@ -210,16 +227,18 @@ class InferenceWorker:
 
     def refresh_lag(self) -> None:
         try:
-            groups = self.client.xinfo_groups(self.keys.frames)
-        except ResponseError:  # the stream does not exist (yet)
+            backlog = group_backlog(self.client, self.keys.frames, GROUP_INFERENCE, limit=LAG_COUNT_LIMIT)
+        except ResponseError:
             return
-        for group in groups:
-            name = group.get("name")
-            if name in (GROUP_INFERENCE, GROUP_INFERENCE.encode()):
-                lag = group.get("lag")
-                if lag is not None:
-                    metrics.LAG.set(int(lag))
-                metrics.PENDING.set(int(group.get("pending") or 0))
+        if not backlog.exists:
+            return
+        # counted, not XINFO's lag (Redis < 7.2.4 overstates it for good after an AOF rewrite); past the
+        # counting limit, Redis' figure bounded by the stream's length
+        lag = backlog.undelivered
+        if backlog.capped and backlog.reported_lag is not None:
+            lag = max(lag, min(backlog.reported_lag, int(self.client.xlen(self.keys.frames))))
+        metrics.LAG.set(lag)
+        metrics.PENDING.set(backlog.pending)
 
     # one batch ------------------------------------------------------------
     def handle(self, deliveries: list[Delivery]) -> None:

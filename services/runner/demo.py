@@ -48,30 +48,19 @@ def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _stream_idle(client: redis.Redis, stream: str, group: str) -> bool:
     """True when the group has read and acked everything in the stream."""
+    from services.common.streams import group_backlog
+
     try:
-        groups = client.xinfo_groups(stream)
+        backlog = group_backlog(client, stream, group, limit=1)
     except Exception:
         return False
-    for info in groups:
-        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-        if name == group:
-            return int(info.get("lag") or 0) == 0 and int(info["pending"]) == 0
-    return False
+    return backlog.exists and backlog.total == 0
 
 
 def _settled(client: redis.Redis, keys: Keys) -> bool:
     from services.common.keys import GROUP_INFERENCE, GROUP_STATE
 
     return _stream_idle(client, keys.frames, GROUP_INFERENCE) and _stream_idle(client, keys.labels, GROUP_STATE)
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _any_free_port(host: str) -> int:
@@ -112,7 +101,9 @@ def run_demo(args: argparse.Namespace) -> int:
     overrides["redis.prefix"] = f"owcdemo{int(time.time())}"
     # never clash with a running `owc run`: no metrics ports, and port 3000 only if it is free
     overrides.update({"capture.metrics_port": 0, "inference.metrics_port": 0, "state.metrics_port": 0})
-    if loaded.sources.get("gateway.port") == "default" and not _port_free(settings.gateway.host, settings.gateway.port):
+    from services.common.redisproc import port_free
+
+    if loaded.sources.get("gateway.port") == "default" and not port_free(settings.gateway.host, settings.gateway.port):
         overrides["gateway.port"] = _any_free_port(settings.gateway.host)
     loaded = load_from_args(args, overrides)
     settings = loaded.settings

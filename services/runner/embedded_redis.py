@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import socket
 from pathlib import Path
 
+from services.common.redisproc import port_free
 from services.common.settings import Settings
 from services.runner.supervisor import ChildSpec
+
+log = logging.getLogger("owc.run")
 
 
 class EmbeddedRedisError(RuntimeError):
     pass
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def pick_port(settings: Settings) -> int:
@@ -29,7 +25,7 @@ def pick_port(settings: Settings) -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return int(s.getsockname()[1])
-    if not _port_free(port):
+    if not port_free("127.0.0.1", port):
         raise EmbeddedRedisError(
             f"port {port} on 127.0.0.1 is already in use, so the embedded Redis cannot start: "
             "stop the other program, set redis.embedded_port to a free port (0 = any), "
@@ -48,6 +44,7 @@ def redis_spec(settings: Settings, port: int) -> ChildSpec:
         )
     data_dir = Path(settings.redis.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(data_dir)
     argv = [
         binary,
         "--port", str(port),
@@ -60,4 +57,19 @@ def redis_spec(settings: Settings, port: int) -> ChildSpec:
         "--daemonize", "no",
         "--loglevel", "warning",
     ]
-    return ChildSpec("redis", argv, stop_last=True)
+    # umask 077: the AOF files redis-server creates are 0600 in 0700 directories (the counts, the
+    # history and any admin notes are nobody else's business on a shared machine)
+    return ChildSpec("redis", argv, stop_last=True, umask=0o077)
+
+
+def make_private(data_dir: Path) -> None:
+    """``chmod go=`` the data directory and what an older version left in it (0644 files in 0755)."""
+    try:
+        os.chmod(data_dir, 0o700)
+        for path in data_dir.rglob("*"):
+            if path.is_symlink():
+                continue
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+    except OSError as exc:
+        log.warning("cannot make the Redis data directory %s private (%s); its files may be readable by others",
+                    data_dir, exc)

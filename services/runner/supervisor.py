@@ -58,6 +58,7 @@ class ChildSpec:
     env: dict[str, str] | None = None
     restart: RestartPolicy = "always"  # "on-failure": a clean exit (code 0) is final
     stop_last: bool = False  # infrastructure (Redis): stopped after everything else
+    umask: int | None = None  # the child's umask (None: inherited)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Supervisor:
             env=env,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            umask=-1 if child.spec.umask is None else child.spec.umask,
         )
         child.started_at = time.monotonic()
         child.restart_at = None

@@ -23,6 +23,11 @@ COMMANDS = Counter(
 PHASE = Gauge(
     "owc_state_phase", "1 for the phase each channel is in, 0 for the others.", ["channel", "phase"]
 )
+LABELS_SUSPECT = Counter(
+    "owc_state_labels_suspect_total",
+    "Labels ignored because their seq is ahead of anything capture allocated for the channel "
+    "(or far ahead of the next seq with nothing backing it up): written by hand or by another tool.",
+)
 REORDER_SKIPS = Counter(
     "owc_state_reorder_skipped_total", "Frame seq numbers skipped after waiting the reorder window."
 )

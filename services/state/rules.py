@@ -133,7 +133,8 @@ class Machine:
     frames_last_at: int | None = None
     frames_min_conf: float = 1.0
     none_run: int = 0  # consecutive `none` frames in ``waiting_for_none``
-    last_seq: int = -1
+    last_seq: int = -1  # the newest frame with a verdict: the ordering cursor
+    last_error_seq: int = -1  # the newest `error` frame handled (only so that a redelivery changes nothing)
     last_captured_at: int | None = None
     last_event_id: str = ""
     last_event_at: int | None = None
@@ -160,6 +161,7 @@ class Machine:
             "frames_min_conf": self.frames_min_conf,
             "none_run": self.none_run,
             "last_seq": self.last_seq,
+            "last_error_seq": self.last_error_seq,
             "last_captured_at": self.last_captured_at,
             "last_event_id": self.last_event_id,
             "last_event_at": self.last_event_at,
@@ -188,6 +190,7 @@ class Machine:
                 frames_min_conf=float(raw["frames_min_conf"]),
                 none_run=int(raw["none_run"]),
                 last_seq=int(raw["last_seq"]),
+                last_error_seq=int(raw.get("last_error_seq", -1)),
                 last_captured_at=raw["last_captured_at"],
                 last_event_id=str(raw["last_event_id"]),
                 last_event_at=raw["last_event_at"],
@@ -375,6 +378,16 @@ def _waiting(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
 def _on_label(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
     if label.seq <= m.last_seq:
         return m  # duplicate or old frame (redelivery, or a label that missed the reorder window)
+    if label.label == "error":
+        # No verdict, and its fields come from a frame that could not be read: its seq and time must
+        # not move the cursor (a bogus huge seq would make every later frame look old) nor the phase.
+        # It only breaks a streak, as a frame nobody could look at.
+        if label.seq <= m.last_error_seq:
+            return m  # a redelivery
+        m = replace(m, last_error_seq=label.seq, updated_at=em.now)
+        if not m.session:
+            m = _start_session(em, m, "first session of the channel")
+        return _clear_frames(m) if m.phase == "ready" else m
     prev_at = m.last_captured_at
     m = replace(m, last_seq=label.seq, last_captured_at=label.captured_at, updated_at=em.now)
     if not m.session:

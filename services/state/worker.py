@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis
@@ -24,7 +24,7 @@ import redis
 from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
-from services.common.redisio import publish_health
+from services.common.redisio import WriteOutage, publish_health, write_refusal
 from services.common.settings import Settings
 from services.common.streams import Delivery, GroupConsumer, ensure_group
 from services.state import metrics as M
@@ -44,6 +44,7 @@ MAX_BLOCK_MS = 250
 class ChannelState:
     machine: Machine
     buffer: ReorderBuffer[tuple[Delivery, Label]]
+    last_ceiling: int | None = None  # the channel's seq counter when last read (for log lines)
 
 
 def session_updates(before: Machine, after: Machine, events: list[Event]) -> dict[str, SessionSummary]:
@@ -88,6 +89,8 @@ class StateWorker:
         self._standby_poll_s = min(0.5, s.lease_ttl_ms / 10000.0)
         self._next_renew = 0.0
         self._next_health = 0.0
+        self._groups_ready = False
+        self.outage = WriteOutage(log, "counting paused, nothing lost", "counting goes on")
 
     @property
     def holder(self) -> str:
@@ -137,10 +140,14 @@ class StateWorker:
 
     # ------------------------------------------------------------------ the loop
 
+    def _ensure_groups(self) -> None:
+        if not self._groups_ready:
+            ensure_group(self.client, self.keys.labels, GROUP_STATE)
+            ensure_group(self.client, self.keys.commands, GROUP_STATE)
+            self._groups_ready = True
+
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
         """Run until ``stop`` is set (or ``max_messages`` entries were handled); return that count."""
-        ensure_group(self.client, self.keys.labels, GROUP_STATE)
-        ensure_group(self.client, self.keys.commands, GROUP_STATE)
         r = self.rules
         log.info(
             "state: %s starting; rules: min_confidence=%s required_consecutive=%d max_gap_ms=%d cooldown_s=%g "
@@ -153,6 +160,7 @@ class StateWorker:
                 if max_messages is not None and self.processed >= max_messages:
                     break
                 try:
+                    self._ensure_groups()
                     if not self.leader and not self._try_acquire():
                         if not standing_by:
                             log.info("state: %s is active; standing by to take over", self.lease.current())
@@ -162,6 +170,7 @@ class StateWorker:
                     standing_by = False
                     self._maintain_lease()
                     self.step()
+                    self.outage.ok()
                 except LeaseLostError as exc:
                     self._step_down(str(exc))
                 except ConflictError as exc:
@@ -172,6 +181,14 @@ class StateWorker:
                     log.warning("state: Redis is unavailable (%s); retrying", exc)
                     self._reset()
                     stop.wait(0.5)
+                except redis.ResponseError as exc:
+                    cause = write_refusal(exc)
+                    if cause is None:
+                        raise
+                    # Nothing was committed (MULTI/EXEC is all or nothing) and nothing acked: the labels
+                    # and commands wait in their streams; reload from Redis once it can write again.
+                    self._reset()
+                    stop.wait(self.outage.failed(cause))
         finally:
             if self.leader:
                 try:
@@ -266,6 +283,17 @@ class StateWorker:
         state = self.channels.get(name)
         if state is None:
             machine = self.store.load(name, self.rules)
+            ceiling = self._seq_ceiling(name)
+            if ceiling is not None and max(machine.last_seq, machine.last_error_seq) > ceiling:
+                # Saved before labels were checked against the counter: one bogus seq stopped the channel.
+                log.warning(
+                    "channel %s: the last frame seen has seq %d but capture has allocated only up to %d; "
+                    "that seq was bogus, going on from %d",
+                    name, max(machine.last_seq, machine.last_error_seq), ceiling, ceiling,
+                )
+                M.LABELS_SUSPECT.inc()
+                machine = replace(machine, last_seq=min(machine.last_seq, ceiling),
+                                  last_error_seq=min(machine.last_error_seq, ceiling))
             next_seq = machine.last_seq + 1 if machine.last_seq >= 0 else None
             state = ChannelState(machine, ReorderBuffer(self.settings.state.reorder_window_ms, next_seq))
             self.channels[name] = state
@@ -302,23 +330,51 @@ class StateWorker:
             self.processed += 1
             return
         M.LABELS_CONSUMED.labels(label.label).inc()
-        self.channel(label.channel).buffer.push(label.seq, (delivery, label), self.arrival_ms())
+        self.channel(label.channel).buffer.push(
+            label.seq, (delivery, label), self.arrival_ms(), verdict=label.label != "error"
+        )
+
+    def _seq_ceiling(self, channel: str) -> int | None:
+        """The highest seq capture has allocated for the channel (None: no capture has run)."""
+        raw = self.client.get(self.keys.seq(channel))
+        try:
+            return None if raw is None else int(cast(bytes, raw))
+        except ValueError:
+            return None
+
+    def _set_aside(self, name: str, ch: ChannelState, acks: list[bytes]) -> None:
+        """Log, count and ack the labels the reorder buffer found suspect."""
+        for seq, (delivery, label) in ch.buffer.take_suspects():
+            M.LABELS_SUSPECT.inc()
+            acks.append(delivery.id)
+            expected = ch.buffer.next_seq
+            log.warning(
+                "channel %s: ignoring a %s label with seq %d: no capture allocated it (the channel's next seq "
+                "is %s, its counter %s is at %s); a frame written to %s by hand or by another tool?",
+                name, label.label, seq, "unknown" if expected is None else expected, self.keys.seq(name),
+                ch.last_ceiling if ch.last_ceiling is not None else "unset", self.keys.frames,
+            )
 
     def _flush_labels(self) -> None:
         now = self.now_ms()
         arrival_now = self.arrival_ms()
         for name, ch in list(self.channels.items()):
             skipped_before = ch.buffer.skipped
-            ready = ch.buffer.pop(arrival_now)
+            ceiling = None
+            if ch.buffer.would_jump(arrival_now):
+                ceiling = ch.last_ceiling = self._seq_ceiling(name)
+            ready = ch.buffer.pop(arrival_now, ceiling)
             if ch.buffer.skipped > skipped_before:
                 M.REORDER_SKIPS.inc(ch.buffer.skipped - skipped_before)
                 log.debug("channel %s: skipped %d missing frames", name, ch.buffer.skipped - skipped_before)
-            if not ready:
+            acks: dict[str, list[bytes]] = {self.keys.labels: []}
+            self._set_aside(name, ch, acks[self.keys.labels])
+            set_aside = len(acks[self.keys.labels])
+            if not ready and not set_aside:
                 continue
             before = machine = ch.machine
             events: list[Event] = []
             sessions: dict[str, SessionSummary] = {}
-            acks: dict[str, list[bytes]] = {self.keys.labels: []}
             for _seq, (delivery, label) in ready:
                 if label.seq <= machine.last_seq:
                     M.LABELS_IGNORED.inc()
@@ -337,7 +393,7 @@ class StateWorker:
                 events += new
                 acks[self.keys.labels].append(delivery.id)
             self._commit(Commit(name, before, machine, events, sessions, [], acks))
-            self.processed += len(ready)
+            self.processed += len(ready) + set_aside
 
     # ------------------------------------------------------------------ commands
 

@@ -282,7 +282,8 @@ def test_a_counted_match_gets_its_result_moment(browser: Any, gateway: GatewayTh
         page.wait_for_selector('#owc[data-connected="true"]')
         post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "draw"})
         page.wait_for_selector("#owc-flash.owc-flash-on", timeout=5_000)
-        assert page.evaluate("getComputedStyle(document.getElementById('owc-flash')).animationName") == "owc-flash-still"
+        name = page.evaluate("getComputedStyle(document.getElementById('owc-flash')).animationName")
+        assert name == "owc-flash-still"
     finally:
         context.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -18,11 +19,13 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
+from services.capture.publisher import BackPressure, FramePublisher, now_ms
 from services.capture.replay import ReplaySource
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame
 from services.common.settings import Settings
 from tests.support.obsws_server import make_test_image
+from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -344,3 +347,115 @@ def test_a_long_pause_does_not_leave_the_replay_clock_behind(
         assert added_ms - frame.captured_at < 1000, (added_ms, frame.captured_at)
     stamps = [f.captured_at for _, f in after]
     assert stamps == sorted(stamps)
+
+
+def _drain(client: redis.Redis, keys: Keys) -> int:
+    """Read and ack everything new on the frames stream, like an inference worker that keeps up."""
+    n = 0
+    while True:
+        got = client.xreadgroup(GROUP_INFERENCE, "w", {keys.frames: ">"}, count=100)
+        msgs = [msg_id for _, entries in got or [] for msg_id, _ in entries]
+        if not msgs:
+            return n
+        client.xack(keys.frames, GROUP_INFERENCE, *msgs)
+        n += len(msgs)
+
+
+def test_capture_keeps_publishing_after_an_aof_rewrite_and_a_redis_restart(
+    settings_factory: Callable[..., Settings], own_redis: RedisServer, keys: Keys, tmp_path: Path
+) -> None:
+    """Issue 13.1: Redis < 7.2.4 loses the group's read counter on an AOF rewrite (redis/redis#12898).
+
+    After the rewrite and a restart, ``XINFO GROUPS`` reports every frame read
+    since the rewrite as undelivered; capture trusted that ``lag`` and froze.
+    """
+    folder = tmp_path / "loop"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), make_test_image(160, 90))
+    settings = settings_factory(
+        redis__url=own_redis.url, capture__fps=4, capture__speed=1000, capture__max_lag=8, capture__loop=True
+    )
+    client = own_redis.client()
+    client.xgroup_create(keys.frames, GROUP_INFERENCE, id="$", mkstream=True)
+    publisher = FramePublisher(client, keys, "default", 512, CaptureMetrics(CollectorRegistry()), "replay")
+    image = bytes(cv2.imencode(".jpg", make_test_image(160, 90))[1].tobytes())
+    for _ in range(10):
+        publisher.publish(now_ms(), image, "jpg", 160, 90)
+    assert _drain(client, keys) == 10
+    client.bgrewriteaof()
+    wait_until(
+        lambda: not (p := client.info("persistence"))["aof_rewrite_in_progress"] and not p["aof_rewrite_scheduled"]
+        and p["aof_last_bgrewrite_status"] == "ok" and p["aof_rewrites"] >= 1,
+        timeout=20, message="the AOF rewrite",
+    )
+    for _ in range(30):  # read after the rewrite: the counter Redis forgets
+        publisher.publish(now_ms(), image, "jpg", 160, 90)
+    assert _drain(client, keys) == 30
+    client.close()
+    own_redis.restart()
+    client = own_redis.client()
+    info = client.xinfo_groups(keys.frames)[0]
+    assert int(info["pending"]) == 0
+    version = tuple(int(x) for x in client.info("server")["redis_version"].split(".")[:3])
+    if version < (7, 2, 4):  # the Redis bug is there: its lag lies
+        assert int(info["lag"]) == 30
+
+    source, _ = make_source(settings, client, keys, folder)
+    stop = threading.Event()
+    reader_done = threading.Event()
+
+    def reader() -> None:
+        while not reader_done.is_set():
+            _drain(client, keys)
+            reader_done.wait(0.02)
+
+    threads = [
+        threading.Thread(target=lambda: source.run(stop, max_messages=20), daemon=True),
+        threading.Thread(target=reader, daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: source.summary.published >= 20, timeout=20, message="capture publishing again")
+    finally:
+        stop.set()
+        reader_done.set()
+        for t in threads:
+            t.join(10)
+        client.close()
+
+
+def test_held_back_capture_warns_and_keeps_its_health_fresh(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Inference really is behind (nobody reads): the replay waits, says why, and its health stays alive."""
+    redis_client.xgroup_create(keys.frames, GROUP_INFERENCE, id="$", mkstream=True)
+    settings = settings_factory(capture__fps=4, capture__speed=1000, capture__max_lag=3)
+    metrics = CaptureMetrics(CollectorRegistry())
+    pressure = BackPressure(redis_client, keys.frames, 3, metrics, held_warn_s=0.3)
+    source = ReplaySource(png_folder, settings.capture, redis_client, keys, metrics, backpressure=pressure)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: source.run(stop), daemon=True)
+    caplog.set_level(logging.INFO, logger="owc.capture")
+    thread.start()
+    try:
+        wait_until(lambda: source.summary.published >= 4, timeout=10)
+        paused_at = now_ms()
+        health_key = keys.health("default", "capture")
+
+        def refreshed() -> bool:
+            fields = redis_client.hgetall(health_key)
+            return int(fields.get(b"updated_at", 0)) >= paused_at + 1000 and fields.get(b"backpressure") == b"1"
+
+        wait_until(refreshed, timeout=10, message="the capture health refreshed while waiting")
+        assert source.summary.published == 4  # still held back
+        assert float(redis_client.hget(health_key, "held_back_s") or 0) > 0
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "held back" in r.getMessage()]
+        assert warnings, "no WARNING while capture was held back"
+        assert "4 frames waiting for inference" in warnings[0].getMessage()
+        assert "capture.max_lag=3" in warnings[0].getMessage()
+    finally:
+        stop.set()
+        thread.join(10)

@@ -166,6 +166,9 @@ def test_status_reports_pipeline_health(gateway: GatewayThread, channel: str, rc
     assert h["last_label"] == "none" and h["last_confidence"] == 0.99 and h["model"] == "m-123"
     assert h["workers"] == 2
     assert h["state_alive"] is False  # the state service has not seen this channel yet
+    assert h["capture_held_back_s"] is None and h["redis_write_error"] is None
+    rc.hset(gw_keys.health(channel, "capture"), mapping={"backpressure": "1", "held_back_s": "12.5"})
+    assert get(gateway, f"{api(channel)}/status").json()["health"]["capture_held_back_s"] == 12.5
     post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "victory"})
     wait_until(
         lambda: get(gateway, f"{api(channel)}/status").json()["health"]["state_alive"],
@@ -592,3 +595,11 @@ def test_a_command_timeout_longer_than_the_socket_timeout(redis_server: RedisSer
         assert 5.9 < time.monotonic() - started < 15
     finally:
         gw.stop()
+
+
+def test_history_before_0_0_is_a_422_not_a_redis_outage(gateway: GatewayThread) -> None:
+    """Issue 13.4: Redis rejects ``XREVRANGE … (0-0``; that is bad input, not "Redis is not reachable"."""
+    for before in ("0-0", "0"):
+        r = get(gateway, f"{api('default')}/history?before={before}")
+        assert r.status_code == 422, (before, r.status_code, r.text)
+        assert "before" in r.json()["detail"] and "not reachable" not in r.json()["detail"]

@@ -404,3 +404,34 @@ def test_long_idle_consumers_with_nothing_pending_are_pruned(
     assert worker.prune_consumers() == ["gone-empty"]
     names = {c["name"] for c in redis_client.xinfo_consumers(keys.frames, GROUP_INFERENCE)}
     assert names == {b"gone-holding"}  # its pending frame is kept for reclaiming
+
+
+def test_the_lag_gauge_stays_true_after_an_aof_rewrite_and_a_restart(
+    own_redis: RedisServer, keys: Keys, model: Path, settings_factory: Callable[..., Settings]
+) -> None:
+    """Redis < 7.2.4 forgets the group's read counter on an AOF rewrite: XINFO's lag then lies (issue 13.1)."""
+    client = own_redis.client()
+    client.xgroup_create(keys.frames, GROUP_INFERENCE, id="$", mkstream=True)
+
+    def read_all(n: int) -> None:
+        for _ in range(n):
+            client.xadd(keys.frames, {"x": "1"})
+        got = client.xreadgroup(GROUP_INFERENCE, "w", {keys.frames: ">"}, count=100)
+        client.xack(keys.frames, GROUP_INFERENCE, *[i for _, entries in got for i, _ in entries])
+
+    read_all(5)
+    client.bgrewriteaof()
+    wait_until(lambda: (p := client.info("persistence"))["aof_rewrites"] >= 1 and not p["aof_rewrite_in_progress"]
+               and not p["aof_rewrite_scheduled"], timeout=20, message="the AOF rewrite")
+    read_all(20)
+    client.close()
+    own_redis.restart()
+    client = own_redis.client()
+    try:
+        settings = settings_factory(redis__url=own_redis.url, inference__model=str(model))
+        worker = InferenceWorker(client, keys, Classifier.from_settings(settings.inference), settings.inference, "w")
+        worker.refresh_lag()
+        assert metric("owc_inference_consumer_lag_frames") == 0
+        assert metric("owc_inference_consumer_pending_frames") == 0
+    finally:
+        client.close()

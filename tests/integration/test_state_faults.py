@@ -11,6 +11,7 @@ that log — nothing lost, nothing twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -21,18 +22,29 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 import redis
+from prometheus_client import REGISTRY, CollectorRegistry
 
+from services.capture.metrics import CaptureMetrics
+from services.capture.publisher import FramePublisher
 from services.common.history import fold_counts
 from services.common.keys import GROUP_STATE, Keys
 from services.common.messages import Command, Counts, Event, Label, Reply
+from services.common.settings import Settings
+from services.common.streams import group_backlog
+from services.inference.classifier import Classifier
+from services.inference.synthetic_model import write_synthetic_model
+from services.inference.worker import InferenceWorker
 from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, transition
 from services.state.store import MACHINE_FIELD
+from services.state.worker import StateWorker
 from tests.support.ports import free_port
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
@@ -470,3 +482,76 @@ def test_evening_with_two_state_services_at_once(
     play_with_chaos(driver, kill_the_leader_and_bring_it_back, 2, seed=9)
     assert handovers == 2
     check_outcome(redis_client, keys, steps, driver)
+
+
+# ----------------------------------------------------------------------------- issue 13.2: a bogus seq
+
+
+def test_one_frame_with_a_huge_seq_does_not_switch_counting_off(
+    settings_factory: Callable[..., Settings], redis_server: RedisServer, keys: Keys, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The issue's ``XADD owc:frames * … seq 1000000000000 … image x`` through a real inference worker and state."""
+    model = write_synthetic_model(tmp_path / "v.onnx", width=64, height=32, channels=(8,),
+                                  logit_bias=(0.0, 50.0, 0.0, 0.0))  # always `victory`
+    settings = settings_factory(inference__model=str(model), state__reorder_window_ms=100, state__cooldown_s=600)
+    clients = [redis_server.client() for _ in range(3)]
+    client = clients[0]
+    inference = InferenceWorker(clients[1], keys, Classifier.from_settings(settings.inference), settings.inference,
+                                "w1")
+    state = StateWorker(clients[2], keys, settings)
+    stop = threading.Event()
+    threads = [threading.Thread(target=inference.run, args=(stop,), daemon=True),
+               threading.Thread(target=state.run, args=(stop,), daemon=True)]
+    publisher = FramePublisher(client, keys, "default", 512, CaptureMetrics(CollectorRegistry()), "obs")
+    jpeg = bytes(cv2.imencode(".jpg", np.full((360, 640, 3), 90, np.uint8))[1].tobytes())
+
+    def machine() -> dict[str, Any]:
+        raw = client.hget(keys.state("default"), MACHINE_FIELD)
+        return {} if raw is None else dict(json.loads(raw))
+
+    suspect_before = REGISTRY.get_sample_value("owc_state_labels_suspect_total") or 0.0
+    caplog.set_level(logging.WARNING, logger="owc.state")
+    for t in threads:
+        t.start()
+    try:
+        publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)  # a streak of one
+        wait_until(lambda: machine().get("last_seq") == 1, timeout=20, message="the first frame counted in")
+        client.xadd(keys.frames, {
+            "v": "1", "channel": "default", "seq": "1000000000000", "captured_at": str(int(time.time() * 1000)),
+            "format": "jpg", "width": "640", "height": "360", "image": "x",
+        })
+        # its `error` label is handled (acknowledged) before the next real frame comes
+        wait_until(lambda: client.xlen(keys.labels) == 2 and group_backlog(client, keys.labels, GROUP_STATE).total == 0,
+                   timeout=20, message="the bogus frame's label handled")
+        for _ in range(2):
+            publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)
+        wait_until(lambda: client.hget(keys.state("default"), "victories") == b"1", timeout=20,
+                   message="the banner counted after the bogus frame")
+        m = machine()
+        assert m["last_seq"] == 3 and m["last_error_seq"] < 10**12
+        wait_until(lambda: (REGISTRY.get_sample_value("owc_state_labels_suspect_total") or 0) > suspect_before,
+                   timeout=10, message="the bogus label counted as suspect")
+        assert any("seq 1000000000000" in r.getMessage() and "no capture allocated it" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for c in clients:
+            c.close()
+
+
+def test_a_snapshot_poisoned_by_a_bogus_seq_is_repaired_on_load(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys,
+) -> None:
+    """Channels stopped by the bug before the fix go on once the state service restarts."""
+    stuck = replace(Machine(), last_seq=10**12, session="s1")
+    redis_client.hset(keys.state("default"), MACHINE_FIELD, stuck.to_json())
+    redis_client.set(keys.seq("default"), 41)
+    for seq, t in ((42, 1000), (43, 1250)):
+        label = Label("default", seq, t, "victory", 0.99, {}, "m", "w", 1.0)
+        redis_client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+    worker = StateWorker(redis_client, keys, settings_factory(state__reorder_window_ms=0))
+    worker.run(threading.Event(), max_messages=2)
+    assert redis_client.hget(keys.state("default"), "victories") == b"1"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
+from services.common.redisio import persistence_problem, write_refusal
 from services.gateway.app import _describe_error
 from services.gateway.hub import newer, valid_last_event_id
 from services.gateway.security import is_loopback_bind, is_loopback_host, same_origin, security_headers
-from services.gateway.store import parse_stream_id
+from services.gateway.store import parse_stream_id, redis_problem
 
 
 @pytest.mark.parametrize(
@@ -116,3 +119,50 @@ def test_only_the_overlay_may_be_framed_and_every_answer_has_a_policy() -> None:
         assert "script-src 'self';" in h["content-security-policy"]
     assert headers("/api/status")["content-security-policy"].startswith("default-src 'none'")
     assert "unsafe-inline" not in headers("/admin")["content-security-policy"]
+
+
+# ----------------------------------------------------------------------------- Redis errors in words (issue 13.4)
+
+MISCONF = "MISCONF Errors writing to the AOF file: No space left on device"
+
+
+@pytest.mark.parametrize(
+    ("exc", "cause"),
+    [
+        (ResponseError(MISCONF), "disk full (MISCONF)"),
+        (ResponseError(f"Command # 1 (XADD s * x 1) of pipeline caused error: {MISCONF}"), "disk full (MISCONF)"),
+        (ResponseError("MISCONF Errors writing to the AOF file: Permission denied script: fb53, on @user_script:1."),
+         "it cannot save to disk (MISCONF: Errors writing to the AOF file: Permission denied)"),
+        (OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+         "out of memory, maxmemory reached (OOM)"),
+        (ReadOnlyError("You can't write against a read only replica."), "it is a read-only replica (READONLY)"),
+        (ResponseError("ERR invalid end ID for the interval"), None),
+        (RedisConnectionError("Connection refused"), None),
+    ],
+)
+def test_write_refusals_in_words(exc: Exception, cause: str | None) -> None:
+    assert write_refusal(exc) == cause
+
+
+def test_gateway_tells_cannot_write_from_not_reachable() -> None:
+    detail, code = redis_problem(ResponseError(MISCONF))
+    assert code == "redis_write" and detail.startswith("Redis cannot write: disk full (MISCONF)")
+    assert "nothing is lost" in detail and "not reachable" not in detail
+    detail, code = redis_problem(RedisConnectionError("Connection refused"))
+    assert code == "redis" and "not reachable" in detail
+    detail, code = redis_problem(ResponseError("ERR invalid end ID for the interval"))
+    assert "not reachable" not in detail and "invalid end ID" in detail
+
+
+@pytest.mark.parametrize(
+    ("info", "problem"),
+    [
+        ({"aof_enabled": 1, "aof_last_write_status": "ok", "rdb_last_bgsave_status": "ok"}, None),
+        ({"aof_enabled": 1, "aof_last_write_status": "err", "rdb_last_bgsave_status": "ok"}, "AOF"),
+        ({"aof_enabled": 0, "aof_last_write_status": "err", "rdb_last_bgsave_status": "ok"}, None),
+        ({"aof_enabled": 0, "aof_last_write_status": "ok", "rdb_last_bgsave_status": "err"}, "RDB"),
+    ],
+)
+def test_persistence_problems_from_info(info: dict[str, object], problem: str | None) -> None:
+    found = persistence_problem(info)
+    assert (found is None) if problem is None else (found is not None and problem in found)

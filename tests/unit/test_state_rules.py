@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -130,6 +131,16 @@ LABEL_CASES: list[tuple[str, list[Any], Rules, list[str], str]] = [
     ("required_none 0: after the cooldown the frame is handled as in ready",
      [lab(V, 0), lab(V, 250), lab(D, 10_250), lab(D, 10_500)], replace(RULES, required_none=0), [V, D],
      "cooldown"),
+    # issue 13.2: a label without a verdict never moves the ordering cursor
+    ("an error label with a huge seq does not switch counting off",
+     [lab(V, 0, seq=5), lab(E, 250, seq=10**12), lab(V, 500, seq=6), lab(V, 750, seq=7)], RULES, [V],
+     "cooldown"),
+    ("an error label ahead of a straggler leaves the straggler its turn",
+     [lab(V, 0, seq=5), lab(E, 250, seq=7), lab(V, 300, seq=6), lab(V, 500, seq=8)], RULES, [V], "cooldown"),
+    ("an error label's frame time does not end the cooldown",
+     [lab(V, 0), lab(V, 250), lab(E, 10**12)], RULES, [V], "cooldown"),
+    ("an error label's frame time does not break the next streak",
+     [lab(V, 5000), lab(E, 9_000_000), lab(D, 5250), lab(D, 5500)], RULES, [D], "cooldown"),
 ]
 
 
@@ -180,6 +191,37 @@ def test_a_duplicate_changes_nothing_at_all() -> None:
     again, events = transition(r.machine, LabelInput(Label("default", 3, 0, V, 0.99, {}, "m", "w", 1), NOW + 99),
                                RULES)
     assert again == r.machine and events == []
+
+
+@pytest.mark.parametrize(
+    ("steps", "last_seq", "last_error_seq"),
+    [
+        ([lab(N, 0, seq=5), lab(E, 250, seq=10**12)], 5, 10**12),
+        ([lab(E, 0, seq=3)], -1, 3),
+        ([lab(N, 0, seq=5), lab(E, 250, seq=6), lab(N, 500, seq=7)], 7, 6),
+        ([lab(N, 0, seq=5), lab(E, 250, seq=4)], 5, -1),  # old: ignored like any straggler
+    ],
+    ids=["huge error seq", "error first", "error in order", "old error"],
+)
+def test_error_labels_never_move_the_cursor(steps: list[Any], last_seq: int, last_error_seq: int) -> None:
+    m = run(steps).machine
+    assert (m.last_seq, m.last_error_seq) == (last_seq, last_error_seq)
+    assert Machine.from_json(m.to_json()) == m
+
+
+def test_a_redelivered_error_label_changes_nothing() -> None:
+    r = run([lab(V, 0, seq=1), lab(E, 250, seq=3), lab(V, 500, seq=2)])
+    assert r.machine.frames_len == 1  # the straggler started a new streak after the error cleared one
+    again, events = transition(r.machine, LabelInput(Label("default", 3, 250, E, 0.0, {}, "m", "w", 1), NOW + 9),
+                               RULES)
+    assert again == r.machine and events == []
+
+
+def test_a_snapshot_without_last_error_seq_still_loads() -> None:
+    m = run([lab(V, 0, seq=4)]).machine
+    raw = json.loads(m.to_json())
+    del raw["last_error_seq"]
+    assert Machine.from_json(json.dumps(raw)) == m
 
 
 # ----------------------------------------------------------------------------- commands

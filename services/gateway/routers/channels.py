@@ -37,7 +37,8 @@ async def history(
 ) -> HistoryOut:
     if before is not None:
         try:
-            parse_stream_id(before)
+            if parse_stream_id(before) == (0, 0):
+                raise ValueError(f"nothing is older than {before!r}: the first event id is above 0-0")
         except ValueError as exc:
             raise HTTPException(422, f"query parameter 'before': {exc}") from None
     events = await store.history(ch, limit, before)

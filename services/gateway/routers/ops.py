@@ -6,8 +6,10 @@ from fastapi import APIRouter, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis.exceptions import RedisError
 
+from services.common.redisio import persistence_problem
 from services.gateway.deps import StoreDep
 from services.gateway.models import ErrorOut, HealthzOut, ReadyzOut
+from services.gateway.store import redis_problem
 
 router = APIRouter(tags=["operations"])
 
@@ -20,15 +22,22 @@ async def healthz() -> HealthzOut:
 @router.get(
     "/readyz",
     response_model=ReadyzOut,
-    responses={503: {"model": ErrorOut, "description": "Redis is not reachable."}},
-    summary="Redis is reachable",
+    responses={503: {"model": ErrorOut, "description": "Redis is not reachable, or it cannot write (disk full)."}},
+    summary="Redis is reachable and can write",
 )
 async def readyz(store: StoreDep) -> ReadyzOut:
     try:
-        info = await store.r.info("server")
+        pipe = store.r.pipeline(transaction=False)
+        pipe.info("server")
+        pipe.info("persistence")
+        server, persistence = await pipe.execute()
     except (RedisError, OSError) as exc:
-        raise HTTPException(503, f"Redis is not reachable ({type(exc).__name__})") from None
-    return ReadyzOut(redis=str(info.get("redis_version", "?")))
+        raise HTTPException(503, redis_problem(exc)[0]) from None
+    problem = persistence_problem(persistence)
+    if problem is not None:
+        # Redis answers but refuses every write (MISCONF) until its save works again
+        raise HTTPException(503, f"Redis cannot write: {problem}; counting is paused, nothing is lost")
+    return ReadyzOut(redis=str(server.get("redis_version", "?")))
 
 
 @router.get(

@@ -121,7 +121,9 @@ function renderHealth(h) {
   $("h-obs").textContent =
     h.obs_connected === null ? "no capture running" : h.obs_connected ? "connected" : `disconnected${h.capture_error ? ` (${h.capture_error})` : ""}`;
   $("h-obs").className = h.obs_connected ? "victory" : "defeat";
-  $("h-frame").textContent = h.last_frame_at ? `${age(h.last_frame_age_s)} (#${h.last_seq ?? "?"})` : "none yet";
+  const held = h.capture_held_back_s !== null && h.capture_held_back_s !== undefined
+    ? ` — capture waiting ${Math.round(h.capture_held_back_s)} s for inference to catch up` : "";
+  $("h-frame").textContent = (h.last_frame_at ? `${age(h.last_frame_age_s)} (#${h.last_seq ?? "?"})` : "none yet") + held;
   $("h-label").textContent = h.last_label
     ? `${h.last_label}${h.last_confidence !== null ? ` (${(h.last_confidence * 100).toFixed(1)}%)` : ""}`
     : "–";
@@ -129,6 +131,9 @@ function renderHealth(h) {
   $("h-workers").textContent = String(h.workers);
   $("h-state").textContent = h.state_alive ? "running" : "not reporting";
   $("h-state").className = h.state_alive ? "victory" : "defeat";
+  const writeError = h.redis_write_error;
+  $("h-redis").textContent = writeError ? `cannot write: ${writeError}; counting paused, nothing lost` : "ok";
+  $("h-redis").className = writeError ? "defeat" : "victory";
 }
 
 function fmtTime(ms) {
