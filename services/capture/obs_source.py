@@ -136,7 +136,7 @@ class ObsSource:
         """Log/count a failed or lost connection; return how long to wait."""
         kind = exc.kind
         self.metrics.obs_connected.set(0)
-        self.health.fields["obs_connected"] = False
+        self.health.set(obs_connected=False)
         if kind == "auth":
             text = (
                 f"OBS at {self.where} refused the password (obs.password / OWC_OBS__PASSWORD is wrong"
@@ -168,7 +168,7 @@ class ObsSource:
         else:
             text = f"lost the connection to OBS at {self.where} ({exc})"
             self._problem_once("closed:" + type(exc).__name__, logging.WARNING, "%s; reconnecting", text)
-        self._error(kind, text, force=self._problem != "connect" or self.health.fields.get("state") != "reconnecting")
+        self._error(kind, text, force=self._problem != "connect" or self.health.record.state != "reconnecting")
         self._health(force=True, state="reconnecting")
         return delay
 

@@ -16,9 +16,10 @@ from enum import Enum
 import redis
 
 from services.capture.metrics import CaptureMetrics
+from services.common import health
+from services.common.health import CaptureHealth
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame, ImageFormat
-from services.common.redisio import publish_health
 from services.common.streams import GroupBacklog, group_backlog
 
 log = logging.getLogger("owc.capture")
@@ -285,16 +286,20 @@ class HealthReporter:
         self.channel = channel
         self.interval_s = interval_s
         self.ttl_s = ttl_s
-        self.fields: dict[str, str | int | float | bool] = {}
+        self.record = CaptureHealth()
         self._last = float("-inf")
 
+    def set(self, **fields: str | int | float | bool) -> None:
+        """Change the record without writing it (the next :meth:`update` does)."""
+        self.record = self.record.model_copy(update=fields)
+
     def update(self, force: bool = False, **fields: str | int | float | bool) -> None:
-        self.fields.update(fields)
+        self.set(**fields)
         now = time.monotonic()
         if not force and now - self._last < self.interval_s:
             return
         try:
-            publish_health(self.client, self.keys, self.channel, "capture", self.fields, ttl_s=self.ttl_s)
+            health.publish(self.client, self.keys, self.channel, self.record, ttl_s=self.ttl_s)
             self._last = now
         except redis.RedisError as exc:
             log.debug("cannot write health (%s)", exc)

@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from services.common.health import CaptureHealth, InferenceHealth
 from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
@@ -66,30 +67,6 @@ def redis_problem(exc: BaseException) -> tuple[str, str]:
 def iso_ms(epoch_ms: int) -> str:
     """Epoch milliseconds as ISO 8601 UTC."""
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _s(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8", "replace")
-
-
-def _int(value: bytes | None) -> int | None:
-    try:
-        return None if not value else int(value)
-    except ValueError:
-        return None
-
-
-def _float(value: bytes | None) -> float | None:
-    try:
-        return None if not value else float(value)
-    except ValueError:
-        return None
-
-
-def _bool(value: bytes | None) -> bool | None:
-    if value is None:
-        return None
-    return value.strip().lower() in (b"1", b"true", b"yes")
 
 
 def event_out(event: Event) -> EventOut:
@@ -174,7 +151,7 @@ class Store:
         return entries[0][0].decode() if entries else "0-0"
 
     def _queue_health(self, pipe: Any, channel: str) -> None:
-        pipe.hgetall(self.keys.health(channel, "capture"))
+        pipe.hgetall(self.keys.health(channel, CaptureHealth.SERVICE))
         pipe.hgetall(self.keys.health(channel, "inference"))
         pipe.exists(self.keys.health(channel, "state"))
         pipe.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
@@ -182,26 +159,28 @@ class Store:
 
     @staticmethod
     def _health_from(results: list[Any]) -> Health:
-        capture, inference, state_alive, consumers, persistence = results
+        raw_capture, raw_inference, state_alive, consumers, persistence = results
+        capture = CaptureHealth.from_fields(raw_capture) or CaptureHealth()
+        inference = InferenceHealth.from_fields(raw_inference) or InferenceHealth()
         workers = 0
         if not isinstance(consumers, Exception):  # no stream or no group yet
             for consumer in consumers:
                 idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
                 workers += int(idle) < WORKER_IDLE_MS
-        last_frame_at = _int(capture.get(b"last_frame_at"))
-        held_back = (_float(capture.get(b"held_back_s")) or 0.0) if _bool(capture.get(b"backpressure")) else None
+        last_frame_at = capture.last_frame_at or None
+        held_back = (capture.held_back_s or 0.0) if capture.backpressure else None
         age = None if last_frame_at is None else max(0.0, (now_ms() - last_frame_at) / 1000)
         return Health(
-            obs_connected=_bool(capture.get(b"obs_connected")),
-            capture_source=_s(capture.get(b"source")),
+            obs_connected=capture.obs_connected,
+            capture_source=capture.source,
             last_frame_at=last_frame_at,
             last_frame_age_s=age,
-            last_seq=_int(capture.get(b"last_seq")),
-            capture_error=_s(capture.get(b"last_error")) or None,
-            last_label=_s(inference.get(b"last_label")),
-            last_confidence=_float(inference.get(b"last_confidence")),
-            last_label_at=_int(inference.get(b"last_label_at")),
-            model=_s(inference.get(b"model")),
+            last_seq=capture.last_seq,
+            capture_error=capture.last_error or None,
+            last_label=inference.last_label,
+            last_confidence=inference.last_confidence,
+            last_label_at=inference.last_label_at,
+            model=inference.model,
             near_miss=_near_miss(inference),
             workers=workers,
             state_alive=bool(state_alive),
@@ -323,15 +302,14 @@ def build_status(channel: str, snap: StateSnapshot | None, last_event: Event | N
     )
 
 
-def _near_miss(inference: dict[bytes, bytes]) -> NearMiss | None:
-    outcome = _s(inference.get(b"near_miss"))
-    seq = _int(inference.get(b"near_miss_seq"))
-    if outcome not in ("victory", "defeat", "draw") or seq is None:
+def _near_miss(inference: InferenceHealth) -> NearMiss | None:
+    n = inference
+    if n.near_miss not in ("victory", "defeat", "draw") or n.near_miss_seq is None:
         return None
     return NearMiss(
-        outcome=outcome,  # type: ignore[arg-type]
-        confidence=_float(inference.get(b"near_miss_confidence")) or 0.0,
-        frame_seq=seq,
-        captured_at=_int(inference.get(b"near_miss_at")) or 0,
-        text=_s(inference.get(b"near_miss_text")) or "",
+        outcome=n.near_miss,  # type: ignore[arg-type]
+        confidence=n.near_miss_confidence or 0.0,
+        frame_seq=n.near_miss_seq,
+        captured_at=n.near_miss_at or 0,
+        text=n.near_miss_text or "",
     )

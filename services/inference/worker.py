@@ -48,9 +48,11 @@ import numpy.typing as npt
 import redis
 from redis.exceptions import ResponseError
 
+from services.common import health
+from services.common.health import InferenceHealth
 from services.common.keys import CHANNEL_RE, GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
 from services.common.messages import Frame, Label, LabelName, MessageError
-from services.common.redisio import WriteOutage, publish_health, write_refusal
+from services.common.redisio import WriteOutage, write_refusal
 from services.common.settings import InferenceSettings
 from services.common.streams import Delivery, GroupConsumer, group_backlog
 from services.common.vision import FrameDecodeError
@@ -129,7 +131,7 @@ class InferenceWorker:
             max_deliveries=settings.max_deliveries,
         )
         self._dead_seen = 0
-        self._health: dict[str, dict[str, str | int | float]] = {}
+        self._health: dict[str, InferenceHealth] = {}
         self._near: dict[str, dict[str, str | int | float]] = {}
         self._near_logged: dict[tuple[str, str], float] = {}
         self._health_sent: dict[str, float] = {}
@@ -434,20 +436,20 @@ class InferenceWorker:
 
     # health ---------------------------------------------------------------
     def _note(self, channel: str, label: str, confidence: float) -> None:
-        self._health[channel] = {
-            "last_label": label,
-            "last_confidence": round(confidence, 4),
-            "last_label_at": int(self.clock() * 1000),
-            "model": self.classifier.model_id,
-            "worker": self.name,
-        }
+        self._health[channel] = InferenceHealth(
+            last_label=label,
+            last_confidence=round(confidence, 4),
+            last_label_at=int(self.clock() * 1000),
+            model=self.classifier.model_id,
+            worker=self.name,
+        ).model_copy(update=self._near.get(channel, {}))
 
     def _publish_health(self, force: bool = False) -> None:
         now = time.monotonic()
-        for channel, fields in self._health.items():
+        for channel, record in self._health.items():
             if force or now - self._health_sent.get(channel, 0.0) >= HEALTH_INTERVAL_S:
                 try:
-                    publish_health(self.client, self.keys, channel, "inference", fields | self._near.get(channel, {}))
+                    health.publish(self.client, self.keys, channel, record)
                 except (redis.ConnectionError, redis.TimeoutError):
                     if force:
                         return

@@ -16,9 +16,10 @@ import httpx
 import pytest
 import redis
 
+from services.common import health
+from services.common.health import InferenceHealth
 from services.common.keys import Keys
 from services.common.messages import Event, Label
-from services.common.redisio import publish_health
 from tests.support.gateway import (
     SCREENSHOTS,
     GatewayThread,
@@ -424,11 +425,10 @@ def test_admin_offers_to_count_a_near_miss_once(
     now = int(time.time() * 1000)
     client.set(keys.detframe(channel, 77), _jpeg("DEFEAT"))
     # as the inference worker reports it in its health hash
-    publish_health(client, keys, channel, "inference", {
-        "last_label": "none", "last_confidence": 0.6, "last_label_at": now, "model": "test-model", "worker": "w1",
-        "near_miss": "defeat", "near_miss_confidence": 0.53, "near_miss_seq": 77, "near_miss_at": now,
-        "near_miss_text": "DEERT",
-    })
+    health.publish(client, keys, channel, InferenceHealth(
+        last_label="none", last_confidence=0.6, last_label_at=now, model="test-model", worker="w1",
+        near_miss="defeat", near_miss_confidence=0.53, near_miss_seq=77, near_miss_at=now, near_miss_text="DEERT",
+    ))
     page.goto(f"{gateway.url}/admin?channel={channel}")
     page.wait_for_selector('[data-testid="near-miss"]:not(.hidden)', timeout=10_000)
     text = str(page.locator('[data-testid="near-miss"]').text_content())

@@ -1,0 +1,107 @@
+"""The health records the services publish for the status panel (``owc:health:{channel}:{service}``).
+
+One typed model per service, written and read only through this module, so
+no service spells a health field by hand. Each record is a Redis hash with a
+TTL: it disappears when its service stops reporting. Values are stored as
+text (booleans as ``1``/``0``, ``None`` left out); reading is lenient
+(unknown fields ignored, unreadable ones treated as missing), because a
+record written by another version must never break the status page.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+import redis
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from services.common.keys import Keys
+
+R = TypeVar("R", bound="HealthRecord")
+
+
+class HealthRecord(BaseModel):
+    """Base: ``SERVICE`` names the hash; fields are the record."""
+
+    model_config = ConfigDict(extra="ignore")
+    SERVICE: ClassVar[str]
+    updated_at: int | None = None  # epoch ms of the last write (set by :func:`publish`)
+
+    def to_fields(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            out[name] = str(int(value)) if isinstance(value, bool) else str(value)
+        return out
+
+    @classmethod
+    def from_fields(cls: type[R], raw: Mapping[bytes, bytes] | Mapping[str, str] | None) -> R | None:
+        """The record from a hash (``None`` when there is none); a bad field reads as missing."""
+        if not raw:
+            return None
+        data: dict[str, Any] = {}
+        for k, v in raw.items():
+            key = k.decode("utf-8", "replace") if isinstance(k, bytes) else k
+            data[key] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            return cls.model_validate({k: v for k, v in data.items() if k not in bad})
+
+
+class CaptureHealth(HealthRecord):
+    SERVICE: ClassVar[str] = "capture"
+    source: str | None = None  # "(program scene)", an OBS source name, or "replay:PATH"
+    state: str | None = None  # starting | connected | reconnecting | …
+    obs_connected: bool | None = None
+    last_error: str | None = None
+    last_seq: int | None = None
+    last_frame_at: int | None = None  # epoch ms, the frame's captured_at
+    frames_published: int | None = None
+    skipped: int | None = None
+    backpressure: bool | None = None  # held back: inference is behind
+    held_back_s: float | None = None
+
+
+class InferenceHealth(HealthRecord):
+    SERVICE: ClassVar[str] = "inference"
+    last_label: str | None = None
+    last_confidence: float | None = None
+    last_label_at: int | None = None
+    model: str | None = None
+    worker: str | None = None
+    # the latest near miss: the reader saw an outcome word, not clearly enough to count it
+    near_miss: str | None = None
+    near_miss_confidence: float | None = None
+    near_miss_seq: int | None = None
+    near_miss_at: int | None = None
+    near_miss_text: str | None = None
+
+
+class StateHealth(HealthRecord):
+    SERVICE: ClassVar[str] = "state"
+    phase: str | None = None
+    lease_holder: str | None = None
+    role: str | None = None
+    session: str | None = None
+    last_seq: int | None = None
+    victories: int | None = None
+    defeats: int | None = None
+    draws: int | None = None
+    cooldown_until: int | None = None
+    none_run: int | None = None
+    buffered: int | None = None
+    reorder_skipped: int | None = None
+
+
+def publish(client: redis.Redis, keys: Keys, channel: str, record: HealthRecord, ttl_s: int = 30) -> None:
+    """Write (merge) a service's record for a channel; it expires if the service stops reporting."""
+    key = keys.health(channel, record.SERVICE)
+    data = record.model_copy(update={"updated_at": int(time.time() * 1000)}).to_fields()
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(key, mapping=data)  # type: ignore[arg-type]
+    pipe.expire(key, ttl_s)
+    pipe.sadd(keys.channels, channel)
+    pipe.execute()

@@ -1,0 +1,22 @@
+"""The typed health records: written as text, read leniently (a record from another version never breaks)."""
+
+from __future__ import annotations
+
+from services.common.health import CaptureHealth, InferenceHealth, StateHealth
+
+
+def test_round_trip_through_hash_fields() -> None:
+    rec = CaptureHealth(source="replay:/x", obs_connected=False, last_seq=12, last_frame_at=1_700_000_000_000,
+                        backpressure=True, held_back_s=6.5, last_error="")
+    fields = rec.to_fields()
+    assert fields["obs_connected"] == "0" and fields["backpressure"] == "1" and "state" not in fields  # None left out
+    raw = {k.encode(): v.encode() for k, v in fields.items()}
+    assert CaptureHealth.from_fields(raw) == rec
+
+
+def test_reading_is_lenient() -> None:
+    assert InferenceHealth.from_fields({}) is None and InferenceHealth.from_fields(None) is None
+    rec = InferenceHealth.from_fields({b"last_label": b"none", b"last_confidence": b"oops", b"future_field": b"x"})
+    assert rec is not None and rec.last_label == "none" and rec.last_confidence is None
+    assert StateHealth.from_fields({"phase": "ready", "victories": "3"}) == StateHealth(phase="ready", victories=3)
+    assert CaptureHealth.SERVICE == "capture" and InferenceHealth.SERVICE == "inference" and StateHealth.SERVICE == "state"
