@@ -19,4 +19,4 @@ def test_reading_is_lenient() -> None:
     rec = InferenceHealth.from_fields({b"last_label": b"none", b"last_confidence": b"oops", b"future_field": b"x"})
     assert rec is not None and rec.last_label == "none" and rec.last_confidence is None
     assert StateHealth.from_fields({"phase": "ready", "victories": "3"}) == StateHealth(phase="ready", victories=3)
-    assert CaptureHealth.SERVICE == "capture" and InferenceHealth.SERVICE == "inference" and StateHealth.SERVICE == "state"
+    assert (CaptureHealth.SERVICE, InferenceHealth.SERVICE, StateHealth.SERVICE) == ("capture", "inference", "state")
