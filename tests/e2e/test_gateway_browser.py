@@ -470,6 +470,52 @@ def test_admin_fits_a_phone(browser: Any, gateway: GatewayThread, channel: str) 
         context.close()
 
 
+def test_the_designer_url_renders_what_the_preview_showed(
+    page: Any, browser: Any, gateway: GatewayThread, channel: str
+) -> None:
+    post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "victory", "delta": 3})
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector('#conn[data-connected="true"]')
+    form = page.locator("#designer-form")
+    form.locator('select[name="theme"]').select_option("ow")
+    form.locator('input[name="show"][value="goal"]').check()
+    form.locator('input[name="goal"]').fill("10")
+    form.locator('input[name="victory"]').fill("#123456")
+    form.locator('input[name="size"]').fill("40")
+    form.locator('input[name="flash"]').uncheck()
+    url = str(page.locator('[data-testid="designer-url"]').input_value())
+    assert "theme=ow" in url and "victory=123456" in url and "goal=10" in url and "flash=0" in url, url
+    assert f"channel={channel}" in url
+
+    def look(frame: Any) -> dict[str, Any]:
+        frame.wait_for_selector('#owc[data-connected="true"]')
+        frame.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '3'")
+        return dict(frame.evaluate("""() => ({
+            theme: document.body.className,
+            colour: getComputedStyle(document.querySelector('.owc-victory .owc-value')).color,
+            size: getComputedStyle(document.querySelector('.owc')).fontSize,
+            goal: document.getElementById('owc-goal').textContent,
+            goalShown: !document.querySelector('.owc-goal').classList.contains('owc-hidden'),
+        })"""))
+
+    # (Playwright's sync API only sees frame navigations while it is called: wait inside the page)
+    page.wait_for_function(
+        "() => document.getElementById('designer-preview').contentWindow.location.href.includes('victory=123456')"
+    )
+    preview_frame = next(f for f in page.frames if "victory=123456" in f.url)
+    shown = look(preview_frame)
+    assert shown == {"theme": "owc-body owc-theme-ow", "colour": "rgb(18, 52, 86)", "size": "40px",
+                     "goal": "3 / 10 wins", "goalShown": True}, shown
+    other = browser.new_context(viewport={"width": 800, "height": 300})
+    try:
+        obs = other.new_page()
+        obs.goto(url)
+        assert look(obs.main_frame) == shown  # the copied URL renders what the preview showed
+    finally:
+        other.close()
+    shot(page, "admin-designer.png", full_page=True)
+
+
 # ---------------------------------------------------------------- another web site
 
 

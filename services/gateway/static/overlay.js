@@ -8,6 +8,9 @@
 //   flash=0|1      the result moment when a match is counted (default 1)
 //   sound=0|1      a short chime with the flash (default 0; OBS: tick "Control audio via OBS")
 //   volume=N       0 .. 1 (default 0.4)
+//   victory=HEX, defeat=HEX, draw=HEX, text=HEX   colours without '#', e.g. victory=00e0ff
+//   size=N         font size of the counts in px, 16 .. 200 (default 56; the rest follows)
+// The admin page's overlay designer writes these for you.
 import { COUNT_KEYS, channelFromQuery, formatRate, letter, liveStatus, params } from "./common.js";
 
 const q = params();
@@ -17,6 +20,18 @@ const channel = channelFromQuery();
 
 const theme = (q.get("theme") || "").replace(/[^a-z0-9-]/gi, "");
 if (theme) document.body.classList.add(`owc-theme-${theme}`);
+
+// colours and size straight from the URL, no CSS needed (they win over custom.css for these variables)
+for (const [param, variable] of [["victory", "--owc-victory"], ["defeat", "--owc-defeat"], ["draw", "--owc-draw"],
+  ["text", "--owc-text"]]) {
+  const hex = (q.get(param) || "").replace(/^#/, "");
+  if (/^[0-9a-f]{3}([0-9a-f]{3})?$/i.test(hex)) document.documentElement.style.setProperty(variable, `#${hex}`);
+}
+const size = Number.parseInt(q.get("size") || "", 10);
+if (size >= 16 && size <= 200) {
+  document.documentElement.style.setProperty("--owc-font-size", `${size}px`);
+  document.documentElement.style.setProperty("--owc-small-size", `${Math.round((size * 24) / 56)}px`);
+}
 
 const scale = Number.parseFloat(q.get("scale") || "1");
 if (Number.isFinite(scale) && scale >= 0.25 && scale <= 4) {
@@ -95,6 +110,14 @@ function resultMoment(event) {
   chime(event.outcome);
 }
 flashEl.addEventListener("animationend", () => flashEl.classList.remove("owc-flash-on"));
+// the admin page's designer previews the flash (same origin only; no count changes)
+window.addEventListener("message", (ev) => {
+  if (ev.origin !== window.location.origin || !ev.data || !ev.data.owcPreviewFlash) return;
+  const outcome = String(ev.data.owcPreviewFlash);
+  if (["victory", "defeat", "draw"].includes(outcome)) {
+    resultMoment({ type: "detected", outcome, delta: 1, ts: Date.now() });
+  }
+});
 
 let first = true;
 function render(status, isEvent) {
