@@ -516,6 +516,34 @@ def test_the_designer_url_renders_what_the_preview_showed(
     shot(page, "admin-designer.png", full_page=True)
 
 
+def test_sessions_list_and_chart_after_an_evening(page: Any, gateway: GatewayThread, channel: str) -> None:
+    url = f"/api/v1/channels/{channel}"
+    evening = ["victory", "defeat", "victory", "victory", "draw", "defeat", "victory"]
+    for outcome in evening:
+        post_json(gateway.url, f"{url}/adjust", {"outcome": outcome})
+    assert post_json(gateway.url, f"{url}/sessions", {}).status_code == 200  # a new session
+    for outcome in ("defeat", "victory"):
+        post_json(gateway.url, f"{url}/adjust", {"outcome": outcome})
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector('#conn[data-connected="true"]')
+    page.wait_for_function("() => document.querySelectorAll('#sessions tr').length >= 2")
+    rows = page.locator("#sessions tr")
+    first = str(rows.nth(0).text_content())
+    assert "1-1-0" in first and "50%" in first and "running" in first, first
+    earlier = str(rows.nth(1).text_content())
+    assert "4-2-1" in earlier and "57%" in earlier and "2W" in earlier, earlier
+    # the chart of the current session: one point per event of the session (start, two results)
+    page.wait_for_selector("#chart canvas")
+    assert page.locator("#chart").get_attribute("data-points") == "3"
+    rows.nth(1).click()
+    page.wait_for_function("() => document.getElementById('chart').dataset.points === '9'")  # set + start + 7
+    assert page.locator("#chart-title").text_content().endswith("4-2-1")  # type: ignore[union-attr]
+    href = str(rows.nth(1).locator("a").get_attribute("href"))
+    assert "export?format=csv&session=" in href
+    assert httpx.get(gateway.url + href).text.count("\n") >= 8
+    shot(page, "admin-sessions.png", full_page=True)
+
+
 # ---------------------------------------------------------------- another web site
 
 
