@@ -24,6 +24,7 @@ from typing import Any
 
 from services.common.benchutil import machine, percentile
 from services.common.cliargs import add_config_args, load_from_args, set_args
+from services.runner.stack import run_stack
 
 
 def _free_port() -> int:
@@ -41,8 +42,6 @@ def bench_stack(
     source: str, flags: dict[str, Any], args: argparse.Namespace
 ) -> Iterator[tuple[Any, int, threading.Event, dict[str, Any]]]:
     """Run the whole stack in a thread; yield (supervisor, gateway port, stop, settings info)."""
-    from services.runner.cli import run_stack
-
     workdir = Path(tempfile.mkdtemp(prefix="owc-bench-"))
     port = _free_port()
     overrides: dict[str, Any] = {

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args, set_args
+from services.runner.stack import run_stack
 
 if TYPE_CHECKING:
     import redis
@@ -110,7 +111,6 @@ def run_demo(args: argparse.Namespace) -> int:
     passthrough = passthrough_args(args) + set_args(overrides)
 
     from services.common.redisio import keys_for
-    from services.runner.cli import run_stack
 
     result: dict[str, Any] = {"ok": False}
     stop = threading.Event()
