@@ -26,7 +26,8 @@ from typing import Any
 from services.common.benchutil import machine, percentile
 from services.common.keys import Keys
 from services.common.messages import Event
-from services.common.redisproc import RedisProcess, free_port
+from services.common.ports import free_port
+from services.common.redisproc import RedisProcess
 
 PREFIX = "owcbench"
 CHANNEL = "default"

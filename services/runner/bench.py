@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -24,13 +23,8 @@ from typing import Any
 
 from services.common.benchutil import machine, percentile
 from services.common.cliargs import add_config_args, load_from_args, set_args
+from services.common.ports import free_port
 from services.runner.stack import run_stack
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _progress(message: str) -> None:
@@ -43,7 +37,7 @@ def bench_stack(
 ) -> Iterator[tuple[Any, int, threading.Event, dict[str, Any]]]:
     """Run the whole stack in a thread; yield (supervisor, gateway port, stop, settings info)."""
     workdir = Path(tempfile.mkdtemp(prefix="owc-bench-"))
-    port = _free_port()
+    port = free_port()
     overrides: dict[str, Any] = {
         "capture.source": source,
         "redis.url": None,
