@@ -5,9 +5,10 @@ Each package registers its own subcommands (``register(subparsers)`` in its
 ``owc --help`` and ``owc config show`` stay fast.
 
 The service commands come from ``services/`` alone, which is all the Docker
-image ships. Tool commands from a full checkout (``training/``) are registered
-when their package is there; when it is not (the image), the command still
-shows in ``--help`` and says what to do instead of crashing the whole CLI.
+image ships. Tool commands from a full checkout (``tools/``: the benches,
+``training/``) are registered when their package is there; when it is not (the
+image), the command still shows in ``--help`` and says what to do instead of
+crashing the whole CLI.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-# Modules with ``register(sub)``; optional ``register_bench(bench_sub)``.
+# Modules with ``register(sub)`` and/or ``register_bench(bench_sub)``.
 COMMAND_MODULES = (
     "services.runner.cli",
     "services.capture.cli",
@@ -28,8 +29,10 @@ COMMAND_MODULES = (
     "services.common.config_cli",
 )
 
-# Modules outside ``services/``: module -> (its top-level package, the subcommands it registers).
+# Modules outside ``services/``: module -> (its top-level package, the commands it registers;
+# "bench X" is ``owc bench X``).
 OPTIONAL_COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tools.cli": ("tools", ("bench e2e", "bench resources", "bench capture", "bench inference", "bench gateway")),
     "training.cli": ("training", ("collect",)),
 }
 
@@ -37,12 +40,22 @@ OPTIONAL_COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 def _unavailable(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str, package: str
 ) -> None:
-    """A stand-in for a command whose package is not installed: it explains, exits 2."""
+    """A stand-in for a command whose package is not installed: it explains, exits 2.
+
+    ``sub`` holds the command's last word (``owc bench X``: ``sub`` is the bench subparsers).
+    """
     message = (
         f"owc {command}: the `{package}` package is not installed here (the Docker image ships only the "
         f"services). Run it from a checkout of the project: `make setup`, then `.venv/bin/owc {command}`."
     )
-    p = sub.add_parser(command, help=f"(needs the {package} package: not installed here)", add_help=False)
+    # no prefix characters: every argument, `--frames 200` too, lands in `rest`, so the stand-in
+    # explains whatever options follow instead of failing on them
+    p = sub.add_parser(
+        command.split()[-1],
+        help=f"(needs the {package} package: not installed here)",
+        add_help=False,
+        prefix_chars="\0",
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     def handler(_args: argparse.Namespace) -> int:
@@ -82,9 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
             modules.append(optional)
         else:
             for command in commands:
-                _unavailable(sub, command, package)
+                _unavailable(bench_sub if command.startswith("bench ") else sub, command, package)
     for module in modules:
-        module.register(sub)
+        if hasattr(module, "register"):
+            module.register(sub)
         if hasattr(module, "register_bench"):
             module.register_bench(bench_sub)
     return parser

@@ -28,12 +28,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_demo_parser(sub)
 
 
-def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from services.runner.bench import register_bench as register_stack_benches
-
-    register_stack_benches(bench_sub)
-
-
 def run_flags(args: argparse.Namespace) -> dict[str, object]:
     return {
         "run.workers": args.workers,

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.benchutil import cpu_model
 from services.common.ports import free_port
 from services.common.settings import Settings
+from tools.bench.report import cpu_model
 
 TARGET_RATIO = 50.0
 
@@ -136,7 +136,7 @@ def bench_capture(
     with tempfile.TemporaryDirectory(prefix="owc-bench-obs-") as tmp:
         instance = None
         if start_obs:
-            from services.capture.headless_obs import SCENE, ObsInstance, ObsStartError, obs_available
+            from tools.headless_obs import SCENE, ObsInstance, ObsStartError, obs_available
 
             if not obs_available():
                 print(

@@ -1,6 +1,7 @@
 """A private redis-server process: random port on 127.0.0.1, its own directory.
 
-Used by the benches (which ship in the product) and by the test fixtures.
+Used by the benches and by the test fixtures (``tests.support.redis_proc``);
+``owc run`` starts its embedded Redis itself (``services.runner.embedded_redis``).
 """
 
 from __future__ import annotations
