@@ -54,8 +54,8 @@ demo: setup
 	$(BIN)/owc demo
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check services training tests
-	$(BIN)/mypy services training
+	$(BIN)/ruff check services training tools tests
+	$(BIN)/mypy services training tools
 
 # pytest exits 5 when it collects no test: treat that as a failure, deliberately.
 test: setup-dev lint

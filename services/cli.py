@@ -3,6 +3,12 @@
 Each package registers its own subcommands (``register(subparsers)`` in its
 ``cli`` module) and imports its heavy dependencies only when it runs, so
 ``owc --help`` and ``owc config show`` stay fast.
+
+The service commands come from ``services/`` alone, which is all the Docker
+image ships. Tool commands from a full checkout (``tools/``: the benches,
+``training/``) are registered when their package is there; when it is not (the
+image), the command still shows in ``--help`` and says what to do instead of
+crashing the whole CLI.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-# Modules with ``register(sub)``; optional ``register_bench(bench_sub)``.
+# Modules with ``register(sub)`` and/or ``register_bench(bench_sub)``.
 COMMAND_MODULES = (
     "services.runner.cli",
     "services.capture.cli",
@@ -20,8 +27,52 @@ COMMAND_MODULES = (
     "services.state.cli",
     "services.gateway.cli",
     "services.common.config_cli",
-    "training.cli",
 )
+
+# Modules outside ``services/``: module -> (its top-level package, the commands it registers;
+# "bench X" is ``owc bench X``).
+OPTIONAL_COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tools.cli": ("tools", ("bench e2e", "bench resources", "bench capture", "bench inference", "bench gateway")),
+    "training.cli": ("training", ("collect",)),
+}
+
+
+def _unavailable(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str, package: str
+) -> None:
+    """A stand-in for a command whose package is not installed: it explains, exits 2.
+
+    ``sub`` holds the command's last word (``owc bench X``: ``sub`` is the bench subparsers).
+    """
+    message = (
+        f"owc {command}: the `{package}` package is not installed here (the Docker image ships only the "
+        f"services). Run it from a checkout of the project: `make setup`, then `.venv/bin/owc {command}`."
+    )
+    # no prefix characters: every argument, `--frames 200` too, lands in `rest`, so the stand-in
+    # explains whatever options follow instead of failing on them
+    p = sub.add_parser(
+        command.split()[-1],
+        help=f"(needs the {package} package: not installed here)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def handler(_args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    p.set_defaults(handler=handler)
+
+
+def _import_optional(name: str, package: str) -> ModuleType | None:
+    """The module, or None only when its own top-level package is missing (any other error propagates)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == package or exc.name == name:
+            return None
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,9 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
         return 2
 
     bench.set_defaults(handler=_usage)
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        module.register(sub)
+    modules = [importlib.import_module(name) for name in COMMAND_MODULES]
+    for name, (package, commands) in OPTIONAL_COMMAND_MODULES.items():
+        optional = _import_optional(name, package)
+        if optional is not None:
+            modules.append(optional)
+        else:
+            for command in commands:
+                _unavailable(bench_sub if command.startswith("bench ") else sub, command, package)
+    for module in modules:
+        if hasattr(module, "register"):
+            module.register(sub)
         if hasattr(module, "register_bench"):
             module.register_bench(bench_sub)
     return parser

@@ -1,4 +1,4 @@
-"""``owc capture`` and ``owc bench capture``."""
+"""``owc capture``."""
 
 from __future__ import annotations
 
@@ -81,42 +81,3 @@ def run_capture(args: argparse.Namespace) -> int:
         return 0
     finally:
         client.close()
-
-
-def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = bench_sub.add_parser(
-        "capture",
-        help="OBS screenshot cost: PNG 1920x1080 vs the capture defaults",
-        description="Measure GetSourceScreenshot round trips and bytes against a real OBS. "
-        "Without --obs-host, starts a headless OBS (Xvfb, software GL) with a test scene.",
-    )
-    p.add_argument("--obs-host", help="use this running OBS instead of starting one")
-    p.add_argument("--obs-port", type=int, default=None, help="its obs-websocket port (obs.port)")
-    p.add_argument("--obs-password", default=None, help="its password (obs.password)")
-    p.add_argument("--source", default=None, help="source to capture (obs.source; empty: program scene)")
-    p.add_argument("--requests", type=int, default=10, help="round trips per configuration (default 10)")
-    p.add_argument("--warmup", type=int, default=2, help="unmeasured round trips first (default 2)")
-    p.add_argument("--media", default=None, help="picture shown by the started OBS (default: a busy 1080p one)")
-    add_config_args(p)
-    p.set_defaults(handler=run_bench)
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    loaded = load_from_args(
-        args,
-        {
-            "obs.host": args.obs_host,
-            "obs.port": args.obs_port,
-            "obs.password": args.obs_password,
-            "obs.source": args.source,
-        },
-    )
-    from services.capture.bench import bench_capture
-
-    return bench_capture(
-        loaded.settings,
-        start_obs=args.obs_host is None,
-        requests=max(1, args.requests),
-        warmup=max(0, args.warmup),
-        media=args.media,
-    )

@@ -1,4 +1,4 @@
-"""``owc gateway`` (HTTP server) and ``owc bench gateway``."""
+"""``owc gateway`` (HTTP server)."""
 
 from __future__ import annotations
 
@@ -18,21 +18,6 @@ def register(sub: Any) -> None:
     parser.add_argument("--port", type=int, help="port (gateway.port, default 3000)")
     add_config_args(parser)
     parser.set_defaults(handler=run_gateway)
-
-
-def register_bench(bench_sub: Any) -> None:
-    parser: argparse.ArgumentParser = bench_sub.add_parser(
-        "gateway",
-        help="SSE fan-out latency with many clients, and status requests per second",
-        description="Start a private redis-server, `owc state` and `owc gateway`, connect N SSE clients, "
-        "send commands and measure event-log append -> every client received (p50/p99), then status req/s.",
-    )
-    parser.add_argument("--clients", type=int, default=200, help="SSE clients (default 200)")
-    parser.add_argument("--events", type=int, default=100, help="events to time (default 100)")
-    parser.add_argument("--status-seconds", type=float, default=5.0, help="duration of the status test")
-    parser.add_argument("--concurrency", type=int, default=16, help="parallel status requests")
-    parser.add_argument("--json", dest="json_out", metavar="PATH", help="also write the results as JSON")
-    parser.set_defaults(handler=run_bench)
 
 
 def run_gateway(args: argparse.Namespace) -> int:
@@ -86,9 +71,3 @@ def run_gateway(args: argparse.Namespace) -> int:
         log.error("cannot listen on %s:%d: %s", settings.gateway.host, settings.gateway.port, exc.strerror)
         return 1
     return 0 if server.started or server.should_exit else 1
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    from services.gateway.bench import main
-
-    return main(args)

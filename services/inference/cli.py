@@ -1,4 +1,4 @@
-"""``owc inference``, ``owc predict`` and ``owc bench inference``."""
+"""``owc inference`` and ``owc predict``."""
 
 from __future__ import annotations
 
@@ -37,23 +37,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(handler=_run_predict)
 
 
-def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    b = bench_sub.add_parser(
-        "inference",
-        help="frames/s and per-frame latency of the real worker against a real redis-server",
-        description="Starts its own redis-server, fills a stream with generated 640x360 JPEG "
-        "frames and runs the real worker code with 1, then 2 worker processes. Prints JSON.",
-    )
-    b.add_argument("--model", metavar="PATH", help="ONNX model (default: the shipped model if present)")
-    b.add_argument("--frames", type=int, default=2000, help="frames per worker in each run (default 2000)")
-    b.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
-    b.add_argument("--batch-size", type=int, default=None, help="frames per XREADGROUP (default: inference.batch_size)")
-    b.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (default 1,2)")
-    b.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    add_config_args(b)
-    b.set_defaults(handler=_run_bench)
-
-
 def _run_inference(args: argparse.Namespace) -> int:
     import threading
 
@@ -88,27 +71,3 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     loaded = load_from_args(args, {"inference.model": args.model})
     return predict_files(loaded.settings.inference, args.images, as_json=args.json, explain=args.explain)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from services.inference.bench import run_bench
-
-    loaded = load_from_args(args, {"inference.model": args.model, "inference.batch_size": args.batch_size})
-    try:
-        counts = [int(x) for x in args.workers.split(",") if x.strip()]
-    except ValueError:
-        fail(f"--workers expects comma-separated numbers, got {args.workers!r}")
-    if not counts or min(counts) < 1:
-        fail("--workers needs at least one positive number")
-    if args.frames < 100:
-        fail("--frames must be at least 100")
-    if args.rounds < 1:
-        fail("--rounds must be at least 1")
-    return run_bench(
-        loaded.settings,
-        model_given=args.model is not None,
-        frames_per_worker=args.frames,
-        worker_counts=counts,
-        rounds=args.rounds,
-        progress=not args.quiet,
-    )

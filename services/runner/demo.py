@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args, set_args
+from services.common.ports import free_port, port_free
+from services.runner.stack import run_stack
 
 if TYPE_CHECKING:
     import redis
@@ -63,12 +64,6 @@ def _settled(client: redis.Redis, keys: Keys) -> bool:
     return _stream_idle(client, keys.frames, GROUP_INFERENCE) and _stream_idle(client, keys.labels, GROUP_STATE)
 
 
-def _any_free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def _status(port: int, channel: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/api/v1/channels/{channel}/status"
     with urllib.request.urlopen(url, timeout=5) as resp:
@@ -101,16 +96,13 @@ def run_demo(args: argparse.Namespace) -> int:
     overrides["redis.prefix"] = f"owcdemo{int(time.time())}"
     # never clash with a running `owc run`: no metrics ports, and port 3000 only if it is free
     overrides.update({"capture.metrics_port": 0, "inference.metrics_port": 0, "state.metrics_port": 0})
-    from services.common.redisproc import port_free
-
     if loaded.sources.get("gateway.port") == "default" and not port_free(settings.gateway.host, settings.gateway.port):
-        overrides["gateway.port"] = _any_free_port(settings.gateway.host)
+        overrides["gateway.port"] = free_port(settings.gateway.host)
     loaded = load_from_args(args, overrides)
     settings = loaded.settings
     passthrough = passthrough_args(args) + set_args(overrides)
 
     from services.common.redisio import keys_for
-    from services.runner.cli import run_stack
 
     result: dict[str, Any] = {"ok": False}
     stop = threading.Event()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 from pathlib import Path
 
-from services.common.redisproc import port_free
+from services.common.ports import free_port, port_free
 from services.common.settings import Settings
 from services.runner.supervisor import ChildSpec
 
@@ -22,9 +21,7 @@ class EmbeddedRedisError(RuntimeError):
 def pick_port(settings: Settings) -> int:
     port = settings.redis.embedded_port
     if port == 0:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
+        return free_port()
     if not port_free("127.0.0.1", port):
         raise EmbeddedRedisError(
             f"port {port} on 127.0.0.1 is already in use, so the embedded Redis cannot start: "

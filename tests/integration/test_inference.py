@@ -22,11 +22,11 @@ from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame, Label
 from services.common.settings import Settings
 from services.inference.classifier import Classifier
-from services.inference.synthetic_model import write_synthetic_model
 from services.inference.worker import InferenceWorker
 from tests.support.images import png_bomb
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
+from tools.synthetic_model import write_synthetic_model
 
 W, H = 640, 360
 

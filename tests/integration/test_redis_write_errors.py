@@ -25,12 +25,12 @@ from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
 from services.common.redisio import write_refusal
 from services.common.streams import group_backlog
 from services.inference.classifier import Classifier
-from services.inference.synthetic_model import write_synthetic_model
 from services.inference.worker import InferenceWorker
 from services.state.worker import StateWorker
 from tests.support.diskfull import redis_on_small_disk
 from tests.support.gateway import GatewayThread, settings_for
 from tests.support.waiting import wait_until
+from tools.synthetic_model import write_synthetic_model
 
 READABLE = "Redis cannot write: disk full (MISCONF)"
 

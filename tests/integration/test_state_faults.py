@@ -40,7 +40,6 @@ from services.common.messages import Command, Counts, Event, Label, Reply
 from services.common.settings import Settings
 from services.common.streams import group_backlog
 from services.inference.classifier import Classifier
-from services.inference.synthetic_model import write_synthetic_model
 from services.inference.worker import InferenceWorker
 from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, transition
 from services.state.store import MACHINE_FIELD
@@ -48,6 +47,7 @@ from services.state.worker import StateWorker
 from tests.support.ports import free_port
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
+from tools.synthetic_model import write_synthetic_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE_SETTINGS = {

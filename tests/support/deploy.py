@@ -226,7 +226,7 @@ def shipped_or_synthetic_model(tmp: Path) -> tuple[Path, str]:
         return shipped, "shipped"
     if importlib.util.find_spec("onnx") is None:
         pytest.skip("models/victory_classifier.onnx is not there yet and onnx (dev dependency) is missing")
-    from services.inference.synthetic_model import write_synthetic_model
+    from tools.synthetic_model import write_synthetic_model
 
     return write_synthetic_model(tmp / "model" / "synthetic.onnx"), "synthetic"
 

@@ -1,7 +1,7 @@
-"""The real-OBS harness for e2e tests (implemented in ``services.capture.headless_obs``,
+"""The real-OBS harness for e2e tests (implemented in ``tools.headless_obs``,
 because ``owc bench capture`` starts the same headless OBS)."""
 
-from services.capture.headless_obs import (
+from tools.headless_obs import (
     IMAGE,
     MISSING_REASON,
     SCENE,

@@ -1,9 +1,5 @@
-from __future__ import annotations
+"""Free ports for what the tests start (one helper for the product, the benches and the tests)."""
 
-import socket
+from services.common.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port"]

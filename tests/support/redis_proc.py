@@ -1,15 +1,15 @@
 """A real redis-server for the tests: random port, temporary directory, AOF on.
 
-The process handling lives in :mod:`services.common.redisproc` (the benches
-ship in the product and use it too); this keeps the tests' name and API.
+The process handling lives in :mod:`tools.redisproc` (the benches use it
+too); this keeps the tests' name and API.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.redisproc import RedisProcess
 from tests.support.ports import free_port
+from tools.redisproc import RedisProcess
 
 
 class RedisServer(RedisProcess):

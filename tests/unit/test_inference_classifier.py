@@ -19,9 +19,9 @@ from services.inference.classifier import (
     resolve_providers,
     session_options,
 )
-from services.inference.synthetic_model import write_synthetic_model
 from services.inference.worker import _salvage_identity
 from tests.support.images import png_bomb
+from tools.synthetic_model import write_synthetic_model
 
 
 @pytest.fixture(scope="module")

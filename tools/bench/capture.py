@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.benchutil import cpu_model
+from services.common.ports import free_port
 from services.common.settings import Settings
+from tools.bench.report import cpu_model
 
 TARGET_RATIO = 50.0
 
@@ -111,14 +112,6 @@ def measure(client: object, source: str, config: Config, requests: int, warmup: 
     return Result(config, rtts, sizes)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bench_capture(
     settings: Settings, *, start_obs: bool, requests: int, media: str | None, warmup: int = 2
 ) -> int:
@@ -143,7 +136,7 @@ def bench_capture(
     with tempfile.TemporaryDirectory(prefix="owc-bench-obs-") as tmp:
         instance = None
         if start_obs:
-            from services.capture.headless_obs import SCENE, ObsInstance, ObsStartError, obs_available
+            from tools.headless_obs import SCENE, ObsInstance, ObsStartError, obs_available
 
             if not obs_available():
                 print(
@@ -153,7 +146,7 @@ def bench_capture(
                 )
                 return 1
             picture = Path(media) if media else game_like_picture(Path(tmp) / "game.png")
-            host, port, password = "127.0.0.1", _free_port(), "bench"
+            host, port, password = "127.0.0.1", free_port(), "bench"
             instance = ObsInstance(Path(tmp), port, password, picture)
             print(f"starting a headless OBS (Xvfb, software OpenGL, 1920x1080) showing {picture} ...",
                   file=sys.stderr)

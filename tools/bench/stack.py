@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -22,14 +21,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from services.common.benchutil import machine, percentile
-from services.common.cliargs import add_config_args, load_from_args, set_args
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from services.common.cliargs import load_from_args, set_args
+from services.common.ports import free_port
+from services.runner.stack import run_stack
+from tools.bench.report import machine, percentile
 
 
 def _progress(message: str) -> None:
@@ -41,10 +36,8 @@ def bench_stack(
     source: str, flags: dict[str, Any], args: argparse.Namespace
 ) -> Iterator[tuple[Any, int, threading.Event, dict[str, Any]]]:
     """Run the whole stack in a thread; yield (supervisor, gateway port, stop, settings info)."""
-    from services.runner.cli import run_stack
-
     workdir = Path(tempfile.mkdtemp(prefix="owc-bench-"))
-    port = _free_port()
+    port = free_port()
     overrides: dict[str, Any] = {
         "capture.source": source,
         "redis.url": None,
@@ -309,18 +302,3 @@ def bench_resources(args: argparse.Namespace) -> int:
     }
     print(json.dumps(result, indent=2))
     return 0
-
-
-def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    e2e = bench_sub.add_parser(
-        "e2e", help="banner on screen -> SSE event in a browser, p50/p95 ms (whole stack, replay)"
-    )
-    add_config_args(e2e)
-    e2e.add_argument("--matches", type=int, default=8, help="banners in the replay (default 8)")
-    e2e.set_defaults(handler=bench_e2e)
-    res = bench_sub.add_parser("resources", help="CPU%% and RSS per service at default settings (whole stack)")
-    add_config_args(res)
-    res.add_argument("--seconds", type=float, default=60.0, help="measurement time (default 60)")
-    res.add_argument("--warmup", type=float, default=10.0, help="seconds ignored at start (default 10)")
-    res.set_defaults(handler=bench_resources)
-

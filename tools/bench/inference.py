@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from services.common.benchutil import machine as common_machine
-from services.common.benchutil import percentile
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame
 from services.common.settings import InferenceSettings, Settings
+from tools.bench.report import machine as common_machine
+from tools.bench.report import percentile
 
 WIDTH, HEIGHT, QUALITY = 640, 360, 80
 DISTINCT_FRAMES = 48
@@ -355,8 +355,8 @@ def run_bench(
     rounds: int = 3,
     progress: bool = True,
 ) -> int:
-    from services.common.redisproc import RedisProcess
-    from services.inference.synthetic_model import write_synthetic_model
+    from tools.redisproc import RedisProcess
+    from tools.synthetic_model import write_synthetic_model
 
     inference = settings.inference
     with tempfile.TemporaryDirectory(prefix="owc-bench-") as tmp:

@@ -1,40 +1,19 @@
 """A private redis-server process: random port on 127.0.0.1, its own directory.
 
-Used by the benches (which ship in the product) and by the test fixtures.
+Used by the benches and by the test fixtures (``tests.support.redis_proc``);
+``owc run`` starts its embedded Redis itself (``services.runner.embedded_redis``).
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
-
-def port_free(host: str, port: int) -> bool:
-    """True when a server could listen on ``host:port`` now.
-
-    With ``SO_REUSEADDR``, as redis-server and uvicorn bind: connections of a
-    previous run lingering in TIME_WAIT (about a minute after a restart) do not
-    make the port look taken; a live listener does.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from services.common.ports import free_port
 
 
 class RedisProcess:

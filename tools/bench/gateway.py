@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.common.benchutil import machine, percentile
 from services.common.keys import Keys
 from services.common.messages import Event
-from services.common.redisproc import RedisProcess, free_port
+from services.common.ports import free_port
+from tools.bench.report import machine, percentile
+from tools.redisproc import RedisProcess
 
 PREFIX = "owcbench"
 CHANNEL = "default"

@@ -1,0 +1,1 @@
+"""The ``owc bench …`` measurements, one module per part (``stack`` = the whole stack)."""
