@@ -75,11 +75,29 @@ def _import_optional(name: str, package: str) -> ModuleType | None:
         raise
 
 
+def _version() -> str:
+    """The installed distribution's version, and the shipped detector's model id when it is there."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ow-victory-counter")
+    except metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    try:
+        from services.common.settings import DEFAULT_MODEL
+        from services.common.vision import ModelMeta, meta_path_for
+
+        return f"{version} (detector {ModelMeta.load(meta_path_for(DEFAULT_MODEL)).model_id})"
+    except Exception:  # no model next to this install: the version alone
+        return version
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="owc",
         description="OW Victory Counter: a self-counting Victory / Defeat / Draw overlay for OBS.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = sub.add_parser("bench", help="measure a part of the pipeline (see `owc bench -h`)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT")

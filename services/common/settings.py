@@ -223,7 +223,7 @@ class Loaded:
     def config_dir(self) -> Path:
         if self.settings.gateway.config_dir is not None:
             return self.settings.gateway.config_dir
-        return self.config_file.parent if self.config_file else Path.cwd()
+        return self.config_file.parent if self.config_file else home()
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -253,8 +253,24 @@ def env_var_name(dotted: str) -> str:
     return ENV_PREFIX + dotted.replace(".", ENV_DELIMITER).upper()
 
 
+def home(env: Mapping[str, str] | None = None) -> Path:
+    """The folder that holds ``owc.toml``, ``custom.css`` and ``data/``: ``OWC_HOME``, else the current one.
+
+    Relative paths in the configuration (``redis.data_dir``) are taken from here, and
+    ``owc run`` prints it at start, so a stack started from another folder never shows
+    empty counts without saying where it looked.
+    """
+    value = (os.environ if env is None else env).get("OWC_HOME")
+    return Path(value).expanduser() if value else Path.cwd()
+
+
+def under_home(path: Path) -> Path:
+    """``path`` itself when absolute, else taken from :func:`home`."""
+    return path if path.is_absolute() else home() / path
+
+
 def resolve_config_path(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:
-    """``--config`` wins, then ``OWC_CONFIG``, then ``./owc.toml`` if it exists."""
+    """``--config`` wins, then ``OWC_CONFIG``, then ``owc.toml`` in :func:`home` if it exists."""
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -266,7 +282,7 @@ def resolve_config_path(explicit: str | Path | None, env: Mapping[str, str]) -> 
         if not path.is_file():
             raise ConfigError(f"config file {from_env!r} (from OWC_CONFIG) does not exist")
         return path
-    default = Path(DEFAULT_CONFIG_FILE)
+    default = home(env) / DEFAULT_CONFIG_FILE
     return default if default.is_file() else None
 
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.common.redisio import connect_async, keys_for
-from services.common.settings import Settings
+from services.common.settings import Settings, home
 from services.gateway.commands import CommandFailedError, CommandSender
 from services.gateway.deps import Runtime
 from services.gateway.hub import Hubs
@@ -112,7 +112,7 @@ def _document_our_validation_errors(app: FastAPI) -> None:
 def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
     """Build the gateway app; Redis is opened in the lifespan (nothing at import time)."""
     gw = settings.gateway
-    cfg_dir = config_dir or gw.config_dir or Path.cwd()
+    cfg_dir = config_dir or gw.config_dir or home()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

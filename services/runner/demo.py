@@ -133,12 +133,30 @@ def run_demo(args: argparse.Namespace) -> int:
             client.close()
             stop.set()
 
+    def summary(_sup: Supervisor, _url: str) -> None:
+        """Without --once: say when the clip's match was counted, and how to go on or stop."""
+        base = f"http://127.0.0.1:{settings.gateway.port}"
+        deadline = time.monotonic() + args.timeout
+        while not stop.wait(1.0) and time.monotonic() < deadline:
+            try:
+                status = _status(settings.gateway.port, "default")
+            except (OSError, ValueError):
+                continue
+            if all(status[k] >= v for k, v in DEMO_RESULT.items()) and status["total"]:
+                log.info(
+                    "the demo counted its match: %d W / %d L / %d D. Overlay %s/overlay, admin %s/admin "
+                    "(try +1, undo, the designer).%s Ctrl+C to stop.",
+                    status["victories"], status["defeats"], status["draws"], base, base,
+                    " The clip replays after the cooldown and a run of plain frames." if args.loop else "",
+                )
+                return
+
     log.info("demo clip: %s (%s fps, speed %sx); expected result %s", clip, FPS, speed, DEMO_RESULT)
     try:
         if args.once:
             run_stack(settings, passthrough, stop=stop, on_started=watch)
         else:
-            run_stack(settings, passthrough)
+            run_stack(settings, passthrough, stop=stop, on_started=summary)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.once:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from services.common.ports import free_port, port_free
-from services.common.settings import Settings
+from services.common.settings import Settings, under_home
 from services.runner.supervisor import ChildSpec
 
 log = logging.getLogger("owc.run")
@@ -39,7 +39,7 @@ def redis_spec(settings: Settings, port: int) -> ChildSpec:
             "(`make setup` does it: apt-get install redis-server), set redis.server_bin to its path, "
             "or point redis.url (OWC_REDIS__URL) at a running Redis"
         )
-    data_dir = Path(settings.redis.data_dir).resolve()
+    data_dir = under_home(Path(settings.redis.data_dir)).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     make_private(data_dir)
     argv = [

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.common.cliargs import child_environment, fail
@@ -24,7 +26,12 @@ log = logging.getLogger("owc.run")
 SERVICE_ORDER = ("state", "gateway", "inference", "capture")
 
 
-def _announce_when_up(host: str, port: int, channel: str, stop: threading.Event) -> None:
+OBS_REMINDER_S = 30.0
+
+
+def _announce_when_up(host: str, port: int, channel: str, stop: threading.Event, obs: str | None = None) -> None:
+    """Say where the pages are once the gateway answers; then, while capture waits for OBS
+    (``obs`` is its address, None for a replay), remind every ~30 s instead of going silent."""
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown_host}:{port}"
     while not stop.wait(0.3):
@@ -38,6 +45,18 @@ def _announce_when_up(host: str, port: int, channel: str, stop: threading.Event)
         return
     suffix = "" if channel == "default" else f"?channel={channel}"
     log.info("ready — overlay: %s/overlay%s   admin: %s/admin%s", base, suffix, base, suffix)
+    if obs is None:
+        return
+    status = f"{base}/api/v1/channels/{channel}/status"
+    while not stop.wait(OBS_REMINDER_S):
+        try:
+            with urllib.request.urlopen(status, timeout=2) as resp:
+                health = json.load(resp).get("health") or {}
+        except (OSError, ValueError):
+            continue
+        if health.get("obs_connected") is False:
+            log.info("waiting for OBS at %s (%s): open %s/admin%s for details",
+                     obs, health.get("capture_error") or "not connected yet", base, suffix)
 
 
 def run_stack(
@@ -60,13 +79,15 @@ def run_stack(
     from services.common.lifecycle import stop_on_signals
     from services.common.redact import mask_credentials
     from services.common.redisio import RedisUnavailableError, check_version
-    from services.common.settings import env_var_name
+    from services.common.settings import env_var_name, home, under_home
     from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec
     from services.runner.supervisor import ChildSpec, Supervisor
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         stop_on_signals(stop)
+    log.info("home %s: owc.toml, custom.css and data/ are looked for there (set OWC_HOME for another folder)",
+             home())
 
     specs: list[ChildSpec] = []
     extra, env = child_environment(passthrough)
@@ -79,7 +100,9 @@ def run_stack(
             fail(str(exc))
         url = f"redis://127.0.0.1:{port}/0"
         env[env_var_name("redis.url")] = url
-        log.info("embedded Redis on 127.0.0.1:%d, data in %s", port, settings.redis.data_dir)
+        data = under_home(Path(settings.redis.data_dir)).resolve()
+        log.info("embedded Redis on 127.0.0.1:%d, data in %s%s", port, data,
+                 "" if (data / "appendonlydir").exists() else " (new: no counts yet)")
     else:
         log.info("using Redis at %s", mask_credentials(url))
 
@@ -125,7 +148,8 @@ def run_stack(
     sup.start({s.name for s in specs if s.name != "redis"})
     threading.Thread(
         target=_announce_when_up,
-        args=(settings.gateway.host, settings.gateway.port, settings.capture.channel, stop),
+        args=(settings.gateway.host, settings.gateway.port, settings.capture.channel, stop,
+              None if settings.capture.source.startswith("replay:") else f"ws://{settings.obs.host}:{settings.obs.port}"),
         daemon=True,
     ).start()
     if on_started is not None:

@@ -90,3 +90,45 @@ def test_secrets_never_reach_a_command_line_or_the_log(tmp_path: Path, own_redis
     log = stack.log()
     assert "using Redis at redis://:***@127.0.0.1" in log
     assert password not in log and token not in log
+
+
+def test_while_capture_waits_for_obs_the_runner_keeps_saying_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`make run` without OBS: after "ready", a reminder every ~30 s (here 0.1 s) instead of silence."""
+    import http.server
+    import json as json_mod
+    import threading as th
+
+    from services.runner import stack
+    from tests.support.waiting import wait_until
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"ok" if self.path == "/healthz" else json_mod.dumps(
+                {"health": {"obs_connected": False, "capture_error": "OBS is not reachable"}}).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    th.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(stack, "OBS_REMINDER_S", 0.1)
+    stop = th.Event()
+    caplog.set_level("INFO", logger="owc.run")
+    t = th.Thread(target=stack._announce_when_up,
+                  args=("127.0.0.1", server.server_address[1], "default", stop, "ws://127.0.0.1:4455"))
+    t.start()
+    try:
+        wait_until(lambda: any("waiting for OBS at ws://127.0.0.1:4455" in r.getMessage() for r in caplog.records),
+                   timeout=10, message="the reminder")
+        line = next(r.getMessage() for r in caplog.records if "waiting for OBS" in r.getMessage())
+        assert "OBS is not reachable" in line and "/admin for details" in line
+        assert any(r.getMessage().startswith("ready") for r in caplog.records)
+    finally:
+        stop.set()
+        t.join(5)
+        server.shutdown()

@@ -94,3 +94,11 @@ def test_a_broken_import_inside_tools_is_not_hidden(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(cli.importlib, "import_module", fake)
     with pytest.raises(ModuleNotFoundError, match="onnx"):
         cli.build_parser()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.build_parser().parse_args(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("owc ") and "detector vc-" in out

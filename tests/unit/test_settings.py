@@ -202,3 +202,18 @@ def test_settings_for_child_processes_travel_in_the_environment() -> None:
         "OWC_INFERENCE__PROVIDERS": '["cpu"]',
         "OWC_OBS__PASSWORD": "a=b",
     }
+
+
+def test_owc_home_holds_the_config_and_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OWC_HOME, else the current folder: owc.toml is found there and relative paths are taken from there."""
+    from services.common.settings import home, resolve_config_path, under_home
+
+    (tmp_path / "owc.toml").write_text("[capture]\nchannel = \"from-home\"\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert home({}) == elsewhere and resolve_config_path(None, {}) is None
+    assert resolve_config_path(None, {"OWC_HOME": str(tmp_path)}) == tmp_path / "owc.toml"
+    monkeypatch.setenv("OWC_HOME", str(tmp_path))
+    assert under_home(Path("data")) == tmp_path / "data" and under_home(Path("/abs")) == Path("/abs")
+    assert load_settings().settings.capture.channel == "from-home"
