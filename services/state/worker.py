@@ -21,15 +21,16 @@ from typing import Any, cast
 
 import redis
 
-from services.common.history import SessionSummary, summarize_sessions
+from services.common.history import SessionSummary, summarize, summarize_sessions
 from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
+from services.common.machine import Machine
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
 from services.common.redisio import WriteOutage, publish_health, write_refusal
 from services.common.settings import Settings
 from services.common.streams import Delivery, GroupConsumer, ensure_group
 from services.state import metrics as M
 from services.state.reorder import ReorderBuffer
-from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, transition
+from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 from services.state.store import Commit, ConflictError, Lease, LeaseLostError, Store, new_holder_id
 
 log = logging.getLogger("owc.state")
@@ -52,12 +53,12 @@ def session_updates(before: Machine, after: Machine, events: list[Event]) -> dic
     out: dict[str, SessionSummary] = {}
     starts = [e for e in events if e.type == "session_started"]
     if starts and before.session and before.session != starts[0].session:
-        out[before.session] = before.summary(ended_at=starts[0].ts)
+        out[before.session] = summarize(before, ended_at=starts[0].ts)
     if any(e.type == "imported" for e in events):
         for summary in summarize_sessions(events):
             out[summary.session] = summary
     if after.session:
-        out[after.session] = after.summary()
+        out[after.session] = summarize(after)
     return out
 
 

@@ -8,10 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.common.fold import fold
 from services.common.history import check_importable, fold_counts
+from services.common.machine import Machine
 from services.common.messages import LABEL_NAMES, OUTCOMES, Command, Counts, Event, Label
 from services.state.reorder import ReorderBuffer
-from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, fold_machine, transition
+from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 
 RULES = Rules(min_confidence=0.9, required_consecutive=2, max_gap_ms=1000, cooldown_ms=5000, required_none=3)
 
@@ -89,7 +91,7 @@ def test_replaying_the_same_labels_changes_nothing(raw: list[tuple[Any, ...]]) -
 @given(steps)
 def test_the_log_rebuilds_the_machine(raw: list[tuple[Any, ...]]) -> None:
     m, events = apply_all(to_inputs(raw))
-    folded = fold_machine(events, RULES)
+    folded = fold(events, RULES.cooldown_ms)
     assert (folded.counts, folded.session, folded.last_event_id, folded.results) == (
         m.counts, m.session, m.last_event_id, m.results)
     assert [u.event_id for u in folded.undo] == [u.event_id for u in m.undo]
