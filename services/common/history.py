@@ -103,6 +103,20 @@ def summarize_sessions(events: Iterable[Event]) -> list[SessionSummary]:
     return out
 
 
+def session_updates(before: Machine, after: Machine, events: list[Event]) -> dict[str, SessionSummary]:
+    """The session summaries a transition changes (the one it ended, the current one, imported ones)."""
+    out: dict[str, SessionSummary] = {}
+    starts = [e for e in events if e.type == "session_started"]
+    if starts and before.session and before.session != starts[0].session:
+        out[before.session] = summarize(before, ended_at=starts[0].ts)
+    if any(e.type == "imported" for e in events):
+        for summary in summarize_sessions(events):
+            out[summary.session] = summary
+    if after.session:
+        out[after.session] = summarize(after)
+    return out
+
+
 def _delta_step(counts: Counts, event: Event) -> Counts:
     """The counts after ``event`` from its delta where it has one (its ``counts`` field otherwise)."""
     if event.type == "session_started":

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import redis
 
-from services.common.history import SessionSummary, summarize, summarize_sessions
+from services.common.history import SessionSummary, session_updates
 from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
 from services.common.machine import Machine
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
@@ -46,20 +46,6 @@ class ChannelState:
     machine: Machine
     buffer: ReorderBuffer[tuple[Delivery, Label]]
     last_ceiling: int | None = None  # the channel's seq counter when last read (for log lines)
-
-
-def session_updates(before: Machine, after: Machine, events: list[Event]) -> dict[str, SessionSummary]:
-    """The session summaries a transition changes (the one it ended, the current one, imported ones)."""
-    out: dict[str, SessionSummary] = {}
-    starts = [e for e in events if e.type == "session_started"]
-    if starts and before.session and before.session != starts[0].session:
-        out[before.session] = summarize(before, ended_at=starts[0].ts)
-    if any(e.type == "imported" for e in events):
-        for summary in summarize_sessions(events):
-            out[summary.session] = summary
-    if after.session:
-        out[after.session] = summarize(after)
-    return out
 
 
 class StateWorker:
