@@ -1,9 +1,15 @@
-"""The counting rules (DESIGN §3) as a pure function.
+"""The counting rules (DESIGN §3) as a pure function: they decide, the events change the machine.
 
 ``transition(machine, input, rules) -> (machine, events)`` — no Redis, no
 clock: time is the frame's ``captured_at`` for the rules and ``input.now``
 (passed in) for the events' ``ts`` and stream ids. A command that cannot be
 applied raises :class:`Rejected` with a sentence the gateway shows as-is.
+
+The rules say which events a label or command produces; each is applied as
+it is emitted by :func:`services.common.fold.apply`, the same function that
+folds the log (snapshot rebuild, import, session summaries). Only what no
+event records is changed here: the streak being built, the run of `none`
+frames, the phase leaving cooldown, the frame cursor.
 
 Stream ids are assigned here (``next_event_id``): the state service is the
 only writer of ``events:{ch}``, so the ids follow from the last one and the

@@ -27,7 +27,7 @@ from services.common.machine import Machine
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
 from services.common.redisio import WriteOutage, publish_health, write_refusal
 from services.common.settings import Settings
-from services.common.streams import Delivery, GroupConsumer, ensure_group
+from services.common.streams import Delivery, GroupConsumer
 from services.state import metrics as M
 from services.state.reorder import ReorderBuffer
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
@@ -129,8 +129,8 @@ class StateWorker:
 
     def _ensure_groups(self) -> None:
         if not self._groups_ready:
-            ensure_group(self.client, self.keys.labels, GROUP_STATE)
-            ensure_group(self.client, self.keys.commands, GROUP_STATE)
+            self.labels.ensure_group()
+            self.commands.ensure_group()
             self._groups_ready = True
 
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
@@ -231,7 +231,7 @@ class StateWorker:
         reclaimed += [(self.keys.labels, d) for d in self.labels.reclaim(READ_COUNT)]
         if reclaimed:
             return reclaimed
-        response = self.client.xreadgroup(
+        response = self.client.xreadgroup(  # both streams in one blocking read: a command never waits on labels
             GROUP_STATE, CONSUMER, {self.keys.commands: ">", self.keys.labels: ">"},
             count=READ_COUNT, block=self._block_ms(),
         )
