@@ -1,12 +1,9 @@
-"""Pure helpers over a channel's event log: folds, session summaries, export/import.
+"""Pure helpers over a channel's event log: session summaries, export/import.
 
 Shared by the state service (which writes the log) and the gateway (which
-exports it). No Redis, no clock, nothing built at import time.
-
-A session's *results* are kept as a compact string, one character per match
-in the order they were counted: ``W`` victory, ``L`` defeat, ``D`` draw.
-Positive deltas append results; negative deltas remove the most recent
-results of that outcome (an admin fixing a miscount means "the last one").
+exports it). No Redis, no clock, nothing built at import time. A session's
+counts and results are the machine's (``services/common/fold.py`` folds the
+log); the results string is described in ``services/common/machine.py``.
 """
 
 from __future__ import annotations
@@ -18,65 +15,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.messages import (
-    EVENT_TYPES,
-    OUTCOMES,
-    Counts,
-    Event,
-    MessageError,
-    Outcome,
-)
-
-RESULT_CHARS: dict[Outcome, str] = {"victory": "W", "defeat": "L", "draw": "D"}
-CHAR_OUTCOMES: dict[str, Outcome] = {v: k for k, v in RESULT_CHARS.items()}
-MAX_RESULTS = 1000  # per session; older results are dropped from the string (counts stay exact)
+from services.common.fold import apply
+from services.common.machine import Machine, longest_run
+from services.common.messages import EVENT_TYPES, OUTCOMES, Counts, Event, MessageError
 
 CSV_COLUMNS = (
     "id", "type", "outcome", "delta", "victories", "defeats", "draws", "session", "source",
     "confidence", "frame_seq", "captured_at", "request_id", "note", "undoes", "ts",
 )
-
-
-# --------------------------------------------------------------------------- results
-
-
-def apply_results(results: str, outcome: Outcome, delta: int) -> str:
-    """Append ``delta`` results of ``outcome`` (or remove the latest ``-delta`` of them)."""
-    char = RESULT_CHARS[outcome]
-    if delta >= 0:
-        results += char * delta
-        return results[-MAX_RESULTS:]
-    chars = list(results)
-    remaining = -delta
-    for i in range(len(chars) - 1, -1, -1):
-        if remaining == 0:
-            break
-        if chars[i] == char:
-            del chars[i]
-            remaining -= 1
-    return "".join(chars)
-
-
-def results_outcomes(results: str) -> tuple[Outcome, ...]:
-    return tuple(CHAR_OUTCOMES[c] for c in results)
-
-
-def current_run(results: str) -> tuple[Outcome | None, int]:
-    """The outcome of the latest run of equal results and its length."""
-    if not results:
-        return None, 0
-    last = results[-1]
-    n = len(results) - len(results.rstrip(last))
-    return CHAR_OUTCOMES[last], n
-
-
-def longest_run(results: str, outcome: Outcome) -> int:
-    char = RESULT_CHARS[outcome]
-    best = run = 0
-    for c in results:
-        run = run + 1 if c == char else 0
-        best = max(best, run)
-    return best
 
 
 # --------------------------------------------------------------------------- sessions
@@ -129,54 +75,67 @@ class SessionSummary:
             raise MessageError(f"session summary: not valid ({exc})") from None
 
 
-def summarize(
-    session: str, started_at: int, ended_at: int | None, counts: Counts, results: str, events: int
-) -> SessionSummary:
+def summarize(m: Machine, ended_at: int | None = None) -> SessionSummary:
+    """The summary of ``m``'s session (``ended_at=None``: it is the current one)."""
     return SessionSummary(
-        session=session,
-        started_at=started_at,
+        session=m.session,
+        started_at=m.session_started_at,
         ended_at=ended_at,
-        counts=counts,
-        longest_win_streak=longest_run(results, "victory"),
-        longest_loss_streak=longest_run(results, "defeat"),
-        events=events,
+        counts=m.counts,
+        longest_win_streak=longest_run(m.results, "victory"),
+        longest_loss_streak=longest_run(m.results, "defeat"),
+        events=m.session_events,
     )
-
-
-def _fold_step(counts: Counts, results: str, event: Event) -> tuple[Counts, str]:
-    """Counts and results after ``event``, computed from its delta where it has one."""
-    if event.type == "session_started":
-        return Counts(), ""
-    if event.type in ("detected", "adjusted", "undone") and event.outcome is not None:
-        return counts.add(event.outcome, event.delta), apply_results(results, event.outcome, event.delta)
-    # set, imported, undone-of-a-set: the counts are given, the order of results is not
-    return event.counts, "" if event.counts != counts else results
-
-
-def fold_counts(events: Iterable[Event]) -> Counts:
-    """The current session's counts, folded from the deltas of the log (not its ``counts`` fields)."""
-    counts, results = Counts(), ""
-    for event in events:
-        counts, results = _fold_step(counts, results, event)
-    return counts
 
 
 def summarize_sessions(events: Iterable[Event]) -> list[SessionSummary]:
     """Every session of a log, oldest first; the last one has ``ended_at=None``."""
     out: list[SessionSummary] = []
-    session: str | None = None
-    started = 0
-    counts, results, n = Counts(), "", 0
+    m: Machine | None = None
     for event in events:
-        if event.type == "session_started" or session is None:
-            if session is not None:
-                out.append(summarize(session, started, event.ts, counts, results, n))
-            session, started, counts, results, n = event.session, event.ts, Counts(), "", 0
-        counts, results = _fold_step(counts, results, event)
-        n += 1
-    if session is not None:
-        out.append(summarize(session, started, None, counts, results, n))
+        if m is None:  # a log that does not start with a session_started: its first event opens one
+            m = Machine(session=event.session, session_started_at=event.ts)
+        elif event.type == "session_started":
+            out.append(summarize(m, ended_at=event.ts))
+        m = apply(m, event)
+    if m is not None:
+        out.append(summarize(m))
     return out
+
+
+def session_updates(before: Machine, after: Machine, events: list[Event]) -> dict[str, SessionSummary]:
+    """The session summaries a transition changes (the one it ended, the current one, imported ones)."""
+    out: dict[str, SessionSummary] = {}
+    starts = [e for e in events if e.type == "session_started"]
+    if starts and before.session and before.session != starts[0].session:
+        out[before.session] = summarize(before, ended_at=starts[0].ts)
+    if any(e.type == "imported" for e in events):
+        for summary in summarize_sessions(events):
+            out[summary.session] = summary
+    if after.session:
+        out[after.session] = summarize(after)
+    return out
+
+
+def _delta_step(counts: Counts, event: Event) -> Counts:
+    """The counts after ``event`` from its delta where it has one (its ``counts`` field otherwise)."""
+    if event.type == "session_started":
+        return Counts()
+    if event.type in ("detected", "adjusted", "undone") and event.outcome is not None:
+        return counts.add(event.outcome, event.delta)
+    return event.counts  # set, imported, undone-of-a-set: the counts are given
+
+
+def fold_counts(events: Iterable[Event]) -> Counts:
+    """The current session's counts, folded from the deltas of the log (not its ``counts`` fields).
+
+    A check on the log, not the machine's fold: where it disagrees with the
+    counts the events carry, the log was edited by hand.
+    """
+    counts = Counts()
+    for event in events:
+        counts = _delta_step(counts, event)
+    return counts
 
 
 def session_events(events: Iterable[Event], session: str) -> list[Event]:
@@ -240,9 +199,9 @@ def check_importable(events: Sequence[Event]) -> None:
         raise MessageError("the file holds no events")
     if events[0].type != "session_started":
         raise MessageError("the first event must be a session_started (export whole sessions)")
-    counts, results = Counts(), ""
+    counts = Counts()
     for i, event in enumerate(events, start=1):
-        counts, results = _fold_step(counts, results, event)
+        counts = _delta_step(counts, event)
         if min(counts.victories, counts.defeats, counts.draws) < 0:
             raise MessageError(f"event {i}: the counts would go below 0")
         if counts != event.counts:

@@ -22,10 +22,12 @@ from typing import Any, cast
 import redis
 from redis.exceptions import ResponseError, WatchError
 
+from services.common.fold import fold
 from services.common.history import SessionSummary, fold_counts
 from services.common.keys import GROUP_STATE, Keys
+from services.common.machine import Machine
 from services.common.messages import Event, MessageError, Reply
-from services.state.rules import Machine, Rules, fold_machine
+from services.state.rules import Rules
 
 log = logging.getLogger("owc.state.store")
 
@@ -191,7 +193,7 @@ class Store:
         """The channel's machine: the snapshot, verified against the event log (the log wins)."""
         raw = self.client.hget(self.keys.state(channel), MACHINE_FIELD)
         events = self.read_events(channel)
-        folded = fold_machine(events, rules)
+        folded = fold(events, rules.cooldown_ms)
         if events and fold_counts(events) != folded.counts:
             log.error(
                 "channel %s: the event log's deltas add up to %s but its last event says %s; "

@@ -21,15 +21,16 @@ from typing import Any, cast
 
 import redis
 
-from services.common.history import SessionSummary, summarize_sessions
+from services.common.history import SessionSummary, session_updates
 from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
+from services.common.machine import Machine
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
 from services.common.redisio import WriteOutage, publish_health, write_refusal
 from services.common.settings import Settings
-from services.common.streams import Delivery, GroupConsumer, ensure_group
+from services.common.streams import Delivery, GroupConsumer
 from services.state import metrics as M
 from services.state.reorder import ReorderBuffer
-from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, transition
+from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 from services.state.store import Commit, ConflictError, Lease, LeaseLostError, Store, new_holder_id
 
 log = logging.getLogger("owc.state")
@@ -45,20 +46,6 @@ class ChannelState:
     machine: Machine
     buffer: ReorderBuffer[tuple[Delivery, Label]]
     last_ceiling: int | None = None  # the channel's seq counter when last read (for log lines)
-
-
-def session_updates(before: Machine, after: Machine, events: list[Event]) -> dict[str, SessionSummary]:
-    """The session summaries a transition changes (the one it ended, the current one, imported ones)."""
-    out: dict[str, SessionSummary] = {}
-    starts = [e for e in events if e.type == "session_started"]
-    if starts and before.session and before.session != starts[0].session:
-        out[before.session] = before.summary(ended_at=starts[0].ts)
-    if any(e.type == "imported" for e in events):
-        for summary in summarize_sessions(events):
-            out[summary.session] = summary
-    if after.session:
-        out[after.session] = after.summary()
-    return out
 
 
 class StateWorker:
@@ -142,8 +129,8 @@ class StateWorker:
 
     def _ensure_groups(self) -> None:
         if not self._groups_ready:
-            ensure_group(self.client, self.keys.labels, GROUP_STATE)
-            ensure_group(self.client, self.keys.commands, GROUP_STATE)
+            self.labels.ensure_group()
+            self.commands.ensure_group()
             self._groups_ready = True
 
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
@@ -244,7 +231,7 @@ class StateWorker:
         reclaimed += [(self.keys.labels, d) for d in self.labels.reclaim(READ_COUNT)]
         if reclaimed:
             return reclaimed
-        response = self.client.xreadgroup(
+        response = self.client.xreadgroup(  # both streams in one blocking read: a command never waits on labels
             GROUP_STATE, CONSUMER, {self.keys.commands: ">", self.keys.labels: ">"},
             count=READ_COUNT, block=self._block_ms(),
         )

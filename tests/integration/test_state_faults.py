@@ -36,12 +36,13 @@ from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import FramePublisher
 from services.common.history import fold_counts
 from services.common.keys import GROUP_STATE, Keys
+from services.common.machine import Machine
 from services.common.messages import Command, Counts, Event, Label, Reply
 from services.common.settings import Settings
 from services.common.streams import group_backlog
 from services.inference.classifier import Classifier
 from services.inference.worker import InferenceWorker
-from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, transition
+from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 from services.state.store import MACHINE_FIELD
 from services.state.worker import StateWorker
 from tests.support.ports import free_port

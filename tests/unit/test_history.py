@@ -9,16 +9,14 @@ import pytest
 
 from services.common.history import (
     SessionSummary,
-    apply_results,
     check_importable,
-    current_run,
     fold_counts,
-    longest_run,
     parse_jsonl,
     summarize_sessions,
     to_csv,
     to_jsonl,
 )
+from services.common.machine import apply_results, current_run, longest_run
 from services.common.messages import Counts, Event, MessageError
 
 

@@ -8,10 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.history import check_importable, fold_counts
+from services.common.fold import fold
+from services.common.history import check_importable, fold_counts, summarize, summarize_sessions, to_jsonl
+from services.common.machine import Machine
 from services.common.messages import LABEL_NAMES, OUTCOMES, Command, Counts, Event, Label
 from services.state.reorder import ReorderBuffer
-from services.state.rules import CommandInput, LabelInput, Machine, Rejected, Rules, fold_machine, transition
+from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 
 RULES = Rules(min_confidence=0.9, required_consecutive=2, max_gap_ms=1000, cooldown_ms=5000, required_none=3)
 
@@ -89,11 +91,46 @@ def test_replaying_the_same_labels_changes_nothing(raw: list[tuple[Any, ...]]) -
 @given(steps)
 def test_the_log_rebuilds_the_machine(raw: list[tuple[Any, ...]]) -> None:
     m, events = apply_all(to_inputs(raw))
-    folded = fold_machine(events, RULES)
+    folded = fold(events, RULES.cooldown_ms)
     assert (folded.counts, folded.session, folded.last_event_id, folded.results) == (
         m.counts, m.session, m.last_event_id, m.results)
     assert [u.event_id for u in folded.undo] == [u.event_id for u in m.undo]
     assert Machine.from_json(m.to_json()) == m
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_folding_the_emitted_log_gives_the_live_machine(raw: list[tuple[Any, ...]]) -> None:
+    """Every change an event stands for is made by the one fold.apply, live and from the log alike."""
+    m, ended, events = Machine(), [], []
+    for inp in to_inputs(raw):
+        try:
+            after, new = transition(m, inp, RULES)
+        except Rejected:
+            continue
+        if any(e.type == "session_started" for e in new) and m.session:
+            ended.append(summarize(m, ended_at=new[0].ts))  # what the state service stores for the old session
+        m, events = after, events + new
+    folded = fold(events, RULES.cooldown_ms)
+    assert (folded.counts, folded.results, folded.undo) == (m.counts, m.results, m.undo)
+    assert (folded.session, folded.session_started_at, folded.session_events) == (
+        m.session, m.session_started_at, m.session_events)
+    assert (folded.last_event_id, folded.last_event_at, folded.has_history) == (
+        m.last_event_id, m.last_event_at, m.has_history)
+    if m.phase == "cooldown":  # entered only by a detection, which the log records with its frame time
+        assert (folded.phase, folded.cooldown_until, folded.detected_at) == ("cooldown", m.cooldown_until,
+                                                                             m.detected_at)
+    assert folded.last_seq <= m.last_seq  # the rebuilt cursor never skips a frame the live one would count
+    # the gateway's summaries (folded from the log) are the ones the state service writes
+    summaries = summarize_sessions(events)
+    assert all(s in summaries for s in ended) and summaries[-1:] == ([summarize(m)] if events else [])
+    if events:  # an export imported into an empty channel restores the session, without the phase
+        restored, imported = transition(Machine(), CommandInput(Command("imp", "c", "import", payload=to_jsonl(
+            events)), 1_800_000_000_000), RULES)
+        assert (restored.counts, restored.results, restored.session, restored.undo) == (
+            m.counts, m.results, m.session, ())
+        assert restored.phase == "ready" and restored.last_seq == -1
+        assert fold(imported, RULES.cooldown_ms).counts == m.counts
 
 
 @settings(max_examples=200, deadline=None)

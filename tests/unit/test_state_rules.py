@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
+from services.common.fold import fold
 from services.common.history import fold_counts
+from services.common.machine import Machine
 from services.common.messages import Command, Counts, Event, Label
 from services.state.rules import (
     CommandInput,
     Input,
     LabelInput,
-    Machine,
     Rejected,
     Rules,
-    fold_machine,
     next_event_id,
     transition,
 )
@@ -354,7 +354,7 @@ def test_folding_the_log_rebuilds_the_machine() -> None:
     r = run([lab(V, 0), lab(V, 250), cmd("adjust", outcome=D, delta=2), cmd("set", counts=Counts(3, 3, 0)),
              cmd("undo"), cmd("new_session"), cmd("adjust", outcome=R, delta=1), lab(N, 20_000), lab(N, 20_250),
              lab(N, 20_500), lab(V, 21_000), lab(V, 21_250)])
-    folded = fold_machine(r.events, RULES)
+    folded = fold(r.events, RULES.cooldown_ms)
     m = r.machine
     assert (folded.counts, folded.session, folded.last_event_id, folded.results) == (
         m.counts, m.session, m.last_event_id, m.results)

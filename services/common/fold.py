@@ -1,0 +1,84 @@
+"""What each event does to a channel's machine: one :func:`apply` for the live rules and the log.
+
+The counting rules decide which events a label or a command produces
+(``services/state/rules.py``); every change those events stand for is made
+here, once, whether the event was just emitted or is read back from the log
+(a lost snapshot rebuilt, an import, the session summaries). So the log
+always rebuilds the machine the rules left behind.
+
+An event carries the counts after it; what it does to the results string,
+the undo stack and the phase follows from its type. The parts of the machine
+that no event records (the streak being built, the run of `none` frames, the
+frame cursor between events) are the rules' alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from services.common.machine import Machine, UndoEntry, apply_results, clear_frames, rearm
+from services.common.messages import OUTCOMES, Event
+
+MAX_UNDO = 50  # undoable events kept per session
+
+
+def apply(m: Machine, ev: Event, cooldown_ms: int | None = None) -> Machine:
+    """The machine after ``ev``.
+
+    ``cooldown_ms`` is the cooldown a detection starts from its frame time;
+    with it the event also moves the phase and the frame cursor (``last_seq``,
+    ``last_captured_at``), so no frame the log names is counted twice. Without
+    it (``None``: an import, whose frame times and seqs are another capture's,
+    or a summary that needs only the counts) they are left alone.
+    """
+    before = m
+    m = replace(
+        m, counts=ev.counts, last_event_id=ev.id or m.last_event_id, last_event_at=ev.ts, updated_at=ev.ts,
+        session_events=m.session_events + 1, has_history=m.has_history or ev.type != "session_started",
+    )
+    if ev.type == "session_started":
+        # the phase carries over: a banner still up when a session starts must not count in the new one
+        m = replace(m, session=ev.session, session_started_at=ev.ts, session_events=1, results="", undo=())
+    elif ev.type in ("detected", "adjusted") and ev.outcome is not None:
+        m = replace(m, results=apply_results(m.results, ev.outcome, ev.delta))
+        m = _push_undo(m, UndoEntry(ev.id, ev.type, ev.outcome, ev.delta, before.counts, ""))
+        if ev.type == "detected" and cooldown_ms is not None and ev.captured_at is not None:
+            m = clear_frames(replace(m, phase="cooldown", cooldown_until=ev.captured_at + cooldown_ms,
+                                     detected_at=ev.captured_at, none_run=0))
+    elif ev.type == "set":
+        results = m.results
+        for outcome in OUTCOMES:  # keep the known results where they still fit
+            results = apply_results(results, outcome, ev.counts.get(outcome) - before.counts.get(outcome))
+        m = _push_undo(replace(m, results=results), UndoEntry(ev.id, "set", None, 0, before.counts, before.results))
+    elif ev.type == "undone":
+        entry = next((u for u in reversed(m.undo) if u.event_id == ev.undoes), None)
+        m = replace(m, undo=tuple(u for u in m.undo if u is not entry))
+        if entry is not None and entry.type == "set":
+            m = replace(m, results=entry.results_before)
+        elif ev.outcome is not None:
+            m = replace(m, results=apply_results(m.results, ev.outcome, ev.delta))
+        if entry is not None and entry.type == "detected":
+            m = rearm(m)  # the detection was wrong: the real result of that match must still count
+    elif ev.type == "imported":
+        m = replace(m, undo=())  # an import is a restore point: no undo across it
+    if cooldown_ms is not None and ev.frame_seq is not None and ev.source == "auto":
+        m = replace(m, last_seq=max(m.last_seq, ev.frame_seq))
+    if cooldown_ms is not None and ev.captured_at is not None:
+        m = replace(m, last_captured_at=max(m.last_captured_at or 0, ev.captured_at))
+    return m
+
+
+def _push_undo(m: Machine, entry: UndoEntry) -> Machine:
+    return replace(m, undo=(*m.undo, entry)[-MAX_UNDO:])
+
+
+def fold(events: Iterable[Event], cooldown_ms: int | None = None, base: Machine | None = None) -> Machine:
+    """The machine an event log leaves (from ``base``, a fresh channel by default); see :func:`apply`."""
+    m = base or Machine()
+    for ev in events:
+        m = apply(m, ev, cooldown_ms)
+    return m
+
+
+__all__ = ["MAX_UNDO", "apply", "fold"]

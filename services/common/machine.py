@@ -1,0 +1,188 @@
+"""A channel's counting state (the state service's machine) and its snapshot encoding.
+
+The machine is what :func:`services.common.fold.apply` builds from the event
+log and what the counting rules (``services/state/rules.py``) decide on. It
+lives in ``services/common`` because the gateway folds the same log into the
+same session summaries (``history.summarize_sessions``), and services import
+only from ``services/common``, never from each other. No Redis, no clock.
+
+A session's *results* are kept as a compact string, one character per match
+in the order they were counted: ``W`` victory, ``L`` defeat, ``D`` draw.
+Positive deltas append results; negative deltas remove the most recent
+results of that outcome (an admin fixing a miscount means "the last one").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from services.common.messages import Counts, EventType, MessageError, Outcome, Phase, StateSnapshot
+
+RESULT_CHARS: dict[Outcome, str] = {"victory": "W", "defeat": "L", "draw": "D"}
+CHAR_OUTCOMES: dict[str, Outcome] = {v: k for k, v in RESULT_CHARS.items()}
+MAX_RESULTS = 1000  # per session; older results are dropped from the string (counts stay exact)
+RECENT = 20  # results shown in the public snapshot
+
+
+# --------------------------------------------------------------------------- results
+
+
+def apply_results(results: str, outcome: Outcome, delta: int) -> str:
+    """Append ``delta`` results of ``outcome`` (or remove the latest ``-delta`` of them)."""
+    char = RESULT_CHARS[outcome]
+    if delta >= 0:
+        results += char * delta
+        return results[-MAX_RESULTS:]
+    chars = list(results)
+    remaining = -delta
+    for i in range(len(chars) - 1, -1, -1):
+        if remaining == 0:
+            break
+        if chars[i] == char:
+            del chars[i]
+            remaining -= 1
+    return "".join(chars)
+
+
+def results_outcomes(results: str) -> tuple[Outcome, ...]:
+    return tuple(CHAR_OUTCOMES[c] for c in results)
+
+
+def current_run(results: str) -> tuple[Outcome | None, int]:
+    """The outcome of the latest run of equal results and its length."""
+    if not results:
+        return None, 0
+    last = results[-1]
+    n = len(results) - len(results.rstrip(last))
+    return CHAR_OUTCOMES[last], n
+
+
+def longest_run(results: str, outcome: Outcome) -> int:
+    char = RESULT_CHARS[outcome]
+    best = run = 0
+    for c in results:
+        run = run + 1 if c == char else 0
+        best = max(best, run)
+    return best
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+@dataclass(frozen=True, slots=True)
+class UndoEntry:
+    """What it takes to revert one counting event."""
+
+    event_id: str
+    type: EventType  # detected | adjusted | set
+    outcome: Outcome | None
+    delta: int
+    counts_before: Counts
+    results_before: str  # only kept for ``set`` (its inverse is not a delta)
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """A channel's full rule state (the snapshot's private ``machine`` field)."""
+
+    session: str = ""
+    session_started_at: int = 0
+    session_events: int = 0
+    counts: Counts = field(default_factory=Counts)
+    results: str = ""
+    phase: Phase = "ready"
+    cooldown_until: int | None = None
+    detected_at: int | None = None  # frame time of the detection that started the cooldown
+    # the run of equal outcome frames in ``ready``
+    frames_outcome: Outcome | None = None
+    frames_len: int = 0
+    frames_last_at: int | None = None
+    frames_min_conf: float = 1.0
+    none_run: int = 0  # consecutive `none` frames in ``waiting_for_none``
+    last_seq: int = -1  # the newest frame with a verdict: the ordering cursor
+    last_error_seq: int = -1  # the newest `error` frame handled (only so that a redelivery changes nothing)
+    last_captured_at: int | None = None
+    last_event_id: str = ""
+    last_event_at: int | None = None
+    has_history: bool = False  # any event other than session_started (import needs an empty channel)
+    undo: tuple[UndoEntry, ...] = ()
+    updated_at: int = 0
+
+    def to_json(self) -> str:
+        # asdict keeps the field order: the same keys, in the same order, as every snapshot written so far
+        return json.dumps({"v": 1, **asdict(self)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Machine:
+        try:
+            raw = json.loads(text)
+            return cls(
+                session=str(raw["session"]),
+                session_started_at=int(raw["session_started_at"]),
+                session_events=int(raw.get("session_events", 0)),
+                counts=Counts(**raw["counts"]),
+                results=str(raw["results"]),
+                phase=raw["phase"],
+                cooldown_until=raw["cooldown_until"],
+                detected_at=raw.get("detected_at"),
+                frames_outcome=raw["frames_outcome"],
+                frames_len=int(raw["frames_len"]),
+                frames_last_at=raw["frames_last_at"],
+                frames_min_conf=float(raw["frames_min_conf"]),
+                none_run=int(raw["none_run"]),
+                last_seq=int(raw["last_seq"]),
+                last_error_seq=int(raw.get("last_error_seq", -1)),
+                last_captured_at=raw["last_captured_at"],
+                last_event_id=str(raw["last_event_id"]),
+                last_event_at=raw["last_event_at"],
+                has_history=bool(raw["has_history"]),
+                undo=tuple(
+                    UndoEntry(str(u["event_id"]), u["type"], u["outcome"], int(u["delta"]),
+                              Counts(**u["counts_before"]), str(u.get("results_before", "")))
+                    for u in raw["undo"]
+                ),
+                updated_at=int(raw.get("updated_at", 0)),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise MessageError(f"state machine snapshot: not valid ({exc})") from None
+
+    def snapshot(self) -> StateSnapshot:
+        """The public view (the snapshot hash's fields the gateway reads)."""
+        run_outcome, run_len = current_run(self.results)
+        return StateSnapshot(
+            counts=self.counts,
+            session=self.session,
+            session_started_at=self.session_started_at,
+            phase=self.phase,
+            cooldown_until=self.cooldown_until if self.phase == "cooldown" else None,
+            last_event_id=self.last_event_id,
+            last_outcome=run_outcome,
+            last_event_at=self.last_event_at,
+            streak_outcome=run_outcome,
+            streak=run_len,
+            recent=results_outcomes(self.results[-RECENT:]),
+            updated_at=self.updated_at,
+        )
+
+
+def clear_frames(m: Machine) -> Machine:
+    """Forget the streak being built in ``ready``."""
+    return replace(m, frames_outcome=None, frames_len=0, frames_last_at=None, frames_min_conf=1.0)
+
+
+def rearm(m: Machine) -> Machine:
+    """Back to ``ready``: the next match can be counted."""
+    return clear_frames(replace(m, phase="ready", none_run=0, cooldown_until=None, detected_at=None))
+
+
+__all__ = [
+    "Machine",
+    "UndoEntry",
+    "apply_results",
+    "clear_frames",
+    "current_run",
+    "longest_run",
+    "rearm",
+    "results_outcomes",
+]
