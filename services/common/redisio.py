@@ -114,25 +114,6 @@ def describe(client: redis.Redis) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
-def publish_health(
-    client: redis.Redis,
-    keys: Keys,
-    channel: str,
-    service: str,
-    fields: Mapping[str, str | int | float | bool],
-    ttl_s: int = 30,
-) -> None:
-    """Write a service's health hash for a channel; it expires if the service dies."""
-    key = keys.health(channel, service)
-    data = {k: (str(int(v)) if isinstance(v, bool) else str(v)) for k, v in fields.items()}
-    data["updated_at"] = str(int(time.time() * 1000))
-    pipe = client.pipeline(transaction=False)
-    pipe.hset(key, mapping=data)  # type: ignore[arg-type]
-    pipe.expire(key, ttl_s)
-    pipe.sadd(keys.channels, channel)
-    pipe.execute()
-
-
 # ---------------------------------------------------------------------------- Redis refusing writes
 
 

@@ -21,11 +21,13 @@ from typing import Any, cast
 
 import redis
 
+from services.common import health
+from services.common.health import StateHealth
 from services.common.history import SessionSummary, session_updates
 from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
 from services.common.machine import Machine
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
-from services.common.redisio import WriteOutage, publish_health, write_refusal
+from services.common.redisio import WriteOutage, write_refusal
 from services.common.settings import Settings
 from services.common.streams import Delivery, GroupConsumer
 from services.state import metrics as M
@@ -434,17 +436,9 @@ class StateWorker:
     def _publish_health(self) -> None:
         for name, ch in self.channels.items():
             m = ch.machine
-            publish_health(self.client, self.keys, name, "state", {
-                "phase": m.phase,
-                "lease_holder": self.holder,
-                "role": "active",
-                "session": m.session,
-                "last_seq": m.last_seq,
-                "victories": m.counts.victories,
-                "defeats": m.counts.defeats,
-                "draws": m.counts.draws,
-                "cooldown_until": m.cooldown_until or 0,
-                "none_run": m.none_run,
-                "buffered": len(ch.buffer),
-                "reorder_skipped": ch.buffer.skipped,
-            })
+            health.publish(self.client, self.keys, name, StateHealth(
+                phase=m.phase, lease_holder=self.holder, role="active", session=m.session, last_seq=m.last_seq,
+                victories=m.counts.victories, defeats=m.counts.defeats, draws=m.counts.draws,
+                cooldown_until=m.cooldown_until or 0, none_run=m.none_run, buffered=len(ch.buffer),
+                reorder_skipped=ch.buffer.skipped,
+            ))
