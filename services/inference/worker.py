@@ -58,12 +58,12 @@ from services.common.streams import Delivery, GroupConsumer, group_backlog
 from services.common.vision import FrameDecodeError
 from services.inference import metrics
 from services.inference.classifier import Classifier, Prediction
+from services.inference.nearmiss import NearMisses
 
 log = logging.getLogger("owc.inference")
 
 HEALTH_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 1.0
-NEAR_MISS_LOG_S = 60.0  # one log line per channel and outcome a minute while a banner is on screen
 LAG_COUNT_LIMIT = 64  # entries counted inside Redis for the lag gauge (each one is a frame)
 # Every worker start (a restart gets a new pid, hence a new name) leaves a consumer in the
 # group. Those idle this long with nothing pending are removed: a live worker polls at least
@@ -132,8 +132,7 @@ class InferenceWorker:
         )
         self._dead_seen = 0
         self._health: dict[str, InferenceHealth] = {}
-        self._near: dict[str, dict[str, str | int | float]] = {}
-        self._near_logged: dict[tuple[str, str], float] = {}
+        self._near = NearMisses()
         self._health_sent: dict[str, float] = {}
         self._next_lag = 0.0
         self._next_prune = 0.0
@@ -372,28 +371,10 @@ class InferenceWorker:
             pipe.set(self.keys.detframe(frame.channel, frame.seq), frame.image, ex=ttl)
             pipe.set(self.keys.detinfo(frame.channel, frame.seq), json.dumps(info, ensure_ascii=False), ex=ttl)
         if pred.near_miss:
-            self._near_miss(frame, pred)
+            self._near.record(frame, pred)
         metrics.FRAMES.inc()
         metrics.LABELS_BY_CLASS[pred.label].inc()
         self._note(frame.channel, pred.label, pred.confidence)
-
-    def _near_miss(self, frame: Frame, pred: Prediction) -> None:
-        """Remember the latest near miss for the health panel; log one line per outcome and minute."""
-        outcome = pred.near_miss or ""
-        reader = pred.stages.get("reader") or {}
-        p = pred.probs.get(outcome, 0.0)
-        self._near[frame.channel] = {
-            "near_miss": outcome, "near_miss_confidence": round(p, 4), "near_miss_seq": frame.seq,
-            "near_miss_at": frame.captured_at, "near_miss_text": str(reader.get("text", ""))[:40],
-        }
-        key = (frame.channel, outcome)
-        now = time.monotonic()
-        if now - self._near_logged.get(key, -1e9) >= NEAR_MISS_LOG_S:
-            self._near_logged[key] = now
-            log.info(
-                "%s: saw %s at %.0f%% (read %r) - not counted; the admin page can count it with one click",
-                frame.channel, outcome.upper(), 100 * p, reader.get("text", ""),
-            )
 
     def _poison(self, pipe: redis.client.Pipeline, delivery: Delivery, reason: str) -> bool:
         """An error label for a malformed frame; True if the caller should ack it.
@@ -442,7 +423,7 @@ class InferenceWorker:
             last_label_at=int(self.clock() * 1000),
             model=self.classifier.model_id,
             worker=self.name,
-        ).model_copy(update=self._near.get(channel, {}))
+        ).model_copy(update=self._near.fields(channel))
 
     def _publish_health(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -1,6 +1,6 @@
 // The admin page. Everything it shows comes from the same API as everyone
 // else's; every change is a JSON POST (same-origin, with the admin token).
-import { COUNT_KEYS, apiBase, channelFromQuery, formatRate, letter, liveStatus, params } from "./common.js";
+import { COUNT_KEYS, apiBase, channelFromQuery, copyInput, formatRate, letter, liveStatus, params } from "./common.js";
 
 const TOKEN_KEY = "owc.adminToken";
 const $ = (id) => document.getElementById(id);
@@ -291,12 +291,7 @@ const overlayUrl = new URL("/overlay", window.location.origin);
 if (channel !== "default") overlayUrl.searchParams.set("channel", channel);
 $("overlay-url").value = overlayUrl.href;
 $("copy").addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText($("overlay-url").value);
-  } catch {
-    $("overlay-url").select();
-    document.execCommand("copy");
-  }
+  await copyInput($("overlay-url"));
   say("overlay URL copied", "ok");
 });
 $("export-csv").href = `${base}/export?format=csv`;

@@ -75,3 +75,13 @@ export function formatRate(rate) {
 export function letter(outcome) {
   return { victory: "W", defeat: "L", draw: "D" }[outcome] || "?";
 }
+
+// Copy an input's text (the Clipboard API needs a secure context; 127.0.0.1 is one, a LAN address is not).
+export async function copyInput(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.select();
+    document.execCommand("copy");
+  }
+}

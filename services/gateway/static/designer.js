@@ -1,6 +1,6 @@
 // The overlay designer on the admin page: pick a look, see it live, copy the URL for OBS.
 // It only builds an /overlay URL (every option is a query parameter the overlay reads).
-import { channelFromQuery } from "./common.js";
+import { channelFromQuery, copyInput } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("designer-form");
@@ -43,14 +43,7 @@ function update() {
 
 form.addEventListener("input", update);
 form.addEventListener("change", update);
-$("designer-copy").addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText($("designer-url").value);
-  } catch {
-    $("designer-url").select();
-    document.execCommand("copy");
-  }
-});
+$("designer-copy").addEventListener("click", () => copyInput($("designer-url")));
 // show the result moment in the preview without touching the counts
 $("designer-flash").addEventListener("click", () => {
   const frame = $("designer-preview").contentWindow;
