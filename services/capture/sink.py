@@ -1,0 +1,177 @@
+"""The frame sink both sources publish through: publisher, back-pressure, health, Redis trouble.
+
+A source (OBS, replay) produces pictures and says what state it is in; the
+sink gets each frame into ``owc:frames`` (:class:`FramePublisher`), says
+whether inference can take more (:class:`BackPressure`), keeps the health
+hash (:class:`HealthReporter`: frames, skips and errors are filled in here)
+and handles a Redis that is down or refuses writes: one log line per cause,
+one when it takes frames again. What a source does meanwhile differs: live
+capture drops the frame (:meth:`FrameSink.publish`), a replay keeps it and
+retries (:meth:`FrameSink.publish_until_stored`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import redis
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_when_event_set
+from tenacity.wait import WaitBaseT, wait_exponential
+
+from services.capture.metrics import CaptureMetrics
+from services.capture.publisher import BackPressure, FramePublisher, HealthReporter, Pressure, now_ms
+from services.common.keys import Keys
+from services.common.messages import Frame, ImageFormat
+from services.common.redisio import write_refusal
+from services.common.settings import CaptureSettings
+
+T = TypeVar("T")
+
+# a replay keeps a frame Redis refused and retries it: 0.2 s, doubling to 5 s
+REPLAY_RETRY = wait_exponential(multiplier=0.2, max=5.0)
+
+
+def _sleeper(stop: threading.Event) -> Callable[[float], None]:
+    """tenacity's sleep, cut short by ``stop``."""
+
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
+
+
+class FrameSink:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        settings: CaptureSettings,
+        metrics: CaptureMetrics,
+        source_kind: str,
+        log: logging.Logger,
+        meanwhile: str,
+        *,
+        backpressure: BackPressure | None = None,
+    ) -> None:
+        """``meanwhile``: what the source does while Redis takes no frames (for the log line)."""
+        self.metrics = metrics
+        self.log = log
+        self.meanwhile = meanwhile
+        self.publisher = FramePublisher(client, keys, settings.channel, settings.frames_maxlen, metrics, source_kind)
+        self.pressure = backpressure or BackPressure(client, keys.frames, settings.max_lag, metrics)
+        self.health = HealthReporter(client, keys, settings.channel)
+        self.health.set(frames_published=0, skipped=0)
+        self.skipped = 0
+        self.redis_failures = 0  # failed publishes
+        self._trouble: str | None = None  # the Redis problem last logged
+
+    # -- health and metrics ----------------------------------------------
+    def report(self, force: bool = False, **fields: str | int | float | bool) -> None:
+        """The source's own state into the health hash (written at most once a second unless forced)."""
+        self.health.update(force=force, **fields)
+
+    def error(self, kind: str, text: str, force: bool = True, **fields: str | int | float | bool) -> None:
+        self.metrics.errors.labels(kind).inc()
+        self.report(force=force, last_error=text, last_error_at=now_ms(), last_error_kind=kind, **fields)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped += n
+        self.metrics.frames_skipped.labels(reason).inc(n)
+        self.health.set(skipped=self.skipped)
+
+    # -- back-pressure ---------------------------------------------------
+    def room(self) -> Pressure:
+        """Whether inference can take another frame (a Redis error says OK: the publish reports it)."""
+        try:
+            return self.pressure.check()
+        except redis.RedisError:
+            return Pressure.OK
+
+    def held(self, held_s: float) -> None:
+        self.report(backpressure=True, held_back_s=round(held_s, 1))
+
+    def released(self, force: bool = False) -> None:
+        self.report(force=force, backpressure=False, held_back_s=0)
+
+    # -- publishing ------------------------------------------------------
+    def publish(
+        self,
+        captured_at: int,
+        image: bytes,
+        fmt: ImageFormat,
+        width: int,
+        height: int,
+        also_set: tuple[str, Mapping[str, str | int]] | None = None,
+    ) -> Frame | None:
+        """Publish one frame; ``None`` when Redis did not take it (counted and logged once per cause)."""
+        try:
+            frame = self.publisher.publish(captured_at, image, fmt, width, height, also_set=also_set)
+        except redis.RedisError as exc:
+            self.metrics.errors.labels("redis").inc()
+            self.redis_failures += 1
+            self.redis_trouble(exc)
+            return None
+        self.pressure.note_published()
+        if self._trouble is not None:
+            self.log.info("Redis takes frames again: publishing again")
+            self._trouble = None
+        self.health.set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=captured_at)
+        return frame
+
+    def publish_until_stored(
+        self,
+        stop: threading.Event,
+        captured_at: int,
+        image: bytes,
+        fmt: ImageFormat,
+        width: int,
+        height: int,
+        also_set: tuple[str, Mapping[str, str | int]] | None = None,
+    ) -> Frame | None:
+        """Publish one frame, retrying while Redis refuses it; ``None`` only when ``stop`` is set."""
+        retrying = Retrying(
+            retry=retry_if_result(lambda frame: frame is None),
+            wait=REPLAY_RETRY,
+            stop=stop_when_event_set(stop),
+            sleep=_sleeper(stop),
+            retry_error_callback=lambda _: None,
+        )
+        frame: Frame | None = retrying(self.publish, captured_at, image, fmt, width, height, also_set)
+        return frame
+
+    def until_redis_writes(
+        self, stop: threading.Event, write: Callable[[], T], doing: str, meanwhile: str, wait: WaitBaseT
+    ) -> T | None:
+        """``write()`` once Redis takes it (retried after each ``wait``); ``None`` only when ``stop`` is set."""
+
+        def trouble(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, redis.RedisError):
+                self.redis_trouble(exc, doing, meanwhile)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(redis.RedisError),
+            wait=wait,
+            stop=stop_when_event_set(stop),
+            sleep=_sleeper(stop),
+            before_sleep=trouble,
+            retry_error_callback=lambda _: None,
+        )
+        result: T | None = retrying(write)
+        return result
+
+    def redis_trouble(self, exc: redis.RedisError, doing: str = "publish frames to", meanwhile: str = "") -> None:
+        """Log a Redis problem when it starts or its cause changes, not on every retry."""
+        cause = write_refusal(exc)
+        trouble = cause or type(exc).__name__
+        if trouble == self._trouble:
+            return
+        meanwhile = meanwhile or self.meanwhile
+        if cause is not None:
+            self.log.warning("Redis cannot write: %s — %s", cause, meanwhile)
+        else:
+            self.log.warning("cannot %s Redis (%s); %s", doing, exc, meanwhile)
+        self._trouble = trouble
