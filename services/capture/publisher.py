@@ -1,8 +1,8 @@
-"""Publishing frames to ``owc:frames``: sequence numbers, trimming, back-pressure, health.
+"""Publishing frames to ``owc:frames``: sequence numbers, trimming, back-pressure.
 
-Shared by the OBS and replay sources; the sources decide *when* to capture,
-this module decides how a frame gets into Redis and whether inference can
-take more.
+The parts of the :class:`~services.capture.sink.FrameSink` both sources
+publish through: the sources decide *when* to capture, this module decides
+how a frame gets into Redis and whether inference can take more.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from enum import Enum
 import redis
 
 from services.capture.metrics import CaptureMetrics
-from services.common import health
-from services.common.health import CaptureHealth
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame, ImageFormat
 from services.common.streams import GroupBacklog, group_backlog
@@ -268,38 +266,3 @@ class BackPressure:
         over = self.projected() > self.max_lag
         self._track_held(now, over)
         return Pressure.OVER if over else Pressure.OK
-
-
-class HealthReporter:
-    """Writes ``owc:health:{channel}:capture`` at most once a second (or when forced)."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        keys: Keys,
-        channel: str,
-        interval_s: float = 1.0,
-        ttl_s: int = 30,
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.channel = channel
-        self.interval_s = interval_s
-        self.ttl_s = ttl_s
-        self.record = CaptureHealth()
-        self._last = float("-inf")
-
-    def set(self, **fields: str | int | float | bool) -> None:
-        """Change the record without writing it (the next :meth:`update` does)."""
-        self.record = self.record.model_copy(update=fields)
-
-    def update(self, force: bool = False, **fields: str | int | float | bool) -> None:
-        self.set(**fields)
-        now = time.monotonic()
-        if not force and now - self._last < self.interval_s:
-            return
-        try:
-            health.publish(self.client, self.keys, self.channel, self.record, ttl_s=self.ttl_s)
-            self._last = now
-        except redis.RedisError as exc:
-            log.debug("cannot write health (%s)", exc)

@@ -3,17 +3,19 @@
 A source (OBS, replay) produces pictures and says what state it is in; the
 sink gets each frame into ``owc:frames`` (:class:`FramePublisher`), says
 whether inference can take more (:class:`BackPressure`), keeps the health
-hash (:class:`HealthReporter`: frames, skips and errors are filled in here)
-and handles a Redis that is down or refuses writes: one log line per cause,
-one when it takes frames again. What a source does meanwhile differs: live
-capture drops the frame (:meth:`FrameSink.publish`), a replay keeps it and
-retries (:meth:`FrameSink.publish_until_stored`).
+hash ``owc:health:{channel}:capture`` (frames, skips and errors are filled
+in here; written at most once a second unless forced) and handles a Redis
+that is down or refuses writes: one log line per cause, one when it takes
+frames again. What a source does meanwhile differs: live capture drops the
+frame (:meth:`FrameSink.publish`), a replay keeps it and retries
+(:meth:`FrameSink.publish_until_stored`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -22,7 +24,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if
 from tenacity.wait import WaitBaseT, wait_exponential
 
 from services.capture.metrics import CaptureMetrics
-from services.capture.publisher import BackPressure, FramePublisher, HealthReporter, Pressure, now_ms
+from services.capture.publisher import BackPressure, FramePublisher, Pressure, now_ms
+from services.common import health
+from services.common.health import CaptureHealth
 from services.common.keys import Keys
 from services.common.messages import Frame, ImageFormat
 from services.common.redisio import write_refusal
@@ -55,23 +59,41 @@ class FrameSink:
         meanwhile: str,
         *,
         backpressure: BackPressure | None = None,
+        health_interval_s: float = 1.0,
+        health_ttl_s: int = 30,
     ) -> None:
         """``meanwhile``: what the source does while Redis takes no frames (for the log line)."""
+        self.client = client
+        self.keys = keys
+        self.channel = settings.channel
         self.metrics = metrics
         self.log = log
         self.meanwhile = meanwhile
         self.publisher = FramePublisher(client, keys, settings.channel, settings.frames_maxlen, metrics, source_kind)
         self.pressure = backpressure or BackPressure(client, keys.frames, settings.max_lag, metrics)
-        self.health = HealthReporter(client, keys, settings.channel)
-        self.health.set(frames_published=0, skipped=0)
+        self.health = CaptureHealth(frames_published=0, skipped=0)
+        self.health_interval_s = health_interval_s
+        self.health_ttl_s = health_ttl_s
+        self._health_written = float("-inf")
         self.skipped = 0
         self.redis_failures = 0  # failed publishes
         self._trouble: str | None = None  # the Redis problem last logged
 
     # -- health and metrics ----------------------------------------------
+    def _set(self, **fields: str | int | float | bool) -> None:
+        self.health = self.health.model_copy(update=fields)
+
     def report(self, force: bool = False, **fields: str | int | float | bool) -> None:
         """The source's own state into the health hash (written at most once a second unless forced)."""
-        self.health.update(force=force, **fields)
+        self._set(**fields)
+        now = time.monotonic()
+        if not force and now - self._health_written < self.health_interval_s:
+            return
+        try:
+            health.publish(self.client, self.keys, self.channel, self.health, ttl_s=self.health_ttl_s)
+            self._health_written = now
+        except redis.RedisError as exc:
+            self.log.debug("cannot write health (%s)", exc)
 
     def error(self, kind: str, text: str, force: bool = True, **fields: str | int | float | bool) -> None:
         self.metrics.errors.labels(kind).inc()
@@ -80,7 +102,7 @@ class FrameSink:
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped += n
         self.metrics.frames_skipped.labels(reason).inc(n)
-        self.health.set(skipped=self.skipped)
+        self._set(skipped=self.skipped)
 
     # -- back-pressure ---------------------------------------------------
     def room(self) -> Pressure:
@@ -118,7 +140,7 @@ class FrameSink:
         if self._trouble is not None:
             self.log.info("Redis takes frames again: publishing again")
             self._trouble = None
-        self.health.set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=captured_at)
+        self._set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=captured_at)
         return frame
 
     def publish_until_stored(
