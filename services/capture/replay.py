@@ -244,8 +244,8 @@ class ReplaySource:
     ) -> bool:
         """Publish one frame (and the progress it makes, atomically), waiting out Redis outages."""
         cfg = self.cfg
-        frame = self.sink.publish_until_stored(
-            stop, captured_at, image, cfg.image_format, cfg.width, cfg.height, also_set=(self.progress_key, progress)
+        frame = self.sink.publish(
+            captured_at, image, cfg.image_format, cfg.width, cfg.height, (self.progress_key, progress), retry_until=stop
         )
         if frame is None:
             return False

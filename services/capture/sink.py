@@ -7,8 +7,7 @@ hash ``owc:health:{channel}:capture`` (frames, skips and errors are filled
 in here; written at most once a second unless forced) and handles a Redis
 that is down or refuses writes: one log line per cause, one when it takes
 frames again. What a source does meanwhile differs: live capture drops the
-frame (:meth:`FrameSink.publish`), a replay keeps it and retries
-(:meth:`FrameSink.publish_until_stored`).
+frame, a replay keeps it and retries (:meth:`FrameSink.publish`).
 """
 
 from __future__ import annotations
@@ -127,8 +126,24 @@ class FrameSink:
         width: int,
         height: int,
         also_set: tuple[str, Mapping[str, str | int]] | None = None,
+        *,
+        retry_until: threading.Event | None = None,
     ) -> Frame | None:
-        """Publish one frame; ``None`` when Redis did not take it (counted and logged once per cause)."""
+        """Publish one frame; ``None`` when Redis did not take it (counted, logged once per cause).
+
+        With ``retry_until`` the frame is kept and retried (:data:`REPLAY_RETRY`)
+        until Redis takes it; ``None`` then means the event was set.
+        """
+        if retry_until is not None:
+            retrying = Retrying(
+                retry=retry_if_result(lambda frame: frame is None),
+                wait=REPLAY_RETRY,
+                stop=stop_when_event_set(retry_until),
+                sleep=_sleeper(retry_until),
+                retry_error_callback=lambda _: None,
+            )
+            kept: Frame | None = retrying(self.publish, captured_at, image, fmt, width, height, also_set)
+            return kept
         try:
             frame = self.publisher.publish(captured_at, image, fmt, width, height, also_set=also_set)
         except redis.RedisError as exc:
@@ -141,27 +156,6 @@ class FrameSink:
             self.log.info("Redis takes frames again: publishing again")
             self._trouble = None
         self._set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=captured_at)
-        return frame
-
-    def publish_until_stored(
-        self,
-        stop: threading.Event,
-        captured_at: int,
-        image: bytes,
-        fmt: ImageFormat,
-        width: int,
-        height: int,
-        also_set: tuple[str, Mapping[str, str | int]] | None = None,
-    ) -> Frame | None:
-        """Publish one frame, retrying while Redis refuses it; ``None`` only when ``stop`` is set."""
-        retrying = Retrying(
-            retry=retry_if_result(lambda frame: frame is None),
-            wait=REPLAY_RETRY,
-            stop=stop_when_event_set(stop),
-            sleep=_sleeper(stop),
-            retry_error_callback=lambda _: None,
-        )
-        frame: Frame | None = retrying(self.publish, captured_at, image, fmt, width, height, also_set)
         return frame
 
     def until_redis_writes(
