@@ -200,6 +200,8 @@ class ReplaySource:
         announced = False
         while not stop.is_set():
             state = self.sink.room()
+            if state is None:  # Redis cannot say: the publish reports it and retries
+                break
             if state is Pressure.OK:
                 self._unread_without_group = 0
                 self._no_group_since = None

@@ -104,12 +104,12 @@ class FrameSink:
         self._set(skipped=self.skipped)
 
     # -- back-pressure ---------------------------------------------------
-    def room(self) -> Pressure:
-        """Whether inference can take another frame (a Redis error says OK: the publish reports it)."""
+    def room(self) -> Pressure | None:
+        """Whether inference can take another frame; ``None`` when Redis cannot say (the publish reports why)."""
         try:
             return self.pressure.check()
         except redis.RedisError:
-            return Pressure.OK
+            return None
 
     def held(self, held_s: float) -> None:
         self.report(backpressure=True, held_back_s=round(held_s, 1))
