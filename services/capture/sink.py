@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_when_event_set
@@ -37,13 +37,14 @@ T = TypeVar("T")
 REPLAY_RETRY = wait_exponential(multiplier=0.2, max=5.0)
 
 
-def _sleeper(stop: threading.Event) -> Callable[[float], None]:
-    """tenacity's sleep, cut short by ``stop``."""
+def _retrying(stop: threading.Event, wait: WaitBaseT, **options: Any) -> Retrying:
+    """tenacity, cut short by ``stop`` (the call then returns ``None``)."""
 
     def sleep(seconds: float) -> None:
         stop.wait(seconds)
 
-    return sleep
+    return Retrying(wait=wait, stop=stop_when_event_set(stop), sleep=sleep, retry_error_callback=lambda _: None,
+                    **options)
 
 
 class FrameSink:
@@ -135,13 +136,7 @@ class FrameSink:
         until Redis takes it; ``None`` then means the event was set.
         """
         if retry_until is not None:
-            retrying = Retrying(
-                retry=retry_if_result(lambda frame: frame is None),
-                wait=REPLAY_RETRY,
-                stop=stop_when_event_set(retry_until),
-                sleep=_sleeper(retry_until),
-                retry_error_callback=lambda _: None,
-            )
+            retrying = _retrying(retry_until, REPLAY_RETRY, retry=retry_if_result(lambda frame: frame is None))
             kept: Frame | None = retrying(self.publish, captured_at, image, fmt, width, height, also_set)
             return kept
         try:
@@ -168,14 +163,7 @@ class FrameSink:
             if isinstance(exc, redis.RedisError):
                 self.redis_trouble(exc, doing, meanwhile)
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(redis.RedisError),
-            wait=wait,
-            stop=stop_when_event_set(stop),
-            sleep=_sleeper(stop),
-            before_sleep=trouble,
-            retry_error_callback=lambda _: None,
-        )
+        retrying = _retrying(stop, wait, retry=retry_if_exception_type(redis.RedisError), before_sleep=trouble)
         result: T | None = retrying(write)
         return result
 
