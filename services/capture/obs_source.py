@@ -11,7 +11,15 @@ encoding that follows).
 
 Failures never end the loop: each gets one readable log line (repeated only
 when it changes), a counter, and the health hash
-``owc:health:{channel}:capture``; then capture goes on or reconnects.
+``owc:health:{channel}:capture``; then capture goes on or reconnects. What
+each failure means and how long to wait after it is one row of
+:data:`services.capture.obs_errors.PROBLEMS`; frames go through the shared
+:class:`~services.capture.sink.FrameSink`.
+
+The reconnect loop keeps its own backoff rather than a retry library's: the
+wait is chosen per failure (row) and the doubling restarts with every
+session that connected, which a session lasting hours then dropping is not
+"attempt 2" of anything; and the health hash is refreshed while waiting.
 """
 
 from __future__ import annotations
@@ -21,49 +29,32 @@ import binascii
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import redis
 
 from services.capture.metrics import CaptureMetrics
+from services.capture.obs_errors import PROBLEMS, STATUS_RESOURCE_NOT_FOUND, Backoffs, Problem, ProblemKey
 from services.capture.obsclient import (
-    STATUS_INVALID_RESOURCE_TYPE,
-    STATUS_NOT_READY,
-    STATUS_REQUEST_PROCESSING_FAILED,
-    STATUS_RESOURCE_NOT_FOUND,
     ObsClosedError,
     ObsError,
-    ObsExitingError,
     ObsRequestClient,
     ObsRequestError,
     ObsTimeoutError,
     describe_sources,
 )
-from services.capture.publisher import (
-    BackPressure,
-    FramePublisher,
-    HealthReporter,
-    ImageError,
-    Pressure,
-    image_size,
-    now_ms,
-)
+from services.capture.publisher import BackPressure, ImageError, Pressure, image_size, now_ms
+from services.capture.sink import FrameSink
 from services.common.keys import Keys
-from services.common.redisio import write_refusal
 from services.common.settings import CaptureSettings, ObsSettings
 
 log = logging.getLogger("owc.capture.obs")
 
+__all__ = ["Backoffs", "ObsSource", "decode_image_data"]
 
-@dataclass(frozen=True)
-class Backoffs:
-    """Waits between connection attempts, by what went wrong (seconds)."""
-
-    connect_initial: float = 0.25
-    connect_max: float = 2.0  # keeps "resume within 5 s of OBS being back"
-    auth: float = 15.0  # wrong password: someone has to fix the setting
-    kicked: float = 30.0  # the user kicked us: do not hammer
-    config_error: float = 2.0  # 600/602: retry the screenshot this often, not every interval
+# the connection-level rows; any other failure while connecting reads as a lost connection
+CONNECTION_PROBLEMS: frozenset[ProblemKey] = frozenset(
+    key for key, problem in PROBLEMS.items() if problem.state is not None
+)
 
 
 class ObsSource:
@@ -80,97 +71,64 @@ class ObsSource:
     ) -> None:
         self.obs = obs
         self.cfg = settings
-        self.redis = client
-        self.keys = keys
         self.metrics = metrics
         self.backoffs = backoffs or Backoffs()
-        self.publisher = FramePublisher(client, keys, settings.channel, settings.frames_maxlen, metrics, "obs")
-        self.pressure = backpressure or BackPressure(client, keys.frames, settings.max_lag, metrics)
-        self.health = HealthReporter(client, keys, settings.channel)
-        self.skipped = 0
+        self.sink = FrameSink(
+            client, keys, settings, metrics, "obs", log, "dropping frames until it is back", backpressure=backpressure
+        )
+        self.publisher = self.sink.publisher
         self.connects = 0  # successful connections (tests, bench)
         self._problem: str | None = None  # the last logged problem, to log each change once
-        self._connect_delay = self.backoffs.connect_initial
+        self._problem_text = ""
+        self._failures = 0  # connection failures since the last session that connected
         self._render_failures = 0
         self._in_backpressure = False
-        self._redis_down = False
         self._source_label = obs.source or "(program scene)"
-        self._health(force=True, obs_connected=False, last_error="", state="starting")
+        self.sink.report(force=True, source=self._source_label, obs_connected=False, last_error="", state="starting")
 
-    # -- reporting -----------------------------------------------------
-    def _health(self, force: bool = False, **fields: str | int | float | bool) -> None:
-        self.health.update(
-            force=force,
-            source=self._source_label,
-            frames_published=self.publisher.published,
-            skipped=self.skipped,
-            last_seq=self.publisher.last_seq or 0,
-            last_frame_at=self.publisher.last_captured_at or 0,
-            **fields,
-        )
+    @property
+    def skipped(self) -> int:
+        return self.sink.skipped
 
-    def _problem_once(self, key: str, level: int, message: str, *args: object) -> None:
-        """Log a problem when it starts or changes, not on every retry."""
-        if self._problem != key:
-            log.log(level, message, *args)
-            self._problem = key
-
-    def _error(self, kind: str, text: str, force: bool = True) -> None:
-        self.metrics.errors.labels(kind).inc()
-        self._health(force=force, last_error=text, last_error_at=now_ms(), last_error_kind=kind)
-
-    def _skip(self, reason: str, n: int = 1) -> None:
-        self.skipped += n
-        self.metrics.frames_skipped.labels(reason).inc(n)
-
-    # -- connection ----------------------------------------------------
     @property
     def where(self) -> str:
         return f"ws://{self.obs.host}:{self.obs.port}"
 
+    # -- reporting -----------------------------------------------------
+    def _report(
+        self, key: str, problem: Problem, wait: float, force: bool = True,
+        fields: dict[str, str | int | float | bool] | None = None, **values: object,
+    ) -> None:
+        """Log a problem when it starts or changes (not on every retry), count it, show it in the health hash."""
+        new = self._problem != key
+        if new:
+            self._problem_text = problem.message(where=self.where, **values)
+            then = problem.then.format(wait=wait, max=self.backoffs.connect_max)
+            log.log(problem.level, "%s%s", self._problem_text, then)
+            self._problem = key
+        fields = dict(fields or {})
+        if problem.state is not None:
+            fields.update(state=problem.state, obs_connected=False)
+        self.sink.error(problem.kind, self._problem_text, force=force or new, **fields)
+
+    # -- connection ----------------------------------------------------
     def _connect(self) -> ObsRequestClient:
         password = self.obs.password.get_secret_value() if self.obs.password else ""
         return ObsRequestClient(self.obs.host, self.obs.port, password, self.obs.timeout_s)
 
     def _on_connection_failure(self, exc: ObsError) -> float:
         """Log/count a failed or lost connection; return how long to wait."""
-        kind = exc.kind
+        key = exc.problem if exc.problem in CONNECTION_PROBLEMS else "closed"
+        problem = PROBLEMS[key]
+        if problem.backoff == "restart":
+            self._failures = 0
+        wait = self.backoffs.delay(problem.backoff, self._failures)
+        if problem.backoff == "doubling":
+            self._failures += 1
         self.metrics.obs_connected.set(0)
-        self.health.set(obs_connected=False)
-        if kind == "auth":
-            text = (
-                f"OBS at {self.where} refused the password (obs.password / OWC_OBS__PASSWORD is wrong"
-                f"{' or empty' if not self.obs.password else ''}; see OBS → Tools → WebSocket Server Settings)"
-            )
-            self._problem_once("auth", logging.ERROR, "%s; retrying every %.0fs", text, self.backoffs.auth)
-            self._error("auth", text)
-            self._health(force=True, state="auth_failed")
-            return self.backoffs.auth
-        if kind == "kicked":
-            text = f"OBS at {self.where} ended this session (kicked, close code 4011)"
-            self._problem_once("kicked", logging.WARNING, "%s; reconnecting in %.0fs", text, self.backoffs.kicked)
-            self._error("kicked", text)
-            self._health(force=True, state="kicked")
-            return self.backoffs.kicked
-        if isinstance(exc, ObsExitingError):
-            text = f"OBS at {self.where} is closing (ExitStarted)"
-            self._problem_once("exiting", logging.WARNING, "%s; reconnecting when it is back", text)
-            self._error("closed", text)
-            self._health(force=True, state="reconnecting")
-            self._connect_delay = self.backoffs.connect_initial
-            return self._connect_delay
-        delay = self._connect_delay
-        self._connect_delay = min(self._connect_delay * 2, self.backoffs.connect_max)
-        if kind == "connect":
-            text = f"OBS is not reachable at {self.where} ({exc}); is OBS running with its WebSocket server enabled?"
-            self._problem_once("connect", logging.WARNING, "%s Retrying every %.1fs at most", text,
-                               self.backoffs.connect_max)
-        else:
-            text = f"lost the connection to OBS at {self.where} ({exc})"
-            self._problem_once("closed:" + type(exc).__name__, logging.WARNING, "%s; reconnecting", text)
-        self._error(kind, text, force=self._problem != "connect" or self.health.record.state != "reconnecting")
-        self._health(force=True, state="reconnecting")
-        return delay
+        or_empty = "" if self.obs.password else " or empty"
+        self._report(str(key), problem, wait, error=exc, or_empty=or_empty)
+        return wait
 
     def _wait(self, stop: threading.Event, delay: float) -> None:
         """Wait before reconnecting, keeping the health hash (TTL 30 s) alive meanwhile."""
@@ -179,7 +137,7 @@ class ObsSource:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or stop.wait(min(remaining, 5.0)):
                 return
-            self._health(force=True)
+            self.sink.report(force=True)
 
     # -- the loop ------------------------------------------------------
     def run(self, stop: threading.Event, max_messages: int | None = None) -> None:
@@ -203,19 +161,18 @@ class ObsSource:
                 self._wait(stop, self._on_connection_failure(exc))
                 continue
             self.connects += 1
-            self._connect_delay = self.backoffs.connect_initial
+            self._failures = 0
             try:
                 self._on_connected(conn)
                 self._capture(conn, stop, max_messages)
             except ObsError as exc:
                 delay = self._on_connection_failure(exc)
-                self.metrics.obs_connected.set(0)
                 conn.disconnect()
                 self._wait(stop, delay)
                 continue
             self.metrics.obs_connected.set(0)
             conn.disconnect()
-        self._health(force=True, obs_connected=False, state="stopped")
+        self.sink.report(force=True, obs_connected=False, state="stopped")
         log.info(
             "capture stopped: %d frames published (last seq %s), %d slots skipped",
             self.publisher.published,
@@ -230,7 +187,7 @@ class ObsSource:
         except ObsRequestError:
             obs_version = "?"
         if not self.obs.source:
-            conn.program_scene = str(conn.request("GetCurrentProgramScene").get("currentProgramSceneName", ""))
+            self._look_up_program_scene(conn)
         log.info(
             "connected to OBS %s (obs-websocket %s) at %s; capturing %s",
             obs_version,
@@ -240,10 +197,11 @@ class ObsSource:
         )
         self._problem = None
         self.metrics.obs_connected.set(1)
-        self._health(force=True, obs_connected=True, state="connected", obs_version=obs_version, last_error="")
+        self.sink.report(force=True, obs_connected=True, state="connected", obs_version=obs_version, last_error="")
 
-    def _source_name(self, conn: ObsRequestClient) -> str:
-        return self.obs.source or conn.program_scene or ""
+    @staticmethod
+    def _look_up_program_scene(conn: ObsRequestClient) -> None:
+        conn.program_scene = str(conn.request("GetCurrentProgramScene").get("currentProgramSceneName", ""))
 
     def _capture(self, conn: ObsRequestClient, stop: threading.Event, max_messages: int | None) -> None:
         interval = self.cfg.interval_ms / 1000.0
@@ -260,29 +218,30 @@ class ObsSource:
             if now > due:
                 missed = int((now - due) // interval) + 1
                 if wait_after <= interval:  # overran because OBS (or Redis) was slow
-                    self._skip("obs_slow", missed)
+                    self.sink.skip("obs_slow", missed)
                 due += missed * interval
-            self._health(obs_connected=True)
+            self.sink.report(obs_connected=True)
 
-    def _one_slot(self, conn: ObsRequestClient) -> float:
-        """Take and publish one screenshot; return the minimum wait before the next try."""
-        try:
-            state = self.pressure.check()
-        except redis.RedisError:
-            state = Pressure.OK  # the publish will say what is wrong with Redis
-        if state is Pressure.OVER:
-            self._skip("backpressure")
+    def _room(self) -> bool:
+        """Whether inference can take a frame; while it cannot, the slot is skipped (a live frame would be stale)."""
+        if self.sink.room() is Pressure.OVER:
+            self.sink.skip("backpressure")
             if not self._in_backpressure:
-                log.info("inference is behind (%s): skipping captures", self.pressure.describe())
+                log.info("inference is behind (%s): skipping captures", self.sink.pressure.describe())
                 self._in_backpressure = True
-            self._health(backpressure=True, held_back_s=round(self.pressure.held_s, 1))
-            return 0.0
+            self.sink.held(self.sink.pressure.held_s)
+            return False
         if self._in_backpressure:
             log.info("inference caught up: capturing again")
             self._in_backpressure = False
-            self._health(backpressure=False, held_back_s=0)
+            self.sink.released()
+        return True
 
-        source = self._source_name(conn)
+    def _one_slot(self, conn: ObsRequestClient) -> float:
+        """Take and publish one screenshot; return the minimum wait before the next try."""
+        if not self._room():
+            return 0.0
+        source = self.obs.source or conn.program_scene or ""
         captured_at = now_ms()
         started = time.perf_counter()
         try:
@@ -297,106 +256,51 @@ class ObsSource:
                 },
             )
         except ObsRequestError as exc:
+            self.sink.skip("error")
             return self._request_failed(conn, source, exc)
         except ObsTimeoutError as exc:
             # the late answer would arrive as the next request's: start afresh
-            self._skip("error")
+            self.sink.skip("error")
             raise ObsClosedError(None, str(exc)) from None
-        rtt = time.perf_counter() - started
-        self.metrics.screenshot_seconds.observe(rtt)
+        self.metrics.screenshot_seconds.observe(time.perf_counter() - started)
 
         try:
             image = decode_image_data(response.get("imageData"))
             fmt, width, height = image_size(image)
         except (ValueError, ImageError) as exc:
-            self._skip("error")
-            text = f"OBS sent a screenshot of {source!r} that cannot be read ({exc})"
-            self._problem_once("decode", logging.WARNING, "%s", text)
-            self._error("decode", text)
-            return 0.0
-        try:
-            self.publisher.publish(captured_at, image, fmt, width, height)
-            self.pressure.note_published()
-        except redis.RedisError as exc:
-            self._skip("error")
-            self.metrics.errors.labels("redis").inc()
-            if not self._redis_down:
-                cause = write_refusal(exc)
-                if cause is not None:
-                    log.warning("Redis cannot write: %s — capture drops frames until it can", cause)
-                else:
-                    log.warning("cannot publish frames to Redis (%s); dropping frames until it is back", exc)
-                self._redis_down = True
+            self.sink.skip("error")
+            return self._screenshot_problem("decode", source, error=exc)
+        if self.sink.publish(captured_at, image, fmt, width, height) is None:
+            self.sink.skip("error")
             return 0.5
-        if self._redis_down:
-            log.info("Redis is back: publishing frames again")
-            self._redis_down = False
         if self._problem is not None:
             log.info("capturing %r again (seq %d)", source, self.publisher.last_seq)
             self._problem = None
             self._render_failures = 0
-            self._health(force=True, last_error="")
+            self.sink.report(force=True, last_error="")
         return 0.0
 
     def _request_failed(self, conn: ObsRequestClient, source: str, exc: ObsRequestError) -> float:
-        self._skip("error")
-        code = exc.code
-        if code == STATUS_RESOURCE_NOT_FOUND:
-            if not self.obs.source:
-                # the program scene was renamed or removed: look it up again
-                conn.program_scene = str(
-                    conn.request("GetCurrentProgramScene").get("currentProgramSceneName", "")
-                )
-                if conn.program_scene and conn.program_scene != source:
-                    return 0.0
-            key = f"600:{source}"
-            if self._problem != key:
-                text = (
-                    f"OBS has no source named {source!r} (600); the sources that exist are "
-                    f"{describe_sources(conn)}. Set obs.source (OWC_OBS__SOURCE) to one of them, "
-                    "or leave it empty to capture the program scene"
-                )
-                log.error("%s", text)
-                self._problem = key
-                self._error("source_missing", text)
-            else:
-                self.metrics.errors.labels("source_missing").inc()
-            return self.backoffs.config_error
-        if code == STATUS_INVALID_RESOURCE_TYPE:
-            text = (
-                f"OBS source {source!r} is not a video source (602: {exc.comment or 'e.g. an audio input'}); "
-                "point obs.source at a scene or a video input"
-            )
-            if self._problem != f"602:{source}":
-                log.error("%s", text)
-                self._problem = f"602:{source}"
-                self._error("not_video", text)
-            else:
-                self.metrics.errors.labels("not_video").inc()
-            return self.backoffs.config_error
-        if code == STATUS_REQUEST_PROCESSING_FAILED:
+        if exc.code == STATUS_RESOURCE_NOT_FOUND and not self.obs.source:
+            # the program scene was renamed or removed: look it up again
+            self._look_up_program_scene(conn)
+            if conn.program_scene and conn.program_scene != source:
+                return 0.0
+        key = f"{exc.problem}:{source}"
+        # the sources that exist (two more requests) only for the log line, when the problem is new
+        sources = describe_sources(conn) if exc.code == STATUS_RESOURCE_NOT_FOUND and self._problem != key else ""
+        return self._screenshot_problem(exc.problem, source, code=exc.code, comment=exc.comment, sources=sources)
+
+    def _screenshot_problem(self, key: ProblemKey, source: str, **values: object) -> float:
+        """Report a failed screenshot (the connection stays); return the wait before the next one."""
+        problem = PROBLEMS[key]
+        fields: dict[str, str | int | float | bool] = {}
+        if problem.kind == "render_failed":
             self._render_failures += 1
-            text = (
-                f"OBS could not render {source!r} (702: {exc.comment or 'render failed'}); "
-                "e.g. a game capture that is not hooked yet. Counting and retrying"
-            )
-            self._problem_once(f"702:{source}", logging.WARNING, "%s", text)
-            self.metrics.errors.labels("render_failed").inc()
-            self._health(
-                force=self._render_failures == 1,
-                last_error=text,
-                last_error_kind="render_failed",
-                render_failures=self._render_failures,
-            )
-            return 0.0
-        if code == STATUS_NOT_READY:
-            self._problem_once("207", logging.INFO, "OBS is not ready yet (207); retrying")
-            self.metrics.errors.labels("request").inc()
-            return 0.5
-        text = f"GetSourceScreenshot of {source!r} failed: code {code} ({exc.comment})"
-        self._problem_once(f"{code}:{source}", logging.ERROR, "%s", text)
-        self._error("request", text)
-        return self.backoffs.config_error
+            fields["render_failures"] = self._render_failures
+        wait = self.backoffs.delay(problem.backoff)
+        self._report(f"{key}:{source}", problem, wait, False, fields, source=source, **values)
+        return wait
 
 
 def decode_image_data(data: object) -> bytes:

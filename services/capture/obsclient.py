@@ -10,8 +10,9 @@ helpers, but three of its habits do not suit a long-running capture:
   matches ``requestId`` and a timeout ends the connection;
 * a refused password or a kick only shows up as "failed to identify": we
   read the close frame and raise with its code (4009 wrong password, 4011
-  kicked), and events (``ExitStarted``, program scene changes) that arrive
-  between responses are handled instead of being mistaken for responses.
+  kicked; what each code means is in :mod:`services.capture.obs_errors`),
+  and events (``ExitStarted``, program scene changes) that arrive between
+  responses are handled instead of being mistaken for responses.
 
 One client per thread: nothing here is locked.
 """
@@ -35,20 +36,13 @@ from obsws_python.error import OBSSDKError, OBSSDKRequestError
 from obsws_python.util import as_dataclass
 from websocket import ABNF, WebSocketException, WebSocketTimeoutException
 
+from services.capture.obs_errors import CLOSE_AUTH_FAILED, CLOSE_SESSION_INVALIDATED, PROBLEMS, ProblemKey
+
 log = logging.getLogger("owc.capture.obs")
 
 # obs-websocket 5 event subscription bits (General: ExitStarted; Scenes: program scene changes)
 SUB_GENERAL = 1 << 0
 SUB_SCENES = 1 << 2
-
-# obs-websocket 5 WebSocketCloseCode values we react to
-CLOSE_AUTH_FAILED = 4009
-CLOSE_SESSION_INVALIDATED = 4011  # kicked by the user
-# RequestStatus codes
-STATUS_NOT_READY = 207
-STATUS_RESOURCE_NOT_FOUND = 600
-STATUS_INVALID_RESOURCE_TYPE = 602
-STATUS_REQUEST_PROCESSING_FAILED = 702
 
 
 def auth_response(password: str, salt: str, challenge: str) -> str:
@@ -58,23 +52,29 @@ def auth_response(password: str, salt: str, challenge: str) -> str:
 
 
 class ObsError(Exception):
-    kind = "request"
+    """Names its row in :data:`~services.capture.obs_errors.PROBLEMS` (``problem``); ``kind`` comes from there."""
+
+    problem: ProblemKey = "request"
+
+    @property
+    def kind(self) -> str:
+        return PROBLEMS[self.problem].kind
 
 
 class ObsConnectError(ObsError):
     """Nothing (or no obs-websocket) answers at host:port."""
 
-    kind = "connect"
+    problem = "connect"
 
 
 class ObsAuthError(ObsError):
     """Password missing or refused."""
 
-    kind = "auth"
+    problem = CLOSE_AUTH_FAILED
 
 
 class ObsTimeoutError(ObsError):
-    kind = "timeout"
+    problem = "timeout"
 
 
 class ObsClosedError(ObsError):
@@ -83,21 +83,14 @@ class ObsClosedError(ObsError):
     def __init__(self, code: int | None, reason: str) -> None:
         self.code = code
         self.reason = reason
+        self.problem = code if code in (CLOSE_AUTH_FAILED, CLOSE_SESSION_INVALIDATED) else "closed"
         super().__init__(f"connection closed (code {code}: {reason})" if code else f"connection lost ({reason})")
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]
-        if self.code == CLOSE_AUTH_FAILED:
-            return "auth"
-        if self.code == CLOSE_SESSION_INVALIDATED:
-            return "kicked"
-        return "closed"
 
 
 class ObsExitingError(ObsError):
     """OBS announced it is closing (``ExitStarted``)."""
 
-    kind = "closed"
+    problem = "exiting"
 
 
 class ObsRequestError(OBSSDKRequestError, ObsError):  # type: ignore[misc]
@@ -106,14 +99,7 @@ class ObsRequestError(OBSSDKRequestError, ObsError):  # type: ignore[misc]
     def __init__(self, req_name: str, code: int, comment: str | None) -> None:
         super().__init__(req_name, code, comment)
         self.comment = comment or ""
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]
-        return {
-            STATUS_RESOURCE_NOT_FOUND: "source_missing",
-            STATUS_INVALID_RESOURCE_TYPE: "not_video",
-            STATUS_REQUEST_PROCESSING_FAILED: "render_failed",
-        }.get(self.code, "request")
+        self.problem = code if code in PROBLEMS else "request"
 
 
 def _quiet_obsws_logging() -> None:

@@ -1,8 +1,8 @@
-"""Publishing frames to ``owc:frames``: sequence numbers, trimming, back-pressure, health.
+"""Publishing frames to ``owc:frames``: sequence numbers, trimming, back-pressure.
 
-Shared by the OBS and replay sources; the sources decide *when* to capture,
-this module decides how a frame gets into Redis and whether inference can
-take more.
+The parts of the :class:`~services.capture.sink.FrameSink` both sources
+publish through: the sources decide *when* to capture, this module decides
+how a frame gets into Redis and whether inference can take more.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 import redis
 
 from services.capture.metrics import CaptureMetrics
-from services.common import health
-from services.common.health import CaptureHealth
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame, ImageFormat
 from services.common.streams import GroupBacklog, group_backlog
@@ -62,6 +61,7 @@ def image_size(data: bytes) -> tuple[ImageFormat, int, int]:
     raise ImageError(f"not a PNG or JPEG image (starts with {data[:8]!r})")
 
 
+@dataclass(eq=False)
 class FramePublisher:
     """``INCR`` the channel's seq, then ``XADD`` the frame with ``MAXLEN ~``.
 
@@ -70,24 +70,15 @@ class FramePublisher:
     never a reused number.
     """
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        keys: Keys,
-        channel: str,
-        maxlen: int,
-        metrics: CaptureMetrics,
-        source_kind: str,
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.channel = channel
-        self.maxlen = maxlen
-        self.metrics = metrics
-        self.source_kind = source_kind
-        self.published = 0
-        self.last_seq: int | None = None
-        self.last_captured_at: int | None = None
+    client: redis.Redis
+    keys: Keys
+    channel: str
+    maxlen: int
+    metrics: CaptureMetrics
+    source_kind: str
+    published: int = field(default=0, init=False)
+    last_seq: int | None = field(default=None, init=False)
+    last_captured_at: int | None = field(default=None, init=False)
 
     def publish(
         self,
@@ -140,6 +131,7 @@ HELD_WARN_S = 5.0
 HELD_REPEAT_S = 60.0
 
 
+@dataclass(eq=False)
 class BackPressure:
     """Decides whether inference can take another frame, without asking Redis every time.
 
@@ -157,34 +149,22 @@ class BackPressure:
     which froze capture.
     """
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        stream: str,
-        max_lag: int,
-        metrics: CaptureMetrics,
-        group: str = GROUP_INFERENCE,
-        check_interval_s: float = 1.0,
-        blocked_recheck_s: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
-        held_warn_s: float = HELD_WARN_S,
-    ) -> None:
-        self.client = client
-        self.stream = stream
-        self.group = group
-        self.max_lag = max_lag
-        self.metrics = metrics
-        self.check_interval_s = check_interval_s
-        self.blocked_recheck_s = blocked_recheck_s
-        self.clock = clock
-        self.held_warn_s = held_warn_s
-        self.backlog: GroupBacklog | None = None
-        self._checked_at = float("-inf")
-        self._since = 0
-        self._warned_no_group = False
-        self._warned_lag_lies = False
-        self._held_since: float | None = None
-        self._held_warned_at: float | None = None
+    client: redis.Redis
+    stream: str
+    max_lag: int
+    metrics: CaptureMetrics
+    group: str = GROUP_INFERENCE
+    check_interval_s: float = 1.0
+    blocked_recheck_s: float = 0.1
+    clock: Callable[[], float] = time.monotonic
+    held_warn_s: float = HELD_WARN_S
+    backlog: GroupBacklog | None = field(default=None, init=False)
+    _checked_at: float = field(default=float("-inf"), init=False)
+    _since: int = field(default=0, init=False)
+    _warned_no_group: bool = field(default=False, init=False)
+    _warned_lag_lies: bool = field(default=False, init=False)
+    _held_since: float | None = field(default=None, init=False)
+    _held_warned_at: float | None = field(default=None, init=False)
 
     def note_published(self) -> None:
         self._since += 1
@@ -268,38 +248,3 @@ class BackPressure:
         over = self.projected() > self.max_lag
         self._track_held(now, over)
         return Pressure.OVER if over else Pressure.OK
-
-
-class HealthReporter:
-    """Writes ``owc:health:{channel}:capture`` at most once a second (or when forced)."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        keys: Keys,
-        channel: str,
-        interval_s: float = 1.0,
-        ttl_s: int = 30,
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.channel = channel
-        self.interval_s = interval_s
-        self.ttl_s = ttl_s
-        self.record = CaptureHealth()
-        self._last = float("-inf")
-
-    def set(self, **fields: str | int | float | bool) -> None:
-        """Change the record without writing it (the next :meth:`update` does)."""
-        self.record = self.record.model_copy(update=fields)
-
-    def update(self, force: bool = False, **fields: str | int | float | bool) -> None:
-        self.set(**fields)
-        now = time.monotonic()
-        if not force and now - self._last < self.interval_s:
-            return
-        try:
-            health.publish(self.client, self.keys, self.channel, self.record, ttl_s=self.ttl_s)
-            self._last = now
-        except redis.RedisError as exc:
-            log.debug("cannot write health (%s)", exc)

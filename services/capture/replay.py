@@ -10,7 +10,8 @@ exactly ``1000/fps`` ms per frame whatever ``--speed`` is, so the counting
 rules see real match timing. Wall-clock pacing is ``1/(fps*speed)`` s a frame.
 
 Every frame is delivered, in order: when inference is behind (back-pressure),
-a replay *pauses* instead of skipping, and a Redis outage is waited out.
+a replay *pauses* instead of skipping, and a Redis outage is waited out (the
+shared :class:`~services.capture.sink.FrameSink` keeps the frame and retries).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 import redis
+from tenacity import wait_fixed
 
 from services.capture.encode import encode_image
 from services.capture.metrics import CaptureMetrics
-from services.capture.publisher import BackPressure, FramePublisher, HealthReporter, Pressure, now_ms
+from services.capture.publisher import BackPressure, Pressure, now_ms
+from services.capture.sink import FrameSink
 from services.common.keys import Keys
-from services.common.redisio import write_refusal
 from services.common.settings import CaptureSettings
 
 log = logging.getLogger("owc.capture.replay")
@@ -181,9 +183,11 @@ class ReplaySource:
         self.no_group_wait_s = no_group_wait_s
         self.resume = resume
         self.progress_key = keys.replay(settings.channel)
-        self.publisher = FramePublisher(client, keys, settings.channel, settings.frames_maxlen, metrics, "replay")
-        self.pressure = backpressure or BackPressure(client, keys.frames, settings.max_lag, metrics)
-        self.health = HealthReporter(client, keys, settings.channel)
+        self.sink = FrameSink(
+            client, keys, settings, metrics, "replay", log, "paused, the frame is kept and retried",
+            backpressure=backpressure,
+        )
+        self.publisher = self.sink.publisher
         self.summary = ReplaySummary()
         self._unread_without_group = 0
         self._no_group_since: float | None = None
@@ -195,10 +199,9 @@ class ReplaySource:
         started = time.monotonic()
         announced = False
         while not stop.is_set():
-            try:
-                state = self.pressure.check()
-            except redis.RedisError:
-                return time.monotonic() - started  # the publish will report and retry
+            state = self.sink.room()
+            if state is None:  # Redis cannot say: the publish reports it and retries
+                break
             if state is Pressure.OK:
                 self._unread_without_group = 0
                 self._no_group_since = None
@@ -225,13 +228,13 @@ class ReplaySource:
                     break
             elif not announced:
                 # short pauses are routine at a high --speed; BackPressure warns when one lasts
-                log.debug("replay paused: %s", self.pressure.describe())
+                log.debug("replay paused: %s", self.sink.pressure.describe())
             announced = True
             # keep the health hash (TTL 30 s) alive: the admin page must show why nothing moves
-            self.health.update(backpressure=True, held_back_s=round(time.monotonic() - started, 1))
+            self.sink.held(time.monotonic() - started)
             stop.wait(0.02)
         if announced:
-            self.health.update(force=True, backpressure=False, held_back_s=0)
+            self.sink.released(force=True)
         paused = time.monotonic() - started
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
@@ -242,36 +245,20 @@ class ReplaySource:
         self, captured_at: int, image: bytes, stop: threading.Event, progress: dict[str, str | int]
     ) -> bool:
         """Publish one frame (and the progress it makes, atomically), waiting out Redis outages."""
-        fmt = self.cfg.image_format
-        delay = 0.2
-        said = ""
-        while not stop.is_set():
-            try:
-                frame = self.publisher.publish(
-                    captured_at, image, fmt, self.cfg.width, self.cfg.height, also_set=(self.progress_key, progress)
-                )
-            except redis.RedisError as exc:
-                self.metrics.errors.labels("redis").inc()
-                self.summary.errors += 1
-                cause = write_refusal(exc)
-                text = f"Redis cannot write: {cause}" if cause else f"cannot publish to Redis ({exc})"
-                if text != said:  # one line per cause, not one per retry
-                    log.warning("replay: %s — paused, the frame is kept and retried", text)
-                    said = text
-                stop.wait(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            if said:
-                log.info("replay: Redis takes frames again, going on")
-            self.pressure.note_published()
-            if self.pressure.backlog is None or not self.pressure.backlog.exists:
-                self._unread_without_group += 1
-            if self.summary.first_seq is None:
-                self.summary.first_seq = frame.seq
-            self.summary.last_seq = frame.seq
-            self.summary.published += 1
-            return True
-        return False
+        cfg = self.cfg
+        frame = self.sink.publish(
+            captured_at, image, cfg.image_format, cfg.width, cfg.height, (self.progress_key, progress), retry_until=stop
+        )
+        if frame is None:
+            return False
+        backlog = self.sink.pressure.backlog
+        if backlog is None or not backlog.exists:
+            self._unread_without_group += 1
+        if self.summary.first_seq is None:
+            self.summary.first_seq = frame.seq
+        self.summary.last_seq = frame.seq
+        self.summary.published += 1
+        return True
 
     def _start_or_resume(self) -> tuple[int, int, int, int]:
         """``(start_wall_ms, k, index in pass, passes)``: fresh, or where an interrupted run stopped.
@@ -337,26 +324,18 @@ class ReplaySource:
             cfg.width,
             cfg.height,
         )
-        said = ""
-        while True:  # the progress record needs a Redis that can write: wait for one, do not crash
-            try:
-                start_wall_ms, k, start_index, passes = self._start_or_resume()  # k: the replay clock
-                break
-            except redis.RedisError as exc:
-                cause = write_refusal(exc)
-                text = f"Redis cannot write: {cause}" if cause else f"Redis is not usable ({exc})"
-                if text != said:
-                    log.warning("replay: %s — waiting to start", text)
-                    said = text
-                if stop.wait(1.0):
-                    return self.summary
+        # the progress record needs a Redis that can write: wait for one, do not crash
+        started = self.sink.until_redis_writes(
+            stop, self._start_or_resume, "write the replay's progress to", "waiting to start", wait_fixed(1.0)
+        )
+        if started is None:
+            return self.summary
+        start_wall_ms, k, start_index, passes = started  # k: the replay clock
         k0 = k
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)
         t0 = time.monotonic()
-        self.health.update(
-            force=True, obs_connected=False, source=f"replay:{self.path}", last_error="", frames_published=0, skipped=0
-        )
+        self.sink.report(force=True, obs_connected=False, source=f"replay:{self.path}", last_error="")
         while not stop.is_set():
             produced_in_pass = 0
             for index, bgr in iter_frames(self.path, cfg.fps, self.metrics, start=start_index):
@@ -384,11 +363,7 @@ class ReplaySource:
                     break
                 produced_in_pass += 1  # noqa: SIM113 - only frames actually published count
                 k += 1
-                self.health.update(
-                    last_frame_at=captured_at,
-                    last_seq=self.summary.last_seq or 0,
-                    frames_published=self.summary.published,
-                )
+                self.sink.report()
             else:
                 self.summary.passes += 1
                 if produced_in_pass == 0 and start_index == 0:
@@ -402,7 +377,8 @@ class ReplaySource:
                     self.client.hset(self.progress_key, "finished", 1)
             break
         self.summary.wall_s = time.monotonic() - t0 + self.summary.paused_s
-        self.health.update(force=True, frames_published=self.summary.published, last_seq=self.summary.last_seq or 0)
+        self.summary.errors = self.sink.redis_failures
+        self.sink.report(force=True)
         log.info(
             "replay %s: %d frames published (seq %s..%s, %d pass%s) in %.1fs, paused %.1fs for inference, %d errors",
             "finished" if self.summary.finished else "stopped",

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from services.capture.encode import encode_image
+from services.capture.metrics import ERROR_KINDS
+from services.capture.obs_errors import PROBLEMS, Backoffs
 from services.capture.obs_source import decode_image_data
 from services.capture.obsclient import ObsClosedError, ObsRequestError, auth_response
 from services.capture.publisher import ImageError, image_size
@@ -117,3 +119,22 @@ def test_folder_order_and_unreadable_files(tmp_path: Path) -> None:
     assert [i for i, _ in frames] == [0, 1, 2]
     assert [float(f.mean()) for _, f in frames] == pytest.approx([10, 20, 30], abs=2)
     assert [i for i, _ in iter_frames(tmp_path, fps=1, start=2)] == [2]
+
+
+def test_every_obs_problem_row_formats_and_names_a_known_kind() -> None:
+    values = {"where": "ws://h:1", "error": "boom", "source": "Game", "code": 999, "comment": "",
+              "sources": "scenes: 'Scene'", "or_empty": ""}
+    for key, problem in PROBLEMS.items():
+        assert problem.kind in ERROR_KINDS, key
+        text = problem.message(**values)
+        assert "{" not in text, key
+        problem.then.format(wait=1.0, max=2.0)
+        assert Backoffs().delay(problem.backoff) >= 0
+    assert "(602: e.g. an audio input)" in PROBLEMS[602].message(**values)
+    assert "(702: render failed)" in PROBLEMS[702].message(**values)
+
+
+def test_reconnect_waits_double_up_to_the_cap() -> None:
+    b = Backoffs()
+    assert [b.delay("doubling", n) for n in range(5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
+    assert (b.delay("restart", 3), b.delay("auth"), b.delay("kicked"), b.delay("next_slot")) == (0.25, 15, 30, 0)
