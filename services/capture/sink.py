@@ -81,7 +81,7 @@ class FrameSink:
 
     # -- health and metrics ----------------------------------------------
     def _set(self, **fields: str | int | float | bool) -> None:
-        self.health = self.health.model_copy(update=fields)
+        self.health = self.health.updated(**fields)
 
     def report(self, force: bool = False, **fields: str | int | float | bool) -> None:
         """The source's own state into the health hash (written at most once a second unless forced)."""

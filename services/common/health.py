@@ -29,6 +29,13 @@ class HealthRecord(BaseModel):
     SERVICE: ClassVar[str]
     updated_at: int | None = None  # epoch ms of the last write (set by :func:`publish`)
 
+    def updated(self: R, **fields: Any) -> R:
+        """A copy with ``fields`` changed; an unknown field name is a bug, said loudly (not dropped)."""
+        unknown = set(fields) - set(type(self).model_fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {', '.join(sorted(unknown))}")
+        return self.model_copy(update=fields)
+
     def to_fields(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, value in self.model_dump(exclude_none=True).items():
@@ -56,7 +63,11 @@ class CaptureHealth(HealthRecord):
     source: str | None = None  # "(program scene)", an OBS source name, or "replay:PATH"
     state: str | None = None  # starting | connected | reconnecting | …
     obs_connected: bool | None = None
+    obs_version: str | None = None
     last_error: str | None = None
+    last_error_kind: str | None = None  # a row of services/capture/obs_errors.py
+    last_error_at: int | None = None  # epoch ms
+    render_failures: int | None = None  # 702s in a row
     last_seq: int | None = None
     last_frame_at: int | None = None  # epoch ms, the frame's captured_at
     frames_published: int | None = None

@@ -423,7 +423,7 @@ class InferenceWorker:
             last_label_at=int(self.clock() * 1000),
             model=self.classifier.model_id,
             worker=self.name,
-        ).model_copy(update=self._near.fields(channel))
+        ).updated(**self._near.fields(channel))
 
     def _publish_health(self, force: bool = False) -> None:
         now = time.monotonic()

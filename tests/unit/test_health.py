@@ -20,3 +20,12 @@ def test_reading_is_lenient() -> None:
     assert rec is not None and rec.last_label == "none" and rec.last_confidence is None
     assert StateHealth.from_fields({"phase": "ready", "victories": "3"}) == StateHealth(phase="ready", victories=3)
     assert (CaptureHealth.SERVICE, InferenceHealth.SERVICE, StateHealth.SERVICE) == ("capture", "inference", "state")
+
+
+def test_an_unknown_field_is_a_bug_said_loudly() -> None:
+    import pytest
+
+    rec = CaptureHealth().updated(obs_version="29.0.2", render_failures=3)
+    assert rec.to_fields() == {"obs_version": "29.0.2", "render_failures": "3"}
+    with pytest.raises(TypeError, match="no field"):
+        rec.updated(obs_versoin="typo")
