@@ -15,8 +15,9 @@ from services.common.settings import Settings
 from services.gateway.deps import Runtime
 from services.gateway.errors import add_error_handlers, document_validation_errors
 from services.gateway.hub import Hubs
+from services.gateway.metrics import add_request_metrics
 from services.gateway.routers import channels, commands, events, legacy, ops, pages
-from services.gateway.security import MutationGuard, RequestMetrics, SecurityHeaders, is_loopback_bind
+from services.gateway.security import MutationGuard, SecurityHeaders, is_loopback_bind
 from services.gateway.state_client import StateClient
 from services.gateway.store import GatewayStore
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
         loopback_only=is_loopback_bind(gw.host),
         routes=routes,
     )
-    app.add_middleware(RequestMetrics)
+    add_request_metrics(app)  # outside the guard: its refusals are counted too
     app.add_middleware(SecurityHeaders)  # outermost: the guard's refusals get the headers too
     document_validation_errors(app)
     return app

@@ -1,4 +1,4 @@
-"""ASGI middlewares: request metrics, and the guard in front of every mutation.
+"""ASGI middlewares: the guard in front of every mutation, and the security headers.
 
 A mutation (POST/PUT/PATCH/DELETE) must
 - come from the same origin when the browser says where it comes from
@@ -28,14 +28,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute, Match, Mount
-
-from services.gateway import metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -242,39 +239,6 @@ class MutationGuard:
             return await receive()
 
         await self.app(scope, replay, send)
-
-
-class RequestMetrics:
-    """Counts every request by route template (not raw path: low cardinality) and status."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        streaming = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, streaming
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for k, v in message.get("headers", []):
-                    if k.lower() == b"content-type" and v.startswith(b"text/event-stream"):
-                        streaming = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or ("static" if scope["path"].startswith("/static/") else "other")
-            metrics.HTTP_REQUESTS.labels(template, scope["method"], str(status)).inc()
-            if not streaming:
-                metrics.HTTP_SECONDS.labels(template).observe(time.perf_counter() - started)
 
 
 # The pages load only their own scripts, styles, fonts and images (no CDN, no inline script).
