@@ -56,12 +56,16 @@ def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
         version="1",
         description="Counts, history and live events of the OW Victory Counter, plus the OBS overlay and admin pages.",
         lifespan=lifespan,
+        docs_url=None,  # served by routers/pages.py from local files (FastAPI's pages load a CDN)
+        redoc_url=None,
     )
     modules = (channels, commands, events, legacy, ops, pages)
     for module in modules:
         app.include_router(module.router)
     # Every route with its full path, for the guard and for `Allow` (FastAPI wraps included routers).
     routes = [*app.router.routes, *(route for module in modules for route in module.router.routes)]
+    # Swagger UI and ReDoc from the fastapi-offline wheel: /docs and /redoc work offline, with no CDN.
+    app.mount("/static/vendor", StaticFiles(packages=[("fastapi_offline", "static")]), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_error_handlers(app, routes)
 

@@ -249,19 +249,21 @@ PAGE_POLICY = (
 # OBS's browser source injects its "Custom CSS" field as a <style> element (older versions: a
 # data: stylesheet), so the overlay allows inline styles; it never allows inline scripts.
 OVERLAY_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline' data:")
-# FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN and start them with an inline script.
-DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'"
+# /docs and /redoc: Swagger UI and ReDoc served by the gateway itself, started by script files (no
+# inline script). ReDoc (redoc.standalone.js of fastapi-offline 1.7.7) writes two <style> elements:
+# styled-components' empty one (it fills it through the CSSOM) and its scrollbar CSS; their hashes
+# allow exactly those two texts (tests/e2e/test_gateway_browser.py fails if the bundle changes them).
+# Its search runs in a worker built from a blob: URL. Its sidebar's Redocly logo from a CDN is refused.
+DOCS_STYLES = (
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='"
 )
+DOCS_POLICY = PAGE_POLICY.replace("style-src 'self'", f"style-src 'self' {DOCS_STYLES}") + "; worker-src 'self' blob:"
 # Everything else (JSON, CSV, SSE, images, static files) is never a page: nothing may load from it.
 API_POLICY = "default-src 'none'"
 NO_FRAMING = "frame-ancestors 'none'"
 # Pages another page may frame: the overlay (OBS loads it top-level, but other tools embed it).
 EMBEDDABLE = frozenset({"/", "/overlay"})
-DOCS_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+DOCS_PAGES = frozenset({"/docs", "/redoc"})
 PAGES = frozenset({"/admin"})
 
 

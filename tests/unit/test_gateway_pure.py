@@ -121,6 +121,13 @@ def test_only_the_overlay_may_be_framed_and_every_answer_has_a_policy() -> None:
     assert "unsafe-inline" not in headers("/admin")["content-security-policy"]
 
 
+def test_the_api_docs_load_nothing_from_elsewhere_and_run_no_inline_script() -> None:
+    for path in ("/docs", "/redoc"):
+        policy = dict(security_headers(path))[b"content-security-policy"].decode()
+        assert "http" not in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert "script-src 'self';" in policy and "connect-src 'self';" in policy
+
+
 # ----------------------------------------------------------------------------- Redis errors in words (issue 13.4)
 
 MISCONF = "MISCONF Errors writing to the AOF file: No space left on device"

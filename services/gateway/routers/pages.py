@@ -1,4 +1,4 @@
-"""The overlay and admin pages, the user's custom.css, detection thumbnails."""
+"""The overlay and admin pages, the API docs, the user's custom.css, detection thumbnails."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ async def overlay() -> FileResponse:
 @router.get("/admin", response_class=FileResponse, summary="The admin page")
 async def admin() -> FileResponse:
     return FileResponse(STATIC / "admin.html", headers={**NO_CACHE, "Referrer-Policy": "no-referrer"})
+
+
+@router.get("/docs", response_class=FileResponse, include_in_schema=False)
+async def swagger_ui() -> FileResponse:
+    return FileResponse(STATIC / "docs" / "swagger.html", headers=NO_CACHE)
+
+
+@router.get("/redoc", response_class=FileResponse, include_in_schema=False)
+async def redoc() -> FileResponse:
+    return FileResponse(STATIC / "docs" / "redoc.html", headers=NO_CACHE)
 
 
 @router.get(
