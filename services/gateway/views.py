@@ -150,12 +150,5 @@ def detection_out(channel: str, seq: int, info: dict[str, Any]) -> DetectionOut 
 def legacy_status(status: Status) -> LegacyStatus:
     """The prototype's shape of a status."""
     changed = status.last_event_at or (status.last_event.ts if status.last_event else None)
-    return LegacyStatus(
-        victories=status.victories,
-        defeats=status.defeats,
-        draws=status.draws,
-        total=status.total,
-        win_rate=status.win_rate,
-        last_outcome=status.last_outcome,
-        timestamp=iso_ms(changed) if changed else iso_ms(now_ms()),
-    )
+    kept = status.model_dump(include={"victories", "defeats", "draws", "total", "win_rate", "last_outcome"})
+    return LegacyStatus(**kept, timestamp=iso_ms(changed) if changed else iso_ms(now_ms()))
