@@ -11,9 +11,9 @@ from fastapi import Path as PathParam
 
 from services.common.keys import DEFAULT_CHANNEL
 from services.common.settings import Settings
-from services.gateway.commands import CommandSender
 from services.gateway.hub import Hubs
-from services.gateway.store import Store
+from services.gateway.state_client import StateClient
+from services.gateway.store import GatewayStore
 
 
 @dataclass
@@ -22,8 +22,8 @@ class Runtime:
 
     settings: Settings
     config_dir: Path
-    store: Store
-    commands: CommandSender
+    store: GatewayStore
+    state_client: StateClient
     hubs: Hubs
 
 
@@ -35,11 +35,11 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_store(runtime: RuntimeDep) -> Store:
+async def get_store(runtime: RuntimeDep) -> GatewayStore:
     return runtime.store
 
 
-StoreDep = Annotated[Store, Depends(get_store)]
+StoreDep = Annotated[GatewayStore, Depends(get_store)]
 
 
 async def known_channel(

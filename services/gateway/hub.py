@@ -26,14 +26,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from redis.exceptions import RedisError
 
 from services.common.messages import Event, StateSnapshot
 from services.gateway import metrics
-from services.gateway.models import Health, StreamStatus
-from services.gateway.store import Store, build_status, event_out, parse_events, parse_stream_id
+from services.gateway.models import Health
+from services.gateway.store import GatewayStore, parse_stream_id
+from services.gateway.views import health_out, stream_status
 
 log = logging.getLogger("owc.gateway.sse")
 
@@ -51,25 +51,8 @@ class Message:
 
 def stream_message(channel: str, snap: StateSnapshot | None, event: Event | None, health: Health) -> Message:
     """The full status as of ``event`` (counts from the event itself), or the snapshot if no event."""
-    status = build_status(channel, snap, None, health)
-    if event is None:
-        out = StreamStatus(**status.model_dump())
-        return Message(status.last_event_id or None, out.model_dump_json())
-    counts = event.counts
-    update = {
-        "victories": counts.victories,
-        "defeats": counts.defeats,
-        "draws": counts.draws,
-        "total": counts.total,
-        "win_rate": counts.win_rate,
-        "last_event_id": event.id,
-        "last_event": event_out(event),
-        "event": event_out(event),
-    }
-    if event.outcome is not None and event.type == "detected":
-        update["last_outcome"] = event.outcome
-    out = StreamStatus(**{**status.model_dump(), **update})
-    return Message(event.id, out.model_dump_json())
+    out = stream_status(channel, snap, event, health)
+    return Message(event.id if event is not None else out.last_event_id or None, out.model_dump_json())
 
 
 @dataclass(eq=False)
@@ -101,7 +84,7 @@ class Client:
 
 
 class ChannelHub:
-    def __init__(self, store: Store, channel: str, on_drop: Callable[[ChannelHub, Client], None]) -> None:
+    def __init__(self, store: GatewayStore, channel: str, on_drop: Callable[[ChannelHub, Client], None]) -> None:
         self.store = store
         self.channel = channel
         self.on_drop = on_drop  # called once for each client the hub disconnects
@@ -131,21 +114,17 @@ class ChannelHub:
         self.clients.clear()
 
     async def _run(self) -> None:
-        key = self.store.keys.events(self.channel)
         backoff = 0.1
         while True:
             try:
-                response: Any = await self.store.r.xread({key: self.position}, count=READ_COUNT, block=READ_BLOCK_MS)
+                self.position, events = await self.store.wait_for_events(
+                    self.channel, self.position, READ_COUNT, READ_BLOCK_MS
+                )
                 backoff = 0.1
-                if not response:
-                    continue
-                entries: list[Any] = response[0][1]
-                self.position = entries[-1][0].decode()
-                events = parse_events(entries)
                 if not events or not self.clients:
                     continue
                 snap = await self.store.snapshot(self.channel)
-                health = await self.store.health(self.channel)
+                health = health_out(await self.store.health(self.channel))
                 for event in events:
                     message = stream_message(self.channel, snap, event, health)
                     metrics.SSE_EVENTS.inc()
@@ -169,7 +148,7 @@ class ChannelHub:
 class Hubs:
     """The per-channel hubs of one app."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: GatewayStore) -> None:
         self.store = store
         self.hubs: dict[str, ChannelHub] = {}
         self.lock = asyncio.Lock()
@@ -272,7 +251,7 @@ async def client_stream(
     store = hubs.store
     try:
         snap = await store.snapshot(channel)
-        health = await store.health(channel)
+        health = health_out(await store.health(channel))
         first = stream_message(channel, snap, None, health)
         if last_event_id is not None and newer(last_event_id, await store.last_stream_id(channel)):
             # an id from the future: Redis was wiped or the prefix changed under an open overlay.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from services.common.messages import EventSource, EventType, Outcome, Phase
 
@@ -12,6 +12,15 @@ from services.common.messages import EventSource, EventType, Outcome, Phase
 # otherwise take `true` as 1 and `"7"` as 7).
 MAX_COUNT = 1_000_000
 MAX_DELTA = 1000
+
+
+def _nonzero(v: int) -> int:
+    if v == 0:
+        raise ValueError("delta must not be 0")
+    return v
+
+
+NonZeroDelta = Annotated[int, AfterValidator(_nonzero)]
 
 
 class _Body(BaseModel):
@@ -151,20 +160,15 @@ class SessionsOut(BaseModel):
 
 class AdjustIn(_Body):
     outcome: Outcome
-    delta: int = Field(1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA, description="Non-zero change to the count.")
+    delta: NonZeroDelta = Field(
+        1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA, description="Non-zero change to the count."
+    )
     note: str = Field("", max_length=200)
     frame_seq: int | None = Field(
         None, ge=0, le=2**63 - 1,
         description="The frame this is about: a near miss counted by hand (its frame becomes a labelled "
         "sample for `owc collect`).",
     )
-
-    @field_validator("delta")
-    @classmethod
-    def _nonzero(cls, v: int) -> int:
-        if v == 0:
-            raise ValueError("delta must not be 0")
-        return v
 
 
 class SetIn(_Body):
@@ -187,14 +191,7 @@ class LegacyAdjustIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     outcome: Outcome = Field(validation_alias=AliasChoices("outcome", "value"))
-    delta: int = Field(1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA)
-
-    @field_validator("delta")
-    @classmethod
-    def _nonzero(cls, v: int) -> int:
-        if v == 0:
-            raise ValueError("delta must not be 0")
-        return v
+    delta: NonZeroDelta = Field(1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA)
 
 
 class LegacyInitializeIn(BaseModel):

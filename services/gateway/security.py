@@ -1,4 +1,4 @@
-"""ASGI middlewares: request metrics, and the guard in front of every mutation.
+"""ASGI middlewares: the guard in front of every mutation, and the security headers.
 
 A mutation (POST/PUT/PATCH/DELETE) must
 - come from the same origin when the browser says where it comes from
@@ -28,14 +28,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute, Match, Mount
-
-from services.gateway import metrics
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -244,39 +241,6 @@ class MutationGuard:
         await self.app(scope, replay, send)
 
 
-class RequestMetrics:
-    """Counts every request by route template (not raw path: low cardinality) and status."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        streaming = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, streaming
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for k, v in message.get("headers", []):
-                    if k.lower() == b"content-type" and v.startswith(b"text/event-stream"):
-                        streaming = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or ("static" if scope["path"].startswith("/static/") else "other")
-            metrics.HTTP_REQUESTS.labels(template, scope["method"], str(status)).inc()
-            if not streaming:
-                metrics.HTTP_SECONDS.labels(template).observe(time.perf_counter() - started)
-
-
 # The pages load only their own scripts, styles, fonts and images (no CDN, no inline script).
 PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -285,19 +249,21 @@ PAGE_POLICY = (
 # OBS's browser source injects its "Custom CSS" field as a <style> element (older versions: a
 # data: stylesheet), so the overlay allows inline styles; it never allows inline scripts.
 OVERLAY_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline' data:")
-# FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN and start them with an inline script.
-DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'"
+# /docs and /redoc: Swagger UI and ReDoc served by the gateway itself, started by script files (no
+# inline script). ReDoc (redoc.standalone.js of fastapi-offline 1.7.7) writes two <style> elements:
+# styled-components' empty one (it fills it through the CSSOM) and its scrollbar CSS; their hashes
+# allow exactly those two texts (tests/e2e/test_gateway_browser.py fails if the bundle changes them).
+# Its search runs in a worker built from a blob: URL. Its sidebar's Redocly logo from a CDN is refused.
+DOCS_STYLES = (
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='"
 )
+DOCS_POLICY = PAGE_POLICY.replace("style-src 'self'", f"style-src 'self' {DOCS_STYLES}") + "; worker-src 'self' blob:"
 # Everything else (JSON, CSV, SSE, images, static files) is never a page: nothing may load from it.
 API_POLICY = "default-src 'none'"
 NO_FRAMING = "frame-ancestors 'none'"
 # Pages another page may frame: the overlay (OBS loads it top-level, but other tools embed it).
 EMBEDDABLE = frozenset({"/", "/overlay"})
-DOCS_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+DOCS_PAGES = frozenset({"/docs", "/redoc"})
 PAGES = frozenset({"/admin"})
 
 

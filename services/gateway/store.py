@@ -1,7 +1,10 @@
-"""Everything the gateway reads from Redis, as typed values.
+"""Everything the gateway reads from Redis, as domain objects.
 
-The gateway never writes state: it reads the snapshot hash, the event log,
-sessions and health hashes, and sends commands (see :mod:`commands`).
+The gateway never writes state: :class:`GatewayStore` reads the snapshot
+hash, the event log, sessions and health hashes and returns what the
+services wrote (``Event``, ``StateSnapshot``, the health records, session
+totals); :mod:`views` turns them into HTTP answers, and commands go through
+:mod:`state_client`. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -9,38 +12,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
-from services.common.health import CaptureHealth, InferenceHealth
+from services.common.health import CaptureHealth, InferenceHealth, StateHealth
 from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
-from services.common.redisio import persistence_problem, write_refusal
-from services.gateway.models import (
-    DetectionOut,
-    EventOut,
-    Health,
-    NearMiss,
-    SessionOut,
-    SessionRef,
-    Status,
-    Streak,
-)
+from services.common.redisio import persistence_problem
 
 log = logging.getLogger("owc.gateway")
 
 WORKER_IDLE_MS = 15_000
 EXPORT_CHUNK = 500
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def parse_stream_id(text: str) -> tuple[int, int]:
@@ -54,25 +41,6 @@ def parse_stream_id(text: str) -> tuple[int, int]:
     return parsed
 
 
-def redis_problem(exc: BaseException) -> tuple[str, str]:
-    """``(detail, code)`` for an HTTP answer: Redis refusing writes is not Redis being unreachable."""
-    cause = write_refusal(exc)
-    if cause is not None:
-        return f"Redis cannot write: {cause}; counting is paused, nothing is lost; try again later", "redis_write"
-    if isinstance(exc, ResponseError):
-        return f"Redis refused the request ({str(exc)[:200]})", "redis"
-    return f"Redis is not reachable ({type(exc).__name__}); try again", "redis"
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC."""
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def event_out(event: Event) -> EventOut:
-    return EventOut(**event.as_dict())
-
-
 def parse_events(entries: list[Any]) -> list[Event]:
     """Stream entries ``[(id, fields), …]`` -> events; malformed entries are logged and skipped."""
     out: list[Event] = []
@@ -84,11 +52,60 @@ def parse_events(entries: list[Any]) -> list[Event]:
     return out
 
 
-class Store:
+@dataclass(frozen=True)
+class PipelineHealth:
+    """What the services last reported about a channel, as their own health records."""
+
+    capture: CaptureHealth = field(default_factory=CaptureHealth)
+    inference: InferenceHealth = field(default_factory=InferenceHealth)
+    workers: int = 0  # inference consumers active in the last WORKER_IDLE_MS
+    state_alive: bool = False
+    redis_write_error: str | None = None  # why Redis refuses writes, None while it can write
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """A channel as of one read: its snapshot (None before the state service wrote it), the event
+    the snapshot ends with, and the pipeline's health."""
+
+    snapshot: StateSnapshot | None
+    last_event: Event | None
+    health: PipelineHealth
+
+
+@dataclass(frozen=True)
+class SessionTotals:
+    """One session of a channel with its counts (the current one from the live snapshot)."""
+
+    id: str
+    started_at: int | None
+    ended_at: int | None
+    counts: Counts
+    current: bool
+    summary: dict[str, Any]  # the state service's own summary, as stored (or as folded from the log)
+
+
+@dataclass(frozen=True)
+class RedisCondition:
+    version: str
+    write_problem: str | None  # why Redis refuses writes (MISCONF), None while it can write
+
+
+class GatewayStore:
+    """The gateway's read side of Redis (one per app)."""
+
     def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         # redis-py's async return types are unions over decode_responses; we always use bytes.
         self.r: Any = client
         self.keys = keys
+
+    async def redis_condition(self) -> RedisCondition:
+        """Raises RedisError / OSError when Redis is not reachable."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.info("server")
+        pipe.info("persistence")
+        server, persistence = await pipe.execute()
+        return RedisCondition(str(server.get("redis_version", "?")), persistence_problem(persistence))
 
     async def channels(self) -> list[str]:
         members = await self.r.smembers(self.keys.channels)
@@ -130,6 +147,17 @@ class Store:
         entries = await self.r.xrange(self.keys.events(channel), f"({after}" if after != "0" else "-", "+", count)
         return parse_events(entries)
 
+    async def wait_for_events(self, channel: str, after: str, count: int, block_ms: int) -> tuple[str, list[Event]]:
+        """Block up to ``block_ms`` for events after ``after``: ``(new position, events)``.
+
+        The position moves past malformed entries too (they are logged and skipped).
+        """
+        response: Any = await self.r.xread({self.keys.events(channel): after}, count=count, block=block_ms)
+        if not response:
+            return after, []
+        entries: list[Any] = response[0][1]
+        return entries[-1][0].decode(), parse_events(entries)
+
     async def history(self, channel: str, limit: int, before: str | None) -> list[Event]:
         top = f"({before}" if before else "+"
         entries = await self.r.xrevrange(self.keys.events(channel), top, "-", limit)
@@ -152,48 +180,33 @@ class Store:
 
     def _queue_health(self, pipe: Any, channel: str) -> None:
         pipe.hgetall(self.keys.health(channel, CaptureHealth.SERVICE))
-        pipe.hgetall(self.keys.health(channel, "inference"))
-        pipe.exists(self.keys.health(channel, "state"))
+        pipe.hgetall(self.keys.health(channel, InferenceHealth.SERVICE))
+        pipe.exists(self.keys.health(channel, StateHealth.SERVICE))
         pipe.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
         pipe.info("persistence")
 
     @staticmethod
-    def _health_from(results: list[Any]) -> Health:
+    def _health_from(results: list[Any]) -> PipelineHealth:
         raw_capture, raw_inference, state_alive, consumers, persistence = results
-        capture = CaptureHealth.from_fields(raw_capture) or CaptureHealth()
-        inference = InferenceHealth.from_fields(raw_inference) or InferenceHealth()
         workers = 0
         if not isinstance(consumers, Exception):  # no stream or no group yet
             for consumer in consumers:
                 idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
                 workers += int(idle) < WORKER_IDLE_MS
-        last_frame_at = capture.last_frame_at or None
-        held_back = (capture.held_back_s or 0.0) if capture.backpressure else None
-        age = None if last_frame_at is None else max(0.0, (now_ms() - last_frame_at) / 1000)
-        return Health(
-            obs_connected=capture.obs_connected,
-            capture_source=capture.source,
-            last_frame_at=last_frame_at,
-            last_frame_age_s=age,
-            last_seq=capture.last_seq,
-            capture_error=capture.last_error or None,
-            last_label=inference.last_label,
-            last_confidence=inference.last_confidence,
-            last_label_at=inference.last_label_at,
-            model=inference.model,
-            near_miss=_near_miss(inference),
+        return PipelineHealth(
+            capture=CaptureHealth.from_fields(raw_capture) or CaptureHealth(),
+            inference=InferenceHealth.from_fields(raw_inference) or InferenceHealth(),
             workers=workers,
             state_alive=bool(state_alive),
-            capture_held_back_s=held_back,
             redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )
 
-    async def health(self, channel: str) -> Health:
+    async def health(self, channel: str) -> PipelineHealth:
         pipe = self.r.pipeline(transaction=False)
         self._queue_health(pipe, channel)
         return self._health_from(await pipe.execute(raise_on_error=False))
 
-    async def status(self, channel: str) -> Status:
+    async def channel_state(self, channel: str) -> ChannelState:
         """One round trip: snapshot, newest event, health hashes, inference consumers."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(self.keys.state(channel))
@@ -211,23 +224,25 @@ class Store:
                 last_event = newest[0]
             else:  # the snapshot is not at the log's end (never in practice: same MULTI/EXEC)
                 last_event = await self.event(channel, snap.last_event_id)
-        return build_status(channel, snap, last_event, self._health_from(results[2:]))
+        return ChannelState(snap, last_event, self._health_from(results[2:]))
 
     async def detframe(self, channel: str, seq: int) -> bytes | None:
         data: Any = await self.r.get(self.keys.detframe(channel, seq))
         return bytes(data) if data is not None else None
 
-    async def detinfo(self, channel: str, seq: int) -> DetectionOut | None:
+    async def detection(self, channel: str, seq: int) -> dict[str, Any] | None:
+        """What inference stored about a kept frame (its JSON object), None if absent or unreadable."""
         raw: Any = await self.r.get(self.keys.detinfo(channel, seq))
         if raw is None:
             return None
         try:
-            return DetectionOut.model_validate({**json.loads(raw), "channel": channel, "frame_seq": seq})
+            info = json.loads(raw)
         except (ValueError, TypeError):  # written by another version: say nothing rather than fail
             return None
+        return info if isinstance(info, dict) else None
 
-    async def sessions(self, channel: str) -> list[SessionOut]:
-        """Sessions with totals: the state service's summaries, else folded from the event log."""
+    async def sessions(self, channel: str) -> list[SessionTotals]:
+        """Sessions with totals, newest first: the state service's summaries, else folded from the log."""
         raw: dict[bytes, bytes] = await self.r.hgetall(self.keys.sessions(channel))
         snap = await self.snapshot(channel)
         current = snap.session if snap else ""
@@ -246,7 +261,7 @@ class Store:
         if any(sid not in stored for sid in extra) or not stored or current not in stored:
             folded = {s.session: s for s in summarize_sessions([e async for e in self.iter_events(channel)])}
         ids = list(dict.fromkeys([*stored, *folded, *extra, *([current] if current else [])]))
-        out: list[SessionOut] = []
+        out: list[SessionTotals] = []
         for sid in ids:
             summary = stored.get(sid) or folded.get(sid)
             counts = summary.counts if summary else Counts()
@@ -256,60 +271,7 @@ class Store:
                 counts = snap.counts
                 started = snap.session_started_at or started
                 ended = None
-            out.append(
-                SessionOut(
-                    id=sid,
-                    started_at=started,
-                    ended_at=ended,
-                    victories=counts.victories,
-                    defeats=counts.defeats,
-                    draws=counts.draws,
-                    total=counts.total,
-                    win_rate=counts.win_rate,
-                    current=sid == current,
-                    summary=extra.get(sid) or (summary.as_dict() if summary else {}),
-                )
-            )
+            as_stored = extra.get(sid) or (summary.as_dict() if summary else {})
+            out.append(SessionTotals(sid, started, ended, counts, sid == current, as_stored))
         out.sort(key=lambda s: (s.current, s.started_at or 0), reverse=True)
         return out
-
-
-def build_status(channel: str, snap: StateSnapshot | None, last_event: Event | None, health: Health) -> Status:
-    now = now_ms()
-    counts = snap.counts if snap else Counts()
-    cooldown = 0.0
-    if snap and snap.phase == "cooldown" and snap.cooldown_until:
-        cooldown = max(0.0, (snap.cooldown_until - now) / 1000)
-    return Status(
-        channel=channel,
-        victories=counts.victories,
-        defeats=counts.defeats,
-        draws=counts.draws,
-        total=counts.total,
-        win_rate=counts.win_rate,
-        streak=Streak(outcome=snap.streak_outcome if snap else None, length=snap.streak if snap else 0),
-        recent=list(snap.recent) if snap else [],
-        phase=snap.phase if snap else None,
-        cooldown_remaining_s=round(cooldown, 3),
-        session=SessionRef(id=snap.session if snap else "", started_at=snap.session_started_at if snap else None),
-        last_outcome=snap.last_outcome if snap else None,
-        last_event_at=snap.last_event_at if snap else None,
-        last_event_id=snap.last_event_id if snap else "",
-        last_event=event_out(last_event) if last_event else None,
-        health=health,
-        updated_at=snap.updated_at if snap else 0,
-        server_time=now,
-    )
-
-
-def _near_miss(inference: InferenceHealth) -> NearMiss | None:
-    n = inference
-    if n.near_miss not in ("victory", "defeat", "draw") or n.near_miss_seq is None:
-        return None
-    return NearMiss(
-        outcome=n.near_miss,  # type: ignore[arg-type]
-        confidence=n.near_miss_confidence or 0.0,
-        frame_seq=n.near_miss_seq,
-        captured_at=n.near_miss_at or 0,
-        text=n.near_miss_text or "",
-    )

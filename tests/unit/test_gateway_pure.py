@@ -7,10 +7,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from services.common.redisio import persistence_problem, write_refusal
-from services.gateway.app import _describe_error
+from services.gateway.errors import describe_error, redis_problem
 from services.gateway.hub import newer, valid_last_event_id
 from services.gateway.security import is_loopback_bind, is_loopback_host, same_origin, security_headers
-from services.gateway.store import parse_stream_id, redis_problem
+from services.gateway.store import parse_stream_id
 
 
 @pytest.mark.parametrize(
@@ -58,10 +58,10 @@ def test_stream_ids() -> None:
 
 
 def test_error_sentences() -> None:
-    assert _describe_error({"type": "json_invalid", "loc": ("body", 1), "msg": "x"}) == "the body is not valid JSON"
-    assert _describe_error({"type": "missing", "loc": ("body",), "msg": "Field required"}) == "a JSON body is required"
-    assert _describe_error({"type": "extra_forbidden", "loc": ("body", "x"), "msg": "?"}) == "unknown field 'x'"
-    assert _describe_error({"type": "literal_error", "loc": ("body", "outcome"), "msg": "Input should be"}) == (
+    assert describe_error({"type": "json_invalid", "loc": ("body", 1), "msg": "x"}) == "the body is not valid JSON"
+    assert describe_error({"type": "missing", "loc": ("body",), "msg": "Field required"}) == "a JSON body is required"
+    assert describe_error({"type": "extra_forbidden", "loc": ("body", "x"), "msg": "?"}) == "unknown field 'x'"
+    assert describe_error({"type": "literal_error", "loc": ("body", "outcome"), "msg": "Input should be"}) == (
         "outcome: Input should be"
     )
 
@@ -119,6 +119,13 @@ def test_only_the_overlay_may_be_framed_and_every_answer_has_a_policy() -> None:
         assert "script-src 'self';" in h["content-security-policy"]
     assert headers("/api/status")["content-security-policy"].startswith("default-src 'none'")
     assert "unsafe-inline" not in headers("/admin")["content-security-policy"]
+
+
+def test_the_api_docs_load_nothing_from_elsewhere_and_run_no_inline_script() -> None:
+    for path in ("/docs", "/redoc"):
+        policy = dict(security_headers(path))[b"content-security-policy"].decode()
+        assert "http" not in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert "script-src 'self';" in policy and "connect-src 'self';" in policy
 
 
 # ----------------------------------------------------------------------------- Redis errors in words (issue 13.4)

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from services.common.history import to_csv, to_jsonl
 from services.gateway.deps import ChannelDep, StoreDep
 from services.gateway.models import ChannelsOut, ErrorOut, HistoryOut, SessionsOut, Status
-from services.gateway.store import event_out, parse_stream_id
+from services.gateway.store import parse_stream_id
+from services.gateway.views import channel_status, event_out, session_out
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "Unknown channel."}}
@@ -25,7 +26,7 @@ async def list_channels(store: StoreDep) -> ChannelsOut:
     "/channels/{ch}/status", response_model=Status, responses=NOT_FOUND, summary="Counts, streak, phase, health"
 )
 async def status(ch: ChannelDep, store: StoreDep) -> Status:
-    return await store.status(ch)
+    return channel_status(ch, await store.channel_state(ch))
 
 
 @router.get("/channels/{ch}/history", response_model=HistoryOut, responses=NOT_FOUND, summary="Event log, newest first")
@@ -69,4 +70,4 @@ async def export(
 
 @router.get("/channels/{ch}/sessions", response_model=SessionsOut, responses=NOT_FOUND, summary="Sessions with totals")
 async def sessions(ch: ChannelDep, store: StoreDep) -> SessionsOut:
-    return SessionsOut(channel=ch, sessions=await store.sessions(ch))
+    return SessionsOut(channel=ch, sessions=[session_out(s) for s in await store.sessions(ch)])

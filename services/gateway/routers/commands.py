@@ -1,4 +1,4 @@
-"""Mutations: each one is a command for the state service (the single writer)."""
+"""Mutations: each one is a command for the state service (the single writer), via :mod:`state_client`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from services.common.messages import Counts
 from services.gateway.deps import ChannelDep, RuntimeDep
 from services.gateway.models import AdjustIn, CommandOut, ErrorOut, NewSessionIn, SetIn, UndoIn
+from services.gateway.views import channel_status
 
 router = APIRouter(prefix="/api/v1/channels/{ch}", tags=["commands"])
 
@@ -25,12 +26,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def _done(runtime: RuntimeDep, ch: str, event_id: str) -> CommandOut:
-    return CommandOut(event_id=event_id, status=await runtime.store.status(ch))
+    return CommandOut(event_id=event_id, status=channel_status(ch, await runtime.store.channel_state(ch)))
 
 
 @router.post("/adjust", response_model=CommandOut, responses=ERRORS, summary="Add or remove matches of one outcome")
 async def adjust(ch: ChannelDep, body: AdjustIn, runtime: RuntimeDep) -> CommandOut:
-    reply = await runtime.commands.send(
+    reply = await runtime.state_client.send(
         ch, "adjust", outcome=body.outcome, delta=body.delta, note=body.note, frame_seq=body.frame_seq
     )
     return await _done(runtime, ch, reply.event_id)
@@ -39,17 +40,17 @@ async def adjust(ch: ChannelDep, body: AdjustIn, runtime: RuntimeDep) -> Command
 @router.post("/set", response_model=CommandOut, responses=ERRORS, summary="Set all three counts")
 async def set_counts(ch: ChannelDep, body: SetIn, runtime: RuntimeDep) -> CommandOut:
     counts = Counts(body.victories, body.defeats, body.draws)
-    reply = await runtime.commands.send(ch, "set", counts=counts, note=body.note)
+    reply = await runtime.state_client.send(ch, "set", counts=counts, note=body.note)
     return await _done(runtime, ch, reply.event_id)
 
 
 @router.post("/undo", response_model=CommandOut, responses=ERRORS, summary="Revert the last change")
 async def undo(ch: ChannelDep, body: UndoIn, runtime: RuntimeDep) -> CommandOut:
-    reply = await runtime.commands.send(ch, "undo", note=body.note)
+    reply = await runtime.state_client.send(ch, "undo", note=body.note)
     return await _done(runtime, ch, reply.event_id)
 
 
 @router.post("/sessions", response_model=CommandOut, responses=ERRORS, summary="Start a new session (counts to 0)")
 async def new_session(ch: ChannelDep, body: NewSessionIn, runtime: RuntimeDep) -> CommandOut:
-    reply = await runtime.commands.send(ch, "new_session", note=body.note)
+    reply = await runtime.state_client.send(ch, "new_session", note=body.note)
     return await _done(runtime, ch, reply.event_id)

@@ -6,10 +6,9 @@ from fastapi import APIRouter, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from redis.exceptions import RedisError
 
-from services.common.redisio import persistence_problem
 from services.gateway.deps import StoreDep
+from services.gateway.errors import redis_problem
 from services.gateway.models import ErrorOut, HealthzOut, ReadyzOut
-from services.gateway.store import redis_problem
 
 router = APIRouter(tags=["operations"])
 
@@ -27,17 +26,13 @@ async def healthz() -> HealthzOut:
 )
 async def readyz(store: StoreDep) -> ReadyzOut:
     try:
-        pipe = store.r.pipeline(transaction=False)
-        pipe.info("server")
-        pipe.info("persistence")
-        server, persistence = await pipe.execute()
+        redis = await store.redis_condition()
     except (RedisError, OSError) as exc:
         raise HTTPException(503, redis_problem(exc)[0]) from None
-    problem = persistence_problem(persistence)
-    if problem is not None:
+    if redis.write_problem is not None:
         # Redis answers but refuses every write (MISCONF) until its save works again
-        raise HTTPException(503, f"Redis cannot write: {problem}; counting is paused, nothing is lost")
-    return ReadyzOut(redis=str(server.get("redis_version", "?")))
+        raise HTTPException(503, f"Redis cannot write: {redis.write_problem}; counting is paused, nothing is lost")
+    return ReadyzOut(redis=redis.version)
 
 
 @router.get(

@@ -1,4 +1,4 @@
-"""The overlay and admin pages, the user's custom.css, detection thumbnails."""
+"""The overlay and admin pages, the API docs, the user's custom.css, detection thumbnails."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from services.gateway.deps import ChannelDep, RuntimeDep, StoreDep
 from services.gateway.models import DetectionOut, ErrorOut
+from services.gateway.views import detection_out
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -32,6 +33,16 @@ async def overlay() -> FileResponse:
 @router.get("/admin", response_class=FileResponse, summary="The admin page")
 async def admin() -> FileResponse:
     return FileResponse(STATIC / "admin.html", headers={**NO_CACHE, "Referrer-Policy": "no-referrer"})
+
+
+@router.get("/docs", response_class=FileResponse, include_in_schema=False)
+async def swagger_ui() -> FileResponse:
+    return FileResponse(STATIC / "docs" / "swagger.html", headers=NO_CACHE)
+
+
+@router.get("/redoc", response_class=FileResponse, include_in_schema=False)
+async def redoc() -> FileResponse:
+    return FileResponse(STATIC / "docs" / "redoc.html", headers=NO_CACHE)
 
 
 @router.get(
@@ -71,7 +82,8 @@ async def detframe(ch: ChannelDep, store: StoreDep, seq: Annotated[int, PathPara
     summary="What the detector saw on a kept frame: each stage's scores (kept as long as the frame)",
 )
 async def detection(ch: ChannelDep, store: StoreDep, seq: Annotated[int, PathParam(ge=0)]) -> DetectionOut:
-    info = await store.detinfo(ch, seq)
+    stored = await store.detection(ch, seq)
+    info = detection_out(ch, seq, stored) if stored is not None else None
     if info is None:
         raise HTTPException(404, f"no detection details for frame {seq} of channel {ch!r} (they may have expired)")
     return info

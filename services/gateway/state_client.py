@@ -1,4 +1,4 @@
-"""Sending a command to the state service and waiting for its reply.
+"""The gateway's client of the state service: send a command, wait for its reply.
 
 The command carries a deadline (now + ``gateway.command_timeout_s``): if the
 state service only gets to it later, it refuses it (``code=expired``), so a
@@ -18,22 +18,16 @@ from redis.exceptions import RedisError
 from services.common.keys import Keys
 from services.common.messages import Command, CommandType, Counts, MessageError, Outcome, Reply
 from services.gateway import metrics
-from services.gateway.store import redis_problem
+from services.gateway.errors import CommandFailedError, redis_problem
 
 log = logging.getLogger("owc.gateway")
 BLPOP_SLICE_S = 2.0  # under redis-py's socket timeout (it reuses the 5 s connect timeout)
 
 
-class CommandFailedError(Exception):
-    def __init__(self, status_code: int, detail: str, code: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
-        self.code = code
-
-
 @dataclass(frozen=True)
-class CommandSender:
+class StateClient:
+    """Every mutation of the gateway is a command for the state service (the single writer)."""
+
     client: Any  # redis.asyncio.Redis (bytes responses)
     keys: Keys
     timeout_s: float
