@@ -65,7 +65,7 @@ def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
     # Every route with its full path, for the guard and for `Allow` (FastAPI wraps included routers).
     routes = [*app.router.routes, *(route for module in modules for route in module.router.routes)]
     # Swagger UI and ReDoc from the fastapi-offline wheel: /docs and /redoc work offline, with no CDN.
-    app.mount("/static/vendor", StaticFiles(packages=[("fastapi_offline", "static")]), name="vendor")
+    app.mount("/static/apidocs", StaticFiles(packages=[("fastapi_offline", "static")]), name="apidocs")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_error_handlers(app, routes)
 
