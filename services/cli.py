@@ -3,6 +3,11 @@
 Each package registers its own subcommands (``register(subparsers)`` in its
 ``cli`` module) and imports its heavy dependencies only when it runs, so
 ``owc --help`` and ``owc config show`` stay fast.
+
+The service commands come from ``services/`` alone, which is all the Docker
+image ships. Tool commands from a full checkout (``training/``) are registered
+when their package is there; when it is not (the image), the command still
+shows in ``--help`` and says what to do instead of crashing the whole CLI.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 # Modules with ``register(sub)``; optional ``register_bench(bench_sub)``.
 COMMAND_MODULES = (
@@ -20,8 +26,40 @@ COMMAND_MODULES = (
     "services.state.cli",
     "services.gateway.cli",
     "services.common.config_cli",
-    "training.cli",
 )
+
+# Modules outside ``services/``: module -> (its top-level package, the subcommands it registers).
+OPTIONAL_COMMAND_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "training.cli": ("training", ("collect",)),
+}
+
+
+def _unavailable(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str, package: str
+) -> None:
+    """A stand-in for a command whose package is not installed: it explains, exits 2."""
+    message = (
+        f"owc {command}: the `{package}` package is not installed here (the Docker image ships only the "
+        f"services). Run it from a checkout of the project: `make setup`, then `.venv/bin/owc {command}`."
+    )
+    p = sub.add_parser(command, help=f"(needs the {package} package: not installed here)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def handler(_args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    p.set_defaults(handler=handler)
+
+
+def _import_optional(name: str, package: str) -> ModuleType | None:
+    """The module, or None only when its own top-level package is missing (any other error propagates)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == package or exc.name == name:
+            return None
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         return 2
 
     bench.set_defaults(handler=_usage)
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
+    modules = [importlib.import_module(name) for name in COMMAND_MODULES]
+    for name, (package, commands) in OPTIONAL_COMMAND_MODULES.items():
+        optional = _import_optional(name, package)
+        if optional is not None:
+            modules.append(optional)
+        else:
+            for command in commands:
+                _unavailable(sub, command, package)
+    for module in modules:
         module.register(sub)
         if hasattr(module, "register_bench"):
             module.register_bench(bench_sub)
