@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those missing.
-#   scripts/system-deps.sh run|test|train
+#   scripts/system-deps.sh run|test|train|compose
+# `compose` (part of `test`): a Docker engine, docker-compose v1, debootstrap (local base
+# images for the compose tier) and iptables (its egress drop rule). Installing docker.io
+# never starts a daemon here: the compose tier starts and stops its own dockerd.
 set -euo pipefail
+
+compose_pkgs=(docker.io docker-compose debootstrap iptables iproute2)
 
 case "${1:-run}" in
   run)   pkgs=(redis-server python3-venv) ;;
   train) pkgs=(fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
   test)  pkgs=(redis-server python3-venv chromium xvfb xauth libgl1-mesa-dri obs-studio ffmpeg
-               prometheus docker-compose fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
-  *) echo "usage: $0 run|test|train" >&2; exit 2 ;;
+               prometheus fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core "${compose_pkgs[@]}") ;;
+  compose) pkgs=("${compose_pkgs[@]}") ;;
+  *) echo "usage: $0 run|test|train|compose" >&2; exit 2 ;;
 esac
 
 missing=()
