@@ -31,5 +31,13 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "Installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# docker.io's post-install would start a system dockerd where init scripts run: forbid starting
+# services for this install (the compose tier runs its own engine and stops it).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -48,14 +48,14 @@ class Figures:
         REPORT.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def figures() -> Iterator[Figures]:
     figs = Figures()
     yield figs
     figs.write()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def engine(figures: Figures) -> Iterator[DockerEngine]:
     reason = docker_engine.unavailable_reason()
     if reason:
@@ -101,7 +101,7 @@ def _compose_images() -> dict[str, str]:
     return {name: svc["image"] for name, svc in config["services"].items() if "image" in svc}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def images(engine: DockerEngine, figures: Figures) -> Images:
     """Base images from Debian packages (cached), wheels from the host, then the real Dockerfile."""
     cache = docker_engine.cache_dir()

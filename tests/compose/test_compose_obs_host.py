@@ -23,7 +23,7 @@ from tests.support.obsws_server import ObsWsServer
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SERVICES = ["redis", "capture", "inference", "state", "gateway"]  # `docker compose up` without the profile
 TOKEN = "a-long-random-admin-token-for-the-test"

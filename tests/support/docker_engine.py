@@ -25,6 +25,7 @@ takes ``PIP_NO_INDEX`` / ``PIP_FIND_LINKS`` build args that are unset by default
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import http.server
@@ -43,6 +44,7 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from tests.support.waiting import wait_until
 
@@ -201,6 +203,7 @@ class DockerEngine:
     pid: int | None = None
     egress_rule: list[str] | None = None
     cleanup_log: list[str] = field(default_factory=list)
+    _lock_file: TextIO | None = None
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -234,8 +237,35 @@ class DockerEngine:
         return run([docker_client(), *args], timeout=timeout, check=check, env=self.env)
 
     # start / stop -------------------------------------------------------------------------------
+    def lock(self, timeout: float = 1800) -> None:
+        """One run at a time per cache dir (two would share the data-root): wait for the other to finish."""
+        if self._lock_file is not None:
+            return
+        f = (self.root / "lock").open("w")
+
+        def acquired() -> bool:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        try:
+            wait_until(acquired, timeout=timeout, interval=1,
+                       message=f"another compose-tier run to release {self.root / 'lock'}")
+        except BaseException:
+            f.close()
+            raise
+        self._lock_file = f
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+
     def start(self) -> None:
         """Clean up after an earlier run that died, snapshot the host, start dockerd, block egress."""
+        self.lock()
         self.cleanup_leftovers()
         snapshot = HostSnapshot.take()
         snapshot.save(self.snapshot_path)  # written first: a crash from here on is undone by the next run
@@ -252,7 +282,8 @@ class DockerEngine:
             "--log-level=warn",
         ]
         with self.log_path.open("wb") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
         self.pid = proc.pid
         try:
             wait_until(lambda: proc.poll() is not None or self.docker("info", check=False, timeout=20).returncode == 0,
@@ -295,7 +326,9 @@ class DockerEngine:
                 self.remove_everything()
         self._kill_dockerd(self.pid)
         self.pid = None
-        self.restore_host()
+        if self._lock_file is not None:  # never touch the host while another run holds the lock
+            self.restore_host()
+        self.unlock()
 
     def _kill_dockerd(self, pid: int | None) -> None:
         if pid is None or not _alive(pid):
@@ -340,6 +373,14 @@ class DockerEngine:
             if _alive(pid) and "dockerd" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
                 self._kill_dockerd(pid)
         self.restore_host()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL (Linux prctl)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _mounted_under(path: Path) -> bool:
