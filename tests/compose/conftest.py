@@ -43,6 +43,8 @@ class Figures:
         self.values[key] = value
 
     def write(self) -> None:
+        if not self.values:  # skipped: keep the last run's figures
+            return
         self.values["tier_seconds"] = round(time.monotonic() - self.t0, 1)
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
