@@ -82,6 +82,8 @@ def engine(figures: Figures) -> Iterator[DockerEngine]:
         try:
             eng.stop()
             atexit.unregister(stop_once)
+            if eng.egress_dropped is not None:
+                figures["egress_packets_dropped"] = eng.egress_dropped
         finally:
             signal.signal(signal.SIGTERM, previous)
 

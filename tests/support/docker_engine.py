@@ -202,6 +202,7 @@ class DockerEngine:
     log_path: Path = field(init=False)
     pid: int | None = None
     egress_rule: list[str] | None = None
+    egress_dropped: int | None = None  # packets the drop rule stopped (e.g. DNS forwarded by Docker)
     cleanup_log: list[str] = field(default_factory=list)
     _lock_file: TextIO | None = None
 
@@ -319,8 +320,23 @@ class DockerEngine:
         self.docker("volume", "prune", "-f", check=False, timeout=60)
         self.docker("network", "prune", "-f", check=False, timeout=60)
 
+    def dropped_packets(self) -> int | None:
+        if self.egress_rule is None:
+            return None
+        out = run(["iptables", "-L", DOCKER_USER, "-v", "-n", "-x"], check=False).stdout
+        dev = self.egress_rule[2]
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) >= 7 and fields[2] == "DROP" and dev in fields:
+                return int(fields[0])
+        return None
+
     def stop(self) -> None:
         """Stop dockerd by its PID and put the host back as the snapshot found it."""
+        with contextlib.suppress(Exception):
+            dropped = self.dropped_packets()
+            if dropped is not None:
+                self.egress_dropped = dropped
         if self.pid is not None and _alive(self.pid):
             with contextlib.suppress(Exception):
                 self.remove_everything()
