@@ -21,7 +21,7 @@ import pytest
 from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
 from tests.compose.conftest import Figures, Images
 from tests.support.compose_project import ComposeProject, elapsed
-from tests.support.docker_engine import DOCKER_USER, DockerEngine, run, uplink
+from tests.support.docker_engine import DockerEngine
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -57,21 +57,8 @@ def project(
         proj.compose("down", "--volumes", "--remove-orphans", timeout=180, check=False)
 
 
-def _egress_blocked(engine: DockerEngine) -> bool:
-    dev = uplink()
-    if dev is None:
-        return True
-    rule = [DOCKER_USER, "-o", dev, "-j", "DROP"]
-    if run(["iptables", "-C", *rule], check=False).returncode != 0:
-        return False
-    # and FORWARD sends container traffic through DOCKER-USER before anything accepts it
-    forward = run(["iptables", "-S", "FORWARD"]).stdout.splitlines()
-    rules = [r for r in forward if r.startswith("-A FORWARD")]
-    return bool(rules) and rules[0] == f"-A FORWARD -j {DOCKER_USER}"
-
-
 def test_nothing_can_leave_the_machine(engine: DockerEngine, project: ComposeProject) -> None:
-    assert _egress_blocked(engine), "the egress drop rule must be in place while containers run"
+    assert engine.egress_blocked(), "the egress drop rule must be in place while containers run"
     # Redis and the services' metrics stay on the compose network: only the gateway and Prometheus are published
     published = set()
     for service in project.services():

@@ -271,6 +271,7 @@ class DockerEngine:
         snapshot = HostSnapshot.take()
         snapshot.save(self.snapshot_path)  # written first: a crash from here on is undone by the next run
         self.exec_root.mkdir(parents=True, exist_ok=True)
+        self.block_egress()  # before dockerd: no container ever runs without it
         argv = [
             "dockerd",
             f"--data-root={self.root / 'data'}",
@@ -291,20 +292,41 @@ class DockerEngine:
                        timeout=90, interval=0.2, message="dockerd to answer")
             if proc.poll() is not None:
                 raise RuntimeError(f"dockerd exited {proc.returncode}: {self.log_tail()}")
-            self.block_egress()
+            if not self.egress_blocked():
+                raise RuntimeError(f"the egress drop rule is not in force after dockerd started:\n"
+                                   f"{run(['iptables', '-S'], check=False).stdout}")
+            self.remove_everything()  # containers a killed run left in the data-root
         except BaseException:
             self.stop()
             raise
 
     def block_egress(self) -> None:
+        """The drop rule on top of DOCKER-USER, which FORWARD consults before Docker's own rules.
+
+        Called before dockerd starts (a data-root from a killed run may hold containers that
+        dockerd restarts at once): the chain and FORWARD's jump to it are made here if missing;
+        dockerd keeps the chain's rules and moves its jump to the top of FORWARD.
+        """
         dev = uplink()
         if dev is None:  # no default route: nothing can leave anyway
             return
-        # dockerd made DOCKER-USER (FORWARD jumps to it first); the rule goes on top of it
         rule = [DOCKER_USER, "-o", dev, "-j", "DROP"]
-        run(["iptables", "-I", *rule])
+        if run(["iptables", "-n", "-L", DOCKER_USER], check=False).returncode != 0:
+            run(["iptables", "-N", DOCKER_USER])
+        if run(["iptables", "-C", *rule], check=False).returncode != 0:
+            run(["iptables", "-I", *rule])
+        if run(["iptables", "-C", "FORWARD", "-j", DOCKER_USER], check=False).returncode != 0:
+            run(["iptables", "-I", "FORWARD", "-j", DOCKER_USER])
         self.egress_rule = rule
-        run(["iptables", "-C", *rule])
+
+    def egress_blocked(self) -> bool:
+        """The drop rule is there and FORWARD sends every forwarded packet through DOCKER-USER first."""
+        if self.egress_rule is None:
+            return uplink() is None
+        if run(["iptables", "-C", *self.egress_rule], check=False).returncode != 0:
+            return False
+        forward = [r for r in run(["iptables", "-S", "FORWARD"]).stdout.splitlines() if r.startswith("-A ")]
+        return bool(forward) and forward[0] == f"-A FORWARD -j {DOCKER_USER}"
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
