@@ -2,12 +2,13 @@
 # Install the Debian packages a make target needs, only those missing.
 #   scripts/system-deps.sh run|test|train|compose
 # `compose` (part of `test`): a Docker engine, docker-compose v1, debootstrap (local base
-# images for the compose tier), iptables (its egress drop rule) and Debian's pip (wheels for the
+# images for the compose tier), iptables + nftables (its egress drop rule, and removing the
+# tables dockerd made) and Debian's pip (wheels for the
 # image's Debian python3, downloaded on the host). Installing docker.io
 # never starts a daemon here: the compose tier starts and stops its own dockerd.
 set -euo pipefail
 
-compose_pkgs=(docker.io docker-compose debootstrap iptables iproute2 python3-pip)
+compose_pkgs=(docker.io docker-compose debootstrap iptables nftables iproute2 python3-pip)
 
 case "${1:-run}" in
   run)   pkgs=(redis-server python3-venv) ;;

@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEBIAN_SUITE = "bookworm"
 # Debian's docker.io (20.10): its client speaks to its daemon; the legacy builder needs no buildx.
 DOCKER_BINARIES = ("dockerd", "containerd", "runc")
-REQUIRED_TOOLS = ("dockerd", "docker-compose", "debootstrap", "iptables", "iptables-save", "ip", "chroot")
+REQUIRED_TOOLS = ("dockerd", "docker-compose", "debootstrap", "iptables", "iptables-save", "ip", "chroot", "nft")
 WHEELHOUSE_PORT = 38471  # fixed: the build arg (and so the build cache) must not change between runs
 DOCKER_USER = "DOCKER-USER"
 # Made by dockerd or containerd's shims whatever the data-root and exec-root: removed afterwards
@@ -143,7 +143,10 @@ def undo_iptables(before: dict[str, list[str]], v6: bool = False) -> list[str]:
     builtin = {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
     for table, lines in now.items():
         old = set(before.get(table, []))
-        for line in before.get(table, []):
+        # a table that did not exist had every built-in chain at ACCEPT
+        policies = [ln for ln in before[table] if ln.startswith("-P ")] if table in before else [
+            f"-P {ln.split()[1]} ACCEPT" for ln in lines if ln.startswith("-P ")]
+        for line in policies:
             if line.startswith("-P ") and line not in lines:
                 argv = [tool, "-t", table, *line.split()]
                 if run(argv, check=False).returncode == 0:
@@ -161,6 +164,25 @@ def undo_iptables(before: dict[str, list[str]], v6: bool = False) -> list[str]:
                 run([tool, "-t", table, "-F", chain], check=False)
                 if run([tool, "-t", table, "-X", chain], check=False).returncode == 0:
                     done.append(f"{tool} -t {table} -X {chain}")
+    done += _drop_new_empty_tables(before, v6)
+    return done
+
+
+def _drop_new_empty_tables(before: dict[str, list[str]], v6: bool) -> list[str]:
+    """Tables that did not exist before and are empty now (iptables-nft made them): delete them too.
+
+    iptables cannot delete a table; with the nf_tables backend ``nft`` can.
+    """
+    tool = "ip6tables" if v6 else "iptables"
+    if shutil.which("nft") is None or "nf_tables" not in run([tool, "-V"], check=False).stdout:
+        return []
+    done = []
+    for table, lines in iptables_dump(v6).items():
+        if table in before or any(not re.fullmatch(r"-P \S+ ACCEPT", line) for line in lines):
+            continue
+        family = "ip6" if v6 else "ip"
+        if run(["nft", "delete", "table", family, table], check=False).returncode == 0:
+            done.append(f"nft delete table {family} {table}")
     return done
 
 

@@ -61,11 +61,26 @@ def test_only_what_was_added_is_undone(monkeypatch: pytest.MonkeyPatch) -> None:
             "-j", "RETURN"] in calls  # quoted arguments survive
     assert ["iptables", "-t", "filter", "-X", "DOCKER-USER"] in calls
     assert ["iptables", "-t", "nat", "-X", "DOCKER"] in calls
+    assert ["iptables", "-t", "nat", "-P", "PREROUTING", "ACCEPT"] not in calls  # already ACCEPT
     touched = " ".join(" ".join(c) for c in calls)
     assert "MINE" not in touched and "INPUT" not in touched, "rules that were there before stay"
     # rules go before the chains they jump to
     assert calls.index(["iptables", "-t", "filter", "-D", "FORWARD", "-j", "DOCKER-USER"]) < calls.index(
         ["iptables", "-t", "filter", "-X", "DOCKER-USER"])
+
+
+def test_a_table_that_did_not_exist_gets_accept_policies_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(de, "iptables_dump", lambda v6=False: de.parse_iptables_save(AFTER))
+
+    def fake_run(argv: list[str], **_: object) -> object:
+        calls.append(list(argv))
+        return type("R", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(de, "run", fake_run)
+    de.undo_iptables({})  # nothing existed before: dockerd made the filter table with FORWARD DROP
+    assert ["iptables", "-t", "filter", "-P", "FORWARD", "ACCEPT"] in calls
+    assert ["iptables", "-t", "filter", "-D", "INPUT", "-j", "MINE"] in calls
 
 
 def test_the_debian_mirror_comes_from_the_hosts_apt_sources(tmp_path: Path) -> None:
