@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "services.inference.cli",
     "services.state.cli",
     "services.gateway.cli",
+    "services.actions.cli",
     "services.common.config_cli",
     "training.cli",
 )
