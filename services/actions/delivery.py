@@ -78,7 +78,7 @@ class RetryPolicy:
 
 def event_record(ctx: EventContext) -> dict[str, Any]:
     """What a dead letter keeps of the event, enough to run the action again."""
-    fields = {k: v.decode() for k, v in ctx.event.to_fields().items()}
+    fields = {k.decode(): v.decode("utf-8", "replace") for k, v in ctx.event.to_fields().items()}
     return {"channel": ctx.channel, "id": ctx.event.id, "fields": fields, "test": ctx.test}
 
 
@@ -139,6 +139,12 @@ class Deliverer:
             result = self._perform_with_retries(action, ctx)
         except ActionError as exc:
             self._dead_letter(action, ctx, str(exc), now_ms)
+            return "dead"
+        except StoppingError:
+            raise
+        except Exception as exc:  # a bug in one action must not stop the others or crash-loop the service
+            log.exception("%s: failed on event %s", action.name, ctx.idempotency_key)
+            self._dead_letter(action, ctx, f"internal error: {exc!r}", now_ms)
             return "dead"
         elapsed = time.perf_counter() - started
         record = {"status": "ok", "result": result, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,

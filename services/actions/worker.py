@@ -101,6 +101,7 @@ class ActionsWorker:
             RetryPolicy(self.settings.max_attempts, self.settings.retry_initial_s, self.settings.retry_max_s),
             stop, self.settings.dlq_maxlen,
         )
+        self.since_id()  # before anything can be missed: events from now on are this service's to act on
         names = ", ".join(self.actions_described()) or "none configured"
         log.info("actions: starting; actions: %s", names)
         first = True
@@ -144,7 +145,20 @@ class ActionsWorker:
             gone = [eid for eid, fields in entries if not fields]
             if gone:
                 consumer.ack(*gone)
-            out += [(consumer, Delivery(eid, fields, 2)) for eid, fields in entries if fields]
+            entries = [(eid, fields) for eid, fields in entries if fields]
+            if not entries:
+                continue
+            rows = self.client.xpending_range(consumer.stream, GROUP_ACTIONS, min="-", max="+",
+                                              count=len(entries) + 10, consumername=CONSUMER)
+            counts = {r["message_id"]: int(r["times_delivered"]) for r in rows}
+            for eid, fields in entries:
+                delivery = Delivery(eid, fields, counts.get(eid, 2))
+                if delivery.deliveries > self.settings.max_deliveries:
+                    # the service died on it that often: a poison event, not a passing failure
+                    consumer.dead_letter(delivery, f"delivered {delivery.deliveries} times without an ack")
+                    M.EVENTS.labels("invalid").inc()
+                else:
+                    out.append((consumer, delivery))
         if out:
             log.info("actions: finishing %d events the previous run had not finished", len(out))
         return out
