@@ -31,7 +31,11 @@ class WorkerThread:
 
 
 def start_worker(
-    client: redis.Redis, keys: Keys, settings: Settings, actions: Sequence[Action], channels: Sequence[str] = ("default",),
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    actions: Sequence[Action],
+    channels: Sequence[str] = ("default",),
 ) -> WorkerThread:
     """The actions loop in a thread; returns once it follows ``channels``' logs."""
     for ch in channels:
