@@ -84,6 +84,8 @@ class ChatBot:
         self._joined = threading.Event()
         self._outbox: queue.Queue[tuple[str, threading.Event | None]] = queue.Queue()
         self._thread: threading.Thread | None = None
+        # the irc library logs every line it sends at DEBUG, the PASS line with the token included
+        logging.getLogger("irc").setLevel(max(logging.INFO, logging.getLogger("irc").getEffectiveLevel()))
         self.reactor = irc.client.Reactor()
         self.conn: Any = self.reactor.server()
         for event, handler in (
@@ -179,7 +181,7 @@ class ChatBot:
 
     def _on_welcome(self, conn: Any, _event: Any) -> None:
         self._welcomed = True
-        conn.cap("REQ", ":" + TWITCH_CAPS)
+        conn.cap("REQ", *TWITCH_CAPS.split())
         conn.join(self.irc_channel)
 
     def _on_join(self, _conn: Any, event: Any) -> None:
