@@ -64,6 +64,12 @@ def run_actions(args: argparse.Namespace) -> int:
     from services.common.metrics import serve_metrics
     from services.common.redisio import keys_for
 
+    if settings.actions.chat.enabled:
+        from services.actions.chat import check_chat_settings
+
+        problem = check_chat_settings(settings.actions.chat)
+        if problem:
+            fail(problem)
     stop = threading.Event()
     stop_on_signals(stop)
     client = connect_redis(settings, 30.0)
@@ -74,11 +80,8 @@ def run_actions(args: argparse.Namespace) -> int:
     health = None
     bot = None
     if settings.actions.chat.enabled:
-        from services.actions.chat import ChatAction, ChatBot, check_chat_settings
+        from services.actions.chat import ChatAction, ChatBot
 
-        problem = check_chat_settings(settings.actions.chat)
-        if problem:
-            fail(problem)
         bot = ChatBot(settings.actions.chat, client, keys)
         bot.start(stop)
         actions.append(ChatAction(bot))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -245,10 +245,6 @@ class ChatSettings(_Section):
 
 
 class ActionsSettings(_Section):
-    webhooks: list[WebhookSettings] = Field(
-        default_factory=list, description="`[[actions.webhooks]]` tables: `url = \"…\"` is enough."
-    )
-    chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
     max_attempts: int = Field(5, ge=1, le=50, description="Tries per action and event, then the dead letters.")
     retry_initial_s: float = Field(1.0, gt=0, le=60, description="First wait between tries (then doubled).")
     retry_max_s: float = Field(30.0, gt=0, le=600, description="Longest wait between tries.")
@@ -257,6 +253,11 @@ class ActionsSettings(_Section):
     )
     dlq_maxlen: int = Field(1000, ge=10, description="Dead letters kept per action.")
     metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics port (0 = off).")
+    chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
+    # last: shown and saved as [[actions.webhooks]] tables after every plain key
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="`[[actions.webhooks]]` tables: `url = \"…\"` is enough."
+    )
 
     @field_validator("webhooks")
     @classmethod
@@ -445,6 +446,21 @@ def load_settings(
     return Loaded(settings=settings, sources=resolved, config_file=path)
 
 
+def _table(model: BaseModel, reveal_secrets: bool) -> dict[str, Any]:
+    """A model inside a list as a TOML-able dict (unset values left out)."""
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value() if reveal_secrets else "**********"
+        elif isinstance(value, Path):
+            value = str(value)
+        out[name] = value
+    return out
+
+
 def leaf_items(settings: Settings, *, reveal_secrets: bool = False) -> list[tuple[str, Any]]:
     """Every setting as ``(dotted key, JSON-able value)``, secrets masked unless asked."""
     items: list[tuple[str, Any]] = []
@@ -457,6 +473,9 @@ def leaf_items(settings: Settings, *, reveal_secrets: bool = False) -> list[tupl
                 walk(value, dotted + ".")
             elif isinstance(value, SecretStr):
                 items.append((dotted, value.get_secret_value() if reveal_secrets else "**********"))
+            elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+                # [[actions.webhooks]]: a list of tables, secrets masked like any other
+                items.append((dotted, [_table(v, reveal_secrets) for v in value]))
             elif isinstance(value, Path):
                 items.append((dotted, str(value)))
             else:
@@ -470,19 +489,29 @@ def describe_fields() -> list[tuple[str, str, str, str]]:
     """``(dotted key, env var, default, description)`` for every setting (docs)."""
     rows: list[tuple[str, str, str, str]] = []
 
-    def walk(model_cls: type[BaseModel], prefix: str) -> None:
+    def walk(model_cls: type[BaseModel], prefix: str, in_list: bool = False) -> None:
         for name, info in model_cls.model_fields.items():
             dotted = f"{prefix}{name}"
             ann = info.annotation
+            env = "" if in_list else env_var_name(dotted)  # a table in a list has no variable of its own
             if isinstance(ann, type) and issubclass(ann, BaseModel):
-                walk(ann, dotted + ".")
+                walk(ann, dotted + ".", in_list)
+                continue
+            item = get_args(ann)[0] if get_origin(ann) is list and get_args(ann) else None
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                # a list of tables ([[actions.webhooks]]): one row for the list, one per table key
+                rows.append((dotted, env_var_name(dotted), "", (info.description or "") + " Environment: a JSON list."))
+                walk(item, dotted + "[].", True)
+                continue
+            if info.is_required():
+                rows.append((dotted, env, "required", info.description or ""))
                 continue
             default = info.get_default(call_default_factory=True)
             if isinstance(default, Path):
                 with contextlib.suppress(ValueError):
                     default = default.relative_to(PROJECT_ROOT)
             shown = "" if default is None else str(default)
-            rows.append((dotted, env_var_name(dotted), shown, info.description or ""))
+            rows.append((dotted, env, shown, info.description or ""))
 
     walk(Settings, "")
     return rows
