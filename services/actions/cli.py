@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.set_defaults(handler=run_retry)
 
 
+    t = asub.add_parser("test", help="send a made-up victory, marked as a test, through the running service")
+    t.add_argument("--action", help="only this action (default: all configured)")
+    t.add_argument("--channel", default="default", help="counter channel it claims to come from")
+    add_config_args(t)
+    t.set_defaults(handler=run_test)
+
+
 def action_names(settings: Settings) -> list[str]:
     names = [w.name for w in settings.actions.webhooks]
     if settings.actions.chat.enabled:
@@ -158,4 +165,26 @@ def run_retry(args: argparse.Namespace) -> int:
         total += moved
     if not total:
         print("no dead letters")
+    return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+    from services.actions.delivery import queue_test
+    from services.common.keys import InvalidChannelError, validate_channel
+    from services.common.redisio import keys_for
+
+    try:
+        validate_channel(args.channel)
+    except InvalidChannelError as exc:
+        fail(str(exc))
+    names = _selected(settings, args.action)
+    if not names:
+        fail("no actions configured (see docs/actions.md)")
+    client = connect_redis(settings, 10.0)
+    keys = keys_for(settings)
+    for name in names:
+        eid = queue_test(client, keys, name, args.channel)
+        print(f"{name}: test event {args.channel}/{eid} queued; the running `owc actions` sends it "
+              "(`owc actions status` shows the result)")
     return 0

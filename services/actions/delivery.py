@@ -29,7 +29,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from services.actions import metrics as M
 from services.actions.formatting import EventContext
 from services.common.keys import Keys
-from services.common.messages import Event
+from services.common.messages import Counts, Event
 
 log = logging.getLogger("owc.actions")
 
@@ -175,6 +175,26 @@ class Deliverer:
         M.DEAD_LETTERS.labels(action.name).set(int(length))
         log.error("%s: gave up on event %s: %s; it is in %s (`owc actions retry` sends it again)",
                   action.name, ctx.idempotency_key, error, dlq)
+
+
+def queue_test(client: redis.Redis, keys: Keys, action: str, channel: str) -> str:
+    """Queue a made-up ``detected`` victory, marked as a test, for the running service to send via ``action``.
+
+    It goes through the retry list, so it takes exactly the path of a real
+    event (the same connection, presets, signature) without touching the log.
+    """
+    from services.common.messages import StateSnapshot
+
+    raw = client.hgetall(keys.state(channel))
+    snapshot = StateSnapshot.from_fields(raw) if raw else None
+    counts = snapshot.counts if snapshot else Counts()
+    now = int(time.time() * 1000)
+    event = Event(type="detected", outcome="victory", delta=1, counts=counts.add("victory", 1),
+                  session=snapshot.session if snapshot else "", source="auto", ts=now, note="test event",
+                  id=f"test-{now}")
+    letter = {"action": action, "error": "", "at": now, **event_record(EventContext(channel, event, test=True))}
+    client.lpush(keys.action_retry, json.dumps(letter))
+    return event.id
 
 
 def queue_retries(client: redis.Redis, keys: Keys, action: str) -> int:

@@ -267,3 +267,25 @@ def test_a_slow_receiver_never_blocks_counting(
     assert snapshot.counts.victories == 5 and total == 6
     assert counted_in < 3.0, f"counting waited for the receiver ({counted_in:.1f} s)"
     assert delivered_by_then <= 2
+
+
+def test_a_test_event_goes_through_the_running_service_marked_as_a_test(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver,
+    redis_server: RedisServer, prefix: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = hook_settings(settings_factory, receiver, events=["undone"])  # a test is sent whatever the filter
+    w = start_worker(redis_client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
+    try:
+        flags = ["--set", f"redis.url={redis_server.url}", "--set", f"redis.prefix={prefix}",
+                 "--set", f"actions.webhooks=[{{\"url\": \"{receiver.url}\", \"name\": \"hook\"}}]"]
+        assert owc_main(["actions", "test", *flags]) == 0
+        assert "hook: test event default/test-" in capsys.readouterr().out
+        wait_until(lambda: receiver.snapshot(), message="the test event")
+        assert owc_main(["actions", "status", *flags]) == 0
+        assert "hook: last: ok (HTTP 200) for event default/test-" in capsys.readouterr().out
+    finally:
+        w.close()
+    (got,) = receiver.snapshot()
+    assert got.headers["x-owc-test"] == "1"
+    assert got.json["test"] is True and got.json["text"] == "[test] VICTORY! today 1W 0L 0D, 100%"
+    assert redis_client.xlen(keys.events("default")) == 0  # the log is untouched
