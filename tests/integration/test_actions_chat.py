@@ -70,16 +70,17 @@ def chat(
     bot = ChatBot(settings.actions.chat, redis_client, keys)
     bot.start(stop)
     worker = start_worker(redis_client, keys, settings, [ChatAction(bot)])
+    c = Chat(server, proxy, bot, stop, worker, state)
     try:
         wait_until(lambda: bot.joined, timeout=20, message="the bot in the channel")
-        yield Chat(server, proxy, bot, stop, worker, state)
+        yield c
     finally:
         stop.set()
-        worker.close()
+        c.worker.close()  # the test may have replaced it
         bot.join(10)
         state.stop()
         proxy.close()
-        server.stop()
+        c.server.stop()  # the test may have restarted it
 
 
 def counts(client: redis.Redis, keys: Keys) -> tuple[int, int, int]:
@@ -187,3 +188,29 @@ def test_the_right_token_logs_in(
         stop.set()
         bot.join(10)
         server.stop()
+
+
+def test_a_posted_result_is_not_posted_again_after_a_lost_ack(
+    chat: Chat, redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings],
+) -> None:
+    """Chat cannot dedupe: the record written before the ack is what keeps a redelivery silent."""
+    chat.proxy.set_badges("mod", "moderator/1")
+    mod = chat.user("mod")
+    try:
+        mod.join(CHANNEL)
+        mod.say(CHANNEL, "!win")
+        wait_until(lambda: "VICTORY! today 1W 0L 0D, 100%" in chat.bot_lines(mod), timeout=20, message="posted")
+        wait_until(lambda: redis_client.xpending(keys.events("default"), "actions")["pending"] == 0,
+                   message="acked")
+        chat.worker.close()
+        # as after a kill -9 between the record and the ack: the group hands every event out again
+        redis_client.xgroup_setid(keys.events("default"), "actions", "0")
+        settings = chat_settings(settings_factory, chat.proxy.port)
+        chat.worker = start_worker(redis_client, keys, settings, [ChatAction(chat.bot)])
+        wait_until(lambda: chat.worker.worker.processed >= 2, message="the events handed out again")
+        mod.say(CHANNEL, "!loss")
+        wait_until(lambda: "DEFEAT. today 1W 1L 0D, 50%" in chat.bot_lines(mod), timeout=20, message="next one")
+        lines = chat.bot_lines(mod)
+    finally:
+        mod.close()
+    assert lines == ["new session: today 0W 0L 0D", "VICTORY! today 1W 0L 0D, 100%", "DEFEAT. today 1W 1L 0D, 50%"]
