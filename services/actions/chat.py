@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import irc.client
@@ -49,6 +50,7 @@ TWITCH_CAPS = "twitch.tv/tags twitch.tv/commands"
 AUTH_FAILURE_MARKERS = ("authentication failed", "improperly formatted auth", "bad password", "access denied",
                         "invalid nick")
 CONNECT_TIMEOUT_S = 10.0
+REGISTER_TIMEOUT_S = 30.0
 
 
 def check_chat_settings(s: ChatSettings) -> str | None:
@@ -63,6 +65,13 @@ def check_chat_settings(s: ChatSettings) -> str | None:
 def irc_password(token: str) -> str:
     """Twitch wants ``PASS oauth:<token>``; accept the token with or without the prefix."""
     return token if token.startswith("oauth:") else f"oauth:{token}"
+
+
+@dataclass
+class _Line:
+    text: str
+    sent: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False
 
 
 class ChatBot:
@@ -82,12 +91,15 @@ class ChatBot:
         self._auth_reported = False
         self._welcomed = False
         self._joined = threading.Event()
-        self._outbox: queue.Queue[tuple[str, threading.Event | None]] = queue.Queue()
+        self._outbox: queue.Queue[_Line] = queue.Queue()
+        self._send_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # the irc library logs every line it sends at DEBUG, the PASS line with the token included
         logging.getLogger("irc").setLevel(max(logging.INFO, logging.getLogger("irc").getEffectiveLevel()))
         self.reactor = irc.client.Reactor()
         self.conn: Any = self.reactor.server()
+        # once: it wraps send_raw, and the connection object is reused by every reconnect
+        self.conn.set_rate_limit(1.5)  # Twitch: 20 lines per 30 s for an account that is not a moderator
         for event, handler in (
             ("welcome", self._on_welcome), ("join", self._on_join), ("pubmsg", self._on_pubmsg),
             ("privnotice", self._on_notice), ("pubnotice", self._on_notice), ("error", self._on_error),
@@ -116,10 +128,14 @@ class ChatBot:
         """Send a line to the channel and wait until it went out; :class:`RetryableError` if it cannot."""
         if not self.joined:
             raise RetryableError(f"chat is not connected ({self.state})")
-        sent = threading.Event()
-        self._outbox.put((text, sent))
-        if not sent.wait(timeout):
-            raise RetryableError("chat did not send the line in time")
+        line = _Line(text)
+        self._outbox.put(line)
+        if not line.sent.wait(timeout):
+            with self._send_lock:
+                if not line.sent.is_set():
+                    # not sent and now never will be: a retry must not find it sent twice after a reconnect
+                    line.cancelled = True
+                    raise RetryableError("chat did not send the line in time")
 
     # ------------------------------------------------------------------ the loop
 
@@ -141,15 +157,19 @@ class ChatBot:
             try:
                 self.conn.connect(s.server, s.port, self.nick, password=irc_password(token),
                                   connect_factory=self._connect_factory)
-                self.conn.set_rate_limit(1.5)  # Twitch: 20 lines per 30 s for a normal account
             except irc.client.ServerConnectionError as exc:
                 self.state = "disconnected"
                 log.warning("chat: cannot reach %s:%d (%s); trying again in %.0f s", s.server, s.port,
                             exc.__cause__ or exc, delay)
             else:
+                connected_at = time.monotonic()
                 while not stop.is_set() and self.conn.is_connected():
                     self.reactor.process_once(0.2)
                     self._flush_outbox()
+                    if not self._welcomed and time.monotonic() - connected_at > REGISTER_TIMEOUT_S:
+                        log.warning("chat: %s accepted the connection but never logged us in; reconnecting",
+                                    s.server)
+                        self.conn.disconnect("timeout")
                 if stop.is_set():
                     if self.conn.is_connected():
                         self.conn.disconnect("bye")
@@ -166,16 +186,18 @@ class ChatBot:
     def _flush_outbox(self) -> None:
         while self.joined:
             try:
-                text, sent = self._outbox.get_nowait()
+                line = self._outbox.get_nowait()
             except queue.Empty:
                 return
-            self.conn.privmsg(self.irc_channel, text)
-            if sent is not None:
-                sent.set()
+            with self._send_lock:
+                if line.cancelled:
+                    continue
+                self.conn.privmsg(self.irc_channel, line.text)
+                line.sent.set()
 
     def _reply(self, text: str) -> None:
         """Queue a line without waiting (from the reactor thread or a command thread)."""
-        self._outbox.put((text, None))
+        self._outbox.put(_Line(text))
 
     # ------------------------------------------------------------------ IRC events
 
