@@ -242,3 +242,25 @@ class ActionsWorker:
                 "dead_letters": sum(dead.values()),
                 **self.health_extra(),
             })
+
+
+def caught_up(client: redis.Redis, keys: Keys, channel: str) -> bool:
+    """Whether the actions service has finished every event of ``channel``'s log so far.
+
+    True when the group ``actions`` has read up to the log's last entry and
+    holds nothing unacknowledged (each action has recorded its result, dead
+    letters included). ``owc demo --once`` waits (bounded) on this before it exits.
+    """
+    stream = keys.events(channel)
+    try:
+        groups = client.xinfo_groups(stream)
+        info = client.xinfo_stream(stream)
+    except redis.ResponseError:  # no log yet, or no group yet
+        return False
+    group = next((g for g in groups if g["name"] in (GROUP_ACTIONS, GROUP_ACTIONS.encode())), None)
+    if group is None:
+        return False
+    last = info.get("last-generated-id") or b"0-0"
+    read = group.get("last-delivered-id") or b"0-0"
+    as_text = [v.decode() if isinstance(v, bytes) else str(v) for v in (last, read)]
+    return as_text[0] == as_text[1] and int(group.get("pending", 0)) == 0

@@ -289,3 +289,26 @@ def test_a_test_event_goes_through_the_running_service_marked_as_a_test(
     assert got.headers["x-owc-test"] == "1"
     assert got.json["test"] is True and got.json["text"] == "[test] VICTORY! today 1W 0L 0D, 100%"
     assert redis_client.xlen(keys.events("default")) == 0  # the log is untouched
+
+
+def test_caught_up_says_when_every_event_is_done(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver
+) -> None:
+    from services.actions.worker import caught_up
+
+    settings = hook_settings(settings_factory, receiver)
+    assert not caught_up(redis_client, keys, "default")  # no log, no group
+    receiver.hold()
+    w = start_worker(redis_client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
+    try:
+        add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+        assert receiver.wait_held(10)
+        assert not caught_up(redis_client, keys, "default")  # read, not finished
+        receiver.release()
+        wait_until(lambda: caught_up(redis_client, keys, "default"), message="caught up")
+        add_event(redis_client, keys, "default", "detected", "defeat", 1, (1, 1, 0), source="auto")
+        # a new event is behind until it is handled (no race: the check may only go false -> true)
+        wait_until(lambda: len(receiver.snapshot()) == 2 and caught_up(redis_client, keys, "default"),
+                   message="caught up again")
+    finally:
+        w.close()
