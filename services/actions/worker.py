@@ -130,7 +130,7 @@ class ActionsWorker:
                     first = True
                     stop.wait(0.5)
         finally:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)  # an effect in flight finishes and is recorded
         return self.processed
 
     def actions_described(self) -> list[str]:
