@@ -312,3 +312,28 @@ def test_caught_up_says_when_every_event_is_done(
                    message="caught up again")
     finally:
         w.close()
+
+
+@pytest.mark.slow
+def test_a_redis_restart_loses_and_repeats_nothing(
+    own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver
+) -> None:
+    settings = settings_factory(
+        redis__url=own_redis.url, actions__webhooks=[{"url": receiver.url, "name": "hook"}],
+        actions__retry_initial_s=0.05, actions__retry_max_s=0.2,
+    )
+    client = own_redis.client()
+    w = start_worker(client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
+    try:
+        first = add_event(client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+        wait_until(lambda: pending(client, keys) == 0 and len(receiver.snapshot()) == 1, message="delivered")
+        client.bgrewriteaof()  # not needed for AOF, but makes the restart load the rewritten file too
+        wait_until(lambda: client.info("persistence")["aof_rewrite_in_progress"] == 0, message="AOF rewrite")
+        own_redis.restart(kill=True)
+        second = add_event(client, keys, "default", "detected", "defeat", 1, (1, 1, 0), source="auto")
+        wait_until(lambda: len(receiver.snapshot()) >= 2 and pending(client, keys) == 0, timeout=20,
+                   message="delivered after the restart")
+    finally:
+        w.close()
+        client.close()
+    assert [r.key for r in receiver.snapshot()] == [f"default/{first}", f"default/{second}"]
