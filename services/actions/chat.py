@@ -171,6 +171,7 @@ class ChatBot:
                                     s.server)
                         self.conn.disconnect("timeout")
                 if stop.is_set():
+                    self.state = "stopped"
                     if self.conn.is_connected():
                         self.conn.disconnect("bye")
                     break
@@ -243,6 +244,8 @@ class ChatBot:
         was_joined = self.joined
         self._joined.clear()
         M.CHAT_CONNECTED.set(0)
+        if self.state == "stopped":
+            return
         if self.state != "auth_failed":
             self.state = "disconnected"
         if was_joined:

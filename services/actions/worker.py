@@ -226,7 +226,8 @@ class ActionsWorker:
         if action is None:
             log.error("actions: retry for %r dropped: no such action is configured now", letter.get("action"))
         else:
-            log.info("%s: retrying event %s from the dead letters", action.name, ctx.idempotency_key)
+            what = "sending test event" if ctx.test else "retrying event"
+            log.info("%s: %s %s (queued by owc actions)", action.name, what, ctx.idempotency_key)
             self.run_actions(ctx, [action], force=True)
             M.DEAD_LETTERS.labels(action.name).set(int(self.client.llen(self.keys.action_dlq(action.name))))
         self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
