@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from typing import TYPE_CHECKING
 
 from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
@@ -52,19 +53,23 @@ def action_names(settings: Settings) -> list[str]:
     names = [w.name for w in settings.actions.webhooks]
     if settings.actions.chat.enabled:
         names.append("chat")
+    o = settings.actions.obs
+    names += [name for name, on in (("obs-replay", o.replay_buffer), ("obs-chapter", o.chapters),
+                                    ("obs-scene", bool(o.scene_victory or o.scene_defeat or o.scene_draw))) if on]
     return names
 
 
-def build_actions(settings: Settings) -> list[Action]:
+def build_actions(settings: Settings, stop: threading.Event) -> list[Action]:
+    from services.actions.obs import build_obs_actions
     from services.actions.webhooks import WebhookAction
 
-    return [WebhookAction(w) for w in settings.actions.webhooks]
+    actions: list[Action] = [WebhookAction(w) for w in settings.actions.webhooks]
+    actions += build_obs_actions(settings.obs, settings.actions.obs, stop)
+    return actions
 
 
 def run_actions(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
-
-    import threading
 
     from services.actions.worker import ActionsWorker
     from services.common.lifecycle import stop_on_signals
@@ -82,7 +87,7 @@ def run_actions(args: argparse.Namespace) -> int:
     client = connect_redis(settings, 30.0)
     keys = keys_for(settings)
     serve_metrics(settings.metrics.host, settings.actions.metrics_port, "actions")
-    actions = build_actions(settings)
+    actions = build_actions(settings, stop)
     extra: list[str] = []
     health = None
     bot = None

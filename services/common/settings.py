@@ -244,6 +244,28 @@ class ChatSettings(_Section):
         return v
 
 
+class ObsActionSettings(_Section):
+    replay_buffer: bool = Field(
+        False, description="Save OBS's replay buffer after each result (the buffer must be running in OBS)."
+    )
+    replay_delay_s: float = Field(
+        5.0, ge=0, le=120, description="Wait this long after the result before saving, so the banner is in the clip."
+    )
+    chapters: bool = Field(
+        False, description="Add a recording chapter named after the result (OBS 30.2+, Hybrid MP4 recordings)."
+    )
+    scene_victory: str = Field("", description="Scene to show after a victory (empty: none).")
+    scene_defeat: str = Field("", description="Scene to show after a defeat (empty: none).")
+    scene_draw: str = Field("", description="Scene to show after a draw (empty: none).")
+    scene_seconds: float = Field(
+        8.0, gt=0, le=600, description="How long that scene stays before the previous one comes back."
+    )
+    events: list[ActionEventType] = Field(
+        default_factory=lambda: ["detected"],  # type: ignore[arg-type]
+        description="Which events trigger the OBS actions (only results: an outcome counted +1).",
+    )
+
+
 class ActionsSettings(_Section):
     max_attempts: int = Field(5, ge=1, le=50, description="Tries per action and event, then the dead letters.")
     retry_initial_s: float = Field(1.0, gt=0, le=60, description="First wait between tries (then doubled).")
@@ -254,6 +276,7 @@ class ActionsSettings(_Section):
     dlq_maxlen: int = Field(1000, ge=10, description="Dead letters kept per action.")
     metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics port (0 = off).")
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
+    obs: ObsActionSettings = Field(default_factory=ObsActionSettings)  # type: ignore[arg-type]
     # last: shown and saved as [[actions.webhooks]] tables after every plain key
     webhooks: list[WebhookSettings] = Field(
         default_factory=list, description="`[[actions.webhooks]]` tables: `url = \"…\"` is enough."

@@ -36,12 +36,13 @@ def start_worker(
     settings: Settings,
     actions: Sequence[Action],
     channels: Sequence[str] = ("default",),
+    stop: threading.Event | None = None,
 ) -> WorkerThread:
     """The actions loop in a thread; returns once it follows ``channels``' logs."""
     for ch in channels:
         client.sadd(keys.channels, ch)
     worker = ActionsWorker(client, keys, settings.actions, actions)
-    stop = threading.Event()
+    stop = stop or threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), name="actions-worker", daemon=True)
     thread.start()
     wait_until(lambda: all(keys.events(ch) in worker.consumers for ch in channels), timeout=10,
