@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "actions",
-        help="match-end automations: webhooks (Discord, Streamer.bot, your own) and the Twitch chat bot",
+        help="match-end automations: webhooks (Discord, Streamer.bot, your own), Twitch chat, OBS",
         description="Run the actions service: follows every channel's event log (consumer group `actions`) "
         "and runs the configured actions for each event, at least once, never twice where a record can "
         "prevent it. Subcommands show the status and the dead letters and send dead letters again.",
