@@ -19,7 +19,8 @@ def table() -> str:
     rows = ["| key | environment variable | default | meaning |", "|---|---|---|---|"]
     for dotted, env, default, desc in describe_fields():
         shown = f"`{default}`" if default != "" else ""
-        rows.append(f"| `{dotted}` | `{env}` | {shown} | {desc.replace('|', '/')} |")
+        env_shown = f"`{env}`" if env else "(in the list's JSON)"
+        rows.append(f"| `{dotted}` | {env_shown} | {shown} | {desc.replace('|', '/')} |")
     return "\n".join(rows)
 
 

@@ -14,7 +14,7 @@ case "${1:-run}" in
   run)   pkgs=(redis-server python3-venv) ;;
   train) pkgs=(fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
   test)  pkgs=(redis-server python3-venv chromium xvfb xauth libgl1-mesa-dri obs-studio ffmpeg
-               prometheus fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core "${compose_pkgs[@]}") ;;
+               prometheus fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core ngircd "${compose_pkgs[@]}") ;;
   compose) pkgs=("${compose_pkgs[@]}") ;;
   *) echo "usage: $0 run|test|train|compose" >&2; exit 2 ;;
 esac

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "services.inference.cli",
     "services.state.cli",
     "services.gateway.cli",
+    "services.actions.cli",
     "services.common.config_cli",
 )
 

@@ -12,7 +12,6 @@ from typing import Any
 import tomli_w
 
 from services.common.cliargs import add_config_args, fail, load_from_args
-from services.common.redact import mask_credentials
 from services.common.settings import leaf_items, unflatten
 
 
@@ -49,6 +48,13 @@ def _show(args: argparse.Namespace) -> int:
     section = None
     for key, value in items:
         head, _, leaf = key.rpartition(".")
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for table in value:  # [[actions.webhooks]]: an array of tables
+                print(f"\n[[{key}]]  # {loaded.sources.get(key, 'default')}")
+                for name, item in table.items():
+                    print(f"{name} = {_toml_value(item)}")
+            section = key
+            continue
         if head != section:
             section = head
             print(f"\n[{section}]")
@@ -63,10 +69,8 @@ def _save(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         fail(f"{path} exists; pass --force to overwrite it")
     items = leaf_items(loaded.settings, reveal_secrets=True)
-    has_secret = any(
-        v is not None and ("password" in k or "token" in k or (isinstance(v, str) and mask_credentials(v) != v))
-        for k, v in items
-    )
+    # any value that masking changes is a secret (passwords, tokens, webhook URLs and secrets)
+    has_secret = items != leaf_items(loaded.settings)
     data = unflatten({k: v for k, v in items if v is not None})
     text = "# OW Victory Counter configuration, written by `owc config save`\n" + tomli_w.dumps(data)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if has_secret else 0o644)

@@ -107,6 +107,14 @@ class StateHealth(HealthRecord):
     reorder_skipped: int | None = None
 
 
+class ActionsHealth(HealthRecord):
+    SERVICE: ClassVar[str] = "actions"
+    actions: str | None = None  # the configured actions, comma-separated
+    dead_letters: int | None = None
+    chat: str | None = None  # connected | auth_failed | disconnected (when a chat bot is configured)
+    chat_channel: str | None = None
+
+
 def publish(client: redis.Redis, keys: Keys, channel: str, record: HealthRecord, ttl_s: int = 30) -> None:
     """Write (merge) a service's record for a channel; it expires if the service stops reporting."""
     key = keys.health(channel, record.SERVICE)

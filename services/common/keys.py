@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 GROUP_INFERENCE = "inference"
 GROUP_STATE = "state"
+GROUP_ACTIONS = "actions"  # the actions service, on every owc:events:{channel}
 
 SERVICES = ("capture", "inference", "state", "gateway")
 
@@ -107,3 +108,31 @@ class Keys:
     def command_done(self, channel: str) -> str:
         """Hash request_id -> reply JSON, for idempotent command processing."""
         return f"{self.prefix}:cmddone:{channel}"
+
+    # actions service (match-end automations)
+    def action_done(self, action: str) -> str:
+        """Hash ``{channel}/{event id}`` -> what the action did (JSON), written before the event is acked.
+
+        A redelivered event whose field is present is not acted on again (chat cannot dedupe).
+        """
+        return f"{self.prefix}:actions:done:{action}"
+
+    def action_dlq(self, action: str) -> str:
+        """List of JSON records: events an action gave up on after its retries (newest first)."""
+        return f"{self.prefix}:actions:dlq:{action}"
+
+    @property
+    def actions_since(self) -> str:
+        """Stream id from which the actions service acts (set once, on its first start): events
+        older than the service itself are history, never posted again."""
+        return f"{self.prefix}:actions:since"
+
+    @property
+    def action_retry(self) -> str:
+        """List of dead letters queued again by ``owc actions retry`` (the service pops them)."""
+        return f"{self.prefix}:actions:retry"
+
+    @property
+    def action_status(self) -> str:
+        """Hash action name -> JSON of its last delivery (for the admin page and ``owc actions status``)."""
+        return f"{self.prefix}:actions:status"

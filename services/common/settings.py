@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -171,6 +171,132 @@ class RunSettings(_Section):
     )
 
 
+ActionEventType = Literal["detected", "adjusted", "set", "undone", "session_started"]
+ALL_ACTION_EVENTS: tuple[ActionEventType, ...] = ("detected", "adjusted", "set", "undone", "session_started")
+
+
+def _all_action_events() -> list[ActionEventType]:
+    return list(ALL_ACTION_EVENTS)
+
+
+class WebhookSettings(_Section):
+    url: SecretStr = Field(
+        description="Where to POST (http/https). A secret: Discord's webhook URLs carry their token."
+    )
+    name: str = Field(
+        "", pattern=r"^[A-Za-z0-9_-]{0,32}$",
+        description="Name in logs, metrics and the dead-letter key (default: webhook-N, N from 1).",
+    )
+    preset: Literal["json", "discord", "streamerbot"] = Field(
+        "json",
+        description="Payload: `json` (the event as our JSON), `discord` (a message text) or "
+        "`streamerbot` (Streamer.bot's HTTP server `DoAction` body).",
+    )
+    events: list[ActionEventType] = Field(
+        default_factory=_all_action_events, description="Event types sent (default: all of them)."
+    )
+    channels: list[str] = Field(
+        default_factory=list, description="Counter channels whose events are sent (default: all)."
+    )
+    secret: SecretStr | None = Field(
+        None, description="If set, the body is signed: header `X-OWC-Signature-256: sha256=<hex HMAC-SHA256>`."
+    )
+    timeout_s: float = Field(5.0, gt=0, le=120, description="Per-request timeout.")
+    streamerbot_action: str = Field(
+        "", description="preset `streamerbot`: the name of the Streamer.bot action to run."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr) -> SecretStr:
+        text = v.get_secret_value()
+        if not text.startswith(("http://", "https://")) or len(text) < 10:
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+class ChatSettings(_Section):
+    enabled: bool = Field(False, description="Run the Twitch chat bot.")
+    server: str = Field("irc.chat.twitch.tv", description="IRC server (Twitch's by default).")
+    port: int = Field(6697, ge=1, le=65535, description="IRC port (6697 with TLS, 6667 without).")
+    tls: bool = Field(True, description="Connect with TLS.")
+    nick: str = Field("", description="The bot account's login name (lower case on Twitch).")
+    token: SecretStr | None = Field(
+        None, description="The bot account's user access token (scopes chat:read chat:edit; `oauth:` optional)."
+    )
+    twitch_channel: str = Field(
+        "", description="Twitch channel to join, without '#' (default: the bot's own nick)."
+    )
+    counter_channel: str = Field("default", description="Which counter channel the bot posts and controls.")
+    post_results: bool = Field(True, description="Post each result and correction in chat.")
+    command_cooldown_s: float = Field(
+        10.0, ge=0, le=3600, description="!wl / !record answer at most once per this many seconds."
+    )
+    command_timeout_s: float = Field(
+        3.0, gt=0, le=60, description="How long a moderator command waits for the state service."
+    )
+    reconnect_max_s: float = Field(60.0, ge=1, description="Longest wait between reconnection attempts.")
+
+    @field_validator("counter_channel")
+    @classmethod
+    def _counter_channel(cls, v: str) -> str:
+        if not CHANNEL_RE.fullmatch(v):
+            raise ValueError("use 1-64 letters, digits, '-' or '_'")
+        return v
+
+
+class ObsActionSettings(_Section):
+    replay_buffer: bool = Field(
+        False, description="Save OBS's replay buffer after each result (the buffer must be running in OBS)."
+    )
+    replay_delay_s: float = Field(
+        5.0, ge=0, le=120, description="Wait this long after the result before saving, so the banner is in the clip."
+    )
+    chapters: bool = Field(
+        False, description="Add a recording chapter named after the result (OBS 30.2+, Hybrid MP4 recordings)."
+    )
+    scene_victory: str = Field("", description="Scene to show after a victory (empty: none).")
+    scene_defeat: str = Field("", description="Scene to show after a defeat (empty: none).")
+    scene_draw: str = Field("", description="Scene to show after a draw (empty: none).")
+    scene_seconds: float = Field(
+        8.0, gt=0, le=600, description="How long that scene stays before the previous one comes back."
+    )
+    events: list[ActionEventType] = Field(
+        default_factory=lambda: ["detected"],  # type: ignore[arg-type]
+        description="Which events trigger the OBS actions (only results: an outcome counted +1).",
+    )
+
+
+class ActionsSettings(_Section):
+    max_attempts: int = Field(5, ge=1, le=50, description="Tries per action and event, then the dead letters.")
+    retry_initial_s: float = Field(1.0, gt=0, le=60, description="First wait between tries (then doubled).")
+    retry_max_s: float = Field(30.0, gt=0, le=600, description="Longest wait between tries.")
+    max_deliveries: int = Field(
+        5, ge=1, le=100, description="An event the service itself fails on this often goes to <stream>:dlq."
+    )
+    dlq_maxlen: int = Field(1000, ge=10, description="Dead letters kept per action.")
+    metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics port (0 = off).")
+    chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
+    obs: ObsActionSettings = Field(default_factory=ObsActionSettings)  # type: ignore[arg-type]
+    # last: shown and saved as [[actions.webhooks]] tables after every plain key
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="`[[actions.webhooks]]` tables: `url = \"…\"` is enough."
+    )
+
+    @field_validator("webhooks")
+    @classmethod
+    def _names(cls, v: list[WebhookSettings]) -> list[WebhookSettings]:
+        out = [w if w.name else w.model_copy(update={"name": f"webhook-{i}"}) for i, w in enumerate(v, 1)]
+        names = [w.name for w in out]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"webhook names must be unique: {', '.join(dupes)}")
+        for w in out:
+            if w.preset == "streamerbot" and not w.streamerbot_action:
+                raise ValueError(f"{w.name}: preset streamerbot needs streamerbot_action (the action's name)")
+        return out
+
+
 _toml_path: ContextVar[Path | None] = ContextVar("owc_toml_path", default=None)
 
 
@@ -192,6 +318,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
     run: RunSettings = Field(default_factory=RunSettings)  # type: ignore[arg-type]
+    actions: ActionsSettings = Field(default_factory=ActionsSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(
@@ -359,6 +486,21 @@ def load_settings(
     return Loaded(settings=settings, sources=resolved, config_file=path)
 
 
+def _table(model: BaseModel, reveal_secrets: bool) -> dict[str, Any]:
+    """A model inside a list as a TOML-able dict (unset values left out)."""
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value() if reveal_secrets else "**********"
+        elif isinstance(value, Path):
+            value = str(value)
+        out[name] = value
+    return out
+
+
 def leaf_items(settings: Settings, *, reveal_secrets: bool = False) -> list[tuple[str, Any]]:
     """Every setting as ``(dotted key, JSON-able value)``, secrets masked unless asked.
 
@@ -374,6 +516,9 @@ def leaf_items(settings: Settings, *, reveal_secrets: bool = False) -> list[tupl
                 walk(value, dotted + ".")
             elif isinstance(value, SecretStr):
                 items.append((dotted, value.get_secret_value() if reveal_secrets else "**********"))
+            elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+                # [[actions.webhooks]]: a list of tables, secrets masked like any other
+                items.append((dotted, [_table(v, reveal_secrets) for v in value]))
             elif isinstance(value, Path):
                 items.append((dotted, str(value)))
             elif isinstance(value, str) and not reveal_secrets:
@@ -389,19 +534,29 @@ def describe_fields() -> list[tuple[str, str, str, str]]:
     """``(dotted key, env var, default, description)`` for every setting (docs)."""
     rows: list[tuple[str, str, str, str]] = []
 
-    def walk(model_cls: type[BaseModel], prefix: str) -> None:
+    def walk(model_cls: type[BaseModel], prefix: str, in_list: bool = False) -> None:
         for name, info in model_cls.model_fields.items():
             dotted = f"{prefix}{name}"
             ann = info.annotation
+            env = "" if in_list else env_var_name(dotted)  # a table in a list has no variable of its own
             if isinstance(ann, type) and issubclass(ann, BaseModel):
-                walk(ann, dotted + ".")
+                walk(ann, dotted + ".", in_list)
+                continue
+            item = get_args(ann)[0] if get_origin(ann) is list and get_args(ann) else None
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                # a list of tables ([[actions.webhooks]]): one row for the list, one per table key
+                rows.append((dotted, env_var_name(dotted), "", (info.description or "") + " Environment: a JSON list."))
+                walk(item, dotted + "[].", True)
+                continue
+            if info.is_required():
+                rows.append((dotted, env, "required", info.description or ""))
                 continue
             default = info.get_default(call_default_factory=True)
             if isinstance(default, Path):
                 with contextlib.suppress(ValueError):
                     default = default.relative_to(PROJECT_ROOT)
             shown = "" if default is None else str(default)
-            rows.append((dotted, env_var_name(dotted), shown, info.description or ""))
+            rows.append((dotted, env, shown, info.description or ""))
 
     walk(Settings, "")
     return rows

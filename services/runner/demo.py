@@ -64,6 +64,23 @@ def _settled(client: redis.Redis, keys: Keys) -> bool:
     return _stream_idle(client, keys.frames, GROUP_INFERENCE) and _stream_idle(client, keys.labels, GROUP_STATE)
 
 
+ACTIONS_WAIT_S = 30.0
+
+
+def _wait_for_actions(client: redis.Redis, keys: Keys, stop: threading.Event) -> str:
+    """Before exiting, let the actions service deliver what the clip's events asked for (bounded),
+    so `owc demo --once --config owc.toml` with a webhook is a quick way to try one."""
+    from services.actions.worker import caught_up
+
+    deadline = time.monotonic() + ACTIONS_WAIT_S
+    while time.monotonic() < deadline and not stop.is_set():
+        if caught_up(client, keys, "default"):
+            return "delivered"
+        time.sleep(0.2)
+    log.warning("the actions service did not finish the clip's events within %.0f s", ACTIONS_WAIT_S)
+    return f"not finished within {ACTIONS_WAIT_S:.0f} s"
+
+
 def _status(port: int, channel: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/api/v1/channels/{channel}/status"
     with urllib.request.urlopen(url, timeout=5) as resp:
@@ -95,7 +112,8 @@ def run_demo(args: argparse.Namespace) -> int:
             overrides["redis.embedded_port"] = 0  # any free port: never clash with `owc run`
     overrides["redis.prefix"] = f"owcdemo{int(time.time())}"
     # never clash with a running `owc run`: no metrics ports, and port 3000 only if it is free
-    overrides.update({"capture.metrics_port": 0, "inference.metrics_port": 0, "state.metrics_port": 0})
+    overrides.update({"capture.metrics_port": 0, "inference.metrics_port": 0, "state.metrics_port": 0,
+                      "actions.metrics_port": 0})
     if loaded.sources.get("gateway.port") == "default" and not port_free(settings.gateway.host, settings.gateway.port):
         overrides["gateway.port"] = free_port(settings.gateway.host)
     loaded = load_from_args(args, overrides)
@@ -125,6 +143,7 @@ def run_demo(args: argparse.Namespace) -> int:
                         status = _status(settings.gateway.port, "default")
                         counts = {k: status[k] for k in DEMO_RESULT}
                         result.update(status=status, counts=counts, ok=counts == DEMO_RESULT)
+                        result["actions"] = _wait_for_actions(client, keys, stop)
                         break
                 time.sleep(0.25)
         except Exception as exc:

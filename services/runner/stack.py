@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("owc.run")
 
-SERVICE_ORDER = ("state", "gateway", "inference", "capture")
+SERVICE_ORDER = ("state", "actions", "gateway", "inference", "capture")
 
 
 OBS_REMINDER_S = 30.0

@@ -37,7 +37,7 @@ DASHBOARD_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "owc.yml"
 HEALTHCHECK_SCRIPT = REPO / "deploy" / "docker" / "healthcheck.py"
 
 # compose services built from this repository and the `owc` subcommand each one runs
-OWC_SERVICES = ("capture", "inference", "state", "gateway")
+OWC_SERVICES = ("capture", "inference", "state", "actions", "gateway")
 
 # Values Grafana substitutes before a query reaches Prometheus (for the live test and the checks).
 GRAFANA_VARIABLES = {

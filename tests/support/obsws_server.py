@@ -46,6 +46,7 @@ UNKNOWN_REQUEST_TYPE = 204
 MISSING_REQUEST_FIELD = 300
 INVALID_REQUEST_FIELD = 400
 REQUEST_FIELD_OUT_OF_RANGE = 402
+OUTPUT_NOT_RUNNING = 501
 RESOURCE_NOT_FOUND = 600
 INVALID_RESOURCE_TYPE = 602
 REQUEST_PROCESSING_FAILED = 702
@@ -100,6 +101,12 @@ class ObsWsServer:
         self.add_source(FakeSource("Game", "image_source", make_test_image(text="Game")))
         self.add_source(FakeSource("Mic/Aux", "pulse_input_capture", None))
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        # outputs, for the actions service's tests (what OBS would do with them is not simulated)
+        self.replay_buffer_active = False
+        self.recording = False
+        self.record_chapters = True  # obs-websocket 5.5 (OBS 30.2+); False: an older OBS without the request
+        self.replays_saved = 0
+        self.chapters: list[str] = []
         self.identify_attempts = 0
         self.auth_failures = 0
         self._lock = threading.Lock()
@@ -272,6 +279,11 @@ class ObsWsServer:
             "GetSceneList": self._get_scene_list,
             "GetInputList": self._get_input_list,
             "GetSourceScreenshot": self._get_source_screenshot,
+            # the actions service's OBS actions
+            "GetReplayBufferStatus": self._get_replay_buffer_status,
+            "SaveReplayBuffer": self._save_replay_buffer,
+            "SetCurrentProgramScene": self._set_current_program_scene,
+            **({"CreateRecordChapter": self._create_record_chapter} if self.record_chapters else {}),
         }.get(request_type)
         if handler is None:
             code, comment, response = UNKNOWN_REQUEST_TYPE, f"Your request type is not valid: {request_type}", None
@@ -295,6 +307,32 @@ class ObsWsServer:
             "platform": "linux",
             "platformDescription": "test server",
         }
+
+    async def _get_replay_buffer_status(self, _data: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
+        return SUCCESS, "", {"outputActive": self.replay_buffer_active}
+
+    async def _save_replay_buffer(self, _data: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
+        if not self.replay_buffer_active:
+            return OUTPUT_NOT_RUNNING, "Replay buffer is not active.", None
+        with self._lock:
+            self.replays_saved += 1
+        return SUCCESS, "", None
+
+    async def _create_record_chapter(self, data: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
+        if not self.recording:
+            return OUTPUT_NOT_RUNNING, "Record output is not active.", None
+        with self._lock:
+            self.chapters.append(str(data.get("chapterName", "")))
+        return SUCCESS, "", None
+
+    async def _set_current_program_scene(self, data: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
+        name = data.get("sceneName")
+        with self._lock:
+            known = name in self.sources and self.sources[name].is_scene
+        if not known:
+            return RESOURCE_NOT_FOUND, f"No source was found by the name of `{name}`.", None
+        self.program_scene = str(name)
+        return SUCCESS, "", None
 
     async def _get_current_program_scene(self, _data: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
         return SUCCESS, "", {"currentProgramSceneName": self.program_scene}

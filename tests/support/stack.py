@@ -27,7 +27,8 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.gateway_port = free_port()
         self.redis_port = free_port()
-        self.metrics_ports = {"capture": free_port(), "inference": free_port(), "state": free_port()}
+        self.metrics_ports = {"capture": free_port(), "inference": free_port(), "state": free_port(),
+                              "actions": free_port()}
         base: dict[str, Any] = {
             "redis.embedded_port": self.redis_port,
             "redis.data_dir": str(workdir / "data"),
@@ -35,6 +36,7 @@ class Stack:
             "capture.metrics_port": self.metrics_ports["capture"],
             "inference.metrics_port": self.metrics_ports["inference"],
             "state.metrics_port": self.metrics_ports["state"],
+            "actions.metrics_port": self.metrics_ports["actions"],
         }
         base.update(settings or {})
         self.argv = [sys.executable, "-m", "services", command, *args, *set_args(base)]

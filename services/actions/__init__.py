@@ -1,0 +1,1 @@
+"""The actions service: what happens when a match ends (webhooks, Twitch chat, OBS)."""

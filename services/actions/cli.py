@@ -1,0 +1,195 @@
+"""``owc actions`` (the service) and its tools: status, dead letters, retry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from typing import TYPE_CHECKING
+
+from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
+
+if TYPE_CHECKING:
+    from services.actions.delivery import Action
+    from services.common.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "actions",
+        help="match-end automations: webhooks (Discord, Streamer.bot, your own), Twitch chat, OBS",
+        description="Run the actions service: follows every channel's event log (consumer group `actions`) "
+        "and runs the configured actions for each event, at least once, never twice where a record can "
+        "prevent it. Subcommands show the status and the dead letters and send dead letters again.",
+    )
+    p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
+    add_config_args(p)
+    p.set_defaults(handler=run_actions)
+    asub = p.add_subparsers(dest="actions_command", metavar="SUBCOMMAND")
+
+    s = asub.add_parser("status", help="each action, its last delivery and its dead letters")
+    add_config_args(s)
+    s.set_defaults(handler=run_status)
+
+    d = asub.add_parser("dead-letters", help="print the dead letters (JSON lines, newest first)")
+    d.add_argument("--action", help="only this action (default: all configured)")
+    add_config_args(d)
+    d.set_defaults(handler=run_dead_letters)
+
+    r = asub.add_parser("retry", help="queue the dead letters again; the running service sends them")
+    r.add_argument("--action", help="only this action (default: all configured)")
+    add_config_args(r)
+    r.set_defaults(handler=run_retry)
+
+
+    t = asub.add_parser("test", help="send a made-up victory, marked as a test, through the running service")
+    t.add_argument("--action", help="only this action (default: all configured)")
+    t.add_argument("--channel", default="default", help="counter channel it claims to come from")
+    add_config_args(t)
+    t.set_defaults(handler=run_test)
+
+
+def action_names(settings: Settings) -> list[str]:
+    names = [w.name for w in settings.actions.webhooks]
+    if settings.actions.chat.enabled:
+        names.append("chat")
+    o = settings.actions.obs
+    names += [name for name, on in (("obs-replay", o.replay_buffer), ("obs-chapter", o.chapters),
+                                    ("obs-scene", bool(o.scene_victory or o.scene_defeat or o.scene_draw))) if on]
+    return names
+
+
+def build_actions(settings: Settings, stop: threading.Event) -> list[Action]:
+    from services.actions.obs import build_obs_actions
+    from services.actions.webhooks import WebhookAction
+
+    actions: list[Action] = [WebhookAction(w) for w in settings.actions.webhooks]
+    actions += build_obs_actions(settings.obs, settings.actions.obs, stop)
+    return actions
+
+
+def run_actions(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+
+    from services.actions.worker import ActionsWorker
+    from services.common.lifecycle import stop_on_signals
+    from services.common.metrics import serve_metrics
+    from services.common.redisio import keys_for
+
+    if settings.actions.chat.enabled:
+        from services.actions.chat import check_chat_settings
+
+        problem = check_chat_settings(settings.actions.chat)
+        if problem:
+            fail(problem)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    client = connect_redis(settings, 30.0)
+    keys = keys_for(settings)
+    serve_metrics(settings.metrics.host, settings.actions.metrics_port, "actions")
+    actions = build_actions(settings, stop)
+    extra: list[str] = []
+    health = None
+    bot = None
+    if settings.actions.chat.enabled:
+        from services.actions.chat import ChatAction, ChatBot
+
+        bot = ChatBot(settings.actions.chat, client, keys)
+        bot.start(stop)
+        actions.append(ChatAction(bot))
+        extra.append(settings.actions.chat.counter_channel)
+        health = bot.health
+    worker = ActionsWorker(client, keys, settings.actions, actions, extra, health)
+    try:
+        worker.run(stop, max_messages=args.max_messages)
+    finally:
+        stop.set()
+        if bot is not None:
+            bot.join(5.0)
+        for action in actions:
+            close = getattr(action, "close", None)
+            if close is not None:
+                close()
+        client.close()
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+    from services.common.redisio import keys_for
+
+    client = connect_redis(settings, 10.0)
+    keys = keys_for(settings)
+    names = action_names(settings)
+    if not names:
+        print("no actions configured (see docs/actions.md)")
+    for name in names:
+        raw = client.hget(keys.action_status, name)
+        last = json.loads(raw) if raw else None
+        dead = int(client.llen(keys.action_dlq(name)))
+        text = "never ran" if last is None else (
+            f"last: {last['status']} ({last['result']}) for event {last['channel']}/{last['event']}"
+        )
+        print(f"{name}: {text}; dead letters: {dead}")
+    return 0
+
+
+def _selected(settings: Settings, action: str | None) -> list[str]:
+    names = action_names(settings)
+    if action is None:
+        return names
+    if action not in names:
+        fail(f"no action named {action!r} is configured (configured: {', '.join(names) or 'none'})")
+    return [action]
+
+
+def run_dead_letters(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+    from services.common.redisio import keys_for
+
+    client = connect_redis(settings, 10.0)
+    keys = keys_for(settings)
+    for name in _selected(settings, args.action):
+        for raw in client.lrange(keys.action_dlq(name), 0, -1):
+            print(raw.decode() if isinstance(raw, bytes) else raw)
+    return 0
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+    from services.actions.delivery import queue_retries
+    from services.common.redisio import keys_for
+
+    client = connect_redis(settings, 10.0)
+    keys = keys_for(settings)
+    total = 0
+    for name in _selected(settings, args.action):
+        moved = queue_retries(client, keys, name)
+        if moved:
+            print(f"{name}: {moved} dead letters queued again")
+        total += moved
+    if not total:
+        print("no dead letters")
+    return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    settings = load_from_args(args).settings
+    from services.actions.delivery import queue_test
+    from services.common.keys import InvalidChannelError, validate_channel
+    from services.common.redisio import keys_for
+
+    try:
+        validate_channel(args.channel)
+    except InvalidChannelError as exc:
+        fail(str(exc))
+    names = _selected(settings, args.action)
+    if not names:
+        fail("no actions configured (see docs/actions.md)")
+    client = connect_redis(settings, 10.0)
+    keys = keys_for(settings)
+    for name in names:
+        eid = queue_test(client, keys, name, args.channel)
+        print(f"{name}: test event {args.channel}/{eid} queued; the running `owc actions` sends it "
+              "(`owc actions status` shows the result)")
+    return 0

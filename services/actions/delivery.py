@@ -1,0 +1,205 @@
+"""Running one action for one event: dedupe, retries with backoff, the record, the dead letters.
+
+The order is what makes a kill -9 safe:
+
+1. the action's *done* hash already has the event's idempotency key: do
+   nothing (a redelivery after a crash between the record and the ack);
+2. perform the effect, retrying retryable failures with exponential backoff;
+3. record the result (``ok`` or ``dead``, the dead letter pushed in the same
+   MULTI/EXEC);
+4. only then the caller acks the event.
+
+A crash between 2 and 3 repeats the effect once; webhooks carry the
+idempotency key so receivers can drop the repeat. Chat cannot dedupe: its
+window is the few microseconds between a sent line and the HSET.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from services.actions import metrics as M
+from services.actions.formatting import EventContext
+from services.common.keys import Keys
+from services.common.messages import Counts, Event
+
+log = logging.getLogger("owc.actions")
+
+
+class ActionError(Exception):
+    """An action failed; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class RetryableError(ActionError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, True)
+
+
+class PermanentError(ActionError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, False)
+
+
+class StoppingError(Exception):
+    """The service is stopping during a backoff: leave the event unacked (it is redelivered)."""
+
+
+class Action(Protocol):
+    name: str
+
+    def describe(self) -> str:
+        """The action in one phrase for the logs (no secrets)."""
+
+    def wants(self, ctx: EventContext) -> bool:
+        """Whether this action takes the event at all (type, channel, something to say)."""
+
+    def perform(self, ctx: EventContext) -> str:
+        """Do the effect; return a short description (``HTTP 204``); raise :class:`ActionError`."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_s: float = 1.0
+    max_s: float = 30.0
+
+
+def event_record(ctx: EventContext) -> dict[str, Any]:
+    """What a dead letter keeps of the event, enough to run the action again."""
+    fields = {k.decode(): v.decode("utf-8", "replace") for k, v in ctx.event.to_fields().items()}
+    return {"channel": ctx.channel, "id": ctx.event.id, "fields": fields, "test": ctx.test}
+
+
+def context_from_record(record: dict[str, Any]) -> EventContext:
+    event = Event.from_fields(record["fields"], id=str(record["id"]))
+    return EventContext(str(record["channel"]), event, bool(record.get("test", False)))
+
+
+class Deliverer:
+    """Runs an action for an event at most once per idempotency key (see the module doc)."""
+
+    def __init__(
+        self, client: redis.Redis, keys: Keys, policy: RetryPolicy, stop: threading.Event, dlq_maxlen: int = 1000
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.policy = policy
+        self.stop = stop
+        self.dlq_maxlen = dlq_maxlen
+
+    def already_done(self, action: Action, ctx: EventContext) -> bool:
+        return bool(self.client.hexists(self.keys.action_done(action.name), ctx.idempotency_key))
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise StoppingError("stopping")
+
+    def _perform_with_retries(self, action: Action, ctx: EventContext) -> str:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            M.DELIVERIES.labels(action.name, "retry").inc()
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning("%s: event %s attempt %d failed (%s); trying again in %.1f s",
+                        action.name, ctx.idempotency_key, state.attempt_number, exc, wait)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.policy.max_attempts),
+            wait=wait_exponential(multiplier=self.policy.initial_s, max=self.policy.max_s),
+            retry=retry_if_exception_type(RetryableError),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return str(retrying(action.perform, ctx))
+
+    def deliver(self, action: Action, ctx: EventContext, *, force: bool = False) -> str:
+        """Run ``action`` for ``ctx`` unless done already; return ``ok``, ``duplicate`` or ``dead``.
+
+        Raises :class:`StoppingError` (and records nothing) when stopped during a backoff.
+        """
+        if not force and self.already_done(action, ctx):
+            M.DELIVERIES.labels(action.name, "duplicate").inc()
+            log.info("%s: event %s was already delivered; not repeating it", action.name, ctx.idempotency_key)
+            return "duplicate"
+        started = time.perf_counter()
+        now_ms = int(time.time() * 1000)
+        try:
+            result = self._perform_with_retries(action, ctx)
+        except ActionError as exc:
+            self._dead_letter(action, ctx, str(exc), now_ms)
+            return "dead"
+        except StoppingError:
+            raise
+        except Exception as exc:  # a bug in one action must not stop the others or crash-loop the service
+            log.exception("%s: failed on event %s", action.name, ctx.idempotency_key)
+            self._dead_letter(action, ctx, f"internal error: {exc!r}", now_ms)
+            return "dead"
+        elapsed = time.perf_counter() - started
+        record = {"status": "ok", "result": result, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
+                  "test": ctx.test, "seconds": round(elapsed, 3)}
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(record))
+        pipe.hset(self.keys.action_status, action.name, json.dumps(record))
+        pipe.execute()
+        M.DELIVERIES.labels(action.name, "ok").inc()
+        M.DELIVERY_SECONDS.labels(action.name).observe(elapsed)
+        log.info("%s: delivered event %s (%s) in %.2f s", action.name, ctx.idempotency_key, result, elapsed)
+        return "ok"
+
+    def _dead_letter(self, action: Action, ctx: EventContext, error: str, now_ms: int) -> None:
+        letter = {"action": action.name, "error": error, "at": now_ms, "attempts": self.policy.max_attempts,
+                  **event_record(ctx)}
+        status = {"status": "dead", "result": error, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
+                  "test": ctx.test}
+        dlq = self.keys.action_dlq(action.name)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lpush(dlq, json.dumps(letter))
+        pipe.ltrim(dlq, 0, self.dlq_maxlen - 1)
+        pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(status))
+        pipe.hset(self.keys.action_status, action.name, json.dumps(status))
+        pipe.llen(dlq)
+        length = pipe.execute()[-1]
+        M.DELIVERIES.labels(action.name, "dead").inc()
+        M.DEAD_LETTERS.labels(action.name).set(int(length))
+        log.error("%s: gave up on event %s: %s; it is in %s (`owc actions retry` sends it again)",
+                  action.name, ctx.idempotency_key, error, dlq)
+
+
+def queue_test(client: redis.Redis, keys: Keys, action: str, channel: str) -> str:
+    """Queue a made-up ``detected`` victory, marked as a test, for the running service to send via ``action``.
+
+    It goes through the retry list, so it takes exactly the path of a real
+    event (the same connection, presets, signature) without touching the log.
+    """
+    from services.common.messages import StateSnapshot
+
+    raw = client.hgetall(keys.state(channel))
+    snapshot = StateSnapshot.from_fields(raw) if raw else None
+    counts = snapshot.counts if snapshot else Counts()
+    now = int(time.time() * 1000)
+    event = Event(type="detected", outcome="victory", delta=1, counts=counts.add("victory", 1),
+                  session=snapshot.session if snapshot else "", source="auto", ts=now, note="test event",
+                  id=f"test-{now}")
+    letter = {"action": action, "error": "", "at": now, **event_record(EventContext(channel, event, test=True))}
+    client.lpush(keys.action_retry, json.dumps(letter))
+    return event.id
+
+
+def queue_retries(client: redis.Redis, keys: Keys, action: str) -> int:
+    """Move an action's dead letters (oldest first) to the retry list the service works through."""
+    moved = 0
+    while client.lmove(keys.action_dlq(action), keys.action_retry, "RIGHT", "LEFT") is not None:
+        moved += 1
+    return moved

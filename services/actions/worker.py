@@ -1,0 +1,265 @@
+"""The actions loop: every channel's event log, consumer group ``actions``, each event to its actions.
+
+One consumer name for the service (``actions-worker``): a restarted service
+first re-reads the entries it had not acked. Events are handled one at a
+time, their actions in parallel (a slow webhook does not hold chat back for
+the same event), and the event is acked once every action has recorded its
+result (see :mod:`services.actions.delivery`). Counting never waits for any
+of this: the state service only appends to the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import redis
+
+from services.actions import metrics as M
+from services.actions.delivery import Action, Deliverer, RetryPolicy, StoppingError, context_from_record
+from services.actions.formatting import EventContext
+from services.common import health
+from services.common.health import ActionsHealth
+from services.common.keys import GROUP_ACTIONS, Keys, validate_channel
+from services.common.messages import Event, MessageError
+from services.common.settings import ActionsSettings
+from services.common.streams import Delivery, GroupConsumer, ensure_group
+
+log = logging.getLogger("owc.actions")
+
+CONSUMER = "actions-worker"
+READ_COUNT = 20
+BLOCK_MS = 500
+CHANNELS_EVERY_S = 1.0
+HEALTH_EVERY_S = 2.0
+
+
+class ActionsWorker:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        settings: ActionsSettings,
+        actions: Sequence[Action],
+        extra_channels: Sequence[str] = (),
+        health: Callable[[], dict[str, str | int | float | bool]] | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.settings = settings
+        self.actions = list(actions)
+        self.by_name = {a.name: a for a in self.actions}
+        self.extra_channels = list(extra_channels)
+        self.health_extra = health or dict
+        self.consumers: dict[str, GroupConsumer] = {}  # stream -> consumer
+        self.processed = 0
+        self._since = ""
+        self._next_channels = 0.0
+        self._next_health = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.actions)), thread_name_prefix="action")
+        self._deliverer: Deliverer | None = None
+
+    # ------------------------------------------------------------------ channels
+
+    def since_id(self) -> str:
+        """The stream id this service acts from, fixed on its very first start."""
+        if not self._since:
+            first = f"{int(time.time() * 1000)}-0"
+            self.client.set(self.keys.actions_since, first, nx=True)
+            raw = self.client.get(self.keys.actions_since)
+            self._since = raw.decode() if isinstance(raw, bytes) else str(raw or first)
+        return self._since
+
+    def refresh_channels(self) -> None:
+        names = {m.decode() if isinstance(m, bytes) else str(m) for m in self.client.smembers(self.keys.channels)}
+        names.update(self.extra_channels)
+        for name in sorted(names):
+            try:
+                validate_channel(name)
+            except ValueError:
+                continue
+            stream = self.keys.events(name)
+            if stream in self.consumers:
+                continue
+            # a new group starts at the service's first start: a channel's history is never replayed
+            ensure_group(self.client, stream, GROUP_ACTIONS, start_id=self.since_id())
+            self.consumers[stream] = GroupConsumer(
+                self.client, stream, GROUP_ACTIONS, CONSUMER, claim_idle_ms=30_000,
+                max_deliveries=self.settings.max_deliveries,
+            )
+            log.info("actions: following %s", stream)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
+        self._deliverer = Deliverer(
+            self.client, self.keys,
+            RetryPolicy(self.settings.max_attempts, self.settings.retry_initial_s, self.settings.retry_max_s),
+            stop, self.settings.dlq_maxlen,
+        )
+        self.since_id()  # before anything can be missed: events from now on are this service's to act on
+        names = ", ".join(self.actions_described()) or "none configured"
+        log.info("actions: starting; actions: %s", names)
+        first = True
+        try:
+            while not stop.is_set():
+                if max_messages is not None and self.processed >= max_messages:
+                    break
+                try:
+                    if time.monotonic() >= self._next_channels:
+                        self.refresh_channels()
+                        self._next_channels = time.monotonic() + CHANNELS_EVERY_S
+                    if first:
+                        for delivery in self._read_own_pending():
+                            self._handle(*delivery)
+                        first = False
+                    self.step()
+                    self._process_retry()
+                    if time.monotonic() >= self._next_health:
+                        self._publish_health()
+                        self._next_health = time.monotonic() + HEALTH_EVERY_S
+                except StoppingError:
+                    break
+                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                    log.warning("actions: Redis is unavailable (%s); retrying", exc)
+                    self.consumers = {}
+                    first = True
+                    stop.wait(0.5)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)  # an effect in flight finishes and is recorded
+        return self.processed
+
+    def actions_described(self) -> list[str]:
+        return [a.describe() for a in self.actions]
+
+    def _read_own_pending(self) -> list[tuple[GroupConsumer, Delivery]]:
+        """Entries this consumer name read but never acked (the previous run died on them)."""
+        out: list[tuple[GroupConsumer, Delivery]] = []
+        for consumer in self.consumers.values():
+            response = self.client.xreadgroup(GROUP_ACTIONS, CONSUMER, {consumer.stream: "0"}, count=1000)
+            entries = cast(list[tuple[bytes, Any]], response[0][1]) if response else []  # type: ignore[index]
+            gone = [eid for eid, fields in entries if not fields]
+            if gone:
+                consumer.ack(*gone)
+            entries = [(eid, fields) for eid, fields in entries if fields]
+            if not entries:
+                continue
+            rows = self.client.xpending_range(consumer.stream, GROUP_ACTIONS, min="-", max="+",
+                                              count=len(entries) + 10, consumername=CONSUMER)
+            counts = {r["message_id"]: int(r["times_delivered"]) for r in rows}
+            for eid, fields in entries:
+                delivery = Delivery(eid, fields, counts.get(eid, 2))
+                if delivery.deliveries > self.settings.max_deliveries:
+                    # the service died on it that often: a poison event, not a passing failure
+                    consumer.dead_letter(delivery, f"delivered {delivery.deliveries} times without an ack")
+                    M.EVENTS.labels("invalid").inc()
+                else:
+                    out.append((consumer, delivery))
+        if out:
+            log.info("actions: finishing %d events the previous run had not finished", len(out))
+        return out
+
+    def step(self) -> None:
+        for consumer in self.consumers.values():
+            for delivery in consumer.reclaim(READ_COUNT):
+                self._handle(consumer, delivery)
+        if not self.consumers:
+            time.sleep(BLOCK_MS / 1000)
+            return
+        response = self.client.xreadgroup(
+            GROUP_ACTIONS, CONSUMER, dict.fromkeys(self.consumers, ">"), count=READ_COUNT, block=BLOCK_MS
+        )
+        for stream, entries in cast(list[tuple[bytes, list[tuple[bytes, Any]]]], response or []):
+            name = stream.decode() if isinstance(stream, bytes) else str(stream)
+            consumer = self.consumers[name]
+            for eid, fields in entries:
+                if fields is not None:
+                    self._handle(consumer, Delivery(eid, fields))
+
+    def _handle(self, consumer: GroupConsumer, delivery: Delivery) -> None:
+        self.processed += 1
+        channel = consumer.stream[len(self.keys.events("")):]
+        try:
+            event = Event.from_fields(delivery.fields, id=delivery.id)
+        except MessageError as exc:
+            M.EVENTS.labels("invalid").inc()
+            consumer.dead_letter(delivery, str(exc))
+            return
+        ctx = EventContext(channel, event)
+        self.run_actions(ctx, [a for a in self.actions if a.wants(ctx)])
+        consumer.ack(delivery.id)
+        M.EVENTS.labels("handled").inc()
+
+    def run_actions(self, ctx: EventContext, actions: Sequence[Action], force: bool = False) -> dict[str, str]:
+        """Deliver ``ctx`` to each action in parallel; raise :class:`StoppingError` if stopped meanwhile."""
+        assert self._deliverer is not None, "run() sets up the deliverer"
+        deliverer = self._deliverer
+        futures = {a.name: self._pool.submit(deliverer.deliver, a, ctx, force=force) for a in actions}
+        results: dict[str, str] = {}
+        stopping = False
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except StoppingError:
+                stopping = True
+        if stopping:
+            raise StoppingError("stopping")
+        return results
+
+    def _process_retry(self) -> None:
+        """One dead letter queued by ``owc actions retry``, if any (oldest first)."""
+        raw = self.client.lindex(self.keys.action_retry, -1)
+        if raw is None:
+            return
+        try:
+            letter = json.loads(raw)
+            ctx = context_from_record(letter)
+            action = self.by_name.get(str(letter.get("action")))
+        except (ValueError, KeyError, TypeError, MessageError) as exc:
+            log.error("actions: dropping an unreadable retry entry: %s", exc)
+            self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
+            return
+        if action is None:
+            log.error("actions: retry for %r dropped: no such action is configured now", letter.get("action"))
+        else:
+            what = "sending test event" if ctx.test else "retrying event"
+            log.info("%s: %s %s (queued by owc actions)", action.name, what, ctx.idempotency_key)
+            self.run_actions(ctx, [action], force=True)
+            M.DEAD_LETTERS.labels(action.name).set(int(self.client.llen(self.keys.action_dlq(action.name))))
+        self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
+
+    def _publish_health(self) -> None:
+        dead = {a.name: int(self.client.llen(self.keys.action_dlq(a.name))) for a in self.actions}
+        for name, count in dead.items():
+            M.DEAD_LETTERS.labels(name).set(count)
+        for stream in self.consumers:
+            channel = stream[len(self.keys.events("")):]
+            record = ActionsHealth(actions=",".join(a.name for a in self.actions), dead_letters=sum(dead.values()))
+            health.publish(self.client, self.keys, channel, record.updated(**self.health_extra()))
+
+
+def caught_up(client: redis.Redis, keys: Keys, channel: str) -> bool:
+    """Whether the actions service has finished every event of ``channel``'s log so far.
+
+    True when the group ``actions`` has read up to the log's last entry and
+    holds nothing unacknowledged (each action has recorded its result, dead
+    letters included). ``owc demo --once`` waits (bounded) on this before it exits.
+    """
+    stream = keys.events(channel)
+    try:
+        groups = client.xinfo_groups(stream)
+        info = client.xinfo_stream(stream)
+    except redis.ResponseError:  # no log yet, or no group yet
+        return False
+    group = next((g for g in groups if g["name"] in (GROUP_ACTIONS, GROUP_ACTIONS.encode())), None)
+    if group is None:
+        return False
+    last = info.get("last-generated-id") or b"0-0"
+    read = group.get("last-delivered-id") or b"0-0"
+    as_text = [v.decode() if isinstance(v, bytes) else str(v) for v in (last, read)]
+    return as_text[0] == as_text[1] and int(group.get("pending", 0)) == 0
