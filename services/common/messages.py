@@ -42,9 +42,9 @@ LabelName = Literal["none", "victory", "defeat", "draw", "error"]
 LABEL_NAMES: tuple[LabelName, ...] = get_args(LabelName)
 ImageFormat = Literal["jpg", "png"]
 IMAGE_FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
-CommandType = Literal["adjust", "set", "undo", "new_session", "import"]
+CommandType = Literal["adjust", "set", "undo", "new_session", "import", "mode"]
 COMMAND_TYPES: tuple[CommandType, ...] = get_args(CommandType)
-EventType = Literal["detected", "adjusted", "set", "undone", "session_started", "imported"]
+EventType = Literal["detected", "adjusted", "set", "undone", "session_started", "imported", "mode_changed"]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 EventSource = Literal["auto", "manual"]
 Phase = Literal["ready", "cooldown", "waiting_for_none"]
@@ -134,6 +134,26 @@ def _counts_json(raw: bytes, where: str) -> Counts:
 
 
 COUNTS_JSON = Codec(lambda v: json.dumps(v.as_dict()).encode(), _counts_json)
+
+
+def _mode_counts_json(raw: bytes, where: str) -> dict[str, Counts]:
+    value = read_json(raw, where)
+    if not isinstance(value, dict):
+        raise MessageError(f"{where}: expected a JSON object of mode -> counts")
+    out: dict[str, Counts] = {}
+    for mode, counts in value.items():
+        try:
+            out[str(mode)] = Counts(int(counts["victories"]), int(counts["defeats"]), int(counts["draws"]))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise MessageError(f"{where}: mode {mode!r}: expected {{victories, defeats, draws}} integers") from None
+    return out
+
+
+# {"competitive": {"victories": 3, "defeats": 1, "draws": 0}, "": {...}} ("" = counted without a mode)
+MODE_COUNTS_JSON = Codec(
+    lambda v: json.dumps({k: c.as_dict() for k, c in v.items()}, separators=(",", ":"), ensure_ascii=False).encode(),
+    _mode_counts_json,
+)
 CountColumns = Annotated[Counts, COLUMNS, at_least(0)]  # stored as victories, defeats, draws
 
 
@@ -154,6 +174,7 @@ class Command(Message):
     issued_at: int = 0  # epoch ms (wall clock of the gateway)
     deadline: int = 0  # epoch ms; 0 = none. Past it the command is refused, never applied late.
     frame_seq: int | None = None  # adjust: the frame it is about (a near miss counted by hand)
+    mode: str = ""  # mode: the channel's new mode ("" = none); absent in commands older than modes
 
 
 @message("event", order=("type", "outcome", "delta", "counts", "session", "source", "confidence", "frame_seq",
@@ -179,6 +200,9 @@ class Event(Message):
     request_id: str = ""
     note: str = ""
     undoes: str = ""  # for "undone": the stream id of the reverted event
+    # the channel's mode when the event happened (for "mode_changed": the new one); "" = none, and in
+    # every event written before modes existed
+    mode: str = ""
     id: Annotated[str, NOT_STORED] = field(default="", compare=False)
 
     @classmethod
@@ -242,3 +266,7 @@ class StateSnapshot(Message):
     # last results of the session, oldest first (at most 20)
     recent: Annotated[tuple[Outcome, ...], OUTCOME_LIST, IfAbsent(())]
     updated_at: Annotated[int, IfAbsent(0)]
+    mode: str = ""  # the channel's current mode ("" = none); absent in snapshots older than modes
+    # the session's counts per mode, only modes with a match ("" = counted without a mode); they add up to
+    # the counts unless a `set` was clamped (services/common/fold.py)
+    by_mode: Annotated[dict[str, Counts], MODE_COUNTS_JSON] = field(default_factory=dict)

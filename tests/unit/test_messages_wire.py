@@ -41,13 +41,14 @@ CASES: list[tuple[Message, list[tuple[bytes, bytes]]]] = [
         Command("r1", "default", "set", counts=Counts(3, 2, 1), note="fix \u00e9", issued_at=1, deadline=2),
         [(b"v", b"1"), (b"request_id", b"r1"), (b"frame_seq", b""), (b"channel", b"default"), (b"type", b"set"),
          (b"outcome", b""), (b"delta", b""), (b"counts", b'{"victories": 3, "defeats": 2, "draws": 1}'),
-         (b"note", b"fix \xc3\xa9"), (b"payload", b""), (b"issued_at", b"1"), (b"deadline", b"2")],
+         (b"note", b"fix \xc3\xa9"), (b"payload", b""), (b"issued_at", b"1"), (b"deadline", b"2"),
+         (b"mode", b"")],
     ),
     (
         Command("r2", "team-a", "adjust", outcome="draw", delta=-1, frame_seq=42),
         [(b"v", b"1"), (b"request_id", b"r2"), (b"frame_seq", b"42"), (b"channel", b"team-a"), (b"type", b"adjust"),
          (b"outcome", b"draw"), (b"delta", b"-1"), (b"counts", b""), (b"note", b""), (b"payload", b""),
-         (b"issued_at", b"0"), (b"deadline", b"0")],
+         (b"issued_at", b"0"), (b"deadline", b"0"), (b"mode", b"")],
     ),
     (
         Event("detected", Counts(1, 0, 0), "s1", "auto", 10, outcome="victory", delta=1, confidence=0.99,
@@ -55,14 +56,14 @@ CASES: list[tuple[Message, list[tuple[bytes, bytes]]]] = [
         [(b"v", b"1"), (b"type", b"detected"), (b"outcome", b"victory"), (b"delta", b"1"), (b"victories", b"1"),
          (b"defeats", b"0"), (b"draws", b"0"), (b"session", b"s1"), (b"source", b"auto"), (b"confidence", b"0.99"),
          (b"frame_seq", b"42"), (b"captured_at", b"9"), (b"request_id", b""), (b"note", b""), (b"undoes", b""),
-         (b"ts", b"10")],
+         (b"ts", b"10"), (b"mode", b"")],
     ),
     (
         Event("undone", Counts(0, 2, 0), "s1", "manual", 11, request_id="r9", note="oops", undoes="5-0", id="6-0"),
         [(b"v", b"1"), (b"type", b"undone"), (b"outcome", b""), (b"delta", b"0"), (b"victories", b"0"),
          (b"defeats", b"2"), (b"draws", b"0"), (b"session", b"s1"), (b"source", b"manual"), (b"confidence", b""),
          (b"frame_seq", b""), (b"captured_at", b""), (b"request_id", b"r9"), (b"note", b"oops"), (b"undoes", b"5-0"),
-         (b"ts", b"11")],
+         (b"ts", b"11"), (b"mode", b"")],
     ),
     (
         StateSnapshot(Counts(1, 2, 0), "s", 1, "cooldown", 99, "1-0", "defeat", 5, "defeat", 2,
@@ -71,14 +72,38 @@ CASES: list[tuple[Message, list[tuple[bytes, bytes]]]] = [
          (b"session_started_at", b"1"), (b"phase", b"cooldown"), (b"cooldown_until", b"99"),
          (b"last_event_id", b"1-0"), (b"last_outcome", b"defeat"), (b"last_event_at", b"5"),
          (b"streak_outcome", b"defeat"), (b"streak", b"2"), (b"recent", b"victory,defeat,defeat"),
-         (b"updated_at", b"6")],
+         (b"updated_at", b"6"), (b"mode", b""), (b"by_mode", b"{}")],
     ),
     (
         StateSnapshot(Counts(), "s0", 0, "ready", None, "", None, None, None, 0, (), 7),
         [(b"v", b"1"), (b"victories", b"0"), (b"defeats", b"0"), (b"draws", b"0"), (b"session", b"s0"),
          (b"session_started_at", b"0"), (b"phase", b"ready"), (b"cooldown_until", b""), (b"last_event_id", b""),
          (b"last_outcome", b""), (b"last_event_at", b""), (b"streak_outcome", b""), (b"streak", b"0"),
-         (b"recent", b""), (b"updated_at", b"7")],
+         (b"recent", b""), (b"updated_at", b"7"), (b"mode", b""), (b"by_mode", b"{}")],
+    ),
+    # per-mode records (added later: stored last, read back as "" / {} from entries written before them)
+    (
+        Command("r3", "default", "mode", mode="Quick Play"),
+        [(b"v", b"1"), (b"request_id", b"r3"), (b"frame_seq", b""), (b"channel", b"default"), (b"type", b"mode"),
+         (b"outcome", b""), (b"delta", b""), (b"counts", b""), (b"note", b""), (b"payload", b""),
+         (b"issued_at", b"0"), (b"deadline", b"0"), (b"mode", b"Quick Play")],
+    ),
+    (
+        Event("mode_changed", Counts(1, 0, 0), "s1", "manual", 12, request_id="r3", mode="competitive", id="7-0"),
+        [(b"v", b"1"), (b"type", b"mode_changed"), (b"outcome", b""), (b"delta", b"0"), (b"victories", b"1"),
+         (b"defeats", b"0"), (b"draws", b"0"), (b"session", b"s1"), (b"source", b"manual"), (b"confidence", b""),
+         (b"frame_seq", b""), (b"captured_at", b""), (b"request_id", b"r3"), (b"note", b""), (b"undoes", b""),
+         (b"ts", b"12"), (b"mode", b"competitive")],
+    ),
+    (
+        StateSnapshot(Counts(2, 1, 0), "s", 1, "ready", None, "2-0", "victory", 5, "victory", 1, (), 6,
+                      mode="Mystery Heroes", by_mode={"": Counts(1, 1, 0), "Mystery Heroes": Counts(1, 0, 0)}),
+        [(b"v", b"1"), (b"victories", b"2"), (b"defeats", b"1"), (b"draws", b"0"), (b"session", b"s"),
+         (b"session_started_at", b"1"), (b"phase", b"ready"), (b"cooldown_until", b""), (b"last_event_id", b"2-0"),
+         (b"last_outcome", b"victory"), (b"last_event_at", b"5"), (b"streak_outcome", b"victory"), (b"streak", b"1"),
+         (b"recent", b""), (b"updated_at", b"6"), (b"mode", b"Mystery Heroes"),
+         (b"by_mode", b'{"":{"victories":1,"defeats":1,"draws":0},'
+                      b'"Mystery Heroes":{"victories":1,"defeats":0,"draws":0}}')],
     ),
 ]
 
@@ -112,6 +137,11 @@ def test_missing_optional_fields_read_as_their_defaults() -> None:
     snap = StateSnapshot.from_fields({b"victories": b"0", b"defeats": b"0", b"draws": b"0", b"session": b"s",
                                       b"phase": b"ready"})
     assert snap == StateSnapshot(Counts(), "s", 0, "ready", None, "", None, None, None, 0, (), 0)
+    assert (cmd.mode, snap.mode, snap.by_mode) == ("", "", {})
+    event = Event.from_fields({b"type": b"detected", b"victories": b"1", b"defeats": b"0", b"draws": b"0",
+                               b"session": b"s", b"source": b"auto", b"ts": b"1", b"outcome": b"victory",
+                               b"delta": b"1"})
+    assert event.mode == ""
 
 
 def test_reply_json_is_pinned() -> None:
