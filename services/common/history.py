@@ -18,10 +18,12 @@ from typing import Any
 from services.common.fold import apply
 from services.common.machine import Machine, longest_run
 from services.common.messages import EVENT_TYPES, OUTCOMES, Counts, Event, MessageError
+from services.common.modes import is_stored_mode
 
 CSV_COLUMNS = (
     "id", "type", "outcome", "delta", "victories", "defeats", "draws", "session", "source",
     "confidence", "frame_seq", "captured_at", "request_id", "note", "undoes", "ts",
+    "mode",  # last: columns added later go at the end, so spreadsheets reading by position keep working
 )
 
 
@@ -201,6 +203,8 @@ def check_importable(events: Sequence[Event]) -> None:
         raise MessageError("the first event must be a session_started (export whole sessions)")
     counts = Counts()
     for i, event in enumerate(events, start=1):
+        if not is_stored_mode(event.mode):  # (the admin page shows it; exports only hold stored names)
+            raise MessageError(f"event {i}: {event.mode!r} is not a valid mode name")
         counts = _delta_step(counts, event)
         if min(counts.victories, counts.defeats, counts.draws) < 0:
             raise MessageError(f"event {i}: the counts would go below 0")

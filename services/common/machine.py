@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from services.common.messages import Counts, EventType, MessageError, Outcome, Phase, StateSnapshot
 
@@ -80,6 +81,8 @@ class UndoEntry:
     delta: int
     counts_before: Counts
     results_before: str  # only kept for ``set`` (its inverse is not a delta)
+    mode: str = ""  # the mode the event counted in
+    mode_counts_before: Counts = field(default_factory=Counts)  # that mode's counts before a ``set``
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,9 @@ class Machine:
     has_history: bool = False  # any event other than session_started (import needs an empty channel)
     undo: tuple[UndoEntry, ...] = ()
     updated_at: int = 0
+    mode: str = ""  # the channel's current mode ("" = none); new sessions keep it
+    # the session's counts per mode (only modes with a match; "" = counted without a mode)
+    by_mode: dict[str, Counts] = field(default_factory=dict)
 
     def to_json(self) -> str:
         # asdict keeps the field order: the same keys, in the same order, as every snapshot written so far
@@ -139,13 +145,20 @@ class Machine:
                 has_history=bool(raw["has_history"]),
                 undo=tuple(
                     UndoEntry(str(u["event_id"]), u["type"], u["outcome"], int(u["delta"]),
-                              Counts(**u["counts_before"]), str(u.get("results_before", "")))
+                              Counts(**u["counts_before"]), str(u.get("results_before", "")), str(u.get("mode", "")),
+                              # before modes: everything was counted without one, so that mode had all the counts
+                              Counts(**u.get("mode_counts_before", u["counts_before"])))
                     for u in raw["undo"]
                 ),
                 updated_at=int(raw.get("updated_at", 0)),
+                mode=str(raw.get("mode", "")),
+                by_mode=_by_mode_from_json(raw),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"state machine snapshot: not valid ({exc})") from None
+
+    def mode_counts(self, mode: str) -> Counts:
+        return self.by_mode.get(mode, _ZERO)
 
     def snapshot(self) -> StateSnapshot:
         """The public view (the snapshot hash's fields the gateway reads)."""
@@ -163,7 +176,33 @@ class Machine:
             streak=run_len,
             recent=results_outcomes(self.results[-RECENT:]),
             updated_at=self.updated_at,
+            mode=self.mode,
+            by_mode=dict(self.by_mode),
         )
+
+
+_ZERO = Counts()
+
+
+def _by_mode_from_json(raw: dict[str, Any]) -> dict[str, Counts]:
+    if "by_mode" not in raw:  # a snapshot from before modes: every match was counted without one
+        counts = Counts(**raw["counts"])
+        return {"": counts} if counts != _ZERO else {}
+    return {str(k): Counts(**v) for k, v in raw["by_mode"].items()}
+
+
+def add_in_mode(by_mode: dict[str, Counts], mode: str, outcome: Outcome, delta: int) -> dict[str, Counts]:
+    """``by_mode`` with ``delta`` matches of ``outcome`` added in ``mode`` (never below 0)."""
+    have = by_mode.get(mode, _ZERO)
+    return with_mode_counts(by_mode, mode, have.add(outcome, max(delta, -have.get(outcome))))
+
+
+def with_mode_counts(by_mode: dict[str, Counts], mode: str, counts: Counts) -> dict[str, Counts]:
+    """``by_mode`` with ``mode``'s counts replaced; a mode left without matches is dropped."""
+    out = {k: v for k, v in by_mode.items() if k != mode}
+    if counts != _ZERO:
+        out[mode] = counts
+    return out
 
 
 def clear_frames(m: Machine) -> Machine:
@@ -179,10 +218,12 @@ def rearm(m: Machine) -> Machine:
 __all__ = [
     "Machine",
     "UndoEntry",
+    "add_in_mode",
     "apply_results",
     "clear_frames",
     "current_run",
     "longest_run",
     "rearm",
     "results_outcomes",
+    "with_mode_counts",
 ]

@@ -27,6 +27,7 @@ from services.common.fold import apply
 from services.common.history import check_importable, parse_jsonl
 from services.common.machine import Machine, clear_frames, rearm
 from services.common.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
+from services.common.modes import InvalidModeError, mode_label, normalize_mode
 from services.common.settings import StateSettings
 
 MAX_COUNT = 1_000_000
@@ -119,7 +120,9 @@ class _Emitter:
         self.events: list[Event] = []
 
     def emit(self, m: Machine, type_: EventType, counts: Counts, session: str = "", **kw: Any) -> Machine:
-        """A new event, carrying the counts after it, with the next stream id."""
+        """A new event, carrying the counts after it and the mode (the current one unless given), with the
+        next stream id."""
+        kw.setdefault("mode", m.mode)
         ev = Event(type=type_, counts=counts, session=session or m.session, ts=self.now,
                    id=next_event_id(m.last_event_id, self.now), **kw)
         return self.add(m, ev, self.cooldown_ms)
@@ -232,6 +235,11 @@ def _adjust(m: Machine, cmd: Command, em: _Emitter) -> Machine:
         raise Rejected("rejected", f"cannot remove {removing}: the count is only {have}")
     if have + cmd.delta > MAX_COUNT:
         raise Rejected("invalid", f"a count cannot exceed {MAX_COUNT}")
+    in_mode = m.mode_counts(m.mode).get(cmd.outcome)
+    if in_mode + cmd.delta < 0:  # a removal is taken from the current mode, where the fold applies it
+        where = f"in {mode_label(m.mode)}" if m.mode else "without a mode"
+        raise Rejected("rejected", f"cannot remove {_count_word(cmd.outcome, -cmd.delta)} {where}: this session "
+                       f"counted {in_mode} there; switch to the mode it was counted in, or use undo")
     # frame_seq: the frame a streamer counted by hand (a near miss), so `owc collect` can label it
     return em.emit(m, "adjusted", m.counts.add(cmd.outcome, cmd.delta), source="manual", outcome=cmd.outcome,
                    delta=cmd.delta, request_id=cmd.request_id, note=cmd.note, frame_seq=cmd.frame_seq)
@@ -261,6 +269,16 @@ def _undo(m: Machine, cmd: Command, em: _Emitter) -> Machine:
     if m.counts.get(outcome) + delta < 0:  # cannot happen while undo pops in order; never hide it
         raise Rejected("rejected", f"cannot undo: the {PLURAL[outcome]} count would go below 0")
     return em.emit(m, "undone", m.counts.add(outcome, delta), outcome=outcome, delta=delta, **kw)
+
+
+def _mode(m: Machine, cmd: Command, em: _Emitter) -> Machine:
+    try:
+        mode = normalize_mode(cmd.mode)
+    except InvalidModeError as exc:
+        raise Rejected("invalid", str(exc)) from None
+    if mode == m.mode:
+        return m  # already the mode: nothing to record (the reply is ok, with no event)
+    return em.emit(m, "mode_changed", m.counts, source="manual", request_id=cmd.request_id, note=cmd.note, mode=mode)
 
 
 def _import(m: Machine, cmd: Command, em: _Emitter) -> Machine:
@@ -301,6 +319,8 @@ def _on_command(m: Machine, cmd: Command, now: int, rules: Rules, em: _Emitter) 
         return _undo(m, cmd, em)
     if cmd.type == "new_session":
         return _start_session(em, m, cmd.note, request_id=cmd.request_id)
+    if cmd.type == "mode":
+        return _mode(m, cmd, em)
     raise Rejected("invalid", f"unknown command type {cmd.type!r}")
 
 

@@ -216,6 +216,8 @@ class Store:
             problems.append(f"counts {snap.counts.as_dict()} vs log {folded.counts.as_dict()}")
         if snap.session != folded.session:
             problems.append(f"session {snap.session!r} vs log {folded.session!r}")
+        if (snap.mode, snap.by_mode) != (folded.mode, folded.by_mode):
+            problems.append(f"mode {snap.mode!r} {_mode_text(snap)} vs log {folded.mode!r} {_mode_text(folded)}")
         if problems:
             log.error(
                 "channel %s: SNAPSHOT AND EVENT LOG DISAGREE (%s); trusting the event log",
@@ -287,6 +289,10 @@ class Store:
                 pipe.execute()
             except WatchError:
                 raise ConflictError(f"channel {c.channel}: the lease or the log changed during the commit") from None
+
+
+def _mode_text(m: Machine) -> str:
+    return str({k: v.as_dict() for k, v in m.by_mode.items()})
 
 
 def ids_of(items: Iterable[tuple[str, bytes]]) -> dict[str, list[bytes]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ command_steps = st.one_of(
     st.tuples(st.just("set"), st.integers(0, 5), st.integers(0, 5), st.integers(0, 5)),
     st.tuples(st.just("undo")),
     st.tuples(st.just("new_session")),
+    st.tuples(st.just("mode"), st.sampled_from(["", "competitive", "Quick Play", "arcade", "My 6v6", "bad/name"])),
 )
 steps = st.lists(st.one_of(label_steps, label_steps, label_steps, command_steps), max_size=80)
 
@@ -46,6 +48,8 @@ def to_inputs(raw: list[tuple[Any, ...]]) -> list[LabelInput | CommandInput]:
             out.append(CommandInput(Command(f"r{i}", "c", "adjust", outcome=step[1], delta=step[2]), now))
         elif step[0] == "set":
             out.append(CommandInput(Command(f"r{i}", "c", "set", counts=Counts(*step[1:])), now))
+        elif step[0] == "mode":
+            out.append(CommandInput(Command(f"r{i}", "c", "mode", mode=step[1]), now))
         else:
             out.append(CommandInput(Command(f"r{i}", "c", step[0]), now))
     return out
@@ -75,6 +79,20 @@ def test_counts_are_the_fold_of_the_event_log(raw: list[tuple[Any, ...]]) -> Non
         ids = [e.id for e in events]
         assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) and len(set(ids)) == len(ids)
         assert m.last_event_id == ids[-1]
+        # every event carries the mode at the time: only a mode_changed changes it, and the machine keeps it
+        assert all(e.mode == prev.mode for prev, e in pairwise(events) if e.type != "mode_changed")
+        assert m.mode == events[-1].mode
+    assert all(min(c.as_dict().values()) >= 0 and c != Counts() for c in m.by_mode.values())
+    if not any(e.type == "set" for e in events):
+        # without a `set`, every match is counted in exactly one mode
+        assert sum_counts(m.by_mode.values()) == m.counts
+
+
+def sum_counts(counts: Any) -> Counts:
+    total = Counts()
+    for c in counts:
+        total = Counts(total.victories + c.victories, total.defeats + c.defeats, total.draws + c.draws)
+    return total
 
 
 @settings(max_examples=300, deadline=None)
@@ -113,6 +131,7 @@ def test_folding_the_emitted_log_gives_the_live_machine(raw: list[tuple[Any, ...
         m, events = after, events + new
     folded = fold(events, RULES.cooldown_ms)
     assert (folded.counts, folded.results, folded.undo) == (m.counts, m.results, m.undo)
+    assert (folded.mode, folded.by_mode) == (m.mode, m.by_mode)
     assert (folded.session, folded.session_started_at, folded.session_events) == (
         m.session, m.session_started_at, m.session_events)
     assert (folded.last_event_id, folded.last_event_at, folded.has_history) == (
@@ -129,6 +148,7 @@ def test_folding_the_emitted_log_gives_the_live_machine(raw: list[tuple[Any, ...
             events)), 1_800_000_000_000), RULES)
         assert (restored.counts, restored.results, restored.session, restored.undo) == (
             m.counts, m.results, m.session, ())
+        assert (restored.mode, restored.by_mode) == (m.mode, m.by_mode)
         assert restored.phase == "ready" and restored.last_seq == -1
         assert fold(imported, RULES.cooldown_ms).counts == m.counts
 
