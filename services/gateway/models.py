@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from services.common.messages import EventSource, EventType, Outcome, Phase
+from services.gateway.modes import ModeCounts
 
 # Counts and deltas in request bodies are strict ints: JSON numbers only (pydantic would
 # otherwise take `true` as 1 and `"7"` as 7).
@@ -59,6 +60,7 @@ class EventOut(BaseModel):
     note: str
     undoes: str
     ts: int = Field(description="Epoch ms when the state service appended the event.")
+    mode: str = Field("", description="The channel's mode at the time (mode_changed: the new one); \"\" = none.")
 
 
 class Streak(BaseModel):
@@ -122,6 +124,9 @@ class Status(BaseModel):
     health: Health
     updated_at: int
     server_time: int
+    mode: str = Field("", description="The current mode (\"\" = none); new sessions keep it.")
+    by_mode: dict[str, ModeCounts] = Field(default_factory=dict, description="This session's counts per mode "
+                                           "(\"\" = counted without a mode); they add up to the counts unless set.")
 
 
 class StreamStatus(Status):

@@ -54,6 +54,7 @@ class StateClient:
         counts: Counts | None = None,
         note: str = "",
         frame_seq: int | None = None,
+        mode: str = "",
     ) -> Reply:
         """Return the ok reply, or raise :class:`CommandFailedError` with the HTTP status to answer."""
         now = int(time.time() * 1000)
@@ -66,6 +67,7 @@ class StateClient:
             counts=counts,
             note=note,
             frame_seq=frame_seq,
+            mode=mode,
             issued_at=now,
             deadline=now + int(self.timeout_s * 1000),
         )

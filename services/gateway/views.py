@@ -21,6 +21,7 @@ from services.gateway.models import (
     Streak,
     StreamStatus,
 )
+from services.gateway.modes import mode_counts_out
 from services.gateway.store import ChannelState, PipelineHealth, SessionTotals
 
 
@@ -105,6 +106,8 @@ def status_out(channel: str, snap: StateSnapshot | None, last_event: Event | Non
         health=health,
         updated_at=snap.updated_at if snap else 0,
         server_time=now,
+        mode=snap.mode if snap else "",
+        by_mode=mode_counts_out(snap.by_mode) if snap else {},
     )
 
 

@@ -603,3 +603,65 @@ def test_history_before_0_0_is_a_422_not_a_redis_outage(gateway: GatewayThread) 
         r = get(gateway, f"{api('default')}/history?before={before}")
         assert r.status_code == 422, (before, r.status_code, r.text)
         assert "before" in r.json()["detail"] and "not reachable" not in r.json()["detail"]
+
+
+# ---------------------------------------------------------------- per-mode records
+
+
+def test_mode_splits_the_counts_in_status_history_and_export(gateway: GatewayThread, channel: str) -> None:
+    assert get(gateway, f"{api(channel)}/status").json()["mode"] == ""
+    post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "victory"})
+    r = post_json(gateway.url, f"{api(channel)}/mode", {"mode": "Quick Play", "note": "with friends"})
+    assert r.status_code == 200, r.text
+    assert r.json()["event_id"] and r.json()["status"]["mode"] == "quickplay"
+    same = post_json(gateway.url, f"{api(channel)}/mode", {"mode": "QUICKPLAY"})
+    assert same.status_code == 200 and same.json()["event_id"] == ""  # already the mode: nothing recorded
+    post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "defeat", "delta": 2})
+    post_json(gateway.url, f"{api(channel)}/mode", {"mode": "My 6v6"})
+    s = post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "victory"}).json()["status"]
+    assert (s["mode"], s["victories"], s["defeats"]) == ("My 6v6", 2, 2)
+    assert s["by_mode"] == {
+        "": {"victories": 1, "defeats": 0, "draws": 0, "total": 1, "win_rate": 1.0},
+        "My 6v6": {"victories": 1, "defeats": 0, "draws": 0, "total": 1, "win_rate": 1.0},
+        "quickplay": {"victories": 0, "defeats": 2, "draws": 0, "total": 2, "win_rate": 0.0},
+    }
+    refused = post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "defeat", "delta": -1})
+    assert refused.status_code == 409 and "in My 6v6" in refused.json()["detail"]
+    # a new session keeps the mode
+    s = post_json(gateway.url, f"{api(channel)}/sessions", {}).json()["status"]
+    assert (s["mode"], s["by_mode"], s["total"]) == ("My 6v6", {}, 0)
+    events = get(gateway, f"{api(channel)}/history").json()["events"]
+    assert [(e["type"], e["mode"]) for e in events[:3]] == [
+        ("session_started", "My 6v6"), ("adjusted", "My 6v6"), ("mode_changed", "My 6v6")]
+    assert events[-2]["mode"] == "" and any(e["note"] == "with friends" for e in events)
+    lines = get(gateway, f"{api(channel)}/export?format=csv").text.strip().splitlines()
+    assert lines[0].endswith(",mode") and lines[-1].endswith(",My 6v6")
+    rows = [json.loads(line) for line in get(gateway, f"{api(channel)}/export?format=jsonl").text.splitlines()]
+    assert [row["mode"] for row in rows].count("quickplay") == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"mode": "x" * 33}, "at most 32"),
+        ({"mode": "a/b"}, "'/'"),
+        ({"mode": 3}, "mode"),
+        ({}, "mode"),
+        ({"mode": "arcade", "extra": 1}, "unknown field 'extra'"),
+    ],
+)
+def test_mode_bad_bodies_are_422(gateway: GatewayThread, body: Any, needle: str) -> None:
+    r = post_json(gateway.url, f"{api('default')}/mode", body)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"], r.json()
+
+
+def test_mode_is_guarded_like_every_mutation(gateway: GatewayThread, channel: str) -> None:
+    url = f"{gateway.url}{api(channel)}/mode"
+    r = httpx.post(url, json={"mode": "arcade"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    r = httpx.post(url, content=b'{"mode": "arcade"}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert httpx.post(f"{gateway.url}{api('nope-' + uuid.uuid4().hex[:6])}/mode", json={"mode": ""}).status_code == 404
+    assert get(gateway, f"{api(channel)}/status").json()["mode"] == ""
+    assert "/api/v1/channels/{ch}/mode" in get(gateway, "/openapi.json").json()["paths"]

@@ -350,3 +350,60 @@ def test_entries_a_deposed_writer_read_are_picked_up(
     assert answer and Reply.from_json(answer[1]).ok
     assert "entries pending on state-writer that this writer does not hold" in caplog.text
     assert snapshot(redis_client, keys).counts == Counts(2, 0, 1)
+
+
+def test_the_mode_is_recorded_carried_by_every_event_and_survives_a_lost_snapshot(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    r = start()
+    assert send(redis_client, keys, type="adjust", outcome="victory", delta=1).ok
+    changed = send(redis_client, keys, type="mode", mode="Competitive")
+    assert changed.ok and changed.event_id
+    again = send(redis_client, keys, type="mode", mode="competitive")
+    assert again.ok and again.event_id == ""  # already the mode: nothing recorded
+    bad = send(redis_client, keys, type="mode", mode="<script>")
+    assert not bad.ok and bad.code == "invalid" and "letters, digits" in bad.error
+    assert send(redis_client, keys, type="adjust", outcome="defeat", delta=2).ok
+    assert send(redis_client, keys, type="new_session").ok
+    assert send(redis_client, keys, type="adjust", outcome="draw", delta=1).ok
+    log = events(redis_client, keys)
+    assert [(e.type, e.mode) for e in log] == [
+        ("session_started", ""), ("adjusted", ""), ("mode_changed", "competitive"), ("adjusted", "competitive"),
+        ("session_started", "competitive"), ("adjusted", "competitive")]
+    snap = snapshot(redis_client, keys)
+    assert (snap.mode, snap.by_mode) == ("competitive", {"competitive": Counts(0, 0, 1)})
+    r.close()
+    redis_client.delete(keys.state("default"))  # lose the snapshot: the log rebuilds the mode and its counts
+    start()
+    assert send(redis_client, keys, type="mode", mode="arcade").ok
+    assert send(redis_client, keys, type="adjust", outcome="victory", delta=1).ok
+    snap = snapshot(redis_client, keys)
+    assert (snap.mode, snap.by_mode) == ("arcade", {"competitive": Counts(0, 0, 1), "arcade": Counts(1, 0, 0)})
+
+
+def test_a_log_and_snapshot_from_before_modes_keep_counting_as_no_mode(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = start()
+    assert send(redis_client, keys, type="adjust", outcome="victory", delta=2).ok
+    r.close()
+    # what an older version wrote: no mode on the events, no mode/by_mode in the snapshot or its machine
+    key = keys.events("default")
+    old = [(i, {k: v for k, v in f.items() if k != b"mode"}) for i, f in redis_client.xrange(key)]
+    machine = json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD) or b"")
+    del machine["mode"], machine["by_mode"]
+    for u in machine["undo"]:
+        del u["mode"], u["mode_counts_before"]
+    redis_client.delete(key)
+    for i, f in old:
+        redis_client.xadd(key, f, id=i)  # type: ignore[arg-type]
+    redis_client.hdel(keys.state("default"), "mode", "by_mode")
+    redis_client.hset(keys.state("default"), MACHINE_FIELD, json.dumps(machine))
+    assert snapshot(redis_client, keys).by_mode == {}
+    start()
+    assert send(redis_client, keys, type="undo").ok
+    assert send(redis_client, keys, type="mode", mode="quickplay").ok
+    assert send(redis_client, keys, type="adjust", outcome="defeat", delta=1).ok
+    snap = snapshot(redis_client, keys)
+    assert snap.counts == Counts(0, 1, 0) and snap.by_mode == {"quickplay": Counts(0, 1, 0)}
+    assert "DISAGREE" not in caplog.text

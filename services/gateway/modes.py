@@ -1,0 +1,46 @@
+"""HTTP models of per-mode records (the `mode` route and the status's ``mode``/``by_mode``).
+
+Kept apart from ``models.py`` so the mode feature is one module to move;
+the names themselves are checked by ``services/common/modes.py``, the same
+rule the state service applies.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.common.messages import Counts
+from services.common.modes import MAX_MODE_LEN, InvalidModeError, normalize_mode
+
+
+class ModeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: str = Field(
+        max_length=MAX_MODE_LEN + 8,  # (surrounding spaces are dropped before the real limit is checked)
+        description="The new current mode: `competitive`, `quickplay`, `arcade` (any case or spacing) or a custom "
+        f"name of 1-{MAX_MODE_LEN} letters, digits, spaces, `-`, `_`; `\"\"` = no mode.",
+        examples=["competitive", "Mystery Heroes", ""],
+    )
+    note: str = Field("", max_length=200)
+
+    @field_validator("mode")
+    @classmethod
+    def _valid(cls, v: str) -> str:
+        try:
+            return normalize_mode(v)
+        except InvalidModeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ModeCounts(BaseModel):
+    victories: int
+    defeats: int
+    draws: int
+    total: int
+    win_rate: float | None = Field(description="Victories / total in this mode, None before its first match.")
+
+
+def mode_counts_out(by_mode: dict[str, Counts]) -> dict[str, ModeCounts]:
+    return {
+        mode: ModeCounts(**c.as_dict(), total=c.total, win_rate=c.win_rate) for mode, c in sorted(by_mode.items())
+    }
