@@ -716,3 +716,95 @@ def test_api_docs_render_offline_under_their_own_policy(
     )
     shot(page, f"docs{path.replace('/', '-')}.png")
     assert not foreign, f"{path} sent requests outside the gateway: {foreign}"
+
+
+# ---------------------------------------------------------------- per-mode records
+
+
+def test_a_mode_change_in_the_admin_splits_the_counts_the_overlay_shows_with_mode(
+    browser: Any, gateway: GatewayThread, channel: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    admin, overlay = context.new_page(), context.new_page()
+    errors: list[str] = []
+    for pg in (admin, overlay):
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        admin.goto(f"{gateway.url}/admin?channel={channel}")
+        admin.wait_for_selector('#conn[data-connected="true"]')
+
+        def value(key: str) -> str:
+            return str(admin.locator(f'.row [data-count="{key}"]').text_content())
+
+        def click(testid: str, key: str, expected: str) -> None:
+            admin.click(f'[data-testid="{testid}"]')
+            admin.wait_for_function(
+                "([k, v]) => document.querySelector(`.row [data-count=\"${k}\"]`).textContent === v",
+                arg=[key, expected],
+            )
+
+        # a short evening: two modes, picked in the admin page (a built-in, then a custom name)
+        admin.select_option('[data-testid="mode-select"]', "competitive")
+        wait_until(lambda: status(gateway, channel)["mode"] == "competitive", timeout=10)
+        click("plus-victory", "victories", "1")
+        click("plus-defeat", "defeats", "1")
+        click("plus-victory", "victories", "2")
+        admin.select_option('[data-testid="mode-select"]', "*custom")
+        admin.fill('[data-testid="mode-custom"]', "Mystery Heroes")
+        admin.click('[data-testid="set-mode"]')
+        wait_until(lambda: status(gateway, channel)["mode"] == "Mystery Heroes", timeout=10)
+        click("plus-draw", "draws", "1")
+        click("plus-victory", "victories", "3")
+        assert counts(gateway, channel) == (3, 1, 1)
+        admin.wait_for_function("() => document.querySelector('#mode-summary').textContent.includes('Mystery')")
+        summary = str(admin.locator('[data-testid="mode-summary"]').text_content())
+        assert "Mode Mystery Heroes" in summary and "Competitive 2-1-0 67%" in summary, summary
+        assert "Mystery Heroes 1-0-1 50%" in summary, summary
+        # the history shows each event's mode
+        admin.wait_for_function("() => document.querySelectorAll('#history .mode-tag').length >= 7")
+        tags = [str(t) for t in admin.locator("#history tr .mode-tag").all_text_contents()]
+        assert tags[:2] == ["Mystery Heroes", "Mystery Heroes"] and "Competitive" in tags, tags
+
+        # the overlay with ?mode= shows that mode's counts, with a small label
+        overlay.goto(f"{gateway.url}/overlay?channel={channel}&mode=Competitive")
+        overlay.wait_for_selector('#owc[data-connected="true"]', timeout=10_000)
+        overlay.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '2'")
+        assert [overlay_value(overlay, k) for k in ("victories", "defeats", "draws")] == ["2", "1", "0"]
+        assert overlay.locator("#owc-rate").text_content() == "67%"
+        label = overlay.locator("#owc-mode")
+        assert label.is_visible() and label.text_content() == "Competitive"
+        # a match in another mode leaves it (and its result moment) alone; one in this mode shows at once
+        flashes = overlay.locator("#owc-flash").get_attribute("data-count")
+        click("plus-victory", "victories", "4")
+        time.sleep(0.5)
+        assert overlay_value(overlay, "victories") == "2"
+        assert overlay.locator("#owc-flash").get_attribute("data-count") == flashes
+        admin.select_option('[data-testid="mode-select"]', "competitive")
+        wait_until(lambda: status(gateway, channel)["mode"] == "competitive", timeout=10)
+        click("plus-victory", "victories", "5")
+        overlay.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '3'")
+        assert overlay.locator("#owc-rate").text_content() == "75%"
+        overlay.set_viewport_size({"width": 420, "height": 200})
+        shot(overlay, "overlay-mode.png", omit_background=True)
+        # the custom mode's overlay, and the plain one (every mode)
+        overlay.goto(f"{gateway.url}/overlay?channel={channel}&mode=mystery%20heroes&theme=row")
+        overlay.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '2'")
+        assert [overlay_value(overlay, k) for k in ("victories", "defeats", "draws")] == ["2", "0", "1"]
+        assert overlay.locator("#owc-mode").text_content() == "Mystery Heroes"  # as the streamer named it
+        overlay.goto(f"{gateway.url}/overlay?channel={channel}")
+        overlay.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '5'")
+        assert not overlay.locator("#owc-mode").is_visible()
+        # a new session keeps the mode and starts its per-mode counts from nothing
+        admin.once("dialog", lambda d: d.accept())
+        admin.click('[data-testid="new-session"]')
+        admin.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '0'")
+        assert admin.locator('[data-testid="mode-select"]').input_value() == "competitive"
+        shot(admin, "admin-modes.png", full_page=True)
+    finally:
+        context.close()
+    assert not errors, f"uncaught JavaScript errors: {errors}"
+
+
+def status(gw: GatewayThread, ch: str) -> dict[str, Any]:
+    data: dict[str, Any] = httpx.get(f"{gw.url}/api/v1/channels/{ch}/status").json()
+    return data

@@ -1,6 +1,16 @@
 // The admin page. Everything it shows comes from the same API as everyone
 // else's; every change is a JSON POST (same-origin, with the admin token).
-import { COUNT_KEYS, apiBase, channelFromQuery, copyInput, formatRate, letter, liveStatus, params } from "./common.js";
+import {
+  COUNT_KEYS,
+  apiBase,
+  channelFromQuery,
+  copyInput,
+  formatRate,
+  letter,
+  liveStatus,
+  modeLabel,
+  params,
+} from "./common.js";
 
 const TOKEN_KEY = "owc.adminToken";
 const $ = (id) => document.getElementById(id);
@@ -44,7 +54,7 @@ async function post(path, body = {}) {
   return data;
 }
 
-async function command(path, body, okText) {
+export async function command(path, body, okText) {
   if (busy) return;
   busy = true;
   for (const b of document.querySelectorAll("main button")) b.disabled = true;
@@ -73,6 +83,7 @@ function render(status) {
   $("session").textContent = status.session && status.session.id ? `session ${status.session.id}` : "";
   if (status.health) renderHealth(status.health);
   renderNearMiss(status);
+  document.dispatchEvent(new CustomEvent("owc:status", { detail: status })); // (mode.js: the mode picker)
 }
 
 // A near miss: the reader saw an outcome word but not clearly enough to count it. The streamer
@@ -177,6 +188,12 @@ function historyRow(e) {
     const td = document.createElement("td");
     td.textContent = text;
     tr.append(td);
+  }
+  if (e.mode) {
+    const tag = document.createElement("span"); // the mode the event happened in (mode_changed: the new one)
+    tag.className = "mode-tag";
+    tag.textContent = modeLabel(e.mode);
+    tr.children[1].append(" ", tag);
   }
   const td = document.createElement("td");
   if (e.source === "auto" && e.frame_seq !== null) {

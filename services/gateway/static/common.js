@@ -85,3 +85,31 @@ export async function copyInput(input) {
     document.execCommand("copy");
   }
 }
+
+// Game modes, as services/common/modes.py has them: the built-ins are stored in lower case whatever
+// their spelling ("Quick Play" -> "quickplay"); custom names as typed; "" = no mode.
+export const BUILTIN_MODES = { competitive: "Competitive", quickplay: "Quick Play", arcade: "Arcade" };
+
+export function normalizeMode(name) {
+  const text = String(name || "").trim();
+  const squashed = text.replace(/[ _-]/g, "").toLowerCase();
+  return Object.hasOwn(BUILTIN_MODES, squashed) ? squashed : text;
+}
+
+export function modeLabel(mode) {
+  return mode ? BUILTIN_MODES[mode] || mode : "No mode";
+}
+
+// The name a status uses for `mode` (a custom name may be typed in another case), else `mode`.
+export function modeKey(status, mode) {
+  const names = Object.keys(status.by_mode || {});
+  if (status.mode) names.push(status.mode);
+  return names.includes(mode) ? mode : names.find((k) => k.toLowerCase() === mode.toLowerCase()) ?? mode;
+}
+
+// A mode's counts in a status (`by_mode`), zeros when nothing was counted in it this session.
+export function modeCounts(status, mode) {
+  const byMode = status.by_mode || {};
+  const key = modeKey(status, mode);
+  return Object.hasOwn(byMode, key) ? byMode[key] : { victories: 0, defeats: 0, draws: 0, total: 0, win_rate: null };
+}

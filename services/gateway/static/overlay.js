@@ -10,8 +10,21 @@
 //   volume=N       0 .. 1 (default 0.4)
 //   victory=HEX, defeat=HEX, draw=HEX, text=HEX   colours without '#', e.g. victory=00e0ff
 //   size=N         font size of the counts in px, 16 .. 200 (default 56; the rest follows)
+//   mode=NAME      show only that mode's counts this session (competitive, quickplay, arcade or a custom
+//                  name), with a small mode label; the streak and last results stay the session's
 // The admin page's overlay designer writes these for you.
-import { COUNT_KEYS, channelFromQuery, formatRate, letter, liveStatus, params } from "./common.js";
+import {
+  COUNT_KEYS,
+  channelFromQuery,
+  formatRate,
+  letter,
+  liveStatus,
+  modeCounts,
+  modeKey,
+  modeLabel,
+  normalizeMode,
+  params,
+} from "./common.js";
 
 const q = params();
 const root = document.getElementById("owc");
@@ -48,6 +61,14 @@ const recentN = Math.max(1, Math.min(20, Number.parseInt(q.get("recent") || "5",
 const flashOn = q.get("flash") !== "0";
 const soundOn = q.get("sound") === "1";
 const volume = Math.max(0, Math.min(1, Number.parseFloat(q.get("volume") || "0.4") || 0));
+// ?mode=NAME: that mode's counts only (the overlay's own view; the channel's current mode is set in the admin)
+const mode = normalizeMode((q.get("mode") || "").slice(0, 40));
+const modeEl = document.getElementById("owc-mode");
+if (mode) {
+  modeEl.textContent = modeLabel(mode);
+  modeEl.classList.remove("owc-hidden");
+  root.dataset.mode = mode;
+}
 
 // Auto-fit: whatever the scale, theme and number of recent results, the overlay never leaves the
 // browser source. It measures itself at fit 1 and shrinks (never grows) to the window.
@@ -98,6 +119,7 @@ function chime(outcome) {
 // The result moment: a match was counted (a detection, or +1 from the admin page or chat).
 function resultMoment(event) {
   if (!event || !event.outcome || !(event.delta > 0) || !["detected", "adjusted"].includes(event.type)) return;
+  if (mode && (event.mode || "").toLowerCase() !== mode.toLowerCase()) return; // counted in another mode
   if (Math.abs(Date.now() - event.ts) > 30000) return; // caught up after a reconnect: old news
   if (flashOn) {
     flashEl.dataset.outcome = event.outcome;
@@ -121,15 +143,17 @@ window.addEventListener("message", (ev) => {
 
 let first = true;
 function render(status, isEvent) {
+  const counts = mode ? modeCounts(status, mode) : status;
+  if (mode) modeEl.textContent = modeLabel(modeKey(status, mode)); // the name as the streamer typed it
   for (const key of Object.values(COUNT_KEYS)) {
     const el = root.querySelector(`[data-count="${key}"]`);
-    const value = String(status[key]);
+    const value = String(counts[key]);
     if (el.textContent !== value) {
       el.textContent = value;
       if (!first) bump(el);
     }
   }
-  document.getElementById("owc-rate").textContent = formatRate(status.win_rate);
+  document.getElementById("owc-rate").textContent = formatRate(counts.win_rate);
   const streak = status.streak || {};
   const streakEl = root.querySelector(".owc-streak");
   streakEl.dataset.outcome = streak.outcome || "";
@@ -147,8 +171,8 @@ function render(status, isEvent) {
   );
   if (goal) {
     const goalEl = root.querySelector(".owc-goal");
-    goalEl.dataset.reached = String(status.victories >= goal);
-    document.getElementById("owc-goal").textContent = `${Math.min(status.victories, goal)} / ${goal} wins`;
+    goalEl.dataset.reached = String(counts.victories >= goal);
+    document.getElementById("owc-goal").textContent = `${Math.min(counts.victories, goal)} / ${goal} wins`;
   }
   root.dataset.lastEventId = status.last_event_id || "";
   if (isEvent && !first) resultMoment(status.event);
