@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.common.fold import apply
@@ -39,6 +39,7 @@ class SessionSummary:
     longest_win_streak: int
     longest_loss_streak: int
     events: int  # events of the session in the log (session_started included)
+    by_mode: dict[str, Counts] = field(default_factory=dict)  # the machine's per-mode counts (services/common/fold.py)
 
     @property
     def win_rate(self) -> float | None:
@@ -55,6 +56,7 @@ class SessionSummary:
             "longest_win_streak": self.longest_win_streak,
             "longest_loss_streak": self.longest_loss_streak,
             "events": self.events,
+            "by_mode": {mode: counts.as_dict() for mode, counts in self.by_mode.items()},
         }
 
     def to_json(self) -> bytes:
@@ -72,6 +74,8 @@ class SessionSummary:
                 longest_win_streak=int(raw.get("longest_win_streak", 0)),
                 longest_loss_streak=int(raw.get("longest_loss_streak", 0)),
                 events=int(raw.get("events", 0)),
+                by_mode={str(k): Counts(int(v["victories"]), int(v["defeats"]), int(v["draws"]))
+                         for k, v in raw.get("by_mode", {}).items()},
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"session summary: not valid ({exc})") from None
@@ -87,6 +91,7 @@ def summarize(m: Machine, ended_at: int | None = None) -> SessionSummary:
         longest_win_streak=longest_run(m.results, "victory"),
         longest_loss_streak=longest_run(m.results, "defeat"),
         events=m.session_events,
+        by_mode=dict(m.by_mode),
     )
 
 

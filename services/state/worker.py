@@ -301,8 +301,9 @@ class StateWorker:
             M.EVENTS.labels(ev.type, ev.outcome or "").inc()
             if ev.type in ("detected", "undone", "session_started", "imported") or ev.source == "manual":
                 log.info(
-                    "channel %s: %s %s%s -> %s (event %s)", commit.channel, ev.type, ev.outcome or "",
-                    f" {ev.delta:+d}" if ev.delta else "", ev.counts.as_dict(), ev.id,
+                    "channel %s: %s %s%s -> %s%s (event %s)", commit.channel, ev.type, ev.outcome or "",
+                    f" {ev.delta:+d}" if ev.delta else "", ev.counts.as_dict(), f" in {ev.mode!r}" * bool(ev.mode),
+                    ev.id,
                 )
         self.channels[commit.channel].machine = commit.after
         self._set_phase(commit.channel, commit.after)

@@ -630,6 +630,8 @@ def test_mode_splits_the_counts_in_status_history_and_export(gateway: GatewayThr
     # a new session keeps the mode
     s = post_json(gateway.url, f"{api(channel)}/sessions", {}).json()["status"]
     assert (s["mode"], s["by_mode"], s["total"]) == ("My 6v6", {}, 0)
+    ended = get(gateway, f"{api(channel)}/sessions").json()["sessions"][1]
+    assert ended["summary"]["by_mode"]["quickplay"] == {"victories": 0, "defeats": 2, "draws": 0}
     events = get(gateway, f"{api(channel)}/history").json()["events"]
     assert [(e["type"], e["mode"]) for e in events[:3]] == [
         ("session_started", "My 6v6"), ("adjusted", "My 6v6"), ("mode_changed", "My 6v6")]

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from services.common.fold import fold
-from services.common.history import CSV_COLUMNS, check_importable, parse_jsonl, to_csv, to_jsonl
+from services.common.history import (
+    CSV_COLUMNS,
+    SessionSummary,
+    check_importable,
+    parse_jsonl,
+    summarize_sessions,
+    to_csv,
+    to_jsonl,
+)
 from services.common.machine import Machine
 from services.common.messages import Command, Counts, MessageError
 from services.common.modes import InvalidModeError, normalize_mode
@@ -120,3 +128,14 @@ def test_exports_have_a_mode_column_and_imports_check_it() -> None:
     bad = to_jsonl(events).replace('"mode":"My 6v6"', '"mode":"<img>"')
     with pytest.raises(MessageError, match="not a valid mode name"):
         check_importable(parse_jsonl(bad))
+
+
+def test_session_summaries_keep_their_counts_per_mode() -> None:
+    r = run([cmd("mode", mode="arcade"), cmd("adjust", outcome=V, delta=2), cmd("new_session"),
+             cmd("adjust", outcome=D, delta=1)])
+    first, current = summarize_sessions(r.events)
+    assert first.by_mode == {"arcade": Counts(2, 0, 0)} and current.by_mode == {"arcade": Counts(0, 1, 0)}
+    assert SessionSummary.from_json(first.to_json()) == first
+    assert first.as_dict()["by_mode"] == {"arcade": {"victories": 2, "defeats": 0, "draws": 0}}
+    old = {k: v for k, v in json.loads(first.to_json()).items() if k != "by_mode"}  # stored before modes
+    assert SessionSummary.from_json(json.dumps(old)).by_mode == {}
