@@ -799,6 +799,9 @@ def test_a_mode_change_in_the_admin_splits_the_counts_the_overlay_shows_with_mod
         admin.click('[data-testid="new-session"]')
         admin.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '0'")
         assert admin.locator('[data-testid="mode-select"]').input_value() == "competitive"
+        # the designer writes ?mode= for a browser source per mode
+        admin.fill('[data-testid="designer-mode"]', "Quick Play")
+        assert "mode=quickplay" in admin.locator('[data-testid="designer-url"]').input_value()
         shot(admin, "admin-modes.png", full_page=True)
     finally:
         context.close()

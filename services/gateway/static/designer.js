@@ -1,6 +1,6 @@
 // The overlay designer on the admin page: pick a look, see it live, copy the URL for OBS.
 // It only builds an /overlay URL (every option is a query parameter the overlay reads).
-import { channelFromQuery, copyInput } from "./common.js";
+import { channelFromQuery, copyInput, normalizeMode } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("designer-form");
@@ -25,6 +25,8 @@ export function designedUrl(data, origin = window.location.origin) {
   }
   if (!data.get("flash")) url.searchParams.set("flash", "0");
   if (data.get("sound")) url.searchParams.set("sound", "1");
+  const mode = normalizeMode(data.get("mode"));
+  if (mode) url.searchParams.set("mode", mode);
   return url;
 }
 
