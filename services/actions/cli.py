@@ -7,7 +7,7 @@ import json
 import threading
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
+from services.common.cliargs import add_command, add_config_args, channel_name, connect_redis, fail, load_from_args
 
 if TYPE_CHECKING:
     from services.actions.delivery import Action
@@ -15,16 +15,11 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "actions",
+    p = add_command(
+        sub, "actions", run_actions,
         help="match-end automations: webhooks (Discord, Streamer.bot, your own), Twitch chat, OBS",
-        description="Run the actions service: follows every channel's event log (consumer group `actions`) "
-        "and runs the configured actions for each event, at least once, never twice where a record can "
-        "prevent it. Subcommands show the status and the dead letters and send dead letters again.",
     )
     p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
-    add_config_args(p)
-    p.set_defaults(handler=run_actions)
     asub = p.add_subparsers(dest="actions_command", metavar="SUBCOMMAND")
 
     s = asub.add_parser("status", help="each action, its last delivery and its dead letters")
@@ -44,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     t = asub.add_parser("test", help="send a made-up victory, marked as a test, through the running service")
     t.add_argument("--action", help="only this action (default: all configured)")
-    t.add_argument("--channel", default="default", help="counter channel it claims to come from")
+    t.add_argument("--channel", type=channel_name, default="default", help="counter channel it claims to come from")
     add_config_args(t)
     t.set_defaults(handler=run_test)
 
@@ -69,6 +64,10 @@ def build_actions(settings: Settings, stop: threading.Event) -> list[Action]:
 
 
 def run_actions(args: argparse.Namespace) -> int:
+    """Run the actions service: follows every channel's event log (consumer group `actions`) and runs the
+    configured actions for each event, at least once, never twice where a record can prevent it.
+    Subcommands show the status and the dead letters and send dead letters again.
+    """
     settings = load_from_args(args).settings
 
     from services.actions.worker import ActionsWorker
@@ -176,13 +175,8 @@ def run_retry(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
     from services.actions.delivery import queue_test
-    from services.common.keys import InvalidChannelError, validate_channel
     from services.common.redisio import keys_for
 
-    try:
-        validate_channel(args.channel)
-    except InvalidChannelError as exc:
-        fail(str(exc))
     names = _selected(settings, args.action)
     if not names:
         fail("no actions configured (see docs/actions.md)")

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
+from services.common.cliargs import add_command, connect_redis, fail, load_from_args
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "capture",
-        help="publish frames from OBS (obs-websocket 5) or a replay to Redis",
-        description="Capture frames for one channel: from OBS over obs-websocket 5 (default), "
-        "or replay a folder of images / a video file (--source replay:PATH).",
-    )
+    p = add_command(sub, "capture", run_capture, help="publish frames from OBS (obs-websocket 5) or a replay to Redis")
     p.add_argument("--channel", help="channel this capture feeds (capture.channel)")
     p.add_argument("--source", metavar="obs|replay:PATH", help="frame source (capture.source)")
     p.add_argument("--fps", type=float, help="replay: frames per second of replay time (capture.fps)")
@@ -27,11 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="replay: start at the first frame even if an interrupted replay of this path could be resumed",
     )
     p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
-    add_config_args(p)
-    p.set_defaults(handler=run_capture)
 
 
 def run_capture(args: argparse.Namespace) -> int:
+    """Capture frames for one channel: from OBS over obs-websocket 5 (default), or replay a folder of
+    images / a video file (--source replay:PATH).
+    """
     loaded = load_from_args(
         args,
         {

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from services.common.logs import setup_logging
@@ -15,9 +16,38 @@ if TYPE_CHECKING:
     import redis
 
 
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand with the configuration flags every command takes, run by ``handler``.
+
+    Its long description (``owc NAME --help``) is the handler's docstring unless given.
+    """
+    parser = sub.add_parser(name, help=help, description=description or inspect.getdoc(handler))
+    add_config_args(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def channel_name(value: str) -> str:
+    """``--channel`` values: a valid channel name, or argparse's clear error (exit 2)."""
+    from services.common.keys import InvalidChannelError, validate_channel
+
+    try:
+        validate_channel(value)
+    except InvalidChannelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("configuration")
-    group.add_argument("--config", metavar="PATH", help="TOML config file (default: ./owc.toml)")
+    group.add_argument("--config", metavar="PATH", help="TOML config file (default: owc.toml in OWC_HOME, else here)")
     group.add_argument(
         "--set",
         metavar="KEY=VALUE",

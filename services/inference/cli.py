@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
+from services.common.cliargs import add_command, add_config_args, connect_redis, fail, load_from_args
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "inference",
+    p = add_command(
+        sub, "inference", _run_inference,
         help="run an inference worker (classifies frames from Redis; run several to scale)",
-        description="Consume owc:frames in the consumer group 'inference' and publish labels. "
-        "Start several workers (processes or machines) to scale: Redis shares the frames.",
     )
     p.add_argument("--model", metavar="PATH", help="ONNX model (default: inference.model)")
     p.add_argument("--name", metavar="NAME", help="consumer name (default: inference.worker_name or host-pid)")
-    add_config_args(p)
-    p.set_defaults(handler=_run_inference)
 
     q = sub.add_parser(
         "predict",
@@ -38,6 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run_inference(args: argparse.Namespace) -> int:
+    """Consume owc:frames in the consumer group 'inference' and publish labels. Start several workers
+    (processes or machines) to scale: Redis shares the frames.
+    """
     import threading
 
     import cv2

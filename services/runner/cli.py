@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_config_args, load_from_args, passthrough_args, set_args
+from services.common.cliargs import add_command, load_from_args, passthrough_args, set_args
 from services.runner.demo import add_demo_parser
 from services.runner.stack import run_stack
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser(
-        "run",
-        help="start Redis (embedded unless redis.url is set) and all services",
-        description="Start the whole stack: an embedded redis-server (unless redis.url is set), "
-        "capture, inference worker(s), state and gateway, with prefixed logs. "
-        "Ctrl+C stops everything.",
-    )
-    add_config_args(run)
+    run = add_command(sub, "run", _run, help="start Redis (embedded unless redis.url is set) and all services")
     run.add_argument("--workers", type=int, help="inference workers (default: run.workers = 1)")
     run.add_argument("--source", help="capture source: obs (default) or replay:PATH")
     run.add_argument("--fps", type=float, help="replay frames per second")
     run.add_argument("--speed", type=float, help="replay speed-up")
     run.add_argument("--loop", action="store_true", default=None, help="loop the replay")
     run.add_argument("--channel", help="channel name (default: default)")
-    run.set_defaults(handler=_run)
     add_demo_parser(sub)
 
 
@@ -40,6 +32,9 @@ def run_flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Start the whole stack: an embedded redis-server (unless redis.url is set), capture, inference
+    worker(s), state and gateway, with prefixed logs. Ctrl+C stops everything.
+    """
     flags = run_flags(args)
     loaded = load_from_args(args, flags)
     service_flags = {k: v for k, v in flags.items() if not k.startswith("run.")}

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common.cliargs import add_config_args, fail, load_from_args, passthrough_args, set_args
+from services.common.cliargs import add_command, fail, load_from_args, passthrough_args, set_args
 from services.common.ports import free_port, port_free
 from services.runner.stack import run_stack
 
@@ -32,19 +32,11 @@ log = logging.getLogger("owc.demo")
 
 
 def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = sub.add_parser(
-        "demo",
-        help="watch the stack count a bundled replay (no OBS needed)",
-        description="Start the whole stack on the bundled demo clip (a generated match ending with a "
-        "VICTORY! banner) and print the overlay and admin URLs. --once replays the clip once, prints "
-        "the final status as JSON and exits 0 only if the counts equal the clip's known result.",
-    )
-    add_config_args(demo)
+    demo = add_command(sub, "demo", run_demo, help="watch the stack count a bundled replay (no OBS needed)")
     demo.add_argument("--once", action="store_true", help="replay once, check the result, stop")
     demo.add_argument("--speed", type=float, default=None, help="replay speed-up (default 1; --once: 4)")
     demo.add_argument("--loop", action="store_true", help="keep replaying the clip (not with --once)")
     demo.add_argument("--timeout", type=float, default=180.0, help="--once: give up after this many seconds")
-    demo.set_defaults(handler=run_demo)
 
 
 def _stream_idle(client: redis.Redis, stream: str, group: str) -> bool:
@@ -89,6 +81,10 @@ def _status(port: int, channel: str) -> dict[str, Any]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Start the whole stack on the bundled demo clip (a generated match ending with a VICTORY! banner) and
+    print the overlay and admin URLs. --once replays the clip once, prints the final status as JSON
+    and exits 0 only if the counts equal the clip's known result.
+    """
     if args.once and args.loop:
         fail("--once and --loop cannot be combined")
     from training.demo_clip import DEMO_RESULT, FPS, ensure_demo_clip

@@ -5,24 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.common.cliargs import add_config_args, connect_redis, fail, load_from_args
+from services.common.cliargs import add_command, add_config_args, channel_name, connect_redis, fail, load_from_args
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "state",
+    p = add_command(
+        sub, "state", run_state,
         help="the counter: apply the counting rules to labels and admin commands (single writer)",
-        description="Run the state service: reads owc:labels and owc:commands, applies the counting "
-        "rules, appends to the event log. One instance is active per Redis (a lease); more "
-        "instances wait as hot standbys. Subcommands export and import a channel's history.",
     )
     p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
-    add_config_args(p)
-    p.set_defaults(handler=run_state)
     ssub = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND")
 
     e = ssub.add_parser("export", help="print a session's events as CSV or JSONL")
-    e.add_argument("--channel", default="default", help="channel (default: default)")
+    e.add_argument("--channel", type=channel_name, default="default", help="channel (default: default)")
     e.add_argument("--session", default="current", help="session id, `current` (default) or `all`")
     e.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
     e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
@@ -33,13 +28,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "import", help="restore an exported JSONL into an empty channel (needs a running `owc state`)"
     )
     i.add_argument("file", metavar="FILE", help="a JSONL written by `owc state export --format jsonl`")
-    i.add_argument("--channel", default="default", help="channel to restore into (must be empty)")
+    i.add_argument("--channel", type=channel_name, default="default", help="channel to restore into (must be empty)")
     i.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the state service")
     add_config_args(i)
     i.set_defaults(handler=run_import)
 
 
 def run_state(args: argparse.Namespace) -> int:
+    """Run the state service: reads owc:labels and owc:commands, applies the counting rules, appends to the
+    event log. One instance is active per Redis (a lease); more instances wait as hot standbys.
+    Subcommands export and import a channel's history.
+    """
     settings = load_from_args(args).settings
 
     import threading
@@ -65,15 +64,10 @@ def run_export(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
 
     from services.common.history import session_events, to_csv, to_jsonl
-    from services.common.keys import InvalidChannelError, validate_channel
     from services.common.redisio import keys_for
     from services.state.rules import Rules
     from services.state.store import Lease, Store
 
-    try:
-        validate_channel(args.channel)
-    except InvalidChannelError as exc:
-        fail(str(exc))
     client = connect_redis(settings, 10.0)
     keys = keys_for(settings)
     store = Store(client, keys, Lease(client, keys.lease("state"), "export", 1000))
@@ -100,16 +94,12 @@ def run_import(args: argparse.Namespace) -> int:
     import time
     import uuid
 
-    from services.common.keys import InvalidChannelError, validate_channel
     from services.common.messages import Command, Reply
     from services.common.redisio import keys_for
 
     try:
-        validate_channel(args.channel)
         with open(args.file, encoding="utf-8") as fh:
             payload = fh.read()
-    except InvalidChannelError as exc:
-        fail(str(exc))
     except OSError as exc:
         fail(f"cannot read {args.file!r}: {exc.strerror}")
     client = connect_redis(settings, 10.0)
