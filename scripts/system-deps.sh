@@ -5,9 +5,9 @@ set -euo pipefail
 
 case "${1:-run}" in
   run)   pkgs=(redis-server python3-venv) ;;
-  train) pkgs=(fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
+  train) pkgs=(fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core fonts-dejavu-extra) ;;
   test)  pkgs=(redis-server python3-venv chromium xvfb xauth libgl1-mesa-dri obs-studio ffmpeg
-               prometheus docker-compose fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
+               prometheus docker-compose fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core fonts-dejavu-extra) ;;
   *) echo "usage: $0 run|test|train" >&2; exit 2 ;;
 esac
 

@@ -48,6 +48,7 @@ DEMO_SPLIT = synth.Split(
     cjk=(synth.FontSpec("NotoSansCJK-Bold.ttc"),),
     natural=(),
     backgrounds=("scene",),
+    hud_face="duplex",
 )
 
 
@@ -64,7 +65,7 @@ def render_frames(seed: int = DEMO_SEED) -> list[bytes]:
     """All frames as JPEG bytes (deterministic for a given seed and library versions)."""
     rng = np.random.default_rng([seed, CLIP_VERSION])
     pano_w = WIDTH + 200
-    scene = synth._bg_scene(rng, pano_w, HEIGHT).astype(np.float32) * 0.8
+    scene = synth.bg_scene(rng, pano_w, HEIGHT).astype(np.float32) * 0.8
     hud_rng_seed = int(rng.integers(0, 2**31))
     frames: list[bytes] = []
     for i in range(FRAME_COUNT):

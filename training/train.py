@@ -48,7 +48,7 @@ from training.model import ARCH, BannerNet
 log = logging.getLogger("owc.training")
 
 REAL_REPEAT = 5  # real frames are rare and precious: each is seen this many times per epoch
-NONE_WEIGHT = 2.0
+NONE_WEIGHT = 1.0
 LABEL_SMOOTHING = 0.05
 
 
@@ -220,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "class_counts": counts,
         },
         "class_balance": f"cross-entropy weighted by inverse class frequency, none x{NONE_WEIGHT} "
-        f"(a false outcome costs more than a missed frame), label smoothing {LABEL_SMOOTHING}",
+        f"(the CNN is the recall-tuned gate: a missed banner costs more than a false candidate, which the reader "
+        f"rejects), label smoothing {LABEL_SMOOTHING}",
         "augmentation": "per batch on the model input: shift +-4/+-3 px, brightness/contrast jitter, noise",
         "best_epoch": result["best"]["epoch"],
         "checkpoint": result["kept"],

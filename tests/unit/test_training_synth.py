@@ -54,7 +54,7 @@ def test_hard_examples_are_seeded_and_cover_every_class() -> None:
         data, w, h, info = synth.render_hard_sample(3, index)
         assert data == synth.render_hard_sample(3, index)[0]
         assert info["label"] == synth.HARD_CYCLE[index]
-        assert info["kind"] == ("hard_other_text" if info["label"] == "none" else "hard_faint")
+        assert info["kind"].startswith("hard_")
         assert _decode(data).shape == (h, w, 3)
         labels.add(info["label"])
     assert labels == set(MODEL_LABELS)
