@@ -113,9 +113,9 @@ def _outcome(frame: F32, rng: Rng, label: str, split: Split, colour_rgb: F32, en
 
 
 def render_sample(
-    seed: int, index: int, split: Split = TRAIN, label: str | None = None
+    seed: int, index: int, split: Split = TRAIN, label: str | None = None, size: tuple[int, int] | None = None
 ) -> tuple[bytes, int, int, dict[str, Any]]:
-    """One JPEG frame. Returns ``(jpeg_bytes, width, height, info)``.
+    """One JPEG frame (of ``size`` if given, else a random capture size). Returns ``(jpeg_bytes, width, height, info)``.
 
     ``info``: ``label`` (the class), ``kind`` (banner, entry, tab_banner, tab_hidden, or the
     negative's kind), ``lang`` (en/ja for outcome frames, "" for none), ``capture`` (plain, gif,
@@ -124,6 +124,8 @@ def render_sample(
     rng = np.random.default_rng([seed, index, GENERATOR_VERSION])
     label = label or label_for_index(index)
     w, h = CAPTURE_SIZES[int(rng.integers(0, len(CAPTURE_SIZES)))]
+    if size is not None:
+        w, h = size
     fw, fh = work_size(w, h)
     info: dict[str, Any] = {"label": label, "width": w, "height": h, "lang": ""}
     if label != "none":
