@@ -151,7 +151,7 @@ def test_recordings_quantise_and_block() -> None:
 
 def test_sizes_include_small_captures_and_a_size_can_be_forced() -> None:
     assert {(480, 270), (640, 360), (800, 450)} <= set(synth.CAPTURE_SIZES)
-    data, w, h, info = synth.render_sample(3, 4, synth.EVAL, size=(640, 360))
+    data, w, h, _info = synth.render_sample(3, 4, synth.EVAL, size=(640, 360))
     assert (w, h) == (640, 360) and _decode(data).shape == (360, 640, 3)
 
 
