@@ -82,7 +82,7 @@ class Chunk:
 
 def run_segments(
     segments: Sequence[Segment], pool: Sequence[Rendered], detector: Detector, gate: GateScorer | None,
-    batch: int = 64, progress: Callable[[int], None] | None = None,
+    batch: int = 64, progress: Callable[[int], object] | None = None,
 ) -> Chunk:
     """Jitter and classify the frames of ``segments``; ``gate`` None means the detector is the gate alone."""
     n = sum(s.frames for s in segments)
