@@ -126,39 +126,49 @@ def _f(v: float, digits: int = 4) -> str:
     return "n/a" if v != v else f"{v:.{digits}f}"
 
 
-def _outcome_table(rows: dict[str, dict[str, Any]], first: str) -> list[str]:
-    head = (f"| {first} | n | gate ≥ 0.1 | gate ≥ 0.2 | gate ≥ 0.3 | detector right | detector right, conf ≥ "
-            f"{MIN_CONFIDENCE} | wrong outcome |")
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+def _outcome_table(rows: dict[str, dict[str, Any]], first: str, ts: Sequence[float]) -> list[str]:
+    head = (f"| {first} | n | " + " | ".join(f"gate ≥ {t:g}" for t in ts) + " | detector right | detector right, "
+            f"conf ≥ {MIN_CONFIDENCE} | wrong outcome |")
+    lines = [head, "|---|---|" + "---|" * len(ts) + "---|---|---|"]
     for k, r in rows.items():
-        lines.append(f"| {k} | {r['n']} | {_f(r['gate_0.1'])} | {_f(r['gate_0.2'])} | {_f(r['gate_0.3'])} | "
-                     f"{_f(r['detector'])} | {_f(r['detector_confident'])} | {r['wrong_outcome']} |")
+        lines.append(f"| {k} | {r['n']} | " + " | ".join(_f(r[f"gate_{t:g}"]) for t in ts)
+                     + f" | {_f(r['detector'])} | {_f(r['detector_confident'])} | {r['wrong_outcome']} |")
     return lines
 
 
-def _none_table(rows: dict[str, dict[str, Any]]) -> list[str]:
-    lines = ["| none kind | n | candidates: gate ≥ 0.1 | gate ≥ 0.2 | gate ≥ 0.3 | detector says an outcome | "
-             f"… with conf ≥ {MIN_CONFIDENCE} |", "|---|---|---|---|---|---|---|"]
+def _none_table(rows: dict[str, dict[str, Any]], ts: Sequence[float]) -> list[str]:
+    lines = ["| none kind | n | " + " | ".join(f"candidates: gate ≥ {t:g}" for t in ts)
+             + f" | detector says an outcome | … with conf ≥ {MIN_CONFIDENCE} |",
+             "|---|---|" + "---|" * len(ts) + "---|---|"]
     for k, r in rows.items():
-        lines.append(f"| {k} | {r['n']} | {_f(r['gate_0.1'])} | {_f(r['gate_0.2'])} | {_f(r['gate_0.3'])} | "
-                     f"{r['detector_outcome']} | {r['detector_confident_outcome']} |")
+        lines.append(f"| {k} | {r['n']} | " + " | ".join(_f(r[f"gate_{t:g}"]) for t in ts)
+                     + f" | {r['detector_outcome']} | {r['detector_confident_outcome']} |")
     return lines
+
+
+def gate_threshold(clf: Classifier) -> float | None:
+    """The gate threshold of a two-stage model's metadata (None for a gate-only model)."""
+    gate = getattr(clf.meta, "gate", None) or (clf.meta.model_extra or {}).get("gate")
+    t = gate.get("threshold") if isinstance(gate, dict) else getattr(gate, "threshold", None)
+    return float(t) if isinstance(t, int | float) else None
+
+
+def _reader(clf: Classifier) -> Any:
+    return getattr(clf.meta, "reader", None) or (clf.meta.model_extra or {}).get("reader")
 
 
 def is_gate_only(clf: Classifier) -> bool:
-    """Whether ``classify`` is the gate CNN alone (no reader stage in the metadata, no separate gate API)."""
-    return not (clf.meta.model_extra or {}).get("stages") and not hasattr(clf, "gate_scores")
+    """Whether ``classify`` is the gate CNN alone (no reader stage in the model's metadata)."""
+    return getattr(clf, "reader", None) is None and not _reader(clf)
 
 
 def _detector_desc(clf: Classifier) -> str:
-    extra = sorted(k for k in (clf.meta.model_extra or {}) if k not in ("training", "onnx"))
-    stages = (clf.meta.model_extra or {}).get("stages")
-    if stages:
-        names = ", ".join(str(s.get("name", s.get("kind", "?"))) if isinstance(s, dict) else str(s)
-                          for s in (stages if isinstance(stages, list) else list(stages)))
-        return f"`{clf.model_id}`, stages: {names}"
-    more = f"; other metadata keys {extra}" if extra else ""
-    return f"`{clf.model_id}` (the gate CNN alone: no reader stage in its metadata{more})"
+    reader = _reader(clf)
+    if reader:
+        get = reader.get if isinstance(reader, dict) else (lambda k: getattr(reader, k, "?"))
+        return (f"`{clf.model_id}`: the gate CNN (threshold {gate_threshold(clf)}) then the reader "
+                f"`{get('package')}=={get('version')}` on its candidates")
+    return f"`{clf.model_id}` (the gate CNN alone: no reader stage in its metadata)"
 
 
 def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
@@ -172,6 +182,7 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
     lat = report["latency_ms"]
     demo = report["demo_clip"]
     ok = report["targets"]
+    ts: list[float] = syn["thresholds"]
     lines = [
         "# Model card: victory_classifier",
         "",
@@ -180,7 +191,9 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         f"- **gate**: `{Path(report['model']).name}` ({report['size_bytes']} bytes ONNX), a CNN on the ROI x "
         f"{meta.roi.x0}–{meta.roi.x1}, y {meta.roi.y0}–{meta.roi.y1} resized to {meta.input.width}×"
         f"{meta.input.height}, classes {', '.join(f'`{lab}`' for lab in MODEL_LABELS)}; **gate score = 1 − "
-        "p(none)**, tuned for recall: a frame at or above the gate threshold is a candidate for the reader",
+        "p(none)**, tuned for recall: a frame at or above the gate threshold is a candidate for the reader"
+        + (f" (threshold in the metadata: **{report['gate_threshold']:g}**)" if report.get("gate_threshold")
+           is not None else ""),
         f"- **architecture**: {training.get('arch', '?')} ({training.get('params', '?')} parameters)",
         f"- **trained with**: `{training.get('command', '?')}` — {training.get('framework', '?')}; "
         f"{training.get('epochs_run', '?')} epochs ({training.get('checkpoint', '?')}), "
@@ -234,22 +247,21 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         "",
         "Outcome frames by class and language (gate columns: share of frames with 1 − p(none) ≥ threshold):",
         "",
-        *_outcome_table(syn["outcomes"], "class / language"),
+        *_outcome_table(syn["outcomes"], "class / language", ts),
         "",
         "By kind of outcome frame:",
         "",
-        *_outcome_table(syn["outcome_kinds"], "kind"),
+        *_outcome_table(syn["outcome_kinds"], "kind", ts),
         "",
         "By recording:",
         "",
-        *_outcome_table(syn["outcome_captures"], "recording"),
+        *_outcome_table(syn["outcome_captures"], "recording", ts),
         "",
-        f"`none` frames — the gate's **candidate rate** (each candidate costs one reader run, ~10 ms): "
-        f"{_f(syn['none']['gate_0.1'])} at ≥ 0.1, {_f(syn['none']['gate_0.2'])} at ≥ 0.2, "
-        f"{_f(syn['none']['gate_0.3'])} at ≥ 0.3 (these held-out `none` frames are mostly hard negatives; "
-        "gameplay alone is the `gameplay` row):",
+        "`none` frames — the gate's **candidate rate** (each candidate costs one reader run, ~10 ms): "
+        + ", ".join(f"{_f(syn['none'][f'gate_{t:g}'])} at ≥ {t:g}" for t in ts)
+        + " (these held-out `none` frames are mostly hard negatives; gameplay alone is the `gameplay` row):",
         "",
-        *_none_table(syn["none_kinds"]),
+        *_none_table(syn["none_kinds"], ts),
         "",
         "## (b) Long false-positive run",
         "",
@@ -374,10 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     held = cached_render(EVAL_SEED, args.eval_count, synth.EVAL, args.cache_dir, desc="held-out frames")
     frames = [f.frame for f in held]
+    ts = list(GATE_THRESHOLDS)
+    threshold = gate_threshold(clf)
+    if threshold is not None and threshold not in ts:
+        ts = sorted([*ts, threshold])
     report: dict[str, Any] = {
         "model": str(args.model),
         "detector": _detector_desc(clf),
-        "synthetic": heldout.report(held, gate.scores(frames), detect(clf, frames)),
+        "gate_threshold": threshold,
+        "synthetic": heldout.report(held, gate.scores(frames), detect(clf, frames), ts),
     }
     pool: list[Rendered] = cached_render(FP_SEED, args.pool, synth.EVAL, args.cache_dir, label="none",
                                          size=FP_SIZE, desc="false-positive scene pool")
@@ -389,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a gate-only detector's own probabilities are the gate's: no second pass needed
         return Classifier(model), None if gate_only else Gate(model)
 
-    fp: FpResult = fp_run(pool, args.hours, factory, workers=args.workers)
+    fp: FpResult = fp_run(pool, args.hours, factory, workers=args.workers, thresholds=ts)
     report["fp"] = {**fp.__dict__, "per_hour": fp.per_hour}
     report["real"] = real_samples(args.samples, clf, gate)
     report["demo_clip"] = demo_clip_check(clf, gate)

@@ -189,6 +189,7 @@ def fp_run(
     workers: int = 2,
     rules: Rules | None = None,
     progress: bool = True,
+    thresholds: Sequence[float] = THRESHOLDS,
 ) -> FpResult:
     """Run ``hours`` of held ``none`` scenes through the detector and the rules (default state settings)."""
     global _POOL, _FACTORY, _WORKER
@@ -229,7 +230,7 @@ def fp_run(
     res.confident_outcome_frames = int((outcome & (chunk.confidence >= rules.min_confidence)).sum())
     scored = ~np.isnan(chunk.gate)
     if scored.any():
-        res.gate_rate = {f"{t:g}": float((chunk.gate[scored] >= t).mean()) for t in THRESHOLDS}
+        res.gate_rate = {f"{t:g}": float((chunk.gate[scored] >= t).mean()) for t in thresholds}
     scene_of = np.zeros(total, np.int32)
     for s in segments:
         scene_of[s.start:s.start + s.frames] = s.scene

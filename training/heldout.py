@@ -22,8 +22,15 @@ def _rate(mask: npt.NDArray[np.bool_]) -> float:
     return float(mask.mean()) if mask.size else float("nan")
 
 
-def report(frames: Sequence[Rendered], gate: npt.NDArray[np.float32], preds: Sequence[Prediction]) -> dict[str, Any]:
-    """Tables of the held-out frames: outcome frames by class x language, none frames by kind, and more."""
+def report(
+    frames: Sequence[Rendered], gate: npt.NDArray[np.float32], preds: Sequence[Prediction],
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> dict[str, Any]:
+    """Tables of the held-out frames: outcome frames by class x language, none frames by kind, and more.
+
+    ``gate_<t>`` columns: the share of frames whose gate score is at least ``t`` (recall on outcome
+    frames, candidate rate on ``none`` frames).
+    """
     labels = np.asarray([f.info["label"] for f in frames])
     langs = np.asarray([f.info.get("lang", "") for f in frames])
     kinds = np.asarray([str(f.info.get("kind", "")) for f in frames])
@@ -38,7 +45,7 @@ def report(frames: Sequence[Rendered], gate: npt.NDArray[np.float32], preds: Seq
     def outcome_row(m: npt.NDArray[np.bool_]) -> dict[str, Any]:
         return {
             "n": int(m.sum()),
-            **{f"gate_{t:g}": _rate(gate[m] >= t) for t in THRESHOLDS},
+            **{f"gate_{t:g}": _rate(gate[m] >= t) for t in thresholds},
             "detector": _rate(correct[m]),
             "detector_confident": _rate(confident[m]),
             "wrong_outcome": int((wrong_outcome & m).sum()),
@@ -59,7 +66,7 @@ def report(frames: Sequence[Rendered], gate: npt.NDArray[np.float32], preds: Seq
     def none_row(m: npt.NDArray[np.bool_]) -> dict[str, Any]:
         return {
             "n": int(m.sum()),
-            **{f"gate_{t:g}": _rate(gate[m] >= t) for t in THRESHOLDS},
+            **{f"gate_{t:g}": _rate(gate[m] >= t) for t in thresholds},
             "detector_outcome": int(((pred != "none") & m).sum()),
             "detector_confident_outcome": int(((pred != "none") & (conf >= MIN_CONFIDENCE) & m).sum()),
         }
@@ -75,4 +82,5 @@ def report(frames: Sequence[Rendered], gate: npt.NDArray[np.float32], preds: Seq
         "outcome_captures": by_capture,
         "none": none_row(none),
         "none_kinds": by_none_kind,
+        "thresholds": list(thresholds),
     }
