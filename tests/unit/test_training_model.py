@@ -14,6 +14,8 @@ from training import demo_clip, synth
 from training.config import META_PATH, MODEL_PATH
 
 MIN_CONFIDENCE = 0.9
+GATE_THRESHOLD = 0.2  # a candidate for the reader at 1 - p(none) >= this
+NONE_CANDIDATES = 0.35  # share of held-out none frames (mostly hard negatives) allowed through
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +63,32 @@ def test_onnx_io_is_nchw_float_with_dynamic_batch(sess: ort.InferenceSession, me
 def test_fresh_held_out_frames(sess: ort.InferenceSession, meta: ModelMeta) -> None:
     """Frames from the held-out split with a seed neither training nor the card used.
 
-    The held-out split deliberately includes faint banners and entry frames (streak,
-    flash), which the model may call right but below ``MIN_CONFIDENCE``; counting only
-    needs two confident frames of a banner that stays up for seconds. So: (almost) all
-    right, never a confident false outcome, and most outcome frames confident (the card
-    reports 0.93 over 3000 frames; 120 frames keep the sampling noise well inside 0.85).
+    The CNN is the detector's gate: its score ``1 - p(none)`` must pass (almost) every
+    banner on to the reader — thin, faint, entry, GIF, blocky, half behind the Tab
+    scoreboard — while most ``none`` frames stay below it, and it never confidently calls a
+    banner another outcome. (``tab_hidden`` banners, mostly hidden by the scoreboard, may go
+    either way.) The card reports the same over 3000 frames; 120 frames keep the sampling
+    noise inside these bounds.
     """
-    xs, ys = [], []
+    xs, ys, kinds = [], [], []
     for index in range(120):
         data, w, h, info = synth.render_sample(777, index, synth.EVAL)
         xs.append(preprocess_bytes(data, meta, w, h))
         ys.append(MODEL_LABELS.index(info["label"]))
+        kinds.append(info["kind"])
     probs = _probs(sess, np.stack(xs))
     y = np.asarray(ys)
     pred = probs.argmax(1)
-    assert (pred == y).mean() >= 0.95, list(zip(y.tolist(), pred.tolist(), strict=True))
-    none = y == 0
+    gate = 1 - probs[:, 0]
+    outcome = y > 0
+    visible = outcome & (np.asarray(kinds) != "tab_hidden")
+    assert (gate[visible] >= GATE_THRESHOLD).mean() >= 0.97, gate[visible].round(3).tolist()
+    assert (pred == y).mean() >= 0.93, list(zip(y.tolist(), pred.tolist(), strict=True))
+    other = outcome & (pred > 0) & (pred != y) & (probs.max(1) >= MIN_CONFIDENCE)
+    assert not other.any(), probs[other]
+    none = ~outcome
+    assert (gate[none] >= GATE_THRESHOLD).mean() <= NONE_CANDIDATES, gate[none].round(3).tolist()
     assert probs[none, 1:].max() < MIN_CONFIDENCE
-    assert (probs[~none].max(1)[pred[~none] == y[~none]] >= MIN_CONFIDENCE).mean() >= 0.85
 
 
 def test_demo_clip_frames(sess: ort.InferenceSession, meta: ModelMeta) -> None:
