@@ -12,9 +12,9 @@ compose_pkgs=(docker.io docker-compose debootstrap iptables nftables iproute2 py
 
 case "${1:-run}" in
   run)   pkgs=(redis-server python3-venv) ;;
-  train) pkgs=(fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core) ;;
+  train) pkgs=(fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core fonts-dejavu-extra) ;;
   test)  pkgs=(redis-server python3-venv chromium xvfb xauth libgl1-mesa-dri obs-studio ffmpeg
-               prometheus fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core ngircd "${compose_pkgs[@]}") ;;
+               prometheus fonts-bebas-neue fonts-noto-cjk fonts-dejavu-core fonts-dejavu-extra ngircd "${compose_pkgs[@]}") ;;
   compose) pkgs=("${compose_pkgs[@]}") ;;
   *) echo "usage: $0 run|test|train|compose" >&2; exit 2 ;;
 esac

@@ -13,6 +13,31 @@ from training.demo_clip import HEIGHT, QUALITY, WIDTH
 
 FPS = 4
 
+# The fonts the replay clips have always been drawn with (generator v5's training fonts), so the clips
+# stay the same when the training fonts change.
+CLIP_SPLIT = synth.Split(
+    name="clips",
+    latin=tuple(
+        synth.FontSpec(name, shear=shear)
+        for name, shear in (
+            ("BebasNeue-Bold.otf", (0.12, 0.3)),
+            ("BebasNeue-Regular.otf", (0.12, 0.3)),
+            ("DejaVuSansCondensed-BoldOblique.ttf", (0.0, 0.15)),
+            ("DejaVuSans-Bold.ttf", (0.12, 0.3)),
+            ("oswald-latin-700-normal.woff", (0.12, 0.3)),
+            ("barlow-condensed-latin-800-italic.woff", (0.0, 0.12)),
+            ("barlow-condensed-latin-600-italic.woff", (0.0, 0.12)),
+            ("anton-latin-400-normal.woff", (0.12, 0.3)),
+            ("roboto-condensed-latin-700-italic.woff", (0.0, 0.12)),
+            ("DejaVuSerifCondensed-BoldItalic.ttf", (0.0, 0.12)),
+            ("big-shoulders-display-latin-800-normal.woff", (0.12, 0.3)),
+        )
+    ),
+    cjk=(synth.FontSpec("NotoSansCJK-Bold.ttc"), synth.FontSpec("NotoSerifCJK-Regular.ttc")),
+    natural=(),
+    backgrounds=("scene",),
+)
+
 
 def evening(
     folder: Path,
@@ -29,7 +54,7 @@ def evening(
     """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    scene = synth._bg_scene(rng, WIDTH + 200, HEIGHT).astype(np.float32) * 0.8
+    scene = synth.bg_scene(rng, WIDTH + 200, HEIGHT).astype(np.float32) * 0.8
     index = 0
     starts: list[int] = []
     for match, outcome in enumerate(outcomes):
@@ -42,13 +67,13 @@ def evening(
                 if b == 0:
                     starts.append(index)
                 synth.draw_banner(
-                    frame, np.random.default_rng([seed, match]), outcome, synth.TRAIN, alpha=1.0 if b else 0.8,
+                    frame, np.random.default_rng([seed, match]), outcome, CLIP_SPLIT, alpha=1.0 if b else 0.8,
                     japanese=False, score=outcome != "draw", centre=(WIDTH * 0.51, HEIGHT * 0.43), cap_frac=0.13,
                 )
                 if b == 0:
                     synth.draw_streak(frame, np.random.default_rng([seed, match, 1]), HEIGHT * 0.43, 0.8)
             else:
-                synth.draw_hud(frame, np.random.default_rng([seed, index // 8]), synth.TRAIN, crosshair=True)
+                synth.draw_hud(frame, np.random.default_rng([seed, index // 8]), CLIP_SPLIT, crosshair=True)
             img = np.clip(frame, 0, 255).astype(np.uint8)
             ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
             if not ok:

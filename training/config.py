@@ -28,9 +28,9 @@ HARD_SEED = 3
 EVAL_SEED = 1001
 TORCH_SEED = 1234
 
-TRAIN_COUNT = 16000
+TRAIN_COUNT = 20000
 VAL_COUNT = 1500
-HARD_COUNT = 6000  # extra training-only hard examples (synth.render_hard_sample)
+HARD_COUNT = 8000  # extra training-only hard examples (synth.render_hard_sample)
 EVAL_COUNT = 3000
 
 TRAIN_COMMAND = ".venv/bin/python -m training.train"

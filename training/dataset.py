@@ -1,5 +1,3 @@
-# mypy: disable-error-code="assignment,return-value,no-any-return,call-overload,arg-type,attr-defined"
-# (numpy/OpenCV stub unions make array code noisy to type; the arrays are checked by the tests)
 """Build (and cache) preprocessed tensors from synthetic frames and real samples (no torch).
 
 Every frame goes through :func:`services.common.vision.preprocess_bytes` on
@@ -18,6 +16,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -47,7 +46,8 @@ def to_uint8(t: npt.NDArray[np.float32], meta: ModelMeta) -> npt.NDArray[np.uint
     mean = np.asarray(n.mean, np.float32)[:, None, None]
     std = np.asarray(n.std, np.float32)[:, None, None]
     px = (t * std + mean) / np.float32(n.scale)
-    return np.clip(np.rint(px), 0, 255).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = np.clip(np.rint(px), 0, 255).astype(np.uint8)
+    return out
 
 
 def to_float(u: npt.NDArray[np.uint8], meta: ModelMeta) -> npt.NDArray[np.float32]:
@@ -55,7 +55,8 @@ def to_float(u: npt.NDArray[np.uint8], meta: ModelMeta) -> npt.NDArray[np.float3
     n = meta.normalize
     mean = (np.asarray(n.mean, np.float32) / np.float32(n.scale))[:, None, None]
     inv = (np.float32(n.scale) / np.asarray(n.std, np.float32))[:, None, None]
-    return ((u.astype(np.float32) - mean) * inv).astype(np.float32)
+    out: npt.NDArray[np.float32] = ((u.astype(np.float32) - mean) * inv).astype(np.float32)
+    return out
 
 
 def _one(job: tuple[int, int, str, bool]) -> tuple[npt.NDArray[np.uint8], int, str]:
@@ -96,6 +97,12 @@ def generate(
     return Arrays(np.stack(xs), np.asarray(ys, np.int64), kinds)
 
 
+class Progress(Protocol):
+    def update(self, n: int) -> object: ...
+
+    def close(self) -> None: ...
+
+
 class _NoProgress:
     def update(self, n: int) -> None:
         pass
@@ -104,12 +111,13 @@ class _NoProgress:
         pass
 
 
-def _progress(total: int, desc: str) -> _NoProgress:
+def _progress(total: int, desc: str) -> Progress:
     try:
         from tqdm import tqdm
     except ImportError:
         return _NoProgress()
-    return tqdm(total=total, desc=desc, unit="frame", mininterval=2.0)
+    bar: Progress = tqdm(total=total, desc=desc, unit="frame", mininterval=2.0)
+    return bar
 
 
 def cache_key(seed: int, count: int, split: synth.Split, hard: bool = False) -> str:

@@ -1,5 +1,3 @@
-# mypy: disable-error-code="assignment,return-value,no-any-return,call-overload,arg-type,attr-defined"
-# (numpy/OpenCV stub unions make array code noisy to type; the arrays are checked by the tests)
 """The bundled demo clip, generated deterministically on first use (no torch, about a second).
 
 30 s at 4 fps, 640×360 JPEG q80 (what the capture sends by default):
@@ -48,6 +46,7 @@ DEMO_SPLIT = synth.Split(
     cjk=(synth.FontSpec("NotoSansCJK-Bold.ttc"),),
     natural=(),
     backgrounds=("scene",),
+    hud_face="duplex",
 )
 
 
@@ -64,7 +63,7 @@ def render_frames(seed: int = DEMO_SEED) -> list[bytes]:
     """All frames as JPEG bytes (deterministic for a given seed and library versions)."""
     rng = np.random.default_rng([seed, CLIP_VERSION])
     pano_w = WIDTH + 200
-    scene = synth._bg_scene(rng, pano_w, HEIGHT).astype(np.float32) * 0.8
+    scene = synth.bg_scene(rng, pano_w, HEIGHT).astype(np.float32) * 0.8
     hud_rng_seed = int(rng.integers(0, 2**31))
     frames: list[bytes] = []
     for i in range(FRAME_COUNT):
@@ -141,10 +140,13 @@ def write_video(out: Path, frames: list[bytes] | None = None) -> Path:
     """The same clip as an MP4 (mp4v) for sources that want a video file."""
     frames = frames if frames is not None else render_frames()
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
     try:
         for data in frames:
-            writer.write(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise RuntimeError("demo frame does not decode")
+            writer.write(img)
     finally:
         writer.release()
     return out

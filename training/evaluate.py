@@ -1,9 +1,14 @@
-"""Evaluate the shipped ONNX model and write ``models/MODEL_CARD.md``: ``python -m training.evaluate``.
+"""Evaluate the shipped detector and write ``models/MODEL_CARD.md``: ``python -m training.evaluate``.
 
-Needs no torch: onnxruntime on the held-out synthetic set (different seed,
-fonts and backgrounds than training), on any real samples in
-``data/samples/<label>/`` (the 20% split training never sees), on the demo
-clip, plus model size and single-thread latency.
+Needs no torch. (a) held-out synthetic frames (fonts, photos, a background
+family and a seed training never used), per class and per language, for the
+gate alone (1 - p(none) of the CNN, straight from its ONNX file) and for the
+whole detector through its public API (``Classifier.classify``: the gate alone
+today, gate + reader once the reader stage is in the model metadata); (b) a
+long false-positive run: ``--hours`` of ``none`` frames at 4 fps through the
+detector and the real counting rules (:mod:`training.fp_run`); (c) real
+samples in ``data/samples/<label>/``; plus the demo clip, size and latency.
+``--hours 0.2 --pool 200 --eval-count 300`` is a quick variant.
 """
 
 from __future__ import annotations
@@ -17,36 +22,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-import onnxruntime as ort
 
-from services.common.vision import MODEL_LABELS, ModelMeta, meta_path_for, preprocess_bytes, softmax
-from training import dataset, synth
+from services.common.vision import MODEL_LABELS, ModelMeta, meta_path_for
+from services.inference.classifier import Classifier
+from training import dataset, heldout, synth
 from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODEL_PATH, SAMPLES_DIR
+from training.fp_run import FpResult, fp_run
+from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect
 
-MIN_CONFIDENCE = 0.9  # state.min_confidence default
+MIN_CONFIDENCE = heldout.MIN_CONFIDENCE
 TARGET_ACCURACY = 0.995
 TARGET_MS = 0.5
 TARGET_BYTES = 1_000_000
-
-
-def session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def predict(sess: ort.InferenceSession, x: npt.NDArray[np.float32], batch: int = 256) -> npt.NDArray[np.float32]:
-    name = sess.get_inputs()[0].name
-    out = [sess.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
-    return softmax(np.concatenate(out).astype(np.float32))
+FP_SEED = 2001  # the false-positive pool: held-out split, a seed nothing else uses
+FP_HOURS = 10.0
+FP_POOL = 3000
+FP_SIZE = (640, 360)  # the capture's default size
+GATE_THRESHOLDS = heldout.THRESHOLDS
 
 
 def latency_ms(model_path: Path, meta: ModelMeta, runs: int = 2000) -> dict[str, float]:
-    """Per-frame latency on one onnxruntime thread, batch 1 (the worker's case)."""
-    sess = session(model_path, threads=1)
-    name = sess.get_inputs()[0].name
+    """The gate CNN's latency on one onnxruntime thread, batch 1 (the worker's case)."""
+    gate = Gate(model_path, threads=1)
+    sess, name = gate.session, gate.input_name
     x = np.random.default_rng(0).standard_normal((1, 3, meta.input.height, meta.input.width)).astype(np.float32)
     for _ in range(50):
         sess.run(None, {name: x})
@@ -56,210 +54,309 @@ def latency_ms(model_path: Path, meta: ModelMeta, runs: int = 2000) -> dict[str,
         sess.run(None, {name: x})
         times.append(time.perf_counter() - t)
     arr = np.asarray(times) * 1000
-    xb = np.repeat(x, 64, axis=0)
-    t = time.perf_counter()
-    for _ in range(20):
-        sess.run(None, {name: xb})
-    batched = (time.perf_counter() - t) * 1000 / (20 * 64)
-    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
-            "mean": float(arr.mean()), "batched64_per_frame": batched}
+    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)), "mean": float(arr.mean())}
 
 
-def metrics(y: npt.NDArray[np.int64], probs: npt.NDArray[np.float32]) -> dict[str, Any]:
-    pred = probs.argmax(1)
-    n = len(MODEL_LABELS)
-    confusion = np.zeros((n, n), np.int64)
-    for t, p in zip(y, pred, strict=True):
-        confusion[t, p] += 1
-    per_class = {}
-    for i, lab in enumerate(MODEL_LABELS):
-        tp = int(confusion[i, i])
-        support = int(confusion[i].sum())
-        predicted = int(confusion[:, i].sum())
-        per_class[lab] = {
-            "precision": tp / predicted if predicted else float("nan"),
-            "recall": tp / support if support else float("nan"),
-            "support": support,
-        }
-    none_mask = y == 0
-    outcome_conf = probs[:, 1:].max(1)
-    none_max = float(outcome_conf[none_mask].max()) if none_mask.any() else 0.0
-    outcome_mask = ~none_mask
-    hits = (pred == y) & (probs.max(1) >= MIN_CONFIDENCE)
-    return {
-        "count": len(y),
-        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
-        "confusion": confusion.tolist(),
-        "per_class": per_class,
-        "none_max_outcome_conf": none_max,
-        "none_over_threshold": int((outcome_conf[none_mask] >= MIN_CONFIDENCE).sum()),
-        "outcome_recall_at_threshold": float(hits[outcome_mask].mean()) if outcome_mask.any() else float("nan"),
-    }
-
-
-def errors_by_kind(y: npt.NDArray[np.int64], probs: npt.NDArray[np.float32], kinds: list[str]) -> dict[str, str]:
-    pred = probs.argmax(1)
-    out: dict[str, list[int]] = {}
-    for t, p, k in zip(y, pred, kinds, strict=True):
-        tot = out.setdefault(f"{MODEL_LABELS[t]}:{k}", [0, 0])
-        tot[0] += int(t != p)
-        tot[1] += 1
-    return {k: f"{v[0]}/{v[1]}" for k, v in sorted(out.items())}
-
-
-def demo_clip_check(sess: ort.InferenceSession, meta: ModelMeta) -> dict[str, Any]:
+def demo_clip_check(det: Detector, gate: GateScorer) -> dict[str, Any]:
     from training import demo_clip
 
-    frames = demo_clip.render_frames()
-    x = np.stack([preprocess_bytes(d, meta, demo_clip.WIDTH, demo_clip.HEIGHT) for d in frames])
-    probs = predict(sess, x)
+    frames = [(d, demo_clip.WIDTH, demo_clip.HEIGHT) for d in demo_clip.render_frames()]
+    preds = detect(det, frames)
+    scores = gate.scores(frames)
     banner = [i for i in range(len(frames)) if demo_clip.frame_label(i) == "victory"]
     steady = [i for i in banner if i >= demo_clip.BANNER_START + demo_clip.ENTRY_FRAMES]
     gameplay = [i for i in range(len(frames)) if demo_clip.frame_label(i) == "none"]
+
+    def victory(i: int) -> float:
+        return preds[i].probs.get("victory", 0.0) if preds[i].label == "victory" else 0.0
+
     return {
         "frames": len(frames),
         "banner_frames": len(banner),
-        "banner_min_victory_conf": float(probs[banner, 1].min()),
-        "steady_banner_min_victory_conf": float(probs[steady, 1].min()),
-        "gameplay_max_outcome_conf": float(probs[gameplay, 1:].max()),
-        "gameplay_predicted_none": int((probs[gameplay].argmax(1) == 0).sum()),
+        "steady_banner_min_victory_conf": min(victory(i) for i in steady),
+        "banner_min_gate": float(scores[banner].min()),
+        "gameplay_predicted_none": sum(preds[i].label == "none" for i in gameplay),
         "gameplay_frames": len(gameplay),
+        "gameplay_max_gate": float(scores[gameplay].max()),
     }
 
 
-def _fmt(v: float) -> str:
-    return "n/a" if v != v else f"{v:.4f}"
+def real_samples(root: Path, det: Detector, gate: GateScorer) -> dict[str, Any] | None:
+    """Every real sample under ``root/<label>/`` through the detector and the gate."""
+    files = dataset.real_sample_files(root)
+    rows: list[dict[str, Any]] = []
+    for label, paths in files.items():
+        for p in paths:
+            import cv2
+
+            data = p.read_bytes()
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            h, w = img.shape[:2]
+            frame = (data, int(w), int(h))
+            pred = det.classify([frame])[0]
+            rows.append({"file": f"{label}/{p.name}", "label": label, "held_out": dataset._is_eval_sample(p),
+                         "pred": pred.label, "confidence": pred.confidence,
+                         "gate": float(gate.scores([frame])[0]), "size": f"{w}x{h}"})
+    if not rows:
+        return None
+    out: dict[str, Any] = {"count": len(rows), "rows": rows, "per_label": {}}
+    for label in MODEL_LABELS:
+        mine = [r for r in rows if r["label"] == label]
+        if not mine:
+            continue
+        out["per_label"][label] = {
+            "n": len(mine),
+            "held_out": sum(r["held_out"] for r in mine),
+            "detector": sum(r["pred"] == label for r in mine) / len(mine),
+            "detector_held_out": (sum(r["pred"] == label for r in mine if r["held_out"])
+                                  / max(1, sum(r["held_out"] for r in mine))),
+            **{f"gate_{t:g}": sum((r["gate"] >= t) == (label != "none") for r in mine) / len(mine)
+               for t in GATE_THRESHOLDS},
+        }
+    out["errors"] = [r for r in rows if r["pred"] != r["label"]][:30]
+    return out
 
 
-def _table(m: dict[str, Any]) -> str:
-    labs = MODEL_LABELS
-    lines = ["| true \\ predicted | " + " | ".join(labs) + " |", "|---|" + "---|" * len(labs)]
-    for i, lab in enumerate(labs):
-        lines.append(f"| **{lab}** | " + " | ".join(str(c) for c in m["confusion"][i]) + " |")
-    lines += ["", "| class | precision | recall | support |", "|---|---|---|---|"]
-    for lab in labs:
-        pc = m["per_class"][lab]
-        lines.append(f"| {lab} | {_fmt(pc['precision'])} | {_fmt(pc['recall'])} | {pc['support']} |")
-    return "\n".join(lines)
+# ---------------------------------------------------------------- the card
 
 
-def write_card(path: Path, model_path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
+def _f(v: float, digits: int = 4) -> str:
+    return "n/a" if v != v else f"{v:.{digits}f}"
+
+
+def _outcome_table(rows: dict[str, dict[str, Any]], first: str, ts: Sequence[float]) -> list[str]:
+    head = (f"| {first} | n | " + " | ".join(f"gate ≥ {t:g}" for t in ts) + " | detector right | detector right, "
+            f"conf ≥ {MIN_CONFIDENCE} | wrong outcome |")
+    lines = [head, "|---|---|" + "---|" * len(ts) + "---|---|---|"]
+    for k, r in rows.items():
+        lines.append(f"| {k} | {r['n']} | " + " | ".join(_f(r[f"gate_{t:g}"]) for t in ts)
+                     + f" | {_f(r['detector'])} | {_f(r['detector_confident'])} | {r['wrong_outcome']} |")
+    return lines
+
+
+def _none_table(rows: dict[str, dict[str, Any]], ts: Sequence[float]) -> list[str]:
+    lines = ["| none kind | n | " + " | ".join(f"candidates: gate ≥ {t:g}" for t in ts)
+             + f" | detector says an outcome | … with conf ≥ {MIN_CONFIDENCE} |",
+             "|---|---|" + "---|" * len(ts) + "---|---|"]
+    for k, r in rows.items():
+        lines.append(f"| {k} | {r['n']} | " + " | ".join(_f(r[f"gate_{t:g}"]) for t in ts)
+                     + f" | {r['detector_outcome']} | {r['detector_confident_outcome']} |")
+    return lines
+
+
+def gate_threshold(clf: Classifier) -> float | None:
+    """The gate threshold of a two-stage model's metadata (None for a gate-only model)."""
+    gate = getattr(clf.meta, "gate", None) or (clf.meta.model_extra or {}).get("gate")
+    t = gate.get("threshold") if isinstance(gate, dict) else getattr(gate, "threshold", None)
+    return float(t) if isinstance(t, int | float) else None
+
+
+def _reader(clf: Classifier) -> Any:
+    return getattr(clf.meta, "reader", None) or (clf.meta.model_extra or {}).get("reader")
+
+
+def is_gate_only(clf: Classifier) -> bool:
+    """Whether ``classify`` is the gate CNN alone (no reader stage in the model's metadata)."""
+    return getattr(clf, "reader", None) is None and not _reader(clf)
+
+
+def _detector_desc(clf: Classifier) -> str:
+    reader = _reader(clf)
+    if reader:
+        get = reader.get if isinstance(reader, dict) else (lambda k: getattr(reader, k, "?"))
+        return (f"`{clf.model_id}`: the gate CNN (threshold {gate_threshold(clf)}) then the reader "
+                f"`{get('package')}=={get('version')}` on its candidates")
+    return f"`{clf.model_id}` (the gate CNN alone: no reader stage in its metadata)"
+
+
+def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
     training = (meta.model_extra or {}).get("training", {})
     data = training.get("data", {})
     tr = data.get("train", {})
     hard = data.get("hard", {})
     syn = report["synthetic"]
+    fp: dict[str, Any] = report["fp"]
     real = report.get("real")
     lat = report["latency_ms"]
     demo = report["demo_clip"]
     ok = report["targets"]
+    ts: list[float] = syn["thresholds"]
     lines = [
         "# Model card: victory_classifier",
         "",
-        f"- **model id**: `{meta.model_id}` ({report['size_bytes']} bytes ONNX, opset "
-        f"{(meta.model_extra or {}).get('onnx', {}).get('opset', '?')}, dynamic batch)",
-        f"- **task**: classify the end-of-match banner region of an Overwatch 2 frame as "
-        f"{', '.join(f'`{lab}`' for lab in MODEL_LABELS)}",
-        f"- **input**: ROI x {meta.roi.x0}–{meta.roi.x1}, y {meta.roi.y0}–{meta.roi.y1} of the frame, resized to "
-        f"{meta.input.width}×{meta.input.height} RGB, NCHW float32, (x/255 − 0.5)/0.5; output: logits",
+        f"- **detector evaluated**: {report['detector']}, through `Classifier.classify` (the public API the "
+        "inference worker uses)",
+        f"- **gate**: `{Path(report['model']).name}` ({report['size_bytes']} bytes ONNX), a CNN on the ROI x "
+        f"{meta.roi.x0}–{meta.roi.x1}, y {meta.roi.y0}–{meta.roi.y1} resized to {meta.input.width}×"
+        f"{meta.input.height}, classes {', '.join(f'`{lab}`' for lab in MODEL_LABELS)}; **gate score = 1 − "
+        "p(none)**, tuned for recall: a frame at or above the gate threshold is a candidate for the reader"
+        + (f" (threshold in the metadata: **{report['gate_threshold']:g}**)" if report.get("gate_threshold")
+           is not None else ""),
         f"- **architecture**: {training.get('arch', '?')} ({training.get('params', '?')} parameters)",
-        f"- **trained with**: `{training.get('command', '?')}` — {training.get('framework', '?')}; best epoch "
-        f"{training.get('best_epoch', '?')} of {training.get('epochs_run', '?')} "
-        f"({training.get('checkpoint', 'the checkpoint with the lowest validation loss (early stopping)')}), "
+        f"- **trained with**: `{training.get('command', '?')}` — {training.get('framework', '?')}; "
+        f"{training.get('epochs_run', '?')} epochs ({training.get('checkpoint', '?')}), "
         f"{training.get('class_balance', '')}",
-        f"- **evaluated with**: `{report['command']}`",
+        f"- **evaluated with**: `{report['command']}` ({report['eval_seconds']:.0f} s wall on the shared 2-core "
+        "machine; `--hours 0.2 --pool 200 --eval-count 300` is a quick variant)",
         "",
-        "## What it was trained on",
+        "## What the gate was trained on",
         "",
         f"**Synthetic frames only**{' plus real samples' if data.get('real_samples_train') else ''}: "
-        f"{tr.get('count', '?')} frames from `training/synth.py` "
-        f"({data.get('synthetic_generator', '?')}, seed {tr.get('seed', '?')})"
+        f"{tr.get('count', '?')} frames from `training/synth/` ({data.get('synthetic_generator', '?')}, seed "
+        f"{tr.get('seed', '?')})"
         + (f" plus {hard['count']} hard examples ({hard.get('generator', '?')}, seed {hard.get('seed', '?')}: "
-           "other texts styled and placed exactly like the banner, and faint/washed-out banners, mostly DRAW)"
-           if hard.get("count") else "")
-        + ", class counts "
-        f"{data.get('class_counts', {})}; {data.get('real_samples_train', 0)} real samples.",
-        "Frames are full 16:9 captures at 640×360 (most often) up to 1920×1080, JPEG q55–95 (q80 half the time), "
-        "fed through `services.common.vision.preprocess_bytes` exactly like the inference worker.",
-        "Positives: `VICTORY!` (gold, with or without a `4 | 3` score line), `DEFEAT` (red), `DRAW` (white/silver) "
-        "and the Japanese `勝利！` / `敗北` / `引き分け`, italic, with glow/outline, the entry streak and flash "
-        "(25%), partial occlusion (15%), colour/brightness/scale/position jitter, motion blur, noise, JPEG "
-        "recompression.",
-        "Negatives (`none`): gameplay-like scenes with HUD (crosshair, health, abilities, kill feed), other big "
-        "centred texts (`OVERTIME`, `ROUND 2`, `PLAY OF THE GAME`, kill-streak callouts, objective "
-        "announcements, Japanese callouts), banner colours/streaks/flashes without text, outcome words away from "
-        "the banner position or tiny, and cut banners showing only a sliver of the word.",
-        f"Fonts: {', '.join(tr.get('fonts', []))}. Backgrounds: procedural families "
-        f"{tr.get('background_families', [])} and scikit-image sample photos {tr.get('natural_backgrounds', [])}.",
+           "DEFEND/ATTACK/DEFEATED and other texts drawn exactly like the banner, career/OW1/kill-feed screens; "
+           "thin, faint and degraded banners)" if hard.get("count") else "")
+        + f", class counts {data.get('class_counts', {})}; {data.get('real_samples_train', 0)} real samples.",
+        "Every frame is a full 16:9 capture (480×270 to 1920×1080, 640×360 most often), JPEG q55–95, fed "
+        "through `services.common.vision.preprocess_bytes` like the inference worker.",
+        "- **Banners**: `VICTORY!` (gold, often with a `4 | 3` score line), `DEFEAT` (red), `DRAW` "
+        "(white/silver), Japanese `勝利！` / `敗北` / `引き分け`; condensed capitals from thin to black weights "
+        "(about half drawn with thinned strokes), upright fonts sheared strongly (0.15–0.42), flat fill with a "
+        "faint lighter edge, glow only sometimes, a dark outline rarely; on bright busy daylight scenes, "
+        "procedural scenes and photos, **nothing darkening the scene behind the text** (a scene the text "
+        "would vanish in is drawn again or hue-rotated, never shaded); the entry streak and flash (20%), "
+        "occluders (10%), the Tab scoreboard over the banner (10% readable `tab_banner`, 4% mostly hidden "
+        "`tab_hidden`: both keep the outcome label so the gate passes them on to the reader, which may say "
+        "`none`).",
+        "- **Recordings**: 13% GIF-like (64–256 colour palette, Floyd–Steinberg dithering mostly), 15% "
+        "stream blocking (JPEG q5–30, 8×8 or 16×16 blocks), 12% small recordings (480×270–800×450) scaled "
+        "up; then brightness/contrast jitter, blur, noise, recompression.",
+        "- **`none`**: gameplay with HUD, other big texts in banner colours and fonts (`DEFEND`, `ATTACK`, "
+        "`DEFEATED`, `VICTORIES`, `OVERTIME`, round/objective announcements, Japanese ones), kill feeds with "
+        "DEFEATED/VICTORIES and elimination callouts, kill-streak callouts, banner colours/streaks/flashes "
+        "without text, outcome words elsewhere or tiny, cut banners, the Tab scoreboard, career match "
+        "history (VICTORY/DEFEAT at medium size in rows across the ROI), the POTG intro, menus, Overwatch 1 "
+        "end screens (small VICTORY top-left).",
+        f"Fonts: {', '.join(tr.get('fonts', []))}. Backgrounds: {tr.get('background_families', [])} and "
+        f"scikit-image photos {tr.get('natural_backgrounds', [])}.",
         "",
-        "## Held-out synthetic evaluation",
+        "## (a) Held-out synthetic frames",
         "",
-        f"{syn['count']} frames, seed {EVAL_SEED}, **fonts and photos never used in training** "
-        f"({', '.join(synth.fonts_in_use(synth.EVAL))}; photos "
-        f"{synth.natural_available(synth.EVAL)}; plus a `mosaic` background family training never saw). "
-        "The procedural scene/noise families and the HUD/negative-text code are shared with training (new "
-        "random draws), so this measures generalisation within the synthetic world, not to the real game.",
+        f"{syn['count']} frames, seed {EVAL_SEED}, generator v{synth.GENERATOR_VERSION}: **fonts and photos "
+        f"never used in training** ({', '.join(synth.fonts_in_use(synth.EVAL))}; photos "
+        f"{synth.natural_available(synth.EVAL)}; plus the `mosaic` background family). The procedural "
+        "scene families and the drawing code are shared with training (new random draws): this measures "
+        "generalisation within the synthetic world, not to the real game.",
         "",
-        f"- accuracy: **{syn['accuracy']:.4f}** (target ≥ {TARGET_ACCURACY})",
-        f"- `none` frames classified as an outcome with confidence ≥ {MIN_CONFIDENCE}: "
-        f"**{syn['none_over_threshold']}**; highest outcome confidence on any `none` frame: "
-        f"{syn['none_max_outcome_conf']:.4f}",
-        f"- outcome frames recognised correctly with confidence ≥ {MIN_CONFIDENCE}: "
-        f"{syn['outcome_recall_at_threshold']:.4f}",
+        f"Detector accuracy **{_f(syn['accuracy'])}**; per class "
+        + ", ".join(f"{k} {_f(v)}" for k, v in syn["per_class"].items())
+        + f" (target ≥ {TARGET_ACCURACY} each; `tab_hidden` frames count as right when `none`).",
         "",
-        _table(syn),
+        "Outcome frames by class and language (gate columns: share of frames with 1 − p(none) ≥ threshold):",
         "",
-        f"Errors by sample kind (errors/total): {report['synthetic_errors_by_kind']}",
+        *_outcome_table(syn["outcomes"], "class / language", ts),
         "",
-        "## Real footage",
+        "By kind of outcome frame:",
+        "",
+        *_outcome_table(syn["outcome_kinds"], "kind", ts),
+        "",
+        "By recording:",
+        "",
+        *_outcome_table(syn["outcome_captures"], "recording", ts),
+        "",
+        "`none` frames — the gate's **candidate rate** (each candidate costs one reader run, ~10 ms): "
+        + ", ".join(f"{_f(syn['none'][f'gate_{t:g}'])} at ≥ {t:g}" for t in ts)
+        + " (these held-out `none` frames are mostly hard negatives; gameplay alone is the `gameplay` row):",
+        "",
+        *_none_table(syn["none_kinds"], ts),
+        "",
+        "## (b) Long false-positive run",
+        "",
+        f"**{len(fp['false_counts'])} false counts in {fp['hours']:g} h** ({_f(fp['per_hour'], 2)} per hour; "
+        f"target 0 in ≥ 10 h) — {fp['frames']} `none` frames at 4 fps through the detector and "
+        "`services.state.rules.transition` with the default state settings (min_confidence 0.9, 2 "
+        "consecutive frames, 180 s cooldown, 50 `none` frames to re-arm), in capture-time order 250 ms apart.",
+        "",
+        f"How: rendering {fp['frames']} distinct frames is too slow, so a pool of **{fp['pool']} distinct "
+        f"`none` scenes** (held-out split, seed {FP_SEED}, 640×360 — the capture's default size — with the "
+        "generator's share of gameplay and every hard negative: other big texts, kill feeds and callouts, "
+        "Tab scoreboards, career history, POTG intros, menus, Overwatch 1 end screens, banner colours, cut "
+        "banners, GIF/blocky/small recordings) is rendered once and cached in `training/cache/`; the "
+        f"timeline holds a random scene for a random 2–8 s ({fp['segments']} holds, so each scene appears "
+        "several times), and every frame of a hold gets its own cheap jitter: a shift of up to ±3 px, "
+        "brightness/contrast ±7%, a JPEG re-encode at q60–92. Consecutive frames are therefore far more "
+        "alike than two frames of real gameplay, and 10 h here means ~7,000 scene holds, not 10 h of "
+        "different footage.",
+        "",
+        f"- frames labelled an outcome (any confidence): {fp['outcome_frames']}; with confidence ≥ "
+        f"{MIN_CONFIDENCE}: {fp['confident_outcome_frames']}",
+        "- gate candidate rate over the run: " + ", ".join(f"{_f(v)} at ≥ {k}" for k, v in fp["gate_rate"].items()),
+        f"- wall time {fp['wall_s']:.0f} s ({fp['frames'] / max(fp['wall_s'], 1e-9):.0f} frames/s including "
+        "the jitter and two processes)",
+        "",
+        "| scene kind | frames | outcome frames | gate ≥ 0.2 | false counts |",
+        "|---|---|---|---|---|",
+        *[f"| {k} | {r['frames']} | {r['outcome_frames']} | {_f(r.get('gate_0.2', float('nan')))} | "
+          f"{r['false_counts']} |" for k, r in fp["by_kind"].items()],
         "",
     ]
+    if fp["false_counts"]:
+        lines += ["False counts (first 20): " + "; ".join(
+            f"{c['at_s']} s {c['outcome']} ({c['kind']}, scene {c['scene']})" for c in fp["false_counts"][:20]), ""]
+    lines += ["## (c) Real footage", ""]
     if real:
         lines += [
-            f"{real['count']} real frames from `data/samples/` (the 20% split by file name that training never "
-            f"saw): accuracy {real['accuracy']:.4f}, `none`→outcome ≥ {MIN_CONFIDENCE}: {real['none_over_threshold']}.",
+            f"{real['count']} real frames from `data/samples/` through the same detector; the gate was trained on "
+            "the 80% of them not marked held-out (by file name), the reader on none of them.",
             "",
-            _table(real),
+            "| label | n | held out | detector right | … held-out only | gate right ≥ 0.1 | ≥ 0.2 | ≥ 0.3 |",
+            "|---|---|---|---|---|---|---|---|",
+            *[f"| {k} | {r['n']} | {r['held_out']} | {_f(r['detector'])} | {_f(r['detector_held_out'])} | "
+              f"{_f(r['gate_0.1'])} | {_f(r['gate_0.2'])} | {_f(r['gate_0.3'])} |"
+              for k, r in real["per_label"].items()],
+            "",
         ]
+        if real["errors"]:
+            lines += ["Wrong: " + "; ".join(f"{e['file']} → {e['pred']} ({e['confidence']:.2f}, gate "
+                                            f"{e['gate']:.2f})" for e in real["errors"]), ""]
     else:
         lines += [
-            "**Not tested on real footage.** No real samples were present in `data/samples/` when this card was "
-            "written. The synthetic banners follow measurements of real footage (position, colours, italic "
-            "condensed capitals, entry streak), but how well the model does on the real game is unknown. Use "
-            "`owc collect` (see `docs/training.md`) to gather your own frames, then retrain and re-evaluate.",
+            "**No real samples were present in `data/samples/` when this card was written.** The real frames "
+            "the design was measured on (12 real DEFEAT frames of an 800×450 recording, a 1080p VICTORY!, 40 "
+            "real non-banner frames) are kept outside the repo. Use `owc collect` (see `docs/training.md`) to "
+            "gather your own, then `make eval`.",
+            "",
         ]
     lines += [
-        "",
         "## Demo clip",
         "",
         f"`training/demo_clip.py` ({demo['frames']} frames at 640×360): steady banner frames min victory "
-        f"confidence {demo['steady_banner_min_victory_conf']:.4f}, all {demo['banner_frames']} banner frames (with "
-        f"the entry) min {demo['banner_min_victory_conf']:.4f}; gameplay frames predicted `none`: "
-        f"{demo['gameplay_predicted_none']}/{demo['gameplay_frames']}, max outcome confidence "
-        f"{demo['gameplay_max_outcome_conf']:.4f}.",
+        f"confidence {demo['steady_banner_min_victory_conf']:.4f}, min gate score over all {demo['banner_frames']} "
+        f"banner frames {demo['banner_min_gate']:.4f}; gameplay frames predicted `none`: "
+        f"{demo['gameplay_predicted_none']}/{demo['gameplay_frames']}, max gate score {demo['gameplay_max_gate']:.4f}.",
         "",
         "## Cost",
         "",
-        f"- size: {report['size_bytes']} bytes (target ≤ {TARGET_BYTES})",
-        f"- latency, one onnxruntime thread, batch 1: p50 {lat['p50']:.3f} ms, p95 {lat['p95']:.3f} ms "
-        f"(target ≤ {TARGET_MS} ms); batch 64: {lat['batched64_per_frame']:.3f} ms/frame. Measured on a shared "
-        "2-core machine; preprocessing (JPEG decode, crop, resize) is not included.",
+        f"- gate size: {report['size_bytes']} bytes (target ≤ {TARGET_BYTES})",
+        f"- gate latency, one onnxruntime thread, batch 1: p50 {lat['p50']:.3f} ms, p95 {lat['p95']:.3f} ms "
+        f"(target ≤ {TARGET_MS} ms); preprocessing (JPEG decode, crop, resize) not included. Measured on a "
+        "shared 2-core machine.",
     ]
     if report.get("train_seconds"):
         secs = training.get("seconds", {})
         lines.append(f"- `make train` wall time before this evaluation: {report['train_seconds']} s (data "
-                     f"{secs.get('data', '?')} s — generated, or loaded from `training/cache/` when built before — "
-                     f"training {secs.get('fit', '?')} s, export) on the shared 2-core machine; the evaluation "
-                     "adds about a minute")
+                     f"{secs.get('data', '?')} s — generated, or loaded from `training/cache/` — training "
+                     f"{secs.get('fit', '?')} s, export) on the shared 2-core machine")
     lines += [
         "",
-        "## Limitations",
+        "## Never tested on",
         "",
-        "- Trained on synthetic frames; real banners use the game's own font, effects and animation, which the "
-        "generator only approximates. Unusual HUD mods, colour-blind filters, other client languages and "
-        "non-16:9 captures (set a ROI override) are untested.",
-        "- The entry animation's first frames (strong streak/flash, banner fading in) may be `none` or "
-        "low-confidence; the counter relies on the several seconds the banner stays still.",
+        "- **The real game, here**: unless section (c) lists real samples, nothing in this card comes from "
+        "real footage. The real font (the game's own condensed oblique), its exact effects and animation timing "
+        "are approximated, not reproduced.",
+        "- Real hours of gameplay: the false-positive run is synthetic scenes with jitter (see (b)); real maps, "
+        "heroes' abilities, sprays, highlights, replays, spectator and custom-game screens, seasonal events "
+        "are not in it.",
+        "- A real Japanese client (the Japanese banners are Noto CJK renderings, the real layout is a guess), "
+        "and every other client language (Korean, Chinese, European languages): untested, expected to fail "
+        "for words the generator never draws.",
+        "- Colour-blind filters, HDR captures, non-16:9 aspect ratios (need a ROI override), streamer "
+        "overlays or webcams over the banner area beyond small occluders, 4K captures, real H.264 "
+        "artefacts (simulated by JPEG blocking), real GIF encoders (simulated by PIL quantisation).",
+        "- The Tab scoreboard's real layout, and how much of a real banner shows through it.",
         "",
         f"Targets: {'all met' if all(ok.values()) else 'NOT all met'} — {ok}",
         "",
@@ -271,44 +368,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=MODEL_PATH)
     parser.add_argument("--eval-count", type=int, default=EVAL_COUNT)
+    parser.add_argument("--hours", type=float, default=FP_HOURS, help="length of the false-positive run")
+    parser.add_argument("--pool", type=int, default=FP_POOL, help="distinct none scenes of the false-positive run")
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR)
     parser.add_argument("--card", type=Path, default=None, help="default: MODEL_CARD.md beside the model")
+    parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--train-seconds", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    started = time.monotonic()
     meta = ModelMeta.load(meta_path_for(args.model))
     synth.ensure_fonts(synth.EVAL)
-    sess = session(args.model, threads=2)
-    held = dataset.cached(EVAL_SEED, args.eval_count, synth.EVAL, args.cache_dir, desc="held-out frames")
-    probs = predict(sess, dataset.to_float(held.x, meta))
+    clf = Classifier(args.model)
+    gate = Gate(args.model)
+
+    held = cached_render(EVAL_SEED, args.eval_count, synth.EVAL, args.cache_dir, desc="held-out frames")
+    frames = [f.frame for f in held]
+    ts = list(GATE_THRESHOLDS)
+    threshold = gate_threshold(clf)
+    if threshold is not None and threshold not in ts:
+        ts = sorted([*ts, threshold])
     report: dict[str, Any] = {
-        "command": EVAL_COMMAND + ("" if args.eval_count == EVAL_COUNT else f" --eval-count {args.eval_count}"),
-        "synthetic": metrics(held.y, probs),
-        "synthetic_errors_by_kind": errors_by_kind(held.y, probs, held.kinds),
-        "size_bytes": args.model.stat().st_size,
-        "latency_ms": latency_ms(args.model, meta),
-        "demo_clip": demo_clip_check(sess, meta),
-        "train_seconds": args.train_seconds,
+        "model": str(args.model),
+        "detector": _detector_desc(clf),
+        "gate_threshold": threshold,
+        "synthetic": heldout.report(held, gate.scores(frames), detect(clf, frames), ts),
     }
-    real = dataset.load_real(args.samples, part="eval")
-    if real is not None:
-        report["real"] = metrics(real.y, predict(sess, dataset.to_float(real.x, meta)))
+    pool: list[Rendered] = cached_render(FP_SEED, args.pool, synth.EVAL, args.cache_dir, label="none",
+                                         size=FP_SIZE, desc="false-positive scene pool")
+    model = args.model
+
+    gate_only = is_gate_only(clf)
+
+    def factory() -> tuple[Detector, GateScorer | None]:
+        # a gate-only detector's own probabilities are the gate's: no second pass needed
+        return Classifier(model), None if gate_only else Gate(model)
+
+    fp: FpResult = fp_run(pool, args.hours, factory, workers=args.workers, thresholds=ts)
+    report["fp"] = {**fp.__dict__, "per_hour": fp.per_hour}
+    report["real"] = real_samples(args.samples, clf, gate)
+    report["demo_clip"] = demo_clip_check(clf, gate)
+    report["latency_ms"] = latency_ms(args.model, meta)
+    report["size_bytes"] = args.model.stat().st_size
+    report["train_seconds"] = args.train_seconds
+    quick = args.eval_count != EVAL_COUNT or args.hours != FP_HOURS or args.pool != FP_POOL
+    report["command"] = EVAL_COMMAND + (f" --eval-count {args.eval_count} --hours {args.hours:g} --pool {args.pool}"
+                                        if quick else "")
     syn = report["synthetic"]
     report["targets"] = {
-        "accuracy": syn["accuracy"] >= TARGET_ACCURACY,
-        "no_confident_false_outcome": syn["none_over_threshold"] == 0,
+        "held_out_per_class": all(v >= TARGET_ACCURACY for v in syn["per_class"].values()),
+        "no_confident_false_outcome": syn["none"]["detector_confident_outcome"] == 0,
+        "fp_zero_in_10h": fp.hours >= 10 and not fp.false_counts,
         "size": report["size_bytes"] <= TARGET_BYTES,
         "latency": report["latency_ms"]["p50"] <= TARGET_MS,
         "demo_clip": report["demo_clip"]["steady_banner_min_victory_conf"] >= MIN_CONFIDENCE
         and report["demo_clip"]["gameplay_predicted_none"] == report["demo_clip"]["gameplay_frames"],
     }
+    report["eval_seconds"] = time.monotonic() - started
     card = args.card or args.model.parent / "MODEL_CARD.md"
-    write_card(card, args.model, meta, report)
-    print(json.dumps({k: v for k, v in report.items() if k != "synthetic_errors_by_kind"}, indent=1, default=str))
+    write_card(card, meta, report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    summary = {k: report[k] for k in ("detector", "targets", "eval_seconds")}
+    summary["per_class"] = syn["per_class"]
+    summary["fp"] = {k: report["fp"][k] for k in ("hours", "frames", "per_hour", "outcome_frames", "gate_rate")}
+    summary["none_candidates"] = {k: syn["none"][k] for k in ("gate_0.1", "gate_0.2", "gate_0.3")}
+    print(json.dumps(summary, indent=1, default=str))
     print(f"wrote {card}")
     if not all(report["targets"].values()):
         print(f"TARGETS MISSED: {report['targets']}", file=sys.stderr)
-        return 1
+        return 1 if args.strict else 0
     return 0
 
 

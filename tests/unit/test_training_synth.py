@@ -54,7 +54,7 @@ def test_hard_examples_are_seeded_and_cover_every_class() -> None:
         data, w, h, info = synth.render_hard_sample(3, index)
         assert data == synth.render_hard_sample(3, index)[0]
         assert info["label"] == synth.HARD_CYCLE[index]
-        assert info["kind"] == ("hard_other_text" if info["label"] == "none" else "hard_faint")
+        assert info["kind"].startswith("hard_")
         assert _decode(data).shape == (h, w, 3)
         labels.add(info["label"])
     assert labels == set(MODEL_LABELS)
@@ -101,3 +101,61 @@ def test_stored_pixels_round_trip_to_the_exact_model_input() -> None:
     data, w, h, _ = synth.render_sample(2, 1, synth.TRAIN)
     x = preprocess_bytes(data, meta, w, h)
     assert np.array_equal(to_float(to_uint8(x, meta), meta), x)
+
+
+def test_every_hard_negative_kind_draws_and_stays_none() -> None:
+    from training.synth.negatives import NEGATIVE_KINDS, draw_negative
+
+    for i, kind in enumerate(NEGATIVE_KINDS):
+        rng = np.random.default_rng([9, i])
+        frame = synth.background(rng, 640, 360, synth.EVAL).astype(np.float32)
+        before = frame.copy()
+        assert draw_negative(frame, rng, synth.EVAL, kind) == kind
+        assert frame.shape == (360, 640, 3)
+        if kind != "gameplay":
+            assert np.abs(frame - before).mean() > 0.05, kind  # it drew something
+    seen = {synth.render_sample(21, i, synth.TRAIN, label="none")[3]["kind"] for i in range(120)}
+    assert len(seen) >= 10, seen
+
+
+def test_both_splits_hold_thin_and_regular_weights() -> None:
+    for split in (synth.TRAIN, synth.EVAL):
+        names = " ".join(f.file for f in split.latin)
+        assert any(w in names for w in ("300", "Thin", "Light")), split.name
+        assert any(w in names for w in ("400", "Regular", "Book")), split.name
+
+
+def test_daylight_scenes_are_bright_and_nothing_darkens_a_banner_scene() -> None:
+    import inspect
+
+    from training.synth import samples
+
+    lum = [synth.bg_daylight(np.random.default_rng(s), 320, 180).mean() for s in range(8)]
+    assert min(lum) > 130, lum
+    src = inspect.getsource(samples)
+    assert "shade_centre" not in src and "ensure_contrast" not in src
+
+
+def test_recordings_quantise_and_block() -> None:
+    from training.synth.capture import blocky, quantize
+
+    rng = np.random.default_rng(1)
+    img = synth.bg_daylight(rng, 320, 180)
+    q = quantize(img, rng)
+    assert q.shape == img.shape and len(np.unique(q.reshape(-1, 3), axis=0)) <= 256
+    b = blocky(img, np.random.default_rng(2))
+    assert b.shape == img.shape and not np.array_equal(b, img)
+    kinds = {synth.render_sample(8, i, synth.EVAL)[3]["capture"] for i in range(60)}
+    assert kinds == {"plain", "gif", "blocky", "rescaled"}
+
+
+def test_sizes_include_small_captures_and_a_size_can_be_forced() -> None:
+    assert {(480, 270), (640, 360), (800, 450)} <= set(synth.CAPTURE_SIZES)
+    data, w, h, _info = synth.render_sample(3, 4, synth.EVAL, size=(640, 360))
+    assert (w, h) == (640, 360) and _decode(data).shape == (360, 640, 3)
+
+
+def test_the_tab_scoreboard_over_a_banner_keeps_its_outcome_label() -> None:
+    tabs = [info for info in (synth.render_sample(12, i, synth.TRAIN)[3] for i in range(200))
+            if info["kind"] in ("tab_banner", "tab_hidden")]
+    assert tabs and all(t["label"] != "none" for t in tabs)

@@ -1,0 +1,128 @@
+"""The evaluation: per-language held-out tables and the false-positive run through the real rules (no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.inference.classifier import Classifier, Prediction
+from training import evaluate, fp_run, heldout, synth
+from training.config import MODEL_PATH
+from training.frames import FrameTuple, Gate, Rendered, detect, render
+
+
+class Fixed:
+    """A fake detector that gives every frame the same answer."""
+
+    def __init__(self, label: str, confidence: float = 0.97) -> None:
+        self.label, self.confidence = label, confidence
+        self.seen = 0
+
+    def classify(self, frames: Sequence[FrameTuple]) -> list[Prediction]:
+        self.seen += len(frames)
+        probs = {k: (self.confidence if k == self.label else (1 - self.confidence) / 3)
+                 for k in ("none", "victory", "defeat", "draw")}
+        return [Prediction(self.label, self.confidence, probs) for _ in frames]
+
+
+class Oracle:
+    """A fake detector that knows the answer (by the frame's bytes)."""
+
+    def __init__(self, frames: Sequence[Rendered]) -> None:
+        self.truth = {f.data: f.info["label"] for f in frames}
+
+    def classify(self, frames: Sequence[FrameTuple]) -> list[Prediction]:
+        return [Prediction(self.truth[d], 0.99, {self.truth[d]: 0.99}) for d, _w, _h in frames]
+
+
+@pytest.fixture(scope="module")
+def held() -> list[Rendered]:
+    # two of each outcome in both languages, plus none frames of the held-out split
+    frames = [Rendered(*r[:3], r[3]) for r in (synth.render_sample(4242, i, synth.EVAL) for i in range(30))]
+    return frames
+
+
+@pytest.fixture(scope="module")
+def pool() -> list[Rendered]:
+    return render(77, 12, synth.EVAL, label="none", size=(640, 360), workers=1)
+
+
+def test_per_language_table_scores_a_perfect_and_a_blind_detector(held: list[Rendered]) -> None:
+    gate = np.asarray([0.0 if f.info["label"] == "none" else 1.0 for f in held], np.float32)
+    right = heldout.report(held, gate, detect(Oracle(held), [f.frame for f in held]))
+    langs = {f.info["lang"] for f in held if f.info["label"] != "none"}
+    assert langs == {"en", "ja"}, "the fixture must hold both languages"
+    assert set(right["per_class"].values()) == {1.0}
+    for lab in heldout.OUTCOMES:
+        assert right["outcomes"][f"{lab}/all"]["gate_0.2"] == 1.0
+        assert right["outcomes"][f"{lab}/all"]["wrong_outcome"] == 0
+    assert right["none"]["gate_0.1"] == 0.0 and right["none"]["detector_outcome"] == 0
+
+    blind = heldout.report(held, np.zeros(len(held), np.float32), detect(Fixed("none"), [f.frame for f in held]))
+    strict = [k for k in heldout.OUTCOMES
+              if any(f.info["label"] == k and f.info["kind"] not in heldout.MAY_BE_NONE for f in held)]
+    assert all(blind["per_class"][k] < 1.0 for k in strict)
+    assert blind["outcomes"]["defeat/all"]["gate_0.1"] == 0.0
+    wrong = heldout.report(held, gate, detect(Fixed("draw"), [f.frame for f in held]))
+    assert wrong["outcomes"]["victory/all"]["wrong_outcome"] == wrong["outcomes"]["victory/all"]["n"]
+    assert wrong["none"]["detector_confident_outcome"] == wrong["none"]["n"]
+
+
+def test_the_shipped_gate_scores_held_out_frames(held: list[Rendered]) -> None:
+    frames = [f.frame for f in held]
+    clf = Classifier(MODEL_PATH)
+    report = heldout.report(held, Gate(MODEL_PATH).scores(frames), detect(clf, frames))
+    for row in report["outcomes"].values():
+        assert 0.0 <= row["gate_0.1"] <= 1.0 and row["gate_0.3"] <= row["gate_0.1"]
+    if evaluate.is_gate_only(clf):  # the gate's own probabilities: 1 - p(none) from classify equals the gate's
+        direct = Gate(MODEL_PATH).scores(frames[:4])
+        via = np.asarray([1 - p.probs["none"] for p in clf.classify(frames[:4])])
+        assert np.allclose(direct, via, atol=1e-4)
+
+
+def test_timeline_holds_scenes_for_two_to_eight_seconds() -> None:
+    segs = fp_run.plan(pool_size=50, hours=0.2, seed=1)
+    assert sum(s.frames for s in segs) == 0.2 * 3600 * 4
+    assert all(8 <= s.frames <= 32 for s in segs[:-1])
+    assert [s.start for s in segs] == list(np.cumsum([0] + [s.frames for s in segs[:-1]]))
+    assert len({s.scene for s in segs}) > 20
+
+
+def test_a_detector_that_always_says_defeat_is_counted_through_the_real_rules(pool: list[Rendered]) -> None:
+    det = Fixed("defeat", 0.95)
+    res = fp_run.fp_run(pool, 0.1, lambda: (det, None), workers=1, progress=False)
+    assert det.seen == res.frames == 1440
+    # counted on the second frame, then the 180 s cooldown, then it never sees 50 `none` frames to re-arm
+    assert len(res.false_counts) == 1 and res.false_counts[0]["at_s"] == 0.25
+    assert res.per_hour == pytest.approx(10.0)
+    assert res.outcome_frames == res.confident_outcome_frames == 1440
+    assert res.gate_rate["0.3"] == 1.0
+    # below min_confidence nothing is counted
+    low = fp_run.fp_run(pool, 0.02, lambda: (Fixed("defeat", 0.6), None), workers=1, progress=False)
+    assert low.false_counts == [] and low.confident_outcome_frames == 0
+
+
+def test_a_small_false_positive_run_of_the_shipped_detector(pool: list[Rendered]) -> None:
+    """0.02 h of held-out `none` scenes through the shipped detector and the rules: no false count."""
+    res = fp_run.fp_run(pool, 0.02, lambda: (Classifier(MODEL_PATH), Gate(MODEL_PATH)), workers=1, progress=False)
+    assert res.frames == 288 and res.pool == 12
+    assert res.false_counts == [], res.false_counts
+    assert set(res.gate_rate) == {"0.1", "0.2", "0.3"}
+    assert sum(r["frames"] for r in res.by_kind.values()) == 288
+
+
+@pytest.mark.slow
+def test_quick_evaluation_writes_every_section_of_the_card(tmp_path: Path) -> None:
+    card = tmp_path / "card.md"
+    rc = evaluate.main(["--eval-count", "40", "--hours", "0.01", "--pool", "12", "--workers", "1",
+                        "--card", str(card), "--cache-dir", str(tmp_path / "cache"),
+                        "--samples", str(tmp_path / "no-samples")])
+    assert rc == 0
+    text = card.read_text()
+    for heading in ("## (a) Held-out synthetic frames", "## (b) Long false-positive run", "## (c) Real footage",
+                    "## Never tested on", "victory/en", "defeat/ja", "candidate rate"):
+        assert heading in text
+    assert "--hours 0.01 --pool 12" in text

@@ -1,0 +1,248 @@
+"""The long false-positive run: hours of ``none`` frames through the detector and the real counting rules.
+
+Rendering 144,000 distinct frames (10 h at 4 fps) would take hours, so a pool
+of distinct ``none`` scenes (gameplay-like scenes and every hard negative of
+:mod:`training.synth.negatives`, held-out fonts and photos) is rendered once
+and cached, then the timeline is built by holding each scene for a random
+2-8 s, every frame of a hold with its own cheap jitter: a shift of up to
+±3 px, a brightness/contrast change of a few percent and a JPEG re-encode at
+q60-92. Every frame goes through the detector's ``classify`` and its label
+through ``services.state.rules.transition`` with the default rules, in
+capture-time order, 250 ms apart; every ``detected`` event is a false count.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from services.common.machine import Machine
+from services.common.messages import Label
+from services.common.settings import StateSettings
+from services.state.rules import LabelInput, Rules, transition
+from training.frames import Detector, FrameTuple, GateScorer, Rendered
+
+FPS = 4
+HOLD_S = (2.0, 8.0)
+LABELS = ("none", "victory", "defeat", "draw", "error")
+THRESHOLDS = (0.1, 0.2, 0.3)
+
+
+@dataclass(frozen=True)
+class Segment:
+    scene: int  # index into the pool
+    start: int  # first frame index on the timeline
+    frames: int
+    seed: int  # of this segment's jitter
+
+
+def plan(pool_size: int, hours: float, seed: int, fps: int = FPS) -> list[Segment]:
+    """The timeline: random scenes, each held 2-8 s, until ``hours`` are covered."""
+    rng = np.random.default_rng([seed, 7])
+    total = round(hours * 3600 * fps)
+    out: list[Segment] = []
+    start = 0
+    while start < total:
+        n = min(total - start, max(1, round(float(rng.uniform(*HOLD_S)) * fps)))
+        out.append(Segment(int(rng.integers(0, pool_size)), start, n, int(rng.integers(0, 2**31))))
+        start += n
+    return out
+
+
+def jitter(padded: npt.NDArray[np.uint8], rng: np.random.Generator, pad: int = 3) -> bytes:
+    """One frame of a held scene (``padded``: the scene with ``pad`` replicated pixels around it).
+
+    A shift of up to ±``pad`` px, a brightness/contrast change of up to ±7%, a JPEG re-encode at q60-92.
+    """
+    h, w = padded.shape[0] - 2 * pad, padded.shape[1] - 2 * pad
+    dx, dy = (int(v) for v in rng.integers(-pad, pad + 1, size=2))
+    view = padded[pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+    gain, bias = float(rng.uniform(0.93, 1.07)), float(rng.uniform(-8, 8))
+    lut = np.clip(np.arange(256, dtype=np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    out = cv2.LUT(view, lut)
+    ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 93))])
+    if not ok:
+        raise RuntimeError("JPEG encode failed")
+    return bytes(enc.tobytes())
+
+
+@dataclass
+class Chunk:
+    labels: npt.NDArray[np.uint8]  # index into LABELS
+    confidence: npt.NDArray[np.float32]
+    gate: npt.NDArray[np.float32]  # 1 - p(none) of the gate alone
+
+
+def run_segments(
+    segments: Sequence[Segment], pool: Sequence[Rendered], detector: Detector, gate: GateScorer | None,
+    batch: int = 64, progress: Callable[[int], object] | None = None,
+) -> Chunk:
+    """Jitter and classify the frames of ``segments``; ``gate`` None means the detector is the gate alone."""
+    n = sum(s.frames for s in segments)
+    labels = np.zeros(n, np.uint8)
+    conf = np.zeros(n, np.float32)
+    gates = np.full(n, np.nan, np.float32)
+    pending: list[FrameTuple] = []
+    at = 0
+
+    def flush() -> None:
+        nonlocal at, pending
+        if not pending:
+            return
+        preds = detector.classify(pending)
+        k = len(pending)
+        labels[at:at + k] = [LABELS.index(p.label) for p in preds]
+        conf[at:at + k] = [p.confidence for p in preds]
+        if gate is not None:
+            gates[at:at + k] = gate.scores(pending)
+        else:  # a gate-only detector: its probabilities are the gate's
+            gates[at:at + k] = [1.0 - p.probs.get("none", 0.0) for p in preds]
+        at += k
+        if progress is not None:
+            progress(k)
+        pending = []
+
+    for seg in segments:
+        scene = pool[seg.scene]
+        decoded = cv2.imdecode(np.frombuffer(scene.data, np.uint8), cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise ValueError(f"pool scene {seg.scene} is not a decodable image")
+        padded = np.asarray(cv2.copyMakeBorder(decoded, 3, 3, 3, 3, cv2.BORDER_REPLICATE), np.uint8)
+        rng = np.random.default_rng(seg.seed)
+        for _ in range(seg.frames):
+            pending.append((jitter(padded, rng), scene.width, scene.height))
+            if len(pending) >= batch:
+                flush()
+    flush()
+    return Chunk(labels, conf, gates)
+
+
+# worker processes (fork): the pool and the detector factory are inherited
+_POOL: Sequence[Rendered] = ()
+_FACTORY: Callable[[], tuple[Detector, GateScorer | None]] | None = None
+_WORKER: tuple[Detector, GateScorer | None] | None = None
+
+
+def _worker_run(segments: list[Segment]) -> Chunk:
+    global _WORKER
+    if _WORKER is None:
+        assert _FACTORY is not None
+        _WORKER = _FACTORY()
+    det, gate = _WORKER
+    return run_segments(segments, _POOL, det, gate)
+
+
+@dataclass
+class FpResult:
+    hours: float
+    frames: int
+    pool: int
+    segments: int
+    false_counts: list[dict[str, Any]] = field(default_factory=list)
+    outcome_frames: int = 0
+    confident_outcome_frames: int = 0
+    gate_rate: dict[str, float] = field(default_factory=dict)
+    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def per_hour(self) -> float:
+        return len(self.false_counts) / self.hours if self.hours else float("nan")
+
+
+def count(
+    pool: Sequence[Rendered], chunk: Chunk, segments: Sequence[Segment], rules: Rules, fps: int = FPS
+) -> list[dict[str, Any]]:
+    """Feed the labels through the counting rules in order; every ``detected`` event is a false count."""
+    step = 1000 // fps
+    t0 = 1_700_000_000_000
+    machine = Machine()
+    kind_at = np.zeros(len(chunk.labels), np.int32)
+    for s in segments:
+        kind_at[s.start:s.start + s.frames] = s.scene
+    out: list[dict[str, Any]] = []
+    for i, (li, c) in enumerate(zip(chunk.labels.tolist(), chunk.confidence.tolist(), strict=True)):
+        t = t0 + i * step
+        lab = Label(channel="fp", seq=i, captured_at=t, label=LABELS[li], confidence=float(c), probs={},  # type: ignore[arg-type]
+                    model="", worker="fp", infer_ms=0.0)
+        machine, events = transition(machine, LabelInput(label=lab, now=t), rules)
+        for e in events:
+            if e.type == "detected":
+                scene = pool[int(kind_at[i])]
+                out.append({"at_s": round(i / fps, 2), "outcome": e.outcome, "confidence": e.confidence,
+                            "kind": scene.info.get("kind", "?"), "scene": int(kind_at[i])})
+    return out
+
+
+def fp_run(
+    pool: Sequence[Rendered],
+    hours: float,
+    factory: Callable[[], tuple[Detector, GateScorer | None]],
+    seed: int = 2024,
+    workers: int = 2,
+    rules: Rules | None = None,
+    progress: bool = True,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> FpResult:
+    """Run ``hours`` of held ``none`` scenes through the detector and the rules (default state settings)."""
+    global _POOL, _FACTORY, _WORKER
+    started = time.monotonic()
+    rules = rules or Rules.from_settings(StateSettings.model_validate({}))
+    segments = plan(len(pool), hours, seed)
+    total = sum(s.frames for s in segments)
+    from training.dataset import _progress
+
+    bar = _progress(total=total, desc=f"false-positive run ({hours:g} h at {FPS} fps)") if progress else None
+    parts = max(1, workers) * 8
+    size = max(1, (len(segments) + parts - 1) // parts)
+    chunks_of = [segments[i:i + size] for i in range(0, len(segments), size)]
+    results: list[Chunk] = []
+    if workers <= 1:
+        det, gate = factory()
+        for segs in chunks_of:
+            results.append(run_segments(segs, pool, det, gate, progress=bar.update if bar else None))
+    else:
+        _POOL, _FACTORY, _WORKER = pool, factory, None
+        try:
+            with mp.get_context("fork").Pool(workers) as mpool:
+                for segs, part in zip(chunks_of, mpool.imap(_worker_run, chunks_of), strict=True):
+                    results.append(part)
+                    if bar:
+                        bar.update(sum(s.frames for s in segs))
+        finally:
+            _POOL, _FACTORY, _WORKER = (), None, None
+    if bar:
+        bar.close()
+    chunk = Chunk(np.concatenate([r.labels for r in results]), np.concatenate([r.confidence for r in results]),
+                  np.concatenate([r.gate for r in results]))
+    res = FpResult(hours=hours, frames=total, pool=len(pool), segments=len(segments))
+    res.false_counts = count(pool, chunk, segments, rules)
+    outcome = chunk.labels > 0
+    outcome &= chunk.labels < LABELS.index("error")
+    res.outcome_frames = int(outcome.sum())
+    res.confident_outcome_frames = int((outcome & (chunk.confidence >= rules.min_confidence)).sum())
+    scored = ~np.isnan(chunk.gate)
+    if scored.any():
+        res.gate_rate = {f"{t:g}": float((chunk.gate[scored] >= t).mean()) for t in thresholds}
+    scene_of = np.zeros(total, np.int32)
+    for s in segments:
+        scene_of[s.start:s.start + s.frames] = s.scene
+    kinds = np.asarray([str(pool[int(i)].info.get("kind", "?")) for i in scene_of])
+    frames_per_kind = Counter(kinds.tolist())
+    for k, n in sorted(frames_per_kind.items()):
+        m = kinds == k
+        row: dict[str, Any] = {"frames": n, "outcome_frames": int((outcome & m).sum()),
+                               "false_counts": len([f for f in res.false_counts if f["kind"] == k])}
+        if scored.any():
+            row["gate_0.2"] = float((chunk.gate[m & scored] >= 0.2).mean()) if (m & scored).any() else float("nan")
+        res.by_kind[k] = row
+    res.wall_s = time.monotonic() - started
+    return res

@@ -1,0 +1,155 @@
+"""Rendered frames as the detector receives them (JPEG bytes), cached, and the gate scored on them.
+
+The evaluation feeds these through the detector's public API
+(:meth:`services.inference.classifier.Classifier.classify`) and, for the gate
+alone, through the CNN's ONNX file with training's own preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from services.common.vision import MODEL_LABELS, preprocess_bytes, softmax
+from services.inference.classifier import Prediction
+from training import synth
+from training.config import preprocess_meta
+
+FrameTuple = tuple[bytes, int | None, int | None]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    data: bytes
+    width: int
+    height: int
+    info: dict[str, Any]
+
+    @property
+    def frame(self) -> FrameTuple:
+        return self.data, self.width, self.height
+
+
+class Detector(Protocol):
+    """What the evaluation needs of a detector: the public ``classify`` call."""
+
+    def classify(self, frames: Sequence[FrameTuple]) -> list[Prediction]: ...
+
+
+class GateScorer(Protocol):
+    def scores(self, frames: Sequence[FrameTuple]) -> npt.NDArray[np.float32]: ...
+
+
+class Gate:
+    """The CNN alone: gate score = 1 - p(none), straight from its ONNX file (training's preprocessing)."""
+
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.input_name = str(self.session.get_inputs()[0].name)
+        self.meta = preprocess_meta()
+
+    def probs(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        out = [np.asarray(self.session.run(None, {self.input_name: x[i:i + 256]})[0], np.float32)
+               for i in range(0, len(x), 256)]
+        return softmax(np.concatenate(out))
+
+    def scores(self, frames: Sequence[FrameTuple]) -> npt.NDArray[np.float32]:
+        if not frames:
+            return np.zeros(0, np.float32)
+        x = np.stack([preprocess_bytes(d, self.meta, w, h) for d, w, h in frames])
+        p = self.probs(x)
+        return np.asarray(1.0 - p[:, MODEL_LABELS.index("none")], np.float32)
+
+
+def detect(detector: Detector, frames: Sequence[FrameTuple], batch: int = 64) -> list[Prediction]:
+    out: list[Prediction] = []
+    for i in range(0, len(frames), batch):
+        out += detector.classify(list(frames[i:i + batch]))
+    return out
+
+
+# ---------------------------------------------------------------- rendering and caching
+
+
+def _render(job: tuple[int, int, str, str | None, tuple[int, int] | None]) -> Rendered:
+    seed, index, split_name, label, size = job
+    data, w, h, info = synth.render_sample(seed, index, synth.SPLITS[split_name], label=label, size=size)
+    return Rendered(data, w, h, info)
+
+
+def render(
+    seed: int,
+    count: int,
+    split: synth.Split,
+    label: str | None = None,
+    size: tuple[int, int] | None = None,
+    workers: int | None = None,
+    desc: str = "",
+) -> list[Rendered]:
+    from training.dataset import _progress
+
+    jobs = [(seed, i, split.name, label, size) for i in range(count)]
+    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    out: list[Rendered] = []
+    bar = _progress(total=count, desc=desc or f"render {split.name} seed={seed}")
+    if workers == 1 or count < 64:
+        for job in jobs:
+            out.append(_render(job))
+            bar.update(1)
+    else:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for r in pool.imap(_render, jobs, chunksize=16):
+                out.append(r)
+                bar.update(1)
+    bar.close()
+    return out
+
+
+def _key(seed: int, count: int, split: synth.Split, label: str | None, size: tuple[int, int] | None) -> str:
+    blob = json.dumps({"gen": synth.GENERATOR_VERSION, "seed": seed, "count": count, "split": split.name,
+                       "label": label, "size": size, "natural": synth.natural_available(split),
+                       "fonts": synth.fonts_in_use(split)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cached_render(
+    seed: int,
+    count: int,
+    split: synth.Split,
+    cache_dir: Path,
+    label: str | None = None,
+    size: tuple[int, int] | None = None,
+    desc: str = "",
+) -> list[Rendered]:
+    """:func:`render`, stored in ``cache_dir`` (git-ignored) as one npz of JPEG bytes and infos."""
+    name = f"frames-{split.name}-s{seed}-n{count}-{label or 'all'}-{_key(seed, count, split, label, size)}.npz"
+    path = cache_dir / name
+    if path.exists():
+        with np.load(path) as z:
+            blob, offsets = z["blob"], z["offsets"]
+            infos = json.loads(str(z["infos"]))
+        return [Rendered(bytes(blob[offsets[i]:offsets[i + 1]]), int(inf["width"]), int(inf["height"]), inf)
+                for i, inf in enumerate(infos)]
+    frames = render(seed, count, split, label=label, size=size, desc=desc)
+    offsets = np.cumsum([0] + [len(f.data) for f in frames]).astype(np.int64)
+    blob = np.frombuffer(b"".join(f.data for f in frames), np.uint8)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, blob=blob, offsets=offsets, infos=np.asarray(json.dumps([f.info for f in frames])))
+    tmp.replace(path)
+    return frames
