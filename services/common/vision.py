@@ -106,6 +106,9 @@ class ReaderSpec(BaseModel):
     accept: float = Field(lt=0)
     slope: float = Field(gt=0)
     near_miss: float = Field(lt=0)
+    # a word of ours in the bands just above or below the crop too: a list of results (the
+    # career match history), not the banner, which stands alone
+    list_check: bool = True
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:

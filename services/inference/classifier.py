@@ -292,13 +292,20 @@ class Classifier:
                 out.append(Prediction("none", _clip(row[0]), probs_none, stages))
                 continue
             data, width, height = sources[i]
-            reading = self.reader.read(data, width, height)
-            final, near = decide(self.labels, reading.words, self.meta.reader)  # type: ignore[arg-type]
+            reading, image = self.reader.read_frame(data, width, height)
+            spec = self.reader.spec
+            final, near = decide(self.labels, reading.words, spec)
+            if spec.list_check and max(final[k] for k in self.labels[1:]) >= 0.5:
+                around = self.reader.neighbours(image)
+                stages["list"] = {"scores": around}
+                if any(score >= spec.accept for score in around):
+                    # another outcome word right above or below: a list of results, not the banner
+                    final, near = {name: (1.0 if name == "none" else 0.0) for name in self.labels}, None
             stages["reader"] = {
                 "scores": reading.labels,
                 "words": reading.words,
                 "text": reading.text,
-                "accept": self.meta.reader.accept,  # type: ignore[union-attr]
+                "accept": spec.accept,
                 "ms": round(reading.ms, 2),
                 "near_miss": near,
             }

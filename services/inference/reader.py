@@ -114,16 +114,34 @@ class Reader:
         self.read_crop(np.zeros((spec.height, spec.height * 3, 3), dtype=np.uint8))  # warm-up
 
     # preprocess -----------------------------------------------------------
-    def crop(self, data: bytes, width: int | None, height: int | None) -> npt.NDArray[np.uint8]:
-        """Decode the frame at the coarsest JPEG scale that keeps the crop ≥ line height, then crop."""
+    def decode(self, data: bytes, width: int | None, height: int | None) -> npt.NDArray[np.uint8]:
+        """Decode the frame at the coarsest JPEG scale that keeps the crop ≥ line height."""
         reduction = 1
         if width and height and data[:2] == b"\xff\xd8":
             crop_h = (self.spec.roi.y1 - self.spec.roi.y0) * height
             for factor in (2, 4, 8):
                 if crop_h / factor >= self.spec.height:
                     reduction = factor
-        image = vision.decode(data, reduction)
-        return vision.crop_roi(image, self.spec.roi)
+        return vision.decode(data, reduction)
+
+    def crop(self, data: bytes, width: int | None, height: int | None) -> npt.NDArray[np.uint8]:
+        return vision.crop_roi(self.decode(data, width, height), self.spec.roi)
+
+    def neighbours(self, image: npt.NDArray[np.uint8]) -> list[float]:
+        """The best outcome score in the bands of the same size just above and below the crop.
+
+        The end-of-match banner stands alone (a score line under it at most); a list of
+        results — the career match history — has more outcome words above or below.
+        """
+        roi = self.spec.roi
+        tall = roi.y1 - roi.y0
+        out: list[float] = []
+        for y0, y1 in ((max(0.0, roi.y0 - tall), roi.y0), (roi.y1, min(1.0, roi.y1 + tall))):
+            if y1 - y0 < tall / 4:
+                continue
+            band = vision.crop_roi(image, vision.Roi(x0=roi.x0, y0=y0, x1=roi.x1, y1=y1))
+            out.append(max(self.read_crop(band).labels.values()))
+        return out
 
     def tensor(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """BGR crop → ``(1, 3, 48, W)`` in the recogniser's normalisation ((x/255 − 0.5)/0.5, BGR)."""
@@ -159,6 +177,11 @@ class Reader:
 
     def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
         return self.read_crop(self.crop(data, width, height))
+
+    def read_frame(self, data: bytes, width: int | None, height: int | None) -> tuple[Reading, npt.NDArray[np.uint8]]:
+        """Read the crop; also return the decoded frame (for :meth:`neighbours`)."""
+        image = self.decode(data, width, height)
+        return self.read_crop(vision.crop_roi(image, self.spec.roi)), image
 
     def describe(self) -> dict[str, Any]:
         return {"package": f"{self.spec.package}=={self.spec.version}", "model": self.spec.model}

@@ -98,3 +98,30 @@ def test_a_missing_reader_package_says_how_to_install_it() -> None:
     spec = META.reader.model_copy(update={"module": "no_such_module_owc"})
     with pytest.raises(ReaderError, match=r"not installed.*pip install"):
         Reader(spec)
+
+
+def _rows(words: list[tuple[str, float]], colour: tuple[int, int, int] = (235, 235, 235)) -> bytes:
+    """A career-history-like list: outcome words as big as the banner's, one per row."""
+    w, h = 800, 450
+    img = Image.new("RGB", (w, h), (40, 50, 90))
+    draw = ImageDraw.Draw(img)
+    f = ImageFont.truetype(str(FONTS["latin"]), int(h * 0.09))
+    for word, y in words:
+        draw.rectangle((40, int(h * (y - 0.07)), w - 40, int(h * (y + 0.07))), fill=(30, 38, 70))
+        draw.text((w * 0.5, h * y), word, fill=colour, font=f, anchor="mm")
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+def test_a_list_of_results_is_not_the_banner() -> None:
+    """The career match history shows the same words, as big, one row above the other: none."""
+    clf = Classifier(DEFAULT_MODEL)
+    candidate = np.array([[0.0, 0.4, 0.3, 0.3]], np.float32)  # as if the gate passed it
+    listed = _rows([("DEFEAT", 0.28), ("DRAW", 0.465), ("VICTORY!", 0.65)])
+    pred = clf.postprocess(candidate, [(listed, 800, 450)])[0]
+    assert pred.label == "none" and "list" in pred.stages, pred
+    assert max(pred.stages["list"]["scores"]) >= META.reader.accept  # type: ignore[union-attr]
+    alone = clf.postprocess(candidate, [(_frame("DRAW", (235, 235, 235)), 800, 450)])[0]
+    assert alone.label == "draw" and alone.confidence >= 0.9, alone
+    assert max(alone.stages["list"]["scores"]) < META.reader.accept  # type: ignore[union-attr]

