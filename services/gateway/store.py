@@ -181,7 +181,9 @@ class GatewayStore:
     def _queue_health(self, pipe: Any, channel: str) -> None:
         pipe.hgetall(self.keys.health(channel, CaptureHealth.SERVICE))
         pipe.hgetall(self.keys.health(channel, InferenceHealth.SERVICE))
-        pipe.exists(self.keys.health(channel, StateHealth.SERVICE))
+        # the state service is alive while it holds its lease (renewed every second or so), whether
+        # or not any frame has arrived yet; its per-channel record says the same once it has one
+        pipe.exists(self.keys.health(channel, StateHealth.SERVICE), self.keys.lease("state"))
         pipe.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
         pipe.info("persistence")
 

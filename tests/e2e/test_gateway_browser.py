@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from services.common import health
-from services.common.health import InferenceHealth
+from services.common.health import CaptureHealth, InferenceHealth
 from services.common.keys import Keys
 from services.common.messages import Event, Label
 from tests.support.gateway import (
@@ -544,6 +544,26 @@ def test_sessions_list_and_chart_after_an_evening(page: Any, gateway: GatewayThr
     assert "export?format=csv&session=" in href
     assert httpx.get(gateway.url + href).text.count("\n") >= 8
     shot(page, "admin-sessions.png", full_page=True)
+
+
+def test_health_is_honest_during_a_replay_with_no_frames_yet(
+    page: Any, gateway: GatewayThread, channel: str, redis_server: RedisServer, keys: Keys
+) -> None:
+    """A replay needs no OBS (no red "disconnected"); the state service is running (it holds
+    its lease) although no frame has arrived; no frame yet is "none yet", never a huge age."""
+    client: redis.Redis = redis_server.client()
+    health.publish(client, keys, channel, CaptureHealth(source="replay:/clips/demo", obs_connected=False,
+                                                      last_seq=0, last_frame_at=0))
+    client.delete(keys.health(channel, "state"))
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector('#conn[data-connected="true"]')
+    page.wait_for_function("() => document.getElementById('h-obs').textContent.startsWith('not needed')")
+    assert page.locator("#h-obs").get_attribute("class") == "victory"
+    assert page.locator("#h-frame").text_content() == "none yet"
+    assert page.locator("#h-state").text_content() == "running"  # the state fixture holds the lease
+    status = httpx.get(f"{gateway.url}/api/v1/channels/{channel}/status").json()
+    assert status["health"]["last_frame_age_s"] is None and status["health"]["state_alive"] is True
+    client.close()
 
 
 # ---------------------------------------------------------------- another web site

@@ -129,9 +129,12 @@ function age(seconds) {
 }
 
 function renderHealth(h) {
-  $("h-obs").textContent =
-    h.obs_connected === null ? "no capture running" : h.obs_connected ? "connected" : `disconnected${h.capture_error ? ` (${h.capture_error})` : ""}`;
-  $("h-obs").className = h.obs_connected ? "victory" : "defeat";
+  // a replay needs no OBS: say what feeds the counter instead of a red "disconnected"
+  const replay = (h.capture_source || "").startsWith("replay:");
+  $("h-obs").textContent = replay
+    ? `not needed: replaying ${h.capture_source.slice("replay:".length)}`
+    : h.obs_connected === null ? "no capture running" : h.obs_connected ? "connected" : `disconnected${h.capture_error ? ` (${h.capture_error})` : ""}`;
+  $("h-obs").className = replay || h.obs_connected ? "victory" : "defeat";
   const held = h.capture_held_back_s !== null && h.capture_held_back_s !== undefined
     ? ` — capture waiting ${Math.round(h.capture_held_back_s)} s for inference to catch up` : "";
   $("h-frame").textContent = (h.last_frame_at ? `${age(h.last_frame_age_s)} (#${h.last_seq ?? "?"})` : "none yet") + held;
