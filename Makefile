@@ -9,7 +9,7 @@ PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-dev setup-train system-run system-test system-train \
-        run demo test test-unit test-integration test-e2e test-compose lint up down train eval bench clean
+        run demo test test-unit test-integration test-e2e test-compose screenshots lint up down train eval bench clean
 
 help:
 	@echo "make run        start Redis + all services (Ctrl+C stops)"
@@ -74,6 +74,10 @@ test-e2e: setup-dev
 
 # Starts its own dockerd (root only; skipped otherwise, a failure under CI=true), builds the
 # image with local Debian base images, runs compose.yaml, and leaves the machine as it was.
+# the pictures in docs/img (one per overlay theme), made by the browser tests
+screenshots: setup-dev
+	OWC_SCREENSHOTS=$(CURDIR)/docs/img $(BIN)/pytest -q tests/e2e/test_gateway_browser.py -k "theme_pictures"
+
 test-compose: setup-dev
 	$(BIN)/pytest $(PYTEST_ARGS) tests/compose
 

@@ -243,6 +243,26 @@ def test_overlay_fits_its_browser_source_at_any_scale(
         context.close()
 
 
+@pytest.mark.parametrize("theme", ["", "panel", "row", "minimal", "ow"])
+def test_theme_pictures(browser: Any, gateway: GatewayThread, channel: str, theme: str) -> None:
+    """One picture per theme over a bright and a dark strip (docs/img via `make screenshots`)."""
+    for outcome in ("victory", "victory", "defeat", "draw", "victory"):
+        post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": outcome})
+    context = browser.new_context(viewport={"width": 600, "height": 150})
+    page = context.new_page()
+    try:
+        page.goto(f"{gateway.url}/overlay?channel={channel}&theme={theme}&show=counts,rate,streak,recent&goal=5")
+        page.wait_for_selector('#owc[data-connected="true"]')
+        page.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '3'")
+        page.evaluate("document.fonts.ready")
+        # what OBS would show it over: half a bright sky, half a dark corridor
+        page.add_style_tag(content="html { background: linear-gradient(90deg, #cfe6ff 50%, #1b1f27 50%) !important; }")
+        assert page.evaluate(OUTSIDE_JS) == []
+        shot(page, f"theme-{theme or 'plain'}.png")
+    finally:
+        context.close()
+
+
 def test_every_theme_outlines_its_text(page: Any, gateway: GatewayThread, channel: str) -> None:
     """Readable over a bright sky: every theme keeps an outline/shadow on the text."""
     for theme in ("", "panel", "row", "minimal", "ow"):
