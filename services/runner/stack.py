@@ -107,7 +107,16 @@ def run_stack(
         log.info("using Redis at %s", mask_credentials(url))
 
     owc = [sys.executable, "-m", "services"]
+    from services.actions.cli import action_names
+
+    actions = action_names(settings)
+    if actions:
+        log.info("match-end actions: %s", ", ".join(actions))
+    else:
+        log.info("no match-end actions configured (webhooks, chat, OBS: docs/actions.md); not starting `actions`")
     for service in SERVICE_ORDER:
+        if service == "actions" and not actions:
+            continue
         if service == "inference":
             for i in range(settings.run.workers):
                 name = "inference" if settings.run.workers == 1 else f"inference-{i + 1}"

@@ -237,7 +237,10 @@ def start_stack(tmp: Path) -> Stack:
     stack = Stack(
         tmp / "stack",
         "--source", f"replay:{frames}", "--loop", "--fps", "4",
-        settings={"inference.model": str(model), "redis.prefix": f"t{os.urandom(5).hex()}"},
+        settings={"inference.model": str(model), "redis.prefix": f"t{os.urandom(5).hex()}",
+                  # one action, so `owc run` starts the actions service too (a closed local port:
+                  # deliveries fail and retry, nothing leaves the machine)
+                  "actions.webhooks": '[{"url": "http://127.0.0.1:9/"}]'},
     )
     return stack.start()
 
