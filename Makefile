@@ -20,6 +20,7 @@ help:
 	@echo "make up/down    docker compose up -d / down"
 	@echo "make train      train and export the model (installs torch CPU)"
 	@echo "make eval       evaluate the shipped model, rewrite models/MODEL_CARD.md"
+	@echo "make screenshots  refresh the overlay theme pictures in docs/img"
 	@echo "make bench      run the benchmarks (capture, inference, gateway, e2e, resources)"
 
 $(VENV)/.runtime: pyproject.toml constraints.txt | system-run
