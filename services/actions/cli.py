@@ -7,7 +7,15 @@ import json
 import threading
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_command, add_config_args, channel_name, connect_redis, fail, load_from_args
+from services.common.cliargs import (
+    add_command,
+    add_config_args,
+    channel_name,
+    connect_redis,
+    fail,
+    load_from_args,
+    redis_for,
+)
 
 if TYPE_CHECKING:
     from services.actions.delivery import Action
@@ -115,10 +123,8 @@ def run_actions(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
-    from services.common.redisio import keys_for
 
-    client = connect_redis(settings, 10.0)
-    keys = keys_for(settings)
+    client, keys = redis_for(settings)
     names = action_names(settings)
     if not names:
         print("no actions configured (see docs/actions.md)")
@@ -144,10 +150,8 @@ def _selected(settings: Settings, action: str | None) -> list[str]:
 
 def run_dead_letters(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
-    from services.common.redisio import keys_for
 
-    client = connect_redis(settings, 10.0)
-    keys = keys_for(settings)
+    client, keys = redis_for(settings)
     for name in _selected(settings, args.action):
         for raw in client.lrange(keys.action_dlq(name), 0, -1):
             print(raw.decode() if isinstance(raw, bytes) else raw)
@@ -157,10 +161,8 @@ def run_dead_letters(args: argparse.Namespace) -> int:
 def run_retry(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
     from services.actions.delivery import queue_retries
-    from services.common.redisio import keys_for
 
-    client = connect_redis(settings, 10.0)
-    keys = keys_for(settings)
+    client, keys = redis_for(settings)
     total = 0
     for name in _selected(settings, args.action):
         moved = queue_retries(client, keys, name)
@@ -175,13 +177,11 @@ def run_retry(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
     from services.actions.delivery import queue_test
-    from services.common.redisio import keys_for
 
     names = _selected(settings, args.action)
     if not names:
         fail("no actions configured (see docs/actions.md)")
-    client = connect_redis(settings, 10.0)
-    keys = keys_for(settings)
+    client, keys = redis_for(settings)
     for name in names:
         eid = queue_test(client, keys, name, args.channel)
         print(f"{name}: test event {args.channel}/{eid} queued; the running `owc actions` sends it "

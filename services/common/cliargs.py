@@ -15,6 +15,8 @@ from services.common.settings import ConfigError, Loaded, Settings, env_var_name
 if TYPE_CHECKING:
     import redis
 
+    from services.common.keys import Keys
+
 
 def add_command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -144,6 +146,13 @@ def child_environment(flags: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         else:
             argv.append(flag)
     return argv, env
+
+
+def redis_for(settings: Settings, timeout_s: float = 10.0) -> tuple[redis.Redis, Keys]:
+    """For a one-shot command: a connected client (or exit 1 with why) and the configured keys."""
+    from services.common.redisio import keys_for
+
+    return connect_redis(settings, timeout_s), keys_for(settings)
 
 
 def connect_redis(settings: Settings, timeout_s: float = 30.0) -> redis.Redis:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.common.cliargs import add_command, add_config_args, channel_name, connect_redis, fail, load_from_args
+from services.common.cliargs import (
+    add_command,
+    add_config_args,
+    channel_name,
+    connect_redis,
+    fail,
+    load_from_args,
+    redis_for,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,12 +72,10 @@ def run_export(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
 
     from services.common.history import session_events, to_csv, to_jsonl
-    from services.common.redisio import keys_for
     from services.state.rules import Rules
     from services.state.store import Lease, Store
 
-    client = connect_redis(settings, 10.0)
-    keys = keys_for(settings)
+    client, keys = redis_for(settings)
     store = Store(client, keys, Lease(client, keys.lease("state"), "export", 1000))
     events = store.read_events(args.channel)
     if args.session == "current":
@@ -95,15 +101,13 @@ def run_import(args: argparse.Namespace) -> int:
     import uuid
 
     from services.common.messages import Command, Reply
-    from services.common.redisio import keys_for
 
     try:
         with open(args.file, encoding="utf-8") as fh:
             payload = fh.read()
     except OSError as exc:
         fail(f"cannot read {args.file!r}: {exc.strerror}")
-    client = connect_redis(settings, 10.0)
-    keys = keys_for(settings)
+    client, keys = redis_for(settings)
     request_id = f"import-{uuid.uuid4().hex}"
     now = int(time.time() * 1000)
     cmd = Command(
