@@ -165,16 +165,18 @@ def test_status_reports_pipeline_health(gateway: GatewayThread, channel: str, rc
     assert 1.5 <= h["last_frame_age_s"] < 30
     assert h["last_label"] == "none" and h["last_confidence"] == 0.99 and h["model"] == "m-123"
     assert h["workers"] == 2
-    assert h["state_alive"] is False  # the state service has not seen this channel yet
+    # the state service holds its lease: running, although it has not seen this channel yet
+    assert h["state_alive"] is True and not rc.exists(gw_keys.health(channel, "state"))
     assert h["capture_held_back_s"] is None and h["redis_write_error"] is None
     rc.hset(gw_keys.health(channel, "capture"), mapping={"backpressure": "1", "held_back_s": "12.5"})
     assert get(gateway, f"{api(channel)}/status").json()["health"]["capture_held_back_s"] == 12.5
     post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "victory"})
     wait_until(
-        lambda: get(gateway, f"{api(channel)}/status").json()["health"]["state_alive"],
+        lambda: rc.exists(gw_keys.health(channel, "state")),
         timeout=15,
         message="the state service to publish its health for the channel",
     )
+    assert get(gateway, f"{api(channel)}/status").json()["health"]["state_alive"] is True
 
 
 # ---------------------------------------------------------------- commands
