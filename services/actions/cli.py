@@ -8,8 +8,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from services.common.cliargs import (
-    add_command,
     add_config_args,
+    add_service,
     channel_name,
     connect_redis,
     fail,
@@ -23,12 +23,10 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(
+    asub = add_service(
         sub, "actions", run_actions,
         help="match-end automations: webhooks (Discord, Streamer.bot, your own), Twitch chat, OBS",
     )
-    p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
-    asub = p.add_subparsers(dest="actions_command", metavar="SUBCOMMAND")
 
     s = asub.add_parser("status", help="each action, its last delivery and its dead letters")
     add_config_args(s)

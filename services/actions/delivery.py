@@ -87,17 +87,15 @@ def context_from_record(record: dict[str, Any]) -> EventContext:
     return EventContext(str(record["channel"]), event, bool(record.get("test", False)))
 
 
+@dataclass(eq=False)
 class Deliverer:
     """Runs an action for an event at most once per idempotency key (see the module doc)."""
 
-    def __init__(
-        self, client: redis.Redis, keys: Keys, policy: RetryPolicy, stop: threading.Event, dlq_maxlen: int = 1000
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.policy = policy
-        self.stop = stop
-        self.dlq_maxlen = dlq_maxlen
+    client: redis.Redis
+    keys: Keys
+    policy: RetryPolicy
+    stop: threading.Event
+    dlq_maxlen: int = 1000
 
     def already_done(self, action: Action, ctx: EventContext) -> bool:
         return bool(self.client.hexists(self.keys.action_done(action.name), ctx.idempotency_key))
