@@ -116,8 +116,8 @@ def test_the_buttons_send_a_test_event_and_retry_a_dead_letter(
         receiver.default_status = 200
         before = len(receiver.snapshot())
         page.click('[data-testid="auto-retry-hook"]')
-        page.wait_for_selector("#message.ok")
-        assert "1 dead letter queued again" in page.locator("#message").inner_text()
+        page.wait_for_function("() => document.getElementById('message').textContent.includes("
+                               "'1 dead letter queued again') && document.getElementById('message').className === 'ok'")
         wait_until(lambda: len(receiver.snapshot()) == before + 1, message="the dead letter sent again")
         assert receiver.snapshot()[-1].key == f"default/{eid}" and "x-owc-test" not in receiver.snapshot()[-1].headers
         dead.wait_for(state="detached", timeout=15_000)
