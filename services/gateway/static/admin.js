@@ -41,13 +41,13 @@ const channel = channelFromQuery();
 const base = apiBase(channel);
 let busy = false;
 
-function say(text, kind = "") {
+export function say(text, kind = "") {
   const el = $("message");
   el.textContent = text;
   el.className = kind;
 }
 
-async function post(path, body = {}) {
+export async function post(path, body = {}) {
   const headers = { "Content-Type": "application/json" };
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
