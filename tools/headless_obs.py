@@ -16,6 +16,9 @@ for ``replay_buffer_seconds`` and saving ``Replay_*.mkv`` into PATH;
 ``start_replay_buffer()`` starts it over obs-websocket (OBS never starts it by
 itself, nor after a restart) and ``saved_replays()`` lists the clips OBS has
 finished writing.
+``websocket_debug=True`` runs obs-websocket with ``--websocket_debug``
+(every message in OBS's log, screenshots included: not for long captures) so
+``requests_received("SaveReplayBuffer")`` can count what clients asked for.
 ``output_size=(w, h)`` scales what outputs encode (the canvas and screenshots
 stay ``width``×``height``). Without them the profile is as before: no output
 section, OBS's defaults, replay buffer not available.
@@ -84,6 +87,7 @@ class ObsInstance:
         replay_buffer_dir: Path | None = None,
         replay_buffer_seconds: int = 10,
         output_size: tuple[int, int] | None = None,
+        websocket_debug: bool = False,
     ) -> None:
         if not obs_available():
             raise ObsStartError(MISSING_REASON)
@@ -98,6 +102,7 @@ class ObsInstance:
         self.replay_buffer_dir = Path(replay_buffer_dir).resolve() if replay_buffer_dir else None
         self.replay_buffer_seconds = replay_buffer_seconds
         self.output_size = output_size or (width, height)
+        self.websocket_debug = websocket_debug
         self.home = self.tmpdir / "home"
         self.log_path = self.tmpdir / "obs-stdout.log"
         self.xvfb: subprocess.Popen[bytes] | None = None
@@ -290,7 +295,7 @@ class ObsInstance:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             ["obs", "--multi", "--minimize-to-tray", "--disable-missing-files-check", "--collection", "owc",
-             "--profile", "owc", "--scene", SCENE],
+             "--profile", "owc", "--scene", SCENE, *(["--websocket_debug"] if self.websocket_debug else [])],
             env=env,
             cwd=str(self.tmpdir),
             stdout=log,
@@ -413,6 +418,25 @@ class ObsInstance:
             return []
         muxing = _muxer_arguments()
         return [p for p in written if str(p) not in muxing and p.is_file() and p.stat().st_size > 0]
+
+    def requests_received(self, request_type: str) -> int:
+        """How many ``request_type`` requests obs-websocket has received (needs ``websocket_debug=True``).
+
+        With ``--websocket_debug`` obs-websocket logs every message before it
+        answers, so a request a client got an answer to is already counted.
+        """
+        if not self.websocket_debug:
+            raise ObsStartError("requests are only logged with ObsInstance(..., websocket_debug=True)")
+        needle = f'"requestType": "{request_type}"'
+        count = 0
+        for log in sorted(self.obs_log_dir.glob("*.txt")):
+            incoming = False
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                if "[WebSocketServer::" in line:
+                    incoming = "Incoming message" in line
+                elif incoming and line.endswith(needle):
+                    count += 1
+        return count
 
     @property
     def obs_log_dir(self) -> Path:

@@ -63,12 +63,14 @@ def still_image(path: Path, gray: int = 60) -> Path:
 
 
 def start_replay_obs(tmpdir: Path, port: int, media_path: Path | None = None, video_path: Path | None = None,
-                     password: str = REPLAY_PASSWORD, seconds: int = REPLAY_SECONDS) -> ObsInstance:
+                     password: str = REPLAY_PASSWORD, seconds: int = REPLAY_SECONDS,
+                     websocket_debug: bool = False) -> ObsInstance:
     """A started OBS with its replay buffer running, saving into ``tmpdir / "replays"``."""
     instance = ObsInstance(
         tmpdir / "obs", port, password, media_path or still_image(tmpdir / "media" / "still.png"),
         video_path=video_path, replay_buffer_dir=tmpdir / "replays", replay_buffer_seconds=seconds,
         output_size=(640, 360),  # the clip; screenshots still render the 1920×1080 canvas
+        websocket_debug=websocket_debug,
     )
     try:
         instance.start(timeout=90)
