@@ -10,8 +10,8 @@
 //   volume=N       0 .. 1 (default 0.4)
 //   victory=HEX, defeat=HEX, draw=HEX, text=HEX   colours without '#', e.g. victory=00e0ff
 //   size=N         font size of the counts in px, 16 .. 200 (default 56; the rest follows)
-//   mode=NAME      show only that mode's counts this session (competitive, quickplay, arcade or a custom
-//                  name), with a small mode label; the streak and last results stay the session's
+//   mode=NAME      show only that mode's counts, streak and last results this session (competitive,
+//                  quickplay, arcade or a custom name), with a small mode label
 // The admin page's overlay designer writes these for you.
 import {
   COUNT_KEYS,
@@ -154,13 +154,13 @@ function render(status, isEvent) {
     }
   }
   document.getElementById("owc-rate").textContent = formatRate(counts.win_rate);
-  const streak = status.streak || {};
+  const streak = (mode ? counts.streak : status.streak) || {}; // ?mode=: that mode's own streak and results
   const streakEl = root.querySelector(".owc-streak");
   streakEl.dataset.outcome = streak.outcome || "";
   document.getElementById("owc-streak").textContent =
     streak.outcome && streak.length ? `${streak.length}${letter(streak.outcome)}` : "–";
   const recent = document.getElementById("owc-recent");
-  const items = (status.recent || []).slice(-recentN);
+  const items = ((mode ? counts.recent : status.recent) || []).slice(-recentN);
   recent.replaceChildren(
     ...items.map((o) => {
       const s = document.createElement("span");
