@@ -937,7 +937,6 @@ def test_a_preset_saved_in_the_designer_renders_what_the_preview_showed(
     page.click('[data-testid="preset-load"]')
     page.wait_for_function("(u) => document.querySelector('[data-testid=\"designer-url\"]').value === u",
                            arg=designed)
-    shot(page, "admin-presets.png", full_page=True)
     page.select_option('[data-testid="preset-list"]', name)
     page.click('[data-testid="preset-delete"]')
     page.wait_for_function("(n) => document.getElementById('preset-status').textContent === `deleted preset ${n}`",

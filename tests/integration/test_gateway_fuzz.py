@@ -26,7 +26,7 @@ from services.gateway.app import create_app
 from tests.support.gateway import GatewayThread, ServiceProcess, settings_for, start_state
 from tests.support.redis_proc import RedisServer
 
-# Examples per operation: ~20 operations, the whole run stays well under a minute.
+# Examples per operation: ~25 operations (overlay presets included), the whole run stays well under a minute.
 MAX_EXAMPLES = 40
 CHANNEL = "fuzzed"
 
