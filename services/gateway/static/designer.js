@@ -108,9 +108,12 @@ function showShortUrl(name) {
   $("preset-url").value = name ? shortUrl(name).href : "";
 }
 
+let listed = 0; // only the latest listing is shown (an older answer may arrive after a newer one)
 async function refreshPresets(selected) {
+  const mine = ++listed;
   try {
     const data = await presetRequest("GET", PRESETS);
+    if (mine !== listed) return;
     presetList.replaceChildren(...data.presets.map((p) => new Option(p.name, p.name)));
     if (selected) presetList.value = selected;
     $("preset-load").disabled = $("preset-delete").disabled = !data.presets.length;
@@ -147,9 +150,9 @@ $("preset-form").addEventListener("submit", async (ev) => {
   }
   try {
     await presetRequest("PUT", `${PRESETS}/${name}`, { params: presetParams(designedUrl(new FormData(form))) });
-    presetSay(`saved preset ${name}`, "ok");
     showShortUrl(name);
     await refreshPresets(name);
+    presetSay(`saved preset ${name}`, "ok");
   } catch (err) {
     presetSay(err.message, "error");
   }
@@ -174,9 +177,9 @@ $("preset-delete").addEventListener("click", async () => {
   if (!name) return;
   try {
     await presetRequest("DELETE", `${PRESETS}/${name}`);
-    presetSay(`deleted preset ${name}`, "ok");
     if ($("preset-url").value === shortUrl(name).href) showShortUrl("");
     await refreshPresets();
+    presetSay(`deleted preset ${name}`, "ok");
   } catch (err) {
     presetSay(err.message, "error");
   }
