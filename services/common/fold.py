@@ -7,12 +7,14 @@ here, once, whether the event was just emitted or is read back from the log
 always rebuilds the machine the rules left behind.
 
 An event carries the counts after it and the channel's mode; what it does
-to the results string, the per-mode counts, the undo stack and the phase
-follows from its type. Per-mode counts change here only: a detection or an
+to the results string, the per-mode counts and results, the undo stack and
+the phase follows from its type. Per-mode counts change here only: a detection or an
 adjustment counts in the event's mode, a ``set`` applies its deltas to the
 event's mode (never below 0, so after a ``set`` the modes may no longer add
 up to the counts), an undo reverses exactly what its event did to that
-event's own mode, a new session starts them from nothing. The parts of the machine
+event's own mode, a new session starts them from nothing. Each mode's
+results string (its streak and last results) follows its counts the same
+way. The parts of the machine
 that no event records (the streak being built, the run of `none` frames, the
 frame cursor between events) are the rules' alone.
 """
@@ -26,10 +28,12 @@ from services.common.machine import (
     Machine,
     UndoEntry,
     add_in_mode,
+    add_mode_result,
     apply_results,
     clear_frames,
     rearm,
     with_mode_counts,
+    with_mode_results,
 )
 from services.common.messages import OUTCOMES, Event
 
@@ -54,32 +58,37 @@ def apply(m: Machine, ev: Event, cooldown_ms: int | None = None) -> Machine:
     if ev.type == "session_started":
         # the phase carries over: a banner still up when a session starts must not count in the new one
         m = replace(m, session=ev.session, session_started_at=ev.ts, session_events=1, results="", undo=(),
-                    by_mode={})
+                    by_mode={}, mode_results={})
     elif ev.type in ("detected", "adjusted") and ev.outcome is not None:
         m = replace(m, results=apply_results(m.results, ev.outcome, ev.delta),
-                    by_mode=add_in_mode(m.by_mode, ev.mode, ev.outcome, ev.delta))
+                    by_mode=add_in_mode(m.by_mode, ev.mode, ev.outcome, ev.delta),
+                    mode_results=add_mode_result(m.mode_results, ev.mode, ev.outcome, ev.delta))
         m = _push_undo(m, UndoEntry(ev.id, ev.type, ev.outcome, ev.delta, before.counts, "", ev.mode))
         if ev.type == "detected" and cooldown_ms is not None and ev.captured_at is not None:
             m = clear_frames(replace(m, phase="cooldown", cooldown_until=ev.captured_at + cooldown_ms,
                                      detected_at=ev.captured_at, none_run=0))
     elif ev.type == "set":
-        results, by_mode = m.results, m.by_mode
+        results, by_mode, mode_results = m.results, m.by_mode, m.mode_results
         for outcome in OUTCOMES:  # keep the known results where they still fit
             delta = ev.counts.get(outcome) - before.counts.get(outcome)
             results = apply_results(results, outcome, delta)
             by_mode = add_in_mode(by_mode, ev.mode, outcome, delta)
-        m = _push_undo(replace(m, results=results, by_mode=by_mode), UndoEntry(
-            ev.id, "set", None, 0, before.counts, before.results, ev.mode, before.mode_counts(ev.mode)))
+            mode_results = add_mode_result(mode_results, ev.mode, outcome, delta)
+        m = _push_undo(replace(m, results=results, by_mode=by_mode, mode_results=mode_results), UndoEntry(
+            ev.id, "set", None, 0, before.counts, before.results, ev.mode, before.mode_counts(ev.mode),
+            before.mode_results.get(ev.mode, "")))
     elif ev.type == "undone":
         entry = next((u for u in reversed(m.undo) if u.event_id == ev.undoes), None)
         m = replace(m, undo=tuple(u for u in m.undo if u is not entry))
         if entry is not None and entry.type == "set":
             m = replace(m, results=entry.results_before,
-                        by_mode=with_mode_counts(m.by_mode, entry.mode, entry.mode_counts_before))
+                        by_mode=with_mode_counts(m.by_mode, entry.mode, entry.mode_counts_before),
+                        mode_results=with_mode_results(m.mode_results, entry.mode, entry.mode_results_before))
         elif ev.outcome is not None:
             mode = ev.mode if entry is None else entry.mode  # (an undo of an event the stack forgot: best effort)
             m = replace(m, results=apply_results(m.results, ev.outcome, ev.delta),
-                        by_mode=add_in_mode(m.by_mode, mode, ev.outcome, ev.delta))
+                        by_mode=add_in_mode(m.by_mode, mode, ev.outcome, ev.delta),
+                        mode_results=add_mode_result(m.mode_results, mode, ev.outcome, ev.delta))
         if entry is not None and entry.type == "detected":
             m = rearm(m)  # the detection was wrong: the real result of that match must still count
     elif ev.type == "imported":

@@ -109,6 +109,14 @@ class Keys:
         """Hash request_id -> reply JSON, for idempotent command processing."""
         return f"{self.prefix}:cmddone:{channel}"
 
+    # gateway
+    @property
+    def overlay_presets(self) -> str:
+        """Hash preset name -> JSON ``{"params": {…}, "updated_at": ms}``: the overlay designer's named
+        looks, one set for the whole gateway (not per channel: a preset is a look, ``?channel=`` stays in
+        the URL). Written by the gateway only (``services/gateway/presets.py``); no TTL."""
+        return f"{self.prefix}:overlay:presets"
+
     # actions service (match-end automations)
     def action_done(self, action: str) -> str:
         """Hash ``{channel}/{event id}`` -> what the action did (JSON), written before the event is acked.

@@ -18,7 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from services.common.messages import Counts, EventType, MessageError, Outcome, Phase, StateSnapshot
+from services.common.messages import Counts, EventType, MessageError, ModeRun, Outcome, Phase, StateSnapshot
 
 RESULT_CHARS: dict[Outcome, str] = {"victory": "W", "defeat": "L", "draw": "D"}
 CHAR_OUTCOMES: dict[str, Outcome] = {v: k for k, v in RESULT_CHARS.items()}
@@ -83,6 +83,7 @@ class UndoEntry:
     results_before: str  # only kept for ``set`` (its inverse is not a delta)
     mode: str = ""  # the mode the event counted in
     mode_counts_before: Counts = field(default_factory=Counts)  # that mode's counts before a ``set``
+    mode_results_before: str = ""  # that mode's results before a ``set``
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,9 @@ class Machine:
     mode: str = ""  # the channel's current mode ("" = none); new sessions keep it
     # the session's counts per mode (only modes with a match; "" = counted without a mode)
     by_mode: dict[str, Counts] = field(default_factory=dict)
+    # the session's results per mode, as ``results`` but only the matches counted in that mode (only modes
+    # with a result): the streak and the last results of one mode
+    mode_results: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         # asdict keeps the field order: the same keys, in the same order, as every snapshot written so far
@@ -147,18 +151,25 @@ class Machine:
                     UndoEntry(str(u["event_id"]), u["type"], u["outcome"], int(u["delta"]),
                               Counts(**u["counts_before"]), str(u.get("results_before", "")), str(u.get("mode", "")),
                               # before modes: everything was counted without one, so that mode had all the counts
-                              Counts(**u.get("mode_counts_before", u["counts_before"])))
+                              Counts(**u.get("mode_counts_before", u["counts_before"])),
+                              # before per-mode results: best effort (the state service takes them from the log)
+                              str(u.get("mode_results_before", u.get("results_before", ""))))
                     for u in raw["undo"]
                 ),
                 updated_at=int(raw.get("updated_at", 0)),
                 mode=str(raw.get("mode", "")),
                 by_mode=_by_mode_from_json(raw),
+                mode_results=_mode_results_from_json(raw),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"state machine snapshot: not valid ({exc})") from None
 
     def mode_counts(self, mode: str) -> Counts:
         return self.by_mode.get(mode, _ZERO)
+
+    def mode_runs(self) -> dict[str, ModeRun]:
+        """Each mode's streak and last results (the public view of :attr:`mode_results`)."""
+        return {mode: mode_run(results) for mode, results in sorted(self.mode_results.items())}
 
     def snapshot(self) -> StateSnapshot:
         """The public view (the snapshot hash's fields the gateway reads)."""
@@ -178,10 +189,31 @@ class Machine:
             updated_at=self.updated_at,
             mode=self.mode,
             by_mode=dict(self.by_mode),
+            mode_runs=self.mode_runs(),
         )
 
 
 _ZERO = Counts()
+MODE_RESULTS_FIELD = "mode_results"  # the machine JSON's key; absent in snapshots older than per-mode results
+
+
+def mode_run(results: str) -> ModeRun:
+    """A results string's current run and its last :data:`RECENT` results."""
+    run_outcome, run_len = current_run(results)
+    return ModeRun(recent=results_outcomes(results[-RECENT:]), streak_outcome=run_outcome, streak=run_len)
+
+
+def _mode_results_from_json(raw: dict[str, Any]) -> dict[str, str]:
+    if MODE_RESULTS_FIELD in raw:
+        out = {str(k): str(v) for k, v in raw[MODE_RESULTS_FIELD].items()}
+        if any(c not in CHAR_OUTCOMES for v in out.values() for c in v):
+            raise ValueError("mode_results: only W, L and D")
+        return out
+    # a snapshot from before per-mode results: exact when the session counted in one mode only (always
+    # the case before modes); else unknown here, and the state service takes them from the event log
+    modes = set(_by_mode_from_json(raw))
+    results = str(raw["results"])
+    return {modes.pop(): results} if len(modes) == 1 and results else {}
 
 
 def _by_mode_from_json(raw: dict[str, Any]) -> dict[str, Counts]:
@@ -195,6 +227,19 @@ def add_in_mode(by_mode: dict[str, Counts], mode: str, outcome: Outcome, delta: 
     """``by_mode`` with ``delta`` matches of ``outcome`` added in ``mode`` (never below 0)."""
     have = by_mode.get(mode, _ZERO)
     return with_mode_counts(by_mode, mode, have.add(outcome, max(delta, -have.get(outcome))))
+
+
+def add_mode_result(mode_results: dict[str, str], mode: str, outcome: Outcome, delta: int) -> dict[str, str]:
+    """``mode_results`` with ``delta`` results of ``outcome`` added in ``mode`` (see :func:`apply_results`)."""
+    return with_mode_results(mode_results, mode, apply_results(mode_results.get(mode, ""), outcome, delta))
+
+
+def with_mode_results(mode_results: dict[str, str], mode: str, results: str) -> dict[str, str]:
+    """``mode_results`` with ``mode``'s results replaced; a mode left without results is dropped."""
+    out = {k: v for k, v in mode_results.items() if k != mode}
+    if results:
+        out[mode] = results
+    return out
 
 
 def with_mode_counts(by_mode: dict[str, Counts], mode: str, counts: Counts) -> dict[str, Counts]:
@@ -219,11 +264,14 @@ __all__ = [
     "Machine",
     "UndoEntry",
     "add_in_mode",
+    "add_mode_result",
     "apply_results",
     "clear_frames",
     "current_run",
     "longest_run",
+    "mode_run",
     "rearm",
     "results_outcomes",
     "with_mode_counts",
+    "with_mode_results",
 ]

@@ -157,6 +157,42 @@ MODE_COUNTS_JSON = Codec(
 CountColumns = Annotated[Counts, COLUMNS, at_least(0)]  # stored as victories, defeats, draws
 
 
+@dataclass(frozen=True, slots=True)
+class ModeRun:
+    """One mode's streak and last results in the current session (what ``recent``/``streak`` are for all)."""
+
+    recent: tuple[Outcome, ...] = ()  # oldest first, at most 20
+    streak_outcome: Outcome | None = None  # outcome of the mode's current run of equal results
+    streak: int = 0  # its length
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"recent": ",".join(self.recent), "streak": self.streak}
+
+
+def _mode_runs_json(raw: bytes, where: str) -> dict[str, ModeRun]:
+    value = read_json(raw, where)
+    if not isinstance(value, dict):
+        raise MessageError(f"{where}: expected a JSON object of mode -> {{recent, streak}}")
+    out: dict[str, ModeRun] = {}
+    for mode, run in value.items():
+        try:
+            recent = _outcome_list(str(run["recent"]).encode(), f"{where}: mode {mode!r}")
+            streak = int(run["streak"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise MessageError(f"{where}: mode {mode!r}: expected {{recent, streak}}") from None
+        if streak < 0 or (streak and not recent):
+            raise MessageError(f"{where}: mode {mode!r}: a streak of {streak} with last results {recent!r}")
+        out[str(mode)] = ModeRun(recent, recent[-1] if streak else None, streak)  # type: ignore[arg-type]
+    return out
+
+
+# {"competitive": {"recent": "victory,victory,defeat", "streak": 1}}: the streak's outcome is the last result
+MODE_RUNS_JSON = Codec(
+    lambda v: json.dumps({k: r.as_dict() for k, r in v.items()}, separators=(",", ":"), ensure_ascii=False).encode(),
+    _mode_runs_json,
+)
+
+
 # order=: the stored order of the fields that predate the codec; new fields are stored last
 @message("command", order=("request_id", "frame_seq"))
 @dataclass(frozen=True, slots=True)
@@ -270,3 +306,5 @@ class StateSnapshot(Message):
     # the session's counts per mode, only modes with a match ("" = counted without a mode); they add up to
     # the counts unless a `set` was clamped (services/common/fold.py)
     by_mode: Annotated[dict[str, Counts], MODE_COUNTS_JSON] = field(default_factory=dict)
+    # each mode's streak and last results this session (only modes with a result); absent in older snapshots
+    mode_runs: Annotated[dict[str, ModeRun], MODE_RUNS_JSON] = field(default_factory=dict)

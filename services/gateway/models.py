@@ -8,6 +8,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from services.common.messages import EventSource, EventType, Outcome, Phase
 from services.gateway.modes import ModeCounts
+from services.gateway.modes import Streak as Streak  # re-exported: defined there, as a mode has one too
 
 # Counts and deltas in request bodies are strict ints: JSON numbers only (pydantic would
 # otherwise take `true` as 1 and `"7"` as 7).
@@ -61,11 +62,6 @@ class EventOut(BaseModel):
     undoes: str
     ts: int = Field(description="Epoch ms when the state service appended the event.")
     mode: str = Field("", description="The channel's mode at the time (mode_changed: the new one); \"\" = none.")
-
-
-class Streak(BaseModel):
-    outcome: Outcome | None = Field(description="Outcome of the current run of equal results.")
-    length: int
 
 
 class SessionRef(BaseModel):
@@ -126,7 +122,8 @@ class Status(BaseModel):
     server_time: int
     mode: str = Field("", description="The current mode (\"\" = none); new sessions keep it.")
     by_mode: dict[str, ModeCounts] = Field(default_factory=dict, description="This session's counts per mode "
-                                           "(\"\" = counted without a mode); they add up to the counts unless set.")
+                                           "(\"\" = counted without a mode); they add up to the counts unless set. "
+                                           "Each with the mode's own streak and last results.")
 
 
 class StreamStatus(Status):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.common.messages import Counts
+from services.common.messages import Counts, ModeRun, Outcome
 from services.common.modes import MAX_MODE_LEN, InvalidModeError, normalize_mode
 
 
@@ -32,15 +32,30 @@ class ModeIn(BaseModel):
             raise ValueError(str(exc)) from None
 
 
+class Streak(BaseModel):
+    """(Here rather than in ``models.py``, which imports this module: a mode has its own streak.)"""
+
+    outcome: Outcome | None = Field(description="Outcome of the current run of equal results.")
+    length: int
+
+
 class ModeCounts(BaseModel):
     victories: int
     defeats: int
     draws: int
     total: int
     win_rate: float | None = Field(description="Victories / total in this mode, None before its first match.")
+    streak: Streak = Field(
+        default_factory=lambda: Streak(outcome=None, length=0),
+        description="The current run of equal results among this mode's matches of the session.",
+    )
+    recent: list[Outcome] = Field(default_factory=list, description="This mode's last results, oldest first.")
 
 
-def mode_counts_out(by_mode: dict[str, Counts]) -> dict[str, ModeCounts]:
-    return {
-        mode: ModeCounts(**c.as_dict(), total=c.total, win_rate=c.win_rate) for mode, c in sorted(by_mode.items())
-    }
+def mode_counts_out(by_mode: dict[str, Counts], runs: dict[str, ModeRun] | None = None) -> dict[str, ModeCounts]:
+    out = {}
+    for mode, c in sorted(by_mode.items()):
+        run = (runs or {}).get(mode, ModeRun())
+        out[mode] = ModeCounts(**c.as_dict(), total=c.total, win_rate=c.win_rate,
+                               streak=Streak(outcome=run.streak_outcome, length=run.streak), recent=list(run.recent))
+    return out

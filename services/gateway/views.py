@@ -114,7 +114,7 @@ def status_out(channel: str, snap: StateSnapshot | None, last_event: Event | Non
         updated_at=snap.updated_at if snap else 0,
         server_time=now,
         mode=snap.mode if snap else "",
-        by_mode=mode_counts_out(snap.by_mode) if snap else {},
+        by_mode=mode_counts_out(snap.by_mode, snap.mode_runs) if snap else {},
     )
 
 

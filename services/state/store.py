@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError, WatchError
 from services.common.fold import fold
 from services.common.history import SessionSummary, fold_counts
 from services.common.keys import GROUP_STATE, Keys
-from services.common.machine import Machine
+from services.common.machine import MODE_RESULTS_FIELD, Machine
 from services.common.messages import Event, MessageError, Reply
 from services.state.rules import Rules
 
@@ -209,6 +209,10 @@ class Store:
         except MessageError as exc:
             log.error("channel %s: the snapshot is unreadable (%s); rebuilt from the event log", channel, exc)
             return folded
+        if f'"{MODE_RESULTS_FIELD}":'.encode() not in cast(bytes, raw):
+            # written before per-mode results: the log has them (the undo stack too, which records them)
+            log.info("channel %s: per-mode streaks and last results taken from the event log", channel)
+            snap = replace(snap, mode_results=folded.mode_results, undo=folded.undo)
         problems = []
         if snap.last_event_id != folded.last_event_id:
             problems.append(f"last event {snap.last_event_id or '-'} vs log {folded.last_event_id or '-'}")
@@ -216,7 +220,7 @@ class Store:
             problems.append(f"counts {snap.counts.as_dict()} vs log {folded.counts.as_dict()}")
         if snap.session != folded.session:
             problems.append(f"session {snap.session!r} vs log {folded.session!r}")
-        if (snap.mode, snap.by_mode) != (folded.mode, folded.by_mode):
+        if (snap.mode, snap.by_mode, snap.mode_results) != (folded.mode, folded.by_mode, folded.mode_results):
             problems.append(f"mode {snap.mode!r} {_mode_text(snap)} vs log {folded.mode!r} {_mode_text(folded)}")
         if problems:
             log.error(
@@ -292,7 +296,7 @@ class Store:
 
 
 def _mode_text(m: Machine) -> str:
-    return str({k: v.as_dict() for k, v in m.by_mode.items()})
+    return f"{ {k: v.as_dict() for k, v in m.by_mode.items()} } results {m.mode_results}"
 
 
 def ids_of(items: Iterable[tuple[str, bytes]]) -> dict[str, list[bytes]]:

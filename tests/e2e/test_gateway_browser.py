@@ -851,3 +851,127 @@ def test_a_mode_change_in_the_admin_splits_the_counts_the_overlay_shows_with_mod
 def status(gw: GatewayThread, ch: str) -> dict[str, Any]:
     data: dict[str, Any] = httpx.get(f"{gw.url}/api/v1/channels/{ch}/status").json()
     return data
+
+
+# ---------------------------------------------------------------- overlay presets
+
+OVERLAY_LOOK = """() => ({
+    theme: document.body.className,
+    victory: getComputedStyle(document.querySelector('.owc-victory .owc-value')).color,
+    defeat: getComputedStyle(document.querySelector('.owc-defeat .owc-value')).color,
+    size: getComputedStyle(document.querySelector('.owc')).fontSize,
+    shown: [...document.querySelectorAll('[data-part]')].filter((p) => !p.classList.contains('owc-hidden'))
+        .map((p) => p.dataset.part),
+    recent: document.getElementById('owc-recent').textContent,
+    victories: document.querySelector('[data-count="victories"]').textContent,
+})"""
+
+
+def overlay_look(frame: Any, victories: str) -> dict[str, Any]:
+    frame.wait_for_selector('#owc[data-connected="true"]')
+    frame.wait_for_function("(v) => document.querySelector('[data-count=\"victories\"]').textContent === v",
+                            arg=victories)
+    return dict(frame.evaluate(OVERLAY_LOOK))
+
+
+def test_a_preset_saved_in_the_designer_renders_what_the_preview_showed(
+    page: Any, browser: Any, gateway: GatewayThread, channel: str
+) -> None:
+    name = f"look-{uuid.uuid4().hex[:6]}"
+    post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "victory", "delta": 2})
+    post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "defeat", "delta": 1})
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector('#conn[data-connected="true"]')
+    form = page.locator("#designer-form")
+    form.locator('select[name="theme"]').select_option("panel")
+    form.locator('input[name="show"][value="rate"]').uncheck()
+    form.locator('input[name="show"][value="recent"]').check()
+    form.locator('input[name="victory"]').fill("#00e0ff")
+    form.locator('input[name="defeat"]').fill("#aa00cc")
+    form.locator('input[name="size"]').fill("44")
+    designed = str(page.locator('[data-testid="designer-url"]').input_value())
+    page.wait_for_function(
+        "() => document.getElementById('designer-preview').contentWindow.location.href.includes('victory=00e0ff')"
+    )
+    preview = overlay_look(next(f for f in page.frames if "victory=00e0ff" in f.url), "2")
+    assert preview == {"theme": "owc-body owc-theme-panel", "victory": "rgb(0, 224, 255)",
+                       "defeat": "rgb(170, 0, 204)", "size": "44px", "shown": ["counts", "streak", "recent"],
+                       "recent": "WWL", "victories": "2"}, preview
+
+    page.fill('[data-testid="preset-name"]', name)
+    page.click('[data-testid="preset-save"]')
+    page.wait_for_function("(n) => document.getElementById('preset-status').textContent === `saved preset ${n}`",
+                           arg=name)
+    short = str(page.locator('[data-testid="preset-url"]').input_value())
+    assert short == f"{gateway.url}/overlay?preset={name}&channel={channel}"
+    assert name in page.locator('[data-testid="preset-list"] option').all_text_contents()
+    assert page.locator('[data-testid="designer-url"]').input_value() == designed  # the full URL stays
+
+    other = browser.new_context(viewport={"width": 800, "height": 300})
+    warnings: list[str] = []
+    try:
+        obs = other.new_page()
+        obs.on("console", lambda msg: warnings.append(msg.text) if msg.type == "warning" else None)
+        obs.goto(short)
+        assert overlay_look(obs.main_frame, "2") == preview  # the short URL renders what the preview showed
+        assert obs.locator("#owc").get_attribute("data-preset") == name
+        # an explicit parameter wins over the preset's; the rest is still the preset's
+        obs.goto(f"{short}&theme=row&victory=112233")
+        assert overlay_look(obs.main_frame, "2") == {**preview, "theme": "owc-body owc-theme-row",
+                                                     "victory": "rgb(17, 34, 51)"}
+        # an unknown preset: the overlay with its defaults, and a warning in the console (never a blank page)
+        obs.goto(f"{gateway.url}/overlay?preset=no-such-look&channel={channel}")
+        assert overlay_look(obs.main_frame, "2") == {
+            "theme": "owc-body", "victory": "rgb(94, 224, 122)", "defeat": "rgb(255, 90, 90)", "size": "56px",
+            "shown": ["counts", "rate", "streak"], "recent": "WWL", "victories": "2"}
+        assert obs.locator("#owc").get_attribute("data-preset") == ""
+        assert any("no-such-look" in w and "defaults" in w for w in warnings), warnings
+    finally:
+        other.close()
+
+    # load it back into the designer after changing the form; then delete it
+    form.locator('select[name="theme"]').select_option("minimal")
+    form.locator('input[name="victory"]').fill("#ffffff")
+    assert page.locator('[data-testid="designer-url"]').input_value() != designed
+    page.select_option('[data-testid="preset-list"]', name)
+    page.click('[data-testid="preset-load"]')
+    page.wait_for_function("(u) => document.querySelector('[data-testid=\"designer-url\"]').value === u",
+                           arg=designed)
+    page.select_option('[data-testid="preset-list"]', name)
+    page.click('[data-testid="preset-delete"]')
+    page.wait_for_function("(n) => document.getElementById('preset-status').textContent === `deleted preset ${n}`",
+                           arg=name)
+    assert name not in page.locator('[data-testid="preset-list"] option').all_text_contents()
+    assert httpx.get(f"{gateway.url}/api/v1/overlay/presets/{name}").status_code == 404
+
+
+def test_the_overlay_with_mode_shows_that_modes_streak_and_last_results(
+    page: Any, gateway: GatewayThread, channel: str
+) -> None:
+    def send(path: str, body: dict[str, Any]) -> None:
+        r = post_json(gateway.url, f"/api/v1/channels/{channel}/{path}", body)
+        assert r.status_code == 200, r.text
+
+    send("mode", {"mode": "competitive"})
+    send("adjust", {"outcome": "victory", "delta": 2})
+    send("mode", {"mode": "quickplay"})
+    send("adjust", {"outcome": "defeat"})
+    page.goto(f"{gateway.url}/overlay?channel={channel}&mode=Competitive&show=counts,streak,recent")
+    page.wait_for_selector('#owc[data-connected="true"]')
+
+    def shown() -> tuple[str, str]:
+        return str(page.locator("#owc-streak").text_content()), str(page.locator("#owc-recent").text_content())
+
+    page.wait_for_function("() => document.getElementById('owc-recent').textContent === 'WW'")
+    assert shown() == ("2W", "WW")  # the session's streak is 1L: this is competitive's own
+    send("adjust", {"outcome": "defeat"})  # quickplay again: competitive's overlay stays as it is
+    send("mode", {"mode": "competitive"})
+    send("adjust", {"outcome": "draw"})
+    page.wait_for_function("() => document.getElementById('owc-recent').textContent === 'WWD'")
+    assert shown() == ("1D", "WWD")
+    s = status(gateway, channel)
+    assert (s["streak"], s["recent"]) == ({"outcome": "draw", "length": 1}, ["victory", "victory", "defeat",
+                                                                             "defeat", "draw"])
+    page.goto(f"{gateway.url}/overlay?channel={channel}&mode=quickplay&show=streak,recent")
+    page.wait_for_function("() => document.getElementById('owc-recent').textContent === 'LL'")
+    assert shown() == ("2L", "LL")

@@ -623,11 +623,15 @@ def test_mode_splits_the_counts_in_status_history_and_export(gateway: GatewayThr
     post_json(gateway.url, f"{api(channel)}/mode", {"mode": "My 6v6"})
     s = post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "victory"}).json()["status"]
     assert (s["mode"], s["victories"], s["defeats"]) == ("My 6v6", 2, 2)
+    won = {"streak": {"outcome": "victory", "length": 1}, "recent": ["victory"]}
     assert s["by_mode"] == {
-        "": {"victories": 1, "defeats": 0, "draws": 0, "total": 1, "win_rate": 1.0},
-        "My 6v6": {"victories": 1, "defeats": 0, "draws": 0, "total": 1, "win_rate": 1.0},
-        "quickplay": {"victories": 0, "defeats": 2, "draws": 0, "total": 2, "win_rate": 0.0},
+        "": {"victories": 1, "defeats": 0, "draws": 0, "total": 1, "win_rate": 1.0, **won},
+        "My 6v6": {"victories": 1, "defeats": 0, "draws": 0, "total": 1, "win_rate": 1.0, **won},
+        "quickplay": {"victories": 0, "defeats": 2, "draws": 0, "total": 2, "win_rate": 0.0,
+                      "streak": {"outcome": "defeat", "length": 2}, "recent": ["defeat", "defeat"]},
     }
+    assert s["streak"] == {"outcome": "victory", "length": 1}  # the session's, across the modes
+    assert s["recent"] == ["victory", "defeat", "defeat", "victory"]
     refused = post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "defeat", "delta": -1})
     assert refused.status_code == 409 and "in My 6v6" in refused.json()["detail"]
     # a new session keeps the mode

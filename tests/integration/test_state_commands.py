@@ -14,7 +14,7 @@ import redis
 
 from services.common.history import SessionSummary, fold_counts, to_jsonl
 from services.common.keys import GROUP_STATE, Keys
-from services.common.messages import Command, Counts, Event, Label, Reply, StateSnapshot
+from services.common.messages import Command, Counts, Event, Label, ModeRun, Reply, StateSnapshot
 from services.common.settings import Settings
 from services.state.store import MACHINE_FIELD
 from services.state.worker import StateWorker
@@ -391,13 +391,13 @@ def test_a_log_and_snapshot_from_before_modes_keep_counting_as_no_mode(
     key = keys.events("default")
     old = [(i, {k: v for k, v in f.items() if k != b"mode"}) for i, f in redis_client.xrange(key)]
     machine = json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD) or b"")
-    del machine["mode"], machine["by_mode"]
+    del machine["mode"], machine["by_mode"], machine["mode_results"]
     for u in machine["undo"]:
-        del u["mode"], u["mode_counts_before"]
+        del u["mode"], u["mode_counts_before"], u["mode_results_before"]
     redis_client.delete(key)
     for i, f in old:
         redis_client.xadd(key, f, id=i)  # type: ignore[arg-type]
-    redis_client.hdel(keys.state("default"), "mode", "by_mode")
+    redis_client.hdel(keys.state("default"), "mode", "by_mode", "mode_runs")
     redis_client.hset(keys.state("default"), MACHINE_FIELD, json.dumps(machine))
     assert snapshot(redis_client, keys).by_mode == {}
     start()
@@ -406,4 +406,30 @@ def test_a_log_and_snapshot_from_before_modes_keep_counting_as_no_mode(
     assert send(redis_client, keys, type="adjust", outcome="defeat", delta=1).ok
     snap = snapshot(redis_client, keys)
     assert snap.counts == Counts(0, 1, 0) and snap.by_mode == {"quickplay": Counts(0, 1, 0)}
+    assert snap.mode_runs == {"quickplay": ModeRun(("defeat",), "defeat", 1)}
+    assert "DISAGREE" not in caplog.text
+
+
+def test_a_snapshot_from_before_per_mode_results_takes_them_from_the_log(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = start()
+    for mode, outcome in (("competitive", "victory"), ("arcade", "defeat"), ("competitive", "victory")):
+        assert send(redis_client, keys, type="mode", mode=mode).ok
+        assert send(redis_client, keys, type="adjust", outcome=outcome, delta=1).ok
+    r.close()
+    # what the version before per-mode results wrote: modes and their counts, no results per mode
+    machine = json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD) or b"")
+    del machine["mode_results"]
+    for u in machine["undo"]:
+        del u["mode_results_before"]
+    redis_client.hdel(keys.state("default"), "mode_runs")
+    redis_client.hset(keys.state("default"), MACHINE_FIELD, json.dumps(machine))
+    assert snapshot(redis_client, keys).mode_runs == {}
+    start()
+    assert send(redis_client, keys, type="undo").ok  # competitive's second victory
+    assert send(redis_client, keys, type="adjust", outcome="defeat", delta=1).ok
+    snap = snapshot(redis_client, keys)
+    assert snap.mode_runs == {"arcade": ModeRun(("defeat",), "defeat", 1),
+                              "competitive": ModeRun(("victory", "defeat"), "defeat", 1)}
     assert "DISAGREE" not in caplog.text

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.common.messages import Command, Counts, Event, Frame, Label, Reply, StateSnapshot
+from services.common.messages import Command, Counts, Event, Frame, Label, ModeRun, Reply, StateSnapshot
 
 Message = Frame | Label | Command | Event | StateSnapshot
 
@@ -72,14 +72,14 @@ CASES: list[tuple[Message, list[tuple[bytes, bytes]]]] = [
          (b"session_started_at", b"1"), (b"phase", b"cooldown"), (b"cooldown_until", b"99"),
          (b"last_event_id", b"1-0"), (b"last_outcome", b"defeat"), (b"last_event_at", b"5"),
          (b"streak_outcome", b"defeat"), (b"streak", b"2"), (b"recent", b"victory,defeat,defeat"),
-         (b"updated_at", b"6"), (b"mode", b""), (b"by_mode", b"{}")],
+         (b"updated_at", b"6"), (b"mode", b""), (b"by_mode", b"{}"), (b"mode_runs", b"{}")],
     ),
     (
         StateSnapshot(Counts(), "s0", 0, "ready", None, "", None, None, None, 0, (), 7),
         [(b"v", b"1"), (b"victories", b"0"), (b"defeats", b"0"), (b"draws", b"0"), (b"session", b"s0"),
          (b"session_started_at", b"0"), (b"phase", b"ready"), (b"cooldown_until", b""), (b"last_event_id", b""),
          (b"last_outcome", b""), (b"last_event_at", b""), (b"streak_outcome", b""), (b"streak", b"0"),
-         (b"recent", b""), (b"updated_at", b"7"), (b"mode", b""), (b"by_mode", b"{}")],
+         (b"recent", b""), (b"updated_at", b"7"), (b"mode", b""), (b"by_mode", b"{}"), (b"mode_runs", b"{}")],
     ),
     # per-mode records (added later: stored last, read back as "" / {} from entries written before them)
     (
@@ -97,13 +97,17 @@ CASES: list[tuple[Message, list[tuple[bytes, bytes]]]] = [
     ),
     (
         StateSnapshot(Counts(2, 1, 0), "s", 1, "ready", None, "2-0", "victory", 5, "victory", 1, (), 6,
-                      mode="Mystery Heroes", by_mode={"": Counts(1, 1, 0), "Mystery Heroes": Counts(1, 0, 0)}),
+                      mode="Mystery Heroes", by_mode={"": Counts(1, 1, 0), "Mystery Heroes": Counts(1, 0, 0)},
+                      mode_runs={"": ModeRun(("defeat", "victory"), "victory", 1),
+                                 "Mystery Heroes": ModeRun(("victory",), "victory", 1)}),
         [(b"v", b"1"), (b"victories", b"2"), (b"defeats", b"1"), (b"draws", b"0"), (b"session", b"s"),
          (b"session_started_at", b"1"), (b"phase", b"ready"), (b"cooldown_until", b""), (b"last_event_id", b"2-0"),
          (b"last_outcome", b"victory"), (b"last_event_at", b"5"), (b"streak_outcome", b"victory"), (b"streak", b"1"),
          (b"recent", b""), (b"updated_at", b"6"), (b"mode", b"Mystery Heroes"),
          (b"by_mode", b'{"":{"victories":1,"defeats":1,"draws":0},'
-                      b'"Mystery Heroes":{"victories":1,"defeats":0,"draws":0}}')],
+                      b'"Mystery Heroes":{"victories":1,"defeats":0,"draws":0}}'),
+         (b"mode_runs", b'{"":{"recent":"defeat,victory","streak":1},'
+                        b'"Mystery Heroes":{"recent":"victory","streak":1}}')],
     ),
 ]
 
@@ -137,7 +141,7 @@ def test_missing_optional_fields_read_as_their_defaults() -> None:
     snap = StateSnapshot.from_fields({b"victories": b"0", b"defeats": b"0", b"draws": b"0", b"session": b"s",
                                       b"phase": b"ready"})
     assert snap == StateSnapshot(Counts(), "s", 0, "ready", None, "", None, None, None, 0, (), 0)
-    assert (cmd.mode, snap.mode, snap.by_mode) == ("", "", {})
+    assert (cmd.mode, snap.mode, snap.by_mode, snap.mode_runs) == ("", "", {}, {})
     event = Event.from_fields({b"type": b"detected", b"victories": b"1", b"defeats": b"0", b"draws": b"0",
                                b"session": b"s", b"source": b"auto", b"ts": b"1", b"outcome": b"victory",
                                b"delta": b"1"})

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from services.common.fold import fold
 from services.common.history import check_importable, fold_counts, summarize, summarize_sessions, to_jsonl
-from services.common.machine import Machine
+from services.common.machine import RESULT_CHARS, Machine
 from services.common.messages import LABEL_NAMES, OUTCOMES, Command, Counts, Event, Label
 from services.state.reorder import ReorderBuffer
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
@@ -86,6 +86,13 @@ def test_counts_are_the_fold_of_the_event_log(raw: list[tuple[Any, ...]]) -> Non
     if not any(e.type == "set" for e in events):
         # without a `set`, every match is counted in exactly one mode
         assert sum_counts(m.by_mode.values()) == m.counts
+    assert all(m.mode_results.values()) and set(m.mode_results) <= set(m.by_mode)
+    for mode, results in m.mode_results.items():  # a mode's results are among its counts
+        assert all(results.count(c) <= m.by_mode[mode].get(o) for o, c in RESULT_CHARS.items())
+    session = [e for e in events if e.session == m.session]
+    counted_in = {e.mode for e in session if e.type in ("detected", "adjusted", "set", "undone")}
+    if len(counted_in) == 1:  # a session counted in one mode: that mode's results are the session's
+        assert m.mode_results == ({counted_in.pop(): m.results} if m.results else {})
 
 
 def sum_counts(counts: Any) -> Counts:
@@ -131,7 +138,7 @@ def test_folding_the_emitted_log_gives_the_live_machine(raw: list[tuple[Any, ...
         m, events = after, events + new
     folded = fold(events, RULES.cooldown_ms)
     assert (folded.counts, folded.results, folded.undo) == (m.counts, m.results, m.undo)
-    assert (folded.mode, folded.by_mode) == (m.mode, m.by_mode)
+    assert (folded.mode, folded.by_mode, folded.mode_results) == (m.mode, m.by_mode, m.mode_results)
     assert (folded.session, folded.session_started_at, folded.session_events) == (
         m.session, m.session_started_at, m.session_events)
     assert (folded.last_event_id, folded.last_event_at, folded.has_history) == (
@@ -148,7 +155,7 @@ def test_folding_the_emitted_log_gives_the_live_machine(raw: list[tuple[Any, ...
             events)), 1_800_000_000_000), RULES)
         assert (restored.counts, restored.results, restored.session, restored.undo) == (
             m.counts, m.results, m.session, ())
-        assert (restored.mode, restored.by_mode) == (m.mode, m.by_mode)
+        assert (restored.mode, restored.by_mode, restored.mode_results) == (m.mode, m.by_mode, m.mode_results)
         assert restored.phase == "ready" and restored.last_seq == -1
         assert fold(imported, RULES.cooldown_ms).counts == m.counts
 

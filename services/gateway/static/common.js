@@ -107,9 +107,12 @@ export function modeKey(status, mode) {
   return names.includes(mode) ? mode : names.find((k) => k.toLowerCase() === mode.toLowerCase()) ?? mode;
 }
 
-// A mode's counts in a status (`by_mode`), zeros when nothing was counted in it this session.
+// A mode's counts, streak and last results in a status (`by_mode`), none when nothing was counted in it
+// this session.
 export function modeCounts(status, mode) {
   const byMode = status.by_mode || {};
   const key = modeKey(status, mode);
-  return Object.hasOwn(byMode, key) ? byMode[key] : { victories: 0, defeats: 0, draws: 0, total: 0, win_rate: null };
+  return Object.hasOwn(byMode, key)
+    ? byMode[key]
+    : { victories: 0, defeats: 0, draws: 0, total: 0, win_rate: null, streak: { outcome: null, length: 0 }, recent: [] };
 }

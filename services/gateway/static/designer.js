@@ -1,5 +1,6 @@
 // The overlay designer on the admin page: pick a look, see it live, copy the URL for OBS.
-// It only builds an /overlay URL (every option is a query parameter the overlay reads).
+// It builds an /overlay URL (every option is a query parameter the overlay reads), and saves a look
+// as a named preset on the gateway (/overlay?preset=NAME: a short URL that follows later changes).
 import { channelFromQuery, copyInput, normalizeMode } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -52,3 +53,137 @@ $("designer-flash").addEventListener("click", () => {
   if (frame) frame.postMessage({ owcPreviewFlash: "victory" }, window.location.origin);
 });
 update();
+
+// ---------------------------------------------------------------- named presets
+// PUT/DELETE are changes like the admin's commands: JSON, same origin, the admin token (kept by admin.js).
+const PRESETS = "/api/v1/overlay/presets";
+const TOKEN_KEY = "owc.adminToken";
+const NAME_RE = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const presetName = $("preset-name");
+const presetList = $("preset-list");
+
+function presetSay(text, kind = "") {
+  const el = $("preset-status");
+  el.textContent = text;
+  el.className = `hint ${kind}`;
+}
+
+async function presetRequest(method, path, body) {
+  const options = { method, headers: {} };
+  if (method !== "GET") {
+    options.headers["Content-Type"] = "application/json";
+    const token = localStorage.getItem(TOKEN_KEY);
+    if (token) options.headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) options.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, options);
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (res.status === 401) $("token-box").classList.remove("hidden");
+  if (!res.ok) throw new Error((data && data.detail) || `HTTP ${res.status}`);
+  return data;
+}
+
+// The designed URL's parameters, typed as the API takes them (the preset is exactly what the preview shows).
+export function presetParams(url) {
+  const out = {};
+  for (const [key, value] of url.searchParams) {
+    if (key === "channel") continue; // a preset is a look; the URL says which channel
+    if (["recent", "goal", "size"].includes(key)) out[key] = Number.parseInt(value, 10);
+    else if (["scale", "volume"].includes(key)) out[key] = Number.parseFloat(value);
+    else if (["flash", "sound"].includes(key)) out[key] = value === "1";
+    else if (key === "show") out.show = value.split(",");
+    else out[key] = value;
+  }
+  return out;
+}
+
+function shortUrl(name) {
+  const url = new URL("/overlay", window.location.origin);
+  url.searchParams.set("preset", name);
+  if (channel !== "default") url.searchParams.set("channel", channel);
+  return url;
+}
+
+function showShortUrl(name) {
+  $("preset-url").value = name ? shortUrl(name).href : "";
+}
+
+let listed = 0; // only the latest listing is shown (an older answer may arrive after a newer one)
+async function refreshPresets(selected) {
+  const mine = ++listed;
+  try {
+    const data = await presetRequest("GET", PRESETS);
+    if (mine !== listed) return;
+    presetList.replaceChildren(...data.presets.map((p) => new Option(p.name, p.name)));
+    if (selected) presetList.value = selected;
+    $("preset-load").disabled = $("preset-delete").disabled = !data.presets.length;
+  } catch (err) {
+    presetSay(`presets: ${err.message}`, "error");
+  }
+}
+
+// Put a preset's parameters into the form (absent ones: the form's defaults).
+function fillForm(params) {
+  form.reset();
+  const hex = (v) => `#${v.length === 3 ? [...v].map((c) => c + c).join("") : v}`.toLowerCase();
+  const field = (name) => form.elements.namedItem(name);
+  if (params.theme !== undefined && params.theme !== null) field("theme").value = params.theme;
+  if (params.show) {
+    for (const box of form.querySelectorAll('input[name="show"]')) box.checked = params.show.includes(box.value);
+  }
+  for (const key of ["recent", "goal", "size", "scale"]) {
+    if (params[key] !== undefined && params[key] !== null) field(key).value = String(params[key]);
+  }
+  for (const key of ["victory", "defeat", "draw", "text"]) if (params[key]) field(key).value = hex(params[key]);
+  if (params.flash !== undefined && params.flash !== null) field("flash").checked = params.flash;
+  if (params.sound !== undefined && params.sound !== null) field("sound").checked = params.sound;
+  field("mode").value = params.mode || "";
+  update();
+}
+
+$("preset-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const name = presetName.value.trim();
+  if (!NAME_RE.test(name)) {
+    presetSay("a preset name is 1-32 lower-case letters, digits or '-' (e.g. main, comp-night)", "error");
+    return;
+  }
+  try {
+    await presetRequest("PUT", `${PRESETS}/${name}`, { params: presetParams(designedUrl(new FormData(form))) });
+    showShortUrl(name);
+    await refreshPresets(name);
+    presetSay(`saved preset ${name}`, "ok");
+  } catch (err) {
+    presetSay(err.message, "error");
+  }
+});
+
+$("preset-load").addEventListener("click", async () => {
+  const name = presetList.value;
+  if (!name) return;
+  try {
+    const preset = await presetRequest("GET", `${PRESETS}/${name}`);
+    fillForm(preset.params);
+    presetName.value = name;
+    showShortUrl(name);
+    presetSay(`loaded preset ${name}`, "ok");
+  } catch (err) {
+    presetSay(err.message, "error");
+  }
+});
+
+$("preset-delete").addEventListener("click", async () => {
+  const name = presetList.value;
+  if (!name) return;
+  try {
+    await presetRequest("DELETE", `${PRESETS}/${name}`);
+    if ($("preset-url").value === shortUrl(name).href) showShortUrl("");
+    await refreshPresets();
+    presetSay(`deleted preset ${name}`, "ok");
+  } catch (err) {
+    presetSay(err.message, "error");
+  }
+});
+
+$("preset-copy").addEventListener("click", () => copyInput($("preset-url")));
+refreshPresets();

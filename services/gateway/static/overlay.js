@@ -10,8 +10,10 @@
 //   volume=N       0 .. 1 (default 0.4)
 //   victory=HEX, defeat=HEX, draw=HEX, text=HEX   colours without '#', e.g. victory=00e0ff
 //   size=N         font size of the counts in px, 16 .. 200 (default 56; the rest follows)
-//   mode=NAME      show only that mode's counts this session (competitive, quickplay, arcade or a custom
-//                  name), with a small mode label; the streak and last results stay the session's
+//   mode=NAME      show only that mode's counts, streak and last results this session (competitive,
+//                  quickplay, arcade or a custom name), with a small mode label
+//   preset=NAME    a named preset saved in the designer: its parameters, with any other parameter of the
+//                  URL winning over the preset's; an unknown preset shows the defaults (console warning)
 // The admin page's overlay designer writes these for you.
 import {
   COUNT_KEYS,
@@ -26,8 +28,31 @@ import {
   params,
 } from "./common.js";
 
-const q = params();
+// ?preset=NAME: the preset's parameters under the URL's own (an explicit parameter wins). Whatever goes
+// wrong, the overlay still shows, with the URL's parameters and the defaults.
+async function withPreset(query) {
+  const name = query.get("preset");
+  if (name === null) return { query, preset: "" };
+  query.delete("preset");
+  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name)) {
+    console.warn(`owc overlay: ${JSON.stringify(name)} is not a preset name; showing the defaults`);
+    return { query, preset: "" };
+  }
+  try {
+    const res = await fetch(`/api/v1/overlay/presets/${name}`);
+    if (!res.ok) throw new Error(res.status === 404 ? "no such preset" : `HTTP ${res.status}`);
+    const merged = new URLSearchParams((await res.json()).query || {});
+    for (const [key, value] of query) merged.set(key, value);
+    return { query: merged, preset: name };
+  } catch (err) {
+    console.warn(`owc overlay: preset ${JSON.stringify(name)} not loaded (${err.message}); showing the defaults`);
+    return { query, preset: "" };
+  }
+}
+
+const { query: q, preset } = await withPreset(params());
 const root = document.getElementById("owc");
+root.dataset.preset = preset; // the preset applied ("" = none)
 const flashEl = document.getElementById("owc-flash");
 const channel = channelFromQuery();
 
@@ -154,13 +179,13 @@ function render(status, isEvent) {
     }
   }
   document.getElementById("owc-rate").textContent = formatRate(counts.win_rate);
-  const streak = status.streak || {};
+  const streak = (mode ? counts.streak : status.streak) || {}; // ?mode=: that mode's own streak and results
   const streakEl = root.querySelector(".owc-streak");
   streakEl.dataset.outcome = streak.outcome || "";
   document.getElementById("owc-streak").textContent =
     streak.outcome && streak.length ? `${streak.length}${letter(streak.outcome)}` : "–";
   const recent = document.getElementById("owc-recent");
-  const items = (status.recent || []).slice(-recentN);
+  const items = ((mode ? counts.recent : status.recent) || []).slice(-recentN);
   recent.replaceChildren(
     ...items.map((o) => {
       const s = document.createElement("span");
