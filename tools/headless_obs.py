@@ -10,6 +10,19 @@ returns once obs-websocket answers. ``stop()`` closes OBS like a user
 would (SIGTERM), ``kill()`` is a crash (SIGKILL); ``start()`` again brings
 the same OBS back on the same port.
 
+``replay_buffer_dir=PATH`` also configures the profile's output (Simple
+mode, software x264 ``x264_lowcpu``, Matroska) with the replay buffer enabled
+for ``replay_buffer_seconds`` and saving ``Replay_*.mkv`` into PATH;
+``start_replay_buffer()`` starts it over obs-websocket (OBS never starts it by
+itself, nor after a restart) and ``saved_replays()`` lists the clips OBS has
+finished writing.
+``websocket_debug=True`` runs obs-websocket with ``--websocket_debug``
+(every message in OBS's log, screenshots included: not for long captures) so
+``requests_received("SaveReplayBuffer")`` can count what clients asked for.
+``output_size=(w, h)`` scales what outputs encode (the canvas and screenshots
+stay ``width``×``height``). Without them the profile is as before: no output
+section, OBS's defaults, replay buffer not available.
+
 Needs the Debian packages ``obs-studio``, ``xvfb`` and ``libgl1-mesa-dri``.
 The tests use it as ``tests.support.obs``; ``owc bench capture`` starts one
 when no ``--obs-host`` is given.
@@ -34,10 +47,26 @@ MISSING_REASON = "OBS Studio or Xvfb is not installed (apt-get install obs-studi
 SCENE = "Scene"
 IMAGE = "Image"
 VIDEO = "Video"
+REPLAY_OUTPUT = "Replay Buffer"  # the output OBS 29 creates for the replay buffer
 
 
 def obs_available() -> bool:
     return shutil.which("obs") is not None and shutil.which("Xvfb") is not None
+
+
+def _muxer_arguments() -> set[str]:
+    """Every argument of the running ``obs-ffmpeg-mux`` processes (the first is the file they write)."""
+    args: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if argv and argv[0].endswith(b"obs-ffmpeg-mux"):
+            args.update(a.decode(errors="replace") for a in argv[1:])
+    return args
 
 
 class ObsStartError(RuntimeError):
@@ -55,6 +84,10 @@ class ObsInstance:
         width: int = 1920,
         height: int = 1080,
         fps: int = 10,
+        replay_buffer_dir: Path | None = None,
+        replay_buffer_seconds: int = 10,
+        output_size: tuple[int, int] | None = None,
+        websocket_debug: bool = False,
     ) -> None:
         if not obs_available():
             raise ObsStartError(MISSING_REASON)
@@ -66,6 +99,10 @@ class ObsInstance:
         self.width = width
         self.height = height
         self.fps = fps
+        self.replay_buffer_dir = Path(replay_buffer_dir).resolve() if replay_buffer_dir else None
+        self.replay_buffer_seconds = replay_buffer_seconds
+        self.output_size = output_size or (width, height)
+        self.websocket_debug = websocket_debug
         self.home = self.tmpdir / "home"
         self.log_path = self.tmpdir / "obs-stdout.log"
         self.xvfb: subprocess.Popen[bytes] | None = None
@@ -98,16 +135,39 @@ class ObsInstance:
             f"ServerPassword={self.password}\n",
             encoding="utf-8",
         )
+        out_w, out_h = self.output_size
         (cfg / "basic" / "profiles" / "owc" / "basic.ini").write_text(
             "[General]\nName=owc\n"
             "[Video]\n"
-            f"BaseCX={self.width}\nBaseCY={self.height}\nOutputCX={self.width}\nOutputCY={self.height}\n"
+            f"BaseCX={self.width}\nBaseCY={self.height}\nOutputCX={out_w}\nOutputCY={out_h}\n"
             f"FPSType=1\nFPSInt={self.fps}\n"
-            "[Audio]\nSampleRate=48000\nChannelSetup=Stereo\n",
+            "[Audio]\nSampleRate=48000\nChannelSetup=Stereo\n"
+            + self._output_ini(),
             encoding="utf-8",
         )
         (cfg / "basic" / "scenes" / "owc.json").write_text(json.dumps(self._collection()), encoding="utf-8")
         self._configured = True
+
+    def _output_ini(self) -> str:
+        """Simple output mode; with ``replay_buffer_dir``, a replay buffer that saves there.
+
+        The encoder is OBS's software x264 at its cheapest (``x264_lowcpu``:
+        preset ultrafast), which needs no GPU; files are Matroska
+        (``RecFormat`` is OBS 29's key, ``RecFormat2`` OBS 30's).
+        """
+        if self.replay_buffer_dir is None:
+            return ""
+        self.replay_buffer_dir.mkdir(parents=True, exist_ok=True)
+        return (
+            "[Output]\nMode=Simple\n"
+            "[SimpleOutput]\n"
+            f"FilePath={self.replay_buffer_dir}\n"
+            "RecFormat=mkv\nRecFormat2=mkv\n"
+            "RecQuality=Small\nRecEncoder=x264_lowcpu\nStreamEncoder=x264\n"
+            "FileNameWithoutSpace=true\n"
+            "RecRB=true\n"
+            f"RecRBTime={self.replay_buffer_seconds}\nRecRBSize=256\nRecRBPrefix=Replay\n"
+        )
 
     def _item(self, name: str, item_id: int, x: float, y: float, w: float, h: float) -> dict[str, Any]:
         return {
@@ -235,7 +295,7 @@ class ObsInstance:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             ["obs", "--multi", "--minimize-to-tray", "--disable-missing-files-check", "--collection", "owc",
-             "--profile", "owc", "--scene", SCENE],
+             "--profile", "owc", "--scene", SCENE, *(["--websocket_debug"] if self.websocket_debug else [])],
             env=env,
             cwd=str(self.tmpdir),
             stdout=log,
@@ -275,6 +335,108 @@ class ObsInstance:
         # obsws-python logs every refused connection with a traceback while OBS starts
         logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
         return ReqClient(host="127.0.0.1", port=self.port, password=self.password, timeout=timeout)
+
+    # -- replay buffer (only with ``replay_buffer_dir``) -----------------------
+    def replay_buffer_active(self) -> bool:
+        client = self.client()
+        try:
+            return bool(client.send("GetReplayBufferStatus", raw=True).get("outputActive"))
+        finally:
+            client.disconnect()
+
+    def start_replay_buffer(self, timeout: float = 20.0, buffered_s: float = 1.0) -> None:
+        """Start the replay buffer over obs-websocket (like Controls → Start Replay Buffer).
+
+        Returns once it holds ``buffered_s`` of video: OBS answers a
+        ``SaveReplayBuffer`` on a buffer that has no frames yet with success
+        but writes an empty clip. OBS does not start the buffer by itself,
+        and not again after a restart.
+        """
+        if self.replay_buffer_dir is None:
+            raise ObsStartError("this OBS has no replay buffer (ObsInstance(..., replay_buffer_dir=...))")
+        if not self.replay_buffer_active():
+            client = self.client()
+            try:
+                client.send("StartReplayBuffer")
+            finally:
+                client.disconnect()
+        self._wait_replay(True, timeout)
+        deadline = time.monotonic() + timeout
+        while self.replay_buffered_s() < buffered_s:
+            if time.monotonic() > deadline:
+                raise ObsStartError(f"the replay buffer holds no video after {timeout:.0f}s; see {self.obs_log_dir}")
+            time.sleep(0.1)
+
+    def replay_buffered_s(self) -> float:
+        """Seconds of video the running replay buffer has encoded (its output's duration)."""
+        client = self.client()
+        try:
+            status = client.send("GetOutputStatus", {"outputName": REPLAY_OUTPUT}, raw=True)
+        finally:
+            client.disconnect()
+        return float(status.get("outputDuration", 0)) / 1000.0
+
+    def stop_replay_buffer(self, timeout: float = 20.0) -> None:
+        if self.replay_buffer_active():
+            client = self.client()
+            try:
+                client.send("StopReplayBuffer")
+            finally:
+                client.disconnect()
+        self._wait_replay(False, timeout)
+
+    def _wait_replay(self, active: bool, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.replay_buffer_active() != active:
+            if time.monotonic() > deadline:
+                raise ObsStartError(f"the replay buffer did not {'start' if active else 'stop'} within "
+                                    f"{timeout:.0f}s; see {self.obs_log_dir}")
+            time.sleep(0.1)
+
+    def replay_files(self) -> list[Path]:
+        """Every ``Replay_*.mkv`` in ``replay_buffer_dir``, oldest first, including one OBS is still writing."""
+        if self.replay_buffer_dir is None:
+            return []
+        return sorted(self.replay_buffer_dir.glob("Replay*.mkv"), key=lambda p: (p.stat().st_mtime, p.name))
+
+    def saved_replays(self) -> list[Path]:
+        """The clips OBS has finished writing, in order of saving.
+
+        OBS answers ``SaveReplayBuffer`` at once; a moment later (about 0.6 s)
+        its log says ``Wrote replay buffer to '...'`` once it has handed the
+        packets to an ``obs-ffmpeg-mux`` process, which only then creates and
+        fills the file. A clip is finished when it is in the log, that
+        process has exited, and the file is not empty.
+        """
+        written: list[Path] = []
+        for log in sorted(self.obs_log_dir.glob("*.txt")):
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                _, sep, rest = line.partition("Wrote replay buffer to '")
+                if sep and rest.endswith("'"):
+                    written.append(Path(rest[:-1]))
+        if not written:
+            return []
+        muxing = _muxer_arguments()
+        return [p for p in written if str(p) not in muxing and p.is_file() and p.stat().st_size > 0]
+
+    def requests_received(self, request_type: str) -> int:
+        """How many ``request_type`` requests obs-websocket has received (needs ``websocket_debug=True``).
+
+        With ``--websocket_debug`` obs-websocket logs every message before it
+        answers, so a request a client got an answer to is already counted.
+        """
+        if not self.websocket_debug:
+            raise ObsStartError("requests are only logged with ObsInstance(..., websocket_debug=True)")
+        needle = f'"requestType": "{request_type}"'
+        count = 0
+        for log in sorted(self.obs_log_dir.glob("*.txt")):
+            incoming = False
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                if "[WebSocketServer::" in line:
+                    incoming = "Incoming message" in line
+                elif incoming and line.endswith(needle):
+                    count += 1
+        return count
 
     @property
     def obs_log_dir(self) -> Path:

@@ -9,12 +9,21 @@ and password always given: obsws-python would otherwise read a
 
 OBS cannot drop a repeated request, so like chat these rely on the record
 written before the event is acked (see :mod:`services.actions.delivery`).
+
+What the real OBS 29.0.2 (obs-websocket 5.1.0) answers, as the e2e tests
+found: a replay buffer not enabled in the profile is code 604 ("Replay buffer
+is not available") for every replay request, a stopped one
+``outputActive: false`` and 501 on ``SaveReplayBuffer``; ``SaveReplayBuffer``
+answers at once and the clip is written about 0.6 s later;
+``CreateRecordChapter`` is 204 (unknown request) before OBS 30.2; an unknown
+scene is 600.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -34,6 +43,14 @@ log = logging.getLogger("owc.actions.obs")
 UNKNOWN_REQUEST_TYPE = 204
 OUTPUT_NOT_RUNNING = 501
 RESOURCE_NOT_FOUND = 600
+INVALID_RESOURCE_STATE = 604
+
+NOT_ENABLED = ("OBS's replay buffer is not enabled: enable it in Settings → Output → Replay Buffer, then start it "
+               "(Controls → Start Replay Buffer), or set actions.obs.replay_buffer = false")
+NOT_RUNNING = ("OBS's replay buffer is not running: start it (Controls → Start Replay Buffer; enable it "
+               "in Settings → Output → Replay Buffer) or set actions.obs.replay_buffer = false")
+# an OBS without chapters is asked again after this long (it may have been upgraded meanwhile)
+CHAPTERS_RECHECK_S = 600.0
 
 ClientFactory = Callable[[], Any]
 
@@ -110,25 +127,33 @@ class ObsReplayAction(_ObsAction):
     def perform(self, ctx: EventContext) -> str:
         self._wait(self.settings.replay_delay_s)  # the banner must be inside the saved clip
         with self.client() as obs:
-            status = obs.send("GetReplayBufferStatus", raw=True) or {}
-            if not status.get("outputActive"):
-                raise PermanentError(
-                    "OBS's replay buffer is not running: start it (Controls → Start Replay Buffer; enable it "
-                    "in Settings → Output → Replay Buffer) or set actions.obs.replay_buffer = false"
-                )
-            obs.send("SaveReplayBuffer")
+            try:
+                status = obs.send("GetReplayBufferStatus", raw=True) or {}
+                if not status.get("outputActive"):
+                    raise PermanentError(NOT_RUNNING)
+                obs.send("SaveReplayBuffer")
+            except OBSSDKRequestError as exc:
+                if exc.code == INVALID_RESOURCE_STATE:  # no replay buffer in this profile
+                    raise PermanentError(NOT_ENABLED) from None
+                if exc.code == OUTPUT_NOT_RUNNING:  # stopped between the two requests
+                    raise PermanentError(NOT_RUNNING) from None
+                raise
         return f"replay buffer saved {self.settings.replay_delay_s:g} s after the result"
 
 
 class ObsChapterAction(_ObsAction):
     name = "obs-chapter"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._clock = clock
         self._unsupported_said = False
+        self._unsupported_until = 0.0
 
     def wants(self, ctx: EventContext) -> bool:
-        return self.settings.chapters and is_result(ctx, list(self.settings.events))
+        # an OBS without chapters is not asked (nor logged about) for every result, only now and then
+        return (self.settings.chapters and is_result(ctx, list(self.settings.events))
+                and (ctx.test or self._clock() >= self._unsupported_until))
 
     def perform(self, ctx: EventContext) -> str:
         name = chapter_name(ctx)
@@ -137,15 +162,26 @@ class ObsChapterAction(_ObsAction):
                 obs.send("CreateRecordChapter", {"chapterName": name})
             except OBSSDKRequestError as exc:
                 if exc.code == UNKNOWN_REQUEST_TYPE:
+                    self._unsupported_until = self._clock() + CHAPTERS_RECHECK_S
                     if not self._unsupported_said:
                         self._unsupported_said = True
-                        log.warning("obs-chapter: this OBS has no CreateRecordChapter (OBS 30.2 or newer, "
-                                    "recording as Hybrid MP4); no chapters are added")
+                        log.warning("obs-chapter: %s has no CreateRecordChapter (it needs OBS 30.2 or newer, "
+                                    "recording as Hybrid MP4); no chapters are added", _version(obs))
                     return "not supported by this OBS"
                 if exc.code == OUTPUT_NOT_RUNNING:
                     return "not recording"
                 raise PermanentError(f"OBS refused the chapter: {exc}") from None
+        self._unsupported_until = 0.0
         return f"chapter {name!r}"
+
+
+def _version(obs: Any) -> str:
+    """``OBS 29.0.2`` (or just ``this OBS`` when it will not say)."""
+    try:
+        version = (obs.send("GetVersion", raw=True) or {}).get("obsVersion")
+    except (OBSSDKError, OSError, WebSocketException):
+        version = None
+    return f"OBS {version}" if version else "this OBS"
 
 
 class ObsSceneAction(_ObsAction):

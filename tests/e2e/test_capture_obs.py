@@ -19,14 +19,14 @@ from services.capture.obs_source import Backoffs, ObsSource
 from services.common.keys import Keys
 from services.common.messages import Frame
 from services.common.settings import Settings
-from tests.support.obs import IMAGE, MISSING_REASON, SCENE, VIDEO, ObsInstance, obs_available
+from tests.support.obs import IMAGE, SCENE, VIDEO, ObsInstance, requires_obs
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.obs,
     pytest.mark.slow,
-    pytest.mark.skipif(not obs_available(), reason=MISSING_REASON),
+    requires_obs,  # skipped without OBS, except under CI=true
 ]
 
 PASSWORD = "e2e-pass"

@@ -15,7 +15,7 @@ import pytest
 
 from services.common.settings import DEFAULT_MODEL
 from tests.support.gateway import SCREENSHOTS, chromium
-from tests.support.obs import MISSING_REASON, VIDEO, ObsInstance, obs_available
+from tests.support.obs import VIDEO, ObsInstance, requires_obs
 from tests.support.ports import free_port
 from tests.support.stack import Stack
 from tests.support.waiting import wait_until
@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.obs,
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not obs_available(), reason=MISSING_REASON),
+    requires_obs,  # skipped without OBS, except under CI=true
     pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is missing"),
 ]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from services.actions.obs import build_obs_actions
+from services.actions.obs import CHAPTERS_RECHECK_S, ObsChapterAction, build_obs_actions
 from services.common.keys import Keys
 from services.common.settings import Settings
 from tests.support.actions import WorkerThread, add_event, pending, start_worker
@@ -86,6 +86,21 @@ def test_a_replay_buffer_that_is_not_running_is_a_clear_dead_letter(
     assert count(obs, "SaveReplayBuffer") == 0  # not retried: it would not start by itself
 
 
+def test_a_profile_without_a_replay_buffer_says_where_to_enable_it(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], obs: ObsWsServer
+) -> None:
+    obs.replay_buffer_enabled = False  # OBS 29: 604 "Replay buffer is not available" (tests/e2e checks the real one)
+    w = obs_worker(redis_client, keys, settings_factory, obs, replay_buffer=True, replay_delay_s=0)
+    try:
+        add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+        wait_until(lambda: redis_client.llen(keys.action_dlq("obs-replay")) == 1, message="a dead letter")
+    finally:
+        w.close()
+    letter = json.loads(redis_client.lindex(keys.action_dlq("obs-replay"), 0) or b"{}")
+    assert "not enabled" in letter["error"] and "Settings → Output → Replay Buffer" in letter["error"]
+    assert count(obs, "GetReplayBufferStatus") == 1  # permanent: not retried
+
+
 def test_chapters_when_recording_and_said_once_when_obs_has_none(
     redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], obs: ObsWsServer,
     caplog: pytest.LogCaptureFixture,
@@ -103,8 +118,33 @@ def test_chapters_when_recording_and_said_once_when_obs_has_none(
     finally:
         w.close()
     said = [r for r in caplog.records if "no CreateRecordChapter" in r.getMessage()]
-    assert len(said) == 1
+    assert len(said) == 1 and "OBS 29.0.2-fake" in said[0].getMessage()
     assert redis_client.llen(keys.action_dlq("obs-chapter")) == 0
+    assert count(obs, "CreateRecordChapter") == 2  # the draw was not asked: this OBS has none
+
+
+def test_an_obs_without_chapters_is_asked_again_after_a_while(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], obs: ObsWsServer
+) -> None:
+    obs.recording = True
+    obs.record_chapters = False
+    now = [1000.0]
+    settings = settings_factory(obs__port=obs.port, obs__password="s3cret", obs__timeout_s=2,
+                                actions__obs__chapters=True)
+    stop = threading.Event()
+    action = ObsChapterAction(settings.obs, settings.actions.obs, stop, clock=lambda: now[0])
+    w = start_worker(redis_client, keys, settings, [action], stop=stop)
+    try:
+        add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+        add_event(redis_client, keys, "default", "detected", "defeat", 1, (1, 1, 0), source="auto")
+        wait_until(lambda: w.worker.processed >= 2 and pending(redis_client, keys) == 0, message="handled")
+        assert count(obs, "CreateRecordChapter") == 1
+        obs.record_chapters = True  # OBS upgraded and restarted meanwhile
+        now[0] += CHAPTERS_RECHECK_S
+        add_event(redis_client, keys, "default", "detected", "victory", 1, (2, 1, 0), source="auto")
+        wait_until(lambda: obs.chapters == ["VICTORY! 2W 1L 0D"], message="a chapter again")
+    finally:
+        w.close()
 
 
 def test_a_scene_is_shown_for_a_while_then_the_previous_one_returns(

@@ -49,6 +49,7 @@ REQUEST_FIELD_OUT_OF_RANGE = 402
 OUTPUT_NOT_RUNNING = 501
 RESOURCE_NOT_FOUND = 600
 INVALID_RESOURCE_TYPE = 602
+INVALID_RESOURCE_STATE = 604
 REQUEST_PROCESSING_FAILED = 702
 
 EVENT_GENERAL = 1 << 0
@@ -103,6 +104,8 @@ class ObsWsServer:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         # outputs, for the actions service's tests (what OBS would do with them is not simulated)
         self.replay_buffer_active = False
+        # False: the profile has no replay buffer (Settings → Output), every replay request is 604 as in OBS 29
+        self.replay_buffer_enabled = True
         self.recording = False
         self.record_chapters = True  # obs-websocket 5.5 (OBS 30.2+); False: an older OBS without the request
         self.replays_saved = 0
@@ -309,11 +312,15 @@ class ObsWsServer:
         }
 
     async def _get_replay_buffer_status(self, _data: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
+        if not self.replay_buffer_enabled:
+            return INVALID_RESOURCE_STATE, "Replay buffer is not available.", None
         return SUCCESS, "", {"outputActive": self.replay_buffer_active}
 
     async def _save_replay_buffer(self, _data: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
+        if not self.replay_buffer_enabled:
+            return INVALID_RESOURCE_STATE, "Replay buffer is not available.", None
         if not self.replay_buffer_active:
-            return OUTPUT_NOT_RUNNING, "Replay buffer is not active.", None
+            return OUTPUT_NOT_RUNNING, "", None  # OBS 29 sends no comment with it
         with self._lock:
             self.replays_saved += 1
         return SUCCESS, "", None
