@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 from typing import TYPE_CHECKING
 
 from services.common.cliargs import (
-    add_command,
     add_config_args,
+    add_service,
     channel_name,
     connect_redis,
     fail,
@@ -23,12 +22,10 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(
+    asub = add_service(
         sub, "actions", run_actions,
         help="match-end automations: webhooks (Discord, Streamer.bot, your own), Twitch chat, OBS",
     )
-    p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
-    asub = p.add_subparsers(dest="actions_command", metavar="SUBCOMMAND")
 
     s = asub.add_parser("status", help="each action, its last delivery and its dead letters")
     add_config_args(s)
@@ -53,13 +50,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def action_names(settings: Settings) -> list[str]:
-    names = [w.name for w in settings.actions.webhooks]
-    if settings.actions.chat.enabled:
-        names.append("chat")
-    o = settings.actions.obs
-    names += [name for name, on in (("obs-replay", o.replay_buffer), ("obs-chapter", o.chapters),
-                                    ("obs-scene", bool(o.scene_victory or o.scene_defeat or o.scene_draw))) if on]
-    return names
+    """The configured actions' names (:func:`services.common.action_records.configured_actions`)."""
+    from services.common import action_records
+
+    return action_records.action_names(settings.actions)
 
 
 def build_actions(settings: Settings, stop: threading.Event) -> list[Action]:
@@ -123,18 +117,16 @@ def run_actions(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
+    from services.common.action_records import LastDelivery
 
     client, keys = redis_for(settings)
     names = action_names(settings)
     if not names:
         print("no actions configured (see docs/actions.md)")
     for name in names:
-        raw = client.hget(keys.action_status, name)
-        last = json.loads(raw) if raw else None
+        last = LastDelivery.from_json(client.hget(keys.action_status, name))
         dead = int(client.llen(keys.action_dlq(name)))
-        text = "never ran" if last is None else (
-            f"last: {last['status']} ({last['result']}) for event {last['channel']}/{last['event']}"
-        )
+        text = "never ran" if last is None else last.describe()
         print(f"{name}: {text}; dead letters: {dead}")
     return 0
 

@@ -31,8 +31,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from services.actions import metrics as M
 from services.actions.formatting import EventContext
+from services.common import action_records
 from services.common.keys import Keys
-from services.common.messages import Counts, Event
+from services.common.messages import Event, StateSnapshot
 
 log = logging.getLogger("owc.actions")
 
@@ -84,8 +85,7 @@ class RetryPolicy:
 
 def event_record(ctx: EventContext) -> dict[str, Any]:
     """What a dead letter keeps of the event, enough to run the action again."""
-    fields = {k.decode(): v.decode("utf-8", "replace") for k, v in ctx.event.to_fields().items()}
-    return {"channel": ctx.channel, "id": ctx.event.id, "fields": fields, "test": ctx.test}
+    return action_records.event_record(ctx.channel, ctx.event, ctx.test)
 
 
 def context_from_record(record: dict[str, Any]) -> EventContext:
@@ -93,17 +93,15 @@ def context_from_record(record: dict[str, Any]) -> EventContext:
     return EventContext(str(record["channel"]), event, bool(record.get("test", False)))
 
 
+@dataclass(eq=False)
 class Deliverer:
     """Runs an action for an event at most once per idempotency key (see the module doc)."""
 
-    def __init__(
-        self, client: redis.Redis, keys: Keys, policy: RetryPolicy, stop: threading.Event, dlq_maxlen: int = 1000
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.policy = policy
-        self.stop = stop
-        self.dlq_maxlen = dlq_maxlen
+    client: redis.Redis
+    keys: Keys
+    policy: RetryPolicy
+    stop: threading.Event
+    dlq_maxlen: int = 1000
 
     def already_done(self, action: Action, ctx: EventContext) -> bool:
         return bool(self.client.hexists(self.keys.action_done(action.name), ctx.idempotency_key))
@@ -154,7 +152,8 @@ class Deliverer:
             return "dead"
         elapsed = time.perf_counter() - started
         record = {"status": "ok", "result": result, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
-                  "test": ctx.test, "seconds": round(elapsed, 3)}
+                  "type": ctx.event.type, "outcome": ctx.event.outcome, "test": ctx.test,
+                  "seconds": round(elapsed, 3)}
 
         def write(pipe: Any) -> None:
             pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(record))
@@ -194,7 +193,7 @@ class Deliverer:
         letter = {"action": action.name, "error": error, "at": now_ms, "attempts": self.policy.max_attempts,
                   **event_record(ctx)}
         status = {"status": "dead", "result": error, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
-                  "test": ctx.test}
+                  "type": ctx.event.type, "outcome": ctx.event.outcome, "test": ctx.test}
         dlq = self.keys.action_dlq(action.name)
 
         def write(pipe: Any) -> None:
@@ -212,28 +211,16 @@ class Deliverer:
 
 
 def queue_test(client: redis.Redis, keys: Keys, action: str, channel: str) -> str:
-    """Queue a made-up ``detected`` victory, marked as a test, for the running service to send via ``action``.
-
-    It goes through the retry list, so it takes exactly the path of a real
-    event (the same connection, presets, signature) without touching the log.
-    """
-    from services.common.messages import StateSnapshot
-
+    """Queue a made-up victory, marked as a test, for the running service to send via ``action``
+    (see :func:`services.common.action_records.make_test_letter`); return its event id."""
     raw = client.hgetall(keys.state(channel))
     snapshot = StateSnapshot.from_fields(raw) if raw else None
-    counts = snapshot.counts if snapshot else Counts()
-    now = int(time.time() * 1000)
-    event = Event(type="detected", outcome="victory", delta=1, counts=counts.add("victory", 1),
-                  session=snapshot.session if snapshot else "", source="auto", ts=now, note="test event",
-                  id=f"test-{now}")
-    letter = {"action": action, "error": "", "at": now, **event_record(EventContext(channel, event, test=True))}
-    client.lpush(keys.action_retry, json.dumps(letter))
-    return event.id
+    event_id, letter = action_records.make_test_letter(action, channel, snapshot)
+    client.lpush(keys.action_retry, letter)
+    return event_id
 
 
 def queue_retries(client: redis.Redis, keys: Keys, action: str) -> int:
     """Move an action's dead letters (oldest first) to the retry list the service works through."""
-    moved = 0
-    while client.lmove(keys.action_dlq(action), keys.action_retry, "RIGHT", "LEFT") is not None:
-        moved += 1
-    return moved
+    moved: Any = client.eval(action_records.MOVE_DEAD_LETTERS, 2, keys.action_dlq(action), keys.action_retry)
+    return int(moved)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import httpx
 
 from services.actions.delivery import PermanentError, RetryableError
@@ -15,13 +13,8 @@ from services.actions.formatting import (
     webhook_headers,
     webhook_payload,
 )
+from services.common.action_records import redacted_url
 from services.common.settings import WebhookSettings
-
-
-def redacted_url(url: str) -> str:
-    """Scheme and host only: the path of a Discord webhook URL is its token."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/…"
 
 
 class WebhookAction:

@@ -25,7 +25,7 @@ from services.actions.delivery import Action, Deliverer, RetryPolicy, StoppingEr
 from services.actions.formatting import EventContext
 from services.common import health
 from services.common.health import ActionsHealth
-from services.common.keys import GROUP_ACTIONS, Keys, validate_channel
+from services.common.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_channel
 from services.common.messages import Event, MessageError
 from services.common.settings import ActionsSettings
 from services.common.streams import Delivery, GroupConsumer, ensure_group
@@ -248,9 +248,10 @@ class ActionsWorker:
         dead = {a.name: int(self.client.llen(self.keys.action_dlq(a.name))) for a in self.actions}
         for name, count in dead.items():
             M.DEAD_LETTERS.labels(name).set(count)
-        for stream in self.consumers:
-            channel = stream[len(self.keys.events("")):]
-            record = ActionsHealth(actions=",".join(a.name for a in self.actions), dead_letters=sum(dead.values()))
+        # every followed channel, and always `default`: the admin page's heartbeat of this service
+        channels = {stream[len(self.keys.events("")):] for stream in self.consumers} | {DEFAULT_CHANNEL}
+        record = ActionsHealth(actions=",".join(a.name for a in self.actions), dead_letters=sum(dead.values()))
+        for channel in sorted(channels):
             health.publish(self.client, self.keys, channel, record.updated(**self.health_extra()))
 
 

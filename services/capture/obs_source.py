@@ -42,7 +42,7 @@ from services.capture.obsclient import (
     ObsTimeoutError,
     describe_sources,
 )
-from services.capture.publisher import BackPressure, ImageError, Pressure, image_size, now_ms
+from services.capture.publisher import BackPressure, ImageError, Picture, Pressure, image_size, now_ms
 from services.capture.sink import FrameSink
 from services.common.keys import Keys
 from services.common.settings import CaptureSettings, ObsSettings
@@ -270,7 +270,7 @@ class ObsSource:
         except (ValueError, ImageError) as exc:
             self.sink.skip("error")
             return self._screenshot_problem("decode", source, error=exc)
-        if self.sink.publish(captured_at, image, fmt, width, height) is None:
+        if self.sink.publish(Picture(captured_at, image, fmt, width, height)) is None:
             self.sink.skip("error")
             return 0.5
         if self._problem is not None:

@@ -61,6 +61,17 @@ def image_size(data: bytes) -> tuple[ImageFormat, int, int]:
     raise ImageError(f"not a PNG or JPEG image (starts with {data[:8]!r})")
 
 
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """One captured image, before it has a channel and a sequence number (what a source hands to the sink)."""
+
+    captured_at: int  # epoch ms, the capture's own clock
+    image: bytes  # the encoded JPEG/PNG
+    format: ImageFormat
+    width: int
+    height: int
+
+
 @dataclass(eq=False)
 class FramePublisher:
     """``INCR`` the channel's seq, then ``XADD`` the frame with ``MAXLEN ~``.
@@ -80,25 +91,12 @@ class FramePublisher:
     last_seq: int | None = field(default=None, init=False)
     last_captured_at: int | None = field(default=None, init=False)
 
-    def publish(
-        self,
-        captured_at: int,
-        image: bytes,
-        fmt: ImageFormat,
-        width: int,
-        height: int,
-        also_set: tuple[str, Mapping[str, str | int]] | None = None,
-    ) -> Frame:
+    def publish(self, picture: Picture, also_set: tuple[str, Mapping[str, str | int]] | None = None) -> Frame:
         """Publish one frame; ``also_set`` = (hash key, fields) is written in the same MULTI/EXEC."""
         seq = int(self.client.incr(self.keys.seq(self.channel)))
         frame = Frame(
-            channel=self.channel,
-            seq=seq,
-            captured_at=captured_at,
-            format=fmt,
-            width=width,
-            height=height,
-            image=image,
+            channel=self.channel, seq=seq, captured_at=picture.captured_at, format=picture.format,
+            width=picture.width, height=picture.height, image=picture.image,
         )
         if also_set is None:
             self.client.xadd(
@@ -114,9 +112,9 @@ class FramePublisher:
             pipe.execute()
         self.published += 1
         self.last_seq = seq
-        self.last_captured_at = captured_at
+        self.last_captured_at = picture.captured_at
         self.metrics.frames_published.labels(self.source_kind).inc()
-        self.metrics.frame_bytes.observe(len(image))
+        self.metrics.frame_bytes.observe(len(picture.image))
         return frame
 
 

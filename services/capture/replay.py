@@ -33,7 +33,7 @@ from tenacity import wait_fixed
 
 from services.capture.encode import encode_image
 from services.capture.metrics import CaptureMetrics
-from services.capture.publisher import BackPressure, Pressure, now_ms
+from services.capture.publisher import BackPressure, Picture, Pressure, now_ms
 from services.capture.sink import FrameSink
 from services.common.keys import Keys
 from services.common.settings import CaptureSettings
@@ -246,9 +246,8 @@ class ReplaySource:
     ) -> bool:
         """Publish one frame (and the progress it makes, atomically), waiting out Redis outages."""
         cfg = self.cfg
-        frame = self.sink.publish(
-            captured_at, image, cfg.image_format, cfg.width, cfg.height, (self.progress_key, progress), retry_until=stop
-        )
+        picture = Picture(captured_at, image, cfg.image_format, cfg.width, cfg.height)
+        frame = self.sink.publish(picture, (self.progress_key, progress), retry_until=stop)
         if frame is None:
             return False
         backlog = self.sink.pressure.backlog

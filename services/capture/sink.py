@@ -23,11 +23,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if
 from tenacity.wait import WaitBaseT, wait_exponential
 
 from services.capture.metrics import CaptureMetrics
-from services.capture.publisher import BackPressure, FramePublisher, Pressure, now_ms
+from services.capture.publisher import BackPressure, FramePublisher, Picture, Pressure, now_ms
 from services.common import health
 from services.common.health import CaptureHealth
 from services.common.keys import Keys
-from services.common.messages import Frame, ImageFormat
+from services.common.messages import Frame
 from services.common.redisio import write_refusal
 from services.common.settings import CaptureSettings
 
@@ -121,11 +121,7 @@ class FrameSink:
     # -- publishing ------------------------------------------------------
     def publish(
         self,
-        captured_at: int,
-        image: bytes,
-        fmt: ImageFormat,
-        width: int,
-        height: int,
+        picture: Picture,
         also_set: tuple[str, Mapping[str, str | int]] | None = None,
         *,
         retry_until: threading.Event | None = None,
@@ -137,10 +133,10 @@ class FrameSink:
         """
         if retry_until is not None:
             retrying = _retrying(retry_until, REPLAY_RETRY, retry=retry_if_result(lambda frame: frame is None))
-            kept: Frame | None = retrying(self.publish, captured_at, image, fmt, width, height, also_set)
+            kept: Frame | None = retrying(self.publish, picture, also_set)
             return kept
         try:
-            frame = self.publisher.publish(captured_at, image, fmt, width, height, also_set=also_set)
+            frame = self.publisher.publish(picture, also_set=also_set)
         except redis.RedisError as exc:
             self.metrics.errors.labels("redis").inc()
             self.redis_failures += 1
@@ -150,7 +146,7 @@ class FrameSink:
         if self._trouble is not None:
             self.log.info("Redis takes frames again: publishing again")
             self._trouble = None
-        self._set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=captured_at)
+        self._set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=picture.captured_at)
         return frame
 
     def until_redis_writes(

@@ -36,6 +36,20 @@ def add_command(
     return parser
 
 
+def add_service(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """``owc NAME`` runs a service (``--max-messages``, hidden, stops it after that many, for tests);
+    ``owc NAME SUBCOMMAND`` runs one of its tools, added to the returned subparsers."""
+    parser = add_command(sub, name, handler, help=help)
+    parser.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+
+
 def channel_name(value: str) -> str:
     """``--channel`` values: a valid channel name, or argparse's clear error (exit 2)."""
     from services.common.keys import InvalidChannelError, validate_channel

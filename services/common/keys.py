@@ -129,7 +129,7 @@ class Keys:
 
     @property
     def action_retry(self) -> str:
-        """List of dead letters queued again by ``owc actions retry`` (the service pops them)."""
+        """List of dead letters queued again by ``owc actions retry|test`` or the admin page (the service pops them)."""
         return f"{self.prefix}:actions:retry"
 
     @property

@@ -7,14 +7,24 @@ and loads them (defaults < ``owc.toml`` < ``OWC_…`` environment < flags).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.common.keys import CHANNEL_RE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "victory_classifier.onnx"
+
+
+def _channel_name(v: str) -> str:
+    if not CHANNEL_RE.fullmatch(v):
+        raise ValueError("use 1-64 letters, digits, '-' or '_'")
+    return v
+
+
+ChannelName = Annotated[str, AfterValidator(_channel_name)]
+"""A setting that names a counter channel (``capture.channel``, ``actions.chat.counter_channel``)."""
 
 
 class _Section(BaseModel):
@@ -52,7 +62,7 @@ class ObsSettings(_Section):
 
 
 class CaptureSettings(_Section):
-    channel: str = Field("default", description="Channel this capture feeds.")
+    channel: ChannelName = Field("default", description="Channel this capture feeds.")
     source: str = Field(
         "obs", description="`obs`, or `replay:PATH` (a folder of images or a video file)."
     )
@@ -69,13 +79,6 @@ class CaptureSettings(_Section):
     )
     frames_maxlen: int = Field(512, ge=16, description="Approximate length cap of owc:frames.")
     metrics_port: int = Field(9101, ge=0, le=65535, description="/metrics port (0 = off).")
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, v: str) -> str:
-        if not CHANNEL_RE.fullmatch(v):
-            raise ValueError("use 1-64 letters, digits, '-' or '_'")
-        return v
 
 
 class InferenceSettings(_Section):
@@ -205,7 +208,7 @@ class ChatSettings(_Section):
     twitch_channel: str = Field(
         "", description="Twitch channel to join, without '#' (default: the bot's own nick)."
     )
-    counter_channel: str = Field("default", description="Which counter channel the bot posts and controls.")
+    counter_channel: ChannelName = Field("default", description="Which counter channel the bot posts and controls.")
     post_results: bool = Field(True, description="Post each result and correction in chat.")
     command_cooldown_s: float = Field(
         10.0, ge=0, le=3600, description="!wl / !record answer at most once per this many seconds."
@@ -214,13 +217,6 @@ class ChatSettings(_Section):
         3.0, gt=0, le=60, description="How long a moderator command waits for the state service."
     )
     reconnect_max_s: float = Field(60.0, ge=1, description="Longest wait between reconnection attempts.")
-
-    @field_validator("counter_channel")
-    @classmethod
-    def _counter_channel(cls, v: str) -> str:
-        if not CHANNEL_RE.fullmatch(v):
-            raise ValueError("use 1-64 letters, digits, '-' or '_'")
-        return v
 
 
 class ObsActionSettings(_Section):

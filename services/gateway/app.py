@@ -16,7 +16,7 @@ from services.gateway.deps import Runtime
 from services.gateway.errors import add_error_handlers, document_validation_errors
 from services.gateway.hub import Hubs
 from services.gateway.metrics import add_request_metrics
-from services.gateway.routers import channels, commands, events, legacy, mode, ops, pages
+from services.gateway.routers import actions, channels, commands, events, legacy, mode, ops, pages
 from services.gateway.security import MutationGuard, SecurityHeaders, is_loopback_bind
 from services.gateway.state_client import StateClient
 from services.gateway.store import GatewayStore
@@ -59,7 +59,7 @@ def create_app(settings: Settings, config_dir: Path | None = None) -> FastAPI:
         docs_url=None,  # served by routers/pages.py from local files (FastAPI's pages load a CDN)
         redoc_url=None,
     )
-    modules = (channels, commands, mode, events, legacy, ops, pages)
+    modules = (channels, commands, mode, events, actions, legacy, ops, pages)
     for module in modules:
         app.include_router(module.router)
     # Every route with its full path, for the guard and for `Allow` (FastAPI wraps included routers).

@@ -225,6 +225,83 @@ class LegacyStatus(BaseModel):
     timestamp: str = Field(description="ISO 8601 UTC time of the last change (or now, before any).")
 
 
+class LastDeliveryOut(BaseModel):
+    """An action's last delivery."""
+
+    at: int | None = Field(description="Epoch ms.")
+    ok: bool = Field(description="It worked (`status` `ok`).")
+    status: str = Field(description="`ok`, or `dead`: given up on after its tries (it is in the dead letters).")
+    result: str = Field(description="What the receiver answered (`HTTP 204`) or why it failed.")
+    channel: str
+    event_id: str
+    event_type: str | None = Field(description="None in records written before the type was kept.")
+    outcome: str | None
+    test: bool = Field(description="A test event (`POST …/test`, `owc actions test`).")
+
+
+class DeadLetterOut(BaseModel):
+    """An event an action gave up on."""
+
+    at: int | None = Field(description="Epoch ms when it gave up.")
+    error: str
+    channel: str
+    event_id: str
+    event_type: str | None
+    outcome: str | None
+    test: bool
+    attempts: int | None
+
+
+class ActionOut(BaseModel):
+    name: str = Field(description="As in the settings, the logs and `owc actions --action NAME`.")
+    kind: Literal["webhook", "discord", "streamerbot", "chat", "obs", "other"]
+    description: str = Field(description="What it does, in a sentence.")
+    configured: bool = Field(description="This gateway's settings list it (else only the running service does).")
+    last: LastDeliveryOut | None = Field(description="None: it never ran.")
+    dead_letters: int = Field(description="Events it gave up on, waiting for a retry.")
+    recent_dead_letters: list[DeadLetterOut] = Field(description="The newest few, newest first.")
+    queued: int = Field(description="Retries and tests queued for it that the service has not sent yet.")
+
+
+class ActionsServiceOut(BaseModel):
+    running: bool = Field(description="`owc actions` reported in the last few seconds.")
+    last_seen_at: int | None = Field(description="Epoch ms of its last report (None: never, or too long ago).")
+
+
+class ChatBotOut(BaseModel):
+    state: str = Field(description="`connected`, `auth_failed` (Twitch refused the token), `connecting`, "
+                       "`disconnected` (reconnecting), `starting` or `stopped`.")
+    channel: str | None = Field(description="The Twitch channel, e.g. `#mychannel`.")
+    ok: bool = Field(description="In the channel.")
+
+
+class ActionsOut(BaseModel):
+    actions: list[ActionOut] = Field(description="Configured actions (empty: none is configured).")
+    service: ActionsServiceOut
+    chat: ChatBotOut | None = Field(description="The Twitch chat bot, as the running service reports it.")
+    server_time: int
+
+
+class ActionRetryIn(_Body):
+    pass
+
+
+class ActionTestIn(_Body):
+    channel: str = Field(
+        "default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="The counter channel it claims to come from.",
+    )
+
+
+class ActionQueuedOut(BaseModel):
+    ok: Literal[True] = True
+    action: str
+    queued: int = Field(description="Letters queued (a test: 1).")
+    event_id: str | None = Field(description="The test event's id (None for a retry).")
+    service_running: bool
+    detail: str = Field(description="What happens next, as a sentence.")
+
+
 class FieldErrorOut(BaseModel):
     loc: list[str] = Field(description="Where: e.g. `[\"body\", \"delta\"]` or `[\"query\", \"limit\"]`.")
     msg: str

@@ -5,6 +5,10 @@ hash, the event log, sessions and health hashes and returns what the
 services wrote (``Event``, ``StateSnapshot``, the health records, session
 totals); :mod:`views` turns them into HTTP answers, and commands go through
 :mod:`state_client`. Nothing here knows about HTTP.
+
+The one thing it writes is the actions service's retry list (the admin
+page's "retry dead letters" and "send a test event"), exactly as
+``owc actions retry|test`` do, through :mod:`services.common.action_records`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from services.common.health import CaptureHealth, InferenceHealth, StateHealth
+from services.common import action_records
+from services.common.action_records import DeadLetter, LastDelivery
+from services.common.health import ActionsHealth, CaptureHealth, InferenceHealth, StateHealth
 from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
@@ -83,6 +89,21 @@ class SessionTotals:
     counts: Counts
     current: bool
     summary: dict[str, Any]  # the state service's own summary, as stored (or as folded from the log)
+
+
+@dataclass(frozen=True)
+class ActionRecords:
+    """What Redis holds about one action: its last delivery, its dead letters, its queued retries."""
+
+    name: str
+    last: LastDelivery | None
+    dead_letters: int
+    recent_dead_letters: list[DeadLetter]
+    queued: int
+
+
+# Retry-list entries read to count each action's queued letters (the service empties it at once).
+RETRY_SCAN = 1000
 
 
 @dataclass(frozen=True)
@@ -277,3 +298,43 @@ class GatewayStore:
             out.append(SessionTotals(sid, started, ended, counts, sid == current, as_stored))
         out.sort(key=lambda s: (s.current, s.started_at or 0), reverse=True)
         return out
+
+    # ------------------------------------------------------------------ the actions service
+
+    async def actions_health(self) -> ActionsHealth | None:
+        """The actions service's record (it always publishes one for ``default``); None: not running."""
+        return ActionsHealth.from_fields(await self.r.hgetall(self.keys.health(DEFAULT_CHANNEL, ActionsHealth.SERVICE)))
+
+    async def action_records(self, names: list[str]) -> list[ActionRecords]:
+        """Each action's records, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(self.keys.action_status, name)
+            pipe.llen(self.keys.action_dlq(name))
+            pipe.lrange(self.keys.action_dlq(name), 0, action_records.RECENT_DEAD_LETTERS - 1)
+        pipe.lrange(self.keys.action_retry, 0, RETRY_SCAN - 1)
+        results = await pipe.execute()
+        queued: dict[str, int] = {}
+        for raw in results[-1]:
+            letter = DeadLetter.from_json(raw)
+            if letter is not None:
+                queued[letter.action] = queued.get(letter.action, 0) + 1
+        out: list[ActionRecords] = []
+        for i, name in enumerate(names):
+            status, dead, recent = results[3 * i: 3 * i + 3]
+            letters = [d for d in (DeadLetter.from_json(raw) for raw in recent) if d is not None]
+            out.append(ActionRecords(name, LastDelivery.from_json(status), int(dead), letters, queued.get(name, 0)))
+        return out
+
+    async def queue_action_retries(self, name: str) -> int:
+        """Move the action's dead letters to the retry list (what ``owc actions retry`` does)."""
+        moved: Any = await self.r.eval(
+            action_records.MOVE_DEAD_LETTERS, 2, self.keys.action_dlq(name), self.keys.action_retry
+        )
+        return int(moved)
+
+    async def queue_action_test(self, name: str, channel: str) -> str:
+        """Queue a test victory for the action (what ``owc actions test`` does); return its event id."""
+        event_id, letter = action_records.make_test_letter(name, channel, await self.snapshot(channel))
+        await self.r.lpush(self.keys.action_retry, letter)
+        return event_id

@@ -7,12 +7,19 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from services.common.health import InferenceHealth
+from services.common.action_records import ActionInfo, DeadLetter, LastDelivery, service_running
+from services.common.health import ActionsHealth, InferenceHealth
 from services.common.messages import Counts, Event, StateSnapshot
 from services.gateway.models import (
+    ActionOut,
+    ActionsOut,
+    ActionsServiceOut,
+    ChatBotOut,
+    DeadLetterOut,
     DetectionOut,
     EventOut,
     Health,
+    LastDeliveryOut,
     LegacyStatus,
     NearMiss,
     SessionOut,
@@ -22,7 +29,7 @@ from services.gateway.models import (
     StreamStatus,
 )
 from services.gateway.modes import mode_counts_out
-from services.gateway.store import ChannelState, PipelineHealth, SessionTotals
+from services.gateway.store import ActionRecords, ChannelState, PipelineHealth, SessionTotals
 
 
 def now_ms() -> int:
@@ -155,3 +162,42 @@ def legacy_status(status: Status) -> LegacyStatus:
     changed = status.last_event_at or (status.last_event.ts if status.last_event else None)
     kept = status.model_dump(include={"victories", "defeats", "draws", "total", "win_rate", "last_outcome"})
     return LegacyStatus(**kept, timestamp=iso_ms(changed) if changed else iso_ms(now_ms()))
+
+
+def last_delivery_out(last: LastDelivery) -> LastDeliveryOut:
+    return LastDeliveryOut(at=last.at, ok=last.ok, status=last.status, result=last.result, channel=last.channel,
+                           event_id=last.event, event_type=last.type, outcome=last.outcome, test=last.test)
+
+
+def dead_letter_out(letter: DeadLetter) -> DeadLetterOut:
+    return DeadLetterOut(at=letter.at, error=letter.error, channel=letter.channel, event_id=letter.event,
+                         event_type=letter.type, outcome=letter.outcome, test=letter.test, attempts=letter.attempts)
+
+
+def actions_out(
+    known: list[ActionInfo], configured: set[str], health: ActionsHealth | None, records: list[ActionRecords]
+) -> ActionsOut:
+    """The Automations panel: each known action with its records, the service and the chat bot."""
+    now = now_ms()
+    by_name = {r.name: r for r in records}
+    actions = []
+    for info in known:
+        rec = by_name.get(info.name)
+        actions.append(ActionOut(
+            name=info.name, kind=info.kind, description=info.description, configured=info.name in configured,
+            last=last_delivery_out(rec.last) if rec and rec.last else None,
+            dead_letters=rec.dead_letters if rec else 0,
+            recent_dead_letters=[dead_letter_out(d) for d in rec.recent_dead_letters] if rec else [],
+            queued=rec.queued if rec else 0,
+        ))
+    seen = health.updated_at if health else None
+    running = service_running(seen, now)
+    chat = None
+    if health is not None and running and health.chat:
+        chat = ChatBotOut(state=health.chat, channel=health.chat_channel, ok=health.chat == "connected")
+    return ActionsOut(
+        actions=actions,
+        service=ActionsServiceOut(running=running, last_seen_at=seen if running else None),
+        chat=chat,
+        server_time=now,
+    )

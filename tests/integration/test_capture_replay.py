@@ -19,7 +19,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
-from services.capture.publisher import BackPressure, FramePublisher, now_ms
+from services.capture.publisher import BackPressure, FramePublisher, Picture, now_ms
 from services.capture.replay import ReplaySource
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame
@@ -381,7 +381,7 @@ def test_capture_keeps_publishing_after_an_aof_rewrite_and_a_redis_restart(
     publisher = FramePublisher(client, keys, "default", 512, CaptureMetrics(CollectorRegistry()), "replay")
     image = bytes(cv2.imencode(".jpg", make_test_image(160, 90))[1].tobytes())
     for _ in range(10):
-        publisher.publish(now_ms(), image, "jpg", 160, 90)
+        publisher.publish(Picture(now_ms(), image, "jpg", 160, 90))
     assert _drain(client, keys) == 10
     client.bgrewriteaof()
     wait_until(
@@ -390,7 +390,7 @@ def test_capture_keeps_publishing_after_an_aof_rewrite_and_a_redis_restart(
         timeout=20, message="the AOF rewrite",
     )
     for _ in range(30):  # read after the rewrite: the counter Redis forgets
-        publisher.publish(now_ms(), image, "jpg", 160, 90)
+        publisher.publish(Picture(now_ms(), image, "jpg", 160, 90))
     assert _drain(client, keys) == 30
     client.close()
     own_redis.restart()

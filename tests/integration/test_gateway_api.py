@@ -113,7 +113,8 @@ def test_pages_and_static(gateway: GatewayThread, config_dir: Path) -> None:
     overlay = get(gateway, "/overlay")
     assert overlay.status_code == 200 and "/custom.css" in overlay.text
     assert overlay.text.index("/static/overlay.css") < overlay.text.index("/custom.css")
-    assert 'data-testid="plus-victory"' in get(gateway, "/admin").text
+    admin = get(gateway, "/admin").text
+    assert 'data-testid="undo"' in admin and 'id="outcome-rows"' in admin  # the outcome rows are admin.js's
     font = get(gateway, "/static/fonts/BebasNeue-Regular.otf")
     assert font.status_code == 200 and len(font.content) > 10_000
     assert get(gateway, "/static/nope.js").status_code == 404

@@ -26,9 +26,10 @@ from services.gateway.app import create_app
 from tests.support.gateway import GatewayThread, ServiceProcess, settings_for, start_state
 from tests.support.redis_proc import RedisServer
 
-# Examples per operation: ~20 operations, the whole run stays well under a minute.
+# Examples per operation: 25 operations, the whole run stays well under a minute.
 MAX_EXAMPLES = 40
 CHANNEL = "fuzzed"
+ACTION = "fuzzhook"  # a configured action, so retry/test reach their real code (nothing runs it)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,10 @@ def fuzz_gateway(
     client.sadd(Keys(fuzz_prefix).channels, CHANNEL)  # a known channel besides `default`
     client.close()
     gw = GatewayThread(
-        settings_for(redis_server.url, fuzz_prefix, **{"gateway.command_timeout_s": 10}),
+        settings_for(redis_server.url, fuzz_prefix, **{
+            "gateway.command_timeout_s": 10,
+            "actions.webhooks": [{"url": "http://127.0.0.1:9/hook", "name": ACTION}],
+        }),
         tmp_path_factory.mktemp("cfg"),
     ).start()
     yield gw
@@ -61,7 +65,9 @@ def fuzz_gateway(
 
 
 def _flatmap_path_parameters(_ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
-    # random channel names are all "unknown channel" (404): reach the real code two times in three
+    # random channel / action names are all "unknown" (404): reach the real code most of the time
+    if path_parameters and "name" in path_parameters:
+        return st.sampled_from([path_parameters, {**path_parameters, "name": ACTION}])
     if not path_parameters or "ch" not in path_parameters:
         return st.just(path_parameters)
     known = [{**path_parameters, "ch": "default"}, {**path_parameters, "ch": CHANNEL}]

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
-from services.capture.publisher import FramePublisher
+from services.capture.publisher import FramePublisher, Picture
 from services.capture.replay import ReplaySource
 from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
 from services.common.redisio import write_refusal
@@ -81,7 +81,7 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
             threads.append(guarded(inference.run))
             threads[-1].start()
             for _ in range(2):
-                publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)
+                publisher.publish(Picture(int(time.time() * 1000), jpeg, "jpg", 640, 360))
             wait_until(lambda: client.exists(keys.labels) and client.xlen(keys.labels) == 2
                        and group_backlog(client, keys.frames, GROUP_INFERENCE).total == 0,
                        timeout=30, message="two labels")
@@ -95,7 +95,7 @@ def test_a_full_disk_pauses_counting_with_one_line_and_it_resumes_with_nothing_l
             threads[-1].start()
             publisher.client = client
             with pytest.raises(Exception) as refused:  # capture cannot publish either
-                publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)
+                publisher.publish(Picture(int(time.time() * 1000), jpeg, "jpg", 640, 360))
             assert write_refusal(refused.value) == "disk full (MISCONF)"
 
             def lines(logger: str) -> list[logging.LogRecord]:

@@ -33,7 +33,7 @@ import redis
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
-from services.capture.publisher import FramePublisher
+from services.capture.publisher import FramePublisher, Picture
 from services.common.history import fold_counts
 from services.common.keys import GROUP_STATE, Keys
 from services.common.machine import Machine
@@ -516,7 +516,7 @@ def test_one_frame_with_a_huge_seq_does_not_switch_counting_off(
     for t in threads:
         t.start()
     try:
-        publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)  # a streak of one
+        publisher.publish(Picture(int(time.time() * 1000), jpeg, "jpg", 640, 360))  # a streak of one
         wait_until(lambda: machine().get("last_seq") == 1, timeout=20, message="the first frame counted in")
         client.xadd(keys.frames, {
             "v": "1", "channel": "default", "seq": "1000000000000", "captured_at": str(int(time.time() * 1000)),
@@ -526,7 +526,7 @@ def test_one_frame_with_a_huge_seq_does_not_switch_counting_off(
         wait_until(lambda: client.xlen(keys.labels) == 2 and group_backlog(client, keys.labels, GROUP_STATE).total == 0,
                    timeout=20, message="the bogus frame's label handled")
         for _ in range(2):
-            publisher.publish(int(time.time() * 1000), jpeg, "jpg", 640, 360)
+            publisher.publish(Picture(int(time.time() * 1000), jpeg, "jpg", 640, 360))
         wait_until(lambda: client.hget(keys.state("default"), "victories") == b"1", timeout=20,
                    message="the banner counted after the bogus frame")
         m = machine()

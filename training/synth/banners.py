@@ -82,6 +82,34 @@ def _fitted_mask(
     return f32(cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_AREA))
 
 
+def _on_canvas(
+    mask: F32, centre: tuple[float, float], keep: tuple[float, float, float, float] | None
+) -> tuple[F32, int, int, Placed]:
+    """``mask`` (only the ``keep`` fraction of it, for a cut banner) on a padded canvas centred at ``centre``.
+
+    Returns the canvas, its top-left corner in the frame and the box of the text itself.
+    """
+    nh, nw = mask.shape
+    if keep is not None:
+        kx0, ky0, kx1, ky1 = keep
+        cut = np.zeros_like(mask)
+        cut[int(ky0 * nh):int(ky1 * nh), int(kx0 * nw):int(kx1 * nw)] = 1
+        mask = mask * cut
+    pad = max(4, int(nh * 0.6))
+    big = np.zeros((nh + 2 * pad, nw + 2 * pad), np.float32)
+    big[pad:pad + nh, pad:pad + nw] = mask
+    x = int(centre[0] - nw / 2) - pad
+    y = int(centre[1] - nh / 2) - pad
+    return big, x, y, Placed(x + pad, y + pad, x + pad + nw, y + pad + nh)
+
+
+def _fill(frame: F32, big: F32, top: F32, bot: F32, alpha: float, x: int, y: int) -> None:
+    """The letters of ``big`` in a vertical gradient from ``top`` to ``bot`` (BGR)."""
+    t = np.linspace(0, 1, big.shape[0], dtype=np.float32)[:, None, None]
+    fill = (top * (1 - t) + bot * t) * np.ones((1, big.shape[1], 1), np.float32)
+    paste(frame, fill.astype(np.float32), f32(big * alpha), x, y)
+
+
 def draw_text(
     frame: F32,
     rng: Rng,
@@ -100,17 +128,8 @@ def draw_text(
     Nothing is drawn behind the letters except what ``style`` asks for: the scene stays as it is.
     """
     mask = _fitted_mask(rng, text, spec, cap_h, max_w, style.stroke, style.squeeze)
-    nh, nw = mask.shape
-    if keep is not None:  # cut banner: keep only a fraction of the text
-        kx0, ky0, kx1, ky1 = keep
-        cut = np.zeros_like(mask)
-        cut[int(ky0 * nh):int(ky1 * nh), int(kx0 * nw):int(kx1 * nw)] = 1
-        mask = mask * cut
-    pad = max(4, int(nh * 0.6))
-    big = np.zeros((nh + 2 * pad, nw + 2 * pad), np.float32)
-    big[pad:pad + nh, pad:pad + nw] = mask
-    x = int(centre[0] - nw / 2) - pad
-    y = int(centre[1] - nh / 2) - pad
+    nh = mask.shape[0]
+    big, x, y, placed = _on_canvas(mask, centre, keep)
     col = rgb2bgr(colour_rgb)
     if style.glow:
         g = f32(cv2.GaussianBlur(big, (0, 0), max(0.5, nh * style.glow_sigma))) * style.glow * alpha
@@ -126,23 +145,13 @@ def draw_text(
         paste(frame, np.broadcast_to(light, (*big.shape, 3)).astype(np.float32), rim * style.edge * alpha, x, y)
     top = np.clip(col * (1 + style.gradient), 0, 255)
     bot = col * (1 - style.gradient / 2)
-    t = np.linspace(0, 1, big.shape[0], dtype=np.float32)[:, None, None]
-    fill = (top * (1 - t) + bot * t) * np.ones((1, big.shape[1], 1), np.float32)
-    paste(frame, fill.astype(np.float32), f32(big * alpha), x, y)
-    return Placed(x + pad, y + pad, x + pad + nw, y + pad + nh)
+    _fill(frame, big, top, bot, alpha, x, y)
+    return placed
 
 
 def draw_styled_text(
-    frame: F32,
-    rng: Rng,
-    text: str,
-    spec: FontSpec,
-    cap_h: float,
-    centre: tuple[float, float],
-    colour_rgb: F32,
-    alpha: float = 1.0,
-    glow: bool | None = None,
-    max_w: float | None = None,
+    frame: F32, rng: Rng, text: str, spec: FontSpec, cap_h: float, centre: tuple[float, float], colour_rgb: F32,
+    alpha: float = 1.0, glow: bool | None = None, max_w: float | None = None,
     keep: tuple[float, float, float, float] | None = None,
 ) -> Placed:
     """The generator-v5 banner text (the demo clip and replay clips still use it): gradient fill, glow, outline."""
@@ -159,16 +168,7 @@ def draw_styled_text(
         sx = float(rng.uniform(0.85, 1.1))
         nw = max(2, int(nw * sx))
         mask = f32(cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_LINEAR))
-    if keep is not None:  # cut banner: keep only a fraction of the text
-        kx0, ky0, kx1, ky1 = keep
-        cut = np.zeros_like(mask)
-        cut[int(ky0 * nh):int(ky1 * nh), int(kx0 * nw):int(kx1 * nw)] = 1
-        mask = mask * cut
-    pad = max(4, int(nh * 0.6))
-    big = np.zeros((nh + 2 * pad, nw + 2 * pad), np.float32)
-    big[pad:pad + nh, pad:pad + nw] = mask
-    x = int(centre[0] - nw / 2) - pad
-    y = int(centre[1] - nh / 2) - pad
+    big, x, y, placed = _on_canvas(mask, centre, keep)
     col = rgb2bgr(colour_rgb)
     # glow (screen-like additive light around the letters)
     if glow if glow is not None else rng.random() < 0.7:
@@ -185,10 +185,8 @@ def draw_styled_text(
     # fill with a vertical gradient
     top = np.clip(col * float(rng.uniform(1.0, 1.2)), 0, 255)
     bot = col * float(rng.uniform(0.75, 1.0))
-    t = np.linspace(0, 1, big.shape[0], dtype=np.float32)[:, None, None]
-    fill = (top * (1 - t) + bot * t) * np.ones((1, big.shape[1], 1), np.float32)
-    paste(frame, fill.astype(np.float32), f32(big * alpha), x, y)
-    return Placed(x + pad, y + pad, x + pad + nw, y + pad + nh)
+    _fill(frame, big, top, bot, alpha, x, y)
+    return placed
 
 
 def outcome_colour(rng: Rng, label: str) -> F32:

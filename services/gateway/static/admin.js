@@ -2,6 +2,7 @@
 // else's; every change is a JSON POST (same-origin, with the admin token).
 import {
   COUNT_KEYS,
+  OUTCOMES,
   apiBase,
   channelFromQuery,
   copyInput,
@@ -14,6 +15,14 @@ import {
 
 const TOKEN_KEY = "owc.adminToken";
 const $ = (id) => document.getElementById(id);
+
+// The counter: a row per outcome with its name, −1, the count and +1 (the buttons are wired further down).
+$("outcome-rows").outerHTML = OUTCOMES.map((o) => `<div class="row" data-outcome="${o}">
+  <span class="name ${o}">${COUNT_KEYS[o][0].toUpperCase()}${COUNT_KEYS[o].slice(1)}</span>
+  <button data-testid="minus-${o}" data-outcome="${o}" data-delta="-1" aria-label="${o} minus one">−</button>
+  <span class="value" data-count="${COUNT_KEYS[o]}">0</span>
+  <button data-testid="plus-${o}" data-outcome="${o}" data-delta="1" aria-label="${o} plus one">+</button>
+</div>`).join("\n");
 
 // The token arrives once in the URL (?token=…): keep it in localStorage and
 // take it out of the address bar (and so out of history and screenshots).
@@ -32,13 +41,13 @@ const channel = channelFromQuery();
 const base = apiBase(channel);
 let busy = false;
 
-function say(text, kind = "") {
+export function say(text, kind = "") {
   const el = $("message");
   el.textContent = text;
   el.className = kind;
 }
 
-async function post(path, body = {}) {
+export async function post(path, body = {}) {
   const headers = { "Content-Type": "application/json" };
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;

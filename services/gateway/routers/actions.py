@@ -1,0 +1,91 @@
+"""The actions service from the admin page: each automation's last delivery and dead letters,
+and the two things `owc actions` does on request: send the dead letters again, send a test event.
+
+Both POSTs only queue letters on the retry list (as `owc actions retry|test` do); the running
+`owc actions` sends them. They are mutations: the same guard as every change (same origin,
+JSON, admin token).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi import Path as PathParam
+
+from services.common.action_records import ActionInfo, configured_actions, known_actions, service_running
+from services.common.health import ActionsHealth
+from services.gateway.deps import RuntimeDep, StoreDep
+from services.gateway.models import ActionQueuedOut, ActionRetryIn, ActionsOut, ActionTestIn, ErrorOut
+from services.gateway.views import actions_out, now_ms
+
+router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Admin token missing or wrong."},
+    403: {"model": ErrorOut, "description": "Cross-origin request."},
+    404: {"model": ErrorOut, "description": "No action of that name is configured (or unknown channel)."},
+    413: {"model": ErrorOut, "description": "Body too large."},
+    415: {"model": ErrorOut, "description": "Body is not application/json."},
+    422: {"model": ErrorOut, "description": "Invalid body or action name."},
+    503: {"model": ErrorOut, "description": "Redis is not reachable; nothing was queued."},
+}
+
+
+async def _known(runtime: RuntimeDep) -> tuple[list[ActionInfo], ActionsHealth | None]:
+    health = await runtime.store.actions_health()
+    return known_actions(configured_actions(runtime.settings.actions), health.actions if health else None), health
+
+
+async def known_action(
+    runtime: RuntimeDep,
+    name: Annotated[str, PathParam(description="The action's name (GET /api/v1/actions lists them).",
+                                   pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+) -> tuple[str, bool]:
+    """The action's name and whether the actions service is running; 404 for an unknown name."""
+    known, health = await _known(runtime)
+    names = [a.name for a in known]
+    if name not in names:
+        raise HTTPException(
+            404, f"no action named {name!r} is configured (configured: {', '.join(names) or 'none'}; "
+            "see docs/actions.md)"
+        )
+    return name, service_running(health.updated_at if health else None, now_ms())
+
+
+ActionDep = Annotated[tuple[str, bool], Depends(known_action)]
+NOT_RUNNING = "the actions service is not running: it sends them when it starts (`owc actions`)"
+
+
+@router.get("", response_model=ActionsOut, summary="Automations: each action's last delivery and dead letters")
+async def list_actions(runtime: RuntimeDep, store: StoreDep) -> ActionsOut:
+    known, health = await _known(runtime)
+    configured = {a.name for a in configured_actions(runtime.settings.actions)}
+    records = await store.action_records([a.name for a in known])
+    return actions_out(known, configured, health, records)
+
+
+@router.post("/{name}/retry", response_model=ActionQueuedOut, responses=ERRORS,
+             summary="Send an action's dead letters again")
+async def retry(action: ActionDep, body: ActionRetryIn, store: StoreDep) -> ActionQueuedOut:
+    del body  # no fields: a JSON body like every change
+    name, running = action
+    moved = await store.queue_action_retries(name)
+    if not moved:
+        detail = f"{name}: no dead letters to send again"
+    else:
+        detail = f"{name}: {moved} dead letter{'s' if moved != 1 else ''} queued again; " + (
+            "the actions service sends them now" if running else NOT_RUNNING)
+    return ActionQueuedOut(action=name, queued=moved, event_id=None, service_running=running, detail=detail)
+
+
+@router.post("/{name}/test", response_model=ActionQueuedOut, responses=ERRORS,
+             summary="Send a made-up victory, marked as a test, through an action")
+async def send_test(action: ActionDep, body: ActionTestIn, store: StoreDep) -> ActionQueuedOut:
+    name, running = action
+    if not await store.channel_exists(body.channel):
+        raise HTTPException(404, f"unknown channel {body.channel!r}: see GET /api/v1/channels for the known ones")
+    event_id = await store.queue_action_test(name, body.channel)
+    detail = f"{name}: test event queued; " + (
+        "the actions service sends it now" if running else NOT_RUNNING.replace("them", "it"))
+    return ActionQueuedOut(action=name, queued=1, event_id=event_id, service_running=running, detail=detail)
