@@ -11,7 +11,9 @@ The order is what makes a kill -9 safe:
 
 A crash between 2 and 3 repeats the effect once; webhooks carry the
 idempotency key so receivers can drop the repeat. Chat cannot dedupe: its
-window is the few microseconds between a sent line and the HSET.
+window is the few microseconds between a sent line and the HSET. Redis being
+down at step 3 does not widen that window: the effect is done, so its record
+waits in memory until Redis answers again (:meth:`Deliverer._commit`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +36,9 @@ from services.common.keys import Keys
 from services.common.messages import Event, StateSnapshot
 
 log = logging.getLogger("owc.actions")
+
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+COMMIT_RETRY_S = 0.5
 
 
 class ActionError(Exception):
@@ -148,14 +154,40 @@ class Deliverer:
         record = {"status": "ok", "result": result, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
                   "type": ctx.event.type, "outcome": ctx.event.outcome, "test": ctx.test,
                   "seconds": round(elapsed, 3)}
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(record))
-        pipe.hset(self.keys.action_status, action.name, json.dumps(record))
-        pipe.execute()
+
+        def write(pipe: Any) -> None:
+            pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(record))
+            pipe.hset(self.keys.action_status, action.name, json.dumps(record))
+
+        self._commit(action, ctx, write)
         M.DELIVERIES.labels(action.name, "ok").inc()
         M.DELIVERY_SECONDS.labels(action.name).observe(elapsed)
         log.info("%s: delivered event %s (%s) in %.2f s", action.name, ctx.idempotency_key, result, elapsed)
         return "ok"
+
+    def _commit(self, action: Action, ctx: EventContext, write: Callable[[Any], None]) -> list[Any]:
+        """Write an effect's record in one MULTI/EXEC, waiting for Redis if it is down.
+
+        The effect has happened: a record given up here would have the event
+        acted on again after its redelivery (a second chat line, a second clip).
+        So it is kept and written once Redis answers; only a stop gives up
+        (:class:`StoppingError`: the event stays unacknowledged).
+        """
+        warned = False
+        while True:
+            try:
+                pipe = self.client.pipeline(transaction=True)
+                write(pipe)
+                return list(pipe.execute())
+            except REDIS_DOWN as exc:
+                if not warned:
+                    warned = True
+                    log.warning("%s: event %s is done but Redis is unavailable (%s); its record is kept "
+                                "until Redis is back", action.name, ctx.idempotency_key, exc)
+            if self.stop.wait(COMMIT_RETRY_S):
+                log.error("%s: stopping before Redis came back: event %s will be acted on again",
+                          action.name, ctx.idempotency_key)
+                raise StoppingError("stopping")
 
     def _dead_letter(self, action: Action, ctx: EventContext, error: str, now_ms: int) -> None:
         letter = {"action": action.name, "error": error, "at": now_ms, "attempts": self.policy.max_attempts,
@@ -163,13 +195,15 @@ class Deliverer:
         status = {"status": "dead", "result": error, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
                   "type": ctx.event.type, "outcome": ctx.event.outcome, "test": ctx.test}
         dlq = self.keys.action_dlq(action.name)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.lpush(dlq, json.dumps(letter))
-        pipe.ltrim(dlq, 0, self.dlq_maxlen - 1)
-        pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(status))
-        pipe.hset(self.keys.action_status, action.name, json.dumps(status))
-        pipe.llen(dlq)
-        length = pipe.execute()[-1]
+
+        def write(pipe: Any) -> None:
+            pipe.lpush(dlq, json.dumps(letter))
+            pipe.ltrim(dlq, 0, self.dlq_maxlen - 1)
+            pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(status))
+            pipe.hset(self.keys.action_status, action.name, json.dumps(status))
+            pipe.llen(dlq)
+
+        length = self._commit(action, ctx, write)[-1]
         M.DELIVERIES.labels(action.name, "dead").inc()
         M.DEAD_LETTERS.labels(action.name).set(int(length))
         log.error("%s: gave up on event %s: %s; it is in %s (`owc actions retry` sends it again)",

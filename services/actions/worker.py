@@ -196,17 +196,28 @@ class ActionsWorker:
         M.EVENTS.labels("handled").inc()
 
     def run_actions(self, ctx: EventContext, actions: Sequence[Action], force: bool = False) -> dict[str, str]:
-        """Deliver ``ctx`` to each action in parallel; raise :class:`StoppingError` if stopped meanwhile."""
+        """Deliver ``ctx`` to each action in parallel; raise :class:`StoppingError` if stopped meanwhile.
+
+        An error (Redis down at an action's dedupe check) is raised only once
+        every action has finished: the event is then handed out again, and an
+        action still in flight must have recorded its effect by then, or the
+        redelivery would find no record and act a second time.
+        """
         assert self._deliverer is not None, "run() sets up the deliverer"
         deliverer = self._deliverer
         futures = {a.name: self._pool.submit(deliverer.deliver, a, ctx, force=force) for a in actions}
         results: dict[str, str] = {}
         stopping = False
+        error: Exception | None = None
         for name, future in futures.items():
             try:
                 results[name] = future.result()
             except StoppingError:
                 stopping = True
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
         if stopping:
             raise StoppingError("stopping")
         return results

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import redis
 from services.actions.delivery import queue_retries
 from services.actions.formatting import SIGNATURE_HEADER, verify
 from services.actions.webhooks import WebhookAction
+from services.actions.worker import caught_up
 from services.cli import main as owc_main
 from services.common.keys import Keys
 from services.common.messages import Command, Reply, StateSnapshot
@@ -294,8 +296,6 @@ def test_a_test_event_goes_through_the_running_service_marked_as_a_test(
 def test_caught_up_says_when_every_event_is_done(
     redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver
 ) -> None:
-    from services.actions.worker import caught_up
-
     settings = hook_settings(settings_factory, receiver)
     assert not caught_up(redis_client, keys, "default")  # no log, no group
     receiver.hold()
@@ -337,3 +337,38 @@ def test_a_redis_restart_loses_and_repeats_nothing(
         w.close()
         client.close()
     assert [r.key for r in receiver.snapshot()] == [f"default/{first}", f"default/{second}"]
+
+
+@pytest.mark.slow
+def test_an_effect_done_while_redis_is_down_is_recorded_once_it_is_back_not_repeated(
+    own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The receiver answers while Redis is down: the record waits for Redis instead of being lost,
+    so the redelivered event finds it and is not sent again (for chat or OBS, a second line or clip)."""
+    settings = settings_factory(
+        redis__url=own_redis.url, actions__webhooks=[{"url": receiver.url, "name": "hook"}],
+        actions__retry_initial_s=0.05, actions__retry_max_s=0.2,
+    )
+    caplog.set_level(logging.INFO)
+    client = own_redis.client()
+    w = start_worker(client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
+    try:
+        receiver.hold()
+        first = add_event(client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+        assert receiver.wait_held(10), "the delivery never arrived"
+        own_redis.stop()  # SIGTERM: the AOF has the event and the group
+        receiver.release()  # the effect is done; its record cannot be written now
+        wait_until(lambda: any("Redis is unavailable" in r.getMessage() for r in caplog.records), timeout=20,
+                   message="the worker to meet the Redis outage")
+        own_redis.start()
+        wait_until(lambda: caught_up(client, keys, "default"), timeout=30, message="the event finished")
+        second = add_event(client, keys, "default", "detected", "defeat", 1, (1, 1, 0), source="auto")
+        wait_until(lambda: caught_up(client, keys, "default") and len(receiver.snapshot()) >= 2, timeout=20,
+                   message="the next event delivered")
+        done = client.hgetall(keys.action_done("hook"))
+    finally:
+        w.close()
+        client.close()
+    assert [r.key for r in receiver.snapshot()] == [f"default/{first}", f"default/{second}"]
+    assert json.loads(done[f"default/{first}".encode()])["status"] == "ok"
