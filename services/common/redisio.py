@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from services.common.keys import Keys
 from services.common.settings import Settings
@@ -52,10 +54,20 @@ def connect_async(
     concurrent commands; with ``max_connections`` the pool is a blocking one:
     callers wait up to ``pool_timeout_s`` for a free connection instead
     (servers with many concurrent requests, e.g. the gateway's SSE clients).
+
+    After a Redis restart every pooled connection is dead; without a check the
+    first request on each of them failed (a 503 from the gateway long after
+    Redis was back). A connection idle for a second is PINGed first, and a
+    connection error is retried twice on a new connection. Retrying is safe
+    for the gateway: its only write that matters, a state command, carries a
+    request id, and the state service answers a repeated id with its stored
+    reply instead of applying it again.
     """
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
     if max_connections is None:
         return aioredis.Redis.from_url(
-            redis_url(settings), decode_responses=False, socket_connect_timeout=5
+            redis_url(settings), decode_responses=False, socket_connect_timeout=5,
+            health_check_interval=1, retry=retry,
         )
     pool = aioredis.BlockingConnectionPool.from_url(
         redis_url(settings),
@@ -63,6 +75,8 @@ def connect_async(
         timeout=pool_timeout_s,
         decode_responses=False,
         socket_connect_timeout=5,
+        health_check_interval=1,
+        retry=retry,
     )
     return aioredis.Redis(connection_pool=pool)
 

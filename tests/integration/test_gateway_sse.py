@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -288,6 +289,25 @@ def test_streams_recover_after_a_redis_restart(tmp_path: Path, own_redis: RedisS
     finally:
         gw.stop()
         state.stop()
+
+
+def test_no_request_fails_on_a_stale_connection_after_a_redis_restart(tmp_path: Path, own_redis: RedisServer) -> None:
+    """Every pooled connection dies with Redis; once Redis is back no request may pay for one (was a 503 each)."""
+    prefix = f"rs{uuid.uuid4().hex[:6]}"
+    settings = load_settings(overrides={"redis.url": own_redis.url, "redis.prefix": prefix}).settings
+    gw = GatewayThread(settings, tmp_path).start()
+    status = f"{gw.url}/api/v1/channels/default/status"
+    try:
+        with httpx.Client(timeout=10) as http, ThreadPoolExecutor(8) as pool:
+            # several requests at once: the pool holds several connections
+            assert {r.status_code for r in pool.map(lambda _: http.get(status), range(16))} == {200}
+            own_redis.restart()
+            wait_until(lambda: redis.Redis.from_url(own_redis.url).ping(), timeout=20, message="Redis back")
+            answers = [r.status_code for r in pool.map(lambda _: http.get(status), range(16))]
+            answers += [http.get(status).status_code for _ in range(8)]
+        assert answers == [200] * 24
+    finally:
+        gw.stop()
 
 
 def _try_adjust(gw: GatewayThread) -> str | None:
