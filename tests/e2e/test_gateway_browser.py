@@ -798,7 +798,7 @@ def test_a_mode_change_in_the_admin_splits_the_counts_the_overlay_shows_with_mod
         assert counts(gateway, channel) == (3, 1, 1)
         admin.wait_for_function("() => document.querySelector('#mode-summary').textContent.includes('Mystery')")
         summary = str(admin.locator('[data-testid="mode-summary"]').text_content())
-        assert "Mode Mystery Heroes" in summary and "Competitive 2-1-0 67%" in summary, summary
+        assert "Playing Mystery Heroes · by mode:" in summary and "Competitive 2-1-0 67%" in summary, summary
         assert "Mystery Heroes 1-0-1 50%" in summary, summary
         # the history shows each event's mode
         admin.wait_for_function("() => document.querySelectorAll('#history .mode-tag').length >= 7")

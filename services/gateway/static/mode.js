@@ -50,16 +50,19 @@ function renderModes(status) {
       showCustom(!builtin);
     }
   }
-  // "Mode: Competitive · Competitive 3-1-0 75% (overlay) · Quick Play 0-2-0 0% (overlay)"
-  const parts = [document.createTextNode("Mode "), Object.assign(document.createElement("b"), {
+  // "Playing Competitive · by mode: Competitive 3-1-0 75% (overlay) · Quick Play 0-2-0 0% (overlay)"
+  const parts = [document.createTextNode("Playing "), Object.assign(document.createElement("b"), {
     textContent: modeLabel(mode),
   })];
-  const byMode = status.by_mode || {};
-  for (const [name, c] of Object.entries(byMode)) {
+  const byMode = Object.entries(status.by_mode || {});
+  // one row for "no mode" only would repeat the totals above
+  const split = byMode.length > 1 || (byMode.length === 1 && byMode[0][0] !== "");
+  if (split) parts.push(document.createTextNode(" · by mode:"));
+  for (const [i, [name, c]] of (split ? byMode : []).entries()) {
     const item = document.createElement("span");
     item.className = "mode-counts";
     item.dataset.mode = name;
-    item.textContent = ` · ${modeLabel(name)} ${c.victories}-${c.defeats}-${c.draws} ${formatRate(c.win_rate)} `;
+    item.textContent = `${i ? " · " : " "}${modeLabel(name)} ${c.victories}-${c.defeats}-${c.draws} ${formatRate(c.win_rate)} `;
     parts.push(item);
     if (name) item.append("(", overlayLink(name), ")");
   }
