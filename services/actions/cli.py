@@ -6,15 +6,7 @@ import argparse
 import threading
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import (
-    add_config_args,
-    add_service,
-    channel_name,
-    connect_redis,
-    fail,
-    load_from_args,
-    redis_for,
-)
+from services.common.cliargs import add_config_args, add_service, channel_name, fail, load_from_args, redis_for
 
 if TYPE_CHECKING:
     from services.actions.delivery import Action
@@ -75,7 +67,6 @@ def run_actions(args: argparse.Namespace) -> int:
     from services.actions.worker import ActionsWorker
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.common.redisio import keys_for
 
     if settings.actions.chat.enabled:
         from services.actions.chat import check_chat_settings
@@ -85,8 +76,7 @@ def run_actions(args: argparse.Namespace) -> int:
             fail(problem)
     stop = threading.Event()
     stop_on_signals(stop)
-    client = connect_redis(settings, 30.0)
-    keys = keys_for(settings)
+    client, keys = redis_for(settings, 30.0)
     serve_metrics(settings.metrics.host, settings.actions.metrics_port, "actions")
     actions = build_actions(settings, stop)
     extra: list[str] = []

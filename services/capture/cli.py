@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_command, connect_redis, fail, load_from_args
+from services.common.cliargs import add_command, fail, load_from_args, redis_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +46,6 @@ def run_capture(args: argparse.Namespace) -> int:
     from services.capture.replay import ReplayError, ReplaySource, check_replay_path, parse_replay_source
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.common.redisio import keys_for
 
     try:
         replay_path = parse_replay_source(settings.capture.source)
@@ -56,10 +55,9 @@ def run_capture(args: argparse.Namespace) -> int:
         fail(str(exc))
     stop = threading.Event()
     stop_on_signals(stop)
-    client = connect_redis(settings, 30.0)
+    client, keys = redis_for(settings, 30.0)
     metrics = CaptureMetrics()
     serve_metrics(settings.metrics.host, settings.capture.metrics_port, "capture")
-    keys = keys_for(settings)
     try:
         if replay_path is not None:
             try:

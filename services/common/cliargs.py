@@ -163,15 +163,9 @@ def child_environment(flags: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def redis_for(settings: Settings, timeout_s: float = 10.0) -> tuple[redis.Redis, Keys]:
-    """For a one-shot command: a connected client (or exit 1 with why) and the configured keys."""
-    from services.common.redisio import keys_for
-
-    return connect_redis(settings, timeout_s), keys_for(settings)
-
-
-def connect_redis(settings: Settings, timeout_s: float = 30.0) -> redis.Redis:
-    """A Redis client once the server answers (it may still be starting); else exit 1 with why."""
-    from services.common.redisio import RedisUnavailableError, connect, wait_for_redis
+    """A Redis client once the server answers (it may still be starting; else exit 1 with why) and the
+    configured keys. Services wait longer (30 s: they may start with Redis) than one-shot commands."""
+    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
 
     client = connect(settings)
     try:
@@ -179,7 +173,7 @@ def connect_redis(settings: Settings, timeout_s: float = 30.0) -> redis.Redis:
     except RedisUnavailableError as exc:
         client.close()
         fail(str(exc), 1)
-    return client
+    return client, keys_for(settings)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -11,6 +11,7 @@ the streams, and old entries stay in Redis.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Annotated, Any, Literal, Self, get_args, get_type_hints
 
@@ -136,23 +137,38 @@ def _counts_json(raw: bytes, where: str) -> Counts:
 COUNTS_JSON = Codec(lambda v: json.dumps(v.as_dict()).encode(), _counts_json)
 
 
-def _mode_counts_json(raw: bytes, where: str) -> dict[str, Counts]:
-    value = read_json(raw, where)
-    if not isinstance(value, dict):
-        raise MessageError(f"{where}: expected a JSON object of mode -> counts")
-    out: dict[str, Counts] = {}
-    for mode, counts in value.items():
-        try:
-            out[str(mode)] = Counts(int(counts["victories"]), int(counts["defeats"]), int(counts["draws"]))
-        except (KeyError, TypeError, ValueError, OverflowError):
-            raise MessageError(f"{where}: mode {mode!r}: expected {{victories, defeats, draws}} integers") from None
-    return out
+def _per_mode(what: str, parse_one: Callable[[Any, str], Any]) -> Codec:
+    """A field holding a JSON object of mode -> one value (``what``: its fields, for the errors).
+
+    ``parse_one(value, where)`` reads one mode's value: a KeyError, TypeError or ValueError is
+    "expected ``what``"; a :class:`MessageError` says itself what is wrong.
+    """
+
+    def parse(raw: bytes, where: str) -> dict[str, Any]:
+        value = read_json(raw, where)
+        if not isinstance(value, dict):
+            raise MessageError(f"{where}: expected a JSON object of mode -> {what}")
+        out: dict[str, Any] = {}
+        for mode, one in value.items():
+            try:
+                out[str(mode)] = parse_one(one, f"{where}: mode {mode!r}")
+            except MessageError:
+                raise
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise MessageError(f"{where}: mode {mode!r}: expected {what}") from None
+        return out
+
+    def encode(modes: dict[str, Any]) -> bytes:
+        compact = json.dumps({k: v.as_dict() for k, v in modes.items()}, separators=(",", ":"), ensure_ascii=False)
+        return compact.encode()
+
+    return Codec(encode, parse)
 
 
 # {"competitive": {"victories": 3, "defeats": 1, "draws": 0}, "": {...}} ("" = counted without a mode)
-MODE_COUNTS_JSON = Codec(
-    lambda v: json.dumps({k: c.as_dict() for k, c in v.items()}, separators=(",", ":"), ensure_ascii=False).encode(),
-    _mode_counts_json,
+MODE_COUNTS_JSON = _per_mode(
+    "{victories, defeats, draws} integers",
+    lambda c, _where: Counts(int(c["victories"]), int(c["defeats"]), int(c["draws"])),
 )
 CountColumns = Annotated[Counts, COLUMNS, at_least(0)]  # stored as victories, defeats, draws
 
@@ -169,28 +185,16 @@ class ModeRun:
         return {"recent": ",".join(self.recent), "streak": self.streak}
 
 
-def _mode_runs_json(raw: bytes, where: str) -> dict[str, ModeRun]:
-    value = read_json(raw, where)
-    if not isinstance(value, dict):
-        raise MessageError(f"{where}: expected a JSON object of mode -> {{recent, streak}}")
-    out: dict[str, ModeRun] = {}
-    for mode, run in value.items():
-        try:
-            recent = _outcome_list(str(run["recent"]).encode(), f"{where}: mode {mode!r}")
-            streak = int(run["streak"])
-        except (KeyError, TypeError, ValueError, OverflowError):
-            raise MessageError(f"{where}: mode {mode!r}: expected {{recent, streak}}") from None
-        if streak < 0 or (streak and not recent):
-            raise MessageError(f"{where}: mode {mode!r}: a streak of {streak} with last results {recent!r}")
-        out[str(mode)] = ModeRun(recent, recent[-1] if streak else None, streak)  # type: ignore[arg-type]
-    return out
+def _mode_run(run: Any, where: str) -> ModeRun:
+    recent = _outcome_list(str(run["recent"]).encode(), where)
+    streak = int(run["streak"])
+    if streak < 0 or (streak and not recent):
+        raise MessageError(f"{where}: a streak of {streak} with last results {recent!r}")
+    return ModeRun(recent, recent[-1] if streak else None, streak)  # type: ignore[arg-type]
 
 
 # {"competitive": {"recent": "victory,victory,defeat", "streak": 1}}: the streak's outcome is the last result
-MODE_RUNS_JSON = Codec(
-    lambda v: json.dumps({k: r.as_dict() for k, r in v.items()}, separators=(",", ":"), ensure_ascii=False).encode(),
-    _mode_runs_json,
-)
+MODE_RUNS_JSON = _per_mode("{recent, streak}", _mode_run)
 
 
 # order=: the stored order of the fields that predate the codec; new fields are stored last

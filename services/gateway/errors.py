@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,6 +34,23 @@ STATUS_CODES = {
     503: "unavailable",
 }
 VALIDATION_DESCRIPTION = "Invalid request: `detail` says what is wrong in a sentence, `errors` lists each field."
+# What every mutation may answer before it runs: the guard of security.py (origin, JSON, admin token, size).
+GUARD_ERRORS = {
+    401: "Admin token missing or wrong.",
+    403: "Cross-origin request.",
+    413: "Body too large.",
+    415: "Body is not application/json.",
+}
+
+
+def error_responses(why: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` for the OpenAPI: each error status (in order) as :class:`ErrorOut`, and why."""
+    return {status: {"model": ErrorOut, "description": text} for status, text in sorted(why.items())}
+
+
+def guarded_responses(why: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """:func:`error_responses` of a mutation: the guard's errors plus its own (``why``: at least its 422)."""
+    return error_responses({**GUARD_ERRORS, **why})
 
 
 class CommandFailedError(Exception):

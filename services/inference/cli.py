@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_command, add_config_args, connect_redis, fail, load_from_args
+from services.common.cliargs import add_command, add_config_args, fail, load_from_args, redis_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +43,6 @@ def _run_inference(args: argparse.Namespace) -> int:
 
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.common.redisio import keys_for
     from services.inference.classifier import Classifier, ClassifierError
     from services.inference.worker import InferenceWorker
 
@@ -58,8 +57,8 @@ def _run_inference(args: argparse.Namespace) -> int:
     except ClassifierError as exc:
         fail(str(exc))
     serve_metrics(settings.metrics.host, settings.inference.metrics_port, "inference")
-    client = connect_redis(settings, 30.0)
-    worker = InferenceWorker(client, keys_for(settings), classifier, settings.inference)
+    client, keys = redis_for(settings, 30.0)
+    worker = InferenceWorker(client, keys, classifier, settings.inference)
     worker.run(stop)
     client.close()
     return 0

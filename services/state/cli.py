@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.common.cliargs import (
-    add_config_args,
-    add_service,
-    channel_name,
-    connect_redis,
-    fail,
-    load_from_args,
-    redis_for,
-)
+from services.common.cliargs import add_config_args, add_service, channel_name, fail, load_from_args, redis_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,14 +43,13 @@ def run_state(args: argparse.Namespace) -> int:
 
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.common.redisio import keys_for
     from services.state.worker import StateWorker
 
     stop = threading.Event()
     stop_on_signals(stop)
-    client = connect_redis(settings, 30.0)
+    client, keys = redis_for(settings, 30.0)
     serve_metrics(settings.metrics.host, settings.state.metrics_port, "state")
-    worker = StateWorker(client, keys_for(settings), settings)
+    worker = StateWorker(client, keys, settings)
     try:
         worker.run(stop, max_messages=args.max_messages)
     finally:

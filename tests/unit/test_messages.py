@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from services.common.keys import InvalidChannelError, Keys, validate_channel
@@ -93,6 +95,26 @@ def test_malformed_command_fields() -> None:
         Command.from_fields({**good, b"request_id": b""})
     with pytest.raises(MessageError, match="not valid UTF-8"):
         Command.from_fields({**good, b"note": b"\xff\xfe"})
+
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "message"),
+    [
+        (b"by_mode", b"[]", "'by_mode': expected a JSON object of mode -> {victories, defeats, draws} integers"),
+        (b"by_mode", b'{"comp": {"victories": 1}}', "'by_mode': mode 'comp': expected {victories, defeats, draws}"),
+        (b"mode_runs", b"[]", "'mode_runs': expected a JSON object of mode -> {recent, streak}"),
+        (b"mode_runs", b'{"comp": {"streak": 1}}', "'mode_runs': mode 'comp': expected {recent, streak}"),
+        (b"mode_runs", b'{"comp": {"recent": "win", "streak": 0}}', "mode 'comp': 'win' is not an outcome"),
+        (b"mode_runs", b'{"comp": {"recent": "", "streak": 2}}', "mode 'comp': a streak of 2 with last results"),
+    ],
+)
+def test_malformed_per_mode_fields_say_which_mode(field: bytes, raw: bytes, message: str) -> None:
+    good = StateSnapshot(Counts(1, 0, 0), "s", 1, "ready", 0, "1-0", "victory", 1, "victory", 1, ("victory",), 2,
+                         by_mode={"comp": Counts(1, 0, 0)}).to_fields()
+    assert StateSnapshot.from_fields(_bytes_fields(good)).by_mode == {"comp": Counts(1, 0, 0)}
+    with pytest.raises(MessageError, match=re.escape(message)):
+        StateSnapshot.from_fields({**_bytes_fields(good), field: raw})
 
 
 def test_keys_layout_and_channel_names() -> None:

@@ -8,7 +8,7 @@ JSON, admin token).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi import Path as PathParam
@@ -16,20 +16,17 @@ from fastapi import Path as PathParam
 from services.common.action_records import ActionInfo, configured_actions, known_actions, service_running
 from services.common.health import ActionsHealth
 from services.gateway.deps import RuntimeDep, StoreDep
-from services.gateway.models import ActionQueuedOut, ActionRetryIn, ActionsOut, ActionTestIn, ErrorOut
+from services.gateway.errors import guarded_responses
+from services.gateway.models import ActionQueuedOut, ActionRetryIn, ActionsOut, ActionTestIn
 from services.gateway.views import actions_out, now_ms
 
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Admin token missing or wrong."},
-    403: {"model": ErrorOut, "description": "Cross-origin request."},
-    404: {"model": ErrorOut, "description": "No action of that name is configured (or unknown channel)."},
-    413: {"model": ErrorOut, "description": "Body too large."},
-    415: {"model": ErrorOut, "description": "Body is not application/json."},
-    422: {"model": ErrorOut, "description": "Invalid body or action name."},
-    503: {"model": ErrorOut, "description": "Redis is not reachable; nothing was queued."},
-}
+ERRORS = guarded_responses({
+    404: "No action of that name is configured (or unknown channel).",
+    422: "Invalid body or action name.",
+    503: "Redis is not reachable; nothing was queued.",
+})
 
 
 async def _known(runtime: RuntimeDep) -> tuple[list[ActionInfo], ActionsHealth | None]:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from services.common.history import to_csv, to_jsonl
 from services.gateway.deps import ChannelDep, StoreDep
-from services.gateway.models import ChannelsOut, ErrorOut, HistoryOut, SessionsOut, Status
+from services.gateway.errors import error_responses
+from services.gateway.models import ChannelsOut, HistoryOut, SessionsOut, Status
 from services.gateway.store import parse_stream_id
 from services.gateway.views import channel_status, event_out, session_out
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "Unknown channel."}}
+NOT_FOUND = error_responses({404: "Unknown channel."})
 
 
 @router.get("/channels", response_model=ChannelsOut, summary="Known channels")

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from services.common.messages import Counts
 from services.gateway.deps import ChannelDep, RuntimeDep
-from services.gateway.models import AdjustIn, CommandOut, ErrorOut, NewSessionIn, SetIn, UndoIn
+from services.gateway.errors import guarded_responses
+from services.gateway.models import AdjustIn, CommandOut, NewSessionIn, SetIn, UndoIn
 from services.gateway.views import channel_status
 
 router = APIRouter(prefix="/api/v1/channels/{ch}", tags=["commands"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Admin token missing or wrong."},
-    403: {"model": ErrorOut, "description": "Cross-origin request."},
-    404: {"model": ErrorOut, "description": "Unknown channel."},
-    409: {"model": ErrorOut, "description": "The state service refused the command (e.g. nothing to undo)."},
-    413: {"model": ErrorOut, "description": "Body too large."},
-    415: {"model": ErrorOut, "description": "Body is not application/json."},
-    422: {"model": ErrorOut, "description": "Invalid body."},
-    503: {"model": ErrorOut, "description": "The state service did not answer in time; nothing was changed."},
-}
+ERRORS = guarded_responses({
+    404: "Unknown channel.",
+    409: "The state service refused the command (e.g. nothing to undo).",
+    422: "Invalid body.",
+    503: "The state service did not answer in time; nothing was changed.",
+})
 
 
 async def _done(runtime: RuntimeDep, ch: str, event_id: str) -> CommandOut:

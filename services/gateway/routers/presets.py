@@ -7,13 +7,13 @@ token when one is set: ``security.py``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi import Path as PathParam
 
 from services.gateway.deps import RuntimeDep
-from services.gateway.models import ErrorOut
+from services.gateway.errors import error_responses, guarded_responses
 from services.gateway.presets import MAX_PRESETS, PRESET_NAME_PATTERN, PresetIn, PresetOut, PresetsOut, PresetStore
 
 router = APIRouter(prefix="/api/v1/overlay/presets", tags=["overlay presets"])
@@ -33,14 +33,8 @@ NameParam = Annotated[
     ),
 ]
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No preset of that name."}}
-GUARDED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Admin token missing or wrong."},
-    403: {"model": ErrorOut, "description": "Cross-origin request."},
-    413: {"model": ErrorOut, "description": "Body too large."},
-    415: {"model": ErrorOut, "description": "Body is not application/json."},
-    422: {"model": ErrorOut, "description": "Invalid name or parameters; nothing was changed."},
-}
+NOT_FOUND = {404: "No preset of that name."}
+INVALID = {422: "Invalid name or parameters; nothing was changed."}
 
 
 def _unknown(name: str) -> HTTPException:
@@ -53,7 +47,7 @@ async def list_presets(presets: PresetsDep) -> PresetsOut:
 
 
 @router.get(
-    "/{name}", response_model=PresetOut, responses=NOT_FOUND, summary="One overlay preset",
+    "/{name}", response_model=PresetOut, responses=error_responses(NOT_FOUND), summary="One overlay preset",
     description="What `/overlay?preset={name}` applies (parameters in its URL win over these).",
 )
 async def get_preset(name: NameParam, presets: PresetsDep) -> PresetOut:
@@ -65,7 +59,7 @@ async def get_preset(name: NameParam, presets: PresetsDep) -> PresetOut:
 
 @router.put(
     "/{name}", response_model=PresetOut,
-    responses={**GUARDED, 409: {"model": ErrorOut, "description": f"Already {MAX_PRESETS} presets."}},
+    responses=guarded_responses({**INVALID, 409: f"Already {MAX_PRESETS} presets."}),
     summary="Save an overlay preset (create or replace)",
     description="Only the overlay's known parameters, each within the range the overlay accepts; anything "
     "else is a 422 and changes nothing. Open it with `/overlay?preset={name}` (add `&channel=…` for another "
@@ -79,7 +73,7 @@ async def put_preset(name: NameParam, body: PresetIn, presets: PresetsDep) -> Pr
 
 
 @router.delete(
-    "/{name}", status_code=204, response_class=Response, responses={**GUARDED, **NOT_FOUND},
+    "/{name}", status_code=204, response_class=Response, responses=guarded_responses({**INVALID, **NOT_FOUND}),
     summary="Delete an overlay preset",
     description="Send `Content-Type: application/json` (every change must; the body may be empty).",
 )

@@ -141,6 +141,15 @@ function fillForm(params) {
   update();
 }
 
+// Run one preset request; say what it did (its answer) or what went wrong.
+async function presetTry(act) {
+  try {
+    presetSay(await act(), "ok");
+  } catch (err) {
+    presetSay(err.message, "error");
+  }
+}
+
 $("preset-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const name = presetName.value.trim();
@@ -148,41 +157,35 @@ $("preset-form").addEventListener("submit", async (ev) => {
     presetSay("a preset name is 1-32 lower-case letters, digits or '-' (e.g. main, comp-night)", "error");
     return;
   }
-  try {
+  await presetTry(async () => {
     await presetRequest("PUT", `${PRESETS}/${name}`, { params: presetParams(designedUrl(new FormData(form))) });
     showShortUrl(name);
     await refreshPresets(name);
-    presetSay(`saved preset ${name}`, "ok");
-  } catch (err) {
-    presetSay(err.message, "error");
-  }
+    return `saved preset ${name}`;
+  });
 });
 
 $("preset-load").addEventListener("click", async () => {
   const name = presetList.value;
   if (!name) return;
-  try {
+  await presetTry(async () => {
     const preset = await presetRequest("GET", `${PRESETS}/${name}`);
     fillForm(preset.params);
     presetName.value = name;
     showShortUrl(name);
-    presetSay(`loaded preset ${name}`, "ok");
-  } catch (err) {
-    presetSay(err.message, "error");
-  }
+    return `loaded preset ${name}`;
+  });
 });
 
 $("preset-delete").addEventListener("click", async () => {
   const name = presetList.value;
   if (!name) return;
-  try {
+  await presetTry(async () => {
     await presetRequest("DELETE", `${PRESETS}/${name}`);
     if ($("preset-url").value === shortUrl(name).href) showShortUrl("");
     await refreshPresets();
-    presetSay(`deleted preset ${name}`, "ok");
-  } catch (err) {
-    presetSay(err.message, "error");
-  }
+    return `deleted preset ${name}`;
+  });
 });
 
 $("preset-copy").addEventListener("click", () => copyInput($("preset-url")));
