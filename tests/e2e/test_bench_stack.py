@@ -65,4 +65,8 @@ def test_bench_e2e_with_actions_measures_both_ways_in_one_run() -> None:
         assert set(figures["trigger_frame_to_client_ms"]) == {"p50", "p95", "max"}
     assert out["banner_onset_p95_ratio_with_vs_without"] == pytest.approx(
         with_actions["banner_onset_to_client_ms"]["p95"] / out["banner_onset_to_client_ms"]["p95"], abs=0.001)
+    # each run on its own, in the order they ran (round 1: without first)
+    assert [(run["round"], run["webhook_action"], run["detections"]) for run in out["runs"]] == [
+        (1, False, 1), (1, True, 1)]
+    assert all(len(run["load_average_at_start"]) == 3 for run in out["runs"])
     assert len(out["machine"]["load_average_at_end"]) == 3
