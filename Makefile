@@ -97,7 +97,7 @@ bench: setup-dev
 	$(BIN)/owc bench inference
 	$(BIN)/owc bench capture
 	$(BIN)/owc bench gateway
-	$(BIN)/owc bench e2e
+	$(BIN)/owc bench e2e --with-actions
 	$(BIN)/owc bench resources
 
 clean:

@@ -16,8 +16,18 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     add_config_args(e2e)
     e2e.add_argument("--matches", type=int, default=8, help="banners in the replay (default 8)")
+    e2e.add_argument(
+        "--with-actions", action="store_true",
+        help="run it twice, without and with a webhook action to a slow local receiver, and compare p50/p95",
+    )
+    e2e.add_argument("--webhook-delay", type=float, default=2.0, metavar="S",
+                     help="--with-actions: seconds the receiver takes to answer each request (default 2)")
+    e2e.add_argument("--rounds", type=int, default=1,
+                     help="--with-actions: pairs of runs, alternating which goes first (default 1)")
     e2e.set_defaults(handler=_bench_e2e)
-    res = bench_sub.add_parser("resources", help="CPU%% and RSS per service at default settings (whole stack)")
+    res = bench_sub.add_parser(
+        "resources", help="CPU%% and RSS per service at default settings (whole stack, one webhook action)"
+    )
     add_config_args(res)
     res.add_argument("--seconds", type=float, default=60.0, help="measurement time (default 60)")
     res.add_argument("--warmup", type=float, default=10.0, help="seconds ignored at start (default 10)")

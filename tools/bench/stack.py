@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ from services.common.cliargs import load_from_args, set_args
 from services.common.ports import free_port
 from services.runner.stack import run_stack
 from tools.bench.report import machine, percentile
+from tools.webhook_receiver import Receiver
 
 
 def _progress(message: str) -> None:
@@ -153,40 +155,53 @@ class _SseClient:
         self._resp.close()
 
 
-def bench_e2e(args: argparse.Namespace) -> int:
-    from training.clips import FPS, evening
+WEBHOOK_NAME = "bench"
 
-    outcomes = (["victory", "defeat", "draw"] * 10)[: args.matches]
-    workdir = Path(tempfile.mkdtemp(prefix="owc-bench-clip-"))
-    clip, _expected, starts = evening(workdir, outcomes)
-    _progress(f"bench e2e: {len(outcomes)} banners, replayed at {FPS} fps (the default 250 ms capture interval)")
-    flags = {"capture.fps": FPS, "capture.speed": 1.0, "state.cooldown_s": 6, "state.required_none": 8}
-    try:
-        with bench_stack(f"replay:{clip}", flags, args) as (sup, port, _stop, info):
-            base = f"http://127.0.0.1:{port}"
-            try:
-                client: _BrowserClient | _SseClient = _BrowserClient(base)
-            except Exception as exc:
-                _progress(f"  (Chromium unavailable: {exc}; using a Python SSE client)")
-                client = _SseClient(base)
-            try:
-                deadline = time.monotonic() + len(outcomes) * 15 / 1 + 90
-                seen = 0
-                while time.monotonic() < deadline:
-                    arrivals = client.arrivals()
-                    if len(arrivals) != seen:
-                        seen = len(arrivals)
-                        _progress(f"  detections received: {seen}/{len(outcomes)}")
-                    replay_over = not sup.running("capture")
-                    if seen >= len(outcomes) or (replay_over and time.monotonic() > deadline - 60):
-                        break
-                    time.sleep(0.5)
+
+def webhook_flags(receiver: Receiver) -> dict[str, Any]:
+    """One JSON webhook to ``receiver``: the actions service runs (``owc run`` starts it only with an action)."""
+    return {"actions.webhooks": [{"url": receiver.url, "name": WEBHOOK_NAME}], "actions.metrics_port": 0}
+
+
+def _e2e_run(
+    clip: Path, starts: list[int], banners: int, args: argparse.Namespace, receiver: Receiver | None
+) -> dict[str, Any]:
+    """One stack on the replay; the latencies of its detections (and what the receiver got)."""
+    from training.clips import FPS
+
+    flags: dict[str, Any] = {"capture.fps": FPS, "capture.speed": 1.0, "state.cooldown_s": 6, "state.required_none": 8}
+    if receiver is not None:
+        flags.update(webhook_flags(receiver))
+    actions_running = False
+    with bench_stack(f"replay:{clip}", flags, args) as (sup, port, _stop, info):
+        base = f"http://127.0.0.1:{port}"
+        try:
+            client: _BrowserClient | _SseClient = _BrowserClient(base)
+        except Exception as exc:
+            _progress(f"  (Chromium unavailable: {exc}; using a Python SSE client)")
+            client = _SseClient(base)
+        try:
+            deadline = time.monotonic() + PREROLL_S + banners * 16 + 90
+            seen = 0
+            while time.monotonic() < deadline:
                 arrivals = client.arrivals()
-            finally:
-                client.close()
-            frame_times = _frame_times(info)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+                if len(arrivals) != seen:
+                    seen = len(arrivals)
+                    _progress(f"  detections received: {seen}/{banners}")
+                replay_over = not sup.running("capture")
+                if seen >= banners or (replay_over and time.monotonic() > deadline - 60):
+                    break
+                time.sleep(0.5)
+            arrivals = client.arrivals()
+            if receiver is not None:
+                actions_running = sup.running("actions")
+                # each detection's webhook request arrives (the answer takes the receiver's delay)
+                wait_end = time.monotonic() + 15
+                while len(receiver.snapshot()) < len(arrivals) and time.monotonic() < wait_end:
+                    time.sleep(0.2)
+        finally:
+            client.close()
+        frame_times = _frame_times(info)
     trigger = []
     onset = []
     for arrival in arrivals:
@@ -199,22 +214,128 @@ def bench_e2e(args: argparse.Namespace) -> int:
         onset_at = frame_times.get(first + 1)
         if onset_at is not None:
             onset.append(arrival["t"] - onset_at)
-    result = {
-        "bench": "e2e",
-        "client": client.kind,
-        "detections": len(arrivals),
-        "banners": len(outcomes),
+    run: dict[str, Any] = {"client": client.kind, "detections": len(arrivals), "trigger": trigger, "onset": onset}
+    if receiver is not None:
+        run["actions_running"] = actions_running
+    return run
+
+
+def _latencies(trigger: list[float], onset: list[float]) -> dict[str, Any]:
+    return {
         "trigger_frame_to_client_ms": {"p50": round(percentile(trigger, 50), 1),
                                        "p95": round(percentile(trigger, 95), 1),
                                        "max": round(max(trigger, default=float("nan")), 1)},
         "banner_onset_to_client_ms": {"p50": round(percentile(onset, 50), 1),
                                       "p95": round(percentile(onset, 95), 1)},
+    }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b and not math.isnan(a) and not math.isnan(b) else None
+
+
+PREROLL_S = 10.0  # gameplay before the first banner: Chromium is listening before anything is counted
+
+
+def _preroll(clip: Path, starts: list[int], frames: int) -> list[int]:
+    """Put ``frames`` copies of the clip's first (gameplay) frame in front; return the moved banner starts.
+
+    On a loaded machine Chromium can take longer to start than the clip's first
+    seconds: without this, the first detection happens before the page listens.
+    """
+    names = sorted(clip.glob("frame_*.jpg"))
+    for path in reversed(names):
+        index = int(path.stem.split("_")[1])
+        path.rename(clip / f"frame_{index + frames:05d}.jpg")
+    first = (clip / f"frame_{frames:05d}.jpg").read_bytes()
+    for index in range(frames):
+        (clip / f"frame_{index:05d}.jpg").write_bytes(first)
+    return [s + frames for s in starts]
+
+
+def bench_e2e(args: argparse.Namespace) -> int:
+    from training.clips import FPS, evening
+
+    outcomes = (["victory", "defeat", "draw"] * 10)[: args.matches]
+    with_actions = bool(getattr(args, "with_actions", False))
+    rounds = max(1, int(getattr(args, "rounds", 1))) if with_actions else 1
+    workdir = Path(tempfile.mkdtemp(prefix="owc-bench-clip-"))
+    load = machine()  # before the bench adds its own load
+    clip, _expected, starts = evening(workdir, outcomes)
+    starts = _preroll(clip, starts, int(PREROLL_S * FPS))
+    _progress(f"bench e2e: {len(outcomes)} banners after {PREROLL_S:g} s of gameplay, replayed at {FPS} fps "
+              "(the default 250 ms capture interval)")
+    receiver: Receiver | None = None
+    if with_actions:
+        receiver = Receiver(default_delay_s=args.webhook_delay).start()
+        _progress(f"  with and without a webhook action to a receiver answering after {args.webhook_delay:g} s, "
+                  f"{rounds} round(s), alternating which goes first")
+    runs: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
+    try:
+        for r in range(rounds):
+            order = ["without", "with"] if r % 2 == 0 else ["with", "without"]
+            for mode in order if with_actions else ["without"]:
+                if with_actions:
+                    _progress(f"  round {r + 1}: {mode} the webhook action")
+                before = len(receiver.snapshot()) if receiver is not None else 0
+                load_before = [round(x, 2) for x in os.getloadavg()]
+                run = _e2e_run(clip, starts, len(outcomes), args, receiver if mode == "with" else None)
+                run["round"], run["load_average_at_start"] = r + 1, load_before
+                run["order"] = sum(len(rs) for rs in runs.values())
+                if receiver is not None and mode == "with":
+                    run["webhook_requests"] = len(receiver.snapshot()) - before
+                runs[mode].append(run)
+    finally:
+        if receiver is not None:
+            receiver.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    def pooled(mode: str, key: str) -> list[float]:
+        return [v for run in runs[mode] for v in run[key]]
+
+    base = runs["without"]
+    complete = all(run["detections"] == len(outcomes) for mode in runs.values() for run in mode)
+    result: dict[str, Any] = {
+        "bench": "e2e",
+        "client": base[0]["client"],
+        "detections": sum(run["detections"] for run in base),
+        "banners": len(outcomes) * rounds,
+        **_latencies(pooled("without", "trigger"), pooled("without", "onset")),
         "target_p95_ms": 600,
         "capture_interval_ms": 1000 / FPS,
-        "machine": machine(),
+        "machine": load,
     }
+    if with_actions:
+        with_runs = runs["with"]
+        requests = sum(run["webhook_requests"] for run in with_runs)
+        detections = sum(run["detections"] for run in with_runs)
+        latencies = _latencies(pooled("with", "trigger"), pooled("with", "onset"))
+        onset_p95 = latencies["banner_onset_to_client_ms"]["p95"]
+        base_p95 = result["banner_onset_to_client_ms"]["p95"]
+        result["rounds"] = rounds
+        result["with_actions"] = {
+            "action": f"one JSON webhook to a local receiver answering after {args.webhook_delay:g} s",
+            "receiver_delay_s": args.webhook_delay,
+            "detections": detections,
+            "webhook_requests": requests,
+            "actions_service_ran": all(run["actions_running"] for run in with_runs),
+            **latencies,
+        }
+        # each run on its own, in the order they ran: the load on this shared machine moves between runs
+        result["runs"] = [
+            {"round": run["round"], "webhook_action": mode == "with", "detections": run["detections"],
+             "banner_onset_to_client_ms": _latencies(run["trigger"], run["onset"])["banner_onset_to_client_ms"],
+             "load_average_at_start": run["load_average_at_start"]}
+            for mode, run in sorted(((m, run) for m, rs in runs.items() for run in rs),
+                                    key=lambda item: item[1]["order"])
+        ]
+        result["banner_onset_p95_ratio_with_vs_without"] = _ratio(onset_p95, base_p95)
+        result["banner_onset_p50_ratio_with_vs_without"] = _ratio(
+            latencies["banner_onset_to_client_ms"]["p50"], result["banner_onset_to_client_ms"]["p50"])
+        complete = complete and requests >= detections > 0 and result["with_actions"]["actions_service_ran"]
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
-    return 0 if len(arrivals) == len(outcomes) else 1
+    return 0 if complete else 1
 
 
 def _frame_times(info: dict[str, Any]) -> dict[int, int]:
@@ -241,64 +362,140 @@ def _frame_times(info: dict[str, Any]) -> dict[int, int]:
 # -- resources ----------------------------------------------------------------
 
 
+# < the demo clip's 30 s, and re-armed by 2 s of gameplay (the e2e bench's values): every loop is a result
+RESULTS_SETTINGS = {"state.cooldown_s": 20.0, "state.required_none": 8}
+
+
+def _last_event_id(client: Any, stream: str) -> str:
+    last = client.xrevrange(stream, count=1)
+    return last[0][0].decode() if last else ""
+
+
+def idle_cpu(samples: list[tuple[float, float, bool]]) -> tuple[float | None, float, float]:
+    """CPU% of one core over the quiet intervals: ``(percent, quiet seconds, busy seconds)``.
+
+    ``samples`` are ``(monotonic time, process CPU seconds, something happened)``
+    taken once a second; "something" is a new event in the log or a request at the
+    receiver since the previous sample. An interval is busy when something happened
+    in it or in the interval before (the delivery may straddle a sample), quiet otherwise.
+    """
+    quiet_s = busy_s = quiet_cpu = 0.0
+    for i in range(1, len(samples)):
+        (t0, c0, _), (t1, c1, happened) = samples[i - 1], samples[i]
+        busy = happened or (i >= 2 and samples[i - 1][2])
+        if busy:
+            busy_s += t1 - t0
+        else:
+            quiet_s += t1 - t0
+            quiet_cpu += c1 - c0
+    percent = round(100 * quiet_cpu / quiet_s, 3) if quiet_s else None
+    return percent, round(quiet_s, 1), round(busy_s, 1)
+
+
 def bench_resources(args: argparse.Namespace) -> int:
     import psutil
+    import redis
 
+    from services.common.keys import Keys
     from training.demo_clip import FPS, ensure_demo_clip
 
     clip = ensure_demo_clip()
-    flags = {"capture.fps": FPS, "capture.speed": 1.0, "capture.loop": True}
+    load = machine()  # before the bench adds its own load
+    receiver = Receiver().start()
+    flags = {"capture.fps": FPS, "capture.speed": 1.0, "capture.loop": True,
+             **RESULTS_SETTINGS, **webhook_flags(receiver)}
     _progress(
-        f"bench resources: the stack at default settings on a looping replay ({FPS} fps) for {args.seconds:.0f} s"
+        f"bench resources: the stack at default settings on a looping replay ({FPS} fps) for {args.seconds:.0f} s, "
+        "with one webhook action to a local receiver; state.cooldown_s=20 and state.required_none=8 so each "
+        "30 s loop is a result"
     )
-    with bench_stack(f"replay:{clip}", flags, args) as (sup, _port, _stop, _info):
-        time.sleep(args.warmup)
+    try:
+        with bench_stack(f"replay:{clip}", flags, args) as (sup, _port, _stop, info):
+            time.sleep(args.warmup)
+            client = redis.Redis.from_url(info["redis_url"])
+            events = Keys(info["prefix"]).events("default")
 
-        def procs() -> dict[str, psutil.Process]:
-            out: dict[str, psutil.Process] = {}
-            for child in sup.children:
-                if child.proc is not None:
-                    with suppress(psutil.NoSuchProcess):
-                        out[child.spec.name] = psutil.Process(child.proc.pid)
-            return out
+            def procs() -> dict[str, psutil.Process]:
+                out: dict[str, psutil.Process] = {}
+                for child in sup.children:
+                    if child.proc is not None:
+                        with suppress(psutil.NoSuchProcess):
+                            out[child.spec.name] = psutil.Process(child.proc.pid)
+                return out
 
-        def cpu(p: psutil.Process) -> float:
-            t = p.cpu_times()
-            return float(t.user + t.system)
+            def cpu(p: psutil.Process) -> float:
+                t = p.cpu_times()
+                return float(t.user + t.system)
 
-        start = procs()
-        cpu0 = {n: cpu(p) for n, p in start.items()}
-        rss: dict[str, list[int]] = {n: [] for n in start}
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < args.seconds:
-            for name, p in start.items():
+            start = procs()
+            if "actions" not in start:
+                raise RuntimeError("the actions service is not running although a webhook is configured")
+            actions = start["actions"]
+            cpu0 = {n: cpu(p) for n, p in start.items()}
+            rss: dict[str, list[int]] = {n: [] for n in start}
+            last_event = _last_event_id(client, events)
+            requests0 = requests = len(receiver.snapshot())
+            results = 0
+            samples: list[tuple[float, float, bool]] = [(time.monotonic(), cpu(actions), False)]
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < args.seconds:
+                time.sleep(1.0)
+                event = _last_event_id(client, events)
+                now_requests = len(receiver.snapshot())
                 with suppress(psutil.NoSuchProcess):
-                    rss[name].append(p.memory_info().rss)
-            left = args.seconds - (time.monotonic() - t0)
-            if int(left) % 10 == 0:
-                _progress(f"  {left:.0f} s left")
-            time.sleep(1.0)
-        elapsed = time.monotonic() - t0
-        services: dict[str, Any] = {}
-        for name, p in start.items():
-            try:
-                used = cpu(p) - cpu0[name]
-            except psutil.NoSuchProcess:
-                continue
-            services[name] = {
-                "cpu_percent_of_one_core": round(100 * used / elapsed, 2),
-                "rss_mb": round(max(rss[name]) / 2**20, 1) if rss[name] else None,
-            }
+                    samples.append((time.monotonic(), cpu(actions), event != last_event or now_requests != requests))
+                if event != last_event:
+                    new: list[Any] = client.xrange(events, f"({last_event}" if last_event else "-", event)  # type: ignore[assignment]
+                    results += len(new)
+                last_event, requests = event, now_requests
+                for name, p in start.items():
+                    with suppress(psutil.NoSuchProcess):
+                        rss[name].append(p.memory_info().rss)
+                left = args.seconds - (time.monotonic() - t0)
+                if int(left) % 10 == 0:
+                    _progress(f"  {left:.0f} s left")
+            elapsed = time.monotonic() - t0
+            services: dict[str, Any] = {}
+            for name, p in start.items():
+                try:
+                    used = cpu(p) - cpu0[name]
+                except psutil.NoSuchProcess:
+                    continue
+                services[name] = {
+                    "cpu_percent_of_one_core": round(100 * used / elapsed, 2),
+                    "rss_mb": round(max(rss[name]) / 2**20, 1) if rss[name] else None,
+                }
+            client.close()
+    finally:
+        receiver.stop()
+    idle_percent, quiet_s, busy_s = idle_cpu(samples)
     total_cpu = round(sum(s["cpu_percent_of_one_core"] for s in services.values()), 2)
     total_rss = round(sum(s["rss_mb"] or 0 for s in services.values()), 1)
-    result = {
+    others = [s for n, s in services.items() if n != "actions"]
+    result: dict[str, Any] = {
         "bench": "resources",
         "seconds": round(elapsed, 1),
         "capture_interval_ms": 1000 / FPS,
         "services": services,
         "total": {"cpu_percent_of_one_core": total_cpu, "rss_mb": total_rss},
-        "targets": {"cpu_percent_of_one_core": 5, "rss_mb": 400},
-        "machine": machine(),
+        "total_without_actions": {
+            "cpu_percent_of_one_core": round(sum(s["cpu_percent_of_one_core"] for s in others), 2),
+            "rss_mb": round(sum(s["rss_mb"] or 0 for s in others), 1),
+        },
+        "actions": {
+            "action": "one JSON webhook to a local receiver on 127.0.0.1",
+            "results_in_window": results,
+            "webhook_requests_in_window": requests - requests0,
+            "cpu_percent_of_one_core_idle": idle_percent,
+            "idle_seconds": quiet_s,
+            "busy_seconds": busy_s,
+            "cpu_percent_of_one_core_with_results": services.get("actions", {}).get("cpu_percent_of_one_core"),
+            "rss_mb": services.get("actions", {}).get("rss_mb"),
+        },
+        "settings": RESULTS_SETTINGS,
+        "targets": {"cpu_percent_of_one_core": 5, "rss_mb": 400, "actions_idle_cpu_percent_of_one_core": 0.5},
+        "machine": load,
     }
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     return 0

@@ -1,0 +1,22 @@
+"""`owc bench resources`: how the actions service's idle CPU is told apart from its work on results."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.bench.stack import idle_cpu
+
+
+def test_idle_cpu_counts_only_the_quiet_intervals() -> None:
+    # one sample a second: (time, CPU seconds, an event or a request since the previous sample)
+    samples = [(0.0, 0.0, False), (1.0, 0.001, False), (2.0, 0.5, True), (3.0, 0.6, False),
+               (4.0, 0.601, False), (5.0, 0.602, False)]
+    percent, quiet_s, busy_s = idle_cpu(samples)
+    # the interval with the event and the one after it (a delivery straddling the sample) are busy
+    assert (quiet_s, busy_s) == (3.0, 2.0)
+    assert percent == pytest.approx(0.1)
+
+
+def test_idle_cpu_without_a_quiet_interval_is_unknown() -> None:
+    assert idle_cpu([(0.0, 0.0, False), (1.0, 0.2, True), (2.0, 0.3, True)]) == (None, 0.0, 2.0)
+    assert idle_cpu([(0.0, 0.0, False)]) == (None, 0.0, 0.0)
