@@ -301,7 +301,7 @@ def bench_e2e(args: argparse.Namespace) -> int:
         "detections": sum(run["detections"] for run in base),
         "banners": len(outcomes) * rounds,
         **_latencies(pooled("without", "trigger"), pooled("without", "onset")),
-        "target_p95_ms": 600,
+        "target_banner_onset_p95_ms": 300,  # DESIGN.md targets: banner on screen -> overlay updated
         "capture_interval_ms": 1000 / FPS,
         "machine": load,
     }
@@ -493,7 +493,7 @@ def bench_resources(args: argparse.Namespace) -> int:
             "rss_mb": services.get("actions", {}).get("rss_mb"),
         },
         "settings": RESULTS_SETTINGS,
-        "targets": {"cpu_percent_of_one_core": 5, "rss_mb": 400, "actions_idle_cpu_percent_of_one_core": 0.5},
+        "targets": {"cpu_percent_of_one_core": 5, "rss_mb": 450, "actions_idle_cpu_percent_of_one_core": 0.5},
         "machine": load,
     }
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
