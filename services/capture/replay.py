@@ -47,6 +47,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # back-pressure (frames older than capture.frames_maxlen may then be trimmed
 # unread), so `owc capture --source replay:…` alone still finishes.
 NO_GROUP_WAIT_S = 30.0
+FINISHED_HEALTH_TTL_S = 24 * 3600  # a finished replay's last health record stays for the admin page
 
 
 class ReplayError(RuntimeError):
@@ -334,7 +335,9 @@ class ReplaySource:
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)
         t0 = time.monotonic()
-        self.sink.report(force=True, obs_connected=False, source=f"replay:{self.path}", last_error="")
+        self.sink.report(
+            force=True, obs_connected=False, source=f"replay:{self.path}", last_error="", state="replaying"
+        )
         while not stop.is_set():
             produced_in_pass = 0
             for index, bgr in iter_frames(self.path, cfg.fps, self.metrics, start=start_index):
@@ -377,7 +380,12 @@ class ReplaySource:
             break
         self.summary.wall_s = time.monotonic() - t0 + self.summary.paused_s
         self.summary.errors = self.sink.redis_failures
-        self.sink.report(force=True)
+        if self.summary.finished:
+            # the admin page says "replay finished" with its last frame, not "no capture running"
+            self.sink.health_ttl_s = FINISHED_HEALTH_TTL_S
+            self.sink.report(force=True, state="finished")
+        else:
+            self.sink.report(force=True)
         log.info(
             "replay %s: %d frames published (seq %s..%s, %d pass%s) in %.1fs, paused %.1fs for inference, %d errors",
             "finished" if self.summary.finished else "stopped",

@@ -124,3 +124,19 @@ def publish(client: redis.Redis, keys: Keys, channel: str, record: HealthRecord,
     pipe.expire(key, ttl_s)
     pipe.sadd(keys.channels, channel)
     pipe.execute()
+
+
+WORKER_ALIVE_MS = 15_000  # a worker whose last heartbeat is older is not counted (its block_ms is at most 10 s)
+
+
+def worker_beat(client: redis.Redis, keys: Keys, worker: str, alive: bool = True) -> None:
+    """An inference worker says it is running (or, ``alive=False``, that it stopped); entries of
+    workers that died without a word are dropped after an hour."""
+    now = int(time.time() * 1000)
+    pipe = client.pipeline(transaction=False)
+    if alive:
+        pipe.zadd(keys.inference_workers, {worker: now})
+    else:
+        pipe.zrem(keys.inference_workers, worker)
+    pipe.zremrangebyscore(keys.inference_workers, "-inf", now - 3_600_000)
+    pipe.execute()

@@ -50,6 +50,12 @@ class Keys:
     def commands(self) -> str:
         return f"{self.prefix}:commands"
 
+    @property
+    def inference_workers(self) -> str:
+        """Sorted set: inference worker name -> its last heartbeat (epoch ms), written whether or not
+        frames arrive (the admin's "Workers" count; a stopped worker removes itself)."""
+        return f"{self.prefix}:inference:workers"
+
     @staticmethod
     def dlq(stream: str) -> str:
         return f"{stream}:dlq"

@@ -86,12 +86,15 @@ class Health(BaseModel):
     last_frame_age_s: float | None
     last_seq: int | None
     capture_error: str | None
+    capture_state: str | None = Field(
+        None, description="What capture is doing: e.g. connected, reconnecting; `finished` once a replay has ended."
+    )
     last_label: str | None
     last_confidence: float | None
     last_label_at: int | None
     model: str | None
     near_miss: NearMiss | None = Field(None, description="None until the detector had a near miss.")
-    workers: int = Field(description="Inference consumers active in the last 15 s.")
+    workers: int = Field(description="Inference workers running (a heartbeat in the last 15 s), frames or not.")
     state_alive: bool = Field(description="The state service has reported recently.")
     capture_held_back_s: float | None = Field(
         None, description="How long capture has been waiting for inference to catch up (None: it is not)."

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,15 +25,14 @@ import redis.asyncio as aioredis
 
 from services.common import action_records
 from services.common.action_records import DeadLetter, LastDelivery
-from services.common.health import ActionsHealth, CaptureHealth, InferenceHealth, StateHealth
+from services.common.health import WORKER_ALIVE_MS, ActionsHealth, CaptureHealth, InferenceHealth, StateHealth
 from services.common.history import SessionSummary, summarize_sessions
-from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, GROUP_INFERENCE, Keys
+from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
 from services.common.redisio import persistence_problem
 
 log = logging.getLogger("owc.gateway")
 
-WORKER_IDLE_MS = 15_000
 EXPORT_CHUNK = 500
 
 
@@ -64,7 +64,7 @@ class PipelineHealth:
 
     capture: CaptureHealth = field(default_factory=CaptureHealth)
     inference: InferenceHealth = field(default_factory=InferenceHealth)
-    workers: int = 0  # inference consumers active in the last WORKER_IDLE_MS
+    workers: int = 0  # inference workers with a heartbeat in the last WORKER_ALIVE_MS
     state_alive: bool = False
     redis_write_error: str | None = None  # why Redis refuses writes, None while it can write
 
@@ -205,21 +205,16 @@ class GatewayStore:
         # the state service is alive while it holds its lease (renewed every second or so), whether
         # or not any frame has arrived yet; its per-channel record says the same once it has one
         pipe.exists(self.keys.health(channel, StateHealth.SERVICE), self.keys.lease("state"))
-        pipe.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
+        pipe.zcount(self.keys.inference_workers, int(time.time() * 1000) - WORKER_ALIVE_MS, "+inf")
         pipe.info("persistence")
 
     @staticmethod
     def _health_from(results: list[Any]) -> PipelineHealth:
-        raw_capture, raw_inference, state_alive, consumers, persistence = results
-        workers = 0
-        if not isinstance(consumers, Exception):  # no stream or no group yet
-            for consumer in consumers:
-                idle: Any = consumer.get("idle", consumer.get(b"idle", WORKER_IDLE_MS))
-                workers += int(idle) < WORKER_IDLE_MS
+        raw_capture, raw_inference, state_alive, workers, persistence = results
         return PipelineHealth(
             capture=CaptureHealth.from_fields(raw_capture) or CaptureHealth(),
             inference=InferenceHealth.from_fields(raw_inference) or InferenceHealth(),
-            workers=workers,
+            workers=0 if isinstance(workers, Exception) else int(workers),
             state_alive=bool(state_alive),
             redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )

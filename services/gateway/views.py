@@ -81,6 +81,7 @@ def health_out(health: PipelineHealth) -> Health:
         last_frame_age_s=age,
         last_seq=capture.last_seq,
         capture_error=capture.last_error or None,
+        capture_state=capture.state,
         last_label=inference.last_label,
         last_confidence=inference.last_confidence,
         last_label_at=inference.last_label_at,

@@ -134,6 +134,7 @@ class InferenceWorker:
         self._health: dict[str, InferenceHealth] = {}
         self._near = NearMisses()
         self._health_sent: dict[str, float] = {}
+        self._beat_sent = float("-inf")
         self._next_lag = 0.0
         self._next_prune = 0.0
         self.outage = WriteOutage(
@@ -188,6 +189,7 @@ class InferenceWorker:
                 groups_ready = False
         try:
             self._publish_health(force=True)
+            health.worker_beat(self.client, self.keys, self.name, alive=False)
         except redis.RedisError as exc:
             log.debug("cannot write the last health record (%s)", exc)
         return handled
@@ -427,6 +429,9 @@ class InferenceWorker:
 
     def _publish_health(self, force: bool = False) -> None:
         now = time.monotonic()
+        if now - self._beat_sent >= HEALTH_INTERVAL_S:  # running, frames or not
+            health.worker_beat(self.client, self.keys, self.name)
+            self._beat_sent = now
         for channel, record in self._health.items():
             if force or now - self._health_sent.get(channel, 0.0) >= HEALTH_INTERVAL_S:
                 try:

@@ -583,6 +583,13 @@ def test_health_is_honest_during_a_replay_with_no_frames_yet(
     assert page.locator("#h-state").text_content() == "running"  # the state fixture holds the lease
     status = httpx.get(f"{gateway.url}/api/v1/channels/{channel}/status").json()
     assert status["health"]["last_frame_age_s"] is None and status["health"]["state_alive"] is True
+    # the clip has ended (make demo): said as such, with its last frame, not "no capture running"
+    health.publish(client, keys, channel, CaptureHealth(state="finished", last_seq=120,
+                                                      last_frame_at=int(time.time() * 1000) - 60_000))
+    page.wait_for_function("() => document.getElementById('h-obs').textContent.includes('has finished')")
+    assert page.locator("#h-obs").text_content() == "not needed: the replay of /clips/demo has finished"
+    assert page.locator("#h-obs").get_attribute("class") == "victory"
+    assert str(page.locator("#h-frame").text_content()).endswith("s ago (#120)")
     client.close()
 
 

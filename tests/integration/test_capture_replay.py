@@ -98,6 +98,10 @@ def test_folder_of_1080p_pngs_becomes_640x360_jpegs_on_the_replay_clock(
     # wall-clock pacing 1/(fps*speed) = 5 ms a frame: 11 gaps take >= 55 ms
     assert took >= 0.055
     assert registry.get_sample_value("owc_capture_frames_published_total", {"source": "replay"}) == 12
+    # its last health record says it finished, and stays for the admin page (not the usual 30 s)
+    record = redis_client.hgetall(keys.health(settings.capture.channel, "capture"))
+    assert record[b"state"] == b"finished" and int(record[b"last_seq"]) == seqs[-1]
+    assert redis_client.ttl(keys.health(settings.capture.channel, "capture")) > 3600
 
 
 def test_video_at_speed_is_sampled_at_fps_with_exact_spacing(

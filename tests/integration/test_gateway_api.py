@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from services.common import health
 from services.common.keys import Keys
 from tests.support.gateway import GatewayThread, ServiceProcess, post_json, settings_for, start_state
 from tests.support.redis_proc import RedisServer
@@ -156,11 +157,12 @@ def test_status_reports_pipeline_health(gateway: GatewayThread, channel: str, rc
         gw_keys.health(channel, "inference"),
         mapping={"last_label": "none", "last_confidence": "0.99", "last_label_at": str(now), "model": "m-123"},
     )
-    rc.xadd(gw_keys.frames, {"x": "1"})
-    rc.xadd(gw_keys.frames, {"x": "2"})
-    rc.xgroup_create(gw_keys.frames, "inference", id="0", mkstream=True)
-    rc.xreadgroup("inference", "worker-a", {gw_keys.frames: ">"}, count=1)
-    rc.xreadgroup("inference", "worker-b", {gw_keys.frames: ">"}, count=1)
+    # workers count from their heartbeats, frames or not: two beating, one silent for 20 s, one stopped
+    health.worker_beat(rc, gw_keys, "worker-a")
+    health.worker_beat(rc, gw_keys, "worker-b")
+    rc.zadd(gw_keys.inference_workers, {"worker-silent": now - 20_000})
+    health.worker_beat(rc, gw_keys, "worker-c")
+    health.worker_beat(rc, gw_keys, "worker-c", alive=False)
     h = get(gateway, f"{api(channel)}/status").json()["health"]
     assert h["obs_connected"] is True and h["capture_source"] == "Game" and h["last_seq"] == 41
     assert 1.5 <= h["last_frame_age_s"] < 30

@@ -435,3 +435,24 @@ def test_the_lag_gauge_stays_true_after_an_aof_rewrite_and_a_restart(
         assert metric("owc_inference_consumer_pending_frames") == 0
     finally:
         client.close()
+
+
+def test_a_running_worker_beats_without_frames_and_leaves_when_it_stops(
+    make_worker: Callable[..., InferenceWorker], redis_client: redis.Redis, keys: Keys
+) -> None:
+    """The admin's "Workers" count: a worker waiting for frames (OBS not started yet) is running."""
+    worker = make_worker("idle-one", inference__block_ms=200)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: redis_client.zscore(keys.inference_workers, "idle-one") is not None, timeout=10,
+                   message="a heartbeat with no frame in the stream")
+        first = redis_client.zscore(keys.inference_workers, "idle-one")
+        wait_until(lambda: (redis_client.zscore(keys.inference_workers, "idle-one") or 0) > (first or 0),
+                   timeout=10, message="a later heartbeat, still without frames")
+        assert redis_client.xlen(keys.frames) == 0
+    finally:
+        stop.set()
+        thread.join(10)
+    assert redis_client.zscore(keys.inference_workers, "idle-one") is None  # a clean stop says so

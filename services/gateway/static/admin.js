@@ -140,8 +140,9 @@ function age(seconds) {
 function renderHealth(h) {
   // a replay needs no OBS: say what feeds the counter instead of a red "disconnected"
   const replay = (h.capture_source || "").startsWith("replay:");
+  const clip = replay ? h.capture_source.slice("replay:".length) : "";
   $("h-obs").textContent = replay
-    ? `not needed: replaying ${h.capture_source.slice("replay:".length)}`
+    ? `not needed: ${h.capture_state === "finished" ? `the replay of ${clip} has finished` : `replaying ${clip}`}`
     : h.obs_connected === null ? "no capture running" : h.obs_connected ? "connected" : `disconnected${h.capture_error ? ` (${h.capture_error})` : ""}`;
   $("h-obs").className = replay || h.obs_connected ? "victory" : "defeat";
   const held = h.capture_held_back_s !== null && h.capture_held_back_s !== undefined
