@@ -34,6 +34,7 @@ from services.actions.formatting import EventContext
 from services.common import action_records
 from services.common.keys import Keys
 from services.common.messages import Event, StateSnapshot
+from services.common.redisio import write_refusal
 
 log = logging.getLogger("owc.actions")
 
@@ -179,11 +180,15 @@ class Deliverer:
                 pipe = self.client.pipeline(transaction=True)
                 write(pipe)
                 return list(pipe.execute())
-            except REDIS_DOWN as exc:
+            except (*REDIS_DOWN, redis.ResponseError) as exc:
+                refused = write_refusal(exc)
+                if isinstance(exc, redis.ResponseError) and refused is None:
+                    raise
                 if not warned:
                     warned = True
-                    log.warning("%s: event %s is done but Redis is unavailable (%s); its record is kept "
-                                "until Redis is back", action.name, ctx.idempotency_key, exc)
+                    log.warning("%s: event %s is done but Redis %s; its record is kept until Redis can "
+                                "write again", action.name, ctx.idempotency_key,
+                                f"refuses writes: {refused}" if refused else f"is unavailable ({exc})")
             if self.stop.wait(COMMIT_RETRY_S):
                 log.error("%s: stopping before Redis came back: event %s will be acted on again",
                           action.name, ctx.idempotency_key)

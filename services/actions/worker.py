@@ -27,6 +27,7 @@ from services.common import health
 from services.common.health import ActionsHealth
 from services.common.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_channel
 from services.common.messages import Event, MessageError
+from services.common.redisio import write_refusal
 from services.common.settings import ActionsSettings
 from services.common.streams import Delivery, GroupConsumer, ensure_group
 
@@ -106,6 +107,7 @@ class ActionsWorker:
         names = ", ".join(self.actions_described()) or "none configured"
         log.info("actions: starting; actions: %s", names)
         first = True
+        refusing = ""  # why Redis refuses writes, while it does (said once)
         try:
             while not stop.is_set():
                 if max_messages is not None and self.processed >= max_messages:
@@ -123,12 +125,23 @@ class ActionsWorker:
                     if time.monotonic() >= self._next_health:
                         self._publish_health()
                         self._next_health = time.monotonic() + HEALTH_EVERY_S
+                    if refusing:
+                        log.info("actions: Redis writes again")
+                        refusing = ""
                 except StoppingError:
                     break
                 except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
                     log.warning("actions: Redis is unavailable (%s); retrying", exc)
                     self.consumers = {}
                     first = True
+                    stop.wait(0.5)
+                except redis.ResponseError as exc:
+                    refused = write_refusal(exc)
+                    if refused is None:
+                        raise
+                    if refused != refusing:
+                        log.warning("actions: Redis refuses writes (%s); waiting, nothing is lost", refused)
+                        refusing = refused
                     stop.wait(0.5)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)  # an effect in flight finishes and is recorded

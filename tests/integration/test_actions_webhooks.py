@@ -340,6 +340,43 @@ def test_a_redis_restart_loses_and_repeats_nothing(
 
 
 @pytest.mark.slow
+def test_an_effect_done_while_redis_refuses_writes_is_recorded_once_it_can_not_repeated(
+    own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis answers but refuses writes (maxmemory here; a full disk is MISCONF): the service neither
+    crashes nor sends the event again; the record is written once Redis can write."""
+    settings = settings_factory(
+        redis__url=own_redis.url, actions__webhooks=[{"url": receiver.url, "name": "hook"}],
+        actions__retry_initial_s=0.05, actions__retry_max_s=0.2,
+    )
+    caplog.set_level(logging.INFO)
+    client = own_redis.client()
+    w = start_worker(client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
+    try:
+        receiver.hold()
+        first = add_event(client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+        assert receiver.wait_held(10), "the delivery never arrived"
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)  # every write is refused with OOM from now on
+        receiver.release()  # the effect is done; its record cannot be written now
+        wait_until(lambda: any("refuses writes" in r.getMessage() for r in caplog.records), timeout=20,
+                   message="the worker to meet the refusal")
+        assert w.thread.is_alive(), "the actions service died on a write refusal"
+        client.config_set("maxmemory", 0)
+        wait_until(lambda: caught_up(client, keys, "default"), timeout=30, message="the event finished")
+        second = add_event(client, keys, "default", "detected", "defeat", 1, (1, 1, 0), source="auto")
+        wait_until(lambda: caught_up(client, keys, "default") and len(receiver.snapshot()) >= 2, timeout=20,
+                   message="the next event delivered")
+        done = client.hgetall(keys.action_done("hook"))
+    finally:
+        client.config_set("maxmemory", 0)
+        w.close()
+        client.close()
+    assert [r.key for r in receiver.snapshot()] == [f"default/{first}", f"default/{second}"]
+    assert json.loads(done[f"default/{first}".encode()])["status"] == "ok"
+
+
 def test_an_effect_done_while_redis_is_down_is_recorded_once_it_is_back_not_repeated(
     own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver,
     caplog: pytest.LogCaptureFixture,
