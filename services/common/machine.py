@@ -205,7 +205,7 @@ def mode_run(results: str) -> ModeRun:
 
 def _mode_results_from_json(raw: dict[str, Any]) -> dict[str, str]:
     if MODE_RESULTS_FIELD in raw:
-        out = {str(k): str(v) for k, v in raw[MODE_RESULTS_FIELD].items()}
+        out = {str(k): str(v) for k, v in _object(raw[MODE_RESULTS_FIELD], MODE_RESULTS_FIELD).items()}
         if any(c not in CHAR_OUTCOMES for v in out.values() for c in v):
             raise ValueError("mode_results: only W, L and D")
         return out
@@ -220,7 +220,13 @@ def _by_mode_from_json(raw: dict[str, Any]) -> dict[str, Counts]:
     if "by_mode" not in raw:  # a snapshot from before modes: every match was counted without one
         counts = Counts(**raw["counts"])
         return {"": counts} if counts != _ZERO else {}
-    return {str(k): Counts(**v) for k, v in raw["by_mode"].items()}
+    return {str(k): Counts(**v) for k, v in _object(raw["by_mode"], "by_mode").items()}
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{field}: expected a JSON object")
+    return value
 
 
 def add_in_mode(by_mode: dict[str, Counts], mode: str, outcome: Outcome, delta: int) -> dict[str, Counts]:

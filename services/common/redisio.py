@@ -58,10 +58,12 @@ def connect_async(
     After a Redis restart every pooled connection is dead; without a check the
     first request on each of them failed (a 503 from the gateway long after
     Redis was back). A connection idle for a second is PINGed first, and a
-    connection error is retried twice on a new connection. Retrying is safe
-    for the gateway: its only write that matters, a state command, carries a
-    request id, and the state service answers a repeated id with its stored
-    reply instead of applying it again.
+    connection error is retried twice on a new connection. For the gateway's
+    writes: a state command carries a request id, and the state service
+    answers a repeated id with its stored reply instead of applying it again;
+    a preset write is the same on a second try. Only when a command ran but
+    its reply was lost on the way can a retry differ: a second test event for
+    an automation, or "nothing to retry"/404 for a retry or delete that was done.
     """
     retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
     if max_connections is None:

@@ -41,9 +41,9 @@ def test_bench_resources_includes_the_actions_service_and_its_idle_figure() -> N
     assert actions["rss_mb"] == services["actions"]["rss_mb"] > 0
     # every second of the window is either quiet or around a result
     assert actions["idle_seconds"] + actions["busy_seconds"] == pytest.approx(out["seconds"], abs=1.0)
-    assert actions["results_in_window"] >= 0 and actions["webhook_requests_in_window"] >= 0
-    if actions["idle_seconds"]:
-        assert actions["cpu_percent_of_one_core_idle"] >= 0
+    # a 4 s window may hold no result: these are counts, and idle CPU is there when there were idle seconds
+    assert isinstance(actions["results_in_window"], int) and isinstance(actions["webhook_requests_in_window"], int)
+    assert (actions["cpu_percent_of_one_core_idle"] is not None) == (actions["idle_seconds"] > 0)
     # the totals keep their meaning (the whole stack) and the stack without actions is next to them
     assert out["total"]["rss_mb"] == pytest.approx(
         out["total_without_actions"]["rss_mb"] + services["actions"]["rss_mb"], abs=0.2)

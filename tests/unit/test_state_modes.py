@@ -134,6 +134,16 @@ def test_a_new_session_starts_the_mode_results_from_nothing() -> None:
     assert r.machine.mode_results == {"competitive": "L"}
 
 
+@pytest.mark.parametrize("field", ["mode_results", "by_mode"])
+@pytest.mark.parametrize("value", [None, [], "W"])
+def test_a_corrupt_per_mode_field_is_a_message_error_not_a_crash(field: str, value: object) -> None:
+    """The state service rebuilds a channel from its log on a MessageError; anything else would crash it."""
+    raw = json.loads(run([cmd("mode", mode="arcade"), cmd("adjust", outcome=V, delta=1)]).machine.to_json())
+    raw[field] = value
+    with pytest.raises(MessageError):
+        Machine.from_json(json.dumps(raw))
+
+
 def test_snapshots_from_before_per_mode_results_read_back() -> None:
     one = run([cmd("mode", mode="arcade"), cmd("adjust", outcome=V, delta=2)]).machine
     two = run([cmd("mode", mode="quickplay"), cmd("adjust", outcome=D, delta=1)], machine=one).machine

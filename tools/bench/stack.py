@@ -446,7 +446,7 @@ def bench_resources(args: argparse.Namespace) -> int:
                     samples.append((time.monotonic(), cpu(actions), event != last_event or now_requests != requests))
                 if event != last_event:
                     new: list[Any] = client.xrange(events, f"({last_event}" if last_event else "-", event)  # type: ignore[assignment]
-                    results += len(new)
+                    results += sum(f.get(b"type") in (b"detected", b"adjusted") for _, f in new)
                 last_event, requests = event, now_requests
                 for name, p in start.items():
                     with suppress(psutil.NoSuchProcess):

@@ -66,7 +66,9 @@ export async function post(path, body = {}) {
 export async function command(path, body, okText) {
   if (busy) return;
   busy = true;
-  for (const b of document.querySelectorAll("main button")) b.disabled = true;
+  // only the buttons enabled now come back enabled (a Retry with nothing to retry stays greyed)
+  const paused = [...document.querySelectorAll("main button")].filter((b) => !b.disabled);
+  for (const b of paused) b.disabled = true;
   try {
     const data = await post(path, body);
     render(data.status);
@@ -76,7 +78,7 @@ export async function command(path, body, okText) {
     say(err.message, "error");
   } finally {
     busy = false;
-    for (const b of document.querySelectorAll("main button")) b.disabled = false;
+    for (const b of paused) b.disabled = false;
   }
 }
 
