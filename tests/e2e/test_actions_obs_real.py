@@ -23,7 +23,7 @@ import redis
 from services.actions.obs import build_obs_actions
 from services.common.keys import Keys
 from services.common.settings import Settings
-from tests.support.actions import WorkerThread, add_event, pending, start_worker
+from tests.support.actions import WorkerThread, add_event, dead_letter_of_one_result, pending, start_worker
 from tests.support.obs import SCENE, ObsInstance, requires_obs, start_replay_obs, still_image
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
@@ -72,10 +72,6 @@ def program_scene(obs: ObsInstance) -> str:
         client.disconnect()
 
 
-def dead_letters(redis_client: redis.Redis, keys: Keys, action: str) -> list[dict[str, Any]]:
-    return [json.loads(raw) for raw in redis_client.lrange(keys.action_dlq(action), 0, -1)]
-
-
 def frames_in(clip: Path) -> int:
     capture = cv2.VideoCapture(str(clip))
     try:
@@ -122,14 +118,9 @@ def test_a_stopped_replay_buffer_is_a_clear_dead_letter(
     obs.stop_replay_buffer()
     try:
         w = obs_worker(redis_client, keys, settings_factory, obs.port, replay_buffer=True, replay_delay_s=0)
-        try:
-            add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
-            wait_until(lambda: redis_client.llen(keys.action_dlq("obs-replay")) == 1, message="a dead letter")
-        finally:
-            w.close()
+        letter = dead_letter_of_one_result(redis_client, keys, w, "obs-replay")
     finally:
         obs.start_replay_buffer()
-    [letter] = dead_letters(redis_client, keys, "obs-replay")
     assert "replay buffer is not running" in letter["error"] and "Controls → Start Replay Buffer" in letter["error"]
     assert obs.requests_received("SaveReplayBuffer") == saves  # not tried: it would not start by itself
 
@@ -142,14 +133,9 @@ def test_a_profile_without_a_replay_buffer_is_a_clear_dead_letter(
     try:
         plain.start(timeout=90)
         w = obs_worker(redis_client, keys, settings_factory, plain.port, replay_buffer=True, replay_delay_s=0)
-        try:
-            add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
-            wait_until(lambda: redis_client.llen(keys.action_dlq("obs-replay")) == 1, message="a dead letter")
-        finally:
-            w.close()
+        letter = dead_letter_of_one_result(redis_client, keys, w, "obs-replay")
     finally:
         plain.close()
-    [letter] = dead_letters(redis_client, keys, "obs-replay")
     assert "replay buffer is not enabled" in letter["error"]
     assert "Settings → Output → Replay Buffer" in letter["error"] and "604" not in letter["error"]
     assert letter["attempts"] and redis_client.llen(keys.action_dlq("obs-replay")) == 1

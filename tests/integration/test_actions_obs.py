@@ -8,7 +8,6 @@ never saves a second clip.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import redis
 from services.actions.obs import CHAPTERS_RECHECK_S, ObsChapterAction, build_obs_actions
 from services.common.keys import Keys
 from services.common.settings import Settings
-from tests.support.actions import WorkerThread, add_event, pending, start_worker
+from tests.support.actions import WorkerThread, add_event, dead_letter_of_one_result, pending, start_worker
 from tests.support.obsws_server import FakeSource, ObsWsServer, make_test_image
 from tests.support.waiting import wait_until
 
@@ -76,12 +75,7 @@ def test_a_replay_buffer_that_is_not_running_is_a_clear_dead_letter(
     redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], obs: ObsWsServer
 ) -> None:
     w = obs_worker(redis_client, keys, settings_factory, obs, replay_buffer=True, replay_delay_s=0)
-    try:
-        add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
-        wait_until(lambda: redis_client.llen(keys.action_dlq("obs-replay")) == 1, message="a dead letter")
-    finally:
-        w.close()
-    letter = json.loads(redis_client.lindex(keys.action_dlq("obs-replay"), 0) or b"{}")
+    letter = dead_letter_of_one_result(redis_client, keys, w, "obs-replay")
     assert "replay buffer is not running" in letter["error"] and "Start Replay Buffer" in letter["error"]
     assert count(obs, "SaveReplayBuffer") == 0  # not retried: it would not start by itself
 
@@ -91,12 +85,7 @@ def test_a_profile_without_a_replay_buffer_says_where_to_enable_it(
 ) -> None:
     obs.replay_buffer_enabled = False  # OBS 29: 604 "Replay buffer is not available" (tests/e2e checks the real one)
     w = obs_worker(redis_client, keys, settings_factory, obs, replay_buffer=True, replay_delay_s=0)
-    try:
-        add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
-        wait_until(lambda: redis_client.llen(keys.action_dlq("obs-replay")) == 1, message="a dead letter")
-    finally:
-        w.close()
-    letter = json.loads(redis_client.lindex(keys.action_dlq("obs-replay"), 0) or b"{}")
+    letter = dead_letter_of_one_result(redis_client, keys, w, "obs-replay")
     assert "not enabled" in letter["error"] and "Settings → Output → Replay Buffer" in letter["error"]
     assert count(obs, "GetReplayBufferStatus") == 1  # permanent: not retried
 

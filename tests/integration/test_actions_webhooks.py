@@ -339,66 +339,55 @@ def test_a_redis_restart_loses_and_repeats_nothing(
     assert [r.key for r in receiver.snapshot()] == [f"default/{first}", f"default/{second}"]
 
 
+class Outage:
+    """Redis goes away (SIGTERM; the AOF keeps everything) or refuses writes (``maxmemory``; a full disk
+    is MISCONF) while an effect is being done, then comes back."""
+
+    def __init__(self, kind: str, server: RedisServer, client: redis.Redis) -> None:
+        self.kind, self.server, self.client = kind, server, client
+        self.said = "Redis is unavailable" if kind == "down" else "Redis refuses writes"
+
+    def begin(self) -> None:
+        if self.kind == "down":
+            self.server.stop()
+        else:
+            self.client.config_set("maxmemory-policy", "noeviction")
+            self.client.config_set("maxmemory", 1)
+
+    def end(self) -> None:
+        if self.kind == "down":
+            self.server.start()
+        else:
+            self.client.config_set("maxmemory", 0)
+
+
 @pytest.mark.slow
-def test_an_effect_done_while_redis_refuses_writes_is_recorded_once_it_can_not_repeated(
-    own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver,
+@pytest.mark.parametrize("kind", ["down", "refusing writes"])
+def test_an_effect_done_during_a_redis_outage_is_recorded_once_it_is_back_not_repeated(
+    kind: str, own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Redis answers but refuses writes (maxmemory here; a full disk is MISCONF): the service neither
-    crashes nor sends the event again; the record is written once Redis can write."""
+    """The receiver answers during the outage: the record waits for Redis instead of being lost (or the
+    service crashing), so the redelivered event finds it and is not sent again (for chat or OBS, a
+    second line or clip)."""
     settings = settings_factory(
         redis__url=own_redis.url, actions__webhooks=[{"url": receiver.url, "name": "hook"}],
         actions__retry_initial_s=0.05, actions__retry_max_s=0.2,
     )
     caplog.set_level(logging.INFO)
     client = own_redis.client()
+    outage = Outage(kind, own_redis, client)
     w = start_worker(client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
     try:
         receiver.hold()
         first = add_event(client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
         assert receiver.wait_held(10), "the delivery never arrived"
-        client.config_set("maxmemory-policy", "noeviction")
-        client.config_set("maxmemory", 1)  # every write is refused with OOM from now on
+        outage.begin()
         receiver.release()  # the effect is done; its record cannot be written now
-        wait_until(lambda: any("refuses writes" in r.getMessage() for r in caplog.records), timeout=20,
-                   message="the worker to meet the refusal")
-        assert w.thread.is_alive(), "the actions service died on a write refusal"
-        client.config_set("maxmemory", 0)
-        wait_until(lambda: caught_up(client, keys, "default"), timeout=30, message="the event finished")
-        second = add_event(client, keys, "default", "detected", "defeat", 1, (1, 1, 0), source="auto")
-        wait_until(lambda: caught_up(client, keys, "default") and len(receiver.snapshot()) >= 2, timeout=20,
-                   message="the next event delivered")
-        done = client.hgetall(keys.action_done("hook"))
-    finally:
-        client.config_set("maxmemory", 0)
-        w.close()
-        client.close()
-    assert [r.key for r in receiver.snapshot()] == [f"default/{first}", f"default/{second}"]
-    assert json.loads(done[f"default/{first}".encode()])["status"] == "ok"
-
-
-def test_an_effect_done_while_redis_is_down_is_recorded_once_it_is_back_not_repeated(
-    own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], receiver: Receiver,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The receiver answers while Redis is down: the record waits for Redis instead of being lost,
-    so the redelivered event finds it and is not sent again (for chat or OBS, a second line or clip)."""
-    settings = settings_factory(
-        redis__url=own_redis.url, actions__webhooks=[{"url": receiver.url, "name": "hook"}],
-        actions__retry_initial_s=0.05, actions__retry_max_s=0.2,
-    )
-    caplog.set_level(logging.INFO)
-    client = own_redis.client()
-    w = start_worker(client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
-    try:
-        receiver.hold()
-        first = add_event(client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
-        assert receiver.wait_held(10), "the delivery never arrived"
-        own_redis.stop()  # SIGTERM: the AOF has the event and the group
-        receiver.release()  # the effect is done; its record cannot be written now
-        wait_until(lambda: any("Redis is unavailable" in r.getMessage() for r in caplog.records), timeout=20,
-                   message="the worker to meet the Redis outage")
-        own_redis.start()
+        wait_until(lambda: any(outage.said in r.getMessage() for r in caplog.records), timeout=20,
+                   message="the worker to meet the outage")
+        assert w.thread.is_alive(), "the actions service died in the outage"
+        outage.end()
         wait_until(lambda: caught_up(client, keys, "default"), timeout=30, message="the event finished")
         second = add_event(client, keys, "default", "detected", "defeat", 1, (1, 1, 0), source="auto")
         wait_until(lambda: caught_up(client, keys, "default") and len(receiver.snapshot()) >= 2, timeout=20,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -64,3 +65,15 @@ def add_event(
 def pending(client: redis.Redis, keys: Keys, channel: str = "default") -> int:
     summary: Any = client.xpending(keys.events(channel), GROUP_ACTIONS)
     return int(summary["pending"])
+
+
+def dead_letter_of_one_result(client: redis.Redis, keys: Keys, worker: WorkerThread, action: str) -> dict[str, Any]:
+    """One detected victory through ``worker`` until ``action`` gives up on it (the worker is closed):
+    the one dead letter."""
+    try:
+        add_event(client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+        wait_until(lambda: client.llen(keys.action_dlq(action)) == 1, message=f"a dead letter of {action}")
+    finally:
+        worker.close()
+    assert client.llen(keys.action_dlq(action)) == 1
+    return dict(json.loads(client.lindex(keys.action_dlq(action), 0) or b"{}"))
