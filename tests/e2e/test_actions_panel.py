@@ -3,7 +3,6 @@ real local webhook receiver, driven by the panel's buttons."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,16 +21,6 @@ from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"ap{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def keys(prefix: str) -> Keys:
-    return Keys(prefix)
 
 
 @pytest.fixture
