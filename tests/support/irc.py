@@ -124,9 +124,7 @@ class TagProxy:
         except OSError:
             pass
         finally:
-            for s in (client, upstream):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            _hang_up(client, upstream)
 
     def _pump_down(self, upstream: socket.socket, client: socket.socket) -> None:
         buffer = b""
@@ -143,10 +141,7 @@ class TagProxy:
         except OSError:
             pass
         finally:
-            for s in (client, upstream):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
+            _hang_up(client, upstream, close=True)
 
     def close(self) -> None:
         self._closed = True
@@ -213,3 +208,12 @@ class IrcUser:
         except OSError:
             pass
         self.sock.close()
+
+
+def _hang_up(*socks: socket.socket, close: bool = False) -> None:
+    """End both directions of a proxied connection (the other pump then sees EOF)."""
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        if close:
+            s.close()
