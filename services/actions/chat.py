@@ -41,7 +41,7 @@ from services.actions.formatting import (
     tags_dict,
 )
 from services.common.keys import Keys
-from services.common.messages import Command, Counts, MessageError, Reply, StateSnapshot
+from services.common.messages import Command, Counts, Event, MessageError, Reply, StateSnapshot
 from services.common.settings import ChatSettings
 
 log = logging.getLogger("owc.actions.chat")
@@ -71,14 +71,19 @@ def irc_password(token: str) -> str:
 class _Line:
     text: str
     sent: threading.Event = field(default_factory=threading.Event)
+    # queued -> sending (handed to the socket) | cancelled (given up before it was); never held during I/O
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sending: bool = False
     cancelled: bool = False
 
 
 class ChatBot:
     def __init__(
-        self, settings: ChatSettings, client: redis.Redis, keys: Keys, clock: Callable[[], float] = time.monotonic
+        self, settings: ChatSettings, client: redis.Redis, keys: Keys, clock: Callable[[], float] = time.monotonic,
+        delay_s: float = 0.0,
     ) -> None:
         self.settings = settings
+        self.delay_s = delay_s  # actions.stream_delay_s: !wl answers with what viewers can see
         self.client = client
         self.keys = keys
         self.clock = clock
@@ -92,7 +97,6 @@ class ChatBot:
         self._welcomed = False
         self._joined = threading.Event()
         self._outbox: queue.Queue[_Line] = queue.Queue()
-        self._send_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # the irc library logs every line it sends at DEBUG, the PASS line with the token included
         logging.getLogger("irc").setLevel(max(logging.INFO, logging.getLogger("irc").getEffectiveLevel()))
@@ -125,17 +129,20 @@ class ChatBot:
             self._thread.join(timeout)
 
     def say(self, text: str, timeout: float = 5.0) -> None:
-        """Send a line to the channel and wait until it went out; :class:`RetryableError` if it cannot."""
+        """Send a line to the channel and wait until it went out; :class:`RetryableError` if it cannot.
+
+        ``timeout`` is a total deadline: a line not handed to the socket by then is cancelled (it will
+        never go out, so a retry cannot post it twice); one being handed over counts as sent.
+        """
         if not self.joined:
             raise RetryableError(f"chat is not connected ({self.state})")
         line = _Line(text)
         self._outbox.put(line)
         if not line.sent.wait(timeout):
-            with self._send_lock:
-                if not line.sent.is_set():
-                    # not sent and now never will be: a retry must not find it sent twice after a reconnect
+            with line.lock:
+                if not line.sending:
                     line.cancelled = True
-                    raise RetryableError("chat did not send the line in time")
+                    raise RetryableError(f"chat did not send the line within {timeout:g} s")
 
     # ------------------------------------------------------------------ the loop
 
@@ -190,11 +197,12 @@ class ChatBot:
                 line = self._outbox.get_nowait()
             except queue.Empty:
                 return
-            with self._send_lock:
+            with line.lock:
                 if line.cancelled:
                     continue
-                self.conn.privmsg(self.irc_channel, line.text)
-                line.sent.set()
+                line.sending = True
+            self.conn.privmsg(self.irc_channel, line.text)
+            line.sent.set()
 
     def _reply(self, text: str) -> None:
         """Queue a line without waiting (from the reactor thread or a command thread)."""
@@ -280,7 +288,20 @@ class ChatBot:
     # ------------------------------------------------------------------ counter
 
     def _record(self) -> str:
-        fields = self.client.hgetall(self.keys.state(self.settings.counter_channel))
+        """The record viewers can see: with a stream delay, the counts of the last event older than the
+        delay (the result still inside it would be a spoiler); else the current counts."""
+        channel = self.settings.counter_channel
+        if self.delay_s > 0:
+            cutoff = int((time.time() - self.delay_s) * 1000)
+            last = self.client.xrevrange(self.keys.events(channel), max=str(cutoff), count=1) or []
+            for _eid, fields in last:
+                try:
+                    return record_text(Event.from_fields(fields or {}).counts)
+                except MessageError as exc:
+                    log.warning("chat: unreadable event: %s", exc)
+            if self.client.xlen(self.keys.events(channel)):
+                return record_text(Counts())  # every event of the channel is still inside the delay
+        fields = self.client.hgetall(self.keys.state(channel))
         counts = Counts()
         if fields:
             try:
@@ -327,6 +348,7 @@ class ChatAction:
     """Posts each result and correction of the bot's counter channel in chat."""
 
     name = "chat"
+    delayed = True  # viewers must see the banner before the chat line
 
     def __init__(self, bot: ChatBot) -> None:
         self.bot = bot

@@ -85,7 +85,7 @@ def run_actions(args: argparse.Namespace) -> int:
     if settings.actions.chat.enabled:
         from services.actions.chat import ChatAction, ChatBot
 
-        bot = ChatBot(settings.actions.chat, client, keys)
+        bot = ChatBot(settings.actions.chat, client, keys, delay_s=settings.actions.stream_delay_s)
         bot.start(stop)
         actions.append(ChatAction(bot))
         extra.append(settings.actions.chat.counter_channel)

@@ -7,7 +7,9 @@ The order is what makes a kill -9 safe:
 2. perform the effect, retrying retryable failures with exponential backoff;
 3. record the result (``ok`` or ``dead``, the dead letter pushed in the same
    MULTI/EXEC);
-4. only then the caller acks the event.
+4. in the same transaction, the action's lane takes the event off its queue
+   (:mod:`services.actions.lanes`; the event log's entry was acked when it
+   was queued).
 
 A crash between 2 and 3 repeats the effect once; webhooks carry the
 idempotency key so receivers can drop the repeat. Chat cannot dedupe: its
@@ -41,6 +43,12 @@ log = logging.getLogger("owc.actions")
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 COMMIT_RETRY_S = 0.5
 
+Writes = Callable[[Any], None]  # adds commands to a MULTI/EXEC pipeline
+
+
+def _nothing(_pipe: Any) -> None:
+    pass
+
 
 class ActionError(Exception):
     """An action failed; ``retryable`` says whether trying again may help."""
@@ -65,7 +73,16 @@ class StoppingError(Exception):
 
 
 class Action(Protocol):
+    """One action: its own lane (queue, thread, record and dead letters) in the service.
+
+    ``delayed``: whether its effect waits for ``actions.stream_delay_s`` (viewers would see it
+    before the banner: chat, webhooks, Twitch), or goes out at once (OBS, whose picture is delayed
+    with the stream, and whose replay buffer would miss the moment). ``perform`` runs on the
+    action's own thread and must end within a bounded time (a total deadline per try).
+    """
+
     name: str
+    delayed: bool
 
     def describe(self) -> str:
         """The action in one phrase for the logs (no secrets)."""
@@ -129,27 +146,33 @@ class Deliverer:
         )
         return str(retrying(action.perform, ctx))
 
-    def deliver(self, action: Action, ctx: EventContext, *, force: bool = False) -> str:
+    def deliver(
+        self, action: Action, ctx: EventContext, *, force: bool = False, finish: Writes | None = None
+    ) -> str:
         """Run ``action`` for ``ctx`` unless done already; return ``ok``, ``duplicate`` or ``dead``.
 
-        Raises :class:`StoppingError` (and records nothing) when stopped during a backoff.
+        ``finish`` adds writes to the transaction that records the result (the lane takes the entry
+        off its queue there). Raises :class:`StoppingError` (and records nothing) when stopped
+        during a backoff.
         """
+        finish = finish or _nothing
         if not force and self.already_done(action, ctx):
             M.DELIVERIES.labels(action.name, "duplicate").inc()
             log.info("%s: event %s was already delivered; not repeating it", action.name, ctx.idempotency_key)
+            self._commit(action, ctx, finish)
             return "duplicate"
         started = time.perf_counter()
         now_ms = int(time.time() * 1000)
         try:
             result = self._perform_with_retries(action, ctx)
         except ActionError as exc:
-            self._dead_letter(action, ctx, str(exc), now_ms)
+            self._dead_letter(action, ctx, str(exc), now_ms, finish)
             return "dead"
         except StoppingError:
             raise
         except Exception as exc:  # a bug in one action must not stop the others or crash-loop the service
             log.exception("%s: failed on event %s", action.name, ctx.idempotency_key)
-            self._dead_letter(action, ctx, f"internal error: {exc!r}", now_ms)
+            self._dead_letter(action, ctx, f"internal error: {exc!r}", now_ms, finish)
             return "dead"
         elapsed = time.perf_counter() - started
         record = {"status": "ok", "result": result, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
@@ -159,6 +182,7 @@ class Deliverer:
         def write(pipe: Any) -> None:
             pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(record))
             pipe.hset(self.keys.action_status, action.name, json.dumps(record))
+            finish(pipe)
 
         self._commit(action, ctx, write)
         M.DELIVERIES.labels(action.name, "ok").inc()
@@ -166,7 +190,7 @@ class Deliverer:
         log.info("%s: delivered event %s (%s) in %.2f s", action.name, ctx.idempotency_key, result, elapsed)
         return "ok"
 
-    def _commit(self, action: Action, ctx: EventContext, write: Callable[[Any], None]) -> list[Any]:
+    def _commit(self, action: Action, ctx: EventContext, write: Writes) -> list[Any]:
         """Write an effect's record in one MULTI/EXEC, waiting for Redis if it is down.
 
         The effect has happened: a record given up here would have the event
@@ -194,7 +218,7 @@ class Deliverer:
                           action.name, ctx.idempotency_key)
                 raise StoppingError("stopping")
 
-    def _dead_letter(self, action: Action, ctx: EventContext, error: str, now_ms: int) -> None:
+    def _dead_letter(self, action: Action, ctx: EventContext, error: str, now_ms: int, finish: Writes) -> None:
         letter = {"action": action.name, "error": error, "at": now_ms, "attempts": self.policy.max_attempts,
                   **event_record(ctx)}
         status = {"status": "dead", "result": error, "at": now_ms, "event": ctx.event.id, "channel": ctx.channel,
@@ -206,6 +230,7 @@ class Deliverer:
             pipe.ltrim(dlq, 0, self.dlq_maxlen - 1)
             pipe.hset(self.keys.action_done(action.name), ctx.idempotency_key, json.dumps(status))
             pipe.hset(self.keys.action_status, action.name, json.dumps(status))
+            finish(pipe)
             pipe.llen(dlq)
 
         length = self._commit(action, ctx, write)[-1]

@@ -71,6 +71,9 @@ def is_result(ctx: EventContext, events: list[str]) -> bool:
 
 class _ObsAction:
     name = "obs"
+    # never held for the stream delay: a scene is part of the picture, which OBS itself delays with the
+    # stream; a chapter marks the local recording; a replay-buffer save a delay late would miss the moment
+    delayed = False
 
     def __init__(self, obs: ObsSettings, settings: ObsActionSettings, stop: threading.Event,
                  client_factory: ClientFactory | None = None) -> None:

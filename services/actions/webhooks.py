@@ -1,6 +1,19 @@
-"""Webhook actions: POST the event (our JSON, a Discord message or a Streamer.bot action) with httpx."""
+"""Webhook actions: POST the event (our JSON, a Discord message or a Streamer.bot action) with httpx.
+
+Two bounds keep one receiver from holding the service:
+
+- ``timeout_s`` is a **total deadline** per try (connecting, sending and the whole answer). httpx's
+  own timeouts are per network operation, so a receiver sending a byte every 2 s never trips them
+  (encode/httpx#1450); the try runs on the action's own event loop under ``asyncio.timeout``,
+  whose cancellation closes the connection.
+- at most :data:`MAX_ANSWER_BYTES` of the answer's body are read, as they came (never decompressed);
+  the status line decides, and a longer body is cut by closing the connection.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 import httpx
 
@@ -16,15 +29,25 @@ from services.actions.formatting import (
 from services.common.action_records import redacted_url
 from services.common.settings import WebhookSettings
 
+log = logging.getLogger("owc.actions")
+
+# what we read of an answer's body (we only need its status): past this, the connection is closed. One
+# network read is at most 64 KiB (httpcore), so at most MAX_ANSWER_BYTES + 64 KiB are ever held.
+MAX_ANSWER_BYTES = 64 * 1024
+
 
 class WebhookAction:
-    def __init__(self, settings: WebhookSettings, client: httpx.Client | None = None) -> None:
+    delayed = True  # viewers must see the banner before Discord or a bot does
+
+    def __init__(self, settings: WebhookSettings) -> None:
         self.settings = settings
         self.name = settings.name
         self._url = settings.url.get_secret_value()
         self._secret = settings.secret.get_secret_value() if settings.secret else None
-        # one pooled client per webhook; redirects are not followed (a moved hook is a config error)
-        self.client = client or httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
+        # the action's own loop, on its lane's thread; one pooled client on it (created lazily, in the loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.last_read = 0  # bytes of the last answer's body read (tests, logs)
 
     def describe(self) -> str:
         return f"{self.name} ({self.settings.preset} → {redacted_url(self._url)})"
@@ -42,17 +65,44 @@ class WebhookAction:
             return "nothing to send"
         body = encode_body(payload)
         headers = webhook_headers(ctx, body, self._secret)
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
         try:
-            response = self.client.post(self._url, content=body, headers=headers, timeout=s.timeout_s)
-        except httpx.TimeoutException:
-            raise RetryableError(f"no answer within {s.timeout_s:g} s") from None
+            status, read, cut = self._loop.run_until_complete(self._try(body, headers))
+        except TimeoutError:
+            raise RetryableError(f"no complete answer within {s.timeout_s:g} s (actions.webhooks timeout_s, "
+                                 "a total deadline)") from None
         except httpx.HTTPError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from None
-        if response.is_success:
-            return f"HTTP {response.status_code}"
-        if retryable_status(response.status_code):
-            raise RetryableError(f"HTTP {response.status_code}")
-        raise PermanentError(f"HTTP {response.status_code} (the receiver refused it; retrying will not help)")
+        self.last_read = read
+        tail = f" (answer cut after {MAX_ANSWER_BYTES // 1024} KiB)" if cut else ""
+        if 200 <= status < 300:
+            return f"HTTP {status}{tail}"
+        if retryable_status(status):
+            raise RetryableError(f"HTTP {status}{tail}")
+        raise PermanentError(f"HTTP {status} (the receiver refused it; retrying will not help){tail}")
+
+    async def _try(self, body: bytes, headers: dict[str, str]) -> tuple[int, int, bool]:
+        """One try under the total deadline: ``(status, body bytes read, whether the body was cut)``."""
+        if self._client is None:
+            # redirects are not followed (a moved hook is a config error); httpx's per-operation timeouts
+            # stay as a second bound under the total deadline
+            self._client = httpx.AsyncClient(timeout=self.settings.timeout_s, follow_redirects=False)
+        client = self._client
+        async with asyncio.timeout(self.settings.timeout_s):
+            async with client.stream("POST", self._url, content=body, headers=headers) as response:
+                read, cut = 0, False
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read > MAX_ANSWER_BYTES:
+                        cut = True  # leaving the block closes the response: the connection is dropped
+                        break
+                return response.status_code, read, cut
 
     def close(self) -> None:
-        self.client.close()
+        if self._loop is None:
+            return
+        if self._client is not None:
+            self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+        self._loop = None

@@ -1,11 +1,13 @@
-"""The actions loop: every channel's event log, consumer group ``actions``, each event to its actions.
+"""The actions dispatcher: every channel's event log, consumer group ``actions``, each event to its actions' lanes.
 
 One consumer name for the service (``actions-worker``): a restarted service
-first re-reads the entries it had not acked. Events are handled one at a
-time, their actions in parallel (a slow webhook does not hold chat back for
-the same event), and the event is acked once every action has recorded its
-result (see :mod:`services.actions.delivery`). Counting never waits for any
-of this: the state service only appends to the log.
+first re-reads the entries it had not acked. Each event is read once and put
+on the queue of every action that takes it, due at once or, for a delayed
+action, when viewers can see the banner (``actions.stream_delay_s``); the
+same script acks it. Each action then works through its own queue on its own
+thread (:mod:`services.actions.lanes`), so a slow webhook holds back neither
+chat nor the next event of any other action. Counting never waits for any of
+this: the state service only appends to the log.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import redis
@@ -23,6 +24,8 @@ import redis
 from services.actions import metrics as M
 from services.actions.delivery import Action, Deliverer, RetryPolicy, StoppingError, context_from_record
 from services.actions.formatting import EventContext
+from services.actions.lanes import DISPATCH, Lane, cancelled_record, count_cancelled
+from services.actions.schedule import Pending, correction_target, due_ms
 from services.common import health
 from services.common.health import ActionsHealth
 from services.common.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_channel
@@ -62,8 +65,8 @@ class ActionsWorker:
         self._since = ""
         self._next_channels = 0.0
         self._next_health = 0.0
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.actions)), thread_name_prefix="action")
-        self._deliverer: Deliverer | None = None
+        self.lanes: dict[str, Lane] = {}
+        self._dispatch = client.register_script(DISPATCH)
 
     # ------------------------------------------------------------------ channels
 
@@ -98,14 +101,19 @@ class ActionsWorker:
     # ------------------------------------------------------------------ the loop
 
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
-        self._deliverer = Deliverer(
+        deliverer = Deliverer(
             self.client, self.keys,
             RetryPolicy(self.settings.max_attempts, self.settings.retry_initial_s, self.settings.retry_max_s),
             stop, self.settings.dlq_maxlen,
         )
+        self.lanes = {a.name: Lane(a, self.client, self.keys, deliverer) for a in self.actions}
         self.since_id()  # before anything can be missed: events from now on are this service's to act on
         names = ", ".join(self.actions_described()) or "none configured"
-        log.info("actions: starting; actions: %s", names)
+        delay = self.settings.stream_delay_s
+        log.info("actions: starting; actions: %s%s", names,
+                 f"; chat, webhooks and Twitch wait {delay:g} s (actions.stream_delay_s)" if delay else "")
+        for lane in self.lanes.values():
+            lane.start(stop)
         first = True
         refusing = ""  # why Redis refuses writes, while it does (said once)
         try:
@@ -117,7 +125,9 @@ class ActionsWorker:
                         self.refresh_channels()
                         self._next_channels = time.monotonic() + CHANNELS_EVERY_S
                     if first:
-                        for delivery in self._read_own_pending():
+                        unacked = self._read_own_pending()
+                        self._say_unfinished(unacked)
+                        for delivery in unacked:
                             self._handle(*delivery)
                         first = False
                     self.step()
@@ -144,7 +154,10 @@ class ActionsWorker:
                         refusing = refused
                     stop.wait(0.5)
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)  # an effect in flight finishes and is recorded
+            stop.set()
+            for lane in self.lanes.values():
+                lane.wake.set()
+                lane.join()  # an effect in flight finishes (each try has a deadline) and is recorded
         return self.processed
 
     def actions_described(self) -> list[str]:
@@ -173,9 +186,17 @@ class ActionsWorker:
                     M.EVENTS.labels("invalid").inc()
                 else:
                     out.append((consumer, delivery))
-        if out:
-            log.info("actions: finishing %d events the previous run had not finished", len(out))
         return out
+
+    def _say_unfinished(self, unacked: list[tuple[GroupConsumer, Delivery]]) -> None:
+        """One line at start: the events the previous run had read but not finished (unacked or queued)."""
+        keys = {f"{c.stream[len(self.keys.events('')):]}/{d.id.decode() if isinstance(d.id, bytes) else d.id}"
+                for c, d in unacked}
+        for lane in self.lanes.values():
+            keys.update(k.decode() if isinstance(k, bytes) else str(k)
+                        for k in self.client.hkeys(lane.pending_key))
+        if keys:
+            log.info("actions: finishing %d events the previous run had not finished", len(keys))
 
     def step(self) -> None:
         for consumer in self.consumers.values():
@@ -204,39 +225,43 @@ class ActionsWorker:
             consumer.dead_letter(delivery, str(exc))
             return
         ctx = EventContext(channel, event)
-        self.run_actions(ctx, [a for a in self.actions if a.wants(ctx)])
-        consumer.ack(delivery.id)
+        eid = delivery.id.decode() if isinstance(delivery.id, bytes) else str(delivery.id)
+        self.dispatch(ctx, [a for a in self.actions if a.wants(ctx)], ("xack", consumer.stream, eid))
         M.EVENTS.labels("handled").inc()
 
-    def run_actions(self, ctx: EventContext, actions: Sequence[Action], force: bool = False) -> dict[str, str]:
-        """Deliver ``ctx`` to each action in parallel; raise :class:`StoppingError` if stopped meanwhile.
+    def dispatch(self, ctx: EventContext, actions: Sequence[Action], source: tuple[str, str, str],
+                 force: bool = False) -> list[str]:
+        """Queue ``ctx`` on each action's lane and ack its ``source`` in one script; return the actions on which
+        it was a correction that took a waiting result back (neither is sent).
 
-        An error (Redis down at an action's dedupe check) is raised only once
-        every action has finished: the event is then handed out again, and an
-        action still in flight must have recorded its effect by then, or the
-        redelivery would find no record and act a second time.
+        ``source``: ``("xack", stream, id)`` for an event of a log, ``("lrem", retry list, entry)`` for one
+        queued by ``owc actions retry|test`` (sent at once, even if recorded as done).
         """
-        assert self._deliverer is not None, "run() sets up the deliverer"
-        deliverer = self._deliverer
-        futures = {a.name: self._pool.submit(deliverer.deliver, a, ctx, force=force) for a in actions}
-        results: dict[str, str] = {}
-        stopping = False
-        error: Exception | None = None
-        for name, future in futures.items():
-            try:
-                results[name] = future.result()
-            except StoppingError:
-                stopping = True
-            except Exception as exc:
-                error = error or exc
-        if error is not None:
-            raise error
-        if stopping:
-            raise StoppingError("stopping")
-        return results
+        now = int(time.time() * 1000)
+        delay = self.settings.stream_delay_s
+        keys: list[str] = [source[1], self.keys.action_inflight]
+        args: list[str | int] = [source[0], GROUP_ACTIONS, source[2], ctx.idempotency_key,
+                                 cancelled_record(ctx.idempotency_key, now), "1" if force else "0"]
+        for action in actions:
+            due = now if force else due_ms(ctx, action.delayed, delay)
+            target = ""
+            if action.delayed and delay > 0 and not force:
+                target = correction_target(ctx, self.lanes[action.name].queued()) or ""
+            keys += [self.keys.action_due(action.name), self.keys.action_pending(action.name),
+                     self.keys.action_done(action.name)]
+            args += [action.name, due, target, Pending(ctx, due, force).to_json()]
+        raw: Any = self._dispatch(keys=keys, args=args)
+        taken = [r.decode() if isinstance(r, bytes) else str(r) for r in raw or []]
+        count_cancelled(taken)
+        for name in taken:
+            log.info("%s: %s (%s) takes back a result still inside the stream delay: neither is sent",
+                     name, ctx.idempotency_key, ctx.event.type)
+        for action in actions:
+            self.lanes[action.name].wake.set()
+        return taken
 
     def _process_retry(self) -> None:
-        """One dead letter queued by ``owc actions retry``, if any (oldest first)."""
+        """One dead letter queued by ``owc actions retry`` (or a test), oldest first, onto its action's lane."""
         raw = self.client.lindex(self.keys.action_retry, -1)
         if raw is None:
             return
@@ -248,14 +273,14 @@ class ActionsWorker:
             log.error("actions: dropping an unreadable retry entry: %s", exc)
             self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
             return
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
         if action is None:
             log.error("actions: retry for %r dropped: no such action is configured now", letter.get("action"))
-        else:
-            what = "sending test event" if ctx.test else "retrying event"
-            log.info("%s: %s %s (queued by owc actions)", action.name, what, ctx.idempotency_key)
-            self.run_actions(ctx, [action], force=True)
-            M.DEAD_LETTERS.labels(action.name).set(int(self.client.llen(self.keys.action_dlq(action.name))))
-        self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
+            self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
+            return
+        what = "sending test event" if ctx.test else "retrying event"
+        log.info("%s: %s %s (queued by owc actions)", action.name, what, ctx.idempotency_key)
+        self.dispatch(ctx, [action], ("lrem", self.keys.action_retry, text), force=True)
 
     def _publish_health(self) -> None:
         dead = {a.name: int(self.client.llen(self.keys.action_dlq(a.name))) for a in self.actions}
@@ -271,9 +296,11 @@ class ActionsWorker:
 def caught_up(client: redis.Redis, keys: Keys, channel: str) -> bool:
     """Whether the actions service has finished every event of ``channel``'s log so far.
 
-    True when the group ``actions`` has read up to the log's last entry and
-    holds nothing unacknowledged (each action has recorded its result, dead
-    letters included). ``owc demo --once`` waits (bounded) on this before it exits.
+    True when the group ``actions`` has read up to the log's last entry, holds
+    nothing unacknowledged, and no action's lane still has one of the channel's
+    events queued (each action has recorded its result, dead letters included;
+    with a stream delay, that is after the delay). ``owc demo --once`` waits
+    (bounded) on this before it exits.
     """
     stream = keys.events(channel)
     try:
@@ -287,4 +314,15 @@ def caught_up(client: redis.Redis, keys: Keys, channel: str) -> bool:
     last = info.get("last-generated-id") or b"0-0"
     read = group.get("last-delivered-id") or b"0-0"
     as_text = [v.decode() if isinstance(v, bytes) else str(v) for v in (last, read)]
-    return as_text[0] == as_text[1] and int(group.get("pending", 0)) == 0
+    if as_text[0] != as_text[1] or int(group.get("pending", 0)) != 0:
+        return False
+    return not queued_in_lanes(client, keys, channel)
+
+
+def queued_in_lanes(client: redis.Redis, keys: Keys, channel: str) -> int:
+    """How many of ``channel``'s events the actions' lanes still have to act on (summed over the actions)."""
+    total = 0
+    for name in client.scan_iter(match=keys.action_pending("*"), count=100):
+        total += sum(1 for k in client.hkeys(name) if (k.decode() if isinstance(k, bytes) else k)
+                     .startswith(f"{channel}/"))
+    return total

@@ -135,6 +135,25 @@ class Keys:
         """List of JSON records: events an action gave up on after its retries (newest first)."""
         return f"{self.prefix}:actions:dlq:{action}"
 
+    def action_due(self, action: str) -> str:
+        """Sorted set ``{channel}/{event id}`` -> due time (ms): the action's own queue (its lane).
+
+        The dispatcher adds an event here (with its record in :meth:`action_pending`) in the same
+        transaction that acks it; the action's lane removes it with the record of what it did. Due is
+        the event's time plus ``actions.stream_delay_s`` for a delayed action, so the queue survives
+        restarts and a correction inside the delay can take a pending entry back.
+        """
+        return f"{self.prefix}:actions:due:{action}"
+
+    def action_pending(self, action: str) -> str:
+        """Hash ``{channel}/{event id}`` -> JSON of the event a lane still has to act on (see :meth:`action_due`)."""
+        return f"{self.prefix}:actions:pending:{action}"
+
+    @property
+    def action_inflight(self) -> str:
+        """Hash action name -> the key its lane is acting on right now (a correction no longer takes it back)."""
+        return f"{self.prefix}:actions:inflight"
+
     @property
     def actions_since(self) -> str:
         """Stream id from which the actions service acts (set once, on its first start): events

@@ -182,7 +182,10 @@ class WebhookSettings(_Section):
     secret: SecretStr | None = Field(
         None, description="If set, the body is signed: header `X-OWC-Signature-256: sha256=<hex HMAC-SHA256>`."
     )
-    timeout_s: float = Field(5.0, gt=0, le=120, description="Per-request timeout.")
+    timeout_s: float = Field(
+        5.0, gt=0, le=120,
+        description="Total deadline of one try: connecting, sending and the answer (then retried with backoff).",
+    )
     streamerbot_action: str = Field(
         "", description="preset `streamerbot`: the name of the Streamer.bot action to run."
     )
@@ -249,6 +252,11 @@ class ActionsSettings(_Section):
         5, ge=1, le=100, description="An event the service itself fails on this often goes to <stream>:dlq."
     )
     dlq_maxlen: int = Field(1000, ge=10, description="Dead letters kept per action.")
+    stream_delay_s: float = Field(
+        0.0, ge=0, le=900,
+        description="Your stream delay (OBS/Twitch): chat lines, webhooks and Twitch actions wait this long after "
+        "the result, so viewers see the banner first; a correction inside it replaces the pending action.",
+    )
     metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics port (0 = off).")
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
     obs: ObsActionSettings = Field(default_factory=ObsActionSettings)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from services.actions.delivery import Action
-from services.actions.worker import ActionsWorker
+from services.actions.worker import ActionsWorker, queued_in_lanes
 from services.common.keys import GROUP_ACTIONS, Keys
 from services.common.messages import Counts, Event
 from services.common.settings import Settings
@@ -63,8 +63,9 @@ def add_event(
 
 
 def pending(client: redis.Redis, keys: Keys, channel: str = "default") -> int:
+    """The channel's events not finished: unacked in the log, or still queued on an action's lane."""
     summary: Any = client.xpending(keys.events(channel), GROUP_ACTIONS)
-    return int(summary["pending"])
+    return int(summary["pending"]) + queued_in_lanes(client, keys, channel)
 
 
 def dead_letter_of_one_result(client: redis.Redis, keys: Keys, worker: WorkerThread, action: str) -> dict[str, Any]:
