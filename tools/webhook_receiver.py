@@ -4,6 +4,11 @@ Every request is recorded (path, headers, body, when). Behaviour is
 scripted per request: a queue of responses (status, delay) is used first,
 then the default; :meth:`hold` makes the next request hang until
 :meth:`release`, to kill the sender while a delivery is in flight.
+
+Two hostile answers, for the tests that bound a delivery: ``body_bytes``
+streams a 200 with a body that large (counted in ``body_sent`` as far as the
+sender lets it), ``trickle_s`` sends the whole answer one byte at a time
+with that pause between bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    wall: float = 0.0  # time.time() when it arrived (to compare with an event's ts)
 
     @property
     def json(self) -> Any:
@@ -47,6 +53,10 @@ class Receiver:
     _held: threading.Event = field(default_factory=threading.Event)  # a request is hanging
     _release: threading.Event = field(default_factory=threading.Event)
     held_key: str = ""  # the idempotency key of the request :meth:`hold` caught
+    body_bytes: int = 0  # > 0: answer 200 with a streamed body this large
+    body_sent: int = 0  # bytes of that body written before the sender hung up
+    trickle_s: float = 0.0  # > 0: send the answer one byte at a time, this long apart
+    trickle_ends: list[float] = field(default_factory=list)  # when each trickled answer stopped (monotonic)
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -90,7 +100,8 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append(Received(
-                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(),
+                        time.time()))
                     hold = receiver._hold_next
                     receiver._hold_next = False
                     status, delay = receiver._script.popleft() if receiver._script else (
@@ -100,6 +111,12 @@ class Receiver:
                     receiver._held.set()
                     receiver._release.wait(60)
                     status, delay = 200, 0.0
+                if receiver.body_bytes:
+                    self._stream_body(receiver.body_bytes)
+                    return
+                if receiver.trickle_s:
+                    self._trickle(receiver.trickle_s)
+                    return
                 if delay:
                     time.sleep(delay)  # the receiver being slow is what is under test
                 try:
@@ -108,6 +125,33 @@ class Receiver:
                     self.end_headers()
                 except OSError:
                     pass  # the sender gave up (timeout) or died
+
+            def _stream_body(self, size: int) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                chunk = b"x" * (1 << 16)
+                try:
+                    while receiver.body_sent < size:
+                        part = chunk[: size - receiver.body_sent]
+                        self.wfile.write(part)
+                        receiver.body_sent += len(part)
+                except OSError:
+                    pass  # the sender hung up: what it read is bounded by body_sent
+                self.close_connection = True
+
+            def _trickle(self, pause: float) -> None:
+                answer = b"HTTP/1.1 200 OK\r\nContent-Length: 400\r\n\r\n" + b"x" * 400
+                try:
+                    for i in range(len(answer)):
+                        self.wfile.write(answer[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except OSError:
+                    pass
+                with receiver._lock:
+                    receiver.trickle_ends.append(time.monotonic())
+                self.close_connection = True
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True

@@ -88,7 +88,11 @@ class Action(Protocol):
         """The action in one phrase for the logs (no secrets)."""
 
     def wants(self, ctx: EventContext) -> bool:
-        """Whether this action takes the event at all (type, channel, something to say)."""
+        """Whether this action takes the event at all (type, channel, something to say).
+
+        Asked when the event is queued, before the earlier events were acted on: a decision that
+        depends on what the action did before belongs in ``perform``.
+        """
 
     def perform(self, ctx: EventContext) -> str:
         """Do the effect; return a short description (``HTTP 204``); raise :class:`ActionError`."""

@@ -154,11 +154,13 @@ class ObsChapterAction(_ObsAction):
         self._unsupported_until = 0.0
 
     def wants(self, ctx: EventContext) -> bool:
-        # an OBS without chapters is not asked (nor logged about) for every result, only now and then
-        return (self.settings.chapters and is_result(ctx, list(self.settings.events))
-                and (ctx.test or self._clock() >= self._unsupported_until))
+        return self.settings.chapters and is_result(ctx, list(self.settings.events))
 
     def perform(self, ctx: EventContext) -> str:
+        # an OBS without chapters is not asked (nor logged about) for every result, only now and then; decided
+        # here, not in wants(): the dispatcher asks wants() before the earlier results were acted on
+        if not ctx.test and self._clock() < self._unsupported_until:
+            return "not supported by this OBS (not asked)"
         name = chapter_name(ctx)
         with self.client() as obs:
             try:

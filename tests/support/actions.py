@@ -53,11 +53,11 @@ def start_worker(
 
 def add_event(
     client: redis.Redis, keys: Keys, channel: str, type_: str, outcome: str | None = None, delta: int = 0,
-    counts: tuple[int, int, int] = (0, 0, 0), source: str = "manual",
+    counts: tuple[int, int, int] = (0, 0, 0), source: str = "manual", undoes: str = "",
 ) -> str:
     """Append an event to a channel's log as the state service would; return its stream id."""
     event = Event(type=type_, outcome=outcome, delta=delta, counts=Counts(*counts), session="s1",  # type: ignore[arg-type]
-                  source=source, ts=int(time.time() * 1000))  # type: ignore[arg-type]
+                  source=source, ts=int(time.time() * 1000), undoes=undoes)  # type: ignore[arg-type]
     eid = client.xadd(keys.events(channel), event.to_fields())  # type: ignore[arg-type]
     return eid.decode() if isinstance(eid, bytes) else str(eid)
 

@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from tests.support.ports import free_port
@@ -154,6 +155,7 @@ class IrcUser:
     def __init__(self, port: int, nick: str, password: str | None = None) -> None:
         self.nick = nick
         self.lines: list[str] = []
+        self.times: list[float] = []  # time.time() each line arrived
         self._lock = threading.Lock()
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.sock.settimeout(None)
@@ -176,6 +178,7 @@ class IrcUser:
                         self.send("PONG" + line[4:])
                     with self._lock:
                         self.lines.append(line)
+                        self.times.append(time.time())
         except OSError:
             pass
 
@@ -200,6 +203,14 @@ class IrcUser:
         marker = f" PRIVMSG {channel} :"
         with self._lock:
             return [line.split(marker, 1)[1] for line in self.lines if line.startswith(prefix) and marker in line]
+
+    def timed_messages_from(self, nick: str, channel: str) -> list[tuple[float, str]]:
+        """``(arrival time, text)`` of what ``nick`` said in ``channel``, in order."""
+        prefix = f":{nick}!"
+        marker = f" PRIVMSG {channel} :"
+        with self._lock:
+            return [(at, line.split(marker, 1)[1]) for at, line in zip(self.times, self.lines, strict=True)
+                    if line.startswith(prefix) and marker in line]
 
     def close(self) -> None:
         try:
