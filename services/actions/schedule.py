@@ -69,6 +69,12 @@ def is_result(event: Event) -> bool:
     return event.type in ("detected", "adjusted") and event.outcome is not None and event.delta > 0
 
 
+def may_correct(event: Event) -> bool:
+    """Whether the event can take a waiting result back (an undo, or a −N by hand)."""
+    return (event.type == "undone" and bool(event.undoes)) or (
+        event.type == "adjusted" and event.outcome is not None and event.delta < 0)
+
+
 def correction_target(correction: EventContext, pending: list[Pending]) -> str | None:
     """The queued entry ``correction`` takes back, if it is one and that entry is still waiting.
 

@@ -25,7 +25,7 @@ from services.actions import metrics as M
 from services.actions.delivery import Action, Deliverer, RetryPolicy, StoppingError, context_from_record
 from services.actions.formatting import EventContext
 from services.actions.lanes import DISPATCH, Lane, cancelled_record, count_cancelled
-from services.actions.schedule import Pending, correction_target, due_ms
+from services.actions.schedule import Pending, correction_target, due_ms, may_correct
 from services.common import health
 from services.common.health import ActionsHealth
 from services.common.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_channel
@@ -245,7 +245,7 @@ class ActionsWorker:
         for action in actions:
             due = now if force else due_ms(ctx, action.delayed, delay)
             target = ""
-            if action.delayed and delay > 0 and not force:
+            if action.delayed and delay > 0 and not force and not ctx.test and may_correct(ctx.event):
                 target = correction_target(ctx, self.lanes[action.name].queued()) or ""
             keys += [self.keys.action_due(action.name), self.keys.action_pending(action.name),
                      self.keys.action_done(action.name)]
