@@ -118,9 +118,12 @@ class ActionsWorker:
         refusing = ""  # why Redis refuses writes, while it does (said once)
         try:
             while not stop.is_set():
-                if max_messages is not None and self.processed >= max_messages:
-                    break
                 try:
+                    if max_messages is not None and self.processed >= max_messages:
+                        if not any(self.client.hlen(lane.pending_key) for lane in self.lanes.values()):
+                            break  # read enough, and every lane has acted on what it was given
+                        stop.wait(0.2)
+                        continue
                     if time.monotonic() >= self._next_channels:
                         self.refresh_channels()
                         self._next_channels = time.monotonic() + CHANNELS_EVERY_S

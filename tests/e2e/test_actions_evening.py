@@ -10,10 +10,12 @@ OBS or Xvfb the evening runs without the OBS part, with a warning; under
 evening: a kill -9 of `owc actions` while a webhook request is in flight, a
 restart of the embedded Redis (AOF), an admin undo over the REST API,
 moderator commands in chat that change the counts and a viewer's that do not.
+A stream delay (``actions.stream_delay_s``) holds chat and the webhook.
 
 At the end each counted match and each correction had exactly one effect
-everywhere, the counts are what was played plus what the moderator did, and no
-secret shows in the stack's log or in `owc config show`.
+everywhere, no chat line or webhook went out before the delay, a +1 taken back
+inside the delay was never sent, the counts are what was played plus what the
+moderator did, and no secret shows in the stack's log or in `owc config show`.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ BOT = "owcbot"
 OUTCOMES = ["victory", "defeat", "victory", "draw", "defeat"]
 HEADLINES = ("VICTORY!", "DEFEAT.", "DRAW.")
 BANNER_FRAMES = 12
+DELAY_S = 5  # actions.stream_delay_s: longer than a moderator's !draw → !undo, shorter than a match
+EARLY_S = 0.05  # clock granularity between an event's ts and an arrival (one machine)
 
 
 class Secrets:
@@ -92,6 +96,7 @@ def write_config(home: Path, secrets: Secrets, receiver: Receiver, irc_port: int
         "replay_delay_s = 1\n"  # the clip holds the banner; events = ["detected"], the default
         "[actions]\n"
         "max_attempts = 12\nretry_initial_s = 0.2\nretry_max_s = 1\n"
+        f"stream_delay_s = {DELAY_S}\n"
         "[[actions.webhooks]]\n"
         'name = "hook"\n'
         f'url = "{receiver.url}/{secrets.webhook_path}"\n'
@@ -301,9 +306,14 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
         wait_until(lambda: _settled(stack, client), timeout=90,
                    message=f"the replay counted and every event acted on (log: {stack.log_path})")
         events = _events(client)
-        wait_until(lambda: len(receiver.unique_keys()) >= len(events), timeout=20, message="every webhook")
-        wait_until(lambda: len(viewer.messages_from(BOT, CHANNEL)) >= len(events), timeout=20,
+        # the moderator's !draw and its !undo cancelled out inside the delay: neither is sent
+        cancelled = {mod_draw.id, mod_undo.id}
+        sent = [e for e in events if e.id not in cancelled]
+        wait_until(lambda: len(receiver.unique_keys()) >= len(sent), timeout=20, message="every webhook")
+        wait_until(lambda: len(viewer.messages_from(BOT, CHANNEL)) >= len(sent), timeout=20,
                    message="every chat line")
+        chat_done = {(k.decode() if isinstance(k, bytes) else k): json.loads(v)
+                     for k, v in client.hgetall(keys.action_done("chat")).items()}
         # the gateway's first read after the Redis restart can be a 503 (a pooled connection Redis closed)
         if obs is not None:
             wait_until(lambda: len(obs.saved_replays()) >= len(OUTCOMES), timeout=30, message="OBS's clips")
@@ -341,7 +351,7 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     #    again once, with the same key and the same bytes, and every body is signed with the secret
     got = receiver.snapshot()
     per_key = Counter(r.key for r in got)
-    assert set(per_key) == {f"default/{e.id}" for e in events}
+    assert set(per_key) == {f"default/{e.id}" for e in sent}
     assert held_key in per_key
     repeats = {k: n for k, n in per_key.items() if n > 1}
     assert repeats == {held_key: 2}, repeats
@@ -350,17 +360,29 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     assert all(r.path == f"/hook/{secrets.webhook_path}" for r in got)
     assert all(verify(secrets.webhook_secret, r.body, r.headers[SIGNATURE_HEADER.lower()]) for r in got)
     first_seen = list(dict.fromkeys(r.key for r in got))
-    assert first_seen == [f"default/{e.id}" for e in events]  # in the log's order
+    assert first_seen == [f"default/{e.id}" for e in sent]  # in the log's order
     results_by_hook = Counter(r.json["event"]["type"] for r in got if r.key != held_key or r is held[0])
     assert results_by_hook["detected"] == len(OUTCOMES)
 
     # -- chat: one line per event, in order: one headline per counted result, one correction per undo
     lines = viewer.messages_from(BOT, CHANNEL)
-    assert lines == [event_text(e) for e in events], lines
+    assert lines == [event_text(e) for e in sent], lines
     headlines = [line for line in lines if line.startswith(HEADLINES)]
     corrections = [line for line in lines if line.startswith("correction:")]
-    assert len(headlines) == len(OUTCOMES) + 2  # five matches, the moderator's !win and !draw
-    assert len(corrections) == 2  # the admin's undo and the moderator's
+    assert len(headlines) == len(OUTCOMES) + 1  # five matches and the moderator's !win
+    assert len(corrections) == 1  # the admin's undo, after the delay; the moderator's took its !draw back
+    assert chat_done[f"default/{mod_draw.id}"]["status"] == chat_done[f"default/{mod_undo.id}"]["status"] \
+        == "cancelled"
+
+    # -- the stream delay: no chat line and no webhook before the event's time + the delay
+    ts = {f"default/{e.id}": e.ts / 1000 for e in sent}
+    first_at = {r.key: r.wall for r in reversed(got)}  # each key's first request
+    early = {k: round(first_at[k] - ts[k], 2) for k in ts if first_at[k] - ts[k] < DELAY_S - EARLY_S}
+    assert not early, f"webhooks sent before the {DELAY_S} s delay: {early}"
+    by_text = {event_text(e): e.ts / 1000 for e in sent}
+    early_lines = {t: round(at - by_text[t], 2) for at, t in viewer.timed_messages_from(BOT, CHANNEL)
+                   if at - by_text[t] < DELAY_S - EARLY_S}
+    assert not early_lines, f"chat lines sent before the {DELAY_S} s delay: {early_lines}"
     assert len(set(lines)) == len(lines)
     assert not any(line.startswith("@") for line in lines)  # no command was refused, no !wl asked
 
