@@ -288,13 +288,14 @@ def test_a_body_that_is_not_utf8_is_invalid_json_with_a_code(gateway: GatewayThr
     [
         ("/api/v1/channels/default/set", {"victories": True, "defeats": 0, "draws": 0}),
         ("/api/v1/channels/default/set", {"victories": "7", "defeats": 0, "draws": 0}),
-        ("/api/v1/channels/default/set", {"victories": 7.0, "defeats": 0, "draws": 0}),
+        ("/api/v1/channels/default/set", {"victories": 7.5, "defeats": 0, "draws": 0}),
         ("/api/v1/channels/default/adjust", {"outcome": "victory", "delta": True}),
         ("/api/v1/channels/default/adjust", {"outcome": "victory", "delta": "2"}),
         ("/api/initialize", {"victories": True, "defeats": 0, "draws": 0}),
         ("/api/initialize", {"victories": "7", "defeats": "0", "draws": "0"}),
         ("/api/adjust", {"outcome": "victory", "delta": "1"}),
         ("/api/adjust", {"value": "draw", "delta": True}),
+        ("/api/adjust", {"value": "draw", "delta": 0.5}),
     ],
 )
 def test_counts_must_be_json_integers(gateway: GatewayThread, path: str, body: dict[str, Any]) -> None:
@@ -306,6 +307,26 @@ def test_counts_must_be_json_integers(gateway: GatewayThread, path: str, body: d
     assert (after["victories"], after["defeats"], after["draws"]) == (
         before["victories"], before["defeats"], before["draws"]
     )
+
+
+def test_the_openapi_schema_and_the_validation_agree(gateway: GatewayThread, channel: str) -> None:
+    """What the schema allows is accepted and what it forbids is refused (the fuzz tier relies on it)."""
+    spec = get(gateway, "/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    # a delta of 0 is a 422: the schema says so
+    for model in ("AdjustIn", "LegacyAdjustIn"):
+        assert schemas[model]["properties"]["delta"]["not"] == {"const": 0}, model
+    assert post_json(gateway.url, "/api/adjust", {"outcome": "victory", "delta": 0}).status_code == 422
+    # a mode name: 32 characters in the schema as in the code (surrounding spaces dropped first)
+    assert schemas["ModeIn"]["properties"]["mode"]["maxLength"] == 32
+    assert post_json(gateway.url, f"{api(channel)}/mode", {"mode": f"  {'m' * 32} "}).status_code == 200
+    # JSON Schema's integer includes 4876.0: a count or a delta written that way is that integer
+    r = post_json(gateway.url, f"{api(channel)}/set", {"victories": 4876.0, "defeats": 2, "draws": 0.0})
+    assert r.status_code == 200, r.text
+    r = post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "victory", "delta": -6.0})
+    assert r.status_code == 200 and r.json()["status"]["victories"] == 4870, r.text
+    r = post_json(gateway.url, "/api/initialize", {"victories": 4876.0, "defeats": 1, "draws": 0})
+    assert r.status_code == 200 and r.json()["victories"] == 4876, r.text
 
 
 def test_the_openapi_documents_the_422_the_api_sends(gateway: GatewayThread) -> None:
