@@ -9,7 +9,8 @@ PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-dev setup-train system-run system-test system-train \
-        run demo test test-unit test-integration test-e2e test-compose screenshots lint up down train eval bench clean
+        run demo test test-unit test-integration test-e2e test-compose screenshots lint up down train eval bench \
+        clean clean-compose
 
 help:
 	@echo "make run        start Redis + all services (Ctrl+C stops)"
@@ -22,6 +23,8 @@ help:
 	@echo "make eval       evaluate the shipped model, rewrite models/MODEL_CARD.md"
 	@echo "make screenshots  refresh the overlay theme pictures in docs/img"
 	@echo "make bench      run the benchmarks (capture, inference, gateway, e2e, resources)"
+	@echo "make clean      remove .venv and the caches in this checkout"
+	@echo "make clean-compose  remove the compose tier's cache (~/.cache/owc-compose, about 1.6 GB)"
 
 $(VENV)/.runtime: pyproject.toml constraints.txt | system-run
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -100,5 +103,15 @@ bench: setup-dev
 	$(BIN)/owc bench e2e --with-actions
 	$(BIN)/owc bench resources
 
+# the compose tier's Docker engine data, base images and wheels (tests/support/docker_engine.py)
+COMPOSE_CACHE := $(or $(OWC_COMPOSE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/owc-compose)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts
+	@if [ -d "$(COMPOSE_CACHE)" ]; then \
+	  echo "the compose tier's cache $(COMPOSE_CACHE) is kept ($$(du -sh "$(COMPOSE_CACHE)" | cut -f1)): make clean-compose removes it"; fi
+
+clean-compose:
+	@if [ -d "$(COMPOSE_CACHE)" ]; then \
+	  echo "removing $(COMPOSE_CACHE) ($$(du -sh "$(COMPOSE_CACHE)" | cut -f1))"; rm -rf "$(COMPOSE_CACHE)"; \
+	else echo "no compose cache at $(COMPOSE_CACHE)"; fi

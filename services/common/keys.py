@@ -56,6 +56,12 @@ class Keys:
         frames arrive (the admin's "Workers" count; a stopped worker removes itself)."""
         return f"{self.prefix}:inference:workers"
 
+    @property
+    def inference_models(self) -> str:
+        """Hash: inference worker name -> the model id it loaded, written with its heartbeat (the
+        admin's "Model" row before the first frame; a stopped worker removes its field)."""
+        return f"{self.prefix}:inference:models"
+
     @staticmethod
     def dlq(stream: str) -> str:
         return f"{stream}:dlq"

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from services.common.messages import Counts, ModeRun, Outcome
 from services.common.modes import MAX_MODE_LEN, InvalidModeError, normalize_mode
 
-
 # A mode name as a request carries it: surrounding spaces are dropped first, then the limit the
 # schema shows (maxLength 32) is the one the code applies.
 ModeName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_MODE_LEN)]

@@ -65,6 +65,7 @@ class PipelineHealth:
     capture: CaptureHealth = field(default_factory=CaptureHealth)
     inference: InferenceHealth = field(default_factory=InferenceHealth)
     workers: int = 0  # inference workers with a heartbeat in the last WORKER_ALIVE_MS
+    models: tuple[str, ...] = ()  # the models those workers loaded (from their heartbeat)
     state_alive: bool = False
     redis_write_error: str | None = None  # why Redis refuses writes, None while it can write
 
@@ -205,16 +206,20 @@ class GatewayStore:
         # the state service is alive while it holds its lease (renewed every second or so), whether
         # or not any frame has arrived yet; its per-channel record says the same once it has one
         pipe.exists(self.keys.health(channel, StateHealth.SERVICE), self.keys.lease("state"))
-        pipe.zcount(self.keys.inference_workers, int(time.time() * 1000) - WORKER_ALIVE_MS, "+inf")
+        pipe.zrangebyscore(self.keys.inference_workers, int(time.time() * 1000) - WORKER_ALIVE_MS, "+inf")
+        pipe.hgetall(self.keys.inference_models)
         pipe.info("persistence")
 
     @staticmethod
     def _health_from(results: list[Any]) -> PipelineHealth:
-        raw_capture, raw_inference, state_alive, workers, persistence = results
+        raw_capture, raw_inference, state_alive, workers, models, persistence = results
+        alive = [] if isinstance(workers, Exception) else list(workers)
+        loaded = {} if isinstance(models, Exception) else models
         return PipelineHealth(
             capture=CaptureHealth.from_fields(raw_capture) or CaptureHealth(),
             inference=InferenceHealth.from_fields(raw_inference) or InferenceHealth(),
-            workers=0 if isinstance(workers, Exception) else int(workers),
+            workers=len(alive),
+            models=tuple(sorted({loaded[w].decode("utf-8", "replace") for w in alive if w in loaded})),
             state_alive=bool(state_alive),
             redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )

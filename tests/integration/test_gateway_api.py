@@ -119,6 +119,9 @@ def test_pages_and_static(gateway: GatewayThread, config_dir: Path) -> None:
     font = get(gateway, "/static/fonts/BebasNeue-Regular.otf")
     assert font.status_code == 200 and len(font.content) > 10_000
     assert get(gateway, "/static/nope.js").status_code == 404
+    icon = get(gateway, "/favicon.ico")  # browsers ask for it whatever the page says
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00" and len(icon.content) < 4096
     # custom.css: empty without a file, the file's content with one
     (config_dir / "custom.css").unlink(missing_ok=True)
     empty = get(gateway, "/custom.css")
@@ -183,6 +186,24 @@ def test_status_reports_pipeline_health(gateway: GatewayThread, channel: str, rc
 
 
 # ---------------------------------------------------------------- commands
+
+
+def test_the_model_is_known_before_the_first_frame(gateway: GatewayThread, channel: str, rc: redis.Redis,
+                                                   gw_keys: Keys) -> None:
+    """The workers say which model they loaded with their heartbeat: the Model row needs no frame."""
+    assert get(gateway, f"{api(channel)}/status").json()["health"]["model"] is None
+    health.worker_beat(rc, gw_keys, "worker-m", model="detector-v7")
+    health.worker_beat(rc, gw_keys, "worker-gone", model="old-model")
+    health.worker_beat(rc, gw_keys, "worker-gone", alive=False)
+    try:
+        h = get(gateway, f"{api(channel)}/status").json()["health"]
+        assert h["model"] == "detector-v7" and h["workers"] >= 1
+        assert rc.hget(gw_keys.inference_models, "worker-gone") is None
+        # once a frame is classified, its record names the model that classified it
+        rc.hset(gw_keys.health(channel, "inference"), mapping={"last_label": "none", "model": "detector-v8"})
+        assert get(gateway, f"{api(channel)}/status").json()["health"]["model"] == "detector-v8"
+    finally:
+        health.worker_beat(rc, gw_keys, "worker-m", alive=False)
 
 
 def test_adjust_set_undo_new_session(gateway: GatewayThread, channel: str) -> None:
