@@ -9,13 +9,15 @@ PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-dev setup-train system-run system-test system-train \
-        run demo test test-unit test-integration test-e2e test-compose screenshots lint up down train eval bench \
+        run demo test test-unit test-training test-integration test-e2e test-compose screenshots lint up down train eval bench \
         clean clean-compose
 
 help:
 	@echo "make run        start Redis + all services (Ctrl+C stops)"
 	@echo "make demo       watch it count a bundled replay, no OBS needed"
 	@echo "make test       install everything the tests need and run all tiers"
+	@echo "make test-unit  the fast tier: pure rules and contracts, no network (< 1 min)"
+	@echo "make test-training  the shipped model and the training code (synthetic frames, evaluation)"
 	@echo "make test-compose  the compose tier alone: real dockerd, Dockerfile and compose.yaml (root)"
 	@echo "make lint       ruff + mypy --strict"
 	@echo "make up/down    docker compose up -d / down"
@@ -69,6 +71,10 @@ test: setup-dev lint
 
 test-unit: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
+
+# the shipped model and the training package (no torch): minutes of CPU, so apart from the unit tier
+test-training: $(VENV)/.dev
+	$(BIN)/pytest $(PYTEST_ARGS) tests/training
 
 test-integration: setup-dev
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
