@@ -60,7 +60,8 @@ def run_state(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
 
-    from services.common.history import session_events, to_csv, to_jsonl
+    from services.common.export import to_csv, to_jsonl
+    from services.state.history import session_events
     from services.state.rules import Rules
     from services.state.store import Lease, Store
 
