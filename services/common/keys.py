@@ -13,8 +13,6 @@ GROUP_INFERENCE = "inference"
 GROUP_STATE = "state"
 GROUP_ACTIONS = "actions"  # the actions service, on every owc:events:{channel}
 
-SERVICES = ("capture", "inference", "state", "gateway")
-
 DEFAULT_CHANNEL = "default"
 CHANNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
