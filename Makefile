@@ -9,12 +9,15 @@ PIP := $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-dev setup-train system-run system-test system-train \
-        run demo test test-unit test-integration test-e2e test-compose screenshots lint up down train eval bench clean
+        run demo test test-unit test-training test-integration test-e2e test-compose screenshots lint up down train eval bench \
+        clean clean-compose
 
 help:
 	@echo "make run        start Redis + all services (Ctrl+C stops)"
 	@echo "make demo       watch it count a bundled replay, no OBS needed"
 	@echo "make test       install everything the tests need and run all tiers"
+	@echo "make test-unit  the fast tier: pure rules and contracts, no network (< 1 min)"
+	@echo "make test-training  the shipped model and the training code (synthetic frames, evaluation)"
 	@echo "make test-compose  the compose tier alone: real dockerd, Dockerfile and compose.yaml (root)"
 	@echo "make lint       ruff + mypy --strict"
 	@echo "make up/down    docker compose up -d / down"
@@ -22,6 +25,8 @@ help:
 	@echo "make eval       evaluate the shipped model, rewrite models/MODEL_CARD.md"
 	@echo "make screenshots  refresh the overlay theme pictures in docs/img"
 	@echo "make bench      run the benchmarks (capture, inference, gateway, e2e, resources)"
+	@echo "make clean      remove .venv and the caches in this checkout"
+	@echo "make clean-compose  remove the compose tier's cache (~/.cache/owc-compose, about 1.6 GB)"
 
 $(VENV)/.runtime: pyproject.toml constraints.txt | system-run
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -67,6 +72,10 @@ test: setup-dev lint
 test-unit: $(VENV)/.dev
 	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
 
+# the shipped model and the training package (no torch): minutes of CPU, so apart from the unit tier
+test-training: $(VENV)/.dev
+	$(BIN)/pytest $(PYTEST_ARGS) tests/training
+
 test-integration: setup-dev
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
@@ -100,5 +109,15 @@ bench: setup-dev
 	$(BIN)/owc bench e2e --with-actions
 	$(BIN)/owc bench resources
 
+# the compose tier's Docker engine data, base images and wheels (tests/support/docker_engine.py)
+COMPOSE_CACHE := $(or $(OWC_COMPOSE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/owc-compose)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts
+	@if [ -d "$(COMPOSE_CACHE)" ]; then \
+	  echo "the compose tier's cache $(COMPOSE_CACHE) is kept ($$(du -sh "$(COMPOSE_CACHE)" | cut -f1)): make clean-compose removes it"; fi
+
+clean-compose:
+	@if [ -d "$(COMPOSE_CACHE)" ]; then \
+	  echo "removing $(COMPOSE_CACHE) ($$(du -sh "$(COMPOSE_CACHE)" | cut -f1))"; rm -rf "$(COMPOSE_CACHE)"; \
+	else echo "no compose cache at $(COMPOSE_CACHE)"; fi

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.common.machine import Machine
 from services.common.messages import Label
 from services.common.settings import StateSettings
+from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
 from training.frames import Detector, FrameTuple, GateScorer, Rendered
 

@@ -19,7 +19,6 @@ import socket
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +39,9 @@ from services.actions.formatting import (
     record_text,
     tags_dict,
 )
+from services.common.command_client import CommandClient, new_command
 from services.common.keys import Keys
-from services.common.messages import Command, Counts, Event, MessageError, Reply, StateSnapshot
+from services.common.messages import Counts, Event, MessageError, Reply, StateSnapshot
 from services.common.settings import ChatSettings
 
 log = logging.getLogger("owc.actions.chat")
@@ -313,28 +313,21 @@ class ChatBot:
     def _run_command(self, command: ChatCommandName, user: str) -> None:
         """Append the admin page's command for a moderator and wait for the state service's reply."""
         s = self.settings
-        outcome = MODERATOR_COMMANDS[command]
-        now = int(time.time() * 1000)
-        cmd = Command(
-            request_id=uuid.uuid4().hex, channel=s.counter_channel,
-            type="undo" if command == "undo" else "adjust",
-            outcome=outcome, delta=None if command == "undo" else 1,
-            note=f"chat: {user}", issued_at=now, deadline=now + int(s.command_timeout_s * 1000),
+        cmd = new_command(
+            s.counter_channel, "undo" if command == "undo" else "adjust", s.command_timeout_s,
+            outcome=MODERATOR_COMMANDS[command], delta=None if command == "undo" else 1, note=f"chat: {user}",
         )
         try:
-            self.client.xadd(self.keys.commands, cmd.to_fields())  # type: ignore[arg-type]
-            answer = self.client.blpop([self.keys.reply(cmd.request_id)], timeout=s.command_timeout_s)
+            reply = CommandClient(self.client, self.keys).send(cmd)
         except redis.RedisError as exc:
             log.warning("chat: !%s from %s failed: Redis: %s", command, user, exc)
-            answer = None
-        if answer is None:
+            reply = None
+        except MessageError:
+            reply = Reply(cmd.request_id, False, error="unreadable reply")
+        if reply is None:
             M.CHAT_COMMANDS.labels(command, "failed").inc()
             self._reply(f"@{user} the counter did not answer; nothing was changed")
             return
-        try:
-            reply = Reply.from_json(answer[1])
-        except MessageError:
-            reply = Reply(cmd.request_id, False, error="unreadable reply")
         if reply.ok:
             # the chat line about the result comes from the event log, like every other action
             M.CHAT_COMMANDS.labels(command, "ok").inc()

@@ -7,7 +7,7 @@ import inspect
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from services.common.logs import setup_logging
 from services.common.settings import ConfigError, Loaded, Settings, env_var_name, load_settings
@@ -176,7 +176,7 @@ def redis_for(settings: Settings, timeout_s: float = 10.0) -> tuple[redis.Redis,
     return client, keys_for(settings)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``owc: <message>`` on stderr and exit (no traceback)."""
     print(f"owc: {message}", file=sys.stderr)
     raise SystemExit(code)

@@ -129,14 +129,17 @@ def publish(client: redis.Redis, keys: Keys, channel: str, record: HealthRecord,
 WORKER_ALIVE_MS = 15_000  # a worker whose last heartbeat is older is not counted (its block_ms is at most 10 s)
 
 
-def worker_beat(client: redis.Redis, keys: Keys, worker: str, alive: bool = True) -> None:
-    """An inference worker says it is running (or, ``alive=False``, that it stopped); entries of
-    workers that died without a word are dropped after an hour."""
+def worker_beat(client: redis.Redis, keys: Keys, worker: str, alive: bool = True, model: str | None = None) -> None:
+    """An inference worker says it is running, with the model it loaded (or, ``alive=False``, that
+    it stopped); entries of workers that died without a word are dropped after an hour."""
     now = int(time.time() * 1000)
     pipe = client.pipeline(transaction=False)
     if alive:
         pipe.zadd(keys.inference_workers, {worker: now})
+        if model:
+            pipe.hset(keys.inference_models, worker, model)
     else:
         pipe.zrem(keys.inference_workers, worker)
+        pipe.hdel(keys.inference_models, worker)
     pipe.zremrangebyscore(keys.inference_workers, "-inf", now - 3_600_000)
     pipe.execute()

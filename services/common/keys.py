@@ -13,8 +13,6 @@ GROUP_INFERENCE = "inference"
 GROUP_STATE = "state"
 GROUP_ACTIONS = "actions"  # the actions service, on every owc:events:{channel}
 
-SERVICES = ("capture", "inference", "state", "gateway")
-
 DEFAULT_CHANNEL = "default"
 CHANNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -55,6 +53,12 @@ class Keys:
         """Sorted set: inference worker name -> its last heartbeat (epoch ms), written whether or not
         frames arrive (the admin's "Workers" count; a stopped worker removes itself)."""
         return f"{self.prefix}:inference:workers"
+
+    @property
+    def inference_models(self) -> str:
+        """Hash: inference worker name -> the model id it loaded, written with its heartbeat (the
+        admin's "Model" row before the first frame; a stopped worker removes its field)."""
+        return f"{self.prefix}:inference:models"
 
     @staticmethod
     def dlq(stream: str) -> str:

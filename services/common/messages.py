@@ -308,7 +308,7 @@ class StateSnapshot(Message):
     updated_at: Annotated[int, IfAbsent(0)]
     mode: str = ""  # the channel's current mode ("" = none); absent in snapshots older than modes
     # the session's counts per mode, only modes with a match ("" = counted without a mode); they add up to
-    # the counts unless a `set` was clamped (services/common/fold.py)
+    # the counts unless a `set` was clamped (services/state/fold.py)
     by_mode: Annotated[dict[str, Counts], MODE_COUNTS_JSON] = field(default_factory=dict)
     # each mode's streak and last results this session (only modes with a result); absent in older snapshots
     mode_runs: Annotated[dict[str, ModeRun], MODE_RUNS_JSON] = field(default_factory=dict)

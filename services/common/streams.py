@@ -1,9 +1,13 @@
-"""Consumer-group plumbing shared by the stream consumers (inference, state).
+"""Consumer-group plumbing shared by the stream consumers (inference, state, actions).
 
 Every loop first reclaims idle pending entries (``XAUTOCLAIM``: entries of a
 dead consumer), then reads new ones; the caller acks only after its effect is
 committed, and entries delivered more than ``max_deliveries`` times are moved
-to ``<stream>:dlq`` instead of being retried forever.
+to ``<stream>:dlq`` instead of being retried forever. Inference runs its whole
+loop through :meth:`GroupConsumer.poll`; state (labels and commands in one
+blocking read) and actions (every channel's event log at once) call
+:meth:`GroupConsumer.reclaim`, :meth:`~GroupConsumer.ack` and
+:meth:`~GroupConsumer.dead_letter` around an ``XREADGROUP`` of their own.
 """
 
 from __future__ import annotations

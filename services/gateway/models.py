@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from services.common.messages import EventSource, EventType, Outcome, Phase
 from services.gateway.modes import ModeCounts
 from services.gateway.modes import Streak as Streak  # re-exported: defined there, as a mode has one too
 
-# Counts and deltas in request bodies are strict ints: JSON numbers only (pydantic would
+# Counts and deltas in request bodies are JSON integers, as the OpenAPI schema's `integer` means
+# them: `7` or `7.0` (a number with no fraction), never `true`, `"7"` or `7.5` (pydantic would
 # otherwise take `true` as 1 and `"7"` as 7).
 MAX_COUNT = 1_000_000
 MAX_DELTA = 1000
+
+
+def _json_integer(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def _nonzero(v: int) -> int:
@@ -22,7 +27,13 @@ def _nonzero(v: int) -> int:
     return v
 
 
-NonZeroDelta = Annotated[int, AfterValidator(_nonzero)]
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT), BeforeValidator(_json_integer)]
+NonZeroDelta = Annotated[
+    int,
+    Field(strict=True, ge=-MAX_DELTA, le=MAX_DELTA, json_schema_extra={"not": {"const": 0}}),
+    BeforeValidator(_json_integer),
+    AfterValidator(_nonzero),
+]
 
 
 class _Body(BaseModel):
@@ -165,9 +176,7 @@ class SessionsOut(BaseModel):
 
 class AdjustIn(_Body):
     outcome: Outcome
-    delta: NonZeroDelta = Field(
-        1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA, description="Non-zero change to the count."
-    )
+    delta: NonZeroDelta = Field(1, description="Non-zero change to the count.")
     note: str = Field("", max_length=200)
     frame_seq: int | None = Field(
         None, ge=0, le=2**63 - 1,
@@ -177,9 +186,9 @@ class AdjustIn(_Body):
 
 
 class SetIn(_Body):
-    victories: int = Field(strict=True, ge=0, le=MAX_COUNT)
-    defeats: int = Field(strict=True, ge=0, le=MAX_COUNT)
-    draws: int = Field(strict=True, ge=0, le=MAX_COUNT)
+    victories: Count
+    defeats: Count
+    draws: Count
     note: str = Field("", max_length=200)
 
 
@@ -196,7 +205,7 @@ class LegacyAdjustIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     outcome: Outcome = Field(validation_alias=AliasChoices("outcome", "value"))
-    delta: NonZeroDelta = Field(1, strict=True, ge=-MAX_DELTA, le=MAX_DELTA)
+    delta: NonZeroDelta = Field(1, description="Non-zero change to the count.")
 
 
 class LegacyInitializeIn(BaseModel):
@@ -204,9 +213,9 @@ class LegacyInitializeIn(BaseModel):
     not silently set every count to 0."""
 
     model_config = ConfigDict(extra="forbid")
-    victories: int = Field(strict=True, ge=0, le=MAX_COUNT)
-    defeats: int = Field(strict=True, ge=0, le=MAX_COUNT)
-    draws: int = Field(strict=True, ge=0, le=MAX_COUNT)
+    victories: Count
+    defeats: Count
+    draws: Count
 
 
 class CommandOut(BaseModel):

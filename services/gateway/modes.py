@@ -7,16 +7,21 @@ rule the state service applies.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from services.common.messages import Counts, ModeRun, Outcome
 from services.common.modes import MAX_MODE_LEN, InvalidModeError, normalize_mode
 
+# A mode name as a request carries it: surrounding spaces are dropped first, then the limit the
+# schema shows (maxLength 32) is the one the code applies.
+ModeName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_MODE_LEN)]
+
 
 class ModeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: str = Field(
-        max_length=MAX_MODE_LEN + 8,  # (surrounding spaces are dropped before the real limit is checked)
+    mode: ModeName = Field(
         description="The new current mode: `competitive`, `quickplay`, `arcade` (any case or spacing) or a custom "
         f"name of 1-{MAX_MODE_LEN} letters, digits, spaces, `-`, `_`; `\"\"` = no mode.",
         examples=["competitive", "Mystery Heroes", ""],

@@ -23,7 +23,8 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.common.keys import Keys
-from services.common.modes import MAX_MODE_LEN, InvalidModeError, normalize_mode
+from services.common.modes import InvalidModeError, normalize_mode
+from services.gateway.modes import ModeName
 
 log = logging.getLogger("owc.gateway")
 
@@ -57,8 +58,8 @@ class OverlayParams(BaseModel):
     flash: bool | None = Field(None, description="The result moment when a match is counted.")
     sound: bool | None = Field(None, description="A short chime with the flash.")
     volume: float | None = Field(None, ge=0, le=1, description="The chime's volume.")
-    mode: str | None = Field(
-        None, max_length=MAX_MODE_LEN + 8,
+    mode: ModeName | None = Field(
+        None,
         description="Show only this mode's counts, streak and last results (`\"\"` = all: the totals).",
     )
 

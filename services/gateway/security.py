@@ -5,7 +5,8 @@ A mutation (POST/PUT/PATCH/DELETE) must
   (``Origin``; ``Sec-Fetch-Site: cross-site`` is refused too) -> else 403,
 - be ``application/json`` (a cross-site HTML form or a no-cors ``fetch`` can
   only send form or text bodies, and a JSON one needs a CORS preflight that
-  this server never grants) -> else 415,
+  this server never grants) -> else 415; a DELETE without a body needs no
+  content type (a cross-site DELETE always needs that preflight),
 - fit in ``gateway.max_body_bytes`` -> else 413,
 - carry ``Authorization: Bearer <token>`` when ``gateway.admin_token`` is
   set, compared in constant time -> else 401.
@@ -179,7 +180,11 @@ class MutationGuard:
             await send_json(send, 403, {"detail": "cross-site request refused", "code": "cross_origin"})
             return
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
+        # A DELETE names what it removes in its path and carries no body: it needs no content type
+        # (a browser sends a cross-site DELETE only after a CORS preflight, never granted). Any
+        # body it does carry must be JSON like every other.
+        bodyless = scope["method"] == "DELETE" and not content_type
+        if content_type != "application/json" and not bodyless:
             await send_json(
                 send,
                 415,
@@ -229,6 +234,12 @@ class MutationGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if bodyless and body:
+            await send_json(send, 415, {
+                "detail": "a DELETE with a body must send it as JSON with Content-Type: application/json",
+                "code": "unsupported_media_type",
+            })
+            return
         sent = False
 
         async def replay() -> Message:

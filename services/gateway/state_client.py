@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 
+from services.common.command_client import AsyncCommandClient, new_command
 from services.common.keys import Keys
-from services.common.messages import Command, CommandType, Counts, MessageError, Outcome, Reply
+from services.common.messages import CommandType, Counts, MessageError, Outcome, Reply
 from services.gateway import metrics
 from services.gateway.errors import CommandFailedError, redis_problem
 
 log = logging.getLogger("owc.gateway")
-BLPOP_SLICE_S = 2.0  # under redis-py's socket timeout (it reuses the 5 s connect timeout)
 
 
 @dataclass(frozen=True)
@@ -31,18 +30,6 @@ class StateClient:
     client: Any  # redis.asyncio.Redis (bytes responses)
     keys: Keys
     timeout_s: float
-
-    async def _wait_reply(self, request_id: str, started: float) -> Any:
-        """BLPOP the reply until the deadline, in slices shorter than the socket timeout."""
-        key = self.keys.reply(request_id)
-        while True:
-            left = self.timeout_s - (time.perf_counter() - started)
-            if left <= 0:
-                return None
-            # BLPOP takes fractional seconds (Redis >= 6); the deadline travels with the command.
-            popped = await self.client.blpop([key], timeout=min(left, BLPOP_SLICE_S))
-            if popped is not None:
-                return popped
 
     async def send(
         self,
@@ -57,28 +44,20 @@ class StateClient:
         mode: str = "",
     ) -> Reply:
         """Return the ok reply, or raise :class:`CommandFailedError` with the HTTP status to answer."""
-        now = int(time.time() * 1000)
-        command = Command(
-            request_id=uuid.uuid4().hex,
-            channel=channel,
-            type=type_,
-            outcome=outcome,
-            delta=delta,
-            counts=counts,
-            note=note,
-            frame_seq=frame_seq,
-            mode=mode,
-            issued_at=now,
-            deadline=now + int(self.timeout_s * 1000),
+        command = new_command(
+            channel, type_, self.timeout_s,
+            outcome=outcome, delta=delta, counts=counts, note=note, frame_seq=frame_seq, mode=mode,
         )
         started = time.perf_counter()
         try:
-            await self.client.xadd(self.keys.commands, command.to_fields())
-            popped = await self._wait_reply(command.request_id, started)
+            reply = await AsyncCommandClient(self.client, self.keys).send(command)
         except RedisError as exc:
             metrics.COMMANDS.labels(type_, "error").inc()
             raise CommandFailedError(503, *redis_problem(exc)) from None
-        if popped is None:
+        except MessageError as exc:
+            metrics.COMMANDS.labels(type_, "error").inc()
+            raise CommandFailedError(502, f"the state service sent an unreadable reply ({exc})", "bad_reply") from None
+        if reply is None:
             metrics.COMMANDS.labels(type_, "timeout").inc()
             raise CommandFailedError(
                 503,
@@ -87,11 +66,6 @@ class StateClient:
                 "timeout",
             )
         metrics.COMMAND_SECONDS.observe(time.perf_counter() - started)
-        try:
-            reply = Reply.from_json(popped[1])
-        except MessageError as exc:
-            metrics.COMMANDS.labels(type_, "error").inc()
-            raise CommandFailedError(502, f"the state service sent an unreadable reply ({exc})", "bad_reply") from None
         if reply.ok:
             metrics.COMMANDS.labels(type_, "ok").inc()
             return reply

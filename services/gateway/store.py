@@ -26,10 +26,10 @@ import redis.asyncio as aioredis
 from services.common import action_records
 from services.common.action_records import DeadLetter, LastDelivery
 from services.common.health import WORKER_ALIVE_MS, ActionsHealth, CaptureHealth, InferenceHealth, StateHealth
-from services.common.history import SessionSummary, summarize_sessions
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
 from services.common.redisio import persistence_problem
+from services.common.sessions import SessionSummary
 
 log = logging.getLogger("owc.gateway")
 
@@ -65,6 +65,7 @@ class PipelineHealth:
     capture: CaptureHealth = field(default_factory=CaptureHealth)
     inference: InferenceHealth = field(default_factory=InferenceHealth)
     workers: int = 0  # inference workers with a heartbeat in the last WORKER_ALIVE_MS
+    models: tuple[str, ...] = ()  # the models those workers loaded (from their heartbeat)
     state_alive: bool = False
     redis_write_error: str | None = None  # why Redis refuses writes, None while it can write
 
@@ -88,7 +89,19 @@ class SessionTotals:
     ended_at: int | None
     counts: Counts
     current: bool
-    summary: dict[str, Any]  # the state service's own summary, as stored (or as folded from the log)
+    summary: dict[str, Any]  # the state service's own summary, as stored
+
+
+def _totals(
+    sid: str, summary: SessionSummary | None, stored: dict[str, Any], current: str, snap: StateSnapshot | None
+) -> SessionTotals:
+    """A session as the card shows it: its summary, the live snapshot's counts for the current one."""
+    counts = summary.counts if summary else Counts()
+    started = summary.started_at if summary else None
+    ended = summary.ended_at if summary else None
+    if sid == current and snap is not None:
+        counts, started, ended = snap.counts, snap.session_started_at or started, None
+    return SessionTotals(sid, started, ended, counts, sid == current, stored)
 
 
 @dataclass(frozen=True)
@@ -205,16 +218,20 @@ class GatewayStore:
         # the state service is alive while it holds its lease (renewed every second or so), whether
         # or not any frame has arrived yet; its per-channel record says the same once it has one
         pipe.exists(self.keys.health(channel, StateHealth.SERVICE), self.keys.lease("state"))
-        pipe.zcount(self.keys.inference_workers, int(time.time() * 1000) - WORKER_ALIVE_MS, "+inf")
+        pipe.zrangebyscore(self.keys.inference_workers, int(time.time() * 1000) - WORKER_ALIVE_MS, "+inf")
+        pipe.hgetall(self.keys.inference_models)
         pipe.info("persistence")
 
     @staticmethod
     def _health_from(results: list[Any]) -> PipelineHealth:
-        raw_capture, raw_inference, state_alive, workers, persistence = results
+        raw_capture, raw_inference, state_alive, workers, models, persistence = results
+        alive = [] if isinstance(workers, Exception) else list(workers)
+        loaded = {} if isinstance(models, Exception) else models
         return PipelineHealth(
             capture=CaptureHealth.from_fields(raw_capture) or CaptureHealth(),
             inference=InferenceHealth.from_fields(raw_inference) or InferenceHealth(),
-            workers=0 if isinstance(workers, Exception) else int(workers),
+            workers=len(alive),
+            models=tuple(sorted({loaded[w].decode("utf-8", "replace") for w in alive if w in loaded})),
             state_alive=bool(state_alive),
             redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )
@@ -260,37 +277,24 @@ class GatewayStore:
         return info if isinstance(info, dict) else None
 
     async def sessions(self, channel: str) -> list[SessionTotals]:
-        """Sessions with totals, newest first: the state service's summaries, else folded from the log."""
+        """Sessions with totals, newest first: the summaries the state service keeps (it fills in
+        missing ones when it loads a channel); the current one's counts from the snapshot."""
         raw: dict[bytes, bytes] = await self.r.hgetall(self.keys.sessions(channel))
         snap = await self.snapshot(channel)
         current = snap.session if snap else ""
-        stored: dict[str, SessionSummary] = {}
-        extra: dict[str, dict[str, Any]] = {}
+        out: list[SessionTotals] = []
         for key, value in raw.items():
             sid = key.decode("utf-8", "replace")
             try:
                 parsed = json.loads(value)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 parsed = {}
-            extra[sid] = parsed if isinstance(parsed, dict) else {}
+            summary: SessionSummary | None = None
             with contextlib.suppress(MessageError):
-                stored[sid] = SessionSummary.from_json(value)
-        folded: dict[str, SessionSummary] = {}
-        if any(sid not in stored for sid in extra) or not stored or current not in stored:
-            folded = {s.session: s for s in summarize_sessions([e async for e in self.iter_events(channel)])}
-        ids = list(dict.fromkeys([*stored, *folded, *extra, *([current] if current else [])]))
-        out: list[SessionTotals] = []
-        for sid in ids:
-            summary = stored.get(sid) or folded.get(sid)
-            counts = summary.counts if summary else Counts()
-            started = summary.started_at if summary else None
-            ended = summary.ended_at if summary else None
-            if sid == current and snap is not None:
-                counts = snap.counts
-                started = snap.session_started_at or started
-                ended = None
-            as_stored = extra.get(sid) or (summary.as_dict() if summary else {})
-            out.append(SessionTotals(sid, started, ended, counts, sid == current, as_stored))
+                summary = SessionSummary.from_json(value)
+            out.append(_totals(sid, summary, parsed if isinstance(parsed, dict) else {}, current, snap))
+        if current and current.encode() not in raw:  # (its summary is written with its first commit)
+            out.append(_totals(current, None, {}, current, snap))
         out.sort(key=lambda s: (s.current, s.started_at or 0), reverse=True)
         return out
 

@@ -85,7 +85,8 @@ def health_out(health: PipelineHealth) -> Health:
         last_label=inference.last_label,
         last_confidence=inference.last_confidence,
         last_label_at=inference.last_label_at,
-        model=inference.model,
+        # the model of the last classified frame; before the first one, what the running workers loaded
+        model=inference.model or ", ".join(health.models) or None,
         near_miss=near_miss_out(inference),
         workers=health.workers,
         state_alive=health.state_alive,

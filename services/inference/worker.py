@@ -430,7 +430,7 @@ class InferenceWorker:
     def _publish_health(self, force: bool = False) -> None:
         now = time.monotonic()
         if now - self._beat_sent >= HEALTH_INTERVAL_S:  # running, frames or not
-            health.worker_beat(self.client, self.keys, self.name)
+            health.worker_beat(self.client, self.keys, self.name, model=self.classifier.model_id)
             self._beat_sent = now
         for channel, record in self._health.items():
             if force or now - self._health_sent.get(channel, 0.0) >= HEALTH_INTERVAL_S:

@@ -87,7 +87,17 @@ def run_demo(args: argparse.Namespace) -> int:
     """
     if args.once and args.loop:
         fail("--once and --loop cannot be combined")
-    from training.demo_clip import DEMO_RESULT, FPS, ensure_demo_clip
+    try:  # the clip's generator is training's (synthetic frames); the Docker image ships services/ only
+        from training.demo_clip import DEMO_RESULT, FPS, ensure_demo_clip
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("training", "training.demo_clip"):
+            raise
+        fail(
+            "the demo needs the `training` package, which generates its clip, and it is not installed here "
+            "(the Docker image ships only the services). Run it from a checkout of the project: `make demo` "
+            "(or `make setup`, then `.venv/bin/owc demo`). In Docker, `docker compose up -d` runs the real "
+            "stack for your OBS instead."
+        )
 
     clip = ensure_demo_clip()
     workdir = Path(tempfile.mkdtemp(prefix="owc-demo-"))

@@ -60,7 +60,8 @@ def run_state(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
 
-    from services.common.history import session_events, to_csv, to_jsonl
+    from services.common.export import to_csv, to_jsonl
+    from services.state.history import session_events
     from services.state.rules import Rules
     from services.state.store import Lease, Store
 
@@ -86,10 +87,10 @@ def run_export(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
 
-    import time
     import uuid
 
-    from services.common.messages import Command, Reply
+    from services.common.command_client import CommandClient, new_command
+    from services.common.messages import MessageError
 
     try:
         with open(args.file, encoding="utf-8") as fh:
@@ -97,17 +98,13 @@ def run_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         fail(f"cannot read {args.file!r}: {exc.strerror}")
     client, keys = redis_for(settings)
-    request_id = f"import-{uuid.uuid4().hex}"
-    now = int(time.time() * 1000)
-    cmd = Command(
-        request_id=request_id, channel=args.channel, type="import", payload=payload,
-        issued_at=now, deadline=now + int(args.timeout * 1000),
-    )
-    client.xadd(keys.commands, cmd.to_fields())  # type: ignore[arg-type]
-    answer = client.blpop([keys.reply(request_id)], timeout=args.timeout)
-    if not answer:
+    cmd = new_command(args.channel, "import", args.timeout, request_id=f"import-{uuid.uuid4().hex}", payload=payload)
+    try:
+        reply = CommandClient(client, keys).send(cmd)
+    except MessageError as exc:
+        fail(f"the state service sent an unreadable reply ({exc})", 1)
+    if reply is None:
         fail(f"no answer from the state service within {args.timeout:.0f}s: is `owc state` running?", 1)
-    reply = Reply.from_json(answer[1])  # type: ignore[index]
     if not reply.ok:
         fail(reply.error, 1)
     print(f"imported into channel {args.channel!r} (event {reply.event_id})")

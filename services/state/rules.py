@@ -6,7 +6,7 @@ clock: time is the frame's ``captured_at`` for the rules and ``input.now``
 applied raises :class:`Rejected` with a sentence the gateway shows as-is.
 
 The rules say which events a label or command produces; each is applied as
-it is emitted by :func:`services.common.fold.apply`, the same function that
+it is emitted by :func:`services.state.fold.apply`, the same function that
 folds the log (snapshot rebuild, import, session summaries). Only what no
 event records is changed here: the streak being built, the run of `none`
 frames, the phase leaving cooldown, the frame cursor.
@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.common.fold import apply
-from services.common.history import check_importable, parse_jsonl
-from services.common.machine import Machine, clear_frames, rearm
 from services.common.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
 from services.common.modes import InvalidModeError, mode_label, normalize_mode
 from services.common.settings import StateSettings
+from services.state.fold import apply
+from services.state.history import check_importable, parse_jsonl
+from services.state.machine import Machine, clear_frames, rearm
 
 MAX_COUNT = 1_000_000
 DEADLINE_MARGIN_MS = 100

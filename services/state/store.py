@@ -22,11 +22,12 @@ from typing import Any, cast
 import redis
 from redis.exceptions import ResponseError, WatchError
 
-from services.common.fold import fold
-from services.common.history import SessionSummary, fold_counts
 from services.common.keys import GROUP_STATE, Keys
-from services.common.machine import MODE_RESULTS_FIELD, Machine
 from services.common.messages import Event, MessageError, Reply
+from services.common.sessions import SessionSummary
+from services.state.fold import fold
+from services.state.history import fold_counts, summarize_sessions
+from services.state.machine import MODE_RESULTS_FIELD, Machine
 from services.state.rules import Rules
 
 log = logging.getLogger("owc.state.store")
@@ -193,6 +194,7 @@ class Store:
         """The channel's machine: the snapshot, verified against the event log (the log wins)."""
         raw = self.client.hget(self.keys.state(channel), MACHINE_FIELD)
         events = self.read_events(channel)
+        self.fill_summaries(channel, events)
         folded = fold(events, rules.cooldown_ms)
         if events and fold_counts(events) != folded.counts:
             log.error(
@@ -230,6 +232,28 @@ class Store:
             # never count a frame twice: keep the newest frame either of them saw
             return replace(folded, last_seq=max(folded.last_seq, snap.last_seq))
         return snap
+
+    def channel_names(self) -> list[str]:
+        """Every channel some service has announced (``owc:channels``), sorted."""
+        return sorted(_text(name) for name in cast(set[bytes], self.client.smembers(self.keys.channels)))
+
+    def fill_summaries(self, channel: str, events: Sequence[Event]) -> None:
+        """Write the summary of each session of the log that has none (a log older than the
+        summaries, one deleted by hand): the gateway only reads the summaries this service keeps.
+
+        HSETNX: a summary a commit wrote meanwhile is newer and stays.
+        """
+        key = self.keys.sessions(channel)
+        have = {_text(k) for k in cast(list[bytes], self.client.hkeys(key))}
+        missing = {e.session for e in events} - have
+        if not missing:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for summary in summarize_sessions(events):
+            if summary.session in missing:
+                pipe.hsetnx(key, summary.session, summary.to_json())
+        pipe.execute()
+        log.info("channel %s: wrote the missing summaries of %d session(s) from the event log", channel, len(missing))
 
     def stored_reply(self, channel: str, request_id: str) -> Reply | None:
         raw = self.client.hget(self.keys.command_done(channel), request_id)

@@ -23,14 +23,15 @@ import redis
 
 from services.common import health
 from services.common.health import StateHealth
-from services.common.history import SessionSummary, session_updates
 from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
-from services.common.machine import Machine
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
 from services.common.redisio import WriteOutage, write_refusal
+from services.common.sessions import SessionSummary
 from services.common.settings import Settings
 from services.common.streams import Delivery, GroupConsumer
 from services.state import metrics as M
+from services.state.history import session_updates
+from services.state.machine import Machine
 from services.state.reorder import ReorderBuffer
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 from services.state.store import Commit, ConflictError, Lease, LeaseLostError, Store, new_holder_id
@@ -105,6 +106,8 @@ class StateWorker:
         M.LEASE_HOLDER.set(1)
         M.LEASE_CHANGES.labels("acquired").inc()
         log.info("state: %s took the single-writer lease; now the active writer", self.holder)
+        for name in self.store.channel_names():
+            self.channel(name)  # loading a channel fills in the session summaries it lacks
         return True
 
     def _maintain_lease(self) -> None:

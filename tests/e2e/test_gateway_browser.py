@@ -386,6 +386,24 @@ def test_admin_token_comes_from_the_url_once(
         page.click('[data-testid="plus-victory"]')
         page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '2'")
         assert secret not in page.content()
+        # a link from another site carries a junk token: never saved without the streamer's word
+        asked: list[str] = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.goto(f"{gw.url}/admin?channel={channel}&token=junk")
+        page.wait_for_selector('#conn[data-connected="true"]')
+        assert asked and "differs from the one saved" in asked[0]
+        assert page.evaluate("localStorage.getItem('owc.adminToken')") == secret and "junk" not in page.url
+        page.click('[data-testid="plus-victory"]')
+        page.wait_for_function("() => document.querySelector('.row [data-count=\"victories\"]').textContent === '3'")
+        # a new token the streamer confirms replaces it; the same token again asks nothing
+        page.once("dialog", lambda d: d.accept())
+        page.goto(f"{gw.url}/admin?channel={channel}&token=rotated")
+        page.wait_for_selector('#conn[data-connected="true"]')
+        assert page.evaluate("localStorage.getItem('owc.adminToken')") == "rotated"
+        page.on("dialog", lambda d: asked.append(d.message))
+        page.goto(f"{gw.url}/admin?channel={channel}&token=rotated")
+        page.wait_for_selector('#conn[data-connected="true"]')
+        assert len(asked) == 1
     finally:
         gw.stop()
 
@@ -434,7 +452,8 @@ def test_admin_shows_the_detection_thumbnail(
     # what each stage saw, under the thumbnail
     page.wait_for_selector("#history .why", timeout=10_000)
     why = str(page.locator("#history .why").first.text_content())
-    assert "gate 0.97" in why and 'read "VICTORY!"' in why and "VICTORY -0.31" in why
+    assert "gate 0.97" in why and 'read "VICTORY!"' in why and "looks like VICTORY, clear enough to count" in why
+    assert "counts from" not in why and "-0.31" not in why  # words a streamer reads, not log-likelihoods
     assert counts(gateway, channel) == (1, 0, 0)
     shot(page, "admin-detection.png", full_page=True)
 
@@ -557,6 +576,9 @@ def test_sessions_list_and_chart_after_an_evening(page: Any, gateway: GatewayThr
     # the chart of the current session: one point per event of the session (start, two results)
     page.wait_for_selector("#chart canvas")
     assert page.locator("#chart").get_attribute("data-points") == "3"
+    # a session of a few seconds: its time axis reads as a clock, never in milliseconds
+    ticks = str(page.locator("#chart").get_attribute("data-ticks")).split("|")
+    assert ticks and all(":" in t and "." not in t for t in ticks), ticks
     rows.nth(1).click()
     page.wait_for_function("() => document.getElementById('chart').dataset.points === '9'")  # set + start + 7
     assert page.locator("#chart-title").text_content().endswith("4-2-1")  # type: ignore[union-attr]
@@ -591,6 +613,75 @@ def test_health_is_honest_during_a_replay_with_no_frames_yet(
     assert page.locator("#h-obs").get_attribute("class") == "victory"
     assert str(page.locator("#h-frame").text_content()).endswith("s ago (#120)")
     client.close()
+
+
+def test_the_header_badge_says_whether_obs_feeds_the_counter(
+    page: Any, gateway: GatewayThread, channel: str, redis_server: RedisServer, keys: Keys
+) -> None:
+    """Green "live" means counting can happen; the page being connected while OBS is gone is not that.
+    The Model row names the model the workers loaded before any frame was classified."""
+    client: redis.Redis = redis_server.client()
+    health.worker_beat(client, keys, "browser-worker", model="detector-e2e")
+    health.publish(client, keys, channel, CaptureHealth(source="Game", obs_connected=False, state="reconnecting"))
+    try:
+        page.goto(f"{gateway.url}/admin?channel={channel}")
+        page.wait_for_selector('#conn[data-connected="true"]')
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'OBS disconnected'")
+        assert page.locator("#conn").get_attribute("data-feed") == "bad"
+        assert page.locator("#h-model").text_content() == "detector-e2e"
+        health.publish(client, keys, channel, CaptureHealth(obs_connected=True, state="connected"))
+        page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=10_000)
+        assert page.locator("#conn").get_attribute("data-feed") == "ok"
+    finally:
+        health.worker_beat(client, keys, "browser-worker", alive=False)
+        client.close()
+
+
+def test_an_empty_sessions_card_says_so_instead_of_a_blank_chart(
+    page: Any, gateway: GatewayThread, channel: str, redis_server: RedisServer, keys: Keys
+) -> None:
+    page.goto(f"{gateway.url}/admin?channel={channel}")  # a session with nothing counted yet
+    page.wait_for_function("() => document.getElementById('chart-title').textContent.includes('nothing to chart')")
+    assert page.locator("#chart").is_hidden() and page.locator("#chart canvas").count() == 0
+    fresh = f"e{uuid.uuid4().hex[:8]}"  # a channel no session was ever started in
+    client = redis_server.client()
+    client.sadd(keys.channels, fresh)
+    client.close()
+    page.goto(f"{gateway.url}/admin?channel={fresh}")
+    page.wait_for_function("() => document.getElementById('chart-title').textContent.startsWith('No sessions yet')")
+    assert page.locator("#chart").is_hidden()
+    # the first result brings the chart
+    post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "victory"})
+    page.goto(f"{gateway.url}/admin?channel={channel}")
+    page.wait_for_selector("#chart canvas")
+    assert page.locator("#chart").is_visible()
+
+
+def test_mode_names_that_are_javascript_property_names_show_as_typed(
+    browser: Any, gateway: GatewayThread, channel: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    admin, overlay = context.new_page(), context.new_page()
+    try:
+        for name in ("constructor", "toString", "__proto__"):
+            assert post_json(gateway.url, f"/api/v1/channels/{channel}/mode", {"mode": name}).status_code == 200
+            post_json(gateway.url, f"/api/v1/channels/{channel}/adjust", {"outcome": "victory"})
+        admin.goto(f"{gateway.url}/admin?channel={channel}")
+        admin.wait_for_function("() => document.querySelector('#mode-summary').textContent.includes('by mode')")
+        summary = str(admin.locator('[data-testid="mode-summary"]').text_content())
+        assert "Playing __proto__" in summary and "constructor 1-0-0" in summary and "toString 1-0-0" in summary
+        admin.wait_for_function("() => document.querySelectorAll('#history .mode-tag').length >= 3")
+        tags = set(admin.locator("#history tr .mode-tag").all_text_contents())
+        assert {"constructor", "toString", "__proto__"} <= tags, tags
+        for name in ("constructor", "toString", "__proto__"):
+            overlay.goto(f"{gateway.url}/overlay?channel={channel}&mode={name}")
+            overlay.wait_for_selector('#owc[data-connected="true"]', timeout=10_000)
+            overlay.wait_for_function("() => document.querySelector('[data-count=\"victories\"]').textContent === '1'")
+            assert overlay.locator("#owc-mode").text_content() == name
+        text = admin.content() + overlay.content()
+        assert "native code" not in text and "[object Object]" not in text
+    finally:
+        context.close()
 
 
 # ---------------------------------------------------------------- another web site

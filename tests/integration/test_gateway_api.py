@@ -119,6 +119,9 @@ def test_pages_and_static(gateway: GatewayThread, config_dir: Path) -> None:
     font = get(gateway, "/static/fonts/BebasNeue-Regular.otf")
     assert font.status_code == 200 and len(font.content) > 10_000
     assert get(gateway, "/static/nope.js").status_code == 404
+    icon = get(gateway, "/favicon.ico")  # browsers ask for it whatever the page says
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00" and len(icon.content) < 4096
     # custom.css: empty without a file, the file's content with one
     (config_dir / "custom.css").unlink(missing_ok=True)
     empty = get(gateway, "/custom.css")
@@ -183,6 +186,24 @@ def test_status_reports_pipeline_health(gateway: GatewayThread, channel: str, rc
 
 
 # ---------------------------------------------------------------- commands
+
+
+def test_the_model_is_known_before_the_first_frame(gateway: GatewayThread, channel: str, rc: redis.Redis,
+                                                   gw_keys: Keys) -> None:
+    """The workers say which model they loaded with their heartbeat: the Model row needs no frame."""
+    assert get(gateway, f"{api(channel)}/status").json()["health"]["model"] is None
+    health.worker_beat(rc, gw_keys, "worker-m", model="detector-v7")
+    health.worker_beat(rc, gw_keys, "worker-gone", model="old-model")
+    health.worker_beat(rc, gw_keys, "worker-gone", alive=False)
+    try:
+        h = get(gateway, f"{api(channel)}/status").json()["health"]
+        assert h["model"] == "detector-v7" and h["workers"] >= 1
+        assert rc.hget(gw_keys.inference_models, "worker-gone") is None
+        # once a frame is classified, its record names the model that classified it
+        rc.hset(gw_keys.health(channel, "inference"), mapping={"last_label": "none", "model": "detector-v8"})
+        assert get(gateway, f"{api(channel)}/status").json()["health"]["model"] == "detector-v8"
+    finally:
+        health.worker_beat(rc, gw_keys, "worker-m", alive=False)
 
 
 def test_adjust_set_undo_new_session(gateway: GatewayThread, channel: str) -> None:
@@ -288,13 +309,14 @@ def test_a_body_that_is_not_utf8_is_invalid_json_with_a_code(gateway: GatewayThr
     [
         ("/api/v1/channels/default/set", {"victories": True, "defeats": 0, "draws": 0}),
         ("/api/v1/channels/default/set", {"victories": "7", "defeats": 0, "draws": 0}),
-        ("/api/v1/channels/default/set", {"victories": 7.0, "defeats": 0, "draws": 0}),
+        ("/api/v1/channels/default/set", {"victories": 7.5, "defeats": 0, "draws": 0}),
         ("/api/v1/channels/default/adjust", {"outcome": "victory", "delta": True}),
         ("/api/v1/channels/default/adjust", {"outcome": "victory", "delta": "2"}),
         ("/api/initialize", {"victories": True, "defeats": 0, "draws": 0}),
         ("/api/initialize", {"victories": "7", "defeats": "0", "draws": "0"}),
         ("/api/adjust", {"outcome": "victory", "delta": "1"}),
         ("/api/adjust", {"value": "draw", "delta": True}),
+        ("/api/adjust", {"value": "draw", "delta": 0.5}),
     ],
 )
 def test_counts_must_be_json_integers(gateway: GatewayThread, path: str, body: dict[str, Any]) -> None:
@@ -306,6 +328,26 @@ def test_counts_must_be_json_integers(gateway: GatewayThread, path: str, body: d
     assert (after["victories"], after["defeats"], after["draws"]) == (
         before["victories"], before["defeats"], before["draws"]
     )
+
+
+def test_the_openapi_schema_and_the_validation_agree(gateway: GatewayThread, channel: str) -> None:
+    """What the schema allows is accepted and what it forbids is refused (the fuzz tier relies on it)."""
+    spec = get(gateway, "/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    # a delta of 0 is a 422: the schema says so
+    for model in ("AdjustIn", "LegacyAdjustIn"):
+        assert schemas[model]["properties"]["delta"]["not"] == {"const": 0}, model
+    assert post_json(gateway.url, "/api/adjust", {"outcome": "victory", "delta": 0}).status_code == 422
+    # a mode name: 32 characters in the schema as in the code (surrounding spaces dropped first)
+    assert schemas["ModeIn"]["properties"]["mode"]["maxLength"] == 32
+    assert post_json(gateway.url, f"{api(channel)}/mode", {"mode": f"  {'m' * 32} "}).status_code == 200
+    # JSON Schema's integer includes 4876.0: a count or a delta written that way is that integer
+    r = post_json(gateway.url, f"{api(channel)}/set", {"victories": 4876.0, "defeats": 2, "draws": 0.0})
+    assert r.status_code == 200, r.text
+    r = post_json(gateway.url, f"{api(channel)}/adjust", {"outcome": "victory", "delta": -6.0})
+    assert r.status_code == 200 and r.json()["status"]["victories"] == 4870, r.text
+    r = post_json(gateway.url, "/api/initialize", {"victories": 4876.0, "defeats": 1, "draws": 0})
+    assert r.status_code == 200 and r.json()["victories"] == 4876, r.text
 
 
 def test_the_openapi_documents_the_422_the_api_sends(gateway: GatewayThread) -> None:

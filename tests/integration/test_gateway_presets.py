@@ -135,7 +135,12 @@ def test_mutations_are_guarded_and_reads_are_open(
         assert get(gw, f"{PRESETS}/look").json()["params"]["theme"] == "row"
         assert get(gw, PRESETS).status_code == 200
         assert delete(gw, "look").status_code == 401
-        assert httpx.delete(f"{gw.url}{PRESETS}/look", headers=bearer).status_code == 415  # no JSON type
+        r = httpx.request("DELETE", f"{gw.url}{PRESETS}/look", content=b"params=x", headers={
+            "Content-Type": "application/x-www-form-urlencoded", **bearer})
+        assert r.status_code == 415
+        r = httpx.request("DELETE", f"{gw.url}{PRESETS}/look", content=b"x", headers=bearer)  # a body: JSON only
+        assert r.status_code == 415
+        assert get(gw, f"{PRESETS}/look").status_code == 200
         assert delete(gw, "look", **bearer).status_code == 204
     finally:
         gw.stop()
@@ -158,6 +163,24 @@ def test_an_unreadable_stored_preset_is_skipped_not_a_500(
         {"params": {"theme": "neon"}, "updated_at": 1})})
     assert [p["name"] for p in get(gateway, PRESETS).json()["presets"]] == ["good"]
     assert get(gateway, f"{PRESETS}/bad").status_code == 404
+
+
+def test_a_delete_needs_no_body_nor_content_type_as_its_schema_says(
+    gateway: GatewayThread, redis_client: redis.Redis, keys: Keys
+) -> None:
+    operation = get(gateway, "/openapi.json").json()["paths"][f"{PRESETS}/{{name}}"]["delete"]
+    assert "requestBody" not in operation
+    assert put(gateway, "bare", {"params": {}}).status_code == 200
+    r = httpx.delete(f"{gateway.url}{PRESETS}/bare", timeout=15)  # as any HTTP client sends it
+    assert r.status_code == 204, r.text
+    assert redis_client.hexists(keys.overlay_presets, "bare") == 0
+
+
+def test_a_mode_is_32_characters_in_the_schema_as_in_the_code(gateway: GatewayThread) -> None:
+    schema = get(gateway, "/openapi.json").json()["components"]["schemas"]["OverlayParams"]["properties"]["mode"]
+    assert [s["maxLength"] for s in schema["anyOf"] if s.get("type") == "string"] == [32]
+    assert put(gateway, "long", {"params": {"mode": "m" * 33}}).status_code == 422
+    assert put(gateway, "long", {"params": {"mode": " " + "m" * 32 + " "}}).json()["params"]["mode"] == "m" * 32
 
 
 def test_the_openapi_documents_the_preset_operations(gateway: GatewayThread) -> None:

@@ -452,7 +452,9 @@ def test_a_running_worker_beats_without_frames_and_leaves_when_it_stops(
         wait_until(lambda: (redis_client.zscore(keys.inference_workers, "idle-one") or 0) > (first or 0),
                    timeout=10, message="a later heartbeat, still without frames")
         assert redis_client.xlen(keys.frames) == 0
+        assert redis_client.hget(keys.inference_models, "idle-one") == worker.classifier.model_id.encode()
     finally:
         stop.set()
         thread.join(10)
     assert redis_client.zscore(keys.inference_workers, "idle-one") is None  # a clean stop says so
+    assert redis_client.hget(keys.inference_models, "idle-one") is None

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import redis
 
-from services.common.history import SessionSummary, fold_counts, to_jsonl
+from services.common.export import to_jsonl
 from services.common.keys import GROUP_STATE, Keys
 from services.common.messages import Command, Counts, Event, Label, ModeRun, Reply, StateSnapshot
+from services.common.sessions import SessionSummary
 from services.common.settings import Settings
+from services.state.history import fold_counts
 from services.state.store import MACHINE_FIELD
 from services.state.worker import StateWorker
 from tests.support.waiting import wait_until
@@ -154,6 +156,30 @@ def test_sessions_keep_their_history(start: Callable[..., Running], redis_client
     assert sessions[snap.session].ended_at is None
     # undo cannot reach into the previous session
     assert not send(redis_client, keys, type="undo").ok
+
+
+def test_missing_session_summaries_are_filled_in_when_the_state_service_takes_over(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    """A log older than the summaries (or one deleted by hand): the state service writes them from the
+    log when it loads the channel — at once when it takes the lease, with no new command — so
+    readers (the gateway's Sessions card) never fold the log themselves."""
+    first = start()
+    for outcome in ("victory", "defeat", "victory"):
+        assert send(redis_client, keys, type="adjust", outcome=outcome, delta=1).ok
+    assert send(redis_client, keys, type="new_session").ok
+    assert send(redis_client, keys, type="adjust", outcome="draw", delta=1).ok
+    first.close()
+    written = {k: SessionSummary.from_json(v) for k, v in redis_client.hgetall(keys.sessions("default")).items()}
+    assert len(written) == 2
+    redis_client.delete(keys.sessions("default"))
+    ended = next(k for k, v in written.items() if v.ended_at is not None)
+    redis_client.hset(keys.sessions("default"), ended, written[ended].to_json())  # one survived
+    start()
+    wait_until(lambda: redis_client.hlen(keys.sessions("default")) == 2, timeout=10,
+               message="the missing summary written from the log")
+    filled = {k: SessionSummary.from_json(v) for k, v in redis_client.hgetall(keys.sessions("default")).items()}
+    assert filled == written
 
 
 def test_snapshot_is_rebuilt_from_the_log_and_checked_against_it(

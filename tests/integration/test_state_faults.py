@@ -34,14 +34,14 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import FramePublisher, Picture
-from services.common.history import fold_counts
 from services.common.keys import GROUP_STATE, Keys
-from services.common.machine import Machine
 from services.common.messages import Command, Counts, Event, Label, Reply
 from services.common.settings import Settings
 from services.common.streams import group_backlog
 from services.inference.classifier import Classifier
 from services.inference.worker import InferenceWorker
+from services.state.history import fold_counts
+from services.state.machine import Machine
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 from services.state.store import MACHINE_FIELD
 from services.state.worker import StateWorker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -50,6 +51,22 @@ def test_without_training_the_service_commands_work_and_collect_explains(
     assert cli.main(["collect", "some.mp4", "--label", "victory"]) == 2
     err = capsys.readouterr().err
     assert "`training` package is not installed" in err and "make setup" in err
+
+
+def test_without_training_demo_explains_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`owc demo` in the image (services/ only): a sentence and exit 2, not a ModuleNotFoundError."""
+    for name in [m for m in sys.modules if m == "training" or m.startswith("training.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "training", None)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["demo", "--once"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "`training` package" in err and "make demo" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # no clip, no Redis data: nothing was started
 
 
 def test_a_broken_import_inside_an_optional_module_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:

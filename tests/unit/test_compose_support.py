@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,24 @@ def test_the_wheel_list_is_derived_from_pyproject_like_the_dockerfile() -> None:
     reqs = de.runtime_requirements()
     assert reqs and any(r.startswith("onnxruntime") for r in reqs)
     assert any(r.startswith("setuptools") for r in de.build_requirements())
+
+
+def test_make_clean_compose_removes_the_tiers_cache_and_make_clean_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compose tier's cache (1.6 GB when warm) is found where the tier puts it and removed on request."""
+    root = Path(__file__).resolve().parents[2]
+    cache = tmp_path / "xdg" / "owc-compose"
+    (cache / "data").mkdir(parents=True)
+    (cache / "data" / "layer").write_bytes(b"x" * 4096)
+    env = {k: v for k, v in os.environ.items() if k not in ("OWC_COMPOSE_CACHE", "MAKEFLAGS", "MAKELEVEL")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    monkeypatch.delenv("OWC_COMPOSE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
+    assert de.cache_dir() == cache  # where the tier itself puts it
+    dry = subprocess.run(["make", "-s", "-n", "clean"], cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert "owc-compose" in dry.stdout and "clean-compose" in dry.stdout
+    done = subprocess.run(["make", "-s", "clean-compose"], cwd=root, env=env, capture_output=True, text=True)
+    assert f"removing {cache}" in done.stdout and not cache.exists()
+    again = subprocess.run(["make", "-s", "clean-compose"], cwd=root, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "no compose cache" in again.stdout

@@ -7,17 +7,11 @@ import io
 
 import pytest
 
-from services.common.history import (
-    SessionSummary,
-    check_importable,
-    fold_counts,
-    parse_jsonl,
-    summarize_sessions,
-    to_csv,
-    to_jsonl,
-)
-from services.common.machine import apply_results, current_run, longest_run
+from services.common.export import to_csv, to_jsonl
 from services.common.messages import Counts, Event, MessageError
+from services.common.sessions import SessionSummary
+from services.state.history import check_importable, fold_counts, parse_jsonl, summarize_sessions
+from services.state.machine import apply_results, current_run, longest_run
 
 
 def ev(type_: str, counts: Counts, ts: int, outcome: str | None = None, delta: int = 0, session: str = "s1",

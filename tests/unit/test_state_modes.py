@@ -6,19 +6,13 @@ import json
 
 import pytest
 
-from services.common.fold import fold
-from services.common.history import (
-    CSV_COLUMNS,
-    SessionSummary,
-    check_importable,
-    parse_jsonl,
-    summarize_sessions,
-    to_csv,
-    to_jsonl,
-)
-from services.common.machine import Machine
+from services.common.export import CSV_COLUMNS, to_csv, to_jsonl
 from services.common.messages import Command, Counts, MessageError, ModeRun, StateSnapshot
 from services.common.modes import InvalidModeError, normalize_mode
+from services.common.sessions import SessionSummary
+from services.state.fold import fold
+from services.state.history import check_importable, parse_jsonl, summarize_sessions
+from services.state.machine import Machine
 from services.state.rules import CommandInput, Rejected, transition
 from tests.unit.test_state_rules import NOW, RULES, D, R, V, cmd, lab, run
 

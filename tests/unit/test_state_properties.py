@@ -9,10 +9,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.fold import fold
-from services.common.history import check_importable, fold_counts, summarize, summarize_sessions, to_jsonl
-from services.common.machine import RESULT_CHARS, Machine
+from services.common.export import to_jsonl
 from services.common.messages import LABEL_NAMES, OUTCOMES, Command, Counts, Event, Label
+from services.state.fold import fold
+from services.state.history import check_importable, fold_counts, summarize, summarize_sessions
+from services.state.machine import RESULT_CHARS, Machine
 from services.state.reorder import ReorderBuffer
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from services.common.fold import fold
-from services.common.history import fold_counts
-from services.common.machine import Machine
 from services.common.messages import Command, Counts, Event, Label
+from services.state.fold import fold
+from services.state.history import fold_counts
+from services.state.machine import Machine
 from services.state.rules import (
     CommandInput,
     Input,

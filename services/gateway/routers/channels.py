@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from services.common.history import to_csv, to_jsonl
+from services.common.export import to_csv, to_jsonl
 from services.gateway.deps import ChannelDep, StoreDep
 from services.gateway.errors import error_responses
 from services.gateway.models import ChannelsOut, HistoryOut, SessionsOut, Status

@@ -35,6 +35,12 @@ async def admin() -> FileResponse:
     return FileResponse(STATIC / "admin.html", headers={**NO_CACHE, "Referrer-Policy": "no-referrer"})
 
 
+@router.get("/favicon.ico", response_class=FileResponse, include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The tab icon (browsers ask for it by this path whatever the page says)."""
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
+
+
 @router.get("/docs", response_class=FileResponse, include_in_schema=False)
 async def swagger_ui() -> FileResponse:
     return FileResponse(STATIC / "docs" / "swagger.html", headers=NO_CACHE)

@@ -75,7 +75,7 @@ async def put_preset(name: NameParam, body: PresetIn, presets: PresetsDep) -> Pr
 @router.delete(
     "/{name}", status_code=204, response_class=Response, responses=guarded_responses({**INVALID, **NOT_FOUND}),
     summary="Delete an overlay preset",
-    description="Send `Content-Type: application/json` (every change must; the body may be empty).",
+    description="No body and no content type needed (a body, if sent, must be JSON like every change's).",
 )
 async def delete_preset(name: NameParam, presets: PresetsDep) -> Response:
     if not await presets.delete(name):

@@ -26,15 +26,22 @@ $("outcome-rows").outerHTML = OUTCOMES.map((o) => `<div class="row" data-outcome
 
 // The token arrives once in the URL (?token=…): keep it in localStorage and
 // take it out of the address bar (and so out of history and screenshots).
+// A token already saved here is never replaced silently: any page can link to /admin?token=junk,
+// so a different one is saved only when the streamer confirms it.
 (function takeTokenFromUrl() {
   const q = params();
   const token = q.get("token");
-  if (token !== null) {
-    if (token) localStorage.setItem(TOKEN_KEY, token);
-    q.delete("token");
-    const rest = q.toString();
-    history.replaceState(null, "", window.location.pathname + (rest ? `?${rest}` : "") + window.location.hash);
-  }
+  if (token === null) return;
+  q.delete("token");
+  const rest = q.toString();
+  history.replaceState(null, "", window.location.pathname + (rest ? `?${rest}` : "") + window.location.hash);
+  const saved = localStorage.getItem(TOKEN_KEY);
+  if (!token || token === saved) return;
+  const replace = saved === null || window.confirm(
+    "This link carries an admin token that differs from the one saved in this browser.\n\n" +
+      "Replace the saved token? Choose Cancel if you did not open this link yourself.",
+  );
+  if (replace) localStorage.setItem(TOKEN_KEY, token);
 })();
 
 const channel = channelFromQuery();
@@ -139,7 +146,36 @@ function age(seconds) {
   return `${Math.round(seconds / 60)} min ago`;
 }
 
+// The header's badge: this page's live link to the gateway, and whether OBS feeds the counter
+// (a green "live" while OBS is gone would promise counting that does not happen).
+let live = false;
+let feed = null; // the last health record
+function renderConn() {
+  const el = $("conn");
+  el.dataset.connected = String(live);
+  let text = "offline";
+  let kind = "bad";
+  let title = "this page has lost its connection to the counter (the gateway); it reconnects by itself";
+  if (live) {
+    const replay = feed && (feed.capture_source || "").startsWith("replay:");
+    if (!feed || replay || feed.obs_connected) {
+      [text, kind, title] = ["live", "ok", "connected to the counter; OBS (or a replay) feeds it"];
+      if (replay) text = "live (replay)";
+    } else if (feed.obs_connected === false) {
+      [text, kind, title] = ["OBS disconnected", "bad", "connected to the counter, but it sees no OBS: nothing is counted"];
+    } else {
+      [text, kind, title] = ["no capture", "warn", "connected to the counter, but no capture (owc capture) is running"];
+    }
+  }
+  el.textContent = text;
+  el.className = `pill ${kind}`;
+  el.dataset.feed = kind;
+  el.title = title;
+}
+
 function renderHealth(h) {
+  feed = h;
+  renderConn();
   // a replay needs no OBS: say what feeds the counter instead of a red "disconnected"
   const replay = (h.capture_source || "").startsWith("replay:");
   const clip = replay ? h.capture_source.slice("replay:".length) : "";
@@ -169,7 +205,18 @@ function fmtTime(ms) {
 
 let nextBefore = null;
 
-// What each stage saw on a detection frame, in one line ("gate 0.98 · read "DEERT" · DEFEAT −0.42 ≥ −2.3").
+// The reader's verdict in words: which banner the frame looks most like and whether that was clear
+// enough to count (its scores are log-likelihoods: 0 is certain, the threshold is `accept`).
+function readerVerdict(r) {
+  const ranked = Object.entries(r.scores || {}).sort((a, b) => b[1] - a[1]);
+  if (!ranked.length) return "no banner word";
+  const [best, score] = ranked[0];
+  return score >= r.accept
+    ? `looks like ${best.toUpperCase()}, clear enough to count`
+    : `looks most like ${best.toUpperCase()}, not clear enough to count`;
+}
+
+// What each stage saw on a detection frame, in one line ('gate 0.98 · read "DEERT" · looks most like DEFEAT, …').
 async function explain(seq) {
   try {
     const res = await fetch(`${base}/detections/${seq}`);
@@ -179,8 +226,7 @@ async function explain(seq) {
     if (d.stages.gate && d.stages.gate.score !== undefined) parts.push(`gate ${d.stages.gate.score.toFixed(2)}`);
     const r = d.stages.reader;
     if (r) {
-      const [best, score] = Object.entries(r.scores).sort((a, b) => b[1] - a[1])[0];
-      parts.push(`read "${r.text}"`, `${best.toUpperCase()} ${score.toFixed(2)} (counts from ${r.accept})`);
+      parts.push(`read "${r.text}"`, readerVerdict(r));
     }
     return parts.join(" · ");
   } catch {
@@ -359,10 +405,8 @@ liveStatus(
     if (isEvent) refreshHistory();
   },
   (connected) => {
-    const el = $("conn");
-    el.textContent = connected ? "live" : "offline";
-    el.className = `pill ${connected ? "ok" : "bad"}`;
-    el.dataset.connected = String(connected);
+    live = connected;
+    renderConn();
   },
 );
 setInterval(async () => {

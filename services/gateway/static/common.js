@@ -96,8 +96,10 @@ export function normalizeMode(name) {
   return Object.hasOwn(BUILTIN_MODES, squashed) ? squashed : text;
 }
 
+// (own properties only: a custom mode may be called "constructor" or "__proto__")
 export function modeLabel(mode) {
-  return mode ? BUILTIN_MODES[mode] || mode : "No mode";
+  if (!mode) return "No mode";
+  return Object.hasOwn(BUILTIN_MODES, mode) ? BUILTIN_MODES[mode] : String(mode);
 }
 
 // The name a status uses for `mode` (a custom name may be typed in another case), else `mode`.

@@ -32,6 +32,30 @@ export function seriesOf(events) {
   return [t, w, l, d, rate];
 }
 
+// The time axis: ticks at whole seconds, minutes or hours (never milliseconds), labelled as a clock.
+const TICKS_S = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+function timeLabels(splits, stepS) {
+  const withSeconds = stepS < 60;
+  const labels = splits.map((t) =>
+    new Date(t * 1000).toLocaleTimeString([], withSeconds
+      ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+      : { hour: "2-digit", minute: "2-digit" }),
+  );
+  $("chart").dataset.ticks = labels.join("|"); // (what the canvas shows, for the browser tests)
+  return labels;
+}
+
+// No chart for nothing: a short line instead of an empty frame.
+function empty(text) {
+  if (chart) chart.destroy();
+  chart = null;
+  const el = $("chart");
+  el.replaceChildren();
+  el.classList.add("hidden");
+  el.dataset.points = "0";
+  $("chart-title").textContent = text;
+}
+
 async function draw(session) {
   const res = await fetch(`${base}/export?format=jsonl&session=${encodeURIComponent(session.id)}`);
   if (!res.ok) return;
@@ -39,6 +63,13 @@ async function draw(session) {
   const events = text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
   const data = seriesOf(events);
   const el = $("chart");
+  if (!events.some((e) => e.victories + e.defeats + e.draws > 0)) {
+    empty(`session ${session.id}: ${session.victories}-${session.defeats}-${session.draws} — ` +
+      "nothing to chart yet: the chart grows with each counted match.");
+    el.dataset.session = session.id;
+    return;
+  }
+  el.classList.remove("hidden");
   const width = Math.max(280, el.clientWidth || 600);
   const opts = {
     width,
@@ -52,7 +83,12 @@ async function draw(session) {
     ],
     scales: { "%": { range: [0, 100] } },
     axes: [
-      { stroke: "#93a0b4", grid: { stroke: "#2a3344" } },
+      {
+        stroke: "#93a0b4",
+        grid: { stroke: "#2a3344" },
+        incrs: TICKS_S,
+        values: (_u, splits, _axis, _space, stepS) => timeLabels(splits, stepS),
+      },
       { stroke: "#93a0b4", grid: { stroke: "#2a3344" } },
       { side: 1, scale: "%", stroke: "#4ea1ff", grid: { show: false } },
     ],
@@ -105,6 +141,7 @@ export async function refreshSessions() {
   $("sessions").replaceChildren(...sessions.map(row));
   const chosen = sessions.find((s) => s.id === selected) || sessions.find((s) => s.current) || sessions[0];
   if (chosen) select(chosen);
+  else empty("No sessions yet: the first counted match (or a change on this page) starts one.");
 }
 
 refreshSessions();

@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from services.common.machine import (
+from services.common.messages import OUTCOMES, Event
+from services.state.machine import (
     Machine,
     UndoEntry,
     add_in_mode,
@@ -35,7 +36,6 @@ from services.common.machine import (
     with_mode_counts,
     with_mode_results,
 )
-from services.common.messages import OUTCOMES, Event
 
 MAX_UNDO = 50  # undoable events kept per session
 

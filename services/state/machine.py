@@ -1,10 +1,10 @@
 """A channel's counting state (the state service's machine) and its snapshot encoding.
 
-The machine is what :func:`services.common.fold.apply` builds from the event
-log and what the counting rules (``services/state/rules.py``) decide on. It
-lives in ``services/common`` because the gateway folds the same log into the
-same session summaries (``history.summarize_sessions``), and services import
-only from ``services/common``, never from each other. No Redis, no clock.
+The machine is what :func:`services.state.fold.apply` builds from the event
+log and what the counting rules (``services/state/rules.py``) decide on: the
+state service's alone (other services read the snapshot's public fields,
+``services/common/messages.StateSnapshot``, and the session summaries it keeps,
+``services/common/sessions.py``). No Redis, no clock.
 
 A session's *results* are kept as a compact string, one character per match
 in the order they were counted: ``W`` victory, ``L`` defeat, ``D`` draw.

@@ -1,84 +1,27 @@
-"""Pure helpers over a channel's event log: session summaries, export/import.
+"""Pure helpers over a channel's event log: session summaries, the import check.
 
-Shared by the state service (which writes the log) and the gateway (which
-exports it). No Redis, no clock, nothing built at import time. A session's
-counts and results are the machine's (``services/common/fold.py`` folds the
-log); the results string is described in ``services/common/machine.py``.
+The state service's own: it keeps the summaries in ``owc:sessions:{channel}``
+(``services/common/sessions.py`` is the record; the gateway only reads it).
+No Redis, no clock, nothing built at import time. A session's counts and
+results are the machine's (``services/state/fold.py`` folds the log); the
+results string is described in ``services/state/machine.py``. The export
+format is ``services/common/export.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from services.common.fold import apply
-from services.common.machine import Machine, longest_run
+from services.common.export import CSV_COLUMNS
 from services.common.messages import EVENT_TYPES, OUTCOMES, Counts, Event, MessageError
 from services.common.modes import is_stored_mode
-
-CSV_COLUMNS = (
-    "id", "type", "outcome", "delta", "victories", "defeats", "draws", "session", "source",
-    "confidence", "frame_seq", "captured_at", "request_id", "note", "undoes", "ts",
-    "mode",  # last: columns added later go at the end, so spreadsheets reading by position keep working
-)
-
+from services.common.sessions import SessionSummary
+from services.state.fold import apply
+from services.state.machine import Machine, longest_run
 
 # --------------------------------------------------------------------------- sessions
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSummary:
-    session: str
-    started_at: int  # epoch ms
-    ended_at: int | None  # None while it is the current session
-    counts: Counts
-    longest_win_streak: int
-    longest_loss_streak: int
-    events: int  # events of the session in the log (session_started included)
-    by_mode: dict[str, Counts] = field(default_factory=dict)  # the machine's per-mode counts (services/common/fold.py)
-
-    @property
-    def win_rate(self) -> float | None:
-        return self.counts.win_rate
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "session": self.session,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            **self.counts.as_dict(),
-            "total": self.counts.total,
-            "win_rate": self.win_rate,
-            "longest_win_streak": self.longest_win_streak,
-            "longest_loss_streak": self.longest_loss_streak,
-            "events": self.events,
-            "by_mode": {mode: counts.as_dict() for mode, counts in self.by_mode.items()},
-        }
-
-    def to_json(self) -> bytes:
-        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | str) -> SessionSummary:
-        try:
-            raw = json.loads(data)
-            return cls(
-                session=str(raw["session"]),
-                started_at=int(raw["started_at"]),
-                ended_at=None if raw.get("ended_at") is None else int(raw["ended_at"]),
-                counts=Counts(int(raw["victories"]), int(raw["defeats"]), int(raw["draws"])),
-                longest_win_streak=int(raw.get("longest_win_streak", 0)),
-                longest_loss_streak=int(raw.get("longest_loss_streak", 0)),
-                events=int(raw.get("events", 0)),
-                by_mode={str(k): Counts(int(v["victories"]), int(v["defeats"]), int(v["draws"]))
-                         for k, v in raw.get("by_mode", {}).items()},
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise MessageError(f"session summary: not valid ({exc})") from None
 
 
 def summarize(m: Machine, ended_at: int | None = None) -> SessionSummary:
@@ -149,22 +92,7 @@ def session_events(events: Iterable[Event], session: str) -> list[Event]:
     return [e for e in events if e.session == session]
 
 
-# --------------------------------------------------------------------------- export / import
-
-
-def to_jsonl(events: Iterable[Event]) -> str:
-    """One JSON object per line (``Event.as_dict``); the format ``import`` reads back."""
-    return "".join(json.dumps(e.as_dict(), separators=(",", ":"), ensure_ascii=False) + "\n" for e in events)
-
-
-def to_csv(events: Iterable[Event]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for e in events:
-        row = e.as_dict()
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
-    return buf.getvalue()
+# --------------------------------------------------------------------------- import
 
 
 def _event_from_dict(raw: Any, line_no: int) -> Event:
