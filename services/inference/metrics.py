@@ -43,6 +43,14 @@ NEAR_MISSES = Counter(
     "Frames where the reader saw an outcome word but not clearly enough to count it.",
     ["outcome"],
 )
+READS = Counter(
+    "owc_inference_reads_total",
+    "Frames the reader looked at, by why (gate, settle, every, follow) and how (full, reused)",
+    ["why", "how"],
+)
+LIST_CHECKS = Counter(
+    "owc_inference_list_checks_total", "List checks by how (full, reused)", ["how"],
+)
 LAG = Gauge(
     "owc_inference_consumer_lag_frames",
     "Frames in owc:frames not yet delivered to the inference group (counted after its last-delivered-id up to "
