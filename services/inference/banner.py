@@ -6,8 +6,10 @@ red ``DRAW`` scored 0.267 and was never read). :class:`BannerReader` also
 sends frames to the reader on a fixed, cheap budget, whatever the gate says
 (:class:`Schedule`, carried by the model metadata's ``schedule`` object):
 
-- **settle**: the banner area changed strongly and now holds still (a banner
-  flies in, then stays for seconds) — read once;
+- **settle**: the banner area changed strongly since it was last read (by
+  ``change``, also when it fades in slowly) and now holds still (less than
+  ``still`` from the previous frame): a banner flies in, then stays for
+  seconds — read once;
 - **every** ``every_n``-th frame of a channel (a floor, for a banner that
   appeared without a strong change);
 - **follow**: after a read that found an outcome word (accepted or a near
@@ -59,7 +61,7 @@ class Schedule(BaseModel):
     change: float = Field(0.08, gt=0, le=1)  # mean abs change of the signature (0..1) that arms a settle read
     still: float = Field(0.015, gt=0, le=1)  # ... and the change below which the area holds still
     follow: int = Field(4, ge=0, le=100)
-    reuse_diff: float = Field(0.02, ge=0, le=1)
+    reuse_diff: float = Field(0.05, ge=0, le=1)
     reuse_s: float = Field(1.0, ge=0, le=60)
     list_s: float = Field(10.0, ge=0, le=600)
     cooldown_reuse_s: float = Field(5.0, ge=0, le=600)
@@ -111,6 +113,7 @@ class _ListKept:
 @dataclass(slots=True)
 class _Channel:
     prev: npt.NDArray[np.float32] | None = None
+    ref: npt.NDArray[np.float32] | None = None  # the area when it was last read (or first seen)
     armed: bool = False  # a strong change was seen: read once the area holds still
     since_read: int = 0
     follow_left: int = 0
@@ -158,6 +161,14 @@ class BannerReader:
         self.stats = Stats()
         self._channels: dict[str, _Channel] = {}
 
+    def classify_frame(self, channel: str, captured_at: int, data: bytes, width: int | None,
+                       height: int | None) -> Prediction:
+        """One encoded frame of ``channel`` through every stage (for tools that are not the worker:
+        the bench, a recording scan). Raises :class:`~services.common.vision.FrameDecodeError`."""
+        tensor = self.classifier.preprocess(data, width, height)
+        row = self.classifier.predict(tensor[None])[0].tolist()
+        return self.frame(channel, captured_at, row, tensor, (data, width, height))
+
     def forget(self, channel: str) -> None:
         self._channels.pop(channel, None)
 
@@ -194,9 +205,13 @@ class BannerReader:
         sig = signature(tensor)
         moved = difference(ch.prev, sig)
         ch.prev = sig
+        if ch.ref is None:
+            ch.ref = sig
         sched = self.schedule
         if moved >= sched.change:
-            ch.armed = True
+            ch.follow_left = 0  # a cut or the banner leaving: following the last reading is over
+        if difference(ch.ref, sig) >= sched.change:
+            ch.armed = True  # the area changed strongly since it was last read (a fade counts too)
         ch.since_read += 1
         cooldown = self._in_cooldown(ch, channel, captured_at)
         why = ""
@@ -221,6 +236,7 @@ class BannerReader:
             self.stats.scheduled[why] += 1
         ch.armed = False
         ch.since_read = 0
+        ch.ref = sig
         reading, image = self._reading(ch, sig, captured_at, source, cooldown)
         stages["reader_why"] = why
         around = self._list_check(ch, sig, captured_at, reading, image, cooldown, stages)

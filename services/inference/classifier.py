@@ -283,6 +283,8 @@ class Classifier:
         self,
         probs: npt.NDArray[np.float32],
         sources: Sequence[tuple[bytes, int | None, int | None]] | None = None,
+        *,
+        read_all: bool = False,
     ) -> list[Prediction]:
         """Gate probabilities (and, for a two-stage model, the encoded frames) -> predictions.
 
@@ -295,9 +297,11 @@ class Classifier:
         out: list[Prediction] = []
         for i, row in enumerate(probs.tolist()):
             stages = self.gate_stages(row)
-            if not self.is_candidate(row) or sources is None or self.reader is None:
+            candidate = self.is_candidate(row)
+            if not (candidate or read_all) or sources is None or self.reader is None:
                 out.append(self.unread(row, stages))
                 continue
+            stages["reader_why"] = "gate" if candidate else "schedule"
             data, width, height = sources[i]
             reading, image = self.reader.read_frame(data, width, height)
             around = self.reader.neighbours(image) if self.wants_list_check(reading) else None
@@ -361,12 +365,18 @@ class Classifier:
         label = max(final, key=final.__getitem__)
         return Prediction(label, _clip(final[label]), {k: round(v, 6) for k, v in final.items()}, stages)
 
-    def classify(self, frames: Sequence[tuple[bytes, int | None, int | None]]) -> list[Prediction]:
-        """Encoded frames ``(data, width, height)`` -> predictions (both stages)."""
+    def classify(
+        self, frames: Sequence[tuple[bytes, int | None, int | None]], *, read_all: bool = False
+    ) -> list[Prediction]:
+        """Encoded frames ``(data, width, height)`` -> predictions (both stages).
+
+        ``read_all``: read every frame, also those the gate does not pass (what the reader's schedule
+        does on a live feed once a banner holds still; ``owc predict``).
+        """
         if not frames:
             return []
         batch = np.stack([self.preprocess(d, w, h) for d, w, h in frames])
-        return self.postprocess(self.predict(batch), frames)
+        return self.postprocess(self.predict(batch), frames, read_all=read_all)
 
 
 def _read_outcome(
