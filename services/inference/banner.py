@@ -227,6 +227,7 @@ class BannerReader:
         if why in ("follow", "settle", "every") and cooldown:
             self.stats.cooldown_skipped += 1
             why = ""
+            ch.since_read, ch.armed = 0, False
         if ch.follow_left > 0:
             ch.follow_left -= 1
         if not why:
