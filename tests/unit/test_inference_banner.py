@@ -78,7 +78,7 @@ def test_the_schedule_comes_from_the_model_metadata(tmp_path: Path) -> None:
     assert reader.schedule.follow == Schedule().follow  # absent keys: the defaults
     bad = tmp_path / "bad"
     bad.mkdir()
-    with pytest.raises(ClassifierError, match="schedule.every_n"):
+    with pytest.raises(ClassifierError, match=r"schedule\.every_n"):
         BannerReader(Classifier(_model(bad, schedule={"every_n": -1}), warmup_batch=1))
 
 

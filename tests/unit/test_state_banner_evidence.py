@@ -101,7 +101,6 @@ def test_the_gap_limit_applies_to_evidence_too() -> None:
 
 
 def test_the_detection_carries_the_weakest_frames_probability() -> None:
-    _, at = feed([(D, -1.9), (D, -2.1), (D, -2.05)])
     m = Machine()
     events = []
     for i, s in enumerate((-1.9, -2.1, -2.05)):
@@ -135,7 +134,7 @@ def test_a_snapshot_round_trip_keeps_the_evidence_and_old_snapshots_still_count(
     old = replace(again, frames_outcome=V, frames_len=1, frames_last_at=250, frames_evidence=())
     legacy = Machine.from_json(old.to_json().replace(',"frames_evidence":[]', ""))
     assert legacy.frames_evidence == ()
-    m2, events = transition(legacy, LabelInput(plain(V, 0.95, 500, 3), now=NOW), RULES)
+    _, events = transition(legacy, LabelInput(plain(V, 0.95, 500, 3), now=NOW), RULES)
     assert [e.outcome for e in events if e.type == "detected"] == [V]
 
 

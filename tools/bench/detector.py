@@ -164,14 +164,15 @@ def detector_figures(model: Path, seeds: int = 2) -> dict[str, Any]:
                 counted, at = count_episode(r["_preds"])
                 steady = r["_cpu"][start:start + 14]
                 banner_cpu += steady
-                episodes.append({"outcome": outcome, "colour": colour, "seed": seed, "counted": counted,
-                                 "frames_to_count": None if at is None else at - start,
-                                 "full_reads_in_banner": sum(
-                                     1 for p in r["_preds"][start:start + 14]
-                                     if "reader" in p.stages and not p.stages["reader"].get("reused")),
-                                 "gate_missed_frames": sum(
-                                     1 for p in r["_preds"][start:start + 14]
-                                     if p.stages.get("gate", {}).get("score", 1) < p.stages["gate"].get("threshold", 0))})
+                shown = r["_preds"][start:start + 14]
+                episodes.append({
+                    "outcome": outcome, "colour": colour, "seed": seed, "counted": counted,
+                    "frames_to_count": None if at is None else at - start,
+                    "full_reads_in_banner": sum(1 for p in shown if "reader" in p.stages
+                                                and not p.stages["reader"].get("reused")),
+                    "gate_missed_frames": sum(1 for p in shown
+                                              if p.stages["gate"]["score"] < p.stages["gate"]["threshold"]),
+                })
     ok = sum(1 for e in episodes if e["counted"] == [e["outcome"]])
     out["episodes"] = {
         "n": len(episodes), "counted_right": ok,
