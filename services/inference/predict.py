@@ -51,6 +51,10 @@ def explain_lines(pred: Prediction) -> list[str]:
         how = "reused the channel's last reading" if reader.get("reused") else f"in {reader['ms']:.1f} ms"
         lines.append(f"  reader: read {reader['text']!r} {how}; "
                      f"best words (mean log-prob per letter, counts from {reader['accept']}): {words}")
+        if reader.get("score") is not None:
+            seen = f"saw {reader['read'].upper()}" if reader.get("read") else "saw no outcome word"
+            lines.append(f"  label:  {seen} (best outcome word {reader['score']:.2f} per letter): the evidence the "
+                         "counting rules add up over the banner's frames")
         listed = pred.stages.get("list")
         if isinstance(listed, dict) and "scores" in listed:
             around = "  ".join(f"{s:.2f}" for s in listed["scores"])

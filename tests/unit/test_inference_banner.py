@@ -87,6 +87,9 @@ def test_every_nth_frame_is_read_whatever_the_gate_says(blind: Classifier) -> No
     preds = _run(reader, [_frame()] * 9)
     assert _why(preds) == ["", "", "", "every", "", "", "", "every", ""]
     assert all(p.label == "none" for p in preds)
+    # one confidence per answer: the label's own published probability, read or not
+    assert all(p.confidence == pytest.approx(p.probs[p.label], abs=1e-6) for p in preds)
+    assert preds[0].read == "" and preds[0].score is None and preds[3].score is not None
 
 
 def test_a_banner_the_gate_misses_is_read_once_the_area_holds_still_then_followed(blind: Classifier) -> None:
