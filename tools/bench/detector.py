@@ -117,7 +117,35 @@ def count_episode(preds: Sequence[Any]) -> tuple[list[str], int | None]:
     return counted, at
 
 
-def detector_figures(model: Path, seeds: int = 2) -> dict[str, Any]:
+VARIANTS: dict[str, dict[str, Any]] = {
+    # the gate alone decides what is read (before issue 21)
+    "gate_only": {"every_n": 0, "follow": 0, "change": 1.0},
+    "gate_and_every_n": {"change": 1.0},
+    "gate_and_settle": {"every_n": 0},
+    "default": {},
+}
+
+
+def compare_schedules(clf: Any, pan: Sequence[Frame], seed: int = 5) -> dict[str, Any]:
+    """Each schedule variant: banner episodes counted right (every outcome x colour, one seed) and the
+    reader's extra work and CPU on gameplay."""
+    from services.inference.banner import BannerReader, Schedule
+
+    eps = [(o, c, *episode(o, c, seed)) for o in ("victory", "defeat", "draw") for c in COLOURS]
+    out: dict[str, Any] = {}
+    for name, change in VARIANTS.items():
+        reader = BannerReader(clf, Schedule(**change))
+        game = run_sequence(reader, pan)
+        right = [f"{o}/{c}" for o, c, frames, _start in eps
+                 if count_episode(run_sequence(reader, frames)["_preds"])[0] == [o]]
+        out[name] = {"episodes_counted_right": len(right), "episodes": len(eps),
+                     "missed": sorted({f"{o}/{c}" for o, c, _f, _s in eps} - set(right)),
+                     "gameplay_full_reads_per_100_frames": round(100 * game["stats"]["full_reads"] / len(pan), 2),
+                     "gameplay_cpu_ms_mean": game["cpu_ms_mean"], "gameplay_cpu_ms_p50": game["cpu_ms_p50"]}
+    return out
+
+
+def detector_figures(model: Path, seeds: int = 2, variants: bool = True) -> dict[str, Any]:
     import cv2
 
     from services.inference.banner import BannerReader
@@ -184,6 +212,8 @@ def detector_figures(model: Path, seeds: int = 2) -> dict[str, Any]:
         "banner_frame_cpu_ms": {"mean": round(float(np.mean(banner_cpu)), 2),
                                 "p99": round(percentile(np.asarray(banner_cpu), 99), 2)},
     }
+    if variants:
+        out["schedules_compared"] = compare_schedules(clf, seqs["gameplay_pan"])
     out["targets"] = {"gameplay cpu_ms_mean": "<= 1.5 (incl. schedule reads)", "stage_cpu_ms.gate.p50": "<= 0.5",
                       "banner_frame_cpu_ms.p99": "<= 30", "full reads on a steady banner": "<= 1 per second"}
     return out

@@ -222,7 +222,8 @@ def _fill(client: Any, keys: Keys, frames: list[bytes], total: int) -> None:
     pipe = client.pipeline(transaction=False)
     for seq in range(total):
         frame = Frame(
-            channel=f"bench{seq % 4}", seq=seq, captured_at=now, format="jpg",
+            # four channels at the default 250 ms interval: frame times advance like a live feed's
+            channel=f"bench{seq % 4}", seq=seq, captured_at=now + (seq // 4) * 250, format="jpg",
             width=WIDTH, height=HEIGHT, image=frames[seq % len(frames)],
         )
         pipe.xadd(keys.frames, frame.to_fields())
