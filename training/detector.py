@@ -76,7 +76,7 @@ LIST_CHECK = True
 # docs/detector.md#the-readers-schedule): the gate was trained on our renderer and once scored a real red DRAW
 # 0.267, so recall must not rest on it alone. Measured with `owc bench inference` (its detector.sequences).
 SCHEDULE: dict[str, int | float] = {
-    "every_n": 24, "change": 0.08, "still": 0.015, "follow": 4,
+    "every_n": 48, "change": 0.08, "still": 0.015, "follow": 4,
     "reuse_diff": 0.05, "reuse_s": 1.0, "list_s": 10.0, "cooldown_reuse_s": 5.0,
 }
 

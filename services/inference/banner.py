@@ -57,7 +57,7 @@ class Schedule(BaseModel):
     ``schedule``; absent keys take these defaults, chosen with ``owc bench inference``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    every_n: int = Field(24, ge=0, le=10_000)  # 0 = off
+    every_n: int = Field(48, ge=0, le=10_000)  # 0 = off
     change: float = Field(0.08, gt=0, le=1)  # mean abs change of the signature (0..1) that arms a settle read
     still: float = Field(0.015, gt=0, le=1)  # ... and the change below which the area holds still
     follow: int = Field(4, ge=0, le=100)
