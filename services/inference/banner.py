@@ -52,6 +52,21 @@ PhaseSource = Callable[[str], tuple[str, int | None]]
 PHASE_REFRESH_S = 1.0
 
 
+def phase_from_snapshot(client: Any, keys: Any) -> PhaseSource:
+    """The channel's phase and cooldown end (frame time) from its state snapshot hash (a hint)."""
+
+    def phase(channel: str) -> tuple[str, int | None]:
+        raw_phase, until = client.hmget(keys.state(channel), ["phase", "cooldown_until"])
+        text = raw_phase.decode() if isinstance(raw_phase, bytes) else str(raw_phase or "")
+        try:
+            end = int(until) if until else None
+        except ValueError:
+            end = None
+        return text, end
+
+    return phase
+
+
 class Schedule(BaseModel):
     """When the reader runs regardless of the gate, and how long a reading is reused (model metadata
     ``schedule``; absent keys take these defaults, chosen with ``owc bench inference``)."""

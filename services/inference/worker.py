@@ -57,7 +57,7 @@ from services.common.settings import InferenceSettings
 from services.common.streams import Delivery, GroupConsumer, group_backlog
 from services.common.vision import FrameDecodeError
 from services.inference import metrics
-from services.inference.banner import BannerReader
+from services.inference.banner import BannerReader, phase_from_snapshot
 from services.inference.classifier import Classifier, Prediction
 from services.inference.nearmiss import NearMisses
 
@@ -135,7 +135,7 @@ class InferenceWorker:
         self._health: dict[str, InferenceHealth] = {}
         self._near = NearMisses()
         # the reader's schedule and per-channel memory; the phase (cooldown) read from the state snapshot
-        self.banner = BannerReader(classifier, phase=self._phase)
+        self.banner = BannerReader(classifier, phase=phase_from_snapshot(client, keys))
         self._health_sent: dict[str, float] = {}
         self._beat_sent = float("-inf")
         self._next_lag = 0.0
@@ -340,33 +340,9 @@ class InferenceWorker:
         self._publish(pipe, item, pred, item.pre_s + dt)
         return [item.delivery.id]
 
-    def _phase(self, channel: str) -> tuple[str, int | None]:
-        """The channel's phase and cooldown end (frame time) from its state snapshot (a hint, ~1/s)."""
-        phase, until = self.client.hmget(self.keys.state(channel), ["phase", "cooldown_until"])
-        text = phase.decode() if isinstance(phase, bytes) else ""
-        try:
-            end = int(until) if until else None
-        except ValueError:
-            end = None
-        return text, end
-
     @staticmethod
     def _observe_stages(pred: Prediction) -> None:
-        reader = pred.stages.get("reader")
-        if reader is None:
-            return
-        why = str(pred.stages.get("reader_why", "gate"))
-        if why == "gate":
-            metrics.CANDIDATES.inc()
-        reused = bool(reader.get("reused"))
-        metrics.READS.labels(why, "reused" if reused else "full").inc()
-        listed = pred.stages.get("list")
-        if isinstance(listed, dict) and "scores" in listed:
-            metrics.LIST_CHECKS.labels("reused" if listed.get("reused") else "full").inc()
-        if not reused:
-            metrics.READER_SECONDS.observe(float(reader["ms"]) / 1000.0)
-        if pred.near_miss:
-            metrics.NEAR_MISSES.labels(outcome=pred.near_miss).inc()
+        metrics.observe_reading(pred)
 
     def _publish(self, pipe: redis.client.Pipeline, item: _Ready, pred: Prediction, seconds: float) -> None:
         frame = item.frame
