@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.vision import ModelMeta, ReaderSpec, Roi
+from services.inference.banner import Schedule
 from services.inference.reader import package_file, sha256_file
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "victory_classifier.onnx"
@@ -71,6 +72,14 @@ NEAR_MISS = -2.7
 # vetoes 1 of 246 counted banner frames).
 LIST_CHECK = True
 
+# When the reader runs whatever the gate says, and how long a reading is reused (services/inference/banner.py,
+# docs/detector.md#the-readers-schedule): the gate was trained on our renderer and once scored a real red DRAW
+# 0.267, so recall must not rest on it alone. Measured with `owc bench inference` (its detector.sequences).
+SCHEDULE: dict[str, int | float] = {
+    "every_n": 48, "change": 0.08, "still": 0.015, "follow": 4,
+    "reuse_diff": 0.05, "reuse_s": 1.0, "list_s": 10.0, "cooldown_reuse_s": 5.0,
+}
+
 
 def reader_spec() -> ReaderSpec:
     """The reader stage as installed here (file hashes read from the installed package)."""
@@ -86,8 +95,12 @@ def reader_spec() -> ReaderSpec:
     })
 
 
-def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any]) -> str:
-    blob = json.dumps({"gate_onnx": gate_sha256, "gate": gate, "reader": reader}, sort_keys=True, ensure_ascii=False)
+def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
+                schedule: dict[str, Any] | None = None) -> str:
+    parts: dict[str, Any] = {"gate_onnx": gate_sha256, "gate": gate, "reader": reader}
+    if schedule is not None:  # (detectors assembled before the schedule keep their id)
+        parts["schedule"] = schedule
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return "vc-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -96,11 +109,13 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
     meta = dict(gate_meta)
     gate = {"threshold": gate_threshold}
     reader = reader_spec().model_dump(mode="json")
+    schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json")
     meta.update(
         schema_version=2,
-        model_id=detector_id(meta["onnx"]["sha256"], gate, reader),
+        model_id=detector_id(meta["onnx"]["sha256"], gate, reader, schedule),
         gate=gate,
         reader=reader,
+        schedule=schedule,
     )
     ModelMeta.model_validate(meta)  # fail here, not in the worker
     return meta

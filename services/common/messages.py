@@ -92,10 +92,21 @@ class Label(Message):
     worker: Annotated[str, IfAbsent("")]
     infer_ms: Annotated[float, IfAbsent(0.0)]
     error: str = ""  # why, when label == "error"
+    # The reader's own evidence (docs/detector.md#banner-evidence), so the rules can decide on the banner:
+    # ``read`` is the outcome whose word the reader read best when it reached the near-miss level, beat every
+    # look-alike and passed the list check ("" otherwise, and in labels written before this field); ``score``
+    # is that outcome's best word's mean log-probability per letter whenever the reader ran (None otherwise).
+    read: str = ""
+    score: float | None = None
 
     @property
     def outcome(self) -> Outcome | None:
         return self.label if self.label in OUTCOMES else None
+
+    @property
+    def read_outcome(self) -> Outcome | None:
+        """The outcome the reader saw (accepted or a near miss), if any."""
+        return self.read if self.read in OUTCOMES else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from services.common import vision
 from services.common.settings import InferenceSettings
-from services.inference.reader import Reader, ReaderError
+from services.inference.reader import Reader, ReaderError, Reading
 from services.inference.sessions import session_options
 
 log = logging.getLogger("owc.inference")
@@ -60,6 +60,19 @@ class Prediction:
         """The outcome the reader *almost* saw (shown as "saw DEFEAT at 53% — not counted")."""
         reader = self.stages.get("reader")
         return reader.get("near_miss") if isinstance(reader, dict) else None
+
+    @property
+    def read(self) -> str:
+        """The outcome the reader saw (accepted or a near miss; "" when none or not read)."""
+        reader = self.stages.get("reader")
+        return str(reader.get("read") or "") if isinstance(reader, dict) else ""
+
+    @property
+    def score(self) -> float | None:
+        """The reader's best outcome word score (mean log-probability per letter), when it ran."""
+        reader = self.stages.get("reader")
+        value = reader.get("score") if isinstance(reader, dict) else None
+        return float(value) if value is not None else None
 
 
 def decide(
@@ -270,57 +283,110 @@ class Classifier:
         self,
         probs: npt.NDArray[np.float32],
         sources: Sequence[tuple[bytes, int | None, int | None]] | None = None,
+        *,
+        read_all: bool = False,
     ) -> list[Prediction]:
         """Gate probabilities (and, for a two-stage model, the encoded frames) -> predictions.
 
-        With a reader, a frame the gate passes is read and the reader decides;
-        any other frame is ``none`` with the gate's own probabilities.
+        Stateless: a frame the gate passes is read (with the list check when it
+        is about to name an outcome) and the reader decides; any other frame is
+        ``none`` with the gate's own probabilities. The worker goes through
+        :class:`~services.inference.banner.BannerReader`, which adds the read
+        schedule and reuses readings per channel.
         """
         out: list[Prediction] = []
         for i, row in enumerate(probs.tolist()):
-            gate = {name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)}
-            if self.reader is None or self.meta.gate is None:
-                best = max(range(len(row)), key=row.__getitem__)
-                out.append(Prediction(self.labels[best], _clip(row[best]), gate, {"gate": {"probs": gate}}))
+            stages = self.gate_stages(row)
+            candidate = self.is_candidate(row)
+            if not (candidate or read_all) or sources is None or self.reader is None:
+                out.append(self.unread(row, stages))
                 continue
-            score = self.gate_score(row)
-            stages: dict[str, Any] = {
-                "gate": {"score": round(score, 4), "threshold": self.meta.gate.threshold, "probs": gate}
-            }
-            if score < self.meta.gate.threshold or sources is None:
-                probs_none = {name: (1.0 if name == "none" else 0.0) for name in self.labels}
-                out.append(Prediction("none", _clip(row[0]), probs_none, stages))
-                continue
+            stages["reader_why"] = "gate" if candidate else "schedule"
             data, width, height = sources[i]
             reading, image = self.reader.read_frame(data, width, height)
-            spec = self.reader.spec
-            final, near = decide(self.labels, reading.words, spec)
-            if spec.list_check and max(final[k] for k in self.labels[1:]) >= 0.5:
-                around = self.reader.neighbours(image)
-                stages["list"] = {"scores": around}
-                if any(score >= spec.accept for score in around):
-                    # another outcome word right above or below: a list of results, not the banner
-                    final, near = {name: (1.0 if name == "none" else 0.0) for name in self.labels}, None
-            stages["reader"] = {
-                "scores": reading.labels,
-                "words": reading.words,
-                "text": reading.text,
-                "accept": spec.accept,
-                "ms": round(reading.ms, 2),
-                "near_miss": near,
-            }
-            label = max(final, key=final.__getitem__)
-            out.append(
-                Prediction(label, _clip(final[label]), {k: round(v, 6) for k, v in final.items()}, stages)
-            )
+            around = self.reader.neighbours(image) if self.wants_list_check(reading) else None
+            out.append(self.verdict(stages, reading, around))
         return out
 
-    def classify(self, frames: Sequence[tuple[bytes, int | None, int | None]]) -> list[Prediction]:
-        """Encoded frames ``(data, width, height)`` -> predictions (both stages)."""
+    # the stages, for the stateless path above and the worker's BannerReader -------------------------
+    def gate_stages(self, row: Sequence[float]) -> dict[str, Any]:
+        gate = {name: round(float(p), 6) for name, p in zip(self.labels, row, strict=True)}
+        if self.reader is None or self.meta.gate is None:
+            return {"gate": {"probs": gate}}
+        return {"gate": {"score": round(self.gate_score(row), 4), "threshold": self.meta.gate.threshold,
+                         "probs": gate}}
+
+    def is_candidate(self, row: Sequence[float]) -> bool:
+        return self.meta.gate is not None and self.gate_score(row) >= self.meta.gate.threshold
+
+    def unread(self, row: Sequence[float], stages: dict[str, Any]) -> Prediction:
+        """A frame the reader did not look at: the gate's own verdict (``none`` for a two-stage model).
+
+        One confidence per answer: the confidence is the published probability of the label.
+        """
+        gate = stages["gate"]["probs"]
+        if self.reader is None or self.meta.gate is None:
+            best = max(range(len(row)), key=row.__getitem__)
+            return Prediction(self.labels[best], _clip(row[best]), gate, stages)
+        # the gate's probabilities; its p(none) is above 1 - threshold, so `none` is the answer
+        return Prediction("none", _clip(gate["none"]), dict(gate), stages)
+
+    def wants_list_check(self, reading: Reading) -> bool:
+        """The list check runs only when the reading is about to name an outcome (p >= 0.5)."""
+        assert self.reader is not None
+        spec = self.reader.spec
+        if not spec.list_check:
+            return False
+        final, _ = decide(self.labels, reading.words, spec)
+        return max(final[k] for k in self.labels[1:]) >= 0.5
+
+    def verdict(self, stages: dict[str, Any], reading: Reading, around: list[float] | None) -> Prediction:
+        """The reader's decision on a reading (and the list check's band scores, when it ran)."""
+        assert self.reader is not None
+        spec = self.reader.spec
+        final, near = decide(self.labels, reading.words, spec)
+        read = _read_outcome(self.labels, reading, spec, final, near)
+        if around is not None:
+            stages["list"] = {**stages.get("list", {}), "scores": around}
+            if any(score >= spec.accept for score in around):
+                # another outcome word right above or below: a list of results, not the banner
+                final, near, read = {name: (1.0 if name == "none" else 0.0) for name in self.labels}, None, ""
+        best = max(reading.labels.values()) if reading.labels else None
+        stages["reader"] = {
+            "scores": reading.labels,
+            "words": reading.words,
+            "text": reading.text,
+            "accept": spec.accept,
+            "ms": round(reading.ms, 2),
+            "near_miss": near,
+            "read": read,
+            "score": best,
+        }
+        label = max(final, key=final.__getitem__)
+        return Prediction(label, _clip(final[label]), {k: round(v, 6) for k, v in final.items()}, stages)
+
+    def classify(
+        self, frames: Sequence[tuple[bytes, int | None, int | None]], *, read_all: bool = False
+    ) -> list[Prediction]:
+        """Encoded frames ``(data, width, height)`` -> predictions (both stages).
+
+        ``read_all``: read every frame, also those the gate does not pass (what the reader's schedule
+        does on a live feed once a banner holds still; ``owc predict``).
+        """
         if not frames:
             return []
         batch = np.stack([self.preprocess(d, w, h) for d, w, h in frames])
-        return self.postprocess(self.predict(batch), frames)
+        return self.postprocess(self.predict(batch), frames, read_all=read_all)
+
+
+def _read_outcome(
+    labels: Sequence[str], reading: Reading, spec: vision.ReaderSpec, final: dict[str, float], near: str | None
+) -> str:
+    """The outcome the reader saw: the decided one, or the near miss ("" when neither)."""
+    if near:
+        return near
+    label = max(final, key=final.__getitem__)
+    return label if label != "none" and reading.labels.get(label, -99.0) >= spec.near_miss else ""
 
 
 def _clip(p: float) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.metrics import MS_BUCKETS
@@ -43,6 +45,14 @@ NEAR_MISSES = Counter(
     "Frames where the reader saw an outcome word but not clearly enough to count it.",
     ["outcome"],
 )
+READS = Counter(
+    "owc_inference_reads_total",
+    "Frames the reader looked at, by why (gate, settle, every, follow) and how (full, reused)",
+    ["why", "how"],
+)
+LIST_CHECKS = Counter(
+    "owc_inference_list_checks_total", "List checks by how (full, reused)", ["how"],
+)
 LAG = Gauge(
     "owc_inference_consumer_lag_frames",
     "Frames in owc:frames not yet delivered to the inference group (counted after its last-delivered-id up to "
@@ -62,3 +72,23 @@ DECODE_SECONDS = STAGE_SECONDS.labels("decode")
 PREPROCESS_SECONDS = STAGE_SECONDS.labels("preprocess")
 MODEL_SECONDS = STAGE_SECONDS.labels("model")
 READER_SECONDS = STAGE_SECONDS.labels("reader")
+
+
+def observe_reading(pred: Any) -> None:
+    """The reader's share of one frame's prediction: candidates, readings (why, fresh or reused), list
+    checks, its time, near misses."""
+    reader = pred.stages.get("reader")
+    if reader is None:
+        return
+    why = str(pred.stages.get("reader_why", "gate"))
+    if why == "gate":
+        CANDIDATES.inc()
+    reused = bool(reader.get("reused"))
+    READS.labels(why, "reused" if reused else "full").inc()
+    listed = pred.stages.get("list")
+    if isinstance(listed, dict) and "scores" in listed:
+        LIST_CHECKS.labels("reused" if listed.get("reused") else "full").inc()
+    if not reused:
+        READER_SECONDS.observe(float(reader["ms"]) / 1000.0)
+    if pred.near_miss:
+        NEAR_MISSES.labels(outcome=pred.near_miss).inc()

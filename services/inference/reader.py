@@ -135,13 +135,19 @@ class Reader:
         """
         roi = self.spec.roi
         tall = roi.y1 - roi.y0
-        out: list[float] = []
+        bands = []
         for y0, y1 in ((max(0.0, roi.y0 - tall), roi.y0), (roi.y1, min(1.0, roi.y1 + tall))):
             if y1 - y0 < tall / 4:
                 continue
-            band = vision.crop_roi(image, vision.Roi(x0=roi.x0, y0=y0, x1=roi.x1, y1=y1))
-            out.append(max(self.read_crop(band).labels.values()))
-        return out
+            bands.append(vision.crop_roi(image, vision.Roi(x0=roi.x0, y0=y0, x1=roi.x1, y1=y1)))
+        tensors = [self.tensor(band) for band in bands]
+        if len(tensors) == 2 and tensors[0].shape == tensors[1].shape:
+            # one recogniser run for both bands (the usual case: both are the crop's size)
+            out = self.session.run(None, {self.input_name: np.concatenate(tensors)})
+            steps = list(np.asarray(out[0], dtype=np.float32))
+        else:
+            steps = [self.steps(band) for band in bands]
+        return [max(self.score(probs).labels.values()) for probs in steps]
 
     def tensor(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """BGR crop → ``(1, 3, 48, W)`` in the recogniser's normalisation ((x/255 − 0.5)/0.5, BGR)."""
@@ -163,7 +169,11 @@ class Reader:
         import time
 
         t0 = time.perf_counter()
-        probs = self.steps(crop_bgr)
+        reading = self.score(self.steps(crop_bgr))
+        return Reading(reading.words, reading.labels, reading.text, (time.perf_counter() - t0) * 1000)
+
+    def score(self, probs: npt.NDArray[np.float32]) -> Reading:
+        """Every word's score from the recogniser's ``(T, C)`` output (``ms`` left at 0)."""
         ll = ctc.word_log_likelihoods(probs, [codes for _, _, codes in self.words])
         words: dict[str, float] = {}
         labels: dict[str, float] = {}
@@ -172,8 +182,7 @@ class Reader:
             words[word] = round(score, 4)
             if label != "none":
                 labels[label] = max(labels.get(label, -99.0), round(score, 4))
-        text = ctc.greedy_text(probs, self.charset)
-        return Reading(words, labels, text, (time.perf_counter() - t0) * 1000)
+        return Reading(words, labels, ctc.greedy_text(probs, self.charset), 0.0)
 
     def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
         return self.read_crop(self.crop(data, width, height))

@@ -57,6 +57,7 @@ from services.common.settings import InferenceSettings
 from services.common.streams import Delivery, GroupConsumer, group_backlog
 from services.common.vision import FrameDecodeError
 from services.inference import metrics
+from services.inference.banner import BannerReader, phase_from_snapshot
 from services.inference.classifier import Classifier, Prediction
 from services.inference.nearmiss import NearMisses
 
@@ -133,6 +134,8 @@ class InferenceWorker:
         self._dead_seen = 0
         self._health: dict[str, InferenceHealth] = {}
         self._near = NearMisses()
+        # the reader's schedule and per-channel memory; the phase (cooldown) read from the state snapshot
+        self.banner = BannerReader(classifier, phase=phase_from_snapshot(client, keys))
         self._health_sent: dict[str, float] = {}
         self._beat_sent = float("-inf")
         self._next_lag = 0.0
@@ -301,10 +304,11 @@ class InferenceWorker:
         per_frame = (time.perf_counter() - t0) / len(ready)
         acks: list[bytes] = []
         for i, item in enumerate(ready):
-            # the reader (on the gate's candidates only) needs the frame itself
+            # the reader (on the gate's candidates and its own schedule) needs the frame itself
             t1 = time.perf_counter()
             try:
-                pred = self.classifier.postprocess(probs[i][None], [_source(item.frame)])[0]
+                pred = self.banner.frame(item.frame.channel, item.frame.captured_at, probs[i].tolist(),
+                                         item.tensor, _source(item.frame))
             except FrameDecodeError as exc:
                 self._error_label(pipe, item.frame.channel, item.frame.seq, item.frame.captured_at, str(exc))
                 acks.append(item.delivery.id)
@@ -338,13 +342,7 @@ class InferenceWorker:
 
     @staticmethod
     def _observe_stages(pred: Prediction) -> None:
-        reader = pred.stages.get("reader")
-        if reader is None:
-            return
-        metrics.CANDIDATES.inc()
-        metrics.READER_SECONDS.observe(float(reader["ms"]) / 1000.0)
-        if pred.near_miss:
-            metrics.NEAR_MISSES.labels(outcome=pred.near_miss).inc()
+        metrics.observe_reading(pred)
 
     def _publish(self, pipe: redis.client.Pipeline, item: _Ready, pred: Prediction, seconds: float) -> None:
         frame = item.frame
@@ -359,6 +357,8 @@ class InferenceWorker:
             model=self.classifier.model_id,
             worker=self.name,
             infer_ms=round(seconds * 1000.0, 3),
+            read=pred.read,
+            score=pred.score,
         )
         pipe.xadd(
             self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]

@@ -118,6 +118,9 @@ class Machine:
     # the session's results per mode, as ``results`` but only the matches counted in that mode (only modes
     # with a result): the streak and the last results of one mode
     mode_results: dict[str, str] = field(default_factory=dict)
+    # the banner evidence of the streak's latest frames (log-odds, each at most logit(min_confidence)),
+    # newest last: services/state/rules.py; absent in snapshots older than banner evidence
+    frames_evidence: tuple[float, ...] = ()
 
     def to_json(self) -> str:
         # asdict keeps the field order: the same keys, in the same order, as every snapshot written so far
@@ -160,6 +163,7 @@ class Machine:
                 mode=str(raw.get("mode", "")),
                 by_mode=_by_mode_from_json(raw),
                 mode_results=_mode_results_from_json(raw),
+                frames_evidence=tuple(float(x) for x in raw.get("frames_evidence", ())),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"state machine snapshot: not valid ({exc})") from None
@@ -258,7 +262,7 @@ def with_mode_counts(by_mode: dict[str, Counts], mode: str, counts: Counts) -> d
 
 def clear_frames(m: Machine) -> Machine:
     """Forget the streak being built in ``ready``."""
-    return replace(m, frames_outcome=None, frames_len=0, frames_last_at=None, frames_min_conf=1.0)
+    return replace(m, frames_outcome=None, frames_len=0, frames_last_at=None, frames_min_conf=1.0, frames_evidence=())
 
 
 def rearm(m: Machine) -> Machine:

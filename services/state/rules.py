@@ -19,6 +19,7 @@ one MULTI/EXEC. The store checks the stream's last id before committing.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +33,7 @@ from services.state.machine import Machine, clear_frames, rearm
 
 MAX_COUNT = 1_000_000
 DEADLINE_MARGIN_MS = 100
+EVIDENCE_FLOOR = 1e-6  # p(none) below this (rounded to 0 in the label) counts as this
 
 PLURAL = {"victory": "victories", "defeat": "defeats", "draw": "draws"}
 
@@ -143,25 +145,67 @@ def _start_session(em: _Emitter, m: Machine, note: str, request_id: str = "") ->
 # ---------------------------------------------------------------------------- labels
 
 
-def _ready(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
+def _support(label: Label, rules: Rules) -> tuple[Outcome, float, float] | None:
+    """What a frame gives a streak: ``(outcome, evidence, confidence)``, or None (it breaks the streak).
+
+    A frame labelled with an outcome at ``min_confidence`` gives full evidence, ``logit(min_confidence)``
+    (ln 9 at 0.9) — today's rule. A frame on which the reader saw an outcome word (``read``: accepted or a
+    near miss) gives its log-odds against ``none``, ``ln(p(outcome) / p(none))`` from the label's own
+    probabilities, when positive, capped at the same full evidence: no frame counts for more than one
+    confident frame, so one frame never carries a count. Labels without ``read`` (older workers, a gate
+    deciding alone) only ever give full evidence or none.
+    """
+    full = _full_evidence(rules)
     outcome = label.outcome
-    if outcome is None or label.confidence < rules.min_confidence:
+    if outcome is not None and label.confidence >= rules.min_confidence:
+        return outcome, full if full is not None else 1.0, label.confidence
+    read = label.read_outcome
+    if read is None or full is None or not label.probs:
+        return None
+    p, q = float(label.probs.get(read, 0.0)), float(label.probs.get("none", 0.0))
+    if p <= 0.0:
+        return None
+    z = math.log(p / max(q, EVIDENCE_FLOOR))
+    if z <= 0.0:
+        return None
+    return read, min(z, full), p
+
+
+def _full_evidence(rules: Rules) -> float | None:
+    """The log-odds of a frame at ``min_confidence`` (None when banner evidence is off: min_confidence
+    of 1 or at most 0.5)."""
+    c = rules.min_confidence
+    return math.log(c / (1.0 - c)) if 0.5 < c < 1.0 else None
+
+
+def _ready(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
+    support = _support(label, rules)
+    if support is None:
         return clear_frames(m)
+    outcome, evidence, confidence = support
     t = label.captured_at
     same = (
         m.frames_outcome == outcome
         and m.frames_last_at is not None
         and 0 <= t - m.frames_last_at <= rules.max_gap_ms
     )
+    window = rules.required_consecutive + 1
     if same:
+        # a streak from a snapshot older than banner evidence: its frames were confident ones
+        before = m.frames_evidence or (_full_evidence(rules) or 0.0,) * min(m.frames_len, window)
         m = replace(
             m, frames_len=m.frames_len + 1, frames_last_at=t,
-            frames_min_conf=min(m.frames_min_conf, label.confidence),
+            frames_min_conf=min(m.frames_min_conf, confidence),
+            frames_evidence=(*before, evidence)[-window:],
         )
     else:
-        m = replace(m, frames_outcome=outcome, frames_len=1, frames_last_at=t, frames_min_conf=label.confidence)
+        m = replace(m, frames_outcome=outcome, frames_len=1, frames_last_at=t, frames_min_conf=confidence,
+                    frames_evidence=(evidence,))
     if m.frames_len < rules.required_consecutive:
         return m
+    full = _full_evidence(rules)
+    if full is not None and sum(m.frames_evidence) < rules.required_consecutive * full - 1e-9:
+        return m  # not yet as much evidence as `required_consecutive` confident frames
     # counted: the event puts the channel in cooldown from this frame's time
     return em.emit(m, "detected", m.counts.add(outcome, 1), source="auto", outcome=outcome, delta=1,
                    confidence=m.frames_min_conf, frame_seq=label.seq, captured_at=t)
@@ -170,6 +214,8 @@ def _ready(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
 def _waiting(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
     if rules.required_none == 0:  # (the setting was lowered while this channel was waiting)
         return _ready(rearm(m), label, rules, em)
+    if label.read_outcome is not None:  # the reader saw an outcome word, even unsure: the banner may still be up
+        return replace(m, none_run=0)
     if label.label == "none":
         run = m.none_run + 1
         if run >= rules.required_none:

@@ -120,3 +120,47 @@ def test_a_near_miss_is_shown_and_can_be_counted_once_by_hand(
     ]
     bad = httpx.post(f"{base}/adjust", json={"outcome": "defeat", "delta": 1, "frame_seq": -5})
     assert bad.status_code == 422
+
+
+def _gameplay() -> bytes:
+    img = np.zeros((H, W, 3), np.uint8)
+    img[:] = (40, 120, 60)
+    cv2.circle(img, (W // 2, H // 2), 120, (200, 200, 200), -1)
+    return bytes(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+
+
+def test_a_banner_the_gate_misses_is_still_counted_and_not_read_again_in_cooldown(
+    redis_server: RedisServer, keys: Keys, gateway: GatewayThread, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    # the shipped detector with a gate that passes nothing: only the reader's schedule can find the banner
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text(encoding="utf-8"))
+    meta["gate"]["threshold"] = 0.999
+    (tmp_path / "blind.onnx").write_bytes(DEFAULT_MODEL.read_bytes())
+    (tmp_path / "blind.json").write_text(json.dumps(meta), encoding="utf-8")
+    settings = settings_for(redis_server.url, keys.prefix, **{"inference.model": str(tmp_path / "blind.onnx")})
+    worker = InferenceWorker(redis_client, keys, Classifier.from_settings(settings.inference), settings.inference, "w")
+    now = int(time.time() * 1000)
+    banner = _frame("DRAW", (230, 40, 50))
+    frames = [_gameplay()] * 3 + [banner] * 6
+    for seq, data in enumerate(frames, start=1):
+        redis_client.xadd(keys.frames, Frame("default", seq, now + 250 * seq, "jpg", W, H, data).to_fields())  # type: ignore[arg-type]
+    worker.run(threading.Event(), max_messages=len(frames))
+    labels = [Label.from_fields(f) for _, f in redis_client.xrange(keys.labels)]
+    assert [lb.label for lb in labels] == ["none"] * 4 + ["draw"] * 5
+    assert labels[4].read == "draw" and labels[4].score is not None and labels[4].score > -2.0
+    assert labels[0].read == "" and labels[0].score is None  # not read: no reader evidence
+    base = f"{gateway.url}/api/v1/channels/default"
+    wait_until(lambda: httpx.get(f"{base}/status").json()["draws"] == 1, timeout=15, message="the draw counted")
+    assert worker.banner.stats.candidates == 0 and worker.banner.stats.full_reads <= 3
+    # in cooldown (read from the state snapshot) nothing is read that cannot change a count: the schedule
+    # (following the banner) stops; only the gate's candidates would be read, reusing the reading
+    reads, skipped = worker.banner.stats.full_reads, worker.banner.stats.cooldown_skipped
+    worker.banner.clock = lambda: time.monotonic() + 60.0  # the phase it read a moment ago is old news
+    for seq in range(10, 16):
+        redis_client.xadd(keys.frames, Frame("default", seq, now + 250 * seq, "jpg", W, H, banner).to_fields())  # type: ignore[arg-type]
+    worker.run(threading.Event(), max_messages=6)
+    later = [Label.from_fields(f) for _, f in redis_client.xrange(keys.labels)][len(frames):]
+    assert [lb.label for lb in later] == ["none"] * 6
+    # the follow reads the banner had left (Schedule.follow) are skipped; then there is no reason to read
+    assert worker.banner.stats.full_reads == reads and worker.banner.stats.cooldown_skipped - skipped == 4
+    assert httpx.get(f"{base}/status").json()["draws"] == 1

@@ -48,7 +48,7 @@ def test_metadata_matches_the_contract(meta: ModelMeta) -> None:
     assert (meta.model_extra or {})["onnx"]["sha256"] == gate_sha
     # the id covers every stage: the gate's weights, the reader's files, every threshold and word
     stages = (meta.gate.model_dump(mode="json"), meta.reader.model_dump(mode="json"))
-    assert meta.model_id == detector_id(gate_sha, *stages)
+    assert meta.model_id == detector_id(gate_sha, *stages, (meta.model_extra or {}).get("schedule"))
     # every word of both clients, English and Japanese, is read
     words = {w for ws in meta.reader.words.values() for w in ws}
     assert {"VICTORY!", "DEFEAT", "DRAW", "勝利！", "敗北", "引き分け"} <= words

@@ -29,13 +29,21 @@ CASES: list[tuple[Message, list[tuple[bytes, bytes]]]] = [
         [(b"v", b"1"), (b"channel", b"ch-1"), (b"seq", b"3"), (b"captured_at", b"1700000000123"),
          (b"label", b"victory"), (b"confidence", b"0.97"),
          (b"probs", b'{"none":0.01,"victory":0.97,"defeat":0.01,"draw":0.01}'), (b"model", b"vc-abc"),
-         (b"worker", b"host-1"), (b"infer_ms", b"1.25"), (b"error", b"")],
+         (b"worker", b"host-1"), (b"infer_ms", b"1.25"), (b"error", b""), (b"read", b""), (b"score", b"")],
+    ),
+    (
+        Label("ch-1", 5, 6, "none", 0.7, {"none": 0.7, "victory": 0.0, "defeat": 0.3, "draw": 0.0}, "m", "w", 9.5,
+              read="defeat", score=-2.2),
+        [(b"v", b"1"), (b"channel", b"ch-1"), (b"seq", b"5"), (b"captured_at", b"6"), (b"label", b"none"),
+         (b"confidence", b"0.7"), (b"probs", b'{"none":0.7,"victory":0.0,"defeat":0.3,"draw":0.0}'),
+         (b"model", b"m"), (b"worker", b"w"), (b"infer_ms", b"9.5"), (b"error", b""), (b"read", b"defeat"),
+         (b"score", b"-2.2")],
     ),
     (
         Label("ch-1", 4, 5, "error", 0.0, {}, "m", "w", 3, error="d\u00e9codage rat\u00e9"),
         [(b"v", b"1"), (b"channel", b"ch-1"), (b"seq", b"4"), (b"captured_at", b"5"), (b"label", b"error"),
          (b"confidence", b"0.0"), (b"probs", b"{}"), (b"model", b"m"), (b"worker", b"w"), (b"infer_ms", b"3.0"),
-         (b"error", b"d\xc3\xa9codage rat\xc3\xa9")],
+         (b"error", b"d\xc3\xa9codage rat\xc3\xa9"), (b"read", b""), (b"score", b"")],
     ),
     (
         Command("r1", "default", "set", counts=Counts(3, 2, 1), note="fix \u00e9", issued_at=1, deadline=2),

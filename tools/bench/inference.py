@@ -212,7 +212,7 @@ def _worker_main(
     cpu0 = time.process_time()
     worker.run(stop)
     cpu_used = time.process_time() - cpu0
-    results.send((batches, cpu_used))
+    results.send((batches, cpu_used, worker.banner.stats.as_dict()))
     results.close()
     client.close()
 
@@ -222,7 +222,8 @@ def _fill(client: Any, keys: Keys, frames: list[bytes], total: int) -> None:
     pipe = client.pipeline(transaction=False)
     for seq in range(total):
         frame = Frame(
-            channel=f"bench{seq % 4}", seq=seq, captured_at=now, format="jpg",
+            # four channels at the default 250 ms interval: frame times advance like a live feed's
+            channel=f"bench{seq % 4}", seq=seq, captured_at=now + (seq // 4) * 250, format="jpg",
             width=WIDTH, height=HEIGHT, image=frames[seq % len(frames)],
         )
         pipe.xadd(keys.frames, frame.to_fields())
@@ -304,11 +305,17 @@ def run_once(
         stop.set()
         batches: list[tuple[float, float, int]] = []
         cpu_s = 0.0
+        reads: dict[str, Any] = {}
         for recv, _send in pipes:
             if recv.poll(60):
-                got, cpu = recv.recv()
+                got, cpu, stats = recv.recv()
                 batches += got
                 cpu_s += cpu
+                for k, v in stats.items():  # the reader's work: candidates, schedule reads, reuse hits
+                    if isinstance(v, dict):
+                        reads[k] = {kk: reads.get(k, {}).get(kk, 0) + vv for kk, vv in v.items()}
+                    else:
+                        reads[k] = reads.get(k, 0) + v
         for p in procs:
             p.join(30)
     finally:
@@ -342,6 +349,7 @@ def run_once(
         # redis-server's CPU for the run (it shares the cores with the workers)
         "redis_cpu_ms_per_frame": round(server_cpu * 1000.0 / total, 3),
         "mean_batch": round(handled / len(batches), 2),
+        "reader": reads,
         "_latencies": lat,
     }
 
@@ -390,8 +398,14 @@ def run_bench(
         mach = machine()  # load average before the bench adds its own
         frames = make_frames()
         if progress:
-            print("owc bench: detector stages (gate only, gate + reader)…", file=sys.stderr)
-        detector = detector_costs(inference.model, *bench_frames()) if meta.reader is not None else None
+            print("owc bench: detector stages on frame sequences (schedule, reuse, banner episodes)…",
+                  file=sys.stderr)
+        detector = None
+        if meta.reader is not None:
+            from tools.bench.detector import detector_figures
+
+            detector = detector_costs(inference.model, *bench_frames())
+            detector["sequences"] = detector_figures(inference.model)
         server = RedisProcess(tmpdir / "redis", appendonly=False)
         server.start()
         client = server.client()

@@ -1,0 +1,315 @@
+"""The reader's schedule and memory per channel: recall that does not rest on the gate, a banner read once.
+
+The gate (our CNN) passes a frame to the reader when it believes in a banner.
+It was trained on our renderer, so it is not trusted alone (issue 21: a real
+red ``DRAW`` scored 0.267 and was never read). :class:`BannerReader` also
+sends frames to the reader on a fixed, cheap budget, whatever the gate says
+(:class:`Schedule`, carried by the model metadata's ``schedule`` object):
+
+- **settle**: the banner area changed strongly since it was last read (by
+  ``change``, also when it fades in slowly) and now holds still (less than
+  ``still`` from the previous frame): a banner flies in, then stays for
+  seconds — read once;
+- **every** ``every_n``-th frame of a channel (a floor, for a banner that
+  appeared without a strong change);
+- **follow**: after a read that found an outcome word (accepted or a near
+  miss), read the channel's next ``follow`` frames too, so the counting rules
+  get the consecutive frames they need.
+
+And it reads a banner once, not forty times (issue 22):
+
+- **reuse**: while the banner area's signature (a 24×12 grey thumbnail of the
+  gate's own input, ~20 µs) stays within ``reuse_diff`` of the last full
+  reading's, for at most ``reuse_s`` of frame time, the reading is reused;
+  the decision is recomputed from it (pure, microseconds), so near misses,
+  ``--explain`` and the label's evidence are the same as a fresh read;
+- **the list check once per banner**: its band scores are kept for the same
+  outcome while the area has not changed strongly (``list_s`` at most);
+- **cooldown**: while the channel's state says cooldown and the frame is
+  before ``cooldown_until`` (frame time, exact), nothing can be counted:
+  schedule reads are skipped, the list check is skipped and readings are
+  reused for up to ``cooldown_reuse_s``. The gate's candidates are still
+  read, so the rules' re-arm (``waiting_for_none`` needs outcome vs none)
+  and the admin page's last label keep working.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.inference.classifier import Classifier, ClassifierError, Prediction
+from services.inference.reader import Reading
+
+# (phase, cooldown_until) of a channel from its state snapshot
+PhaseSource = Callable[[str], tuple[str, int | None]]
+PHASE_REFRESH_S = 1.0
+
+
+def phase_from_snapshot(client: Any, keys: Any) -> PhaseSource:
+    """The channel's phase and cooldown end (frame time) from its state snapshot hash (a hint)."""
+
+    def phase(channel: str) -> tuple[str, int | None]:
+        raw_phase, until = client.hmget(keys.state(channel), ["phase", "cooldown_until"])
+        text = raw_phase.decode() if isinstance(raw_phase, bytes) else str(raw_phase or "")
+        try:
+            end = int(until) if until else None
+        except ValueError:
+            end = None
+        return text, end
+
+    return phase
+
+
+class Schedule(BaseModel):
+    """When the reader runs regardless of the gate, and how long a reading is reused (model metadata
+    ``schedule``; absent keys take these defaults, chosen with ``owc bench inference``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    every_n: int = Field(48, ge=0, le=10_000)  # 0 = off
+    change: float = Field(0.08, gt=0, le=1)  # mean abs change of the signature (0..1) that arms a settle read
+    still: float = Field(0.015, gt=0, le=1)  # ... and the change below which the area holds still
+    follow: int = Field(4, ge=0, le=100)
+    reuse_diff: float = Field(0.05, ge=0, le=1)
+    reuse_s: float = Field(1.0, ge=0, le=60)
+    list_s: float = Field(10.0, ge=0, le=600)
+    cooldown_reuse_s: float = Field(5.0, ge=0, le=600)
+
+    @classmethod
+    def from_meta(cls, extra: dict[str, Any] | None) -> Schedule:
+        raw = (extra or {}).get("schedule") or {}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ClassifierError(f"model metadata: schedule.{where}: {err['msg']}") from None
+
+
+def signature(tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A cheap fingerprint of the banner area: the gate input ``(3, H, W)`` in [-1, 1] as a grey
+    thumbnail of 4×4 blocks, scaled to 0..1."""
+    grey = tensor.mean(axis=0)
+    h, w = grey.shape
+    h4, w4 = h // 4, w // 4
+    blocks = grey[: h4 * 4, : w4 * 4].reshape(h4, 4, w4, 4).mean(axis=(1, 3))
+    return np.asarray((blocks + 1.0) * 0.5, dtype=np.float32)
+
+
+def difference(a: npt.NDArray[np.float32] | None, b: npt.NDArray[np.float32]) -> float:
+    """Mean absolute difference of two signatures (0 = the same, 1 = black vs white); 1 without ``a``."""
+    if a is None or a.shape != b.shape:
+        return 1.0
+    return float(np.abs(a - b).mean())
+
+
+@dataclass(slots=True)
+class _Kept:
+    sig: npt.NDArray[np.float32]
+    at: int  # frame time (ms)
+    reading: Reading
+    image: npt.NDArray[np.uint8]  # the decoded frame, for a list check on a reused reading
+
+
+@dataclass(slots=True)
+class _ListKept:
+    outcome: str
+    sig: npt.NDArray[np.float32]
+    at: int
+    scores: list[float]
+
+
+@dataclass(slots=True)
+class _Channel:
+    prev: npt.NDArray[np.float32] | None = None
+    ref: npt.NDArray[np.float32] | None = None  # the area when it was last read (or first seen)
+    armed: bool = False  # a strong change was seen: read once the area holds still
+    since_read: int = 0
+    follow_left: int = 0
+    kept: _Kept | None = None
+    listed: _ListKept | None = None
+    named: str = ""  # the outcome the previous frame's reading named ("" if none or not read)
+    phase: tuple[str, int | None] = ("ready", None)
+    phase_at: float = float("-inf")
+
+
+@dataclass(slots=True)
+class Stats:
+    """What the reader did, for ``owc bench inference`` and the metrics."""
+
+    frames: int = 0
+    candidates: int = 0  # the gate passed the frame
+    scheduled: dict[str, int] = field(default_factory=lambda: {"settle": 0, "every": 0, "follow": 0})
+    full_reads: int = 0
+    reused: int = 0
+    list_checks: int = 0
+    list_reused: int = 0
+    cooldown_skipped: int = 0  # schedule reads not done in cooldown
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "candidates": self.candidates, "scheduled": dict(self.scheduled),
+                "full_reads": self.full_reads, "reused": self.reused, "list_checks": self.list_checks,
+                "list_reused": self.list_reused, "cooldown_skipped": self.cooldown_skipped}
+
+
+class BannerReader:
+    """The detector per channel: gate → (candidate or schedule) → reading (fresh or reused) → decision."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        schedule: Schedule | None = None,
+        phase: PhaseSource | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.classifier = classifier
+        self.schedule = schedule or Schedule.from_meta(classifier.meta.model_extra)
+        self.phase = phase
+        self.clock = clock
+        self.stats = Stats()
+        self._channels: dict[str, _Channel] = {}
+
+    def classify_frame(self, channel: str, captured_at: int, data: bytes, width: int | None,
+                       height: int | None) -> Prediction:
+        """One encoded frame of ``channel`` through every stage (for tools that are not the worker:
+        the bench, a recording scan). Raises :class:`~services.common.vision.FrameDecodeError`."""
+        tensor = self.classifier.preprocess(data, width, height)
+        row = self.classifier.predict(tensor[None])[0].tolist()
+        return self.frame(channel, captured_at, row, tensor, (data, width, height))
+
+    def forget(self, channel: str) -> None:
+        self._channels.pop(channel, None)
+
+    def _in_cooldown(self, ch: _Channel, channel: str, captured_at: int) -> bool:
+        if self.phase is None:
+            return False
+        now = self.clock()
+        if now - ch.phase_at >= PHASE_REFRESH_S:
+            ch.phase_at = now
+            try:
+                ch.phase = self.phase(channel)
+            except Exception:  # a read-only hint: never let it fail a frame
+                ch.phase = ("ready", None)
+        phase, until = ch.phase
+        return phase == "cooldown" and until is not None and captured_at < until
+
+    def frame(
+        self,
+        channel: str,
+        captured_at: int,
+        row: Sequence[float],
+        tensor: npt.NDArray[np.float32],
+        source: tuple[bytes, int | None, int | None],
+    ) -> Prediction:
+        """One frame of ``channel`` (frames of a channel in capture order) given its gate output."""
+        clf = self.classifier
+        stages = clf.gate_stages(row)
+        self.stats.frames += 1
+        if clf.reader is None:
+            return clf.unread(row, stages)
+        ch = self._channels.get(channel)
+        if ch is None:
+            ch = self._channels[channel] = _Channel()
+        sig = signature(tensor)
+        moved = difference(ch.prev, sig)
+        ch.prev = sig
+        if ch.ref is None:
+            ch.ref = sig
+        sched = self.schedule
+        if moved >= sched.change:
+            ch.follow_left = 0  # a cut or the banner leaving: following the last reading is over
+        if difference(ch.ref, sig) >= sched.change:
+            ch.armed = True  # the area changed strongly since it was last read (a fade counts too)
+        ch.since_read += 1
+        cooldown = self._in_cooldown(ch, channel, captured_at)
+        why = ""
+        if clf.is_candidate(row):
+            why = "gate"
+            self.stats.candidates += 1
+        elif ch.follow_left > 0:
+            why = "follow"
+        elif ch.armed and moved < sched.still:
+            why = "settle"
+        elif sched.every_n and ch.since_read >= sched.every_n:
+            why = "every"
+        if why in ("follow", "settle", "every") and cooldown:
+            self.stats.cooldown_skipped += 1
+            why = ""
+            ch.since_read, ch.armed = 0, False
+        if ch.follow_left > 0:
+            ch.follow_left -= 1
+        if not why:
+            ch.named = ""
+            return clf.unread(row, stages)
+        if why != "gate":
+            self.stats.scheduled[why] += 1
+        ch.armed = False
+        ch.since_read = 0
+        ch.ref = sig
+        reading, image = self._reading(ch, sig, captured_at, source, cooldown)
+        stages["reader_why"] = why
+        around = self._list_check(ch, sig, captured_at, reading, image, cooldown, stages)
+        pred = clf.verdict(stages, reading, around)
+        if image is None:
+            pred.stages["reader"]["reused"] = True
+        if pred.read:
+            ch.follow_left = sched.follow
+        return pred
+
+    def _named(self, ch: _Channel, reading: Reading) -> str:
+        """Remember the outcome this reading names; True-ish when the previous frame named it too."""
+        outcome = max(reading.labels, key=reading.labels.__getitem__) if reading.labels else ""
+        before, ch.named = ch.named, outcome
+        return outcome if before == outcome else ""
+
+    def _reading(
+        self, ch: _Channel, sig: npt.NDArray[np.float32], at: int,
+        source: tuple[bytes, int | None, int | None], cooldown: bool,
+    ) -> tuple[Reading, npt.NDArray[np.uint8] | None]:
+        kept = ch.kept
+        max_age = (self.schedule.cooldown_reuse_s if cooldown else self.schedule.reuse_s) * 1000.0
+        if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < self.schedule.reuse_diff:
+            self.stats.reused += 1
+            return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0), None
+        assert self.classifier.reader is not None
+        reading, image = self.classifier.reader.read_frame(*source)
+        self.stats.full_reads += 1
+        ch.kept = _Kept(sig, at, reading, image)
+        return reading, image
+
+    def _list_check(
+        self, ch: _Channel, sig: npt.NDArray[np.float32], at: int, reading: Reading,
+        image: npt.NDArray[np.uint8] | None, cooldown: bool, stages: dict[str, Any],
+    ) -> list[float] | None:
+        clf = self.classifier
+        if cooldown or not clf.wants_list_check(reading):
+            ch.named = ""
+            return None
+        outcome = max(reading.labels, key=reading.labels.__getitem__)
+        listed = ch.listed
+        if not self._named(ch, reading) and not (listed is not None and listed.outcome == outcome):
+            # the first frame that names this outcome: it cannot count alone (never a count from one
+            # frame), so the list check runs on the next one, which could — a banner's first frame
+            # costs one reading, not three
+            stages["list"] = {"deferred": True}
+            return None
+        if (listed is not None and listed.outcome == outcome and 0 <= at - listed.at < self.schedule.list_s * 1000.0
+                and difference(listed.sig, sig) < self.schedule.change):
+            self.stats.list_reused += 1
+            stages["list"] = {"reused": True}
+            return list(listed.scores)
+        assert clf.reader is not None
+        if image is None:  # a reused reading whose list check is not kept: the frame it was read on
+            assert ch.kept is not None
+            image = ch.kept.image
+        scores = clf.reader.neighbours(image)
+        self.stats.list_checks += 1
+        ch.listed = _ListKept(outcome, sig, at, scores)
+        return scores

@@ -1,0 +1,165 @@
+"""The reader's schedule and per-channel memory (services/inference/banner.py) with the real detector.
+
+The gate is made blind (threshold 0.999) where a test is about the schedule alone, so what is read is
+read because of the schedule, never because the gate passed it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from services.common.settings import DEFAULT_MODEL
+from services.inference.banner import BannerReader, Schedule, difference, signature
+from services.inference.classifier import Classifier, ClassifierError
+
+W, H = 800, 450
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Oblique.ttf")
+
+
+def _frame(text: str = "", colour: tuple[int, int, int] = (230, 40, 50), sky: int = 0, noise: int = 0) -> bytes:
+    if not FONT.exists():
+        pytest.skip(f"font {FONT} is not installed (make test installs it)")
+    base = np.array([200, 190, 170]) if sky == 0 else np.array([60, 120, 40])
+    grad = np.linspace(0, 1, H)[:, None, None] * np.array([30, 40, 60]) + base
+    img = Image.fromarray(np.broadcast_to(grad, (H, W, 3)).astype(np.uint8))
+    if text:
+        layer = Image.new("L", (W, H), 0)
+        ImageDraw.Draw(layer).text((W * 0.5, H * 0.465), text, fill=255,
+                                   font=ImageFont.truetype(str(FONT), int(H * 0.12)), anchor="mm")
+        img.paste(Image.new("RGB", (W, H), colour), (0, 0), layer)
+    arr = np.asarray(img).astype(np.int16)
+    if noise:
+        arr = arr + np.random.default_rng(noise).integers(-3, 4, arr.shape)
+    ok, enc = cv2.imencode(".jpg", np.clip(arr, 0, 255).astype(np.uint8)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+def _model(folder: Path, gate: float | None = None, schedule: dict[str, object] | None = None) -> Path:
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text(encoding="utf-8"))
+    if gate is not None:
+        meta["gate"]["threshold"] = gate
+    if schedule is not None:
+        meta["schedule"] = schedule
+    (folder / "m.onnx").write_bytes(DEFAULT_MODEL.read_bytes())
+    (folder / "m.json").write_text(json.dumps(meta), encoding="utf-8")
+    return folder / "m.onnx"
+
+
+@pytest.fixture(scope="module")
+def blind(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
+    """The shipped detector with a gate that passes nothing."""
+    return Classifier(_model(tmp_path_factory.mktemp("blind"), gate=0.999), warmup_batch=1)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Classifier:
+    return Classifier(DEFAULT_MODEL, warmup_batch=1)
+
+
+def _run(reader: BannerReader, frames: list[bytes], channel: str = "c", t0: int = 0, step: int = 250) -> list:
+    return [reader.classify_frame(channel, t0 + i * step, f, W, H) for i, f in enumerate(frames)]
+
+
+def _why(preds: list) -> list[str]:
+    return [p.stages.get("reader_why", "") if "reader" in p.stages else "" for p in preds]
+
+
+def test_the_schedule_comes_from_the_model_metadata(tmp_path: Path) -> None:
+    clf = Classifier(_model(tmp_path, schedule={"every_n": 7, "reuse_s": 0.5}), warmup_batch=1)
+    reader = BannerReader(clf)
+    assert reader.schedule.every_n == 7 and reader.schedule.reuse_s == 0.5
+    assert reader.schedule.follow == Schedule().follow  # absent keys: the defaults
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(ClassifierError, match=r"schedule\.every_n"):
+        BannerReader(Classifier(_model(bad, schedule={"every_n": -1}), warmup_batch=1))
+
+
+def test_every_nth_frame_is_read_whatever_the_gate_says(blind: Classifier) -> None:
+    reader = BannerReader(blind, Schedule(every_n=4, follow=0))
+    preds = _run(reader, [_frame()] * 9)
+    assert _why(preds) == ["", "", "", "every", "", "", "", "every", ""]
+    assert all(p.label == "none" for p in preds)
+    # one confidence per answer: the label's own published probability, read or not
+    assert all(p.confidence == pytest.approx(p.probs[p.label], abs=1e-6) for p in preds)
+    assert preds[0].read == "" and preds[0].score is None and preds[3].score is not None
+
+
+def test_a_banner_the_gate_misses_is_read_once_the_area_holds_still_then_followed(blind: Classifier) -> None:
+    reader = BannerReader(blind, Schedule(every_n=0, follow=3))
+    gameplay, banner = _frame(sky=1), _frame("DRAW")
+    preds = _run(reader, [gameplay, gameplay, banner, banner, banner, banner, banner, gameplay])
+    why = _why(preds)
+    # the banner arrives (a strong change), holds still on the next frame: read; then followed
+    assert why[:4] == ["", "", "", "settle"] and why[4:7] == ["follow"] * 3
+    assert [p.label for p in preds[3:7]] == ["draw"] * 4
+    assert all(p.stages["gate"]["score"] < 0.999 for p in preds)
+
+
+def test_a_steady_banner_is_read_about_once_a_second(shipped: Classifier) -> None:
+    reader = BannerReader(shipped, Schedule(reuse_s=1.0))
+    frames = [_frame("DEFEAT", noise=i + 1) for i in range(12)]  # 3 s at 4 fps, sensor noise
+    preds = _run(reader, frames)
+    fresh = [i for i, p in enumerate(preds) if "reader" in p.stages and not p.stages["reader"].get("reused")]
+    assert fresh == [0, 4, 8]
+    assert reader.stats.full_reads == 3 and reader.stats.reused == 9
+    # a reused reading decides exactly like a fresh one
+    assert {p.label for p in preds} == {"defeat"}
+    assert preds[1].probs == preds[0].probs and preds[1].read == preds[0].read == "defeat"
+
+
+def test_the_list_check_runs_once_per_banner(shipped: Classifier) -> None:
+    reader = BannerReader(shipped)
+    preds = _run(reader, [_frame("VICTORY", noise=i + 1) for i in range(8)])
+    lists = [p.stages.get("list") for p in preds]
+    assert lists[0] == {"deferred": True}  # a first frame cannot count alone
+    assert "scores" in lists[1] and not lists[1].get("reused")
+    assert all(x is not None and x.get("reused") for x in lists[2:])
+    assert reader.stats.list_checks == 1
+
+
+def test_a_changed_area_is_read_afresh(shipped: Classifier) -> None:
+    reader = BannerReader(shipped)
+    preds = _run(reader, [_frame("VICTORY"), _frame(sky=1), _frame(sky=1)])
+    assert preds[0].label == "victory" and preds[1].label == "none" and preds[2].label == "none"
+    # the banner left (a strong change ends the following); once the new area holds still it is read
+    assert _why(preds) == ["gate", "", "settle"] and not preds[2].stages["reader"].get("reused")
+    assert difference(signature(shipped.preprocess(_frame("VICTORY"), W, H)),
+                      signature(shipped.preprocess(_frame(sky=1), W, H))) > Schedule().change
+
+
+def test_in_cooldown_nothing_is_read_that_cannot_change_a_count(shipped: Classifier, blind: Classifier) -> None:
+    until = 10_000
+    asked: list[str] = []
+
+    def phase(channel: str) -> tuple[str, int | None]:
+        asked.append(channel)
+        return "cooldown", until
+
+    # the gate's candidates are still read (the re-arm needs outcome vs none), with no list check and
+    # the reading reused for up to cooldown_reuse_s
+    reader = BannerReader(shipped, Schedule(cooldown_reuse_s=5.0), phase, clock=lambda: 0.0)
+    preds = _run(reader, [_frame("DEFEAT", noise=i + 1) for i in range(12)])
+    assert {p.label for p in preds} == {"defeat"}
+    assert reader.stats.full_reads == 1 and reader.stats.list_checks == 0
+    assert all("list" not in p.stages for p in preds)
+    assert asked == ["c"]  # the snapshot is read at most once a second per channel
+    # schedule reads are skipped in cooldown ...
+    quiet = BannerReader(blind, Schedule(every_n=2, follow=0), phase, clock=lambda: 0.0)
+    assert _why(_run(quiet, [_frame()] * 6)) == [""] * 6 and quiet.stats.cooldown_skipped == 3
+    # ... and resume once the frame time passes the cooldown's end
+    assert "every" in _why(_run(quiet, [_frame()] * 6, t0=until))
+
+
+def test_channels_are_kept_apart(shipped: Classifier) -> None:
+    reader = BannerReader(shipped)
+    a = reader.classify_frame("a", 0, _frame("DRAW"), W, H)
+    b = reader.classify_frame("b", 250, _frame("DRAW"), W, H)
+    assert not a.stages["reader"].get("reused") and not b.stages["reader"].get("reused")
