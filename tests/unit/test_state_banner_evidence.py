@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from services.common.machine import Machine
 from services.common.messages import Label
+from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
 
 RULES = Rules(min_confidence=0.9, required_consecutive=2, max_gap_ms=2000, cooldown_ms=10_000, required_none=3)
