@@ -65,7 +65,7 @@ def bench_stack(
         ready.set()
 
     thread = threading.Thread(
-        target=run_stack, args=(loaded.settings, passthrough), kwargs={"stop": stop, "on_started": on_started},
+        target=run_stack, args=(loaded, passthrough), kwargs={"stop": stop, "on_started": on_started},
         daemon=True,
     )
     thread.start()
