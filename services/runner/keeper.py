@@ -31,11 +31,20 @@ REDIS_START_S = 20.0
 
 
 def exec_keeper(specs: list[ChildSpec], backoff_max_s: float, log_level: str) -> NoReturn:
-    """Replace this process by the keeper of ``specs`` (the environment and inheritable descriptors stay)."""
-    plan = {"children": [asdict(s) for s in specs], "backoff_max_s": backoff_max_s, "log_level": log_level}
+    """Replace this process by the keeper of ``specs`` (inheritable descriptors stay).
+
+    The plan travels on the command line, so it holds no settings: the children's ``OWC_…``
+    variables (secrets among them) become the keeper's environment, which its children inherit.
+    """
+    env = dict(os.environ)
+    children = []
+    for spec in specs:
+        env.update(spec.env or {})
+        children.append({k: v for k, v in asdict(spec).items() if k != "env"})
+    plan = {"children": children, "backoff_max_s": backoff_max_s, "log_level": log_level}
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "services.runner.keeper", json.dumps(plan)])
+    os.execve(sys.executable, [sys.executable, "-m", "services.runner.keeper", json.dumps(plan)], env)
 
 
 def _redis_port(spec: ChildSpec) -> int:

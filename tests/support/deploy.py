@@ -236,7 +236,8 @@ def start_stack(tmp: Path) -> Stack:
     model, _ = shipped_or_synthetic_model(tmp)
     stack = Stack(
         tmp / "stack",
-        "--source", f"replay:{frames}", "--loop", "--fps", "4",
+        # one process per service, like compose: each service's own /metrics port is scraped
+        "--processes", "--source", f"replay:{frames}", "--loop", "--fps", "4",
         settings={"inference.model": str(model), "redis.prefix": f"t{os.urandom(5).hex()}",
                   # one action, so `owc run` starts the actions service too (a closed local port:
                   # deliveries fail and retry, nothing leaves the machine)
