@@ -30,6 +30,7 @@ COMPOSE_FILE = REPO / "compose.yaml"
 COMPOSE_DEV_FILE = REPO / "compose.dev.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+PROMETHEUS_OWC_RUN = REPO / "deploy" / "prometheus" / "owc-run.yml"  # one-process `owc run`: one target
 GRAFANA_DIR = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "owc.json"
 DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
