@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -89,15 +90,12 @@ def run_stack(
     ``running(name)``.
     """
     # Imported here so `owc --help` stays light.
-    import redis
-
     from services.common.lifecycle import stop_on_signals
     from services.common.redact import mask_credentials
-    from services.common.redisio import RedisUnavailableError, check_version
     from services.common.settings import env_var_name, home, under_home
     from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec
     from services.runner.preflight import PreflightError, check_gateway_port, lock_data_dir
-    from services.runner.supervisor import ChildSpec, Supervisor
+    from services.runner.supervisor import ChildSpec
 
     settings = loaded.settings
     stop = stop or threading.Event()
@@ -152,6 +150,21 @@ def run_stack(
 
         exec_keeper(specs, settings.run.restart_backoff_max_s, settings.log.level)  # does not return
 
+    try:
+        return _supervise(loaded, specs, stop, url, on_started, processes=processes, with_actions=bool(actions))
+    finally:
+        if lock_fd is not None:  # the lock ends with the run (the embedded Redis has stopped)
+            os.close(lock_fd)
+
+
+def _supervise(loaded: Loaded, specs: list[ChildSpec], stop: threading.Event, url: str,
+               on_started: Callable[[Any, str], None] | None, *, processes: bool, with_actions: bool) -> int:
+    import redis
+
+    from services.common.redisio import RedisUnavailableError, check_version
+    from services.runner.supervisor import Supervisor
+
+    settings = loaded.settings
     sup = Supervisor(specs, stop, backoff_max_s=settings.run.restart_backoff_max_s)
     if not settings.redis.url:
         sup.start({"redis"})
@@ -176,7 +189,7 @@ def run_stack(
         try:
             with_url = settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": url})})
             return host_stack(dataclasses.replace(loaded, settings=with_url), stop, on_started,
-                              with_actions=bool(actions), supervisor=sup)
+                              with_actions=with_actions, supervisor=sup)
         finally:
             sup.shutdown()
     sup.start({s.name for s in specs if s.name != "redis"})
