@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from services.capture.metrics import CaptureMetrics
     from services.common.settings import Loaded, Settings
 
 log = logging.getLogger("owc.run")
@@ -110,7 +111,7 @@ def stack_services(loaded: Loaded, with_actions: bool) -> list[HostedService]:
     from services.inference.worker import default_worker_name
     from services.state.cli import serve_state
 
-    metrics = CaptureMetrics()  # once per process: its metrics live in the process's registry
+    metrics = _capture_metrics(CaptureMetrics)
     out = [HostedService("state", lambda stop: serve_state(settings, stop))]
     if with_actions:
         out.append(HostedService("actions", lambda stop: serve_actions(settings, stop)))
@@ -126,6 +127,18 @@ def stack_services(loaded: Loaded, with_actions: bool) -> list[HostedService]:
     out.append(HostedService("capture", lambda stop: serve_capture(settings, stop, metrics),
                              restart="on-failure" if finite else "always"))
     return out
+
+
+_CAPTURE_METRICS: list[Any] = []
+
+
+def _capture_metrics(factory: Callable[[], CaptureMetrics]) -> CaptureMetrics:
+    """Once per process, whatever runs the stack how often (a bench runs several): the metrics live
+    in the process's registry, which refuses a second copy."""
+    if not _CAPTURE_METRICS:
+        _CAPTURE_METRICS.append(factory())
+    metrics: CaptureMetrics = _CAPTURE_METRICS[0]
+    return metrics
 
 
 def _inference(settings: Settings, consumer: str) -> Callable[[threading.Event], None]:
