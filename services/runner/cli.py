@@ -44,6 +44,6 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load_from_args(args, flags)
     if args.processes:
         service_flags = {k: v for k, v in flags.items() if not k.startswith("run.")}
-        return run_stack(loaded, passthrough_args(args) + set_args(service_flags), processes=True)
+        return run_stack(loaded, passthrough_args(args) + set_args(service_flags), processes=True, keeper=True)
     # the stack process reads run.workers too
     return run_stack(loaded, passthrough_args(args) + set_args(flags), keeper=True)

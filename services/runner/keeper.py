@@ -3,9 +3,10 @@
 `owc run` loads and checks the settings, locks the data folder, then *becomes* this
 keeper (``exec``: same pid, the lock's descriptor kept, no settings library left in
 memory). The keeper starts the embedded redis-server, then the stack process
-(:mod:`services.runner.inproc`: every service as a thread), prefixes their output,
-and restarts either with backoff if it dies: a fatal crash of the stack loses nothing
-(the state lives in Redis). Ctrl+C / SIGTERM stops the stack first, then Redis.
+(:mod:`services.runner.inproc`: every service as a thread) — or, with ``--processes``,
+one process per service — prefixes their output, and restarts any that dies with
+backoff: a fatal crash of the stack loses nothing (the state lives in Redis).
+Ctrl+C / SIGTERM stops the services first, then Redis.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from services.common.logs import setup_logging
+from services.runner.announce import announce_when_up
 from services.runner.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger("owc.run")
@@ -30,7 +32,8 @@ log = logging.getLogger("owc.run")
 REDIS_START_S = 20.0
 
 
-def exec_keeper(specs: list[ChildSpec], backoff_max_s: float, log_level: str) -> NoReturn:
+def exec_keeper(specs: list[ChildSpec], backoff_max_s: float, log_level: str,
+                announce: dict[str, Any] | None = None) -> NoReturn:
     """Replace this process by the keeper of ``specs`` (inheritable descriptors stay).
 
     The plan travels on the command line, so it holds no settings: the children's ``OWC_…``
@@ -41,7 +44,7 @@ def exec_keeper(specs: list[ChildSpec], backoff_max_s: float, log_level: str) ->
     for spec in specs:
         env.update(spec.env or {})
         children.append({k: v for k, v in asdict(spec).items() if k != "env"})
-    plan = {"children": children, "backoff_max_s": backoff_max_s, "log_level": log_level}
+    plan = {"children": children, "backoff_max_s": backoff_max_s, "log_level": log_level, "announce": announce}
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.execve(sys.executable, [sys.executable, "-m", "services.runner.keeper", json.dumps(plan)], env)
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                   "see the 'redis |' lines above", file=sys.stderr)
             return 1
     sup.start({s.name for s in specs if s.name != "redis"})
+    if plan.get("announce"):
+        threading.Thread(target=announce_when_up, kwargs={**plan["announce"], "stop": stop}, daemon=True).start()
     sup.run(poll_interval_s=0.5)
     return 0
 

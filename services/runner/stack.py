@@ -6,18 +6,17 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.common.cliargs import child_environment, fail
+from services.runner.announce import announce_when_up
 
 if TYPE_CHECKING:
     from services.common.settings import Loaded, Settings
@@ -26,39 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("owc.run")
 
 SERVICE_ORDER = ("state", "actions", "gateway", "inference", "capture")
-
-
-OBS_REMINDER_S = 30.0
-
-
-def _announce_when_up(host: str, port: int, channel: str, stop: threading.Event, obs: str | None = None) -> None:
-    """Say where the pages are once the gateway answers; then, while capture waits for OBS
-    (``obs`` is its address, None for a replay), remind every ~30 s instead of going silent."""
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    base = f"http://{shown_host}:{port}"
-    while not stop.wait(0.3):
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            continue
-    else:
-        return
-    suffix = "" if channel == "default" else f"?channel={channel}"
-    log.info("ready — overlay: %s/overlay%s   admin: %s/admin%s", base, suffix, base, suffix)
-    if obs is None:
-        return
-    status = f"{base}/api/v1/channels/{channel}/status"
-    while not stop.wait(OBS_REMINDER_S):
-        try:
-            with urllib.request.urlopen(status, timeout=2) as resp:
-                health = json.load(resp).get("health") or {}
-        except (OSError, ValueError):
-            continue
-        if health.get("obs_connected") is False:
-            log.info("waiting for OBS at %s (%s): open %s/admin%s for details",
-                     obs, health.get("capture_error") or "not connected yet", base, suffix)
 
 
 METRICS_PORT_KEYS = ("capture.metrics_port", "inference.metrics_port", "state.metrics_port",
@@ -81,7 +47,8 @@ def run_stack(
     - one process (default): every service is a thread of this process (:mod:`services.runner.host`);
     - ``keeper=True`` (`owc run`): the same one process, as a child of a stdlib-only keeper that
       this process *becomes* (``exec``) and that restarts it if it dies (:mod:`services.runner.keeper`);
-    - ``processes=True`` (`owc run --processes`): one supervised child process per service.
+    - ``processes=True`` (`owc run --processes`): one supervised child process per service (with
+      ``keeper=True``, supervised by the keeper too, so the supervisor carries no settings library).
 
     ``passthrough`` are the configuration flags for every service; the ``--set`` ones reach the
     children as ``OWC_…`` environment variables, never on their command lines (see
@@ -146,9 +113,12 @@ def run_stack(
         specs += _service_specs(settings, owc, extra, env, bool(actions))
     elif keeper:
         specs.append(ChildSpec("stack", [sys.executable, "-m", "services.runner.inproc", *extra], env=env))
+    if keeper:
         from services.runner.keeper import exec_keeper
 
-        exec_keeper(specs, settings.run.restart_backoff_max_s, settings.log.level)  # does not return
+        # one process: the stack process says "ready" itself (again after a restart)
+        exec_keeper(specs, settings.run.restart_backoff_max_s, settings.log.level,
+                    _announcement(settings) if processes else None)  # does not return
 
     try:
         return _supervise(loaded, specs, stop, url, on_started, processes=processes, with_actions=bool(actions))
@@ -200,13 +170,15 @@ def _supervise(loaded: Loaded, specs: list[ChildSpec], stop: threading.Event, ur
     return 0
 
 
+def _announcement(settings: Settings) -> dict[str, Any]:
+    """What the "ready — overlay: …" line needs (:func:`announce_when_up`'s arguments but ``stop``)."""
+    obs = None if settings.capture.source.startswith("replay:") else f"ws://{settings.obs.host}:{settings.obs.port}"
+    return {"host": settings.gateway.host, "port": settings.gateway.port, "channel": settings.capture.channel,
+            "obs": obs}
+
+
 def _announce(settings: Settings, stop: threading.Event) -> None:
-    threading.Thread(
-        target=_announce_when_up,
-        args=(settings.gateway.host, settings.gateway.port, settings.capture.channel, stop,
-              None if settings.capture.source.startswith("replay:") else f"ws://{settings.obs.host}:{settings.obs.port}"),
-        daemon=True,
-    ).start()
+    threading.Thread(target=announce_when_up, kwargs={**_announcement(settings), "stop": stop}, daemon=True).start()
 
 
 def _service_specs(settings: Settings, owc: list[str], extra: list[str], env: dict[str, str],

@@ -195,7 +195,7 @@ def test_while_capture_waits_for_obs_the_runner_keeps_saying_so(
     import json as json_mod
     import threading as th
 
-    from services.runner import stack
+    from services.runner import announce
     from tests.support.waiting import wait_until
 
     class Gateway(http.server.BaseHTTPRequestHandler):
@@ -211,10 +211,10 @@ def test_while_capture_waits_for_obs_the_runner_keeps_saying_so(
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     th.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(stack, "OBS_REMINDER_S", 0.1)
+    monkeypatch.setattr(announce, "OBS_REMINDER_S", 0.1)
     stop = th.Event()
     caplog.set_level("INFO", logger="owc.run")
-    t = th.Thread(target=stack._announce_when_up,
+    t = th.Thread(target=announce.announce_when_up,
                   args=("127.0.0.1", server.server_address[1], "default", stop, "ws://127.0.0.1:4455"))
     t.start()
     try:
