@@ -117,15 +117,26 @@ def stack_services(loaded: Loaded, with_actions: bool) -> list[HostedService]:
         out.append(HostedService("actions", lambda stop: serve_actions(settings, stop)))
     out.append(HostedService("gateway", lambda stop: _gateway(settings, loaded, stop)))
     workers = settings.run.workers
+    # capture starts once a worker has its model (seconds): frames published before that would be
+    # older than inference.max_frame_age_ms when read, and dropped — after a restart, a banner lost
+    model_ready = threading.Event()
     for i in range(workers):
         name = "inference" if workers == 1 else f"inference-{i + 1}"
         # one consumer name per thread: the frames' consumer group tells the workers apart
         consumer = settings.inference.worker_name or default_worker_name()
         consumer = consumer if workers == 1 else f"{consumer}-{i + 1}"
-        out.append(HostedService(name, _inference(settings, consumer)))
+        out.append(HostedService(name, _inference(settings, consumer, model_ready)))
     finite = settings.capture.source.startswith("replay:") and not settings.capture.loop
-    out.append(HostedService("capture", lambda stop: serve_capture(settings, stop, metrics),
-                             restart="on-failure" if finite else "always"))
+
+    def capture(stop: threading.Event) -> None:
+        if not model_ready.is_set():
+            log.info("capture waits for an inference worker's model")
+            if not _wait_either(model_ready, stop, MODEL_WAIT_S) and not stop.is_set():
+                log.warning("no inference worker ready after %.0f s; capturing anyway", MODEL_WAIT_S)
+        if not stop.is_set():
+            serve_capture(settings, stop, metrics)
+
+    out.append(HostedService("capture", capture, restart="on-failure" if finite else "always"))
     return out
 
 
@@ -141,11 +152,25 @@ def _capture_metrics(factory: Callable[[], CaptureMetrics]) -> CaptureMetrics:
     return metrics
 
 
-def _inference(settings: Settings, consumer: str) -> Callable[[threading.Event], None]:
+MODEL_WAIT_S = 120.0
+
+
+def _wait_either(event: threading.Event, stop: threading.Event, timeout_s: float) -> bool:
+    """Wait for ``event`` (True) until ``stop`` or the timeout (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not event.wait(0.2):
+        if stop.is_set() or time.monotonic() > deadline:
+            return False
+    return True
+
+
+def _inference(settings: Settings, consumer: str, ready: threading.Event) -> Callable[[threading.Event], None]:
     from services.inference.cli import load_classifier, serve_inference
 
     def body(stop: threading.Event) -> None:
-        serve_inference(settings, stop, load_classifier(settings), consumer)
+        classifier = load_classifier(settings)
+        ready.set()
+        serve_inference(settings, stop, classifier, consumer)
 
     return body
 
