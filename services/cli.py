@@ -77,20 +77,38 @@ def _import_optional(name: str, package: str) -> ModuleType | None:
 
 
 def _version() -> str:
-    """The installed distribution's version, and the shipped detector's model id when it is there."""
+    """The installed distribution's version, and the shipped detector's model id when it is there.
+
+    Reads the model's metadata JSON directly: ``--version`` must not load the vision stack
+    (OpenCV, numpy: +80 MB in every process that builds this parser).
+    """
+    import json
     from importlib import metadata
+
+    from services.common.sections import DEFAULT_MODEL
 
     try:
         version = metadata.version("ow-victory-counter")
     except metadata.PackageNotFoundError:
         version = "unknown (not installed)"
     try:
-        from services.common.settings import DEFAULT_MODEL
-        from services.common.vision import ModelMeta, meta_path_for
-
-        return f"{version} (detector {ModelMeta.load(meta_path_for(DEFAULT_MODEL)).model_id})"
-    except Exception:  # no model next to this install: the version alone
+        model_id = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text(encoding="utf-8"))["model_id"]
+    except (OSError, ValueError, KeyError, TypeError):  # no model next to this install: the version alone
         return version
+    return f"{version} (detector {model_id})" if isinstance(model_id, str) and model_id else version
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, its text built only when asked (the model's metadata is read then)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "show the version and exit") -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="owc",
         description="OW Victory Counter: a self-counting Victory / Defeat / Draw overlay for OBS.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = sub.add_parser("bench", help="measure a part of the pipeline (see `owc bench -h`)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="WHAT")

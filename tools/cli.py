@@ -26,11 +26,16 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
                      help="--with-actions: pairs of runs, alternating which goes first (default 1)")
     e2e.set_defaults(handler=_bench_e2e)
     res = bench_sub.add_parser(
-        "resources", help="CPU%% and RSS per service at default settings (whole stack, one webhook action)"
+        "resources",
+        help="CPU%%, RSS and PSS of every process of `owc run`, one process and --processes side by side",
     )
     add_config_args(res)
     res.add_argument("--seconds", type=float, default=60.0, help="measurement time (default 60)")
     res.add_argument("--warmup", type=float, default=10.0, help="seconds ignored at start (default 10)")
+    res.add_argument("--mode", choices=["both", "one-process", "processes"], default="both",
+                     help="which `owc run` to measure (default both, side by side in one run)")
+    res.add_argument("--no-obs-seconds", type=float, default=20.0,
+                     help="then the one-process stack with no OBS running, this long (0: skip; default 20)")
     res.set_defaults(handler=_bench_resources)
 
     p = bench_sub.add_parser(
@@ -85,7 +90,7 @@ def _bench_e2e(args: argparse.Namespace) -> int:
 
 
 def _bench_resources(args: argparse.Namespace) -> int:
-    from tools.bench.stack import bench_resources
+    from tools.bench.resources import bench_resources
 
     return bench_resources(args)
 

@@ -64,37 +64,63 @@ def run_actions(args: argparse.Namespace) -> int:
     """
     settings = load_from_args(args).settings
 
-    from services.actions.worker import ActionsWorker
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
 
+    problem = check_actions(settings)
+    if problem:
+        fail(problem)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    serve_metrics(settings.metrics.host, settings.actions.metrics_port, "actions")
+    serve_actions(settings, stop, max_messages=args.max_messages)
+    return 0
+
+
+def check_actions(settings: Settings) -> str | None:
+    """What is wrong with the actions' settings (one line), or None."""
     if settings.actions.chat.enabled:
         from services.actions.chat import check_chat_settings
 
-        problem = check_chat_settings(settings.actions.chat)
-        if problem:
-            fail(problem)
-    stop = threading.Event()
-    stop_on_signals(stop)
+        return check_chat_settings(settings.actions.chat)
+    return None
+
+
+def serve_actions(settings: Settings, stop: threading.Event, max_messages: int | None = None) -> None:
+    """The actions service's body until ``stop`` (its own process, or a thread of `owc run`).
+
+    Its helpers (the chat bot, OBS connections) follow a stop event of their own, set when this
+    returns: a restart inside one process never leaves the previous run's threads behind.
+    """
+    from services.actions.worker import ActionsWorker
+
+    own_stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(1.0):
+            if own_stop.is_set():
+                return
+        own_stop.set()
+
+    threading.Thread(target=follow, daemon=True, name="actions-stop").start()
     client, keys = redis_for(settings, 30.0)
-    serve_metrics(settings.metrics.host, settings.actions.metrics_port, "actions")
-    actions = build_actions(settings, stop)
+    actions = build_actions(settings, own_stop)
     extra: list[str] = []
     health = None
     bot = None
-    if settings.actions.chat.enabled:
-        from services.actions.chat import ChatAction, ChatBot
-
-        bot = ChatBot(settings.actions.chat, client, keys, delay_s=settings.actions.stream_delay_s)
-        bot.start(stop)
-        actions.append(ChatAction(bot))
-        extra.append(settings.actions.chat.counter_channel)
-        health = bot.health
-    worker = ActionsWorker(client, keys, settings.actions, actions, extra, health)
     try:
-        worker.run(stop, max_messages=args.max_messages)
+        if settings.actions.chat.enabled:
+            from services.actions.chat import ChatAction, ChatBot
+
+            bot = ChatBot(settings.actions.chat, client, keys, delay_s=settings.actions.stream_delay_s)
+            bot.start(own_stop)
+            actions.append(ChatAction(bot))
+            extra.append(settings.actions.chat.counter_channel)
+            health = bot.health
+        worker = ActionsWorker(client, keys, settings.actions, actions, extra, health)
+        worker.run(own_stop, max_messages=max_messages)
     finally:
-        stop.set()
+        own_stop.set()
         if bot is not None:
             bot.join(5.0)
         for action in actions:
@@ -102,7 +128,6 @@ def run_actions(args: argparse.Namespace) -> int:
             if close is not None:
                 close()
         client.close()
-    return 0
 
 
 def run_status(args: argparse.Namespace) -> int:

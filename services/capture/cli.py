@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import threading
+from typing import TYPE_CHECKING
 
 from services.common.cliargs import add_command, fail, load_from_args, redis_for
+
+if TYPE_CHECKING:
+    from services.capture.metrics import CaptureMetrics
+    from services.common.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,38 +46,57 @@ def run_capture(args: argparse.Namespace) -> int:
     )
     settings = loaded.settings
 
-    import threading
-
     from services.capture.metrics import CaptureMetrics
-    from services.capture.replay import ReplayError, ReplaySource, check_replay_path, parse_replay_source
+    from services.capture.replay import ReplayError
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
 
     try:
-        replay_path = parse_replay_source(settings.capture.source)
-        if replay_path is not None:
-            check_replay_path(replay_path)
+        check_source(settings)
     except ReplayError as exc:
         fail(str(exc))
     stop = threading.Event()
     stop_on_signals(stop)
-    client, keys = redis_for(settings, 30.0)
     metrics = CaptureMetrics()
     serve_metrics(settings.metrics.host, settings.capture.metrics_port, "capture")
     try:
+        serve_capture(settings, stop, metrics, from_start=args.from_start, max_messages=args.max_messages)
+    except ReplayError as exc:
+        fail(str(exc), 1)
+    return 0
+
+
+def check_source(settings: Settings) -> None:
+    """A replay source must name a readable folder or video (:class:`ReplayError` says why not)."""
+    from services.capture.replay import check_replay_path, parse_replay_source
+
+    replay_path = parse_replay_source(settings.capture.source)
+    if replay_path is not None:
+        check_replay_path(replay_path)
+
+
+def serve_capture(
+    settings: Settings,
+    stop: threading.Event,
+    metrics: CaptureMetrics,
+    *,
+    from_start: bool = False,
+    max_messages: int | None = None,
+) -> None:
+    """Capture until ``stop`` (a replay that does not loop returns at its end). The service's body:
+    ``owc capture`` runs it in its own process, ``owc run`` in a thread of the one process."""
+    from services.capture.replay import ReplaySource, parse_replay_source
+
+    replay_path = parse_replay_source(settings.capture.source)
+    client, keys = redis_for(settings, 30.0)
+    try:
         if replay_path is not None:
-            try:
-                ReplaySource(
-                    replay_path, settings.capture, client, keys, metrics, resume=not args.from_start
-                ).run(
-                    stop, max_messages=args.max_messages
-                )
-            except ReplayError as exc:
-                fail(str(exc), 1)
-            return 0
+            ReplaySource(replay_path, settings.capture, client, keys, metrics, resume=not from_start).run(
+                stop, max_messages=max_messages
+            )
+            return
         from services.capture.obs_source import ObsSource
 
-        ObsSource(settings.obs, settings.capture, client, keys, metrics).run(stop, max_messages=args.max_messages)
-        return 0
+        ObsSource(settings.obs, settings.capture, client, keys, metrics).run(stop, max_messages=max_messages)
     finally:
         client.close()

@@ -12,6 +12,7 @@ one line naming the key, the source and what is allowed.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -52,6 +53,15 @@ from services.common.sections import (
 ENV_PREFIX = "OWC_"
 ENV_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = "owc.toml"
+# OWC_ variables that are not settings: the home and config file, and the ones compose reads from
+# .env (compose.yaml turns them into settings) or the test tiers read; every other OWC_ name must
+# be a setting, or it is an "unknown key" like a misspelt TOML key
+NOT_SETTINGS = frozenset({
+    "OWC_HOME", "OWC_CONFIG",
+    "OWC_ADMIN_TOKEN", "OWC_HTTP_BIND", "OWC_HTTP_PORT", "OWC_CONFIG_DIR", "OWC_IMAGE", "OWC_PREFIX",
+    "OWC_LOG_LEVEL", "OWC_CHANNEL", "OWC_CAPTURE_SOURCE", "OWC_REPLAY_DIR",
+    "OWC_TEST_CLIP", "OWC_SCREENSHOTS", "OWC_COMPOSE_CACHE",
+})
 
 
 _toml_path: ContextVar[Path | None] = ContextVar("owc_toml_path", default=None)
@@ -178,6 +188,55 @@ def _describe_source(dotted: str, sources: Mapping[str, str]) -> str:
     return src
 
 
+def known_keys() -> list[str]:
+    """Every dotted key a setting can be given under: the sections, their leaves, nested sections."""
+    keys: list[str] = []
+
+    def walk(model_cls: type[BaseModel], prefix: str) -> None:
+        for name, info in model_cls.model_fields.items():
+            dotted = f"{prefix}{name}"
+            keys.append(dotted)
+            ann = info.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, dotted + ".")
+
+    walk(Settings, "")
+    return keys
+
+
+def did_you_mean(dotted: str, as_env: bool = False) -> str:
+    """``; did you mean 'obs.password'?`` (or the variable's name), or nothing when nothing is close."""
+    keys = known_keys()
+    if as_env:
+        names = [env_var_name(k) for k in keys]
+        close = difflib.get_close_matches(env_var_name(dotted).replace("__", "_"),
+                                          [n.replace("__", "_") for n in names], n=1, cutoff=0.75)
+        match = next((n for n in names if n.replace("__", "_") == close[0]), None) if close else None
+        return f"; did you mean {match}?" if match else ""
+    close = difflib.get_close_matches(dotted, keys, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Every ``OWC_…`` variable must name a setting (or be one of :data:`NOT_SETTINGS`).
+
+    pydantic-settings ignores a variable it has no field for, so ``OWC_OBS_PASSWORD`` (one
+    underscore) would be dropped in silence: it gets the "unknown key" line a misspelt TOML key gets.
+    """
+    known = set(known_keys())
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS:
+            continue
+        dotted = upper[len(ENV_PREFIX):].lower().replace(ENV_DELIMITER, ".")
+        if dotted not in known:
+            hint = did_you_mean(dotted, as_env=True) or "; a section and its key are joined by two underscores"
+            raise ConfigError(
+                f"invalid configuration: unknown key {dotted!r} (from environment variable {upper}){hint}; "
+                "see `owc config show`"
+            )
+
+
 def _first_error_line(exc: ValidationError, sources: Mapping[str, str]) -> str:
     err = exc.errors(include_url=False)[0]
     dotted = ".".join(str(p) for p in err["loc"])
@@ -185,7 +244,8 @@ def _first_error_line(exc: ValidationError, sources: Mapping[str, str]) -> str:
     value = err.get("input")
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        return f"invalid configuration: unknown key {dotted!r} (from {src}); see `owc config show`"
+        return (f"invalid configuration: unknown key {dotted!r} (from {src}){did_you_mean(dotted)}; "
+                "see `owc config show`")
     shown = "***" if "password" in dotted or "token" in dotted else mask_credentials(repr(value))
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"invalid configuration: {dotted} = {shown} (from {src}): {msg}{more}"
@@ -202,6 +262,7 @@ def load_settings(
     Raises :class:`ConfigError` with a one-line message on any problem.
     """
     environ = dict(os.environ)
+    check_environment(environ)
     path = resolve_config_path(config, environ)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
 
@@ -340,9 +401,12 @@ __all__ = [
     "StateSettings",
     "WebhookSettings",
     "_Section",
+    "check_environment",
     "describe_fields",
+    "did_you_mean",
     "env_var_name",
     "home",
+    "known_keys",
     "leaf_items",
     "load_settings",
     "resolve_config_path",

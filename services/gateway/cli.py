@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from services.common.cliargs import add_config_args, load_from_args
+from services.common.cliargs import add_config_args, fail, load_from_args
+
+if TYPE_CHECKING:
+    from services.common.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -21,6 +26,19 @@ def register(sub: Any) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
+    loaded = load_from_args(args, {"gateway.host": args.host, "gateway.port": args.port})
+    from services.runner.preflight import PreflightError, check_gateway_port
+
+    try:
+        check_gateway_port(loaded.settings.gateway.host, loaded.settings.gateway.port)
+    except PreflightError as exc:
+        fail(str(exc))
+    return serve_gateway(loaded.settings, loaded.config_dir)
+
+
+def serve_gateway(settings: Settings, config_dir: Path, stop: threading.Event | None = None) -> int:
+    """Serve HTTP until a signal (its own process: ``stop`` None) or until ``stop`` is set (a thread
+    of `owc run`, where its /metrics carries every service's metrics: one registry per process)."""
     import asyncio
     import logging
 
@@ -28,9 +46,7 @@ def run_gateway(args: argparse.Namespace) -> int:
 
     from services.gateway.app import create_app
 
-    loaded = load_from_args(args, {"gateway.host": args.host, "gateway.port": args.port})
-    settings = loaded.settings
-    app = create_app(settings, loaded.config_dir)
+    app = create_app(settings, config_dir)
     log = logging.getLogger("owc.gateway")
     config = uvicorn.Config(
         app,
@@ -43,31 +59,42 @@ def run_gateway(args: argparse.Namespace) -> int:
         server_header=False,
     )
 
+    def close_streams() -> None:
+        # End the open SSE streams first, or the graceful shutdown would wait for them.
+        runtime = getattr(app.state, "runtime", None)
+        if runtime is not None:
+            try:
+                asyncio.get_running_loop().call_soon_threadsafe(runtime.hubs.close_all)
+            except RuntimeError:
+                runtime.hubs.close_all()
+
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
-            # End the open SSE streams first, or the graceful shutdown would wait for them.
-            runtime = getattr(app.state, "runtime", None)
-            if runtime is not None:
-                try:
-                    asyncio.get_running_loop().call_soon_threadsafe(runtime.hubs.close_all)
-                except RuntimeError:
-                    runtime.hubs.close_all()
+            close_streams()
             super().handle_exit(sig, frame)
             # uvicorn re-raises the signal after shutting down (exit status -15); a clean
             # stop on request is a success for the runner and for systemd/docker.
             self._captured_signals.clear()
 
+        async def on_tick(self, counter: int) -> bool:
+            # in a thread of `owc run` (no signals there): stop when the process stops
+            if stop is not None and stop.is_set() and not self.should_exit:
+                close_streams()
+                self.should_exit = True
+            return await super().on_tick(counter)
+
     server = Server(config)
-    shown = "localhost" if settings.gateway.host in ("127.0.0.1", "::1") else settings.gateway.host
     log.info(
         "gateway on http://%s:%d (overlay /overlay, admin /admin, API /docs); config dir %s",
-        shown,
+        settings.gateway.host,
         settings.gateway.port,
-        loaded.config_dir,
+        config_dir,
     )
     try:
         server.run()
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.gateway.host, settings.gateway.port, exc.strerror)
         return 1
+    finally:
+        server.should_exit = True
     return 0 if server.started or server.should_exit else 1

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import threading
+from typing import TYPE_CHECKING
 
 from services.common.cliargs import add_command, add_config_args, fail, load_from_args, redis_for
+
+if TYPE_CHECKING:
+    from services.common.settings import Settings
+    from services.inference.classifier import Classifier
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,31 +43,43 @@ def _run_inference(args: argparse.Namespace) -> int:
     """Consume owc:frames in the consumer group 'inference' and publish labels. Start several workers
     (processes or machines) to scale: Redis shares the frames.
     """
-    import threading
-
-    import cv2
-
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.inference.classifier import Classifier, ClassifierError
-    from services.inference.worker import InferenceWorker
+    from services.inference.classifier import ClassifierError
 
     loaded = load_from_args(args, {"inference.model": args.model, "inference.worker_name": args.name})
     settings = loaded.settings
-    # one core per worker: scale with processes, not with threads inside one
-    cv2.setNumThreads(1)
     stop = threading.Event()
     stop_on_signals(stop)
     try:
-        classifier = Classifier.from_settings(settings.inference)
+        classifier = load_classifier(settings)
     except ClassifierError as exc:
         fail(str(exc))
     serve_metrics(settings.metrics.host, settings.inference.metrics_port, "inference")
-    client, keys = redis_for(settings, 30.0)
-    worker = InferenceWorker(client, keys, classifier, settings.inference)
-    worker.run(stop)
-    client.close()
+    serve_inference(settings, stop, classifier)
     return 0
+
+
+def load_classifier(settings: Settings) -> Classifier:
+    """The worker's model (:class:`ClassifierError` says why it cannot load). OpenCV gets one thread:
+    a worker uses one core; scale with more workers (threads in one process, processes, machines)."""
+    import cv2
+
+    from services.inference.classifier import Classifier
+
+    cv2.setNumThreads(1)
+    return Classifier.from_settings(settings.inference)
+
+
+def serve_inference(settings: Settings, stop: threading.Event, classifier: Classifier, name: str | None = None) -> None:
+    """Classify frames until ``stop``: the service's body (its own process, or a thread of `owc run`)."""
+    from services.inference.worker import InferenceWorker
+
+    client, keys = redis_for(settings, 30.0)
+    try:
+        InferenceWorker(client, keys, classifier, settings.inference, name).run(stop)
+    finally:
+        client.close()
 
 
 def _run_predict(args: argparse.Namespace) -> int:

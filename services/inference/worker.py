@@ -65,6 +65,9 @@ log = logging.getLogger("owc.inference")
 
 HEALTH_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 1.0
+# idle (the last read found no frame, so none was waiting): the lag gauge is refreshed this rarely —
+# each refresh is a few Redis round trips, the largest part of an idle worker's CPU
+IDLE_LAG_INTERVAL_S = 10.0
 LAG_COUNT_LIMIT = 64  # entries counted inside Redis for the lag gauge (each one is a frame)
 # Every worker start (a restart gets a new pid, hence a new name) leaves a consumer in the
 # group. Those idle this long with nothing pending are removed: a live worker polls at least
@@ -172,7 +175,7 @@ class InferenceWorker:
                     handled += len(deliveries)
                     if self.on_batch is not None:
                         self.on_batch(started, time.monotonic(), len(deliveries))
-                self._housekeeping()
+                self._housekeeping(idle=not deliveries)
                 self.outage.ok()
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -203,11 +206,13 @@ class InferenceWorker:
             metrics.DROPPED_DEAD_LETTER.inc(new)
             self._dead_seen = self.consumer.dead_lettered
 
-    def _housekeeping(self) -> None:
+    def _housekeeping(self, idle: bool = False) -> None:
         self._publish_health()
         now = time.monotonic()
+        if not idle:  # frames again: back to the busy period at once
+            self._next_lag = min(self._next_lag, now + LAG_INTERVAL_S)
         if now >= self._next_lag:
-            self._next_lag = now + LAG_INTERVAL_S
+            self._next_lag = now + (IDLE_LAG_INTERVAL_S if idle else LAG_INTERVAL_S)
             self.refresh_lag()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_S

@@ -17,6 +17,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--speed", type=float, help="replay speed-up")
     run.add_argument("--loop", action="store_true", default=None, help="loop the replay")
     run.add_argument("--channel", help="channel name (default: default)")
+    run.add_argument(
+        "--processes", action="store_true",
+        help="one process per service under a supervisor (default: every service as a thread of one process)",
+    )
     add_demo_parser(sub)
 
 
@@ -33,9 +37,13 @@ def run_flags(args: argparse.Namespace) -> dict[str, object]:
 
 def _run(args: argparse.Namespace) -> int:
     """Start the whole stack: an embedded redis-server (unless redis.url is set), capture, inference
-    worker(s), state and gateway, with prefixed logs. Ctrl+C stops everything.
+    worker(s), state, gateway and actions, with prefixed logs. By default the services are threads of
+    one process (restarted if it dies); --processes runs one process per service. Ctrl+C stops everything.
     """
     flags = run_flags(args)
     loaded = load_from_args(args, flags)
-    service_flags = {k: v for k, v in flags.items() if not k.startswith("run.")}
-    return run_stack(loaded.settings, passthrough_args(args) + set_args(service_flags))
+    if args.processes:
+        service_flags = {k: v for k, v in flags.items() if not k.startswith("run.")}
+        return run_stack(loaded, passthrough_args(args) + set_args(service_flags), processes=True, keeper=True)
+    # the stack process reads run.workers too
+    return run_stack(loaded, passthrough_args(args) + set_args(flags), keeper=True)

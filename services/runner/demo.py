@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import redis
 
     from services.common.keys import Keys
+    from services.runner.host import ServiceHost
     from services.runner.supervisor import Supervisor
 
 log = logging.getLogger("owc.demo")
@@ -37,6 +38,8 @@ def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.add_argument("--speed", type=float, default=None, help="replay speed-up (default 1; --once: 4)")
     demo.add_argument("--loop", action="store_true", help="keep replaying the clip (not with --once)")
     demo.add_argument("--timeout", type=float, default=180.0, help="--once: give up after this many seconds")
+    demo.add_argument("--processes", action="store_true",
+                      help="one process per service (default: every service as a thread of this process)")
 
 
 def _stream_idle(client: redis.Redis, stream: str, group: str) -> bool:
@@ -118,8 +121,9 @@ def run_demo(args: argparse.Namespace) -> int:
             overrides["redis.embedded_port"] = 0  # any free port: never clash with `owc run`
     overrides["redis.prefix"] = f"owcdemo{int(time.time())}"
     # never clash with a running `owc run`: no metrics ports, and port 3000 only if it is free
-    overrides.update({"capture.metrics_port": 0, "inference.metrics_port": 0, "state.metrics_port": 0,
-                      "actions.metrics_port": 0})
+    if args.processes:  # one process: no metrics port but the gateway's
+        overrides.update({"capture.metrics_port": 0, "inference.metrics_port": 0, "state.metrics_port": 0,
+                          "actions.metrics_port": 0})
     if loaded.sources.get("gateway.port") == "default" and not port_free(settings.gateway.host, settings.gateway.port):
         overrides["gateway.port"] = free_port(settings.gateway.host)
     loaded = load_from_args(args, overrides)
@@ -132,7 +136,7 @@ def run_demo(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"ok": False}
     stop = threading.Event()
 
-    def watch(sup: Supervisor, url: str) -> None:
+    def watch(sup: ServiceHost | Supervisor, url: str) -> None:
         import redis as redis_lib
 
         keys = keys_for(settings)
@@ -160,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
             client.close()
             stop.set()
 
-    def summary(_sup: Supervisor, _url: str) -> None:
+    def summary(_sup: ServiceHost | Supervisor, _url: str) -> None:
         """Without --once: say when the clip's match was counted, and how to go on or stop."""
         base = f"http://127.0.0.1:{settings.gateway.port}"
         deadline = time.monotonic() + args.timeout
@@ -181,9 +185,9 @@ def run_demo(args: argparse.Namespace) -> int:
     log.info("demo clip: %s (%s fps, speed %sx); expected result %s", clip, FPS, speed, DEMO_RESULT)
     try:
         if args.once:
-            run_stack(settings, passthrough, stop=stop, on_started=watch)
+            run_stack(loaded, passthrough, stop=stop, on_started=watch, processes=args.processes)
         else:
-            run_stack(settings, passthrough, stop=stop, on_started=summary)
+            run_stack(loaded, passthrough, stop=stop, on_started=summary, processes=args.processes)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.once:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from services.common.redact import mask_credentials
+from services.common.redact import mask_credentials  # standard library only: the keeper imports this module
 
 log = logging.getLogger("owc.run")
 
@@ -59,6 +59,7 @@ class ChildSpec:
     restart: RestartPolicy = "always"  # "on-failure": a clean exit (code 0) is final
     stop_last: bool = False  # infrastructure (Redis): stopped after everything else
     umask: int | None = None  # the child's umask (None: inherited)
+    pass_fds: tuple[int, ...] = ()  # descriptors the child keeps (the data folder's lock)
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Supervisor:
             start_new_session=True,
             preexec_fn=_die_with_parent,
             umask=-1 if child.spec.umask is None else child.spec.umask,
+            pass_fds=child.spec.pass_fds,
         )
         child.started_at = time.monotonic()
         child.restart_at = None

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from services.common.cliargs import add_config_args, add_service, channel_name, fail, load_from_args, redis_for
+
+if TYPE_CHECKING:
+    import threading
+
+    from services.common.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,18 +49,23 @@ def run_state(args: argparse.Namespace) -> int:
 
     from services.common.lifecycle import stop_on_signals
     from services.common.metrics import serve_metrics
-    from services.state.worker import StateWorker
 
     stop = threading.Event()
     stop_on_signals(stop)
-    client, keys = redis_for(settings, 30.0)
     serve_metrics(settings.metrics.host, settings.state.metrics_port, "state")
-    worker = StateWorker(client, keys, settings)
+    serve_state(settings, stop, max_messages=args.max_messages)
+    return 0
+
+
+def serve_state(settings: Settings, stop: threading.Event, max_messages: int | None = None) -> None:
+    """The state service's body until ``stop`` (its own process, or a thread of `owc run`)."""
+    from services.state.worker import StateWorker
+
+    client, keys = redis_for(settings, 30.0)
     try:
-        worker.run(stop, max_messages=args.max_messages)
+        StateWorker(client, keys, settings).run(stop, max_messages=max_messages)
     finally:
         client.close()
-    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:

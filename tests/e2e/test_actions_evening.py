@@ -143,7 +143,7 @@ def _events(client: redis.Redis, channel: str = "default") -> list[Event]:
 
 def _settled(stack: Stack, client: redis.Redis) -> bool:
     """The replay ended, every frame classified, every label counted, every event acted on."""
-    if "capture" in stack.children():
+    if stack.capture_running():
         return False
     keys = Keys(PREFIX)
     for stream, group in ((keys.frames, GROUP_INFERENCE), (keys.labels, GROUP_STATE)):
@@ -172,8 +172,8 @@ def _stream_id(raw: bytes | str) -> tuple[int, int]:
     return int(ms), int(n or 0)
 
 
-def _metric(port: int, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+def _metric(url: str, name: str, **labels: str) -> float:
+    with urllib.request.urlopen(url, timeout=2) as resp:
         text = resp.read().decode()
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in text.splitlines():
@@ -211,7 +211,8 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     home = tmp_path / "stack"
     write_config(home, secrets, receiver, proxy.port, obs)
     stack = Stack(
-        home, "--source", f"replay:{clip}", "--fps", "4", "--speed", "2",
+        # one process per service: the evening kills `owc actions` alone
+        home, "--processes", "--source", f"replay:{clip}", "--fps", "4", "--speed", "2",
         settings={
             "redis.prefix": PREFIX,
             "state.cooldown_s": 6,
@@ -222,7 +223,7 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     )
     client = redis.Redis.from_url(stack.redis_url, socket_timeout=5)
     keys = Keys(PREFIX)
-    actions_port = stack.metrics_ports["actions"]
+    actions_port = stack.metrics_url("actions")
 
     def detections() -> list[Event]:
         return [e for e in _events(client) if e.type == "detected"]

@@ -29,25 +29,28 @@ def _bench(*argv: str, timeout: float) -> tuple[int, dict[str, Any], str]:
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}, proc.stderr
 
 
-def test_bench_resources_includes_the_actions_service_and_its_idle_figure() -> None:
-    rc, out, err = _bench("resources", "--seconds", "4", "--warmup", "1", timeout=180)
+def test_bench_resources_counts_every_process_of_both_modes_in_one_run() -> None:
+    rc, out, err = _bench("resources", "--seconds", "4", "--warmup", "1", "--no-obs-seconds", "2", timeout=300)
     assert rc == 0, err
-    services = out["services"]
-    assert {"redis", "state", "actions", "gateway", "inference", "capture"} <= set(services), services
-    for figures in services.values():
-        assert set(figures) == {"cpu_percent_of_one_core", "rss_mb"}
-    actions = out["actions"]
-    assert actions["cpu_percent_of_one_core_with_results"] == services["actions"]["cpu_percent_of_one_core"]
-    assert actions["rss_mb"] == services["actions"]["rss_mb"] > 0
-    # every second of the window is either quiet or around a result
-    assert actions["idle_seconds"] + actions["busy_seconds"] == pytest.approx(out["seconds"], abs=1.0)
-    # a 4 s window may hold no result: these are counts, and idle CPU is there when there were idle seconds
-    assert isinstance(actions["results_in_window"], int) and isinstance(actions["webhook_requests_in_window"], int)
-    assert (actions["cpu_percent_of_one_core_idle"] is not None) == (actions["idle_seconds"] > 0)
-    # the totals keep their meaning (the whole stack) and the stack without actions is next to them
-    assert out["total"]["rss_mb"] == pytest.approx(
-        out["total_without_actions"]["rss_mb"] + services["actions"]["rss_mb"], abs=0.2)
-    assert out["targets"]["actions_idle_cpu_percent_of_one_core"] == 0.5
+    one, many = out["modes"]["one_process"], out["modes"]["processes"]
+    # every process the user runs: the keeper / supervisor too
+    assert set(one["processes"]) == {"keeper", "redis", "stack"}, one["processes"]
+    assert {"supervisor", "redis", "state", "actions", "gateway", "inference", "capture"} <= set(many["processes"])
+    for mode in (one, many):
+        for figures in mode["processes"].values():
+            assert set(figures) == {"cpu_percent_of_one_core", "rss_mb", "pss_mb"}
+            assert figures["rss_mb"] >= figures["pss_mb"] > 0
+        # the total is the whole tree at its peak: no more than the sum of each process's peak
+        assert 0 < mode["total"]["pss_mb"] <= mode["total"]["rss_mb"] <= sum(
+            f["rss_mb"] for f in mode["processes"].values()) + 0.2
+        # every second of the window is either quiet or around a result
+        assert mode["idle_seconds"] + mode["busy_seconds"] == pytest.approx(mode["seconds"], abs=1.0)
+        assert isinstance(mode["results_in_window"], int) and isinstance(mode["webhook_requests_in_window"], int)
+    assert many["actions_process"]["idle_seconds"] >= 0
+    assert set(out["one_process_no_obs"]["processes"]) == {"keeper", "redis", "stack"}
+    assert out["one_process_vs_processes"]["rss_mb"] == pytest.approx(
+        one["total"]["rss_mb"] / many["total"]["rss_mb"], abs=0.01)
+    assert out["targets"]["one_process"]["rss_mb"] == 250
     assert out["machine"]["cores"] and len(out["machine"]["load_average_at_start"]) == 3
 
 

@@ -35,7 +35,7 @@ def _overlay_counts(page: Any) -> dict[str, str]:
 
 def _settled(stack: Stack, prefix: str) -> bool:
     """Capture finished, every frame classified and every label consumed by the state service."""
-    if "capture" in stack.children():
+    if stack.capture_running():
         return False
     client = redis.Redis.from_url(stack.redis_url)
     try:
@@ -115,12 +115,14 @@ def test_looping_clip_counts_again_only_after_cooldown_and_none_run(tmp_path: Pa
         assert stack.stop() == 0
 
 
-def test_faults_across_the_stack_keep_the_counts_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["processes", "one-process"])
+def test_faults_across_the_stack_keep_the_counts_exact(tmp_path: Path, mode: str) -> None:
     outcomes = ["victory", "defeat", "draw", "victory", "defeat", "victory"]
     clip, expected, starts = evening(tmp_path / "evening", outcomes)
     prefix = "e2efault"
     stack = Stack(
         tmp_path / "stack",
+        *(["--processes"] if mode == "processes" else []),
         "--source", f"replay:{clip}", "--fps", "4", "--speed", "2",
         settings={
             "redis.prefix": prefix,
@@ -148,11 +150,17 @@ def test_faults_across_the_stack_keep_the_counts_exact(tmp_path: Path) -> None:
                    message=f"{name} to be restarted")
 
     try:
-        kill_at(starts[0] + 2, "inference")  # in the middle of the first banner
-        kill_at(starts[1] + 4, "state")  # in the middle of a detection streak/cooldown
-        kill_at(starts[2] - 4, "gateway")
-        kill_at(starts[3] + 1, "redis", signal.SIGTERM)  # Redis restarts from its AOF
-        kill_at(starts[4] + 3, "state")
+        if mode == "processes":
+            kill_at(starts[0] + 2, "inference")  # in the middle of the first banner
+            kill_at(starts[1] + 4, "state")  # in the middle of a detection streak/cooldown
+            kill_at(starts[2] - 4, "gateway")
+            kill_at(starts[3] + 1, "redis", signal.SIGTERM)  # Redis restarts from its AOF
+            kill_at(starts[4] + 3, "state")
+        else:  # a fatal crash of the one process: the keeper starts it again, nothing is lost
+            kill_at(starts[0] + 2, "stack")  # in the middle of the first banner
+            kill_at(starts[1] + 4, "stack")  # in the middle of a detection streak/cooldown
+            kill_at(starts[3] + 1, "redis", signal.SIGTERM)
+            kill_at(starts[4] + 3, "stack")
         wait_until(lambda: _settled(stack, prefix), timeout=150, message=f"the pipeline to settle ({stack.log_path})")
         status = wait_until(lambda: stack.healthy() and stack.status(), timeout=30)
         assert {k: status[k] for k in expected} == expected, stack.log()[-4000:]

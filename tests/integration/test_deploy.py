@@ -221,6 +221,17 @@ def test_prometheus_scrapes_every_service_on_its_configured_port(
     assert mounted and mounted[0].startswith(str(deploy.PROMETHEUS_CONFIG)), mounted
 
 
+def test_the_one_process_config_scrapes_the_gateway_port() -> None:
+    """`owc run` (one process): one target, the gateway's port, carries every service's metrics."""
+    from services.common.sections import GatewaySettings
+
+    config = deploy.load_yaml(deploy.PROMETHEUS_OWC_RUN.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"owc", "prometheus"}
+    port = GatewaySettings().port  # type: ignore[call-arg]
+    assert jobs["owc"]["static_configs"] == [{"targets": [f"127.0.0.1:{port}"]}]
+
+
 @needs_promtool
 @needs_compose
 def test_promtool_accepts_the_prometheus_configs(prometheus_config: dict[str, Any], tmp_path: Path) -> None:
@@ -229,7 +240,7 @@ def test_promtool_accepts_the_prometheus_configs(prometheus_config: dict[str, An
     )
     local_path = tmp_path / "prometheus-local.yml"
     local_path.write_text(json.dumps(local, indent=2))  # JSON is YAML
-    for path in (deploy.PROMETHEUS_CONFIG, local_path):
+    for path in (deploy.PROMETHEUS_CONFIG, local_path, deploy.PROMETHEUS_OWC_RUN):
         out = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "SUCCESS" in out.stdout + out.stderr

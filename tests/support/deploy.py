@@ -30,6 +30,7 @@ COMPOSE_FILE = REPO / "compose.yaml"
 COMPOSE_DEV_FILE = REPO / "compose.dev.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+PROMETHEUS_OWC_RUN = REPO / "deploy" / "prometheus" / "owc-run.yml"  # one-process `owc run`: one target
 GRAFANA_DIR = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "owc.json"
 DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
@@ -236,7 +237,8 @@ def start_stack(tmp: Path) -> Stack:
     model, _ = shipped_or_synthetic_model(tmp)
     stack = Stack(
         tmp / "stack",
-        "--source", f"replay:{frames}", "--loop", "--fps", "4",
+        # one process per service, like compose: each service's own /metrics port is scraped
+        "--processes", "--source", f"replay:{frames}", "--loop", "--fps", "4",
         settings={"inference.model": str(model), "redis.prefix": f"t{os.urandom(5).hex()}",
                   # one action, so `owc run` starts the actions service too (a closed local port:
                   # deliveries fail and retry, nothing leaves the machine)

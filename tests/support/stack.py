@@ -40,6 +40,7 @@ class Stack:
         }
         base.update(settings or {})
         self.argv = [sys.executable, "-m", "services", command, *args, *set_args(base)]
+        self.processes = "--processes" in args
         self.log_path = workdir / "stack.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -84,12 +85,26 @@ class Stack:
                 continue
             if "redis-server" in os.path.basename(cmd[0]):
                 out["redis"] = child
+            elif "services.runner.inproc" in cmd:  # one-process mode: every service is a thread of it
+                out["stack"] = child
             elif "services" in cmd:
                 name = cmd[cmd.index("services") + 1]
                 if name in out:  # several inference workers
                     name = f"{name}-{child.pid}"
                 out[name] = child
         return out
+
+    def capture_running(self) -> bool:
+        """The capture service still runs (a replay that does not loop has not reached its end)."""
+        if self.processes:
+            return "capture" in self.children()
+        return "owc.run: capture finished" not in self.log()
+
+    def metrics_url(self, service: str) -> str:
+        """Where ``service``'s metrics are: the gateway's /metrics in one process, else its own port."""
+        if self.processes:
+            return f"http://127.0.0.1:{self.metrics_ports[service]}/metrics"
+        return f"{self.base_url}/metrics"
 
     def all_pids(self) -> list[int]:
         assert self.proc is not None

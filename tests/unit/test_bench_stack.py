@@ -20,3 +20,14 @@ def test_idle_cpu_counts_only_the_quiet_intervals() -> None:
 def test_idle_cpu_without_a_quiet_interval_is_unknown() -> None:
     assert idle_cpu([(0.0, 0.0, False), (1.0, 0.2, True), (2.0, 0.3, True)]) == (None, 0.0, 2.0)
     assert idle_cpu([(0.0, 0.0, False)]) == (None, 0.0, 0.0)
+
+
+def test_every_process_of_a_run_is_named_from_its_command_line() -> None:
+    from tools.bench.resources import process_name
+
+    py = "/x/.venv/bin/python"
+    assert process_name([py, "-m", "services", "run"], root=True, one_process=True) == "keeper"
+    assert process_name([py, "-m", "services", "run", "--processes"], root=True, one_process=False) == "supervisor"
+    assert process_name(["/usr/bin/redis-server", "127.0.0.1:6390"], root=False, one_process=True) == "redis"
+    assert process_name([py, "-m", "services.runner.inproc"], root=False, one_process=True) == "stack"
+    assert process_name([py, "-m", "services", "inference"], root=False, one_process=False) == "inference"

@@ -119,3 +119,50 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("owc ") and "detector vc-" in out
+
+
+VISION = ("cv2", "numpy", "onnxruntime")
+
+# what each entrypoint loads before it runs (a process that never decodes a frame must not load the
+# vision stack: +80 MB RSS each); `owc run`'s keeper loads the standard library alone
+_PROBE = """
+import contextlib, io, json, sys
+from services import cli
+entry = sys.argv[1]
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    if entry in ("--version", "--help"):
+        cli.main([entry])
+    else:
+        args = cli.build_parser().parse_args([entry] if entry != "keeper" else [])
+        import importlib
+        for module in {
+            "state": ["services.state.worker"],
+            "gateway": ["services.gateway.app", "uvicorn"],
+            "actions": ["services.actions.worker", "services.actions.webhooks", "services.actions.obs",
+                        "services.actions.chat"],
+            "run": ["services.runner.stack", "services.runner.supervisor", "services.runner.embedded_redis"],
+        }.get(entry, []):
+            importlib.import_module(module)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("entry", ["--version", "--help", "state", "gateway", "actions", "run"])
+def test_entrypoints_that_decode_no_frame_load_no_vision_stack(entry: str) -> None:
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _PROBE, entry], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert not loaded & set(VISION), f"`owc {entry}` loads {sorted(loaded & set(VISION))}"
+
+
+def test_the_keeper_of_one_process_mode_imports_the_standard_library_only() -> None:
+    import json
+    import subprocess
+
+    code = ("import json, sys; import services.runner.keeper; "
+            "print(json.dumps([m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names]))")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(cli.__file__).rsplit("/services/", 1)[0]})
+    assert {m.split(".")[0] for m in json.loads(out.stdout)} <= {"services", "__main__"}, out.stdout

@@ -73,7 +73,14 @@ def test_config_show_reflects_each_layer(tmp_path: Path) -> None:
          "capture.interval_ms = 'abc' (from environment variable OWC_CAPTURE__INTERVAL_MS): "
          "Input should be a valid integer"),
         ({}, "[capture]\nquality = 300\n", [], "capture.quality = 300 (from "),
-        ({}, "[capture]\nintervall_ms = 5\n", [], "unknown key 'capture.intervall_ms'"),
+        ({}, "[capture]\nintervall_ms = 5\n", [],
+         "owc.toml); did you mean 'capture.interval_ms'?"),
+        # one underscore: pydantic-settings would drop it in silence; it is an unknown key like in TOML
+        ({"OWC_OBS_PASSWORD": "s3cret-pw"}, None, [],
+         "unknown key 'obs_password' (from environment variable OWC_OBS_PASSWORD); did you mean OWC_OBS__PASSWORD?"),
+        ({"OWC_GATEWAY__PROT": "3010"}, None, [],
+         "unknown key 'gateway.prot' (from environment variable OWC_GATEWAY__PROT); did you mean OWC_GATEWAY__PORT?"),
+        ({"OWC_ZZZ": "1"}, None, [], "unknown key 'zzz' (from environment variable OWC_ZZZ); a section and its key"),
         ({}, None, ["--set", "capture.image_format=webp"], "(from command line): Input should be 'jpg' or 'png'"),
         ({}, "not = [valid", [], "is not valid TOML"),
         ({"OWC_OBS__PORT": "0"}, None, [], "obs.port = '0' (from environment variable OWC_OBS__PORT)"),
@@ -91,6 +98,15 @@ def test_bad_values_exit_2_with_one_line(
     assert lines[0].startswith("owc: ")
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stderr
+
+
+def test_owc_variables_that_are_not_settings_are_accepted(tmp_path: Path) -> None:
+    """OWC_HOME, OWC_CONFIG and compose's .env variables (OWC_ADMIN_TOKEN, …) are no unknown keys."""
+    result = _owc("config", "show", cwd=tmp_path, env={"OWC_HOME": str(tmp_path), "OWC_ADMIN_TOKEN": "x",
+                                                       "OWC_HTTP_BIND": "127.0.0.1", "OWC_OBS__PORT": "4456"})
+    assert result.returncode == 0, result.stderr
+    assert "port = 4456  # environment variable OWC_OBS__PORT" in result.stdout
 
 
 def test_missing_config_file_is_a_clear_error() -> None:

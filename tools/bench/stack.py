@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def bench_stack(
         ready.set()
 
     thread = threading.Thread(
-        target=run_stack, args=(loaded.settings, passthrough), kwargs={"stop": stop, "on_started": on_started},
+        target=run_stack, args=(loaded, passthrough), kwargs={"stop": stop, "on_started": on_started},
         daemon=True,
     )
     thread.start()
@@ -390,112 +390,3 @@ def idle_cpu(samples: list[tuple[float, float, bool]]) -> tuple[float | None, fl
             quiet_cpu += c1 - c0
     percent = round(100 * quiet_cpu / quiet_s, 3) if quiet_s else None
     return percent, round(quiet_s, 1), round(busy_s, 1)
-
-
-def bench_resources(args: argparse.Namespace) -> int:
-    import psutil
-    import redis
-
-    from services.common.keys import Keys
-    from training.demo_clip import FPS, ensure_demo_clip
-
-    clip = ensure_demo_clip()
-    load = machine()  # before the bench adds its own load
-    receiver = Receiver().start()
-    flags = {"capture.fps": FPS, "capture.speed": 1.0, "capture.loop": True,
-             **RESULTS_SETTINGS, **webhook_flags(receiver)}
-    _progress(
-        f"bench resources: the stack at default settings on a looping replay ({FPS} fps) for {args.seconds:.0f} s, "
-        "with one webhook action to a local receiver; state.cooldown_s=20 and state.required_none=8 so each "
-        "30 s loop is a result"
-    )
-    try:
-        with bench_stack(f"replay:{clip}", flags, args) as (sup, _port, _stop, info):
-            time.sleep(args.warmup)
-            client = redis.Redis.from_url(info["redis_url"])
-            events = Keys(info["prefix"]).events("default")
-
-            def procs() -> dict[str, psutil.Process]:
-                out: dict[str, psutil.Process] = {}
-                for child in sup.children:
-                    if child.proc is not None:
-                        with suppress(psutil.NoSuchProcess):
-                            out[child.spec.name] = psutil.Process(child.proc.pid)
-                return out
-
-            def cpu(p: psutil.Process) -> float:
-                t = p.cpu_times()
-                return float(t.user + t.system)
-
-            start = procs()
-            if "actions" not in start:
-                raise RuntimeError("the actions service is not running although a webhook is configured")
-            actions = start["actions"]
-            cpu0 = {n: cpu(p) for n, p in start.items()}
-            rss: dict[str, list[int]] = {n: [] for n in start}
-            last_event = _last_event_id(client, events)
-            requests0 = requests = len(receiver.snapshot())
-            results = 0
-            samples: list[tuple[float, float, bool]] = [(time.monotonic(), cpu(actions), False)]
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < args.seconds:
-                time.sleep(1.0)
-                event = _last_event_id(client, events)
-                now_requests = len(receiver.snapshot())
-                with suppress(psutil.NoSuchProcess):
-                    samples.append((time.monotonic(), cpu(actions), event != last_event or now_requests != requests))
-                if event != last_event:
-                    new: list[Any] = client.xrange(events, f"({last_event}" if last_event else "-", event)  # type: ignore[assignment]
-                    results += sum(f.get(b"type") in (b"detected", b"adjusted") for _, f in new)
-                last_event, requests = event, now_requests
-                for name, p in start.items():
-                    with suppress(psutil.NoSuchProcess):
-                        rss[name].append(p.memory_info().rss)
-                left = args.seconds - (time.monotonic() - t0)
-                if int(left) % 10 == 0:
-                    _progress(f"  {left:.0f} s left")
-            elapsed = time.monotonic() - t0
-            services: dict[str, Any] = {}
-            for name, p in start.items():
-                try:
-                    used = cpu(p) - cpu0[name]
-                except psutil.NoSuchProcess:
-                    continue
-                services[name] = {
-                    "cpu_percent_of_one_core": round(100 * used / elapsed, 2),
-                    "rss_mb": round(max(rss[name]) / 2**20, 1) if rss[name] else None,
-                }
-            client.close()
-    finally:
-        receiver.stop()
-    idle_percent, quiet_s, busy_s = idle_cpu(samples)
-    total_cpu = round(sum(s["cpu_percent_of_one_core"] for s in services.values()), 2)
-    total_rss = round(sum(s["rss_mb"] or 0 for s in services.values()), 1)
-    others = [s for n, s in services.items() if n != "actions"]
-    result: dict[str, Any] = {
-        "bench": "resources",
-        "seconds": round(elapsed, 1),
-        "capture_interval_ms": 1000 / FPS,
-        "services": services,
-        "total": {"cpu_percent_of_one_core": total_cpu, "rss_mb": total_rss},
-        "total_without_actions": {
-            "cpu_percent_of_one_core": round(sum(s["cpu_percent_of_one_core"] for s in others), 2),
-            "rss_mb": round(sum(s["rss_mb"] or 0 for s in others), 1),
-        },
-        "actions": {
-            "action": "one JSON webhook to a local receiver on 127.0.0.1",
-            "results_in_window": results,
-            "webhook_requests_in_window": requests - requests0,
-            "cpu_percent_of_one_core_idle": idle_percent,
-            "idle_seconds": quiet_s,
-            "busy_seconds": busy_s,
-            "cpu_percent_of_one_core_with_results": services.get("actions", {}).get("cpu_percent_of_one_core"),
-            "rss_mb": services.get("actions", {}).get("rss_mb"),
-        },
-        "settings": RESULTS_SETTINGS,
-        "targets": {"cpu_percent_of_one_core": 5, "rss_mb": 450, "actions_idle_cpu_percent_of_one_core": 0.5},
-        "machine": load,
-    }
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(json.dumps(result, indent=2))
-    return 0

@@ -1,0 +1,103 @@
+"""The keeper of one-process `owc run`: a parent that imports the standard library only.
+
+`owc run` loads and checks the settings, locks the data folder, then *becomes* this
+keeper (``exec``: same pid, the lock's descriptor kept, no settings library left in
+memory). The keeper starts the embedded redis-server, then the stack process
+(:mod:`services.runner.inproc`: every service as a thread) — or, with ``--processes``,
+one process per service — prefixes their output, and restarts any that dies with
+backoff: a fatal crash of the stack loses nothing (the state lives in Redis).
+Ctrl+C / SIGTERM stops the services first, then Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict
+from types import FrameType
+from typing import Any, NoReturn
+
+from services.common.logs import setup_logging
+from services.runner.announce import announce_when_up
+from services.runner.supervisor import ChildSpec, Supervisor
+
+log = logging.getLogger("owc.run")
+
+REDIS_START_S = 20.0
+
+
+def exec_keeper(specs: list[ChildSpec], backoff_max_s: float, log_level: str,
+                announce: dict[str, Any] | None = None) -> NoReturn:
+    """Replace this process by the keeper of ``specs`` (inheritable descriptors stay).
+
+    The plan travels on the command line, so it holds no settings: the children's ``OWC_…``
+    variables (secrets among them) become the keeper's environment, which its children inherit.
+    """
+    env = dict(os.environ)
+    children = []
+    for spec in specs:
+        env.update(spec.env or {})
+        children.append({k: v for k, v in asdict(spec).items() if k != "env"})
+    plan = {"children": children, "backoff_max_s": backoff_max_s, "log_level": log_level, "announce": announce}
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "services.runner.keeper", json.dumps(plan)], env)
+
+
+def _redis_port(spec: ChildSpec) -> int:
+    return int(spec.argv[spec.argv.index("--port") + 1])
+
+
+def _wait_for_port(port: int, sup: Supervisor, stop: threading.Event) -> bool:
+    """True once something accepts connections on 127.0.0.1:port (the embedded Redis)."""
+    deadline = time.monotonic() + REDIS_START_S
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            sup.poll_once()
+            time.sleep(0.1)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    plan: dict[str, Any] = json.loads(args[0])
+    setup_logging(plan.get("log_level", "INFO"))
+    specs = [ChildSpec(**{**c, "pass_fds": tuple(c["pass_fds"])}) for c in plan["children"]]
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    sup = Supervisor(specs, stop, backoff_max_s=float(plan["backoff_max_s"]))
+    redis = next((s for s in specs if s.name == "redis"), None)
+    if redis is not None:
+        sup.start({"redis"})
+        if not _wait_for_port(_redis_port(redis), sup, stop):
+            sup.shutdown()
+            if stop.is_set():
+                return 0
+            print(f"owc: the embedded Redis did not start on 127.0.0.1:{_redis_port(redis)}; "
+                  "see the 'redis |' lines above", file=sys.stderr)
+            return 1
+    sup.start({s.name for s in specs if s.name != "redis"})
+    if plan.get("announce"):
+        threading.Thread(target=announce_when_up, kwargs={**plan["announce"], "stop": stop}, daemon=True).start()
+    sup.run(poll_interval_s=0.5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

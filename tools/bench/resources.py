@@ -1,0 +1,261 @@
+"""``owc bench resources``: what the stack costs the streamer's PC, every process counted.
+
+Runs the real ``owc run`` as a subprocess — one process (the default) and
+``--processes`` — side by side in one bench run, on the looping demo clip with one
+webhook action, and measures the whole process tree the user would have: the
+keeper / supervisor, redis-server and every service. RSS counts shared pages in
+every process; PSS splits them between the processes sharing them (the real
+footprint). Then, optionally, the one-process stack with no OBS running (capture
+waiting), its idle cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from services.common.cliargs import set_args
+from services.common.ports import free_port
+from tools.bench.report import machine
+from tools.bench.stack import RESULTS_SETTINGS, _last_event_id, _progress, _ratio, idle_cpu, webhook_flags
+from tools.webhook_receiver import Receiver
+
+MODES = {"one_process": [], "processes": ["--processes"]}
+TARGETS = {
+    "one_process": {"rss_mb": 250, "cpu_percent_of_one_core": 2.5, "no_obs_cpu_percent_of_one_core": 0.5},
+    "processes": {"rss_mb": 450, "cpu_percent_of_one_core": 5},
+    "actions_idle_cpu_percent_of_one_core": 0.5,
+}
+
+
+def process_name(cmdline: list[str], root: bool, one_process: bool) -> str:
+    """What a process of the tree is, from its command line."""
+    if root:
+        return "keeper" if one_process else "supervisor"
+    if cmdline and "redis-server" in os.path.basename(cmdline[0]):
+        return "redis"
+    if "services.runner.inproc" in cmdline:
+        return "stack"
+    if "services" in cmdline and cmdline.index("services") + 1 < len(cmdline):
+        return cmdline[cmdline.index("services") + 1]
+    return os.path.basename(cmdline[0]) if cmdline else "?"
+
+
+class Tree:
+    """The processes under ``root`` (itself included), named, with their CPU time since first seen."""
+
+    def __init__(self, root: int, one_process: bool) -> None:
+        import psutil
+
+        self.root = psutil.Process(root)
+        self.one_process = one_process
+        self.names: dict[int, str] = {}
+        self.first_cpu: dict[int, float] = {}
+        self.last_cpu: dict[int, float] = {}
+        self.rss: dict[str, int] = {}
+        self.pss: dict[str, int] = {}
+        self.total_rss = 0
+        self.total_pss = 0
+
+    def _processes(self) -> list[Any]:
+        import psutil
+
+        with suppress(psutil.NoSuchProcess):
+            return [self.root, *self.root.children(recursive=True)]
+        return []
+
+    def sample(self, memory: bool) -> float:
+        """Read every process's CPU time (and memory); return the tree's CPU seconds so far."""
+        import psutil
+
+        rss = pss = 0
+        for proc in self._processes():
+            try:
+                if proc.pid not in self.names:
+                    name = process_name(proc.cmdline(), proc.pid == self.root.pid, self.one_process)
+                    if name in self.names.values():
+                        name = f"{name}-{proc.pid}"
+                    self.names[proc.pid] = name
+                t = proc.cpu_times()
+                cpu = float(t.user + t.system)
+                self.first_cpu.setdefault(proc.pid, cpu)
+                self.last_cpu[proc.pid] = cpu
+                if memory:
+                    full = proc.memory_full_info()
+                    name = self.names[proc.pid]
+                    self.rss[name] = max(self.rss.get(name, 0), full.rss)
+                    self.pss[name] = max(self.pss.get(name, 0), full.pss)
+                    rss += full.rss
+                    pss += full.pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        if memory:
+            self.total_rss = max(self.total_rss, rss)
+            self.total_pss = max(self.total_pss, pss)
+        return sum(self.last_cpu.values()) - sum(self.first_cpu.values())
+
+    def report(self, elapsed: float) -> dict[str, Any]:
+        per: dict[str, Any] = {}
+        for pid, name in self.names.items():
+            used = self.last_cpu.get(pid, 0.0) - self.first_cpu.get(pid, 0.0)
+            entry = per.setdefault(name, {"cpu_percent_of_one_core": 0.0, "rss_mb": None, "pss_mb": None})
+            entry["cpu_percent_of_one_core"] = round(entry["cpu_percent_of_one_core"] + 100 * used / elapsed, 2)
+            if name in self.rss:
+                entry["rss_mb"] = round(self.rss[name] / 2**20, 1)
+                entry["pss_mb"] = round(self.pss[name] / 2**20, 1)
+        cpu = sum(self.last_cpu.values()) - sum(self.first_cpu.values())
+        return {
+            "processes": per,
+            "total": {"cpu_percent_of_one_core": round(100 * cpu / elapsed, 2),
+                      "rss_mb": round(self.total_rss / 2**20, 1), "pss_mb": round(self.total_pss / 2**20, 1)},
+        }
+
+
+def start_owc_run(workdir: Path, extra: list[str], flags: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
+    """`owc run` as the user starts it (its own home and data folder, free ports); (process, Redis URL)."""
+    port = free_port()
+    settings: dict[str, Any] = {
+        "redis.data_dir": str(workdir / "data"),
+        "redis.embedded_port": free_port(),
+        "redis.prefix": f"owcbench{os.getpid()}",
+        "gateway.port": port,
+        "capture.metrics_port": free_port(),
+        "inference.metrics_port": free_port(),
+        "state.metrics_port": free_port(),
+        "actions.metrics_port": free_port(),
+        "log.level": "WARNING",
+        **flags,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("OWC_")}
+    env["OWC_HOME"] = str(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (workdir / "owc.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "services", "run", *extra, *set_args(settings)],
+                            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"`owc run` exited with {proc.returncode}: see {workdir / 'owc.log'}")
+        with suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            if resp.status == 200:
+                return proc, f"redis://127.0.0.1:{settings['redis.embedded_port']}/0"
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    raise RuntimeError(f"`owc run` did not answer within 90 s: see {workdir / 'owc.log'}")
+
+
+def stop_owc_run(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: float, warmup: float,
+                 source: str | None = None) -> dict[str, Any]:
+    import redis
+
+    from services.common.keys import Keys
+    from training.demo_clip import FPS
+
+    one_process = mode.startswith("one_process")
+    flags: dict[str, Any] = {"capture.source": source or f"replay:{clip}", "capture.fps": FPS, "capture.speed": 1.0,
+                             "capture.loop": True, **RESULTS_SETTINGS}
+    if receiver is not None:
+        flags.update(webhook_flags(receiver))
+    if source == "obs":
+        flags.update({"obs.port": free_port()})  # nothing listens: capture waits for OBS
+    workdir = Path(tempfile.mkdtemp(prefix="owc-bench-res-"))
+    # the log level stays WARNING; --log-level is a flag the run takes like a user would
+    proc, url = start_owc_run(workdir, MODES["one_process" if one_process else "processes"], flags)
+    try:
+        time.sleep(warmup)
+        tree = Tree(proc.pid, one_process)
+        client = redis.Redis.from_url(url)
+        events = Keys(f"owcbench{os.getpid()}").events("default")
+        last_event = _last_event_id(client, events)
+        requests0 = requests = len(receiver.snapshot()) if receiver else 0
+        results = 0
+        samples: list[tuple[float, float, bool]] = [(time.monotonic(), tree.sample(True), False)]
+        actions_samples: list[tuple[float, float, bool]] = []
+        t0 = time.monotonic()
+        tick = 0
+        while time.monotonic() - t0 < seconds:
+            time.sleep(1.0)
+            tick += 1
+            event = _last_event_id(client, events)
+            now_requests = len(receiver.snapshot()) if receiver else 0
+            happened = event != last_event or now_requests != requests
+            samples.append((time.monotonic(), tree.sample(memory=tick % 5 == 0), happened))
+            actions_pid = next((p for p, n in tree.names.items() if n == "actions"), None)
+            if actions_pid is not None:
+                actions_samples.append((time.monotonic(), tree.last_cpu[actions_pid], happened))
+            if event != last_event:
+                new: list[Any] = client.xrange(events, f"({last_event}" if last_event else "-", event)  # type: ignore[assignment]
+                results += sum(f.get(b"type") in (b"detected", b"adjusted") for _, f in new)
+            last_event, requests = event, now_requests
+        tree.sample(True)
+        elapsed = time.monotonic() - t0
+        client.close()
+    finally:
+        stop_owc_run(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+    out = tree.report(elapsed)
+    idle_percent, quiet_s, busy_s = idle_cpu(samples)
+    out.update(seconds=round(elapsed, 1), cpu_percent_of_one_core_idle=idle_percent, idle_seconds=quiet_s,
+               busy_seconds=busy_s, results_in_window=results, webhook_requests_in_window=requests - requests0)
+    if actions_samples:
+        a_idle, a_quiet, a_busy = idle_cpu(actions_samples)
+        out["actions_process"] = {"cpu_percent_of_one_core_idle": a_idle, "idle_seconds": a_quiet,
+                                  "busy_seconds": a_busy}
+    return out
+
+
+def bench_resources(args: argparse.Namespace) -> int:
+    from training.demo_clip import FPS, ensure_demo_clip
+
+    clip = ensure_demo_clip()
+    load = machine()  # before the bench adds its own load
+    wanted = list(MODES) if args.mode == "both" else [args.mode.replace("-", "_")]
+    _progress(
+        f"bench resources: `owc run` ({' and '.join(wanted)}) on the looping demo clip ({FPS} fps) for "
+        f"{args.seconds:.0f} s each, one webhook action to a local receiver; state.cooldown_s=20 and "
+        "state.required_none=8 so each 30 s loop is a result; every process of the run counted"
+    )
+    receiver = Receiver().start()
+    modes: dict[str, Any] = {}
+    try:
+        for mode in wanted:
+            _progress(f"  {mode} …")
+            modes[mode] = measure_mode(mode, clip, receiver, args.seconds, args.warmup)
+            modes[mode]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        receiver.stop()
+    result: dict[str, Any] = {"bench": "resources", "capture_interval_ms": 1000 / FPS, "modes": modes}
+    if args.no_obs_seconds > 0 and "one_process" in wanted:
+        _progress(f"  one process, no OBS running (capture waiting) for {args.no_obs_seconds:.0f} s …")
+        no_obs = measure_mode("one_process", clip, None, args.no_obs_seconds, args.warmup, source="obs")
+        result["one_process_no_obs"] = {"total": no_obs["total"], "processes": no_obs["processes"],
+                                        "seconds": no_obs["seconds"]}
+    if len(modes) == 2:
+        one, many = modes["one_process"]["total"], modes["processes"]["total"]
+        result["one_process_vs_processes"] = {k: _ratio(one[k], many[k]) for k in one}
+    result["settings"] = RESULTS_SETTINGS
+    result["targets"] = TARGETS
+    result["machine"] = load
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(result, indent=2))
+    return 0
