@@ -111,7 +111,10 @@ def _open_folder(path: Path, frame_interval_ms: int) -> Recording:
     for file in files:  # the frames' names and bytes, in order: the folder's identity
         h.update(file.name.encode() + b"\0")
         h.update(_file_sha256(file).encode())
-    first = vision.check_size(files[0].read_bytes()) if files else (0, 0)
+    try:
+        first = vision.check_size(files[0].read_bytes())
+    except (OSError, vision.FrameDecodeError):
+        first = (0, 0)  # the frame itself becomes an error sample
     return Recording(path, "folder", h.hexdigest(), (len(files) - 1) * frame_interval_ms, first[0], first[1],
                      len(files), 1000 / frame_interval_ms, frame_interval_ms, {"files": files})
 

@@ -184,7 +184,7 @@ class Scanner:
                               error=sample.error[:500])
                 machine, _ = transition(machine, LabelInput(label, sample.at_ms), self.rules)
                 report.frames += 1
-                near = None
+                near, streak_outcome, streak_frames = None, "", 0
                 continue
             report.frames += 1
             if "reader" in pred.stages:

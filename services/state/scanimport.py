@@ -3,10 +3,11 @@
 A result already imported carries its key (``services.common.scanimport.result_key``:
 the recording's content hash and the position in it) in its event's
 ``request_id``. A result is new unless the log holds one of the same recording
-less than ``window_ms`` (the rules' cooldown) from it: the same match, even when
-it was scanned at another interval (the banner is then found a frame earlier or
-later) or read as another outcome by a newer detector. The rules' cooldown also
-keeps two real results of one recording at least that far apart.
+less than :data:`MATCH_WINDOW_MS` from it: the same match, even when it was
+scanned at another interval (the banner is then found a frame earlier or
+later) or read as another outcome by a newer detector. No two matches end
+within a minute of each other. Results of one command are not compared with
+each other: the scan's own rules (its cooldown) already kept them apart.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import replace
 
 from services.common.messages import Command, Event, MessageError
 from services.common.scanimport import ScanImport, parse_key
+
+MATCH_WINDOW_MS = 60_000
 
 
 def imported_positions(events: Iterable[Event]) -> dict[str, list[int]]:
@@ -28,7 +31,7 @@ def imported_positions(events: Iterable[Event]) -> dict[str, list[int]]:
     return out
 
 
-def only_new(cmd: Command, events: Iterable[Event], window_ms: int) -> Command:
+def only_new(cmd: Command, events: Iterable[Event], window_ms: int = MATCH_WINDOW_MS) -> Command:
     """``cmd`` with the results the log (or the command itself) already holds taken out.
 
     A payload that cannot be read is returned as it is: the rules refuse it with the reason.
@@ -40,10 +43,9 @@ def only_new(cmd: Command, events: Iterable[Event], window_ms: int) -> Command:
     seen = imported_positions(events).get(batch.sha256[:32], [])
     keep = []
     for result in batch.results:
-        if all(abs(result.at_ms - at) >= window_ms for at in seen):
+        if all(abs(result.at_ms - at) >= window_ms for at in seen) and result not in keep:
             keep.append(result)
-            seen.append(result.at_ms)
     return replace(cmd, payload=replace(batch, results=tuple(keep)).to_json())
 
 
-__all__ = ["imported_positions", "only_new"]
+__all__ = ["MATCH_WINDOW_MS", "imported_positions", "only_new"]

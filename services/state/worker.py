@@ -412,7 +412,7 @@ class StateWorker:
             M.COMMANDS.labels(cmd.type, "repeat").inc()
             return
         if cmd.type == "scan_import":  # which of its results are new depends on the log
-            cmd = only_new(cmd, self.store.read_events(cmd.channel), max(1, self.rules.cooldown_ms))
+            cmd = only_new(cmd, self.store.read_events(cmd.channel))
         before = ch.machine
         now = self.now_ms()
         try:
