@@ -410,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["fp"] = {**fp.__dict__, "per_hour": fp.per_hour}
     report["real"] = real_samples(args.samples, clf, gate)
     report["demo_clip"] = demo_clip_check(clf, gate)
+    report["recordings"] = __import__("training.scan_eval").scan_eval.run(args.model)  # owc scan on generated clips
     report["latency_ms"] = latency_ms(args.model, meta)
     report["size_bytes"] = args.model.stat().st_size
     report["train_seconds"] = args.train_seconds

@@ -169,3 +169,15 @@ def test_an_unreadable_frame_is_an_error_label_that_breaks_a_streak(tmp_path: Pa
     # frame 0 starts a streak, frame 1 (unreadable) breaks it, frames 2 and 3 count
     assert [(r.outcome, r.at_ms) for r in report.results] == [("victory", 750)]
     assert [f.seq for f in report.results[0].frames] == [2, 3] and report.counts()["victory"] == 1
+
+
+def test_the_recordings_evaluation_scores_each_banner_once() -> None:
+    from training.scan_eval import _score
+
+    starts, outcomes = [16, 76, 136], ["victory", "draw", "defeat"]
+    # counted on frames 17, 78 (right), 140 as a victory (wrong), and banner 0 a second time (extra)
+    results = [("victory", 17 * 250), ("draw", 78 * 250), ("victory", 140 * 250), ("victory", 20 * 250)]
+    hit, extra = _score(results, starts, outcomes)
+    assert hit == [True, True, False]
+    assert extra == ["victory at 35000 ms (banner 2: defeat)", "victory at 5000 ms (banner 0: victory)"]
+    assert _score([("draw", 0)], starts, outcomes) == ([False, False, False], ["draw at 0 ms (banner -1: -)"])
