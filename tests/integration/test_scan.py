@@ -184,3 +184,27 @@ def test_import_adds_the_results_once(
     _, err = capsys.readouterr()
     assert exited.value.code == 1 and "not this channel's current session" in err
     assert redis_client.xlen(keys.events("default")) == log_length
+
+
+def test_the_actions_ignore_imported_results(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings]
+) -> None:
+    from services.actions.webhooks import WebhookAction
+    from tests.support.actions import add_event, pending, start_worker
+    from tests.support.waiting import wait_until
+    from tests.support.webhook_receiver import Receiver
+
+    receiver = Receiver().start()
+    try:
+        settings = settings_factory(actions__webhooks=[{"url": receiver.url, "name": "hook"}])
+        w = start_worker(redis_client, keys, settings, [WebhookAction(settings.actions.webhooks[0])])
+        try:
+            add_event(redis_client, keys, "default", "adjusted", "victory", 1, (1, 0, 0), source="import")
+            live = add_event(redis_client, keys, "default", "adjusted", "defeat", 1, (1, 1, 0))
+            wait_until(lambda: pending(redis_client, keys) == 0 and w.worker.processed >= 2 and receiver.snapshot(),
+                       message="both events handled")
+        finally:
+            w.close()
+        assert [r.key for r in receiver.snapshot()] == [f"default/{live}"]
+    finally:
+        receiver.stop()
