@@ -77,6 +77,8 @@ def _run_scan(args: argparse.Namespace) -> int:
     bar.close()
     imported: dict[str, Any] | None = None
     if args.import_session:
+        from redis import RedisError
+
         from services.scan.importer import ImportFailed, send
 
         batch = ScanImport(args.import_session, recording.path.name, recording.sha256,
@@ -86,6 +88,8 @@ def _run_scan(args: argparse.Namespace) -> int:
             imported = send(client, keys, args.channel, batch)
         except ImportFailed as exc:
             fail(f"scan: {exc}", 1)
+        except RedisError as exc:
+            fail(f"scan: Redis failed during the import ({exc}); run the same command again: it adds nothing twice", 1)
         finally:
             client.close()
     if args.json:

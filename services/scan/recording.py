@@ -157,6 +157,8 @@ def _open_gif(path: Path, sha: str) -> Recording:
             for i in range(count):
                 im.seek(i)
                 durations.append(int(im.info.get("duration") or GIF_DEFAULT_DELAY_MS))
+    except PILImage.DecompressionBombError:
+        raise RecordingError(f"{path}: the GIF's frames are too large") from None
     except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as exc:
         raise RecordingError(f"{path} is not a readable GIF ({exc})") from None
     total = sum(durations)

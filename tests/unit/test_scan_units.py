@@ -181,3 +181,18 @@ def test_the_recordings_evaluation_scores_each_banner_once() -> None:
     assert hit == [True, True, False]
     assert extra == ["victory at 35000 ms (banner 2: defeat)", "victory at 5000 ms (banner 0: victory)"]
     assert _score([("draw", 0)], starts, outcomes) == ([False, False, False], ["draw at 0 ms (banner -1: -)"])
+
+
+@pytest.mark.parametrize("side", [5000, 20000])  # over the frame cap; over Pillow's own bomb limit
+def test_a_gif_declaring_huge_frames_is_refused_from_its_header(tmp_path: Path, side: int) -> None:
+    import io
+
+    from services.scan.recording import RecordingError
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "GIF")
+    data = bytearray(buf.getvalue())
+    data[6:10] = side.to_bytes(2, "little") * 2  # the logical screen: side × side
+    (tmp_path / "big.gif").write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match="too large"):
+        open_recording(tmp_path / "big.gif")
