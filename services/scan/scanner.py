@@ -152,6 +152,12 @@ class Scanner:
         c = self.capture
         return encode_image(image, c.image_format, c.width, c.height, c.quality)
 
+    def predict(self, at_ms: int, data: bytes, machine: Machine) -> Prediction:
+        """The detector on one frame, as the inference worker runs it (``machine``: the channel's rules state,
+        which a reader schedule may consult; the stateless detector does not)."""
+        c = self.capture
+        return self.classifier.classify([(data, c.width, c.height)])[0]
+
     def label(self, seq: int, at_ms: int, pred: Prediction) -> Label:
         """The label the inference worker would publish for this prediction."""
         return Label(channel=self.channel, seq=seq, captured_at=at_ms, label=pred.label,  # type: ignore[arg-type]
@@ -168,13 +174,11 @@ class Scanner:
         near: NearMiss | None = None
         started = time.perf_counter()
         stop = threading.Event()
-        c = self.capture
         for seq, sample in enumerate(_prefetched(recording.samples(interval_ms), stop)):
             pred: Prediction | None = None
             if sample.image is not None:
                 try:
-                    data = self.frame_bytes(sample.image)
-                    pred = self.classifier.classify([(data, c.width, c.height)])[0]
+                    pred = self.predict(sample.at_ms, self.frame_bytes(sample.image), machine)
                 except FrameDecodeError as exc:
                     sample.error = str(exc)
             if pred is None:
