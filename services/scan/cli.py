@@ -63,6 +63,8 @@ def _run_scan(args: argparse.Namespace) -> int:
         recording = open_recording(Path(args.recording), args.frame_interval or interval)
     except RecordingError as exc:
         fail(f"scan: {exc}")
+    # before the scan, which may take minutes: a Redis that is not there fails now (exit 1)
+    connection = redis_for(settings) if args.import_session else None
     try:
         classifier = Classifier.from_settings(settings.inference)
     except ClassifierError as exc:
@@ -76,14 +78,14 @@ def _run_scan(args: argparse.Namespace) -> int:
         fail(f"scan: {exc}")
     bar.close()
     imported: dict[str, Any] | None = None
-    if args.import_session:
+    if connection is not None:
         from redis import RedisError
 
         from services.scan.importer import ImportFailed, send
 
         batch = ScanImport(args.import_session, recording.path.name, recording.sha256,
                            tuple(r.result() for r in report.results))
-        client, keys = redis_for(settings)
+        client, keys = connection
         try:
             imported = send(client, keys, args.channel, batch)
         except ImportFailed as exc:
