@@ -58,6 +58,8 @@ def _run_scan(args: argparse.Namespace) -> int:
 
     loaded = load_from_args(args, {"inference.model": args.model})
     settings = loaded.settings
+    if settings.log.level != "DEBUG":
+        _quiet_decoders()
     interval = args.interval or settings.capture.interval_ms
     try:
         recording = open_recording(Path(args.recording), args.frame_interval or interval)
@@ -108,3 +110,14 @@ def _progress(total: int, *, disabled: bool) -> Any:
 
     return tqdm(total=total or None, unit="frame", desc="scan", file=sys.stderr, disable=disabled,
                 mininterval=0.5, dynamic_ncols=True)
+
+
+def _quiet_decoders() -> None:
+    """FFmpeg and OpenCV print their own warnings ("moov atom not found") straight to stderr: a bad
+    recording is one line of ours instead. FFmpeg reads the variable when OpenCV first opens a video."""
+    import os
+
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,6 +128,16 @@ def test_a_truncated_video_is_an_error_or_its_readable_part(
         scan(capsys, str(cut))
     _, err = capsys.readouterr()
     assert exited.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_recording_ffmpeg_cannot_read_is_one_line_on_the_real_stderr(tmp_path: Path) -> None:
+    """FFmpeg and OpenCV write their own warnings to file descriptor 2; the command keeps them quiet."""
+    notes = _write(tmp_path / "notes.mp4", b"just some text, not a video\n" * 20)
+    for path in (notes, tmp_path / "missing.mkv"):
+        done = subprocess.run([sys.executable, "-m", "services", "scan", str(path), "--no-progress"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 2 and done.stdout == ""
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("owc: scan: "), done.stderr
 
 
 def _write(path: Path, data: bytes) -> Path:
