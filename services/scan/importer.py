@@ -1,20 +1,19 @@
 """``owc scan --import``: hand the results to the state service (the single writer) and wait for its answer.
 
-One ``scan_import`` command (``services/common/scanimport.py``); the state
+One ``scan_import`` command (``services/common/scanimport.py``), sent with the shared command client; the state
 service adds the results the channel's history does not hold yet. How many
 were added is read back from the event log (the events carry their keys).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any, cast
 
 import redis
 
+from services.common.command_client import CommandClient, new_command
 from services.common.keys import Keys
-from services.common.messages import Command, Event, MessageError, Reply
+from services.common.messages import Event, MessageError
 from services.common.scanimport import ScanImport, parse_key
 
 
@@ -41,15 +40,12 @@ def send(client: redis.Redis, keys: Keys, channel: str, batch: ScanImport, timeo
     """Send the command, wait for the reply; ``{"added", "already", "channel", "session", "event_id"}``."""
     digest = batch.sha256[:32]
     before, _ = imported_here(client, keys, channel, digest)
-    now = int(time.time() * 1000)
-    cmd = Command(request_id=uuid.uuid4().hex, channel=channel, type="scan_import", payload=batch.to_json(),
-                  note=f"owc scan {batch.recording}", issued_at=now, deadline=now + int(timeout_s * 1000))
-    client.xadd(keys.commands, cmd.to_fields())  # type: ignore[arg-type]
-    answer = client.blpop([keys.reply(cmd.request_id)], timeout=timeout_s)
-    if answer is None:
+    command = new_command(channel, "scan_import", timeout_s, payload=batch.to_json(),
+                          note=f"owc scan {batch.recording}")
+    reply = CommandClient(client, keys).send(command)
+    if reply is None:
         raise ImportFailed(f"the state service did not answer within {timeout_s:g} s (is `owc state` or `owc run` "
                            "running against this Redis?); nothing was imported")
-    reply = Reply.from_json(cast(tuple[bytes, bytes], answer)[1])
     if not reply.ok:
         raise ImportFailed(f"the state service refused the import: {reply.error}")
     after, session = imported_here(client, keys, channel, digest)

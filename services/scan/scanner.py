@@ -2,8 +2,10 @@
 
 Each sample is turned into the frame the live counter would get (stretched to
 ``capture.width``×``capture.height`` and encoded as ``capture.image_format``
-at ``capture.quality``, by capture's own encoder), classified by the real
-:class:`~services.inference.classifier.Classifier` and its label fed to the
+at ``capture.quality``, by capture's own encoder), classified as the
+inference worker does (the real :class:`~services.inference.classifier.Classifier`
+through :class:`~services.inference.banner.BannerReader`: the reader's schedule
+and reuse, the phase taken from the scan's own rules) and its label fed to the
 real counting rules (:func:`services.state.rules.transition`) with the
 frame's position in the recording as its ``captured_at``. A ``detected``
 event is a result. Decoding runs in a second thread, so a video's decoder
@@ -21,13 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.capture.encode import encode_image
-from services.common.machine import Machine
 from services.common.messages import Label
 from services.common.scanimport import ScanResult
 from services.common.sections import CaptureSettings
 from services.common.vision import FrameDecodeError
+from services.inference.banner import BannerReader
 from services.inference.classifier import Classifier, Prediction
 from services.scan.recording import Recording, Sample
+from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
 
 PREFETCH = 8  # decoded samples waiting for the detector
@@ -147,28 +150,39 @@ class Scanner:
         self.rules = rules
         self.capture = capture
         self.channel = channel
+        self._machine = Machine()
+        self._at_ms = 0
+        self.banner = self._banner()
+
+    def _banner(self) -> BannerReader:
+        """The worker's detector per channel (the reader's schedule and memory), its phase hint taken from the
+        scan's own rules and refreshed once per second of recording time, as live once per second."""
+        return BannerReader(self.classifier, phase=lambda _channel: (self._machine.phase, self._machine.cooldown_until),
+                            clock=lambda: self._at_ms / 1000.0)
 
     def frame_bytes(self, image: Any) -> bytes:
         c = self.capture
         return encode_image(image, c.image_format, c.width, c.height, c.quality)
 
     def predict(self, at_ms: int, data: bytes, machine: Machine) -> Prediction:
-        """The detector on one frame, as the inference worker runs it (``machine``: the channel's rules state,
-        which a reader schedule may consult; the stateless detector does not)."""
+        """The detector on one frame as the inference worker runs it: gate, the reader on candidates and on its
+        schedule, readings reused while the banner holds still (``machine``: the rules' state, for the phase)."""
         c = self.capture
-        return self.classifier.classify([(data, c.width, c.height)])[0]
+        self._machine, self._at_ms = machine, at_ms
+        return self.banner.classify_frame(self.channel, at_ms, data, c.width, c.height)
 
     def label(self, seq: int, at_ms: int, pred: Prediction) -> Label:
         """The label the inference worker would publish for this prediction."""
         return Label(channel=self.channel, seq=seq, captured_at=at_ms, label=pred.label,  # type: ignore[arg-type]
                      confidence=pred.confidence, probs=pred.probs, model=self.classifier.model_id, worker="scan",
-                     infer_ms=0.0)
+                     infer_ms=0.0, read=pred.read, score=pred.score)
 
     def scan(self, recording: Recording, interval_ms: int,
              progress: Callable[[int, int], None] | None = None) -> ScanReport:
         """Every sample through the detector and the rules; ``progress(frames, position ms)`` after each."""
         report = ScanReport(recording, self.classifier.model_id, interval_ms)
         machine = Machine()
+        self.banner = self._banner()  # a recording is a channel of its own, from its first frame
         recent: deque[FrameScore] = deque(maxlen=64)  # the frames before a result (its streak)
         streak_outcome, streak_frames = "", 0
         near: NearMiss | None = None

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.machine import Machine
 from services.common.messages import Command, Counts, Event, MessageError
 from services.common.scanimport import ScanImport, ScanResult, clock, parse_key, result_key
 from services.scan.recording import open_recording
+from services.state.machine import Machine
 from services.state.rules import CommandInput, Rejected, Rules, transition
 from services.state.scanimport import MATCH_WINDOW_MS, only_new
 
