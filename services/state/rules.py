@@ -26,8 +26,8 @@ from typing import Any
 
 from services.common.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
 from services.common.modes import InvalidModeError, mode_label, normalize_mode
-from services.common.scanimport import CURRENT, NEW, ScanImport, clock
 from services.common.settings import StateSettings
+from services.state import scanimport
 from services.state.fold import apply
 from services.state.history import check_importable, parse_jsonl
 from services.state.machine import Machine, clear_frames, rearm
@@ -348,24 +348,6 @@ def _import(m: Machine, cmd: Command, em: _Emitter) -> Machine:
                    note=cmd.note or f"imported {len(events)} events")
 
 
-def _scan_import(m: Machine, cmd: Command, em: _Emitter) -> Machine:
-    """Results found in a recording (``owc scan --import``): each one an ``adjusted`` +1 with source
-    ``import``. The worker has already dropped those the log holds (``services/state/scanimport.py``)."""
-    try:
-        batch = ScanImport.from_json(cmd.payload)
-    except MessageError as exc:
-        raise Rejected("invalid", f"cannot import the scan: {exc}") from None
-    if batch.session not in (CURRENT, NEW, m.session):
-        raise Rejected("rejected", f"session {batch.session!r} is not this channel's current session "
-                       f"({m.session}): a scan is added to the current session or to a new one")
-    if batch.results and batch.session == NEW and m.session_events > 1:  # (a session with no event yet is new)
-        m = _start_session(em, m, f"scan of {batch.recording}", request_id=cmd.request_id)
-    for r in batch.results:
-        m = em.emit(m, "adjusted", m.counts.add(r.outcome, 1), source="import", outcome=r.outcome, delta=1,
-                    confidence=r.confidence, request_id=batch.key(r), note=f"{batch.recording} at {clock(r.at_ms)}")
-    return m
-
-
 def _on_command(m: Machine, cmd: Command, now: int, rules: Rules, em: _Emitter) -> Machine:
     if cmd.deadline and now > cmd.deadline - rules.deadline_margin_ms:
         late = now - cmd.deadline
@@ -386,8 +368,8 @@ def _on_command(m: Machine, cmd: Command, now: int, rules: Rules, em: _Emitter) 
         return _start_session(em, m, cmd.note, request_id=cmd.request_id)
     if cmd.type == "mode":
         return _mode(m, cmd, em)
-    if cmd.type == "scan_import":
-        return _scan_import(m, cmd, em)
+    if cmd.type == "scan_import":  # `owc scan --import` (services/state/scanimport.py)
+        return scanimport.add_results(m, cmd, em.emit, lambda m2, note: _start_session(em, m2, note, cmd.request_id))
     raise Rejected("invalid", f"unknown command type {cmd.type!r}")
 
 
