@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "services.gateway.cli",
     "services.actions.cli",
     "services.common.config_cli",
+    "services.scan.cli",
 )
 
 # Modules outside ``services/``: module -> (its top-level package, the commands it registers;

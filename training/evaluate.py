@@ -29,6 +29,7 @@ from training import dataset, heldout, synth
 from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODEL_PATH, SAMPLES_DIR
 from training.fp_run import FpResult, fp_run
 from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect
+from training.scan_eval import run as scan_recordings
 
 MIN_CONFIDENCE = heldout.MIN_CONFIDENCE
 TARGET_ACCURACY = 0.995
@@ -410,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["fp"] = {**fp.__dict__, "per_hour": fp.per_hour}
     report["real"] = real_samples(args.samples, clf, gate)
     report["demo_clip"] = demo_clip_check(clf, gate)
+    report["recordings"] = scan_recordings(args.model)  # owc scan on generated clips: recall per outcome
     report["latency_ms"] = latency_ms(args.model, meta)
     report["size_bytes"] = args.model.stat().st_size
     report["train_seconds"] = args.train_seconds

@@ -229,7 +229,9 @@ class ActionsWorker:
             return
         ctx = EventContext(channel, event)
         eid = delivery.id.decode() if isinstance(delivery.id, bytes) else str(delivery.id)
-        self.dispatch(ctx, [a for a in self.actions if a.wants(ctx)], ("xack", consumer.stream, eid))
+        # a result imported from a recording (`owc scan --import`) happened in the past: no clip, no chat line
+        wanted = [] if event.source == "import" else [a for a in self.actions if a.wants(ctx)]
+        self.dispatch(ctx, wanted, ("xack", consumer.stream, eid))
         M.EVENTS.labels("handled").inc()
 
     def dispatch(self, ctx: EventContext, actions: Sequence[Action], source: tuple[str, str, str],

@@ -43,11 +43,13 @@ LabelName = Literal["none", "victory", "defeat", "draw", "error"]
 LABEL_NAMES: tuple[LabelName, ...] = get_args(LabelName)
 ImageFormat = Literal["jpg", "png"]
 IMAGE_FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
-CommandType = Literal["adjust", "set", "undo", "new_session", "import", "mode"]
+# scan_import: results of `owc scan --import` (payload: services/common/scanimport.py)
+CommandType = Literal["adjust", "set", "undo", "new_session", "import", "mode", "scan_import"]
 COMMAND_TYPES: tuple[CommandType, ...] = get_args(CommandType)
 EventType = Literal["detected", "adjusted", "set", "undone", "session_started", "imported", "mode_changed"]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
-EventSource = Literal["auto", "manual"]
+# import: a result found in a recording by `owc scan` and added with --import (docs/scan.md)
+EventSource = Literal["auto", "manual", "import"]
 Phase = Literal["ready", "cooldown", "waiting_for_none"]
 PHASES: tuple[Phase, ...] = get_args(Phase)
 
@@ -221,7 +223,7 @@ class Command(Message):
     delta: int | None = None  # adjust
     counts: Annotated[Counts | None, COUNTS_JSON] = None  # set
     note: str = ""
-    payload: str = ""  # import: JSONL of exported events
+    payload: str = ""  # import: JSONL of exported events; scan_import: a ScanImport (JSON)
     issued_at: int = 0  # epoch ms (wall clock of the gateway)
     deadline: int = 0  # epoch ms; 0 = none. Past it the command is refused, never applied late.
     frame_seq: int | None = None  # adjust: the frame it is about (a near miss counted by hand)

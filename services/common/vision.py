@@ -22,6 +22,8 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.common import pngcheck
+
 MODEL_LABELS = ("none", "victory", "defeat", "draw")
 # The largest image decoded at all. OBS screenshots are at most 4096 a side (obs-websocket's
 # limit), and a 4096×4096 BGR image is 48 MiB. A PNG of a few kB can declare 20000×20000 and
@@ -239,10 +241,16 @@ def decode(data: bytes, reduction: int = 1, expected: tuple[int, int] | None = N
 
     The header is checked first (:func:`check_size`): at most :data:`MAX_PIXELS`,
     and exactly ``expected`` (the frame's declared width and height) when given.
+    A PNG must also carry no more compressed data than that size can use
+    (:mod:`services.common.pngcheck`): a small file must not cost seconds.
     """
     if not data:
         raise FrameDecodeError("empty image")
     check_size(data, expected)
+    try:
+        pngcheck.check(data)
+    except pngcheck.PngTooMuchData as exc:
+        raise FrameDecodeError(f"rejected before decoding: {exc}") from None
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buf, _REDUCED.get(reduction, cv2.IMREAD_COLOR))

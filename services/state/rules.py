@@ -27,6 +27,7 @@ from typing import Any
 from services.common.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
 from services.common.modes import InvalidModeError, mode_label, normalize_mode
 from services.common.settings import StateSettings
+from services.state import scanimport
 from services.state.fold import apply
 from services.state.history import check_importable, parse_jsonl
 from services.state.machine import Machine, clear_frames, rearm
@@ -367,6 +368,8 @@ def _on_command(m: Machine, cmd: Command, now: int, rules: Rules, em: _Emitter) 
         return _start_session(em, m, cmd.note, request_id=cmd.request_id)
     if cmd.type == "mode":
         return _mode(m, cmd, em)
+    if cmd.type == "scan_import":  # `owc scan --import` (services/state/scanimport.py)
+        return scanimport.add_results(m, cmd, em.emit, lambda m2, note: _start_session(em, m2, note, cmd.request_id))
     raise Rejected("invalid", f"unknown command type {cmd.type!r}")
 
 

@@ -34,6 +34,7 @@ from services.state.history import session_updates
 from services.state.machine import Machine
 from services.state.reorder import ReorderBuffer
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
+from services.state.scanimport import only_new
 from services.state.store import Commit, ConflictError, Lease, LeaseLostError, Store, new_holder_id
 
 log = logging.getLogger("owc.state")
@@ -410,6 +411,8 @@ class StateWorker:
             self.store.push_reply(stored, acks)
             M.COMMANDS.labels(cmd.type, "repeat").inc()
             return
+        if cmd.type == "scan_import":  # which of its results are new depends on the log
+            cmd = only_new(cmd, self.store.read_events(cmd.channel))
         before = ch.machine
         now = self.now_ms()
         try:
