@@ -31,3 +31,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+class PreflightError(RuntimeError):
+    """A refusal, already phrased as the one line to show."""
+
+
+def check_gateway_port(host: str, port: int) -> None:
+    if port_free(host, port):
+        return
+    raise PreflightError(
+        f"port {port} on {host} is already in use by another program, so the gateway cannot start: "
+        f"stop that program, or give the gateway a free port (gateway.port in owc.toml, "
+        f"OWC_GATEWAY__PORT={port + 10}, or --set gateway.port={port + 10})"
+    )

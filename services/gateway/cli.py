@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
 
 def run_gateway(args: argparse.Namespace) -> int:
     loaded = load_from_args(args, {"gateway.host": args.host, "gateway.port": args.port})
-    from services.runner.preflight import PreflightError, check_gateway_port
+    from services.common.ports import PreflightError, check_gateway_port
 
     try:
         check_gateway_port(loaded.settings.gateway.host, loaded.settings.gateway.port)

@@ -18,23 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from services.common.ports import port_free
+from services.common.ports import PreflightError, check_gateway_port
+
+__all__ = ["PreflightError", "check_gateway_port", "lock_data_dir"]
 
 LOCK_FILE = "owc.lock"
-
-
-class PreflightError(RuntimeError):
-    """A refusal, already phrased as the one line to show."""
-
-
-def check_gateway_port(host: str, port: int) -> None:
-    if port_free(host, port):
-        return
-    raise PreflightError(
-        f"port {port} on {host} is already in use by another program, so the gateway cannot start: "
-        f"stop that program, or give the gateway a free port (gateway.port in owc.toml, "
-        f"OWC_GATEWAY__PORT={port + 10}, or --set gateway.port={port + 10})"
-    )
 
 
 def lock_data_dir(data_dir: Path) -> int:
