@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.set_defaults(handler=run_retry)
 
 
+    tw = asub.add_parser("twitch-login", help="sign in to Twitch (device code): predictions, markers, chat")
+    add_config_args(tw)
+    tw.set_defaults(handler=run_twitch_login)
+
     t = asub.add_parser("test", help="send a made-up victory, marked as a test, through the running service")
     t.add_argument("--action", help="only this action (default: all configured)")
     t.add_argument("--channel", type=channel_name, default="default", help="counter channel it claims to come from")
@@ -90,6 +94,10 @@ def run_actions(args: argparse.Namespace) -> int:
         actions.append(ChatAction(bot))
         extra.append(settings.actions.chat.counter_channel)
         health = bot.health
+    if settings.actions.twitch.enabled:
+        from services.actions.twitch.service import start_twitch
+
+        actions += start_twitch(settings.actions.twitch, client, keys, stop, bot)
     worker = ActionsWorker(client, keys, settings.actions, actions, extra, health)
     try:
         worker.run(stop, max_messages=args.max_messages)
@@ -103,6 +111,12 @@ def run_actions(args: argparse.Namespace) -> int:
                 close()
         client.close()
     return 0
+
+
+def run_twitch_login(args: argparse.Namespace) -> int:
+    from services.actions.twitch.login import run_login
+
+    return run_login(args)
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -254,7 +254,7 @@ class DeadLetterOut(BaseModel):
 
 class ActionOut(BaseModel):
     name: str = Field(description="As in the settings, the logs and `owc actions --action NAME`.")
-    kind: Literal["webhook", "discord", "streamerbot", "chat", "obs", "other"]
+    kind: Literal["webhook", "discord", "streamerbot", "chat", "obs", "twitch", "other"]
     description: str = Field(description="What it does, in a sentence.")
     configured: bool = Field(description="This gateway's settings list it (else only the running service does).")
     last: LastDeliveryOut | None = Field(description="None: it never ran.")
