@@ -18,6 +18,7 @@ this service acts from, so a restart resumes where it was:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -145,10 +146,8 @@ class Predictions:
             return False
         self._once(f"stale-{p.id}", f"prediction {p.id} (“{p.title}”) was still running: cancelling it "
                                     "(points refunded) before opening the next one")
-        try:
+        with contextlib.suppress(HelixError):  # it ended meanwhile
             self.helix.end_prediction(p.id, "CANCELED")
-        except HelixError:
-            pass  # it ended meanwhile
         return True
 
     # ------------------------------------------------------------------ end

@@ -31,11 +31,9 @@ log = logging.getLogger("owc.actions.twitch")
 def _status_writer(client: redis.Redis, keys: Keys) -> tuple[
         Callable[[str, str, str], None], Callable[[str, str], None]]:
     def token_state(state: str, login: str, message: str) -> None:
-        try:
+        with contextlib.suppress(redis.RedisError):  # the admin page's row only; the log said it
             client.hset(keys.twitch_status, mapping={"token": state, "login": login, "message": message,
                                                      "updated_at": int(time.time() * 1000)})
-        except redis.RedisError:
-            pass  # the admin page's row only; the log said it
 
     def marker_state(state: str, message: str) -> None:
         with contextlib.suppress(redis.RedisError):  # the admin page's row only; the log said it
