@@ -177,17 +177,33 @@ class TokenManager:
         self._validated_at = 0.0
         self._lock = threading.Lock()
         self._said = ""  # the last problem logged (each one once)
+        self._bad: TokenError | None = None  # this token is refused: no more requests until the file changes
+        self._file_mtime = 0.0
 
     def fail(self, state: str, message: str) -> TokenError:
         if message != self._said:
             log.error("twitch: %s", message)
             self._said = message
         self.on_state(state, self._token.login if self._token else "", message)
-        return TokenError(state, message)
+        self._bad = TokenError(state, message)
+        return self._bad
+
+    def _file_changed(self) -> bool:
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return False
+        changed = mtime != self._file_mtime
+        self._file_mtime = mtime
+        return changed
 
     def current(self) -> Token:
         """A valid token (refreshed or validated as needed) or :class:`TokenError`."""
         with self._lock:
+            if self._file_changed() and self._token is not None and self._bad is not None:
+                self._token, self._bad = None, None  # a new login: try it
+            if self._bad is not None:
+                raise self._bad
             if self._token is None:
                 self._token = load_token(self.path)
                 if self._token is None:
@@ -253,6 +269,8 @@ class TokenManager:
         checked = replace(self._tok(), scopes=scopes, user_id=str(d.get("user_id", "")),
                               login=str(d.get("login", "")),
                               expires_at=self.clock() + float(d.get("expires_in", 3600)))
+        if (checked.user_id, checked.login, checked.scopes) != (token.user_id, token.login, token.scopes):
+            save_token(self.path, checked)
         self._token = checked
         self._validated_at = self.clock()
         missing = checked.missing_scopes(self.needed)

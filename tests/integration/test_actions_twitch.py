@@ -1,0 +1,413 @@
+"""The Twitch actions (predictions, markers, sign-in) against the local Helix + OAuth server
+(tests/support/helix.py) and a real redis-server; the service as a process for kill -9."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from services.actions.formatting import EventContext
+from services.actions.twitch.service import start_twitch
+from services.common.keys import Keys
+from services.common.messages import Counts, Event
+from services.common.settings import Settings
+from services.common.twitch_records import PredictionRecord
+from tests.support.actions import WorkerThread, add_event, pending, start_worker
+from tests.support.gateway import ServiceProcess
+from tests.support.helix import ALL_SCOPES, CLIENT_ID, HelixServer, IssuedToken
+from tests.support.redis_proc import RedisServer
+from tests.support.waiting import wait_until
+
+PREDICTIONS = ("channel:manage:predictions", "channel:manage:broadcast")
+
+
+@pytest.fixture
+def helix() -> Iterator[HelixServer]:
+    server = HelixServer().start()
+    yield server
+    server.stop()
+
+
+def twitch_overrides(helix: HelixServer, token_file: Path, **extra: Any) -> dict[str, Any]:
+    return {"actions.twitch.enabled": True, "actions.twitch.client_id": CLIENT_ID,
+            "actions.twitch.oauth_url": helix.oauth_url, "actions.twitch.helix_url": helix.helix_url,
+            "actions.twitch.token_file": str(token_file), "actions.twitch.timeout_s": 2,
+            "actions.retry_initial_s": 0.05, "actions.retry_max_s": 0.3, "actions.max_attempts": 3, **extra}
+
+
+def write_token(path: Path, token: IssuedToken) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(token.file_json())
+    os.chmod(path, 0o600)
+
+
+class Chat:
+    """Stands in for the chat bot's ``say`` (the bot itself is tested against ngIRCd)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.predict_hook: Any = None
+
+    def say(self, text: str, timeout: float = 5.0) -> None:
+        self.lines.append(text)
+
+
+class Twitch:
+    """The Twitch actions and the actions worker in this process."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings, chat: Chat | None = None) -> None:
+        self.client, self.keys, self.settings = client, keys, settings
+        self.stop = threading.Event()
+        self.actions = start_twitch(settings.actions.twitch, client, keys, self.stop, chat)  # type: ignore[arg-type]
+        self.worker: WorkerThread = start_worker(client, keys, settings, self.actions, stop=self.stop)
+
+    def record(self) -> PredictionRecord | None:
+        return PredictionRecord.from_json(self.client.get(self.keys.twitch_prediction("default")))
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+@pytest.fixture
+def twitch_for(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings], helix: HelixServer,
+    tmp_path: Path,
+) -> Iterator[Callable[..., Twitch]]:
+    started: list[Twitch] = []
+
+    def start(token: IssuedToken | None = None, chat: Chat | None = None, **extra: Any) -> Twitch:
+        path = tmp_path / "data" / "twitch_token.json"
+        if token is not None:
+            write_token(path, token)
+        flat = {k.replace(".", "__"): v for k, v in twitch_overrides(helix, path, **extra).items()}
+        t = Twitch(redis_client, keys, settings_factory(**flat), chat)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.close()
+
+
+def rearm(client: redis.Redis, keys: Keys, phase: str = "ready") -> str:
+    """What the state service writes with every label: the phase and the log's last event."""
+    last = client.xrevrange(keys.events("default"), count=1)
+    last_id = last[0][0].decode() if last else ""
+    client.hset(keys.state("default"), mapping={"phase": phase, "last_event_id": last_id})
+    return last_id
+
+
+def result(client: redis.Redis, keys: Keys, outcome: str, counts: tuple[int, int, int]) -> str:
+    return add_event(client, keys, "default", "detected", outcome, 1, counts, source="auto")
+
+
+# ---------------------------------------------------------------------- sign-in
+
+
+def test_twitch_login_runs_the_device_code_flow_and_keeps_the_token_private(
+    tmp_path: Path, helix: HelixServer, redis_server: RedisServer, prefix: str,
+) -> None:
+    proc = ServiceProcess(tmp_path / "login", "actions", {
+        "redis.url": redis_server.url, "redis.prefix": prefix,
+        **twitch_overrides(helix, Path("data/twitch_token.json"))}, "twitch-login").start()
+    try:
+        wait_until(lambda: "enter the code" in proc.log(), timeout=30, message="the code printed")
+        (code,) = helix.device_codes()
+        assert code in proc.log() and "https://www.twitch.tv/activate" in proc.log()
+        helix.approve(code)
+        assert proc.proc is not None
+        assert proc.proc.wait(timeout=30) == 0, proc.log()
+        out = proc.log()
+    finally:
+        proc.stop()
+    path = tmp_path / "login" / "data" / "twitch_token.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    saved = json.loads(path.read_text())
+    assert saved["login"] == helix.login and saved["user_id"] == helix.user_id
+    assert set(saved["scopes"]) == set(ALL_SCOPES)
+    assert "signed in as owcstreamer" in out
+    assert saved["access_token"] not in out and saved["refresh_token"] not in out
+
+
+def test_a_token_about_to_expire_is_refreshed_and_saved(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys, tmp_path: Path,
+) -> None:
+    old = helix.issue(expires_in=60)  # inside the refresh margin
+    t = twitch_for(old, actions__twitch__predictions=False)
+    result(redis_client, keys, "victory", (1, 0, 0))
+    wait_until(lambda: len(helix.markers) == 1, message="a marker")
+    saved = json.loads((tmp_path / "data" / "twitch_token.json").read_text())
+    assert saved["access_token"] != old.access_token and helix.tokens[old.access_token].revoked
+    assert redis_client.hget(keys.twitch_status, "token") == b"ok"
+    t.close()
+
+
+@pytest.mark.parametrize(("scopes", "state"), [(ALL_SCOPES, "refused"), (("chat:read", "chat:edit"), "scopes")])
+def test_a_revoked_or_under_scoped_token_is_one_line_and_a_red_status(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+    caplog: pytest.LogCaptureFixture, scopes: tuple[str, ...], state: str,
+) -> None:
+    token = helix.issue(scopes=scopes)
+    if state == "refused":
+        helix.revoke_all()
+    with caplog.at_level(logging.INFO, logger="owc.actions.twitch"):
+        twitch_for(token, actions__twitch__predictions=False)
+        result(redis_client, keys, "victory", (1, 0, 0))
+        result(redis_client, keys, "defeat", (1, 1, 0))
+        wait_until(lambda: redis_client.llen(keys.action_dlq("twitch-marker")) == 2, message="two dead letters")
+    assert redis_client.hget(keys.twitch_status, "token") == state.encode()
+    errors = [r.getMessage() for r in caplog.records if r.name == "owc.actions.twitch" and r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # said once, not per result (each result is a dead letter with the reason)
+    assert "owc actions twitch-login" in errors[0]
+    letter = json.loads(redis_client.lindex(keys.action_dlq("twitch-marker"), 0) or b"{}")
+    assert "owc actions twitch-login" in letter["error"]
+    assert token.access_token not in caplog.text and token.refresh_token not in caplog.text
+    assert helix.markers == []
+
+
+# ---------------------------------------------------------------------- markers
+
+
+def test_a_marker_per_result_and_offline_is_said_once(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="owc.actions.twitch"):
+        twitch_for(helix.issue(), actions__twitch__predictions=False)
+        result(redis_client, keys, "victory", (1, 0, 0))
+        add_event(redis_client, keys, "default", "adjusted", "draw", 1, (1, 0, 1))
+        add_event(redis_client, keys, "default", "adjusted", "victory", -1, (0, 0, 1))  # not a result: no marker
+        wait_until(lambda: len(helix.markers) == 2 and pending(redis_client, keys) == 0, message="two markers")
+        helix.live = False
+        for n in (1, 2, 3):
+            result(redis_client, keys, "defeat", (0, n, 1))
+        wait_until(lambda: pending(redis_client, keys) == 0 and redis_client.hget(keys.twitch_status, "markers")
+                   == b"offline", message="three results while offline")
+        helix.live = True
+        result(redis_client, keys, "victory", (1, 3, 1))
+        wait_until(lambda: len(helix.markers) == 3, message="marking again when live")
+    assert [m["description"] for m in helix.markers] == ["VICTORY · 1–0", "DRAW · 1–0–1", "VICTORY · 1–3–1"]
+    offline = [r for r in caplog.records if "not live" in r.getMessage()]
+    assert len(offline) == 1
+    assert redis_client.llen(keys.action_dlq("twitch-marker")) == 0
+    assert helix.count("POST", "/helix/streams/markers") == 6
+
+
+def test_a_429_waits_for_ratelimit_reset_then_marks_once(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    twitch_for(helix.issue(), actions__twitch__predictions=False)
+    helix.rate_limit(1)
+    started = time.monotonic()
+    ev = add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+    wait_until(lambda: len(helix.markers) == 1, message="the marker after the 429")
+    assert time.monotonic() - started >= 0.5  # it waited for Ratelimit-Reset (the next whole second)
+    record = json.loads(redis_client.hget(keys.action_done("twitch-marker"), f"default/{ev}") or b"{}")
+    assert record["status"] == "ok"
+    assert helix.count("POST", "/helix/streams/markers") == 2
+
+
+# ---------------------------------------------------------------------- predictions
+
+
+def test_one_prediction_per_match_opened_at_the_rearm_and_resolved_with_the_result(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    redis_client.hset(keys.state("default"), mapping={"phase": "cooldown", "last_event_id": ""})
+    t = twitch_for(helix.issue(), actions__twitch__markers=False)
+    time.sleep(1.5)  # a tick or two: no prediction while the counter is not armed
+    assert helix.predictions == []
+    rearm(redis_client, keys)
+    wait_until(lambda: (r := t.record()) is not None and r.status == "open", message="opened at the re-arm")
+    first = helix.current()
+    assert first is not None and first.title == "Will we win this match?"
+    rearm(redis_client, keys, "cooldown")
+    result(redis_client, keys, "victory", (1, 0, 0))
+    wait_until(lambda: first.status == "RESOLVED", message="resolved")
+    victory = next(o["id"] for o in first.outcomes if o["title"] == "Victory")
+    assert first.winning_outcome_id == victory
+    rec = t.record()
+    assert rec is not None and rec.status == "resolved" and rec.winner == "Victory"
+    # the next match: one more prediction once re-armed, and a draw cancels (refunds) it
+    time.sleep(1.5)
+    assert len(helix.predictions) == 1  # still in cooldown
+    rearm(redis_client, keys)
+    wait_until(lambda: len(helix.predictions) == 2 and helix.predictions[1].status == "ACTIVE", message="2nd")
+    result(redis_client, keys, "draw", (1, 0, 1))
+    wait_until(lambda: helix.predictions[1].status == "CANCELED", message="a draw cancels")
+    rec = t.record()
+    assert rec is not None and rec.status == "cancelled" and "refunded" in rec.result
+    assert helix.count("POST", "/helix/predictions") == 2
+
+
+def test_a_result_of_an_earlier_match_never_resolves_the_next_prediction(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    old = result(redis_client, keys, "defeat", (0, 1, 0))
+    t = twitch_for(helix.issue(), actions__twitch__markers=False)
+    wait_until(lambda: pending(redis_client, keys) == 0, message="the first result handled")
+    rearm(redis_client, keys)
+    wait_until(lambda: (r := t.record()) is not None and r.status == "open", message="opened")
+    (action,) = [a for a in t.actions if a.name == "twitch-prediction"]
+    stale = Event(type="detected", outcome="defeat", delta=1, counts=Counts(0, 1, 0), session="s1",
+                  source="auto", ts=0, id=old)
+    assert action.perform(EventContext("default", stale)) == "no prediction for this match"
+    assert helix.current() is not None and helix.current().status == "ACTIVE"  # type: ignore[union-attr]
+
+
+def test_a_prediction_already_running_is_ended_once_and_ours_opens(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = helix.issue()
+    foreign = httpx.post(f"{helix.helix_url}/predictions", headers={
+        "Authorization": f"Bearer {token.access_token}", "Client-Id": CLIENT_ID}, json={
+        "broadcaster_id": helix.user_id, "title": "Who wins the raffle?",
+        "outcomes": [{"title": "me"}, {"title": "you"}], "prediction_window": 600})
+    assert foreign.status_code == 200
+    # Twitch's own answer to a second one
+    again = httpx.post(f"{helix.helix_url}/predictions", headers={
+        "Authorization": f"Bearer {token.access_token}", "Client-Id": CLIENT_ID}, json={
+        "broadcaster_id": helix.user_id, "title": "x", "outcomes": [{"title": "a"}, {"title": "b"}],
+        "prediction_window": 60})
+    assert again.status_code == 400 and "active" in again.json()["message"]
+    rearm(redis_client, keys)
+    with caplog.at_level(logging.INFO, logger="owc.actions.twitch"):
+        t = twitch_for(token, actions__twitch__markers=False)
+        wait_until(lambda: (r := t.record()) is not None and r.status == "open", message="ours open")
+    assert [p.status for p in helix.predictions] == ["CANCELED", "ACTIVE"]
+    assert sum("was still running" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_new_session_cancels_and_an_undo_after_a_resolution_is_explained_in_chat(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    chat = Chat()
+    t = twitch_for(helix.issue(), chat=chat, actions__twitch__markers=False)
+    rearm(redis_client, keys)
+    wait_until(lambda: helix.current() is not None, message="opened")
+    win = result(redis_client, keys, "victory", (1, 0, 0))
+    wait_until(lambda: helix.predictions[0].status == "RESOLVED", message="resolved")
+    redis_client.xadd(keys.events("default"), Event(  # type: ignore[arg-type]
+        type="undone", outcome="victory", delta=-1, counts=Counts(), session="s1", source="manual", ts=1,
+        undoes=win).to_fields())
+    wait_until(lambda: len(chat.lines) == 1, message="the chat line")
+    assert "Twitch cannot un-resolve" in chat.lines[0] and "Victory" in chat.lines[0]
+    rearm(redis_client, keys)
+    wait_until(lambda: len(helix.predictions) == 2, message="the next one")
+    add_event(redis_client, keys, "default", "session_started")
+    wait_until(lambda: helix.predictions[1].status == "CANCELED", message="cancelled by the new session")
+    rec = t.record()
+    assert rec is not None and rec.result == "new session"
+    assert len(chat.lines) == 1
+
+
+def test_no_result_in_time_cancels_and_the_same_match_is_not_reopened(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    t = twitch_for(helix.issue(), actions__twitch__markers=False, actions__twitch__result_timeout_s=60)
+    rearm(redis_client, keys)
+    wait_until(lambda: (r := t.record()) is not None and r.status == "open", message="opened")
+    rec = t.record()
+    assert rec is not None
+    # an hour-old prediction, as after a long pause: the loop cancels it
+    redis_client.set(keys.twitch_prediction("default"),
+                     PredictionRecord(**{**rec.__dict__, "opened_at": rec.opened_at - 61_000}).to_json())
+    wait_until(lambda: helix.predictions[0].status == "CANCELED", message="cancelled on time-out")
+    time.sleep(2)
+    assert len(helix.predictions) == 1  # the counter is still armed for the same match: not opened again
+
+
+def test_a_create_whose_answer_was_lost_is_adopted_not_created_twice(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    helix.hold("POST", "/helix/predictions")
+    rearm(redis_client, keys)
+    t = twitch_for(helix.issue(), actions__twitch__markers=False)
+    assert helix.held.wait(20)
+    helix.release()  # the answer never comes (the connection closes): the service looks before creating again
+    wait_until(lambda: (r := t.record()) is not None and r.status == "open", timeout=30, message="adopted")
+    rec = t.record()
+    assert len(helix.predictions) == 1 and rec is not None and rec.id == helix.predictions[0].id
+    assert set(rec.outcomes) == {"victory", "defeat"}
+
+
+# ---------------------------------------------------------------------- the service as a process
+
+
+def start_service(tmp_path: Path, redis_url: str, prefix: str, helix: HelixServer) -> ServiceProcess:
+    return ServiceProcess(tmp_path / "actions", "actions", {
+        "redis.url": redis_url, "redis.prefix": prefix, "actions.metrics_port": 0,
+        **twitch_overrides(helix, tmp_path / "token.json")}).start()
+
+
+@pytest.mark.slow
+def test_exactly_one_prediction_across_a_kill_9_during_the_create(
+    tmp_path: Path, helix: HelixServer, redis_server: RedisServer, redis_client: redis.Redis, prefix: str,
+    keys: Keys,
+) -> None:
+    write_token(tmp_path / "token.json", helix.issue())
+    redis_client.sadd(keys.channels, "default")
+    rearm(redis_client, keys)
+    helix.hold("POST", "/helix/predictions")
+    proc = start_service(tmp_path, redis_server.url, prefix, helix)
+    try:
+        assert helix.held.wait(30), proc.log()
+        proc.stop(kill=True)  # the prediction exists on Twitch; the service never heard of it
+        helix.release()
+        rec = PredictionRecord.from_json(redis_client.get(keys.twitch_prediction("default")))
+        assert rec is not None and rec.status == "opening"
+        proc = start_service(tmp_path, redis_server.url, prefix, helix)
+        wait_until(lambda: (r := PredictionRecord.from_json(redis_client.get(keys.twitch_prediction("default"))))
+                   is not None and r.status == "open", timeout=30, message="adopted after the restart")
+        ev = result(redis_client, keys, "defeat", (0, 1, 0))
+        wait_until(lambda: helix.predictions[0].status == "RESOLVED", timeout=20, message="resolved")
+        # kill -9 at a quiet moment, and the result's event handed out again: nothing is ended twice
+        wait_until(lambda: pending(redis_client, keys) == 0, message="acked")
+        proc.stop(kill=True)
+        proc = start_service(tmp_path, redis_server.url, prefix, helix)
+        wait_until(lambda: len(helix.markers) == 1, timeout=30, message="the marker")
+        time.sleep(1.5)
+    finally:
+        proc.stop()
+    assert len(helix.predictions) == 1
+    defeat = next(o["id"] for o in helix.predictions[0].outcomes if o["title"] == "Defeat")
+    assert helix.predictions[0].winning_outcome_id == defeat
+    assert helix.count("PATCH", "/helix/predictions") == 1
+    done = json.loads(redis_client.hget(keys.action_done("twitch-prediction"), f"default/{ev}") or b"{}")
+    assert done["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_a_redis_restart_keeps_the_prediction_and_resolves_it_once(
+    own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings], helix: HelixServer,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "token.json"
+    write_token(path, helix.issue())
+    flat = {k.replace(".", "__"): v for k, v in twitch_overrides(helix, path).items()}
+    settings = settings_factory(redis__url=own_redis.url, actions__twitch__markers=False, **flat)
+    client = own_redis.client()
+    rearm(client, keys)
+    t = Twitch(client, keys, settings)
+    try:
+        wait_until(lambda: (r := t.record()) is not None and r.status == "open", message="opened")
+        own_redis.restart(kill=True)
+        result(client, keys, "victory", (1, 0, 0))
+        wait_until(lambda: helix.predictions[0].status == "RESOLVED", timeout=20, message="resolved after")
+        wait_until(lambda: pending(client, keys) == 0, timeout=20, message="acked")
+    finally:
+        t.close()
+        client.close()
+    assert len(helix.predictions) == 1 and helix.count("PATCH", "/helix/predictions") == 1
