@@ -411,3 +411,70 @@ def test_a_redis_restart_keeps_the_prediction_and_resolves_it_once(
         t.close()
         client.close()
     assert len(helix.predictions) == 1 and helix.count("PATCH", "/helix/predictions") == 1
+
+
+# ---------------------------------------------------------------------- the admin page's card (API)
+
+
+def test_the_card_api_shows_the_prediction_and_cancels_it_through_the_running_service(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+    settings_factory: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    from services.common import health
+    from services.common.health import ActionsHealth
+    from tests.support.gateway import GatewayThread, post_json
+
+    base = "/api/v1/actions/twitch"
+    flat = {k.replace(".", "__"): v for k, v in twitch_overrides(helix, tmp_path / "data" / "t.json").items()}
+    gw = GatewayThread(settings_factory(gateway__admin_token="t0ken", **flat)).start()
+    try:
+        shown = httpx.get(f"{gw.url}{base}", timeout=15).json()
+        assert shown["enabled"] and shown["prediction"] is None and shown["token"]["state"] == "unknown"
+        assert post_json(gw.url, f"{base}/prediction/cancel", {}, token="t0ken").status_code == 409  # none running
+        t = twitch_for(helix.issue(), actions__twitch__markers=False, actions__twitch__auto_open=False)
+        health.publish(redis_client, keys, "default", ActionsHealth(actions="twitch-prediction"))
+        rearm(redis_client, keys)
+        # the guard: no token, another site: no change
+        assert post_json(gw.url, f"{base}/prediction/open", {}).status_code == 401
+        assert httpx.post(f"{gw.url}{base}/prediction/open", json={}, headers={
+            "Origin": "https://evil.example", "Authorization": "Bearer t0ken"}).status_code == 403
+        assert redis_client.llen(keys.twitch_requests) == 0
+        r = post_json(gw.url, f"{base}/prediction/open", {}, token="t0ken")
+        assert r.status_code == 200, r.text
+        wait_until(lambda: helix.current() is not None, message="opened from the admin page")
+        wait_until(lambda: httpx.get(f"{gw.url}{base}", timeout=15).json()["prediction"]["status"] == "open",
+                   message="shown open")
+        shown = httpx.get(f"{gw.url}{base}", timeout=15).json()
+        assert shown["token"] == {"state": "ok", "login": helix.login, "message": "signed in as owcstreamer",
+                                  "ok": True}
+        assert shown["prediction"]["by"] == "admin"
+        assert post_json(gw.url, f"{base}/prediction/open", {}, token="t0ken").status_code == 409  # one at a time
+        assert post_json(gw.url, f"{base}/prediction/cancel", {"x": 1}, token="t0ken").status_code == 422
+        assert post_json(gw.url, f"{base}/prediction/cancel", {}, token="t0ken").status_code == 200
+        wait_until(lambda: helix.predictions[0].status == "CANCELED", message="cancelled from the admin page")
+        wait_until(lambda: httpx.get(f"{gw.url}{base}", timeout=15).json()["prediction"]["status"] == "cancelled",
+                   message="shown cancelled")
+        listed = httpx.get(f"{gw.url}/api/v1/actions", timeout=15).json()
+        assert {a["name"]: a["kind"] for a in listed["actions"]}["twitch-prediction"] == "twitch"
+        t.close()
+    finally:
+        gw.stop()
+
+
+def test_a_refused_token_is_a_red_row_on_the_card(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, settings_factory: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    from tests.support.gateway import GatewayThread
+
+    token = helix.issue()
+    helix.revoke_all()
+    twitch_for(token)
+    flat = {k.replace(".", "__"): v for k, v in twitch_overrides(helix, tmp_path / "x.json").items()}
+    gw = GatewayThread(settings_factory(**flat)).start()
+    try:
+        shown = httpx.get(f"{gw.url}/api/v1/actions/twitch", timeout=15).json()
+    finally:
+        gw.stop()
+    assert shown["token"]["state"] == "refused" and not shown["token"]["ok"]
+    assert "owc actions twitch-login" in shown["token"]["message"]

@@ -283,6 +283,8 @@ class Predictions:
                 pass  # said once by the token manager, shown on the admin page
             except (MessageError, StoppingError):
                 pass
+            except Exception:  # a bug or an odd answer must not end the loop: said, then the next tick
+                log.exception("twitch: the prediction loop failed; going on")
             self._said.discard("redis")
 
 
