@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 
 from services.common.action_records import ActionInfo, configured_actions, known_actions, service_running
 from services.common.health import ActionsHealth
-from services.common.twitch_records import PredictionRecord, TwitchStatus, request_json
+from services.common.twitch_records import PredictionRecord, RequestOp, TwitchStatus, request_json
 from services.gateway.deps import RuntimeDep, StoreDep
 from services.gateway.errors import guarded_responses
 from services.gateway.models import (
@@ -129,7 +129,7 @@ TWITCH_ERRORS = guarded_responses({
 })
 
 
-async def _queue_twitch(runtime: RuntimeDep, store: StoreDep, op: str) -> TwitchQueuedOut:
+async def _queue_twitch(runtime: RuntimeDep, store: StoreDep, op: RequestOp) -> TwitchQueuedOut:
     t = runtime.settings.actions.twitch
     if not (t.enabled and t.predictions):
         raise HTTPException(409, "Twitch predictions are not enabled: set actions.twitch.enabled (docs/actions.md)")
