@@ -132,6 +132,11 @@ def run_status(args: argparse.Namespace) -> int:
         dead = int(client.llen(keys.action_dlq(name)))
         text = "never ran" if last is None else last.describe()
         print(f"{name}: {text}; dead letters: {dead}")
+    if settings.actions.twitch.enabled:
+        from services.actions.twitch.service import status_lines
+
+        for line in status_lines(client, keys, settings.actions.twitch.counter_channel):
+            print(line)
     return 0
 
 

@@ -19,7 +19,7 @@ from services.actions.twitch.tokens import TokenError, TokenManager
 from services.common.keys import Keys
 from services.common.sections_twitch import TwitchSettings
 from services.common.settings import under_home
-from services.common.twitch_records import PredictionRecord, request_json
+from services.common.twitch_records import PredictionRecord, TwitchStatus, request_json
 
 if TYPE_CHECKING:
     from services.actions.chat import ChatBot
@@ -80,3 +80,19 @@ def start_twitch(s: TwitchSettings, client: redis.Redis, keys: Keys, stop: threa
             bot.predict_hook = predict_hook(client, keys, s.counter_channel)
     return actions
 
+
+
+def status_lines(client: redis.Redis, keys: Keys, channel: str) -> list[str]:
+    """``owc actions status``: the sign-in and the current prediction, one line each."""
+    st = TwitchStatus.from_fields(client.hgetall(keys.twitch_status))
+    lines = [f"twitch sign-in: {st.token or 'not checked yet'}" + (f" ({st.message})" if st.message else "")]
+    if st.markers == "offline":
+        lines.append(f"twitch markers: {st.markers_message}")
+    rec = PredictionRecord.from_json(client.get(keys.twitch_prediction(channel)))
+    if rec is None:
+        lines.append("twitch prediction: none yet")
+    else:
+        extra = f": {rec.winner or rec.result}" if rec.winner or rec.result else ""
+        lines.append(f"twitch prediction: {rec.shown_status(int(time.time() * 1000))} “{rec.title}”{extra}"
+                     f" (id {rec.id or '-'}, opened by {rec.by})")
+    return lines
