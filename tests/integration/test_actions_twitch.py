@@ -23,6 +23,8 @@ from services.common.keys import Keys
 from services.common.messages import Counts, Event
 from services.common.settings import Settings
 from services.common.twitch_records import PredictionRecord
+from tests.integration.test_actions_chat import Chat as ChatFixture
+from tests.integration.test_actions_chat import chat  # noqa: F401  (the chat bot on ngIRCd, a fixture)
 from tests.support.actions import WorkerThread, add_event, pending, start_worker
 from tests.support.gateway import ServiceProcess
 from tests.support.helix import ALL_SCOPES, CLIENT_ID, HelixServer, IssuedToken
@@ -52,7 +54,7 @@ def write_token(path: Path, token: IssuedToken) -> None:
     os.chmod(path, 0o600)
 
 
-class Chat:
+class SayRecorder:
     """Stands in for the chat bot's ``say`` (the bot itself is tested against ngIRCd)."""
 
     def __init__(self) -> None:
@@ -66,10 +68,10 @@ class Chat:
 class Twitch:
     """The Twitch actions and the actions worker in this process."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings, chat: Chat | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings, say_to: SayRecorder | None = None) -> None:
         self.client, self.keys, self.settings = client, keys, settings
         self.stop = threading.Event()
-        self.actions = start_twitch(settings.actions.twitch, client, keys, self.stop, chat)  # type: ignore[arg-type]
+        self.actions = start_twitch(settings.actions.twitch, client, keys, self.stop, say_to)  # type: ignore[arg-type]
         self.worker: WorkerThread = start_worker(client, keys, settings, self.actions, stop=self.stop)
 
     def record(self) -> PredictionRecord | None:
@@ -86,12 +88,12 @@ def twitch_for(
 ) -> Iterator[Callable[..., Twitch]]:
     started: list[Twitch] = []
 
-    def start(token: IssuedToken | None = None, chat: Chat | None = None, **extra: Any) -> Twitch:
+    def start(token: IssuedToken | None = None, say_to: SayRecorder | None = None, **extra: Any) -> Twitch:
         path = tmp_path / "data" / "twitch_token.json"
         if token is not None:
             write_token(path, token)
         flat = {k.replace(".", "__"): v for k, v in twitch_overrides(helix, path, **extra).items()}
-        t = Twitch(redis_client, keys, settings_factory(**flat), chat)
+        t = Twitch(redis_client, keys, settings_factory(**flat), say_to)
         started.append(t)
         return t
 
@@ -293,8 +295,8 @@ def test_a_prediction_already_running_is_ended_once_and_ours_opens(
 def test_a_new_session_cancels_and_an_undo_after_a_resolution_is_explained_in_chat(
     twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
 ) -> None:
-    chat = Chat()
-    t = twitch_for(helix.issue(), chat=chat, actions__twitch__markers=False)
+    said = SayRecorder()
+    t = twitch_for(helix.issue(), say_to=said, actions__twitch__markers=False)
     rearm(redis_client, keys)
     wait_until(lambda: helix.current() is not None, message="opened")
     win = result(redis_client, keys, "victory", (1, 0, 0))
@@ -302,15 +304,15 @@ def test_a_new_session_cancels_and_an_undo_after_a_resolution_is_explained_in_ch
     redis_client.xadd(keys.events("default"), Event(  # type: ignore[arg-type]
         type="undone", outcome="victory", delta=-1, counts=Counts(), session="s1", source="manual", ts=1,
         undoes=win).to_fields())
-    wait_until(lambda: len(chat.lines) == 1, message="the chat line")
-    assert "Twitch cannot un-resolve" in chat.lines[0] and "Victory" in chat.lines[0]
+    wait_until(lambda: len(said.lines) == 1, message="the chat line")
+    assert "Twitch cannot un-resolve" in said.lines[0] and "Victory" in said.lines[0]
     rearm(redis_client, keys)
     wait_until(lambda: len(helix.predictions) == 2, message="the next one")
     add_event(redis_client, keys, "default", "session_started")
     wait_until(lambda: helix.predictions[1].status == "CANCELED", message="cancelled by the new session")
     rec = t.record()
     assert rec is not None and rec.result == "new session"
-    assert len(chat.lines) == 1
+    assert len(said.lines) == 1
 
 
 def test_no_result_in_time_cancels_and_the_same_match_is_not_reopened(
@@ -478,3 +480,49 @@ def test_a_refused_token_is_a_red_row_on_the_card(
         gw.stop()
     assert shown["token"]["state"] == "refused" and not shown["token"]["ok"]
     assert "owc actions twitch-login" in shown["token"]["message"]
+
+
+# ---------------------------------------------------------------------- chat: !predict and the undo notice
+
+
+def test_predict_from_a_moderator_in_chat_and_an_undo_explained_in_chat(
+    chat: ChatFixture, helix: HelixServer, redis_client: redis.Redis, keys: Keys,  # noqa: F811
+    settings_factory: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    from services.actions.chat import ChatAction
+    from tests.integration.test_actions_chat import CHANNEL
+
+    path = tmp_path / "token.json"
+    write_token(path, helix.issue())
+    flat = {k.replace(".", "__"): v for k, v in twitch_overrides(helix, path).items()}
+    settings = settings_factory(actions__twitch__auto_open=False, actions__twitch__markers=False, **flat)
+    actions = start_twitch(settings.actions.twitch, redis_client, keys, chat.stop, chat.bot)
+    chat.worker.close()
+    chat.worker = start_worker(redis_client, keys, settings, [ChatAction(chat.bot), *actions], stop=chat.stop)
+    chat.proxy.set_badges("viewer", "subscriber/3")
+    chat.proxy.set_badges("mod", "moderator/1", display_name="TheMod")
+    viewer, mod = chat.user("viewer"), chat.user("mod")
+    try:
+        for user in (viewer, mod):
+            user.join(CHANNEL)
+        mod.say(CHANNEL, "!win")  # the channel's first command also opens its first session
+        wait_until(lambda: "VICTORY! today 1W 0L 0D, 100%" in chat.bot_lines(viewer), timeout=20, message="1st")
+        viewer.say(CHANNEL, "!predict")  # not a moderator: ignored
+        wait_until(lambda: mod.has("PRIVMSG #streamer :!predict"), message="the viewer's line relayed")
+        mod.say(CHANNEL, "!predict")
+        wait_until(lambda: "@TheMod opening a prediction" in chat.bot_lines(viewer), message="the bot's answer")
+        wait_until(lambda: helix.current() is not None, message="the prediction opened")
+        mod.say(CHANNEL, "!loss")
+        wait_until(lambda: helix.predictions[0].status == "RESOLVED", timeout=20, message="resolved by the !loss")
+        mod.say(CHANNEL, "!undo")
+        wait_until(lambda: any("cannot un-resolve" in line for line in chat.bot_lines(viewer)), timeout=20,
+                   message="the undo explained")
+        lines = chat.bot_lines(viewer)
+    finally:
+        for user in (viewer, mod):
+            user.close()
+    assert len(helix.predictions) == 1
+    assert next(line for line in lines if "predict" in line.lower()) == "@TheMod opening a prediction"
+    defeat = next(o["id"] for o in helix.predictions[0].outcomes if o["title"] == "Defeat")
+    assert helix.predictions[0].winning_outcome_id == defeat
+    assert sum("cannot un-resolve" in line for line in lines) == 1
