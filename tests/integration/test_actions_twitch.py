@@ -526,3 +526,51 @@ def test_predict_from_a_moderator_in_chat_and_an_undo_explained_in_chat(
     defeat = next(o["id"] for o in helix.predictions[0].outcomes if o["title"] == "Defeat")
     assert helix.predictions[0].winning_outcome_id == defeat
     assert sum("cannot un-resolve" in line for line in lines) == 1
+
+
+# ---------------------------------------------------------------------- with the real state service
+
+
+def test_predictions_follow_the_real_state_services_rearm(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis, prefix: str, keys: Keys,
+    twitch_for: Callable[..., Twitch], helix: HelixServer,
+) -> None:
+    """Frames through `owc state`: the prediction opens when its phase is back to `ready`, not before."""
+    from services.common.messages import Label
+    from tests.support.gateway import start_state
+
+    state = start_state(tmp_path, redis_server.url, prefix, **{
+        "state.required_consecutive": 2, "state.cooldown_s": 1, "state.required_none": 3,
+        "state.reorder_window_ms": 50})
+    seq, t = 0, 1_760_000_000_000
+
+    def frames(name: str, n: int) -> None:
+        nonlocal seq, t
+        for _ in range(n):
+            seq, t = seq + 1, t + 500
+            label = Label("default", seq, t, name, 0.99, {}, "m", "w", 1.0)  # type: ignore[arg-type]
+            redis_client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+
+    def phase() -> bytes | None:
+        return redis_client.hget(keys.state("default"), "phase")
+
+    try:
+        frames("none", 2)  # the channel's first session; ready
+        wait_until(lambda: phase() == b"ready", timeout=20, message="the state service ready")
+        tw = twitch_for(helix.issue(), actions__twitch__markers=False)
+        wait_until(lambda: helix.current() is not None, message="the first prediction at ready")
+        frames("victory", 3)
+        wait_until(lambda: helix.predictions[0].status == "RESOLVED", timeout=20, message="resolved")
+        assert phase() in (b"cooldown", b"waiting_for_none")
+        time.sleep(2)
+        assert len(helix.predictions) == 1  # not re-armed yet: no new prediction
+        frames("none", 6)  # past the cooldown (frame time), then enough `none` to re-arm
+        wait_until(lambda: len(helix.predictions) == 2, timeout=20, message="the second at the re-arm")
+        frames("draw", 3)
+        wait_until(lambda: helix.predictions[1].status == "CANCELED", timeout=20, message="a draw refunds")
+        rec = tw.record()
+    finally:
+        state.stop()
+    victory = next(o["id"] for o in helix.predictions[0].outcomes if o["title"] == "Victory")
+    assert helix.predictions[0].winning_outcome_id == victory
+    assert rec is not None and rec.status == "cancelled" and rec.result == "draw: refunded"
