@@ -142,7 +142,7 @@ class HelixServer:
             return [d["user_code"] for d in self._devices.values()]
 
     def rate_limit(self, n: int) -> None:
-        """The next ``n`` Helix requests are answered 429 (Ratelimit-Reset: one second on)."""
+        """The next ``n`` Helix requests are answered 429 (Ratelimit-Reset: the whole second after the next)."""
         with self.lock:
             self._limited = n
 
@@ -286,7 +286,7 @@ class HelixServer:
             return _err(401, "Unauthorized", "Client ID and OAuth token do not match")
         if self._limited > 0:
             self._limited -= 1
-            reset = str(int(time.time()) + 1)
+            reset = str(int(time.time()) + 2)  # the bucket refills within two seconds
             return 429, {"error": "Too Many Requests", "status": 429, "message": "Too Many Requests"}, {
                 "Ratelimit-Limit": "800", "Ratelimit-Remaining": "0", "Ratelimit-Reset": reset}
         data: dict[str, Any] = json.loads(body) if body else {}

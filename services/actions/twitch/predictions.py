@@ -88,6 +88,8 @@ class Predictions:
         return rec
 
     def _once(self, key: str, message: str, level: int = logging.WARNING) -> None:
+        if len(self._said) > 200:  # distinct problems over a long evening: forget the old ones
+            self._said.clear()
         if key not in self._said:
             self._said.add(key)
             log.log(level, "twitch: %s", message)
@@ -107,6 +109,9 @@ class Predictions:
                 return self._finish_opening(rec)
             except TokenError as exc:
                 return self._save(rec.updated(_now_ms(), status="failed", result=str(exc)))
+            except HelixError as exc:  # Twitch refused to list the predictions: not a passing failure
+                log.error("twitch: the prediction was not opened: %s", exc)
+                return self._save(rec.updated(_now_ms(), status="failed", result=exc.message))
 
     def _finish_opening(self, rec: PredictionRecord) -> PredictionRecord:
         # look before creating: a create whose answer was lost, or someone else's prediction
@@ -222,7 +227,12 @@ class Predictions:
             rec = self.record()
             now = _now_ms()
             if rec is not None and rec.active and now - rec.opened_at > self.s.result_timeout_s * 1000:
-                self.end(rec, "CANCELED", None, "", f"no result within {self.s.result_timeout_s / 60:g} min")
+                why = f"no result within {self.s.result_timeout_s / 60:g} min"
+                try:
+                    self.end(rec, "CANCELED", None, "", why)
+                except (PermanentError, HelixError) as exc:  # never retried every second: said, recorded
+                    log.error("twitch: cancelling prediction %s (%s) failed: %s", rec.id, why, exc)
+                    self._save(rec.updated(now, status="failed", result=f"{why}; the cancel failed: {exc}"))
                 return
             if rec is not None and rec.status == "opening":
                 self._try_open(rec.after, rec.by)
@@ -278,7 +288,7 @@ class Predictions:
                 self._once("redis", f"Redis is unavailable ({exc}); predictions wait for it")
                 continue
             except (RetryableError, PermanentError) as exc:
-                log.warning("twitch: %s", exc)
+                self._once(f"error-{exc}", str(exc))  # each distinct problem once, not every second
             except TokenError:
                 pass  # said once by the token manager, shown on the admin page
             except (MessageError, StoppingError):
