@@ -574,3 +574,22 @@ def test_predictions_follow_the_real_state_services_rearm(
     victory = next(o["id"] for o in helix.predictions[0].outcomes if o["title"] == "Victory")
     assert helix.predictions[0].winning_outcome_id == victory
     assert rec is not None and rec.status == "cancelled" and rec.result == "draw: refunded"
+
+
+def test_the_session_start_a_prediction_opened_after_never_cancels_it(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    """The first frame of a channel writes `session_started` and `ready` together: the prediction opened
+    after that event is for the session's first match, and the event handed to the action later must
+    not cancel it."""
+    add_event(redis_client, keys, "default", "session_started")
+    rearm(redis_client, keys)
+    t = twitch_for(helix.issue(), actions__twitch__markers=False)
+    wait_until(lambda: pending(redis_client, keys) == 0 and (r := t.record()) is not None and r.status == "open",
+               message="opened, the session start handled")
+    (action,) = [a for a in t.actions if a.name == "twitch-prediction"]
+    rec = t.record()
+    assert rec is not None
+    start = Event(type="session_started", counts=Counts(), session="s1", source="manual", ts=0, id=rec.after)
+    assert action.perform(EventContext("default", start)) == "no prediction running"
+    assert helix.predictions[0].status == "ACTIVE"

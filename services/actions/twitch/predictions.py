@@ -194,8 +194,8 @@ class Predictions:
         with self._lock:
             rec = self.record()
             if event.type == "session_started":
-                if rec is None or not rec.active:
-                    return "no prediction running"
+                if rec is None or not rec.active or not rules.after(event.id, rec.after):
+                    return "no prediction running"  # (or it opened after this session began)
                 self.end(rec, "CANCELED", None, event.id, "new session")
                 return f"prediction {rec.id} cancelled: new session"
             if event.type == "undone":

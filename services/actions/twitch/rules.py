@@ -30,10 +30,15 @@ def stream_id(eid: str) -> tuple[int, int]:
         return (0, 0)
 
 
+def after(event_id: str, record_after: str) -> bool:
+    """``event_id`` came after the event a prediction opened after (so it belongs to its match)."""
+    return stream_id(event_id) > stream_id(record_after)
+
+
 def covers(record: PredictionRecord, event: Event) -> bool:
     """Whether ``event`` is the result of the match ``record`` predicts: it is active and the event
     came after the one it opened after (a result of an earlier match never resolves it)."""
-    return record.active and is_result(event) and stream_id(event.id) > stream_id(record.after)
+    return record.active and is_result(event) and after(event.id, record.after)
 
 
 def outcome_titles(s: TwitchSettings) -> dict[str, str]:
