@@ -49,7 +49,7 @@ class TwitchSettings(BaseModel):
     oauth_url: HttpUrl = Field("https://id.twitch.tv/oauth2", description="Twitch's OAuth base URL.")
     helix_url: HttpUrl = Field("https://api.twitch.tv/helix", description="Twitch's Helix API base URL.")
     timeout_s: float = Field(
-        5.0, gt=0, le=60, description="Timeout of a request to Twitch (each of connect, read, write)."
+        5.0, gt=0, le=60, description="Deadline of a request to Twitch's API, its whole answer included."
     )
     markers: bool = Field(True, description="A stream marker at every result (`VICTORY · Competitive · 12–8`).")
     predictions: bool = Field(True, description="Run a channel-points prediction per match.")

@@ -220,6 +220,26 @@ def test_a_429_waits_for_ratelimit_reset_then_marks_once(
     assert helix.count("POST", "/helix/streams/markers") == 2
 
 
+@pytest.mark.parametrize(("trickle_s", "flood_bytes", "said"), [
+    (0.4, 0, "took longer than 1 s"), (0.0, 3 << 20, "larger than 1024 KiB")])
+def test_a_trickling_or_flooding_answer_is_cut_at_the_deadline_and_the_size_limit(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+    trickle_s: float, flood_bytes: int, said: str,
+) -> None:
+    twitch_for(helix.issue(), actions__twitch__predictions=False, actions__twitch__timeout_s=1,
+               actions__max_attempts=2)
+    wait_until(lambda: redis_client.hget(keys.twitch_status, "token") == b"ok", message="signed in")
+    helix.trickle_s, helix.flood_bytes = trickle_s, flood_bytes
+    started = time.monotonic()
+    add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
+    wait_until(lambda: redis_client.llen(keys.action_dlq("twitch-marker")) == 1, timeout=30, message="given up")
+    # two tries, each cut at about its 1 s deadline (a 100-byte answer at 0.4 s a byte would take 40 s)
+    assert time.monotonic() - started < 8
+    letter = json.loads(redis_client.lindex(keys.action_dlq("twitch-marker"), 0) or b"{}")
+    assert said in letter["error"]
+    helix.trickle_s, helix.flood_bytes = 0.0, 0
+
+
 # ---------------------------------------------------------------------- predictions
 
 

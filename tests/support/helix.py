@@ -96,6 +96,8 @@ class HelixServer:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
     _devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     _limited: int = 0
+    trickle_s: float = 0.0  # > 0: every answer's body is sent one byte per this many seconds
+    flood_bytes: int = 0  # > 0: every answer's body is this many bytes (spaces, then the JSON)
     _hold: dict[str, threading.Event] = field(default_factory=dict)
     held: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -192,6 +194,8 @@ class HelixServer:
                     self.close_connection = True
                     return  # the effect happened; the caller never hears of it
                 data = b"" if payload is None else json.dumps(payload).encode()
+                if server.flood_bytes:
+                    data = b" " * max(0, server.flood_bytes - len(data)) + data
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
@@ -199,7 +203,13 @@ class HelixServer:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if server.trickle_s:
+                        for i in range(len(data)):
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(server.trickle_s)
+                    else:
+                        self.wfile.write(data)
                 except OSError:
                     pass
 

@@ -25,6 +25,7 @@ from services.actions.twitch.tokens import LOGIN_HINT, TokenError, TokenManager
 from services.common.sections_twitch import TwitchSettings
 
 MAX_RATELIMIT_WAIT_S = 60.0
+MAX_ANSWER_BYTES = 1 << 20  # Helix's answers here are a few KiB
 
 
 class HelixError(Exception):
@@ -91,8 +92,7 @@ class Helix:
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {token.access_token}", "Client-Id": token.client_id}
             try:
-                r = self.http.request(method, f"{self.settings.helix_url}{path}", params=params, json=body,
-                                      headers=headers, timeout=self.settings.timeout_s)
+                r = self._send(method, f"{self.settings.helix_url}{path}", params, body, headers)
             except httpx.TimeoutException:
                 raise RetryableError(f"Twitch did not answer within {self.settings.timeout_s:g} s") from None
             except httpx.HTTPError as exc:
@@ -105,6 +105,22 @@ class Helix:
                 continue
             return self._answer(r)
         raise AssertionError("unreachable")
+
+    def _send(self, method: str, url: str, params: dict[str, str] | None, body: dict[str, Any] | None,
+              headers: dict[str, str]) -> httpx.Response:
+        """One request with a total deadline (``timeout_s``, not per read) and an answer of at most
+        :data:`MAX_ANSWER_BYTES`: a server that trickles or floods cannot hold or bloat the service."""
+        deadline = time.monotonic() + self.settings.timeout_s
+        with self.http.stream(method, url, params=params, json=body, headers=headers,
+                              timeout=self.settings.timeout_s) as r:
+            data = bytearray()
+            for chunk in r.iter_bytes():
+                data += chunk
+                if len(data) > MAX_ANSWER_BYTES:
+                    raise RetryableError(f"Twitch's answer is larger than {MAX_ANSWER_BYTES // 1024} KiB; not read")
+                if time.monotonic() > deadline:
+                    raise RetryableError(f"Twitch's answer took longer than {self.settings.timeout_s:g} s")
+            return httpx.Response(r.status_code, headers=r.headers, content=bytes(data))
 
     def _answer(self, r: httpx.Response) -> dict[str, Any]:
         if r.is_success:
