@@ -19,6 +19,7 @@ import redis
 
 from services.actions.formatting import EventContext
 from services.actions.twitch.service import start_twitch
+from services.actions.worker import caught_up
 from services.common.keys import Keys
 from services.common.messages import Counts, Event
 from services.common.settings import Settings
@@ -30,8 +31,6 @@ from tests.support.gateway import ServiceProcess
 from tests.support.helix import ALL_SCOPES, CLIENT_ID, HelixServer, IssuedToken
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
-
-PREDICTIONS = ("channel:manage:predictions", "channel:manage:broadcast")
 
 
 @pytest.fixture
@@ -190,12 +189,13 @@ def test_a_marker_per_result_and_offline_is_said_once(
         result(redis_client, keys, "victory", (1, 0, 0))
         add_event(redis_client, keys, "default", "adjusted", "draw", 1, (1, 0, 1))
         add_event(redis_client, keys, "default", "adjusted", "victory", -1, (0, 0, 1))  # not a result: no marker
-        wait_until(lambda: len(helix.markers) == 2 and pending(redis_client, keys) == 0, message="two markers")
+        wait_until(lambda: len(helix.markers) == 2 and caught_up(redis_client, keys, "default"),
+                   message="two markers")
         helix.live = False
         for n in (1, 2, 3):
             result(redis_client, keys, "defeat", (0, n, 1))
-        wait_until(lambda: pending(redis_client, keys) == 0 and redis_client.hget(keys.twitch_status, "markers")
-                   == b"offline", message="three results while offline")
+        wait_until(lambda: caught_up(redis_client, keys, "default") and redis_client.hget(
+            keys.twitch_status, "markers") == b"offline", message="three results while offline")
         helix.live = True
         result(redis_client, keys, "victory", (1, 3, 1))
         wait_until(lambda: len(helix.markers) == 3, message="marking again when live")
@@ -396,7 +396,7 @@ def test_exactly_one_prediction_across_a_kill_9_during_the_create(
         ev = result(redis_client, keys, "defeat", (0, 1, 0))
         wait_until(lambda: helix.predictions[0].status == "RESOLVED", timeout=20, message="resolved")
         # kill -9 at a quiet moment, and the result's event handed out again: nothing is ended twice
-        wait_until(lambda: pending(redis_client, keys) == 0, message="acked")
+        wait_until(lambda: caught_up(redis_client, keys, "default"), message="acked")
         proc.stop(kill=True)
         proc = start_service(tmp_path, redis_server.url, prefix, helix)
         wait_until(lambda: len(helix.markers) == 1, timeout=30, message="the marker")
