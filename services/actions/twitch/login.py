@@ -32,6 +32,8 @@ def run_login(args: argparse.Namespace) -> int:
             fail(str(exc))
         except (httpx.HTTPError, ConnectionError) as exc:
             fail(f"Twitch's sign-in server did not answer ({type(exc).__name__}); try again")
+        except KeyboardInterrupt:
+            fail("sign-in cancelled; nothing was saved")
     print(f"signed in as {checked.login}; token saved in {path} (readable by you only). "
           "`owc actions` refreshes it before it expires.")
     return 0
