@@ -111,9 +111,10 @@ def test_an_evening_has_one_prediction_and_one_marker_per_match_across_a_kill_9_
     #    may start before `owc actions` is up: then it has none (its record says so).
     by_id = {p.id: p for p in helix.predictions}
     predicted: list[str] = []
+    twitch_log = "\n".join(line for line in stack.log().splitlines() if "twitch" in line)
     for i, e in enumerate(found):
         result = done[f"default/{e.id}"]
-        assert result["status"] == "ok", result
+        assert result["status"] == "ok", (result, twitch_log)
         if i == 0 and result["result"] == "no prediction for this match":
             assert all(p.created * 1000 > e.ts for p in helix.predictions)
             continue
@@ -123,8 +124,9 @@ def test_an_evening_has_one_prediction_and_one_marker_per_match_across_a_kill_9_
         if e.outcome == "draw":
             assert (p.status, p.winning_outcome_id) == ("CANCELED", None)  # refunded
         else:
+            assert p.status == "RESOLVED", (i, e, result, twitch_log)
             winner = next(o["title"] for o in p.outcomes if o["id"] == p.winning_outcome_id)
-            assert (p.status, winner) == ("RESOLVED", TITLES[str(e.outcome)])
+            assert winner == TITLES[str(e.outcome)], (i, e, result, twitch_log)
         # opened only after the previous result, once the counter re-armed (the cooldown is frame time:
         # at --speed 2, half of it in wall time, then the `none` frames)
         if i > 0:

@@ -365,6 +365,25 @@ def test_a_create_whose_answer_was_lost_is_adopted_not_created_twice(
     assert set(rec.outcomes) == {"victory", "defeat"}
 
 
+def test_a_result_arriving_while_the_create_answer_is_lost_resolves_with_its_outcome(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    """Found by the Twitch evening: the result came while the record was still `opening` (the create's
+    answer lost) and was refunded, as if the prediction had no outcomes. It is adopted first now."""
+    helix.hold("POST", "/helix/predictions")
+    rearm(redis_client, keys)
+    t = twitch_for(helix.issue(), actions__twitch__markers=False)
+    assert helix.held.wait(20)
+    result(redis_client, keys, "defeat", (0, 1, 0))  # waits for the loop's create to time out, then goes first
+    helix.release()
+    wait_until(lambda: helix.predictions[0].status != "ACTIVE", timeout=30, message="ended")
+    p = helix.predictions[0]
+    assert p.status == "RESOLVED" and len(helix.predictions) == 1
+    assert next(o["title"] for o in p.outcomes if o["id"] == p.winning_outcome_id) == "Defeat"
+    rec = t.record()
+    assert rec is not None and rec.status == "resolved" and rec.winner == "Defeat"
+
+
 # ---------------------------------------------------------------------- the service as a process
 
 

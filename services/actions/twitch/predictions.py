@@ -211,6 +211,11 @@ class Predictions:
             if rec is None or not rules.covers(rec, event):
                 return "no prediction for this match"
             assert event.outcome is not None
+            if rec.status == "opening" or not rec.id:
+                # the create's answer was lost (a crash): adopt it first, so its outcome ids are known
+                rec = self._finish_opening(rec)
+                if not rec.active:
+                    return f"the prediction could not be opened: {rec.result}"
             status, winner = rules.ending(event.outcome, self.s, rec.outcomes)
             why = event.outcome if status == "RESOLVED" else f"{event.outcome}: refunded"
             done = self.end(rec, status, winner, event.id, why)
