@@ -198,7 +198,8 @@ def test_a_marker_per_result_and_offline_is_said_once(
             keys.twitch_status, "markers") == b"offline", message="three results while offline")
         helix.live = True
         result(redis_client, keys, "victory", (1, 3, 1))
-        wait_until(lambda: len(helix.markers) == 3, message="marking again when live")
+        wait_until(lambda: len(helix.markers) == 3 and caught_up(redis_client, keys, "default"),
+                   message="marking again when live")
     assert [m["description"] for m in helix.markers] == ["VICTORY · 1–0", "DRAW · 1–0–1", "VICTORY · 1–3–1"]
     offline = [r for r in caplog.records if "not live" in r.getMessage()]
     assert len(offline) == 1
@@ -213,8 +214,10 @@ def test_a_429_waits_for_ratelimit_reset_then_marks_once(
     helix.rate_limit(1)
     started = time.monotonic()
     ev = add_event(redis_client, keys, "default", "detected", "victory", 1, (1, 0, 0), source="auto")
-    wait_until(lambda: len(helix.markers) == 1, message="the marker after the 429")
-    assert time.monotonic() - started >= 0.5  # it waited for Ratelimit-Reset (the next whole second)
+    wait_until(lambda: redis_client.hexists(keys.action_done("twitch-marker"), f"default/{ev}"),
+               message="the marker after the 429, recorded")
+    assert len(helix.markers) == 1
+    assert time.monotonic() - started >= 0.5  # it waited for Ratelimit-Reset (up to two seconds on)
     record = json.loads(redis_client.hget(keys.action_done("twitch-marker"), f"default/{ev}") or b"{}")
     assert record["status"] == "ok"
     assert helix.count("POST", "/helix/streams/markers") == 2
