@@ -201,7 +201,7 @@ def test_a_marker_per_result_and_offline_is_said_once(
         wait_until(lambda: len(helix.markers) == 3 and caught_up(redis_client, keys, "default"),
                    message="marking again when live")
     assert [m["description"] for m in helix.markers] == ["VICTORY · 1–0", "DRAW · 1–0–1", "VICTORY · 1–3–1"]
-    offline = [r for r in caplog.records if "not live" in r.getMessage()]
+    offline = [r for r in caplog.records if r.name == "owc.actions.twitch" and "not live" in r.getMessage()]
     assert len(offline) == 1
     assert redis_client.llen(keys.action_dlq("twitch-marker")) == 0
     assert helix.count("POST", "/helix/streams/markers") == 6
