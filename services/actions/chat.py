@@ -98,6 +98,7 @@ class ChatBot:
         self._joined = threading.Event()
         self._outbox: queue.Queue[_Line] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self.predict_hook: Callable[[str], str] | None = None  # set by the Twitch actions: `!predict`
         # the irc library logs every line it sends at DEBUG, the PASS line with the token included
         logging.getLogger("irc").setLevel(max(logging.INFO, logging.getLogger("irc").getEffectiveLevel()))
         self.reactor = irc.client.Reactor()
@@ -280,6 +281,11 @@ class ChatBot:
                 M.CHAT_COMMANDS.labels(command, "limited").inc()
                 return
             self._reply(f"@{user} {self._record()}")
+            M.CHAT_COMMANDS.labels(command, "ok").inc()
+            return
+        if command == "predict":
+            hook = self.predict_hook
+            self._reply(f"@{user} {hook(user) if hook else 'predictions are not set up (actions.twitch)'}")
             M.CHAT_COMMANDS.labels(command, "ok").inc()
             return
         # a command waits for the state service: not on the reactor thread

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.set_defaults(handler=run_retry)
 
 
+    tw = asub.add_parser("twitch-login", help="sign in to Twitch (device code): predictions, markers, chat")
+    add_config_args(tw)
+    tw.set_defaults(handler=run_twitch_login)
+
     t = asub.add_parser("test", help="send a made-up victory, marked as a test, through the running service")
     t.add_argument("--action", help="only this action (default: all configured)")
     t.add_argument("--channel", type=channel_name, default="default", help="counter channel it claims to come from")
@@ -117,6 +121,10 @@ def serve_actions(settings: Settings, stop: threading.Event, max_messages: int |
             actions.append(ChatAction(bot))
             extra.append(settings.actions.chat.counter_channel)
             health = bot.health
+        if settings.actions.twitch.enabled:
+            from services.actions.twitch.service import start_twitch
+
+            actions += start_twitch(settings.actions.twitch, client, keys, own_stop, bot)
         worker = ActionsWorker(client, keys, settings.actions, actions, extra, health)
         worker.run(own_stop, max_messages=max_messages)
     finally:
@@ -128,6 +136,12 @@ def serve_actions(settings: Settings, stop: threading.Event, max_messages: int |
             if close is not None:
                 close()
         client.close()
+
+
+def run_twitch_login(args: argparse.Namespace) -> int:
+    from services.actions.twitch.login import run_login
+
+    return run_login(args)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -143,6 +157,11 @@ def run_status(args: argparse.Namespace) -> int:
         dead = int(client.llen(keys.action_dlq(name)))
         text = "never ran" if last is None else last.describe()
         print(f"{name}: {text}; dead letters: {dead}")
+    if settings.actions.twitch.enabled:
+        from services.actions.twitch.service import status_lines
+
+        for line in status_lines(client, keys, settings.actions.twitch.counter_channel):
+            print(line)
     return 0
 
 

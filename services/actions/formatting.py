@@ -196,7 +196,7 @@ def retryable_status(status: int) -> bool:
 
 # ---------------------------------------------------------------- chat commands
 
-ChatCommandName = Literal["record", "win", "loss", "draw", "undo"]
+ChatCommandName = Literal["record", "win", "loss", "draw", "undo", "predict"]
 CHAT_COMMANDS: dict[str, ChatCommandName] = {
     "!wl": "record",
     "!record": "record",
@@ -204,6 +204,7 @@ CHAT_COMMANDS: dict[str, ChatCommandName] = {
     "!loss": "loss",
     "!draw": "draw",
     "!undo": "undo",
+    "!predict": "predict",  # actions.twitch: open a prediction (services/actions/twitch)
 }
 MODERATOR_COMMANDS: dict[ChatCommandName, Outcome | None] = {
     "win": "victory", "loss": "defeat", "draw": "draw", "undo": None,

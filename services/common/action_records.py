@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from services.common.messages import Counts, Event, StateSnapshot
 from services.common.sections import ALL_ACTION_EVENTS, ActionsSettings, WebhookSettings
 
-ActionKind = Literal["webhook", "discord", "streamerbot", "chat", "obs", "other"]
+ActionKind = Literal["webhook", "discord", "streamerbot", "chat", "obs", "twitch", "other"]
 
 # Dead letters shown per action on the admin page (the CLI prints them all).
 RECENT_DEAD_LETTERS = 5
@@ -97,6 +97,15 @@ def configured_actions(actions: ActionsSettings) -> list[ActionInfo]:
     if scenes:
         shown = "; ".join(f"“{scene}” after a {word}" for word, scene in scenes)
         out.append(ActionInfo("obs-scene", "obs", f"Shows a scene for {o.scene_seconds:g} s: {shown}."))
+    t = actions.twitch
+    if t.enabled and t.markers:
+        out.append(ActionInfo("twitch-marker", "twitch", "Adds a Twitch stream marker at each result "
+                                                         "(“VICTORY · Competitive · 12–8”)."))
+    if t.enabled and t.predictions:
+        draw = "a draw refunds" if t.draw == "cancel" else "a draw resolves it"
+        when = "when the counter re-arms for the next match" if t.auto_open else "on demand"
+        out.append(ActionInfo("twitch-prediction", "twitch", f"Opens a channel-points prediction {when} "
+                              f"({t.window_s} s to predict), resolves it with the result; {draw}."))
     return out
 
 

@@ -173,3 +173,21 @@ class Keys:
     def action_status(self) -> str:
         """Hash action name -> JSON of its last delivery (for the admin page and ``owc actions status``)."""
         return f"{self.prefix}:actions:status"
+
+    # Twitch (predictions, markers: services/actions/twitch)
+    def twitch_prediction(self, channel: str) -> str:
+        """String (JSON): the channel's current or last prediction: its Twitch id, the event id of the
+        match it follows (``after``), its status and outcome ids. A restart resumes it from here."""
+        return f"{self.prefix}:twitch:prediction:{channel}"
+
+    @property
+    def twitch_requests(self) -> str:
+        """List of JSON requests ``{"op": "open"|"cancel", "channel", "by"}`` from the admin page and
+        ``!predict`` (the actions service pops them, oldest first)."""
+        return f"{self.prefix}:twitch:requests"
+
+    @property
+    def twitch_status(self) -> str:
+        """Hash: the Twitch sign-in's state (``token``: ok | missing | refused | scopes, ``login``,
+        ``message``) and ``markers`` (ok | offline | failed), for the admin page and ``owc actions status``."""
+        return f"{self.prefix}:twitch:status"

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.common.keys import CHANNEL_RE
+from services.common.sections_twitch import TwitchSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "victory_classifier.onnx"
@@ -260,6 +261,7 @@ class ActionsSettings(_Section):
     metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics port (0 = off).")
     chat: ChatSettings = Field(default_factory=ChatSettings)  # type: ignore[arg-type]
     obs: ObsActionSettings = Field(default_factory=ObsActionSettings)  # type: ignore[arg-type]
+    twitch: TwitchSettings = Field(default_factory=TwitchSettings)  # type: ignore[arg-type]
     # last: shown and saved as [[actions.webhooks]] tables after every plain key
     webhooks: list[WebhookSettings] = Field(
         default_factory=list, description="`[[actions.webhooks]]` tables: `url = \"…\"` is enough."

@@ -263,7 +263,7 @@ class DeadLetterOut(BaseModel):
 
 class ActionOut(BaseModel):
     name: str = Field(description="As in the settings, the logs and `owc actions --action NAME`.")
-    kind: Literal["webhook", "discord", "streamerbot", "chat", "obs", "other"]
+    kind: Literal["webhook", "discord", "streamerbot", "chat", "obs", "twitch", "other"]
     description: str = Field(description="What it does, in a sentence.")
     configured: bool = Field(description="This gateway's settings list it (else only the running service does).")
     last: LastDeliveryOut | None = Field(description="None: it never ran.")
@@ -332,3 +332,43 @@ class HealthzOut(BaseModel):
 class ReadyzOut(BaseModel):
     status: Literal["ready"] = "ready"
     redis: str = Field(description="Redis server version.")
+
+
+class TwitchTokenOut(BaseModel):
+    state: str = Field(description="`ok`, `missing` (no sign-in yet), `refused` (revoked or expired), `scopes` "
+                       "(a scope is missing), or `unknown` (the actions service has not checked yet).")
+    login: str = Field(description="The Twitch account signed in (empty: none).")
+    message: str = Field(description="One line: what is wrong and what to do.")
+    ok: bool
+
+
+class TwitchPredictionOut(BaseModel):
+    status: str = Field(description="`opening`, `open`, `locked` (no more predictions; waiting for the result), "
+                        "`resolved`, `cancelled` or `failed`.")
+    id: str = Field(description="Twitch's prediction id (empty while opening or when it failed).")
+    title: str
+    opened_at: int = Field(description="Epoch ms of the create request.")
+    locks_at: int = Field(description="Epoch ms when Twitch locks it.")
+    result: str = Field(description="The counted outcome, or why it was cancelled or failed.")
+    winner: str = Field(description="The winning outcome's title (resolved).")
+    by: str = Field(description="Who opened it: `auto` (the counter re-armed), `admin`, `chat: <name>`.")
+    updated_at: int
+
+
+class TwitchOut(BaseModel):
+    enabled: bool = Field(description="`actions.twitch.enabled` in this gateway's settings.")
+    channel: str = Field(description="The counter channel whose matches are predicted and marked.")
+    token: TwitchTokenOut
+    markers: str = Field(description="`ok`, `offline` (Twitch refuses markers while not live) or empty.")
+    markers_message: str
+    prediction: TwitchPredictionOut | None = Field(description="The current or last prediction (None: none yet).")
+
+
+class TwitchRequestIn(_Body):
+    pass
+
+
+class TwitchQueuedOut(BaseModel):
+    ok: Literal[True] = True
+    detail: str
+    service_running: bool

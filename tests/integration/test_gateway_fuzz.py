@@ -57,6 +57,7 @@ def fuzz_gateway(
         settings_for(redis_server.url, fuzz_prefix, **{
             "gateway.command_timeout_s": 10,
             "actions.webhooks": [{"url": "http://127.0.0.1:9/hook", "name": ACTION}],
+            "actions.twitch.enabled": True,  # the Twitch card routes reach their real code (nothing runs it)
         }),
         tmp_path_factory.mktemp("cfg"),
     ).start()

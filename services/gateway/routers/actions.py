@@ -15,9 +15,20 @@ from fastapi import Path as PathParam
 
 from services.common.action_records import ActionInfo, configured_actions, known_actions, service_running
 from services.common.health import ActionsHealth
+from services.common.twitch_records import PredictionRecord, RequestOp, TwitchStatus, request_json
 from services.gateway.deps import RuntimeDep, StoreDep
 from services.gateway.errors import guarded_responses
-from services.gateway.models import ActionQueuedOut, ActionRetryIn, ActionsOut, ActionTestIn
+from services.gateway.models import (
+    ActionQueuedOut,
+    ActionRetryIn,
+    ActionsOut,
+    ActionTestIn,
+    TwitchOut,
+    TwitchPredictionOut,
+    TwitchQueuedOut,
+    TwitchRequestIn,
+    TwitchTokenOut,
+)
 from services.gateway.views import actions_out, now_ms
 
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
@@ -86,3 +97,65 @@ async def send_test(action: ActionDep, body: ActionTestIn, store: StoreDep) -> A
     detail = f"{name}: test event queued; " + (
         "the actions service sends it now" if running else NOT_RUNNING.replace("them", "it"))
     return ActionQueuedOut(action=name, queued=1, event_id=event_id, service_running=running, detail=detail)
+
+
+# ---------------------------------------------------------------- Twitch: predictions, markers, sign-in
+
+
+@router.get("/twitch", response_model=TwitchOut, summary="Twitch: the sign-in, the markers and the current prediction")
+async def twitch(runtime: RuntimeDep, store: StoreDep) -> TwitchOut:
+    t = runtime.settings.actions.twitch
+    pipe = store.r.pipeline(transaction=False)
+    pipe.hgetall(store.keys.twitch_status)
+    pipe.get(store.keys.twitch_prediction(t.counter_channel))
+    raw_status, raw_prediction = await pipe.execute()
+    status = TwitchStatus.from_fields(raw_status or {})
+    rec = PredictionRecord.from_json(raw_prediction)
+    now = now_ms()
+    prediction = None if rec is None else TwitchPredictionOut(
+        status=rec.shown_status(now), id=rec.id, title=rec.title, opened_at=rec.opened_at,
+        locks_at=rec.opened_at + rec.window_s * 1000, result=rec.result, winner=rec.winner, by=rec.by,
+        updated_at=rec.updated_at)
+    token = TwitchTokenOut(state=status.token or "unknown", login=status.login, message=status.message,
+                           ok=status.token_ok)
+    return TwitchOut(enabled=t.enabled, channel=t.counter_channel, token=token, markers=status.markers,
+                     markers_message=status.markers_message, prediction=prediction)
+
+
+TWITCH_ERRORS = guarded_responses({
+    409: "Twitch predictions are not enabled (actions.twitch), or nothing to cancel.",
+    422: "Invalid body.",
+    503: "Redis is not reachable; nothing was queued.",
+})
+
+
+async def _queue_twitch(runtime: RuntimeDep, store: StoreDep, op: RequestOp) -> TwitchQueuedOut:
+    t = runtime.settings.actions.twitch
+    if not (t.enabled and t.predictions):
+        raise HTTPException(409, "Twitch predictions are not enabled: set actions.twitch.enabled (docs/actions.md)")
+    rec = PredictionRecord.from_json(await store.r.get(store.keys.twitch_prediction(t.counter_channel)))
+    if op == "cancel" and (rec is None or not rec.active):
+        raise HTTPException(409, "no prediction is running")
+    if op == "open" and rec is not None and rec.active:
+        raise HTTPException(409, "a prediction is already running: cancel it first")
+    await store.r.lpush(store.keys.twitch_requests, request_json(op, t.counter_channel, "admin"))
+    health = await runtime.store.actions_health()
+    running = service_running(health.updated_at if health else None, now_ms())
+    verb = "cancelling the prediction (points refunded)" if op == "cancel" else "opening a prediction"
+    return TwitchQueuedOut(detail=f"{verb}; " + ("the actions service does it now" if running
+                                                 else NOT_RUNNING.replace("sends them", "does it")),
+                           service_running=running)
+
+
+@router.post("/twitch/prediction/cancel", response_model=TwitchQueuedOut, responses=TWITCH_ERRORS,
+             summary="Cancel the running Twitch prediction (everyone gets their points back)")
+async def cancel_prediction(runtime: RuntimeDep, store: StoreDep, body: TwitchRequestIn) -> TwitchQueuedOut:
+    del body
+    return await _queue_twitch(runtime, store, "cancel")
+
+
+@router.post("/twitch/prediction/open", response_model=TwitchQueuedOut, responses=TWITCH_ERRORS,
+             summary="Open a Twitch prediction for the next match now")
+async def open_prediction(runtime: RuntimeDep, store: StoreDep, body: TwitchRequestIn) -> TwitchQueuedOut:
+    del body
+    return await _queue_twitch(runtime, store, "open")

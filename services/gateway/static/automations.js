@@ -110,6 +110,83 @@ function chatLine(chat) {
   line.dataset.state = chat.state;
 }
 
+// Twitch: the sign-in (red when refused or missing a scope), the markers, the current prediction
+// with Cancel / Open buttons (GET /api/v1/actions/twitch; POST …/twitch/prediction/cancel|open).
+const PREDICTION_WORDS = {
+  opening: ["opening…", "draw"],
+  open: ["open: viewers are predicting", "victory"],
+  locked: ["locked: waiting for the result", "draw"],
+  resolved: ["resolved", "victory"],
+  cancelled: ["cancelled (points refunded)", "draw"],
+  failed: ["not opened", "defeat"],
+};
+
+function twitchBlock(t) {
+  let box = $("auto-twitch");
+  if (!box) {
+    box = el("div", { id: "auto-twitch", className: "auto-row" });
+    box.dataset.testid = "auto-twitch";
+    $("auto-list").before(box);
+  }
+  box.classList.toggle("hidden", !t || !t.enabled);
+  if (!t || !t.enabled) return;
+  const token = t.token;
+  const signed = token.ok
+    ? [`Twitch: signed in as ${token.login}`, "victory"]
+    : token.state === "unknown"
+      ? ["Twitch: the actions service has not checked the sign-in yet", "draw"]
+      : [`Twitch: ${token.message || "not signed in"} (owc actions twitch-login)`, "defeat"];
+  const tokenLine = el("p", { className: signed[1], textContent: signed[0] });
+  tokenLine.dataset.testid = "auto-twitch-token";
+  tokenLine.dataset.state = token.state;
+  const parts = [tokenLine];
+  if (t.markers === "offline") {
+    parts.push(el("p", { className: "draw", textContent: `Stream markers: ${t.markers_message}` }));
+  }
+  const p = t.prediction;
+  const active = p && ["opening", "open", "locked"].includes(p.status);
+  const line = el("p", {});
+  line.dataset.testid = "auto-twitch-prediction";
+  if (p) {
+    const status = p.status;
+    const [words, cls] = PREDICTION_WORDS[status] || [status, "draw"];
+    let text = `Prediction “${p.title}”: ${words}`;
+    if (status === "open") text += ` until ${clock(p.locks_at)}`;
+    if (status === "resolved") text += `: ${p.winner || p.result}`;
+    if ((status === "cancelled" || status === "failed") && p.result) text += ` — ${p.result}`;
+    line.textContent = text;
+    line.className = cls;
+    line.dataset.status = status;
+  } else {
+    line.textContent = "No prediction yet: one opens when the counter re-arms for the next match.";
+    line.className = "hint";
+  }
+  parts.push(line);
+  const cancel = el("button", { type: "button", textContent: "Cancel prediction", disabled: busy || !active });
+  cancel.dataset.testid = "auto-twitch-cancel";
+  cancel.title = "Ends it on Twitch: everyone gets their points back";
+  cancel.addEventListener("click", () => twitchAct("cancel"));
+  const open = el("button", { type: "button", textContent: "Open a prediction", disabled: busy || !!active });
+  open.dataset.testid = "auto-twitch-open";
+  open.addEventListener("click", () => twitchAct("open"));
+  parts.push(el("div", { className: "actions" }, cancel, open));
+  box.replaceChildren(...parts);
+}
+
+async function twitchAct(op) {
+  if (busy) return;
+  busy = true;
+  try {
+    const data = await post(`${API}/twitch/prediction/${op}`, {});
+    say(data.detail, data.service_running ? "ok" : "error");
+  } catch (err) {
+    say(err.message, "error");
+  } finally {
+    busy = false;
+    refresh();
+  }
+}
+
 function render(data) {
   const none = data.actions.length === 0;
   $("auto-none").classList.toggle("hidden", !none);
@@ -129,8 +206,9 @@ async function refresh() {
   clearTimeout(timer);
   let waiting = false;
   try {
-    const res = await fetch(API);
+    const [res, tw] = await Promise.all([fetch(API), fetch(`${API}/twitch`)]);
     if (res.ok) waiting = render(await res.json());
+    if (tw.ok) twitchBlock(await tw.json());
   } catch {
     /* the connection pill already says offline */
   }

@@ -1,0 +1,1 @@
+"""Twitch through its Helix API: sign-in (device code flow), predictions and stream markers."""
