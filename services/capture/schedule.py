@@ -1,0 +1,58 @@
+"""When capture takes its next frame: a drift-free slot schedule that a burst may pull forward (pure).
+
+Slot ``k`` is due at ``start + k*interval``. A *burst* (inference saw a
+candidate and asks for the confirming frame now, :mod:`services.common.burst`)
+takes the next slot early instead of adding one: slot ``k`` may be taken as
+soon as slot ``k-1``'s own time has come. So
+
+* a burst is never an extra frame, only an earlier one; the slot after it
+  is due at its usual time;
+* in any window of ``W`` seconds capture takes at most ``W/interval + 2``
+  frames, bursts or not: never more OBS load than the regular rate over a
+  minute (240 frames at 250 ms, +2 at the window's edges), and at most one
+  burst per interval (4 a second at 250 ms).
+
+A hint about frame ``s`` is only worth a burst while ``s`` is the last frame
+taken: if a newer frame was taken since, that one is already the
+confirmation (:func:`burst_wanted`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def burst_wanted(hint_seq: int, last_seq: int | None) -> bool:
+    """Whether a hint about frame ``hint_seq`` still asks for a frame (no newer one was taken since)."""
+    return last_seq is None or hint_seq >= last_seq
+
+
+@dataclass
+class SlotSchedule:
+    interval: float  # seconds
+    next_due: float  # the next slot's own time (monotonic seconds)
+    burst: bool = False  # a burst was asked for: the next slot is due as early as allowed
+
+    @classmethod
+    def starting(cls, now: float, interval: float) -> SlotSchedule:
+        return cls(interval, now)
+
+    def due(self) -> float:
+        """When the next frame is to be taken."""
+        if self.burst:
+            return self.next_due - self.interval  # the previous slot's time: never two slots in one interval
+        return self.next_due
+
+    def ask_burst(self) -> None:
+        self.burst = True
+
+    def taken(self, now: float, wait_after: float = 0.0) -> int:
+        """The next slot was taken (``now``: when it finished; ``wait_after``: a backoff the source asks
+        for). Returns the slots overrun meanwhile, which are skipped (never queued)."""
+        self.burst = False
+        self.next_due += max(self.interval, wait_after)
+        if now <= self.next_due:
+            return 0
+        missed = int((now - self.next_due) // self.interval) + 1
+        self.next_due += missed * self.interval
+        return missed
