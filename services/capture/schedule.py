@@ -8,9 +8,10 @@ soon as slot ``k-1``'s own time has come. So
 * a burst is never an extra frame, only an earlier one; the slot after it
   is due at its usual time;
 * in any window of ``W`` seconds capture takes at most ``W/interval + 2``
-  frames, bursts or not: never more OBS load than the regular rate over a
-  minute (240 frames at 250 ms, +2 at the window's edges), and at most one
-  burst per interval (4 a second at 250 ms).
+  frames, bursts or not (slot ``k`` is never taken before slot ``k-1``'s
+  time): never more OBS load than the regular rate over a minute (240
+  frames at 250 ms, +2 at the window's edges), and so at most a few bursts
+  a second (≤ 6 in any second at 250 ms; one per banner in practice).
 
 A hint about frame ``s`` is only worth a burst while ``s`` is the last frame
 taken: if a newer frame was taken since, that one is already the
