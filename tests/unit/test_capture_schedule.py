@@ -8,11 +8,11 @@ import pytest
 
 from services.capture.schedule import SlotSchedule, burst_wanted
 
-I = 0.25  # the default interval
+STEP = 0.25  # the default interval
 
 
 def test_regular_slots_are_drift_free() -> None:
-    s = SlotSchedule.starting(100.0, I)
+    s = SlotSchedule.starting(100.0, STEP)
     times = []
     for _ in range(5):
         times.append(s.due())
@@ -21,7 +21,7 @@ def test_regular_slots_are_drift_free() -> None:
 
 
 def test_a_burst_takes_the_next_slot_now_and_the_one_after_keeps_its_time() -> None:
-    s = SlotSchedule.starting(0.0, I)
+    s = SlotSchedule.starting(0.0, STEP)
     s.taken(0.04)  # slot 0 at 0.0: a candidate
     s.ask_burst()
     assert s.due() == pytest.approx(0.0)  # slot 1 may be taken at once (its hint came at ~0.06)
@@ -31,7 +31,7 @@ def test_a_burst_takes_the_next_slot_now_and_the_one_after_keeps_its_time() -> N
 
 
 def test_a_second_burst_waits_for_the_previous_slot_s_time() -> None:
-    s = SlotSchedule.starting(0.0, I)
+    s = SlotSchedule.starting(0.0, STEP)
     s.taken(0.01)
     s.ask_burst()
     s.taken(0.07)  # slot 1 pulled to 0.06
@@ -42,7 +42,7 @@ def test_a_second_burst_waits_for_the_previous_slot_s_time() -> None:
 
 
 def test_overrun_slots_are_skipped_not_queued() -> None:
-    s = SlotSchedule.starting(0.0, I)
+    s = SlotSchedule.starting(0.0, STEP)
     assert s.taken(0.6) == 2  # a 600 ms screenshot overran slots 1 and 2
     assert s.due() == pytest.approx(0.75)
     assert s.taken(0.8, wait_after=2.0) == 0  # a backoff the source asks for
@@ -58,7 +58,7 @@ def test_a_hint_about_an_older_frame_asks_for_nothing() -> None:
 def simulate(hint_probability: float, seconds: float, seed: int) -> tuple[list[float], list[float]]:
     """A capture loop with hints arriving 10-120 ms after some frames; (every take, the burst takes)."""
     rng = random.Random(seed)
-    s = SlotSchedule.starting(0.0, I)
+    s = SlotSchedule.starting(0.0, STEP)
     takes: list[float] = []
     bursts: list[float] = []
     now = 0.0
@@ -87,13 +87,13 @@ def test_never_more_frames_than_the_regular_rate_over_a_minute(p: float) -> None
     takes, bursts = simulate(p, 600.0, seed=int(p * 10))
     for i, start in enumerate(takes):
         window = [t for t in takes[i:] if t < start + 60.0]
-        assert len(window) <= 60.0 / I + 2
+        assert len(window) <= 60.0 / STEP + 2
     # a few bursts a second at most: they are frames, bounded like every frame
     for i, start in enumerate(bursts):
-        assert len([t for t in bursts[i:] if t < start + 1.0]) <= 1.0 / I + 2
+        assert len([t for t in bursts[i:] if t < start + 1.0]) <= 1.0 / STEP + 2
     if p == 1.0:
         assert len(bursts) > 500  # the hints were honoured, and each one cost no extra frame
-    assert len(takes) <= 600.0 / I + 2
+    assert len(takes) <= 600.0 / STEP + 2
 
 
 def test_with_every_frame_a_candidate_the_confirmation_comes_at_once() -> None:
