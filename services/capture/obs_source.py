@@ -228,11 +228,11 @@ class ObsSource:
                         if burst_wanted(hint, self.publisher.last_seq):
                             schedule.ask_burst()
                         continue
-            burst, before = schedule.burst, self.publisher.published
+            burst, before, started = schedule.burst, self.publisher.published, time.monotonic()
             wait_after = self._one_slot(conn)
             if burst and self.publisher.published > before:
                 self.metrics.bursts.inc()
-            missed = schedule.taken(time.monotonic(), wait_after)
+            missed = schedule.taken(started, time.monotonic(), wait_after)
             if missed and wait_after <= interval:  # overran because OBS (or Redis) was slow
                 self.sink.skip("obs_slow", missed)
             self.sink.report(obs_connected=True)

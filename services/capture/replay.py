@@ -104,6 +104,7 @@ class ReplaySource:
         self.publisher = self.sink.publisher
         # burst confirmation: a hint from inference takes the next frame now (services/capture/schedule.py)
         self.hints = BurstListener(client, keys, settings.channel) if settings.burst else None
+        self._last_taken = float("-inf")  # monotonic time of the last frame (a burst keeps its distance)
         self.summary = ReplaySummary()
         self._unread_without_group = 0
         self._no_group_since: float | None = None
@@ -160,7 +161,7 @@ class ReplaySource:
     def _wait_slot(self, due: float, period_s: float, stop: threading.Event) -> float | None:
         """Wait for the next frame's time; with a hint (burst confirmation) return early, with the
         monotonic time the frame is taken at. ``None``: its regular time (or ``stop``)."""
-        schedule = SlotSchedule(period_s, due)
+        schedule = SlotSchedule(period_s, due, last_taken=self._last_taken)
         while not stop.is_set():
             delay = schedule.due() - time.monotonic()
             if delay <= 0:
@@ -298,6 +299,7 @@ class ReplaySource:
                 progress: dict[str, str | int] = {
                     "k": k + 1, "index": index + 1, "passes": passes, "start_ms": start_wall_ms,
                 }
+                self._last_taken = time.monotonic()
                 if not self._publish(captured_at, image, stop, progress):
                     break
                 if burst_at is not None:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.capture.schedule import SlotSchedule, burst_wanted
+from services.capture.schedule import BURST_MIN_GAP_S, SlotSchedule, burst_wanted
 
 STEP = 0.25  # the default interval
 
@@ -16,36 +16,43 @@ def test_regular_slots_are_drift_free() -> None:
     times = []
     for _ in range(5):
         times.append(s.due())
-        assert s.taken(s.due() + 0.04) == 0  # a 40 ms screenshot
+        assert s.taken(s.due(), s.due() + 0.04) == 0  # a 40 ms screenshot
     assert times == pytest.approx([100.0, 100.25, 100.5, 100.75, 101.0])
 
 
 def test_a_burst_takes_the_next_slot_now_and_the_one_after_keeps_its_time() -> None:
     s = SlotSchedule.starting(0.0, STEP)
-    s.taken(0.04)  # slot 0 at 0.0: a candidate
+    s.taken(0.0, 0.04)  # slot 0 at 0.0: a candidate
     s.ask_burst()
-    assert s.due() == pytest.approx(0.0)  # slot 1 may be taken at once (its hint came at ~0.06)
-    s.taken(0.10)
+    # slot 1 may be taken at once (its hint comes at ~0.06), yet not within BURST_MIN_GAP_S of slot 0
+    assert s.due() == pytest.approx(BURST_MIN_GAP_S)
+    s.taken(0.06, 0.10)
     assert not s.burst
     assert s.due() == pytest.approx(0.5)  # slot 2 at its usual time: no extra frame
 
 
 def test_a_second_burst_waits_for_the_previous_slot_s_time() -> None:
     s = SlotSchedule.starting(0.0, STEP)
-    s.taken(0.01)
+    s.taken(0.0, 0.01)
     s.ask_burst()
-    s.taken(0.07)  # slot 1 pulled to 0.06
+    s.taken(0.06, 0.07)  # slot 1 pulled to 0.06
     s.ask_burst()  # slot 1 was a candidate too
     assert s.due() == pytest.approx(0.25)  # slot 2 not before slot 1's own time
-    s.taken(0.26)
+    s.taken(0.25, 0.26)
     assert s.due() == pytest.approx(0.75)
+
+
+def test_a_burst_never_comes_later_than_the_regular_slot() -> None:
+    s = SlotSchedule(STEP, next_due=1.0, last_taken=0.98, min_gap=0.5)
+    s.ask_burst()
+    assert s.due() == pytest.approx(1.0)
 
 
 def test_overrun_slots_are_skipped_not_queued() -> None:
     s = SlotSchedule.starting(0.0, STEP)
-    assert s.taken(0.6) == 2  # a 600 ms screenshot overran slots 1 and 2
+    assert s.taken(0.0, 0.6) == 2  # a 600 ms screenshot overran slots 1 and 2
     assert s.due() == pytest.approx(0.75)
-    assert s.taken(0.8, wait_after=2.0) == 0  # a backoff the source asks for
+    assert s.taken(0.75, 0.8, wait_after=2.0) == 0  # a backoff the source asks for
     assert s.due() == pytest.approx(2.75)
 
 
@@ -75,7 +82,7 @@ def simulate(hint_probability: float, seconds: float, seed: int) -> tuple[list[f
             bursts.append(now)
         takes.append(now)
         took = rng.uniform(0.005, 0.09)
-        s.taken(now + took)
+        s.taken(now, now + took)
         now += took
         if rng.random() < hint_probability:
             pending_hint = now + rng.uniform(0.01, 0.12)
@@ -98,5 +105,5 @@ def test_never_more_frames_than_the_regular_rate_over_a_minute(p: float) -> None
 
 def test_with_every_frame_a_candidate_the_confirmation_comes_at_once() -> None:
     takes, bursts = simulate(1.0, 2.0, seed=3)
-    assert takes[1] - takes[0] < 0.25  # the second frame did not wait for the next slot
+    assert BURST_MIN_GAP_S <= takes[1] - takes[0] < 0.25  # the second frame did not wait for the next slot
     assert bursts and bursts[0] == takes[1]
