@@ -31,10 +31,12 @@ from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, Picture, Pressure, now_ms
 from services.capture.replay_files import (
     IMAGE_SUFFIXES,
+    Image,
     ReplayError,
     check_replay_path,
     fingerprint,
     iter_frames,
+    iter_samples,
     list_images,
     parse_replay_source,
 )
@@ -48,7 +50,7 @@ log = logging.getLogger("owc.capture.replay")
 
 __all__ = [  # the file side lives in replay_files; imported from here as before
     "IMAGE_SUFFIXES", "ReplayError", "ReplaySource", "ReplaySummary", "check_replay_path", "fingerprint",
-    "iter_frames", "list_images", "parse_replay_source",
+    "iter_frames", "iter_samples", "list_images", "parse_replay_source",
 ]
 
 # How long a replay waits for a first inference worker once it has published
@@ -156,6 +158,14 @@ class ReplaySource:
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
         return paused
+
+    def _encode(self, bgr: Image | None) -> bytes:
+        assert bgr is not None  # a folder's images are read ahead, never missing
+        cfg = self.cfg
+        t_enc = time.perf_counter()
+        image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)
+        self.metrics.screenshot_seconds.observe(time.perf_counter() - t_enc)
+        return image
 
     # -- pacing --------------------------------------------------------
     def _wait_slot(self, due: float, period_s: float, stop: threading.Event) -> float | None:
@@ -268,17 +278,17 @@ class ReplaySource:
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)
         t0 = time.monotonic()
+        video = not self.path.is_dir()
         self.sink.report(
             force=True, obs_connected=False, source=f"replay:{self.path}", last_error="", state="replaying"
         )
         while not stop.is_set():
             produced_in_pass = 0
-            for index, bgr in iter_frames(self.path, cfg.fps, self.metrics, start=start_index):
+            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index):
                 if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
                     break
-                t_enc = time.perf_counter()
-                image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)
-                self.metrics.screenshot_seconds.observe(time.perf_counter() - t_enc)
+                # a folder's image is encoded ahead; a video's frame once its (replay) time has come
+                image = None if video else self._encode(load(0.0))
                 # pacing: frame k is due at t0 + (k - k0)*period (drift-free); a burst takes it early
                 due = t0 + (k - k0) * period_s
                 burst_at = self._wait_slot(due, period_s, stop)
@@ -295,6 +305,11 @@ class ReplaySource:
                     # Like a resume: the replay clock must not fall behind the wall clock,
                     # or every later frame would reach inference already stale (and dropped).
                     start_wall_ms = max(start_wall_ms, now_ms() - round(k * frame_ms))
+                if image is None:  # video: the frame on screen at the replay time it is taken at
+                    bgr = load((k - replay_k) / cfg.fps)
+                    if bgr is None:
+                        continue  # the video ended: the pass is over
+                    image = self._encode(bgr)
                 captured_at = start_wall_ms + round(replay_k * frame_ms)
                 progress: dict[str, str | int] = {
                     "k": k + 1, "index": index + 1, "passes": passes, "start_ms": start_wall_ms,
@@ -304,7 +319,7 @@ class ReplaySource:
                     break
                 if burst_at is not None:
                     self.metrics.bursts.inc()
-                produced_in_pass += 1  # noqa: SIM113 - only frames actually published count
+                produced_in_pass += 1  # only frames actually published count
                 k += 1
                 self.sink.report()
             else:

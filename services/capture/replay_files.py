@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -62,14 +62,40 @@ def check_replay_path(path: Path) -> str:
     return f"video {path} ({count} frames at {native:g} fps)"
 
 
+Image = npt.NDArray[np.uint8]
+# ``load(early_s)``: the sample's picture, or the one ``early_s`` seconds of replay time before it
+# (a burst); ``None`` when a video ends there
+Load = Callable[[float], Image | None]
+
+
 def iter_frames(
     path: Path, fps: float, metrics: CaptureMetrics | None = None, start: int = 0
-) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
+) -> Iterator[tuple[int, Image]]:
     """One pass over the replay as ``(index, BGR image)`` at ``fps`` of replay time.
 
     ``index`` is the frame's position in the pass (folder: the file's position,
     video: the replay frame number); ``start`` skips the frames before it
     (resuming an interrupted replay).
+    """
+    for index, load in iter_samples(path, fps, metrics, start):
+        image = load(0.0)
+        if image is None:
+            return
+        yield index, image
+
+
+def iter_samples(
+    path: Path, fps: float, metrics: CaptureMetrics | None = None, start: int = 0
+) -> Iterator[tuple[int, Load]]:
+    """:func:`iter_frames`, with each picture taken when asked for, at the replay time asked for.
+
+    A folder's images are read ahead (``early_s`` does not matter: there is no
+    picture between two images). A video is decoded when ``load`` is called:
+    ``load(0)`` is frame ``index`` (the first video frame at or after
+    ``index/fps`` s), ``load(e)`` the first video frame at or after
+    ``index/fps - e`` s that comes after the previous sample's: the frame on
+    screen at the replay time a burst takes it. Call ``load`` once per
+    sample, before the next one.
     """
     import cv2
 
@@ -83,30 +109,58 @@ def iter_frames(
                 if metrics:
                     metrics.errors.labels("replay").inc()
                 continue
-            yield index, cast("npt.NDArray[np.uint8]", image)
+            picture = cast("Image", image)
+            yield index, lambda _early_s, picture=picture: picture  # type: ignore[misc]
         return
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise ReplayError(f"replay file {str(path)!r} cannot be opened as a video")
     try:
         native = float(cap.get(cv2.CAP_PROP_FPS))
-        position = 0  # video frame index
+        cursor = _VideoCursor(cap, native)
         k = 0  # replay frame index
         while True:
-            # without a usable native rate, every video frame is one replay frame
-            wanted = native <= 0 or position / native + 1e-9 >= k / fps
-            if wanted and k >= start:
-                ok, image = cap.read()
-                if not ok:
+            if k < start:
+                if not cursor.skip_to(k / fps) or not cap.grab():  # skipped frames are not decoded
                     return
-                yield k, cast("npt.NDArray[np.uint8]", image)
-            elif not cap.grab():  # skipped frames are not decoded
-                return
-            if wanted:
+                cursor.position += 1
                 k += 1
-            position += 1
+                continue
+            yield k, cursor.loader(k / fps)
+            if not cursor.ok:
+                return
+            k += 1
     finally:
         cap.release()
+
+
+class _VideoCursor:
+    """Where a video stands; grabs (without decoding) up to a replay time, reads the frame there."""
+
+    def __init__(self, cap: Any, native: float) -> None:
+        self.cap, self.native = cap, native
+        self.position = 0  # index of the next video frame
+        self.ok = True
+
+    def skip_to(self, at_s: float) -> bool:
+        # without a usable native rate, every video frame is one replay frame
+        while self.native > 0 and self.position / self.native + 1e-9 < at_s:
+            if not self.cap.grab():
+                return False
+            self.position += 1
+        return True
+
+    def loader(self, at_s: float) -> Load:
+        def load(early_s: float) -> Image | None:
+            ok = self.skip_to(max(0.0, at_s - max(0.0, early_s)))
+            image = None
+            if ok:
+                ok, image = self.cap.read()
+                self.position += 1
+            self.ok = bool(ok)
+            return cast("Image", image) if ok else None
+
+        return load
 
 
 def fingerprint(path: Path) -> str:

@@ -185,6 +185,40 @@ def test_a_hint_takes_the_next_replay_frame_at_the_current_replay_time(
     assert loops[0].bursts() == 1
 
 
+def test_a_hint_takes_the_video_frame_on_screen_at_the_current_replay_time(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, tmp_path: Path,
+    loops: list[Loop],
+) -> None:
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 20, (160, 90))
+    for i in range(60):  # 3 s at 20 fps; video frame i has brightness 3*i
+        writer.write(np.full((90, 160, 3), 3 * i, np.uint8))
+    writer.release()
+    settings = settings_factory(capture__fps=1, capture__speed=1)  # samples at 0 s, 1 s, 2 s: frames 0, 20, 40
+    registry = CollectorRegistry()
+    loops.append(Loop(ReplaySource(video, settings.capture, redis_client, keys, CaptureMetrics(registry)), registry))
+    wait_until(lambda: len(frames_of(redis_client, keys)) == 1, message="the first frame")
+    wait_listening(redis_client, keys)
+    first = frames_of(redis_client, keys)[0]
+    assert hint(redis_client, keys, first.seq) == 1
+    wait_until(lambda: len(frames_of(redis_client, keys)) == 2, timeout=1.0, message="the burst frame")
+    wait_until(lambda: len(frames_of(redis_client, keys)) == 3, timeout=4.0, message="the next regular frame")
+
+    def level(frame: Frame) -> float:
+        return float(cv2.imdecode(np.frombuffer(frame.image, np.uint8), cv2.IMREAD_GRAYSCALE).mean())
+
+    _, burst, regular = frames_of(redis_client, keys)
+    replay_s = (burst.captured_at - first.captured_at) / 1000
+    assert 0 < replay_s < 1
+    # the video frame at that replay time (the first one at or after it), not sample 1's frame 20
+    on_screen = -(-replay_s * 20 // 1)
+    assert level(burst) == pytest.approx(3 * on_screen, abs=5)
+    assert level(burst) < 3 * 20 - 2
+    assert level(regular) == pytest.approx(3 * 40, abs=3)  # the next sample keeps its own time and frame
+    assert regular.captured_at - first.captured_at == 2000
+    assert loops[0].bursts() == 1
+
+
 def test_inference_hints_its_capture_when_the_gate_passes_a_frame(
     settings_factory: Callable[..., Settings], redis_server: RedisServer, redis_client: redis.Redis, keys: Keys,
     tmp_path: Path,
