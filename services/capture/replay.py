@@ -300,7 +300,9 @@ class ReplaySource:
                     # stamped with the replay time it is taken at, between frame k-1's and frame k's
                     replay_k = k - 1 + min(1.0, max(0.0, (burst_at - (due - period_s)) / period_s))
                 if paused > 0.001:
-                    t0 += paused  # do not burst to catch up after a pause
+                    # do not burst to catch up after a pause: frame k is due now (also when the wait that
+                    # came before the pause ended late), so the due times and the clock below stay together
+                    t0 += max(paused, time.monotonic() - due)
                     self.summary.paused_s += paused
                     # Like a resume: the replay clock must not fall behind the wall clock,
                     # or every later frame would reach inference already stale (and dropped).

@@ -150,7 +150,9 @@ def bench_burst_compare(args: argparse.Namespace) -> int:
                 runs[mode].append(run)
                 order.append({"round": r + 1, "burst": mode == "on", "detections": run["detections"],
                               "banner_onset_to_client_ms": stack._latencies(run["trigger"], run["onset"])[
-                                  "banner_onset_to_client_ms"], "load_average_at_start": load_before})
+                                  "banner_onset_to_client_ms"], "load_average_at_start": load_before,
+                              "hops_p50_ms": {hop: summarize(run["hops"]).get(f"{hop}_ms", {}).get("p50")
+                                              for hop in HOPS}})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result: dict[str, Any] = {"bench": "e2e --burst-compare", "banners": len(outcomes) * rounds}
