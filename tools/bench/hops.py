@@ -75,6 +75,15 @@ def per_detection(info: dict[str, Any], arrivals: list[dict[str, Any]], starts: 
         return []
     finally:
         client.close()
+    return hop_rows(frames, labels, arrivals, starts)
+
+
+def hop_rows(
+    frames: dict[int, tuple[int, int]], labels: dict[int, tuple[int, float]], arrivals: list[dict[str, Any]],
+    starts: Sequence[int],
+) -> list[dict[str, Any]]:
+    """The hop times of each detection (pure): ``frames`` seq -> (captured_at, XADD ms), ``labels`` seq ->
+    (XADD ms, infer_ms), ``arrivals`` the browser's ``{"t": ms, "event": {...}}``."""
     rows = []
     for arrival in arrivals:
         event = arrival["event"]
