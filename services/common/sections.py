@@ -70,7 +70,8 @@ class CaptureSettings(_Section):
     burst: bool = Field(
         True,
         description="Take the next frame at once when inference sees a candidate (the confirming frame "
-        "~50-100 ms later instead of one interval; never more frames than the interval's rate).",
+        "50 ms or more after the first instead of one interval later; never more frames than the interval's "
+        "rate).",
     )
     image_format: Literal["jpg", "png"] = Field("jpg", description="Screenshot format.")
     width: int = Field(640, ge=8, le=4096, description="Screenshot width (OBS scales).")
