@@ -295,15 +295,18 @@ class ReplaySource:
                 if stop.is_set():
                     break
                 paused = self._wait_for_room(stop)
+                taken = time.monotonic()
                 replay_k = float(k)
-                if burst_at is not None and paused <= 0.001:
-                    # stamped with the replay time it is taken at, between frame k-1's and frame k's
-                    replay_k = k - 1 + min(1.0, max(0.0, (burst_at - (due - period_s)) / period_s))
+                if burst_at is not None and taken < due:
+                    # a burst: stamped with the replay time it is taken at, between frame k-1's and frame k's;
+                    # the frames after it keep their times
+                    replay_k = k - min(1.0, (due - taken) / period_s)
                 if paused > 0.001:
+                    self.summary.paused_s += paused
+                if paused > 0.001 and taken >= due:
                     # do not burst to catch up after a pause: frame k is due now (also when the wait that
                     # came before the pause ended late), so the due times and the clock below stay together
-                    t0 += max(paused, time.monotonic() - due)
-                    self.summary.paused_s += paused
+                    t0 += taken - due
                     # Like a resume: the replay clock must not fall behind the wall clock,
                     # or every later frame would reach inference already stale (and dropped).
                     start_wall_ms = max(start_wall_ms, now_ms() - round(k * frame_ms))

@@ -1,51 +1,45 @@
 """Burst confirmation, the inference side: a candidate asks its capture for the next frame at once.
 
-Called right after the gate, before the reader: the confirming frame is
-taken while this one is still being read (contract and reasons in
-:mod:`services.common.burst`). A *candidate* is a frame the gate passes
-(``1 - p(none) >= gate.threshold``); with a gate-only model, a frame whose
-most likely label is an outcome.
+A *candidate* here is a frame the detector read an outcome on (or almost:
+a near miss): counting needs a second frame that agrees, and the sooner
+it is taken the sooner the overlay changes (contract and reasons in
+:mod:`services.common.burst`). The hint goes out as soon as the frame is
+read, before its label is committed with the rest of the batch.
+
+Why after the reader and not when the gate passes: the gate is tuned for
+recall and passes 5–10% of gameplay frames (models/MODEL_CARD.md); each
+hint moves the channel's next capture earlier and the one after it later
+(a burst is never an extra frame), so hints on gameplay would make the
+wait for a real banner's first frame longer. The reader says "outcome"
+on almost no gameplay frame, and it is done about when the 50 ms a burst
+keeps from the previous frame are over (services/capture/schedule.py),
+so waiting for it costs little.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
-import numpy as np
-import numpy.typing as npt
 import redis
 
 from services.common.burst import request_bursts
 from services.common.keys import Keys
 from services.common.messages import Frame
-from services.inference.classifier import Classifier
+from services.inference.classifier import Prediction
 
 log = logging.getLogger("owc.inference")
 
 
-def candidates(classifier: Classifier, frames: Sequence[Frame], probs: npt.NDArray[np.float32]) -> list[Frame]:
-    """The frames of a batch the gate passes (pure, given the gate's probabilities)."""
-    gate = classifier.meta.gate
-    out = []
-    for frame, row in zip(frames, probs.tolist(), strict=True):
-        if classifier.reader is not None and gate is not None:
-            passed = classifier.gate_score(row) >= gate.threshold
-        else:
-            passed = classifier.labels[max(range(len(row)), key=row.__getitem__)] != "none"
-        if passed:
-            out.append(frame)
-    return out
+def is_candidate(pred: Prediction) -> bool:
+    """Whether a frame's reading asks for a confirming frame (pure)."""
+    return pred.label in ("victory", "defeat", "draw") or bool(pred.near_miss)
 
 
-def ask_for_bursts(
-    client: redis.Redis, keys: Keys, classifier: Classifier, frames: Sequence[Frame], probs: npt.NDArray[np.float32]
-) -> None:
-    """Publish a hint for each channel with a candidate in the batch; a Redis error only costs the burst."""
-    found = candidates(classifier, frames, probs)
-    if not found:
+def ask_for_burst(client: redis.Redis, keys: Keys, frame: Frame, pred: Prediction) -> None:
+    """Publish a hint for a candidate frame; a Redis error only costs the burst."""
+    if not is_candidate(pred):
         return
     try:
-        request_bursts(client, keys, [(frame.channel, frame.seq) for frame in found])
+        request_bursts(client, keys, [(frame.channel, frame.seq)])
     except redis.RedisError as exc:
         log.debug("cannot ask capture for a burst (%s)", exc)

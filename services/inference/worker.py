@@ -57,7 +57,7 @@ from services.common.settings import InferenceSettings
 from services.common.streams import Delivery, GroupConsumer, group_backlog
 from services.common.vision import FrameDecodeError
 from services.inference import metrics
-from services.inference.burst import ask_for_bursts
+from services.inference.burst import ask_for_burst
 from services.inference.classifier import Classifier, Prediction
 from services.inference.nearmiss import NearMisses
 
@@ -300,7 +300,6 @@ class InferenceWorker:
                 done += self._classify_one(pipe, item)
             return done
         per_frame = (time.perf_counter() - t0) / len(ready)
-        ask_for_bursts(self.client, self.keys, self.classifier, [r.frame for r in ready], probs)  # the next frame now
         acks: list[bytes] = []
         for i, item in enumerate(ready):
             # the reader (on the gate's candidates only) needs the frame itself
@@ -350,6 +349,7 @@ class InferenceWorker:
 
     def _publish(self, pipe: redis.client.Pipeline, item: _Ready, pred: Prediction, seconds: float) -> None:
         frame = item.frame
+        ask_for_burst(self.client, self.keys, frame, pred)  # a candidate: its capture takes the next frame now
         assert pred.label in ("none", "victory", "defeat", "draw")
         msg = Label(
             channel=frame.channel,

@@ -219,7 +219,7 @@ def test_a_hint_takes_the_video_frame_on_screen_at_the_current_replay_time(
     assert loops[0].bursts() == 1
 
 
-def test_inference_hints_its_capture_when_the_gate_passes_a_frame(
+def test_inference_hints_its_capture_when_it_reads_an_outcome(
     settings_factory: Callable[..., Settings], redis_server: RedisServer, redis_client: redis.Redis, keys: Keys,
     tmp_path: Path,
 ) -> None:
