@@ -23,7 +23,9 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
     e2e.add_argument("--webhook-delay", type=float, default=2.0, metavar="S",
                      help="--with-actions: seconds the receiver takes to answer each request (default 2)")
     e2e.add_argument("--rounds", type=int, default=1,
-                     help="--with-actions: pairs of runs, alternating which goes first (default 1)")
+                     help="--with-actions, --burst-compare: pairs of runs, alternating which goes first (default 1)")
+    e2e.add_argument("--burst-compare", action="store_true",
+                     help="run it with capture.burst on and off, alternating, and compare p50/p95 and the hops")
     e2e.set_defaults(handler=_bench_e2e)
     res = bench_sub.add_parser(
         "resources",
@@ -84,6 +86,10 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _bench_e2e(args: argparse.Namespace) -> int:
+    if args.burst_compare:
+        from tools.bench.hops import bench_burst_compare
+
+        return bench_burst_compare(args)
     from tools.bench.stack import bench_e2e
 
     return bench_e2e(args)

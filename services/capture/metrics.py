@@ -71,6 +71,12 @@ class CaptureMetrics:
             "Time a replay waited for inference to catch up (back-pressure).",
             registry=reg,
         )
+        self.bursts = Counter(
+            "owc_capture_bursts_total",
+            "Frames taken early because inference saw a candidate (burst confirmation; each one is the "
+            "next slot taken early, never an extra frame).",
+            registry=reg,
+        )
         self.backlog = Gauge(
             "owc_capture_inference_backlog_frames",
             "Last measured inference backlog on the frames stream (lag + pending).",

@@ -43,7 +43,9 @@ from services.capture.obsclient import (
     describe_sources,
 )
 from services.capture.publisher import BackPressure, ImageError, Picture, Pressure, image_size, now_ms
+from services.capture.schedule import SlotSchedule, burst_wanted
 from services.capture.sink import FrameSink
+from services.common.burst import BurstListener
 from services.common.keys import Keys
 from services.common.settings import CaptureSettings, ObsSettings
 
@@ -77,6 +79,8 @@ class ObsSource:
             client, keys, settings, metrics, "obs", log, "dropping frames until it is back", backpressure=backpressure
         )
         self.publisher = self.sink.publisher
+        # burst confirmation: inference's hints wake the wait for the next slot
+        self.hints = BurstListener(client, keys, settings.channel) if settings.burst else None
         self.connects = 0  # successful connections (tests, bench)
         self._problem: str | None = None  # the last logged problem, to log each change once
         self._problem_text = ""
@@ -172,6 +176,8 @@ class ObsSource:
                 continue
             self.metrics.obs_connected.set(0)
             conn.disconnect()
+        if self.hints is not None:
+            self.hints.close()
         self.sink.report(force=True, obs_connected=False, state="stopped")
         log.info(
             "capture stopped: %d frames published (last seq %s), %d slots skipped",
@@ -205,21 +211,30 @@ class ObsSource:
 
     def _capture(self, conn: ObsRequestClient, stop: threading.Event, max_messages: int | None) -> None:
         interval = self.cfg.interval_ms / 1000.0
-        due = time.monotonic()
+        schedule = SlotSchedule.starting(time.monotonic(), interval)
         while not stop.is_set():
             if max_messages is not None and self.publisher.published >= max_messages:
                 return
-            delay = due - time.monotonic()
-            if delay > 0 and stop.wait(delay):
-                return
+            delay = schedule.due() - time.monotonic()
+            if delay > 0:
+                if self.hints is None:
+                    if stop.wait(delay):
+                        return
+                else:
+                    hint = self.hints.wait(delay, stop)
+                    if stop.is_set():
+                        return
+                    if hint is not None:  # inference saw a candidate: the confirming frame now
+                        if burst_wanted(hint, self.publisher.last_seq):
+                            schedule.ask_burst()
+                        continue
+            burst, before, started = schedule.burst, self.publisher.published, time.monotonic()
             wait_after = self._one_slot(conn)
-            due += max(interval, wait_after)
-            now = time.monotonic()
-            if now > due:
-                missed = int((now - due) // interval) + 1
-                if wait_after <= interval:  # overran because OBS (or Redis) was slow
-                    self.sink.skip("obs_slow", missed)
-                due += missed * interval
+            if burst and self.publisher.published > before:
+                self.metrics.bursts.inc()
+            missed = schedule.taken(started, time.monotonic(), wait_after)
+            if missed and wait_after <= interval:  # overran because OBS (or Redis) was slow
+                self.sink.skip("obs_slow", missed)
             self.sink.report(obs_connected=True)
 
     def _room(self) -> bool:

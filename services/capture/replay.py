@@ -17,30 +17,41 @@ shared :class:`~services.capture.sink.FrameSink` keeps the frame and retries).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
-import numpy as np
-import numpy.typing as npt
 import redis
 from tenacity import wait_fixed
 
 from services.capture.encode import encode_image
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, Picture, Pressure, now_ms
+from services.capture.replay_files import (
+    IMAGE_SUFFIXES,
+    Image,
+    ReplayError,
+    check_replay_path,
+    fingerprint,
+    iter_frames,
+    iter_samples,
+    list_images,
+    parse_replay_source,
+)
+from services.capture.schedule import SlotSchedule, burst_wanted
 from services.capture.sink import FrameSink
+from services.common.burst import BurstListener
 from services.common.keys import Keys
 from services.common.settings import CaptureSettings
 
 log = logging.getLogger("owc.capture.replay")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+__all__ = [  # the file side lives in replay_files; imported from here as before
+    "IMAGE_SUFFIXES", "ReplayError", "ReplaySource", "ReplaySummary", "check_replay_path", "fingerprint",
+    "iter_frames", "iter_samples", "list_images", "parse_replay_source",
+]
 
 # How long a replay waits for a first inference worker once it has published
 # max_lag frames with nobody reading them; after that it carries on without
@@ -48,102 +59,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # unread), so `owc capture --source replay:…` alone still finishes.
 NO_GROUP_WAIT_S = 30.0
 FINISHED_HEALTH_TTL_S = 24 * 3600  # a finished replay's last health record stays for the admin page
-
-
-class ReplayError(RuntimeError):
-    """A replay path that cannot be played, phrased for the user."""
-
-
-def parse_replay_source(source: str) -> Path | None:
-    """``replay:PATH`` -> PATH; ``obs`` -> None; anything else is an error."""
-    if source == "obs":
-        return None
-    if source.startswith("replay:") and len(source) > len("replay:"):
-        return Path(source[len("replay:") :]).expanduser()
-    raise ReplayError(f"capture.source must be `obs` or `replay:PATH`, got {source!r}")
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def check_replay_path(path: Path) -> str:
-    """Describe the replay (for the start log line) or raise :class:`ReplayError`."""
-    import cv2
-
-    if not path.exists():
-        raise ReplayError(f"replay path {str(path)!r} does not exist")
-    if path.is_dir():
-        images = list_images(path)
-        if not images:
-            raise ReplayError(f"replay folder {str(path)!r} has no .png/.jpg images")
-        return f"folder {path} ({len(images)} images)"
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise ReplayError(f"replay file {str(path)!r} is neither a folder nor a video OpenCV can open")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        native = float(cap.get(cv2.CAP_PROP_FPS))
-    finally:
-        cap.release()
-    return f"video {path} ({count} frames at {native:g} fps)"
-
-
-def iter_frames(
-    path: Path, fps: float, metrics: CaptureMetrics | None = None, start: int = 0
-) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
-    """One pass over the replay as ``(index, BGR image)`` at ``fps`` of replay time.
-
-    ``index`` is the frame's position in the pass (folder: the file's position,
-    video: the replay frame number); ``start`` skips the frames before it
-    (resuming an interrupted replay).
-    """
-    import cv2
-
-    if path.is_dir():
-        for index, file in enumerate(list_images(path)):
-            if index < start:
-                continue
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if image is None:
-                log.warning("replay: cannot read image %s, skipping it", file)
-                if metrics:
-                    metrics.errors.labels("replay").inc()
-                continue
-            yield index, cast("npt.NDArray[np.uint8]", image)
-        return
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ReplayError(f"replay file {str(path)!r} cannot be opened as a video")
-    try:
-        native = float(cap.get(cv2.CAP_PROP_FPS))
-        position = 0  # video frame index
-        k = 0  # replay frame index
-        while True:
-            # without a usable native rate, every video frame is one replay frame
-            wanted = native <= 0 or position / native + 1e-9 >= k / fps
-            if wanted and k >= start:
-                ok, image = cap.read()
-                if not ok:
-                    return
-                yield k, cast("npt.NDArray[np.uint8]", image)
-            elif not cap.grab():  # skipped frames are not decoded
-                return
-            if wanted:
-                k += 1
-            position += 1
-    finally:
-        cap.release()
-
-
-def fingerprint(path: Path) -> str:
-    """Changes when the replay's content changes (names and sizes of the files)."""
-    digest = hashlib.sha1(usedforsecurity=False)
-    files = list_images(path) if path.is_dir() else [path]
-    for file in files:
-        st = file.stat()
-        digest.update(f"{file.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 def _text(value: bytes | str) -> str:
@@ -189,6 +104,9 @@ class ReplaySource:
             backpressure=backpressure,
         )
         self.publisher = self.sink.publisher
+        # burst confirmation: a hint from inference takes the next frame now (services/capture/schedule.py)
+        self.hints = BurstListener(client, keys, settings.channel) if settings.burst else None
+        self._last_taken = float("-inf")  # monotonic time of the last frame (a burst keeps its distance)
         self.summary = ReplaySummary()
         self._unread_without_group = 0
         self._no_group_since: float | None = None
@@ -240,6 +158,31 @@ class ReplaySource:
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
         return paused
+
+    def _encode(self, bgr: Image | None) -> bytes:
+        assert bgr is not None  # a folder's images are read ahead, never missing
+        cfg = self.cfg
+        t_enc = time.perf_counter()
+        image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)
+        self.metrics.screenshot_seconds.observe(time.perf_counter() - t_enc)
+        return image
+
+    # -- pacing --------------------------------------------------------
+    def _wait_slot(self, due: float, period_s: float, stop: threading.Event) -> float | None:
+        """Wait for the next frame's time; with a hint (burst confirmation) return early, with the
+        monotonic time the frame is taken at. ``None``: its regular time (or ``stop``)."""
+        schedule = SlotSchedule(period_s, due, last_taken=self._last_taken)
+        while not stop.is_set():
+            delay = schedule.due() - time.monotonic()
+            if delay <= 0:
+                return time.monotonic() if schedule.burst else None
+            if self.hints is None:
+                stop.wait(delay)
+                return None
+            hint = self.hints.wait(delay, stop)
+            if hint is not None and burst_wanted(hint, self.publisher.last_seq):
+                schedule.ask_burst()
+        return None
 
     # -- publishing ----------------------------------------------------
     def _publish(
@@ -335,35 +278,53 @@ class ReplaySource:
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)
         t0 = time.monotonic()
+        video = not self.path.is_dir()
         self.sink.report(
             force=True, obs_connected=False, source=f"replay:{self.path}", last_error="", state="replaying"
         )
         while not stop.is_set():
             produced_in_pass = 0
-            for index, bgr in iter_frames(self.path, cfg.fps, self.metrics, start=start_index):
+            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index):
                 if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
                     break
-                t_enc = time.perf_counter()
-                image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)
-                self.metrics.screenshot_seconds.observe(time.perf_counter() - t_enc)
-                # pacing: frame k is due at t0 + (k - k0)*period (drift-free)
-                delay = t0 + (k - k0) * period_s - time.monotonic()
-                if delay > 0 and stop.wait(delay):
+                # a folder's image is encoded ahead; a video's frame once its (replay) time has come
+                image = None if video else self._encode(load(0.0))
+                # pacing: frame k is due at t0 + (k - k0)*period (drift-free); a burst takes it early
+                due = t0 + (k - k0) * period_s
+                burst_at = self._wait_slot(due, period_s, stop)
+                if stop.is_set():
                     break
                 paused = self._wait_for_room(stop)
+                taken = time.monotonic()
+                replay_k = float(k)
+                if burst_at is not None and taken < due:
+                    # a burst: stamped with the replay time it is taken at, between frame k-1's and frame k's;
+                    # the frames after it keep their times
+                    replay_k = k - min(1.0, (due - taken) / period_s)
                 if paused > 0.001:
-                    t0 += paused  # do not burst to catch up after a pause
                     self.summary.paused_s += paused
+                if paused > 0.001 and taken >= due:
+                    # do not burst to catch up after a pause: frame k is due now (also when the wait that
+                    # came before the pause ended late), so the due times and the clock below stay together
+                    t0 += taken - due
                     # Like a resume: the replay clock must not fall behind the wall clock,
                     # or every later frame would reach inference already stale (and dropped).
                     start_wall_ms = max(start_wall_ms, now_ms() - round(k * frame_ms))
-                captured_at = start_wall_ms + round(k * frame_ms)
+                if image is None:  # video: the frame on screen at the replay time it is taken at
+                    bgr = load((k - replay_k) / cfg.fps)
+                    if bgr is None:
+                        continue  # the video ended: the pass is over
+                    image = self._encode(bgr)
+                captured_at = start_wall_ms + round(replay_k * frame_ms)
                 progress: dict[str, str | int] = {
                     "k": k + 1, "index": index + 1, "passes": passes, "start_ms": start_wall_ms,
                 }
+                self._last_taken = time.monotonic()
                 if not self._publish(captured_at, image, stop, progress):
                     break
-                produced_in_pass += 1  # noqa: SIM113 - only frames actually published count
+                if burst_at is not None:
+                    self.metrics.bursts.inc()
+                produced_in_pass += 1  # only frames actually published count
                 k += 1
                 self.sink.report()
             else:
@@ -378,6 +339,8 @@ class ReplaySource:
                 with contextlib.suppress(redis.RedisError):
                     self.client.hset(self.progress_key, "finished", 1)
             break
+        if self.hints is not None:
+            self.hints.close()
         self.summary.wall_s = time.monotonic() - t0 + self.summary.paused_s
         self.summary.errors = self.sink.redis_failures
         if self.summary.finished:

@@ -99,6 +99,11 @@ class Keys:
         """Counter for frame sequence numbers (INCR: never reused after a restart)."""
         return f"{self.prefix}:seq:{channel}"
 
+    def capture_burst(self, channel: str) -> str:
+        """Pub/sub channel: inference publishes a candidate frame's seq; the channel's capture takes its
+        next frame at once (:mod:`services.common.burst`). Not a key: nothing is stored."""
+        return f"{self.prefix}:capture:burst:{channel}"
+
     def replay(self, channel: str) -> str:
         """Hash: progress of the channel's replay, so a restarted capture resumes it."""
         return f"{self.prefix}:replay:{channel}"

@@ -68,6 +68,12 @@ class CaptureSettings(_Section):
         "obs", description="`obs`, or `replay:PATH` (a folder of images or a video file)."
     )
     interval_ms: int = Field(250, ge=20, le=60_000, description="Time between captures.")
+    burst: bool = Field(
+        True,
+        description="Take the next frame at once when inference sees a candidate (the confirming frame "
+        "50 ms or more after the first instead of one interval later; never more frames than the interval's "
+        "rate).",
+    )
     image_format: Literal["jpg", "png"] = Field("jpg", description="Screenshot format.")
     width: int = Field(640, ge=8, le=4096, description="Screenshot width (OBS scales).")
     height: int = Field(360, ge=8, le=4096, description="Screenshot height (OBS scales).")

@@ -58,6 +58,7 @@ from services.common.streams import Delivery, GroupConsumer, group_backlog
 from services.common.vision import FrameDecodeError
 from services.inference import metrics
 from services.inference.banner import BannerReader, phase_from_snapshot
+from services.inference.burst import ask_for_burst
 from services.inference.classifier import Classifier, Prediction
 from services.inference.nearmiss import NearMisses
 
@@ -351,6 +352,7 @@ class InferenceWorker:
 
     def _publish(self, pipe: redis.client.Pipeline, item: _Ready, pred: Prediction, seconds: float) -> None:
         frame = item.frame
+        ask_for_burst(self.client, self.keys, frame, pred)  # a candidate: its capture takes the next frame now
         assert pred.label in ("none", "victory", "defeat", "draw")
         msg = Label(
             channel=frame.channel,

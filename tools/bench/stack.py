@@ -164,12 +164,15 @@ def webhook_flags(receiver: Receiver) -> dict[str, Any]:
 
 
 def _e2e_run(
-    clip: Path, starts: list[int], banners: int, args: argparse.Namespace, receiver: Receiver | None
+    clip: Path, starts: list[int], banners: int, args: argparse.Namespace, receiver: Receiver | None,
+    extra_flags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One stack on the replay; the latencies of its detections (and what the receiver got)."""
+    from tools.bench.hops import per_detection
     from training.clips import FPS
 
-    flags: dict[str, Any] = {"capture.fps": FPS, "capture.speed": 1.0, "state.cooldown_s": 6, "state.required_none": 8}
+    flags: dict[str, Any] = {"capture.fps": FPS, "capture.speed": 1.0, "state.cooldown_s": 6, "state.required_none": 8,
+                             **(extra_flags or {})}
     if receiver is not None:
         flags.update(webhook_flags(receiver))
     actions_running = False
@@ -202,6 +205,7 @@ def _e2e_run(
         finally:
             client.close()
         frame_times = _frame_times(info)
+        hops = per_detection(info, arrivals, starts)  # the latency budget per hop (tools/bench/hops.py)
     trigger = []
     onset = []
     for arrival in arrivals:
@@ -214,7 +218,8 @@ def _e2e_run(
         onset_at = frame_times.get(first + 1)
         if onset_at is not None:
             onset.append(arrival["t"] - onset_at)
-    run: dict[str, Any] = {"client": client.kind, "detections": len(arrivals), "trigger": trigger, "onset": onset}
+    run: dict[str, Any] = {"client": client.kind, "detections": len(arrivals), "trigger": trigger, "onset": onset,
+                           "hops": hops}
     if receiver is not None:
         run["actions_running"] = actions_running
     return run
@@ -254,6 +259,7 @@ def _preroll(clip: Path, starts: list[int], frames: int) -> list[int]:
 
 
 def bench_e2e(args: argparse.Namespace) -> int:
+    from tools.bench.hops import summarize
     from training.clips import FPS, evening
 
     outcomes = (["victory", "defeat", "draw"] * 10)[: args.matches]
@@ -301,6 +307,7 @@ def bench_e2e(args: argparse.Namespace) -> int:
         "detections": sum(run["detections"] for run in base),
         "banners": len(outcomes) * rounds,
         **_latencies(pooled("without", "trigger"), pooled("without", "onset")),
+        "hops": summarize([row for run in base for row in run["hops"]]),
         "target_banner_onset_p95_ms": 300,  # DESIGN.md targets: banner on screen -> overlay updated
         "capture_interval_ms": 1000 / FPS,
         "machine": load,

@@ -1,0 +1,46 @@
+"""Burst confirmation, the inference side: a candidate asks its capture for the next frame at once.
+
+A *candidate* here is a frame the detector read an outcome on (or almost:
+a near miss): counting needs a second frame that agrees, and the sooner
+it is taken the sooner the overlay changes (contract and reasons in
+:mod:`services.common.burst`). The hint goes out as soon as the frame is
+read, before its label is committed with the rest of the batch.
+
+Why after the reader and not when the gate passes: the gate is tuned for
+recall and passes 5–10% of gameplay frames (models/MODEL_CARD.md); each
+hint moves the channel's next capture earlier and the one after it later
+(a burst is never an extra frame), so hints on gameplay would make the
+wait for a real banner's first frame longer. The reader says "outcome"
+on almost no gameplay frame, and it is done about when the 50 ms a burst
+keeps from the previous frame are over (services/capture/schedule.py),
+so waiting for it costs little.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from services.common.burst import request_bursts
+from services.common.keys import Keys
+from services.common.messages import Frame
+from services.inference.classifier import Prediction
+
+log = logging.getLogger("owc.inference")
+
+
+def is_candidate(pred: Prediction) -> bool:
+    """Whether a frame's reading asks for a confirming frame (pure): an outcome, a near miss, or any
+    outcome word the reader saw (the rules weigh such evidence over the banner's frames)."""
+    return pred.label in ("victory", "defeat", "draw") or bool(pred.near_miss) or bool(pred.read)
+
+
+def ask_for_burst(client: redis.Redis, keys: Keys, frame: Frame, pred: Prediction) -> None:
+    """Publish a hint for a candidate frame; a Redis error only costs the burst."""
+    if not is_candidate(pred):
+        return
+    try:
+        request_bursts(client, keys, [(frame.channel, frame.seq)])
+    except redis.RedisError as exc:
+        log.debug("cannot ask capture for a burst (%s)", exc)

@@ -1,0 +1,35 @@
+"""The e2e bench's latency budget per hop (pure): the hops add up to banner onset -> browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.bench.hops import HOPS, hop_rows, onset_seq, summarize
+
+
+def test_the_onset_is_the_banner_s_first_frame() -> None:
+    starts = [40, 104]  # replay frame indexes where banners begin (seq = index + 1)
+    assert onset_seq(42, starts) == 41
+    assert onset_seq(41, starts) == 41
+    assert onset_seq(110, starts) == 105
+
+
+def test_hops_add_up_to_onset_to_browser() -> None:
+    frames = {41: (10_000, 10_004), 42: (10_060, 10_061)}  # onset, then a burst frame 60 ms later
+    labels = {41: (10_070, 45.0), 42: (10_118, 46.0)}
+    event = {"frame_seq": 42, "ts": 10_120}
+    rows = hop_rows(frames, labels, [{"t": 10_128, "event": event}], [40])
+    assert rows == [{
+        "confirm_wait": 60, "capture": 1, "queue": 11.0, "inference": 46.0, "state": 2, "sse": 8, "total": 128,
+        "onset_frame": {"capture": 4, "queue": 21.0, "inference": 45.0},
+    }]
+    assert sum(rows[0][hop] for hop in HOPS) == rows[0]["total"]
+    summary = summarize(rows)
+    assert summary["detections"] == 1 and summary["total_ms"]["p95"] == 128
+    assert summary["confirm_wait_ms"]["share_of_mean_total"] == pytest.approx(60 / 128, abs=0.001)
+    assert summary["onset_frame"]["inference_ms"]["p50"] == 45.0
+
+
+def test_a_detection_whose_frames_are_gone_is_left_out() -> None:
+    assert hop_rows({}, {}, [{"t": 1, "event": {"frame_seq": 5, "ts": 0}}], []) == []
+    assert summarize([]) == {"detections": 0}
