@@ -62,7 +62,7 @@ def test_an_evening_has_one_prediction_and_one_marker_per_match_across_a_kill_9_
         f'client_id = "{CLIENT_ID}"\noauth_url = "{helix.oauth_url}"\nhelix_url = "{helix.helix_url}"\n'
         "timeout_s = 3\n"
     )
-    stack = Stack(home, "--source", f"replay:{clip}", "--fps", "4", "--speed", "2", settings={
+    stack = Stack(home, "--processes", "--source", f"replay:{clip}", "--fps", "4", "--speed", "2", settings={
         "redis.prefix": PREFIX, "state.cooldown_s": COOLDOWN_S, "state.required_none": 8,
         "state.reorder_window_ms": 300, "run.restart_backoff_max_s": 1,
     })
