@@ -256,8 +256,8 @@ def test_a_decompression_bomb_frame_becomes_an_error_label_without_decoding(
     make_worker: Callable[..., InferenceWorker], redis_client: redis.Redis, keys: Keys, jpegs: list[bytes]
 ) -> None:
     worker = make_worker("b")
-    ts = now_ms()
     bomb = png_bomb(20000, 20000)
+    ts = now_ms()  # after building the bomb (seconds on a busy machine): the frames must not be stale
     redis_client.xadd(keys.frames, Frame("main", 1, ts, "png", 20000, 20000, bomb).to_fields())  # type: ignore[arg-type]
     redis_client.xadd(keys.frames, Frame("main", 2, ts, "png", W, H, bomb).to_fields())  # type: ignore[arg-type]
     add_frames(redis_client, keys, jpegs, range(3, 4))
