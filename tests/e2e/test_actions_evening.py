@@ -1,21 +1,23 @@
 """A recorded evening through the whole stack, with its automations, across a kill -9 and a Redis restart.
 
-`owc run` on a replay of five matches (capture → inference → state →
-gateway → actions) with the three kinds of action wired to real local
-servers: a webhook to an HTTP receiver on 127.0.0.1, the chat bot to Debian's
-ngIRCd through the proxy that adds Twitch's tags (tests/support/irc.py), and
-the replay buffer of a real headless OBS 29 (tests/support/obs.py). Without
-OBS or Xvfb the evening runs without the OBS part, with a warning; under
-``CI=true`` a missing OBS is a failure. During the
-evening: a kill -9 of `owc actions` while a webhook request is in flight, a
-restart of the embedded Redis (AOF), an admin undo over the REST API,
-moderator commands in chat that change the counts and a viewer's that do not.
-A stream delay (``actions.stream_delay_s``) holds chat and the webhook.
+`owc run` on a replay of five matches (capture → inference → state → gateway → actions) with the four kinds
+of action wired to real local servers: a webhook to an HTTP receiver on 127.0.0.1, the chat bot to Debian's
+ngIRCd through the proxy that adds Twitch's tags (tests/support/irc.py), and the replay buffer of a real
+headless OBS 29 (tests/support/obs.py), Twitch predictions and stream markers to the local Helix server
+(tests/support/helix.py), signed in through the token file `owc actions twitch-login` writes. Without OBS or
+Xvfb the evening runs without the OBS part, with a warning; under ``CI=true`` a missing OBS is a failure.
+During the evening: a kill -9 of `owc actions` while a webhook request and a prediction's create are in flight
+(Twitch made it, the service never heard back), a restart of the embedded Redis (AOF), an admin undo over the
+REST API, moderator commands in chat that change the counts and a viewer's that do not. A stream delay
+(``actions.stream_delay_s``) holds chat, the webhook, markers and prediction results (opening a prediction is
+not held).
 
-At the end each counted match and each correction had exactly one effect
-everywhere, no chat line or webhook went out before the delay, a +1 taken back
-inside the delay was never sent, the counts are what was played plus what the
-moderator did, and no secret shows in the stack's log or in `owc config show`.
+At the end each counted match and each correction had exactly one effect everywhere, every chat line, webhook,
+marker and prediction result went out at the event's time + the delay (±1 s; only the event in flight at the
+kill may be late), a +1 taken back inside the delay was never sent (nor did it resolve a prediction), each
+match had one prediction, opened once the counter re-armed and ended with its outcome (a draw refunded), one
+marker per result, the counts are what was played plus what the moderator did, and no secret shows in the
+stack's log or in `owc config show`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -40,11 +43,13 @@ import pytest
 import redis
 
 from services.actions.formatting import SIGNATURE_HEADER, event_text, verify
+from services.actions.twitch import rules as twitch_rules
 from services.actions.worker import caught_up
 from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
 from services.common.messages import Event, Label
 from services.common.settings import DEFAULT_MODEL
 from tests.support.clips import evening
+from tests.support.helix import CLIENT_ID, HelixServer, IssuedToken
 from tests.support.irc import NGIRCD, IrcServer, IrcUser, TagProxy
 from tests.support.obs import IN_CI, MISSING_REASON, ObsInstance, obs_available, start_replay_obs
 from tests.support.ports import free_port
@@ -66,6 +71,10 @@ HEADLINES = ("VICTORY!", "DEFEAT.", "DRAW.")
 BANNER_FRAMES = 12
 DELAY_S = 5  # actions.stream_delay_s: longer than a moderator's !draw → !undo, shorter than a match
 EARLY_S = 0.05  # clock granularity between an event's ts and an arrival (one machine)
+LATE_S = 1.0  # an action due at ts + delay arrives within this (the issue's ±1 s)
+RESTART_S = 12.0  # an action due while `owc actions` restarts (kill -9, Redis restart) goes out within this of it
+COOLDOWN_S = 6  # state.cooldown_s (frame time: at --speed 2 half of it in wall time)
+TITLES = {"victory": "Victory", "defeat": "Defeat"}  # the prediction's outcomes (defaults)
 
 
 class Secrets:
@@ -82,9 +91,13 @@ class Secrets:
         return dict(vars(self))
 
 
-def write_config(home: Path, secrets: Secrets, receiver: Receiver, irc_port: int, obs: ObsInstance | None) -> None:
-    """The secrets live in owc.toml, where a streamer keeps them (never on a command line)."""
-    home.mkdir(parents=True, exist_ok=True)
+def write_config(home: Path, secrets: Secrets, receiver: Receiver, irc_port: int, obs: ObsInstance | None,
+                 helix: HelixServer, token: IssuedToken) -> None:
+    """The secrets live in owc.toml, where a streamer keeps them (never on a command line); the Twitch
+    token in the data folder's token file, as `owc actions twitch-login` writes it."""
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    (home / "data" / "twitch_token.json").write_text(token.file_json())
+    (home / "data" / "twitch_token.json").chmod(0o600)
     (home / "owc.toml").write_text(
         "[gateway]\n"
         f'admin_token = "{secrets.admin_token}"\n'
@@ -108,6 +121,9 @@ def write_config(home: Path, secrets: Secrets, receiver: Receiver, irc_port: int
         f'token = "{secrets.chat_token}"\n'
         'twitch_channel = "streamer"\n'
         "reconnect_max_s = 1\n"
+        "[actions.twitch]\nenabled = true\n"
+        f'client_id = "{CLIENT_ID}"\noauth_url = "{helix.oauth_url}"\nhelix_url = "{helix.helix_url}"\n'
+        "timeout_s = 3\n"
     )
 
 
@@ -116,6 +132,13 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver().start()
     yield r
     r.stop()
+
+
+@pytest.fixture
+def helix() -> Iterator[HelixServer]:
+    server = HelixServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -197,7 +220,7 @@ def _post(stack: Stack, path: str, body: dict[str, Any], token: str | None) -> t
 
 
 def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restart(
-    tmp_path: Path, receiver: Receiver, secrets: Secrets, obs: ObsInstance | None
+    tmp_path: Path, receiver: Receiver, secrets: Secrets, obs: ObsInstance | None, helix: HelixServer
 ) -> None:
     clip, played, starts = evening(tmp_path / "clip", OUTCOMES, banner_frames=BANNER_FRAMES)
     irc_server = IrcServer(tmp_path / "irc", password=f"oauth:{secrets.chat_token}").start()
@@ -209,13 +232,14 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     for user in (viewer, mod):
         user.join(CHANNEL)
     home = tmp_path / "stack"
-    write_config(home, secrets, receiver, proxy.port, obs)
+    token = helix.issue()
+    write_config(home, secrets, receiver, proxy.port, obs, helix, token)
     stack = Stack(
         # one process per service: the evening kills `owc actions` alone
         home, "--processes", "--source", f"replay:{clip}", "--fps", "4", "--speed", "2",
         settings={
             "redis.prefix": PREFIX,
-            "state.cooldown_s": 6,
+            "state.cooldown_s": COOLDOWN_S,
             "state.required_none": 8,
             "state.reorder_window_ms": 300,
             "run.restart_backoff_max_s": 1,
@@ -259,13 +283,18 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
         mod_win = wait_event(lambda e: e.type == "adjusted" and e.note == "chat: TheMod", "the moderator's !win")
         wait_until(lambda: f"default/{mod_win.id}" in receiver.unique_keys(), message="the !win's webhook")
 
-        # kill -9 of `owc actions` while the next webhook request (match 2's result) is in flight
+        # kill -9 of `owc actions` while the next webhook request (match 2's result) is in flight and so is
+        # the next prediction's create (Twitch makes it; the service never hears back)
         receiver.hold()
+        helix.hold("POST", "/helix/predictions")
         assert receiver.wait_held(60), "the next delivery never arrived"
+        assert helix.held.wait(60), f"the next create never came (log: {stack.log_path})"
         held_key = receiver.held_key
         victim = stack.children()["actions"]
+        restarts = [time.time()]  # an action due while `owc actions` is down may rightly be late
         victim.send_signal(signal.SIGKILL)
         receiver.release()  # the answer goes to a dead process
+        helix.release()
         wait_until(lambda: (c := stack.children().get("actions")) is not None and c.pid != victim.pid,
                    timeout=30, message="`owc actions` restarted by the supervisor")
 
@@ -286,6 +315,7 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
         # match 3 -- Redis restarts (SIGTERM: it writes its AOF; the supervisor starts it again)
         wait_detections(3)
         old_redis = stack.children()["redis"]
+        restarts.append(time.time())
         old_redis.send_signal(signal.SIGTERM)
         wait_until(lambda: (c := stack.children().get("redis")) is not None and c.pid != old_redis.pid,
                    timeout=30, message="Redis restarted by the supervisor")
@@ -311,8 +341,13 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
         cancelled = {mod_draw.id, mod_undo.id}
         sent = [e for e in events if e.id not in cancelled]
         wait_until(lambda: len(receiver.unique_keys()) >= len(sent), timeout=20, message="every webhook")
+        # every chat line: one per event, and the prediction's note on the admin's undo of a resolved result
         wait_until(lambda: len(viewer.messages_from(BOT, CHANNEL)) >= len(sent), timeout=20,
                    message="every chat line")
+        results = [e for e in sent if twitch_rules.is_result(e)]
+        wait_until(lambda: len(helix.markers) >= len(results), timeout=20, message="every marker")
+        prediction_done = {(k.decode() if isinstance(k, bytes) else k): json.loads(v)
+                           for k, v in client.hgetall(keys.action_done("twitch-prediction")).items()}
         chat_done = {(k.decode() if isinstance(k, bytes) else k): json.loads(v)
                      for k, v in client.hgetall(keys.action_done("chat")).items()}
         # the gateway's first read after the Redis restart can be a 503 (a pooled connection Redis closed)
@@ -353,7 +388,7 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     got = receiver.snapshot()
     per_key = Counter(r.key for r in got)
     assert set(per_key) == {f"default/{e.id}" for e in sent}
-    assert held_key in per_key
+    assert held_key in per_key and held_key == f"default/{second.id}"  # match 2's result, in flight at the kill
     repeats = {k: n for k, n in per_key.items() if n > 1}
     assert repeats == {held_key: 2}, repeats
     held = [r for r in got if r.key == held_key]
@@ -365,8 +400,15 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     results_by_hook = Counter(r.json["event"]["type"] for r in got if r.key != held_key or r is held[0])
     assert results_by_hook["detected"] == len(OUTCOMES)
 
-    # -- chat: one line per event, in order: one headline per counted result, one correction per undo
-    lines = viewer.messages_from(BOT, CHANNEL)
+    # -- chat: one line per event, in order: one headline per counted result, one correction per undo; and
+    #    the prediction's note that Twitch cannot un-resolve, for the admin's undo of a resolved result
+    all_lines = viewer.messages_from(BOT, CHANNEL)
+    notes = [line for line in all_lines if line.startswith("correction noted")]
+    # (said only while the undone result's prediction is still the current one: once the next match's has
+    # opened, the undo finds nothing to say on Twitch; either way it is recorded)
+    said = prediction_done[f"default/{admin_undo.id}"]["result"] == "said in chat that Twitch cannot un-resolve"
+    assert len(notes) == int(said), (all_lines, prediction_done[f"default/{admin_undo.id}"])
+    lines = [line for line in all_lines if line not in notes]
     assert lines == [event_text(e) for e in sent], lines
     headlines = [line for line in lines if line.startswith(HEADLINES)]
     corrections = [line for line in lines if line.startswith("correction:")]
@@ -381,9 +423,81 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     early = {k: round(first_at[k] - ts[k], 2) for k in ts if first_at[k] - ts[k] < DELAY_S - EARLY_S}
     assert not early, f"webhooks sent before the {DELAY_S} s delay: {early}"
     by_text = {event_text(e): e.ts / 1000 for e in sent}
+    key_of = {event_text(e): f"default/{e.id}" for e in sent}
+    by_text.update({note: admin_undo.ts / 1000 for note in notes})  # said when the undo's turn came
     early_lines = {t: round(at - by_text[t], 2) for at, t in viewer.timed_messages_from(BOT, CHANNEL)
                    if at - by_text[t] < DELAY_S - EARLY_S}
     assert not early_lines, f"chat lines sent before the {DELAY_S} s delay: {early_lines}"
+    # ... nor long after it: only the event in flight at the kill -9 (match 2's result), or an action that fell
+    # due while `owc actions` restarted (after the kill, after the Redis restart), may rightly be late, and
+    # then it goes out once the service is back
+    def on_time(due: float, at: float, key: str) -> bool:
+        if key != held_key and not any(r <= due <= r + RESTART_S for r in restarts):
+            return at <= due + LATE_S
+        return at <= max(r for r in restarts if r <= max(at, restarts[0])) + RESTART_S + LATE_S
+
+    late = {k: round(first_at[k] - ts[k], 2) for k in ts if not on_time(ts[k] + DELAY_S, first_at[k], k)}
+    offsets = [(e.type, e.outcome, round(first_at[f"default/{e.id}"] - e.ts / 1000, 2)) for e in sent]
+    assert not late, f"webhooks sent later than {DELAY_S} + {LATE_S} s: {late}; all: {offsets}"
+    late_lines = {t: round(at - by_text[t], 2) for at, t in viewer.timed_messages_from(BOT, CHANNEL)
+                  if not on_time(by_text[t] + DELAY_S, at, key_of.get(t, ""))}
+    assert not late_lines, f"chat lines sent later than {DELAY_S} + {LATE_S} s: {late_lines}"
+
+    # -- Twitch markers: one per result (the moderator's !draw, taken back inside the delay, has none), in
+    #    order, each at its result's time + the delay
+    assert [m["description"] for m in helix.markers] == [twitch_rules.marker_description(e) for e in results] == [
+        "VICTORY · 1–0", "VICTORY · 2–0", "DEFEAT · 2–1", "VICTORY · 3–0", "DRAW · 3–0–1", "DEFEAT · 3–1–1"]
+    marker_at = [at for at, method, path, _ in helix.arrivals if (method, path) == ("POST", "/helix/streams/markers")]
+    assert len(marker_at) == len(results)
+    marker_off = {twitch_rules.marker_description(e): round(at - e.ts / 1000, 2) for e, at in zip(results, marker_at,
+                                                                                                 strict=True)}
+    off_marks = {d: off for (d, off), e in zip(marker_off.items(), results, strict=True)
+                 if off < DELAY_S - EARLY_S or not on_time(e.ts / 1000 + DELAY_S, e.ts / 1000 + off, f"default/{e.id}")}
+    assert not off_marks, f"markers not sent at the event's time + {DELAY_S} s: {off_marks}"
+
+    # -- Twitch predictions: each counted match has its own (the first may start before `owc actions` is
+    #    up), opened once the counter re-armed after the previous result and ended with the match's outcome
+    #    (a draw refunded) at its time + the delay; the create lost at the kill was adopted, not made twice
+    by_pid = {p.id: p for p in helix.predictions}
+    patches = {body["id"]: at for at, method, path, body in helix.arrivals
+               if (method, path) == ("PATCH", "/helix/predictions") and isinstance(body, dict)}
+    twitch_log = "\n".join(line for line in stack.log().splitlines() if "twitch" in line)
+    ended: list[str] = []
+    predicted_matches = 0
+    previous: Event | None = None  # the previous match's detection (a +1 by hand re-arms nothing)
+    for e in results:
+        record = prediction_done[f"default/{e.id}"]
+        assert record["status"] == "ok", (record, twitch_log)
+        if record["result"] == "no prediction for this match":
+            # the first match before `owc actions` was up, or the moderator's +1 before the next one opened
+            assert e.type == "adjusted" or e is played_detections[0], (e, record, twitch_log)
+            if e.type == "detected":
+                assert all(p.created * 1000 > e.ts for p in helix.predictions)
+                previous = e
+            continue
+        p = by_pid[record["result"].split()[1]]
+        ended.append(p.id)
+        if e.outcome == "draw":
+            assert (p.status, p.winning_outcome_id) == ("CANCELED", None), (e, record)  # refunded
+        else:
+            assert p.status == "RESOLVED", (e, record, twitch_log)
+            winner = next(o["title"] for o in p.outcomes if o["id"] == p.winning_outcome_id)
+            assert winner == TITLES[str(e.outcome)], (e, record, twitch_log)
+        assert p.created * 1000 < e.ts
+        if previous is not None:  # the cooldown is frame time: at --speed 2 half of it in wall time
+            assert p.created * 1000 >= previous.ts + COOLDOWN_S * 1000 / 2 - 500, (p.created, previous.ts)
+        off = patches[p.id] - e.ts / 1000
+        assert off >= DELAY_S - EARLY_S and on_time(e.ts / 1000 + DELAY_S, patches[p.id], f"default/{e.id}"), \
+            f"prediction {p.id} ended {off:.2f} s after its result"
+        if e.type == "detected":
+            previous = e
+            predicted_matches += 1
+    assert predicted_matches >= len(OUTCOMES) - 1 and len(set(ended)) == len(ended), (ended, twitch_log)
+    others = [p for p in helix.predictions if p.id not in ended]
+    assert len(others) <= 1 and all(p.status in ("ACTIVE", "LOCKED") for p in others), others  # the next match's
+    assert helix.count("PATCH", "/helix/predictions") == len(ended)
+    assert prediction_done[f"default/{mod_draw.id}"]["status"] == "cancelled"  # taken back: resolved nothing
+    assert "adopting it" in twitch_log, twitch_log
     assert len(set(lines)) == len(lines)
     assert not any(line.startswith("@") for line in lines)  # no command was refused, no !wl asked
 
@@ -397,7 +511,8 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     # -- no secret in any log line of the stack, nor in `owc config show` (which masks them)
     log = stack.log()
     assert "chat: joined #streamer" in log and "actions: finishing 1 events" in log
-    for name, value in secrets.all().items():
+    for name, value in {**secrets.all(), "twitch access token": token.access_token,
+                        "twitch refresh token": token.refresh_token}.items():
         assert value not in log, f"{name} is in the stack's log"
         assert value not in config_show.stdout + config_show.stderr, f"{name} is in `owc config show`"
     assert config_show.returncode == 0, config_show.stderr

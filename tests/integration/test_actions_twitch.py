@@ -207,6 +207,24 @@ def test_a_marker_per_result_and_offline_is_said_once(
     assert helix.count("POST", "/helix/streams/markers") == 6
 
 
+def test_a_result_undone_inside_the_stream_delay_leaves_no_marker_and_a_correction_adds_none(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    twitch_for(helix.issue(), actions__twitch__predictions=False, actions__stream_delay_s=1)
+    taken_back = add_event(redis_client, keys, "default", "adjusted", "draw", 1, (0, 0, 1))
+    add_event(redis_client, keys, "default", "undone", "draw", -1, (0, 0, 0), undoes=taken_back)
+    kept = result(redis_client, keys, "victory", (1, 0, 0))
+    wait_until(lambda: len(helix.markers) == 1 and caught_up(redis_client, keys, "default"),
+               message="the victory's marker, after the delay")
+    undo_late = add_event(redis_client, keys, "default", "undone", "victory", -1, (0, 0, 0), undoes=kept)
+    wait_until(lambda: caught_up(redis_client, keys, "default"), message="the late undo handled")
+    done = {k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.action_done("twitch-marker")).items()}
+    assert [m["description"] for m in helix.markers] == ["VICTORY · 1–0"]  # it stays: Twitch cannot delete one
+    assert done[f"default/{taken_back}"]["status"] == "cancelled"
+    assert done[f"default/{undo_late}"]["result"] == "a correction: no marker"
+    assert helix.count("POST", "/helix/streams/markers") == 1
+
+
 def test_a_429_waits_for_ratelimit_reset_then_marks_once(
     twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
 ) -> None:

@@ -1,6 +1,6 @@
-"""A local Twitch: the OAuth endpoints (device code flow, refresh, validate) and the Helix endpoints
-the Twitch actions use, on 127.0.0.1, following Twitch's API reference for their status codes and
-bodies (``{"error": "Bad Request", "status": 400, "message": "…"}``).
+"""A local Twitch: the OAuth endpoints (device code flow, refresh, validate) and the Helix endpoints the Twitch
+actions use, on 127.0.0.1, following Twitch's API reference for their status codes and bodies (``{"error":
+"Bad Request", "status": 400, "message": "…"}``).
 
 - ``POST /oauth2/device``, ``POST /oauth2/token`` (device code: ``authorization_pending`` until
   :meth:`HelixServer.approve`; ``refresh_token``), ``GET /oauth2/validate`` (``Authorization: OAuth``);
@@ -11,8 +11,9 @@ bodies (``{"error": "Bad Request", "status": 400, "message": "…"}``).
 - every Helix call: 401 for an unknown or expired token or a Client-Id that is not the token's,
   403 for a missing scope, 429 with ``Ratelimit-Reset`` when :meth:`rate_limit` says so.
 
-:meth:`hold` lets the next request of a path take effect and then hang without an answer, so a
-test can kill the caller while the answer is lost.
+:attr:`HelixServer.arrivals` records when each request arrived (wall clock) and its JSON body, so a test can
+check that a delayed action was not sent early. :meth:`hold` lets the next request of a path take effect and
+then hang without an answer, so a test can kill the caller while the answer is lost.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class HelixServer:
     predictions: list[FakePrediction] = field(default_factory=list)
     markers: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
+    arrivals: list[tuple[float, str, str, Any]] = field(default_factory=list)  # (wall time, method, path, JSON body)
     _devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     _limited: int = 0
     trickle_s: float = 0.0  # > 0: every answer's body is sent one byte per this many seconds
@@ -185,6 +187,7 @@ class HelixServer:
                 key = f"{method} {parts.path}"
                 with server.lock:
                     server.requests.append((method, parts.path))
+                    server.arrivals.append((time.time(), method, parts.path, _json_or_none(body)))
                     hold = server._hold.pop(key, None)
                 status, payload, headers = server.handle(method, parts.path, parse_qs(parts.query),
                                                          dict(self.headers.items()), body)
@@ -372,6 +375,13 @@ class HelixServer:
                 p.ended = now
             return 200, {"data": [p.data(token.user_id, token.login)]}, {}
         return _err(404, "Not Found", "no such endpoint")
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None  # a form (OAuth) or garbage: the time and path are still recorded
 
 
 def _err(status: int, error: str, message: str) -> tuple[int, Any, dict[str, str]]:

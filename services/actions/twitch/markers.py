@@ -3,6 +3,10 @@
 Twitch refuses a marker when the channel is not live (404). That is said once (log and the
 admin page), not once per result, and is not a failure: the result is recorded as
 ``not live: no marker`` and the next live result marks again.
+
+A correction (an undo, a −1 by hand) makes no marker, but the marker action takes it too: inside the
+stream delay it takes the waiting marker of the result it corrects back, so a result taken back before
+viewers saw it leaves no marker (one already made stays: Twitch has no way to delete one).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 
 from services.actions.delivery import PermanentError
 from services.actions.formatting import EventContext
+from services.actions.schedule import may_correct
 from services.actions.twitch import rules
 from services.actions.twitch.helix import Helix, HelixError
 from services.actions.twitch.tokens import TokenError
@@ -35,11 +40,11 @@ class MarkerAction:
         return f"twitch-marker (counter {self.channel})"
 
     def wants(self, ctx: EventContext) -> bool:
-        return ctx.channel == self.channel and rules.is_result(ctx.event)
+        return ctx.channel == self.channel and (rules.is_result(ctx.event) or may_correct(ctx.event))
 
     def perform(self, ctx: EventContext) -> str:
-        if ctx.event.outcome is None:
-            return "not a result"
+        if not rules.is_result(ctx.event):
+            return "a correction: no marker"
         text = rules.marker_description(ctx.event)
         if ctx.test:
             text = f"[test] {text}"
