@@ -22,7 +22,7 @@ from typing import Any, cast
 import redis
 from redis.exceptions import ResponseError
 
-from services.common.codec import text
+from services.common.codec import Message, text
 from services.common.keys import Keys
 from services.common.streamids import parse_id
 
@@ -143,6 +143,13 @@ class GroupConsumer:
         pipe.execute()
         self.dead_lettered += 1
         log.warning("%s: moved %s to %s: %s", self.consumer, delivery.id_str, Keys.dlq(self.stream), reason)
+
+
+def xadd_message(
+    client: redis.Redis | redis.client.Pipeline, stream: str, msg: Message, *, maxlen: int | None = None, id: str = "*"
+) -> Any:
+    """``XADD`` a message's fields to ``stream``; ``maxlen`` trims approximately (``MAXLEN ~``)."""
+    return client.xadd(stream, msg.to_fields(), id=id, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
 
 
 def read_group(

@@ -54,7 +54,7 @@ from services.common.keys import GROUP_INFERENCE, InvalidChannelError, Keys, val
 from services.common.messages import Frame, Label, MessageError
 from services.common.redisio import WriteOutage, write_refusal
 from services.common.settings import InferenceSettings
-from services.common.streams import Delivery, GroupConsumer
+from services.common.streams import Delivery, GroupConsumer, xadd_message
 from services.common.vision import FrameDecodeError
 from services.inference import group, metrics
 from services.inference.banner import BannerReader, phase_from_snapshot
@@ -319,10 +319,7 @@ class InferenceWorker:
             read=pred.read,
             score=pred.score,
         )
-        pipe.xadd(
-            self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
-            maxlen=self.settings.labels_maxlen, approximate=True,
-        )
+        xadd_message(pipe, self.keys.labels, msg, maxlen=self.settings.labels_maxlen)
         if msg.outcome is not None or pred.near_miss:
             # the frame and what each stage saw: the admin page's thumbnail and explanation,
             # and labelled samples for `owc collect`
@@ -357,10 +354,7 @@ class InferenceWorker:
         log.warning("frame %s #%d: %s; publishing an error label", channel, seq, reason)
         metrics.DROPPED_POISON.inc()
         msg = group.error_label(channel, seq, captured_at, reason, model=self.classifier.model_id, worker=self.name)
-        pipe.xadd(
-            self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
-            maxlen=self.settings.labels_maxlen, approximate=True,
-        )
+        xadd_message(pipe, self.keys.labels, msg, maxlen=self.settings.labels_maxlen)
         metrics.LABELS_BY_CLASS[msg.label].inc()
         self._note(channel, msg.label, 0.0)
 

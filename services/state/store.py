@@ -27,6 +27,7 @@ from services.common.keys import GROUP_STATE, Keys
 from services.common.messages import Event, MessageError, Reply
 from services.common.sessions import SessionSummary
 from services.common.streamids import id_after
+from services.common.streams import xadd_message
 from services.state.fold import fold
 from services.state.history import fold_counts, summarize_sessions
 from services.state.machine import MODE_RESULTS_FIELD, Machine
@@ -292,7 +293,7 @@ class Store:
                     )
                 pipe.multi()
                 for ev in c.events:
-                    pipe.xadd(events_key, ev.to_fields(), id=ev.id)  # type: ignore[arg-type]
+                    xadd_message(pipe, events_key, ev, id=ev.id)
                 fields = dict(c.after.snapshot().to_fields())
                 fields[MACHINE_FIELD] = c.after.to_json().encode()
                 pipe.hset(self.keys.state(c.channel), mapping=fields)  # type: ignore[arg-type]
