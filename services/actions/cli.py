@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from services.common.cliargs import add_config_args, add_service, channel_name, fail, load_from_args, redis_for
+from services.common.codec import text
 
 if TYPE_CHECKING:
     from services.actions.delivery import Action
@@ -180,7 +181,7 @@ def run_dead_letters(args: argparse.Namespace) -> int:
     client, keys = redis_for(settings)
     for name in _selected(settings, args.action):
         for raw in client.lrange(keys.action_dlq(name), 0, -1):
-            print(raw.decode() if isinstance(raw, bytes) else raw)
+            print(text(raw))
     return 0
 
 

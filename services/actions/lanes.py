@@ -25,6 +25,7 @@ import redis
 from services.actions import metrics as M
 from services.actions.delivery import REDIS_DOWN, Action, Deliverer, StoppingError
 from services.actions.schedule import Pending, order
+from services.common.codec import text
 from services.common.keys import Keys
 from services.common.messages import MessageError
 from services.common.redisio import write_refusal
@@ -188,4 +189,4 @@ def cancelled_record(by: str, at_ms: int) -> str:
 
 def count_cancelled(names: list[Any]) -> None:
     for raw in names:
-        M.DELIVERIES.labels(raw.decode() if isinstance(raw, bytes) else str(raw), "cancelled").inc()
+        M.DELIVERIES.labels(text(raw), "cancelled").inc()

@@ -8,6 +8,7 @@ a −N by hand) that arrives while the result it corrects is still waiting repla
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from services.actions.formatting import EventContext
 from services.common import action_records
 from services.common.messages import Event
+from services.common.streamids import parse_id
 
 
 def event_time_ms(ctx: EventContext) -> int:
@@ -33,9 +35,10 @@ def due_ms(ctx: EventContext, delayed: bool, delay_s: float) -> int:
 def order(key: str) -> tuple[str, int, int, str]:
     """Sort key of a queued ``channel/stream-id`` (a log's order; test ids after them, by text)."""
     channel, _, eid = key.rpartition("/")
-    ms, _, seq = eid.partition("-")
-    if ms.isdigit() and seq.isdigit():
-        return channel, int(ms), int(seq), ""
+    if "-" in eid:
+        with contextlib.suppress(ValueError):
+            ms, seq = parse_id(eid)
+            return channel, ms, seq, ""
     return channel, 1 << 62, 0, eid
 
 

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -27,12 +27,13 @@ from services.actions.formatting import EventContext
 from services.actions.lanes import DISPATCH, Lane, cancelled_record, count_cancelled
 from services.actions.schedule import Pending, correction_target, due_ms, may_correct
 from services.common import health
+from services.common.codec import text
 from services.common.health import ActionsHealth
 from services.common.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_channel
 from services.common.messages import Event, MessageError
 from services.common.redisio import write_refusal
 from services.common.settings import ActionsSettings
-from services.common.streams import Delivery, GroupConsumer, ensure_group
+from services.common.streams import Delivery, GroupConsumer, ensure_group, read_group, read_own_pending
 
 log = logging.getLogger("owc.actions")
 
@@ -76,11 +77,11 @@ class ActionsWorker:
             first = f"{int(time.time() * 1000)}-0"
             self.client.set(self.keys.actions_since, first, nx=True)
             raw = self.client.get(self.keys.actions_since)
-            self._since = raw.decode() if isinstance(raw, bytes) else str(raw or first)
+            self._since = text(raw or first)
         return self._since
 
     def refresh_channels(self) -> None:
-        names = {m.decode() if isinstance(m, bytes) else str(m) for m in self.client.smembers(self.keys.channels)}
+        names = {text(m) for m in self.client.smembers(self.keys.channels)}
         names.update(self.extra_channels)
         for name in sorted(names):
             try:
@@ -170,19 +171,14 @@ class ActionsWorker:
         """Entries this consumer name read but never acked (the previous run died on them)."""
         out: list[tuple[GroupConsumer, Delivery]] = []
         for consumer in self.consumers.values():
-            response = self.client.xreadgroup(GROUP_ACTIONS, CONSUMER, {consumer.stream: "0"}, count=1000)
-            entries = cast(list[tuple[bytes, Any]], response[0][1]) if response else []  # type: ignore[index]
-            gone = [eid for eid, fields in entries if not fields]
-            if gone:
-                consumer.ack(*gone)
-            entries = [(eid, fields) for eid, fields in entries if fields]
+            entries = read_own_pending(self.client, consumer.stream, GROUP_ACTIONS, CONSUMER, limit=1000)
             if not entries:
                 continue
             rows = self.client.xpending_range(consumer.stream, GROUP_ACTIONS, min="-", max="+",
                                               count=len(entries) + 10, consumername=CONSUMER)
             counts = {r["message_id"]: int(r["times_delivered"]) for r in rows}
-            for eid, fields in entries:
-                delivery = Delivery(eid, fields, counts.get(eid, 2))
+            for entry in entries:
+                delivery = Delivery(entry.id, entry.fields, counts.get(entry.id, 2))
                 if delivery.deliveries > self.settings.max_deliveries:
                     # the service died on it that often: a poison event, not a passing failure
                     consumer.dead_letter(delivery, f"delivered {delivery.deliveries} times without an ack")
@@ -193,10 +189,10 @@ class ActionsWorker:
 
     def _say_unfinished(self, unacked: list[tuple[GroupConsumer, Delivery]]) -> None:
         """One line at start: the events the previous run had read but not finished (unacked or queued)."""
-        keys = {f"{c.stream[len(self.keys.events('')):]}/{d.id.decode() if isinstance(d.id, bytes) else d.id}"
+        keys = {f"{self.keys.channel_of(c.stream)}/{text(d.id)}"
                 for c, d in unacked}
         for lane in self.lanes.values():
-            keys.update(k.decode() if isinstance(k, bytes) else str(k)
+            keys.update(text(k)
                         for k in self.client.hkeys(lane.pending_key))
         if keys:
             log.info("actions: finishing %d events the previous run had not finished", len(keys))
@@ -208,19 +204,13 @@ class ActionsWorker:
         if not self.consumers:
             time.sleep(BLOCK_MS / 1000)
             return
-        response = self.client.xreadgroup(
-            GROUP_ACTIONS, CONSUMER, dict.fromkeys(self.consumers, ">"), count=READ_COUNT, block=BLOCK_MS
-        )
-        for stream, entries in cast(list[tuple[bytes, list[tuple[bytes, Any]]]], response or []):
-            name = stream.decode() if isinstance(stream, bytes) else str(stream)
-            consumer = self.consumers[name]
-            for eid, fields in entries:
-                if fields is not None:
-                    self._handle(consumer, Delivery(eid, fields))
+        streams = dict.fromkeys(self.consumers, ">")
+        for stream, delivery in read_group(self.client, GROUP_ACTIONS, CONSUMER, streams, READ_COUNT, BLOCK_MS):
+            self._handle(self.consumers[stream], delivery)
 
     def _handle(self, consumer: GroupConsumer, delivery: Delivery) -> None:
         self.processed += 1
-        channel = consumer.stream[len(self.keys.events("")):]
+        channel = self.keys.channel_of(consumer.stream)
         try:
             event = Event.from_fields(delivery.fields, id=delivery.id)
         except MessageError as exc:
@@ -228,7 +218,7 @@ class ActionsWorker:
             consumer.dead_letter(delivery, str(exc))
             return
         ctx = EventContext(channel, event)
-        eid = delivery.id.decode() if isinstance(delivery.id, bytes) else str(delivery.id)
+        eid = text(delivery.id)
         # a result imported from a recording (`owc scan --import`) happened in the past: no clip, no chat line
         wanted = [] if event.source == "import" else [a for a in self.actions if a.wants(ctx)]
         self.dispatch(ctx, wanted, ("xack", consumer.stream, eid))
@@ -256,7 +246,7 @@ class ActionsWorker:
                      self.keys.action_done(action.name)]
             args += [action.name, due, target, Pending(ctx, due, force).to_json()]
         raw: Any = self._dispatch(keys=keys, args=args)
-        taken = [r.decode() if isinstance(r, bytes) else str(r) for r in raw or []]
+        taken = [text(r) for r in raw or []]
         count_cancelled(taken)
         for name in taken:
             log.info("%s: %s (%s) takes back a result still inside the stream delay: neither is sent",
@@ -278,21 +268,21 @@ class ActionsWorker:
             log.error("actions: dropping an unreadable retry entry: %s", exc)
             self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
             return
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        entry = text(raw)
         if action is None:
             log.error("actions: retry for %r dropped: no such action is configured now", letter.get("action"))
             self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
             return
         what = "sending test event" if ctx.test else "retrying event"
         log.info("%s: %s %s (queued by owc actions)", action.name, what, ctx.idempotency_key)
-        self.dispatch(ctx, [action], ("lrem", self.keys.action_retry, text), force=True)
+        self.dispatch(ctx, [action], ("lrem", self.keys.action_retry, entry), force=True)
 
     def _publish_health(self) -> None:
         dead = {a.name: int(self.client.llen(self.keys.action_dlq(a.name))) for a in self.actions}
         for name, count in dead.items():
             M.DEAD_LETTERS.labels(name).set(count)
         # every followed channel, and always `default`: the admin page's heartbeat of this service
-        channels = {stream[len(self.keys.events("")):] for stream in self.consumers} | {DEFAULT_CHANNEL}
+        channels = {self.keys.channel_of(stream) for stream in self.consumers} | {DEFAULT_CHANNEL}
         record = ActionsHealth(actions=",".join(a.name for a in self.actions), dead_letters=sum(dead.values()))
         for channel in sorted(channels):
             health.publish(self.client, self.keys, channel, record.updated(**self.health_extra()))
@@ -318,7 +308,7 @@ def caught_up(client: redis.Redis, keys: Keys, channel: str) -> bool:
         return False
     last = info.get("last-generated-id") or b"0-0"
     read = group.get("last-delivered-id") or b"0-0"
-    as_text = [v.decode() if isinstance(v, bytes) else str(v) for v in (last, read)]
+    as_text = [text(v) for v in (last, read)]
     if as_text[0] != as_text[1] or int(group.get("pending", 0)) != 0:
         return False
     return not queued_in_lanes(client, keys, channel)
@@ -328,6 +318,6 @@ def queued_in_lanes(client: redis.Redis, keys: Keys, channel: str) -> int:
     """How many of ``channel``'s events the actions' lanes still have to act on (summed over the actions)."""
     total = 0
     for name in client.scan_iter(match=keys.action_pending("*"), count=100):
-        total += sum(1 for k in client.hkeys(name) if (k.decode() if isinstance(k, bytes) else k)
+        total += sum(1 for k in client.hkeys(name) if text(k)
                      .startswith(f"{channel}/"))
     return total

@@ -19,7 +19,7 @@ import redis
 from services.capture.metrics import CaptureMetrics
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame, ImageFormat
-from services.common.streams import GroupBacklog, group_backlog
+from services.common.streams import GroupBacklog, group_backlog, xadd_message
 
 log = logging.getLogger("owc.capture")
 
@@ -99,15 +99,10 @@ class FramePublisher:
             width=picture.width, height=picture.height, image=picture.image,
         )
         if also_set is None:
-            self.client.xadd(
-                self.keys.frames,
-                frame.to_fields(),  # type: ignore[arg-type]
-                maxlen=self.maxlen,
-                approximate=True,
-            )
+            xadd_message(self.client, self.keys.frames, frame, maxlen=self.maxlen)
         else:
             pipe = self.client.pipeline(transaction=True)
-            pipe.xadd(self.keys.frames, frame.to_fields(), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            xadd_message(pipe, self.keys.frames, frame, maxlen=self.maxlen)
             pipe.hset(also_set[0], mapping=dict(also_set[1]))  # type: ignore[arg-type]
             pipe.execute()
         self.published += 1

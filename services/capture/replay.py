@@ -43,6 +43,7 @@ from services.capture.replay_files import (
 from services.capture.schedule import SlotSchedule, burst_wanted
 from services.capture.sink import FrameSink
 from services.common.burst import BurstListener
+from services.common.codec import text
 from services.common.keys import Keys
 from services.common.settings import CaptureSettings
 
@@ -60,9 +61,6 @@ __all__ = [  # the file side lives in replay_files; imported from here as before
 NO_GROUP_WAIT_S = 30.0
 FINISHED_HEALTH_TTL_S = 24 * 3600  # a finished replay's last health record stays for the admin page
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass
@@ -217,7 +215,7 @@ class ReplaySource:
         now = now_ms()
         fp = fingerprint(self.path)
         raw = self.client.hgetall(self.progress_key) if self.resume else {}
-        saved = {_text(k): _text(v) for k, v in raw.items()}
+        saved = {text(k): text(v) for k, v in raw.items()}
         frame_ms = 1000.0 / cfg.fps
         if (
             saved.get("path") == str(self.path.resolve())

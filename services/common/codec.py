@@ -68,6 +68,11 @@ COLUMNS = object()  # a nested dataclass stored as one field per attribute, all 
 NOT_STORED = object()  # an attribute that is not one of the stored fields
 
 
+def text(value: object, errors: str = "strict") -> str:
+    """What redis-py returned, as text: ``bytes`` decoded as UTF-8, anything else through ``str``."""
+    return value.decode("utf-8", errors) if isinstance(value, bytes) else str(value)
+
+
 def read_text(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf-8")
@@ -274,7 +279,7 @@ def message(kind: str, *, order: tuple[str, ...] = ()) -> Callable[[type[M]], ty
 def _normalize(kind: str, fields: Fields) -> dict[str, bytes]:
     raw: dict[str, bytes] = {}
     for k, v in fields.items():
-        key = k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)
+        key = text(k, "replace")
         raw[key] = v if isinstance(v, bytes) else str(v).encode("utf-8")
     version = raw.get("v")
     if version is not None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from services.common.keys import Keys
 from services.common.messages import Command, CommandType, Reply
+from services.common.streams import xadd_message
 
 BLPOP_SLICE_S = 2.0  # under redis-py's socket timeout
 MIN_WAIT_S = 0.01  # BLPOP 0 blocks forever: never ask for less than this
@@ -55,7 +56,7 @@ class CommandClient:
 
     def send(self, command: Command) -> Reply | None:
         """Append ``command`` to ``owc:commands``; its reply, or None when none came by its deadline."""
-        self.client.xadd(self.keys.commands, command.to_fields())
+        xadd_message(self.client, self.keys.commands, command)
         key = self.keys.reply(command.request_id)
         for wait in _waits(command):
             popped = self.client.blpop([key], timeout=wait)

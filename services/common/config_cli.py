@@ -12,7 +12,8 @@ from typing import Any
 import tomli_w
 
 from services.common.cliargs import add_config_args, fail, load_from_args
-from services.common.settings import leaf_items, unflatten
+from services.common.settings import unflatten
+from services.common.settings_rows import leaf_items
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from services.common.codec import text
 from services.common.keys import Keys
 
 R = TypeVar("R", bound="HealthRecord")
@@ -49,8 +50,7 @@ class HealthRecord(BaseModel):
             return None
         data: dict[str, Any] = {}
         for k, v in raw.items():
-            key = k.decode("utf-8", "replace") if isinstance(k, bytes) else k
-            data[key] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+            data[text(k, "replace")] = text(v, "replace")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -69,6 +69,13 @@ class Keys:
         """The append-only event log; its stream ids are the SSE event ids."""
         return f"{self.prefix}:events:{channel}"
 
+    def channel_of(self, events_stream: str) -> str:
+        """The channel whose :meth:`events` log ``events_stream`` is (its inverse)."""
+        prefix = self.events("")
+        if not events_stream.startswith(prefix):
+            raise ValueError(f"{events_stream!r} is not an event log key (expected {prefix}<channel>)")
+        return events_stream[len(prefix):]
+
     def state(self, channel: str) -> str:
         """Hash: counts + machine snapshot, written with the event it follows from."""
         return f"{self.prefix}:state:{channel}"

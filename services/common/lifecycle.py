@@ -10,12 +10,12 @@ from types import FrameType
 log = logging.getLogger("owc")
 
 
-def stop_on_signals(stop: threading.Event) -> None:
+def stop_on_signals(stop: threading.Event, logger: logging.Logger = log) -> None:
     """Set ``stop`` on SIGINT/SIGTERM so loops end cleanly (main thread only)."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         if not stop.is_set():
-            log.info("received %s, stopping", signal.Signals(signum).name)
+            logger.info("received %s, stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGINT, handler)

@@ -30,6 +30,7 @@ from services.common.codec import (
     non_empty,
     read_json,
     read_text,
+    text,
 )
 
 # re-exported: part of this module's API since before the codec
@@ -260,7 +261,7 @@ class Event(Message):
 
     @classmethod
     def from_fields(cls, fields: Fields, id: str | bytes = "") -> Self:
-        return cls._decode(fields, id=id.decode() if isinstance(id, bytes) else id)
+        return cls._decode(fields, id=text(id))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form used by the API, SSE and exports."""

@@ -7,20 +7,24 @@ to ``<stream>:dlq`` instead of being retried forever. Inference runs its whole
 loop through :meth:`GroupConsumer.poll`; state (labels and commands in one
 blocking read) and actions (every channel's event log at once) call
 :meth:`GroupConsumer.reclaim`, :meth:`~GroupConsumer.ack` and
-:meth:`~GroupConsumer.dead_letter` around an ``XREADGROUP`` of their own.
+:meth:`~GroupConsumer.dead_letter` around :func:`read_group` (one
+``XREADGROUP`` over several streams) and :func:`read_own_pending`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import redis
 from redis.exceptions import ResponseError
 
+from services.common.codec import Message, text
 from services.common.keys import Keys
+from services.common.streamids import parse_id
 
 log = logging.getLogger("owc.streams")
 
@@ -32,12 +36,6 @@ def ensure_group(client: redis.Redis, stream: str, group: str, start_id: str = "
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-
-
-def _id_key(eid: bytes | str) -> tuple[int, int]:
-    text = eid.decode() if isinstance(eid, bytes) else eid
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass(slots=True)
@@ -95,7 +93,7 @@ class GroupConsumer:
             return []
         ids = [eid for eid, _ in claimed]
         # stream ids compare as (ms, seq) numbers, not as strings: b"5-10" < b"5-9"
-        ordered = sorted(ids, key=_id_key)
+        ordered = sorted(ids, key=parse_id)
         pending = self.client.xpending_range(
             self.stream, self.group, min=ordered[0], max=ordered[-1], count=len(ids) * 4 + 10,
             consumername=self.consumer,
@@ -147,6 +145,49 @@ class GroupConsumer:
         log.warning("%s: moved %s to %s: %s", self.consumer, delivery.id_str, Keys.dlq(self.stream), reason)
 
 
+def xadd_message(
+    client: redis.Redis | redis.client.Pipeline, stream: str, msg: Message, *, maxlen: int | None = None, id: str = "*"
+) -> Any:
+    """``XADD`` a message's fields to ``stream``; ``maxlen`` trims approximately (``MAXLEN ~``)."""
+    return client.xadd(stream, msg.to_fields(), id=id, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+
+
+def read_group(
+    client: redis.Redis, group: str, consumer: str, streams: Mapping[str, str], count: int, block: int | None = None
+) -> list[tuple[str, Delivery]]:
+    """One ``XREADGROUP`` over several streams: ``(stream, delivery)`` pairs in the order Redis gave them."""
+    response = client.xreadgroup(group, consumer, dict(streams), count=count, block=block)  # type: ignore[arg-type]
+    out: list[tuple[str, Delivery]] = []
+    for stream, entries in cast(list[tuple[bytes, list[tuple[bytes, Any]]]], response or []):
+        name = text(stream)
+        out += [(name, Delivery(eid, fields)) for eid, fields in entries if fields is not None]
+    return out
+
+
+def read_own_pending(
+    client: redis.Redis, stream: str, group: str, consumer: str, limit: int | None = None
+) -> list[Delivery]:
+    """Every entry pending on ``consumer`` (read before a restart under the same name, never acked).
+
+    With ``limit``, one read of at most that many. Entries trimmed from the
+    stream meanwhile (no fields left) are acked and left out.
+    """
+    out: list[Delivery] = []
+    start: bytes | str = "0"
+    while True:
+        response = client.xreadgroup(group, consumer, {stream: start}, count=limit or 500)
+        entries = cast(list[tuple[bytes, Any]], response[0][1]) if response else []  # type: ignore[index]
+        if not entries:
+            return out
+        gone = [eid for eid, fields in entries if not fields]
+        if gone:
+            client.xack(stream, group, *gone)
+        out += [Delivery(eid, fields) for eid, fields in entries if fields]
+        if limit is not None:
+            return out
+        start = entries[-1][0]
+
+
 # Counts the entries after an id without sending them: the frames stream carries images, so
 # fetching them only to count them would move megabytes per check. Bounded by ARGV[2].
 _COUNT_AFTER = """
@@ -193,10 +234,10 @@ def group_backlog(client: redis.Redis, stream: str, group: str, limit: int = 10_
         raise
     for info in groups:
         name = info.get("name")
-        if (name.decode() if isinstance(name, bytes) else name) != group:
+        if text(name) != group:
             continue
         raw_last = info.get("last-delivered-id") or b"0-0"
-        last = raw_last.decode() if isinstance(raw_last, bytes) else str(raw_last)
+        last = text(raw_last)
         lag = info.get("lag")
         pending = int(cast(int, info.get("pending") or 0))
         bound = max(1, limit)

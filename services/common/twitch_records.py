@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from services.common import codec
+
 PredictionStatus = Literal["opening", "open", "locked", "resolved", "cancelled", "failed"]
 ACTIVE_STATUSES: frozenset[str] = frozenset({"opening", "open", "locked"})
 RequestOp = Literal["open", "cancel"]
@@ -89,8 +91,7 @@ class TwitchStatus:
     @classmethod
     def from_fields(cls, raw: dict[Any, Any]) -> TwitchStatus:
         def text(name: str) -> str:
-            v = raw.get(name, raw.get(name.encode(), b""))
-            return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            return codec.text(raw.get(name, raw.get(name.encode(), b"")), "replace")
 
         try:
             updated = int(text("updated_at") or 0)

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from services.common.messages import Event, StateSnapshot
+from services.common.streamids import parse_id
 from services.gateway import metrics
 from services.gateway.models import Health
-from services.gateway.store import GatewayStore, parse_stream_id
+from services.gateway.store import GatewayStore
 from services.gateway.views import health_out, stream_status
 
 log = logging.getLogger("owc.gateway.sse")
@@ -226,14 +227,14 @@ class Hubs:
 
 def newer(a: str, b: str) -> bool:
     """Stream id ``a`` > ``b``."""
-    return bool(parse_stream_id(a) > parse_stream_id(b))
+    return bool(parse_id(a) > parse_id(b))
 
 
 def valid_last_event_id(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        parse_stream_id(value.strip())
+        parse_id(value.strip())
     except ValueError:
         return None
     return value.strip()

@@ -36,17 +36,6 @@ log = logging.getLogger("owc.gateway")
 EXPORT_CHUNK = 500
 
 
-def parse_stream_id(text: str) -> tuple[int, int]:
-    """``"1700000000000-3"`` -> ``(1700000000000, 3)``; raises ValueError on anything else."""
-    ms, sep, seq = text.partition("-")
-    if not ms.isdigit() or (sep and not seq.isdigit()) or len(text) > 41:
-        raise ValueError(f"{text!r} is not an event id (expected <milliseconds>-<sequence>)")
-    parsed = int(ms), int(seq) if sep else 0
-    if max(parsed) >= 2**64:  # Redis stream ids are two unsigned 64-bit numbers
-        raise ValueError(f"{text!r} is not an event id (each part must be below 2^64)")
-    return parsed
-
-
 def parse_events(entries: list[Any]) -> list[Event]:
     """Stream entries ``[(id, fields), …]`` -> events; malformed entries are logged and skipped."""
     out: list[Event] = []

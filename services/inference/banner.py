@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.common import codec
 from services.inference.classifier import Classifier, ClassifierError, Prediction
 from services.inference.reader import Reading
 
@@ -57,7 +58,7 @@ def phase_from_snapshot(client: Any, keys: Any) -> PhaseSource:
 
     def phase(channel: str) -> tuple[str, int | None]:
         raw_phase, until = client.hmget(keys.state(channel), ["phase", "cooldown_until"])
-        text = raw_phase.decode() if isinstance(raw_phase, bytes) else str(raw_phase or "")
+        text = codec.text(raw_phase or "")
         try:
             end = int(until) if until else None
         except ValueError:

@@ -13,7 +13,6 @@ outcome word with the CTC forward algorithm (:mod:`services.inference.ctc`).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import math
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common import vision
+from services.common.files import sha256_file as sha256_file  # re-exported: training imports it here
 from services.inference import ctc
 from services.inference.sessions import session_options
 
@@ -50,14 +50,6 @@ def package_file(spec: vision.ReaderSpec, relative: str) -> Path:
     if not path.is_file():
         raise ReaderError(f"{spec.package}: {relative} not found in {roots[0]} (expected version {spec.version})")
     return path
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_charset(path: Path) -> list[str]:

@@ -50,13 +50,13 @@ from redis.exceptions import ResponseError
 
 from services.common import health
 from services.common.health import InferenceHealth
-from services.common.keys import CHANNEL_RE, GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
-from services.common.messages import Frame, Label, LabelName, MessageError
+from services.common.keys import GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
+from services.common.messages import Frame, Label, MessageError
 from services.common.redisio import WriteOutage, write_refusal
 from services.common.settings import InferenceSettings
-from services.common.streams import Delivery, GroupConsumer, group_backlog
+from services.common.streams import Delivery, GroupConsumer, xadd_message
 from services.common.vision import FrameDecodeError
-from services.inference import metrics
+from services.inference import group, metrics
 from services.inference.banner import BannerReader, phase_from_snapshot
 from services.inference.burst import ask_for_burst
 from services.inference.classifier import Classifier, Prediction
@@ -69,12 +69,7 @@ LAG_INTERVAL_S = 1.0
 # idle (the last read found no frame, so none was waiting): the lag gauge is refreshed this rarely —
 # each refresh is a few Redis round trips, the largest part of an idle worker's CPU
 IDLE_LAG_INTERVAL_S = 10.0
-LAG_COUNT_LIMIT = 64  # entries counted inside Redis for the lag gauge (each one is a frame)
-# Every worker start (a restart gets a new pid, hence a new name) leaves a consumer in the
-# group. Those idle this long with nothing pending are removed: a live worker polls at least
-# every block_ms (<= 10 s), and a wrongly removed consumer is recreated by its next read.
-PRUNE_INTERVAL_S = 60.0
-PRUNE_IDLE_MS = 30 * 60 * 1000
+PRUNE_INTERVAL_S = 60.0  # how often idle consumers are looked for (see group.PRUNE_IDLE_MS)
 
 # (read started, batch committed, frames in the batch), monotonic seconds
 BatchHook = Callable[[float, float, int], None]
@@ -90,22 +85,6 @@ class _Ready:
     frame: Frame
     tensor: npt.NDArray[np.float32]
     pre_s: float  # decode + preprocess of this frame
-
-
-def _salvage_identity(fields: dict[bytes, bytes]) -> tuple[str, int, int] | None:
-    """Channel, seq and captured_at of a malformed frame, when they can be read."""
-    try:
-        channel = fields[b"channel"].decode("utf-8")
-        seq = int(fields[b"seq"])
-    except (KeyError, UnicodeDecodeError, ValueError):
-        return None
-    if seq < 0 or not CHANNEL_RE.fullmatch(channel):
-        return None
-    try:
-        captured_at = max(0, int(fields.get(b"captured_at", b"0")))
-    except ValueError:
-        captured_at = 0
-    return channel, seq, captured_at
 
 
 class InferenceWorker:
@@ -220,37 +199,10 @@ class InferenceWorker:
             self.prune_consumers()
 
     def prune_consumers(self) -> list[str]:
-        """Remove long-idle consumers with nothing pending (workers that are gone)."""
-        try:
-            consumers = self.client.xinfo_consumers(self.keys.frames, GROUP_INFERENCE)
-        except ResponseError:
-            return []
-        removed = []
-        for info in consumers:
-            raw = info.get("name")
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if name == self.name or int(info.get("pending") or 0) or int(info.get("idle") or 0) < PRUNE_IDLE_MS:
-                continue
-            self.client.xgroup_delconsumer(self.keys.frames, GROUP_INFERENCE, name)
-            removed.append(name)
-        if removed:
-            log.info("removed %d idle consumers with nothing pending: %s", len(removed), ", ".join(removed))
-        return removed
+        return group.prune_consumers(self.client, self.keys, keep=self.name)
 
     def refresh_lag(self) -> None:
-        try:
-            backlog = group_backlog(self.client, self.keys.frames, GROUP_INFERENCE, limit=LAG_COUNT_LIMIT)
-        except ResponseError:
-            return
-        if not backlog.exists:
-            return
-        # counted, not XINFO's lag (Redis < 7.2.4 overstates it for good after an AOF rewrite); past the
-        # counting limit, Redis' figure bounded by the stream's length
-        lag = backlog.undelivered
-        if backlog.capped and backlog.reported_lag is not None:
-            lag = max(lag, min(backlog.reported_lag, int(self.client.xlen(self.keys.frames))))
-        metrics.LAG.set(lag)
-        metrics.PENDING.set(backlog.pending)
+        group.refresh_lag(self.client, self.keys)
 
     # one batch ------------------------------------------------------------
     def handle(self, deliveries: list[Delivery]) -> None:
@@ -367,10 +319,7 @@ class InferenceWorker:
             read=pred.read,
             score=pred.score,
         )
-        pipe.xadd(
-            self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
-            maxlen=self.settings.labels_maxlen, approximate=True,
-        )
+        xadd_message(pipe, self.keys.labels, msg, maxlen=self.settings.labels_maxlen)
         if msg.outcome is not None or pred.near_miss:
             # the frame and what each stage saw: the admin page's thumbnail and explanation,
             # and labelled samples for `owc collect`
@@ -391,7 +340,7 @@ class InferenceWorker:
         Without a readable channel and seq no label can say which frame it
         was, so the entry goes to the dead-letter stream (which acks it).
         """
-        identity = _salvage_identity(delivery.fields)
+        identity = group.salvage_identity(delivery.fields)
         if identity is None:
             log.warning("frame %s is unreadable (%s): dead-lettering it", delivery.id_str, reason)
             self.consumer.dead_letter(delivery, f"poison: {reason}")
@@ -404,25 +353,10 @@ class InferenceWorker:
     def _error_label(self, pipe: redis.client.Pipeline, channel: str, seq: int, captured_at: int, reason: str) -> None:
         log.warning("frame %s #%d: %s; publishing an error label", channel, seq, reason)
         metrics.DROPPED_POISON.inc()
-        label: LabelName = "error"
-        msg = Label(
-            channel=channel,
-            seq=seq,
-            captured_at=captured_at,
-            label=label,
-            confidence=0.0,
-            probs={},
-            model=self.classifier.model_id,
-            worker=self.name,
-            infer_ms=0.0,
-            error=reason[:500],
-        )
-        pipe.xadd(
-            self.keys.labels, msg.to_fields(),  # type: ignore[arg-type]
-            maxlen=self.settings.labels_maxlen, approximate=True,
-        )
-        metrics.LABELS_BY_CLASS[label].inc()
-        self._note(channel, label, 0.0)
+        msg = group.error_label(channel, seq, captured_at, reason, model=self.classifier.model_id, worker=self.name)
+        xadd_message(pipe, self.keys.labels, msg, maxlen=self.settings.labels_maxlen)
+        metrics.LABELS_BY_CLASS[msg.label].inc()
+        self._note(channel, msg.label, 0.0)
 
     # health ---------------------------------------------------------------
     def _note(self, channel: str, label: str, confidence: float) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from services.runner.supervisor import RestartBackoff
+
 if TYPE_CHECKING:
     from services.capture.metrics import CaptureMetrics
     from services.common.settings import Loaded, Settings
@@ -43,15 +45,11 @@ class ServiceHost:
         services: list[HostedService],
         stop: threading.Event,
         *,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 10.0,
-        stable_after_s: float = 30.0,
+        backoff: RestartBackoff = RestartBackoff(),  # noqa: B008 (frozen: one shared default is fine)
     ) -> None:
         self.services = services
         self.stop = stop
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self.stable_after_s = stable_after_s
+        self.backoff = backoff
         self.threads: dict[str, threading.Thread] = {}
         self._finished: set[str] = set()
 
@@ -76,8 +74,7 @@ class ServiceHost:
                 log.info("%s finished", service.name)
                 break
             ran = time.monotonic() - started
-            backoff = self.backoff_initial_s if ran >= self.stable_after_s else min(
-                self.backoff_max_s, max(self.backoff_initial_s, backoff * 2))
+            backoff = self.backoff.next(backoff, ran)
             log.warning("%s %s after %.1fs; restarting in %.1fs", service.name, how, ran, backoff)
             self.stop.wait(backoff)
         self._finished.add(service.name)

@@ -14,18 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
 import time
 from dataclasses import asdict
-from types import FrameType
 from typing import Any, NoReturn
 
+from services.common.lifecycle import stop_on_signals
 from services.common.logs import setup_logging
 from services.runner.announce import announce_when_up
-from services.runner.supervisor import ChildSpec, Supervisor
+from services.runner.supervisor import ChildSpec, RestartBackoff, Supervisor
 
 log = logging.getLogger("owc.run")
 
@@ -73,15 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(plan.get("log_level", "INFO"))
     specs = [ChildSpec(**{**c, "pass_fds": tuple(c["pass_fds"])}) for c in plan["children"]]
     stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        if not stop.is_set():
-            log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    sup = Supervisor(specs, stop, backoff_max_s=float(plan["backoff_max_s"]))
+    stop_on_signals(stop, log)
+    sup = Supervisor(specs, stop, backoff=RestartBackoff(max_s=float(plan["backoff_max_s"])))
     redis = next((s for s in specs if s.name == "redis"), None)
     if redis is not None:
         sup.start({"redis"})

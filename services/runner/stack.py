@@ -132,10 +132,10 @@ def _supervise(loaded: Loaded, specs: list[ChildSpec], stop: threading.Event, ur
     import redis
 
     from services.common.redisio import RedisUnavailableError, check_version
-    from services.runner.supervisor import Supervisor
+    from services.runner.supervisor import RestartBackoff, Supervisor
 
     settings = loaded.settings
-    sup = Supervisor(specs, stop, backoff_max_s=settings.run.restart_backoff_max_s)
+    sup = Supervisor(specs, stop, backoff=RestartBackoff(max_s=settings.run.restart_backoff_max_s))
     if not settings.redis.url:
         sup.start({"redis"})
         client = redis.Redis.from_url(url)
@@ -227,6 +227,7 @@ def host_stack(
     from services.common.cliargs import redis_for
     from services.common.redisio import RedisUnavailableError, check_version
     from services.runner.host import ServiceHost, stack_services
+    from services.runner.supervisor import RestartBackoff
 
     settings = loaded.settings
     client, _keys = redis_for(settings, 30.0)
@@ -240,7 +241,7 @@ def host_stack(
         with_actions = bool(action_names(settings))
     _say_what_does_not_apply(loaded, with_actions)
     host = ServiceHost(stack_services(loaded, with_actions), stop,
-                       backoff_max_s=settings.run.restart_backoff_max_s)
+                       backoff=RestartBackoff(max_s=settings.run.restart_backoff_max_s))
     host.start()
     _announce(settings, stop)
     if on_started is not None:

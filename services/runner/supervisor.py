@@ -62,6 +62,21 @@ class ChildSpec:
     pass_fds: tuple[int, ...] = ()  # descriptors the child keeps (the data folder's lock)
 
 
+@dataclass(frozen=True)
+class RestartBackoff:
+    """Exponential backoff between restarts; a run of ``stable_after_s`` or more starts it over."""
+
+    initial_s: float = 0.5
+    max_s: float = 10.0
+    stable_after_s: float = 30.0
+
+    def next(self, previous: float, ran: float) -> float:
+        """The wait before the next restart, after one of ``previous`` s and a run of ``ran`` s."""
+        if ran >= self.stable_after_s:
+            return self.initial_s
+        return min(self.max_s, max(self.initial_s, previous * 2))
+
+
 @dataclass
 class _Child:
     spec: ChildSpec
@@ -80,18 +95,14 @@ class Supervisor:
         specs: list[ChildSpec],
         stop: threading.Event,
         *,
-        backoff_initial_s: float = 0.5,
-        backoff_max_s: float = 10.0,
-        stable_after_s: float = 30.0,
+        backoff: RestartBackoff = RestartBackoff(),
         stop_timeout_s: float = 5.0,
         output: IO[str] | None = None,
         on_exit: Callable[[str, int], None] | None = None,
     ) -> None:
         self.children = [_Child(spec) for spec in specs]
         self.stop = stop
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
-        self.stable_after_s = stable_after_s
+        self.backoff = backoff
         self.stop_timeout_s = stop_timeout_s
         self.output = output or sys.stderr
         self.on_exit = on_exit
@@ -163,12 +174,7 @@ class Supervisor:
                     log.info("%s finished (exit code %d)", child.spec.name, code)
                     continue
                 ran = now - child.started_at
-                if ran >= self.stable_after_s:
-                    child.backoff = self.backoff_initial_s
-                else:
-                    child.backoff = min(
-                        self.backoff_max_s, max(self.backoff_initial_s, child.backoff * 2)
-                    )
+                child.backoff = self.backoff.next(child.backoff, ran)
                 child.restart_at = now + child.backoff
                 how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
                 log.warning(

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common import vision
+from services.common.files import sha256_file
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 GIF_DEFAULT_DELAY_MS = 100  # browsers show a GIF frame without a delay for 0.1 s
@@ -68,14 +69,6 @@ class Recording:
                 "frames": self.frames, "fps": round(self.fps, 3)}
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def open_recording(path: Path, frame_interval_ms: int = 250) -> Recording:
     """What ``path`` is, its hash and size; raises :class:`RecordingError`."""
     try:
@@ -85,7 +78,7 @@ def open_recording(path: Path, frame_interval_ms: int = 250) -> Recording:
             head = f.read(16)
         if not head:
             raise RecordingError(f"{path} is empty")
-        sha = _file_sha256(path)
+        sha = sha256_file(path)
     except FileNotFoundError:
         raise RecordingError(f"{path} does not exist") from None
     except PermissionError:
@@ -110,7 +103,7 @@ def _open_folder(path: Path, frame_interval_ms: int) -> Recording:
     h = hashlib.sha256()
     for file in files:  # the frames' names and bytes, in order: the folder's identity
         h.update(file.name.encode() + b"\0")
-        h.update(_file_sha256(file).encode())
+        h.update(sha256_file(file).encode())
     try:
         first = vision.check_size(files[0].read_bytes())
     except (OSError, vision.FrameDecodeError):

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from services.common import streamids
 from services.common.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
 from services.common.modes import InvalidModeError, mode_label, normalize_mode
 from services.common.settings import StateSettings
@@ -93,8 +94,7 @@ Input = LabelInput | CommandInput
 def parse_id(event_id: str) -> tuple[int, int]:
     if not event_id:
         return 0, 0
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
+    return streamids.parse_id(event_id)
 
 
 def next_event_id(last: str, now: int) -> str:

@@ -22,9 +22,12 @@ from typing import Any, cast
 import redis
 from redis.exceptions import ResponseError, WatchError
 
+from services.common.codec import text
 from services.common.keys import GROUP_STATE, Keys
 from services.common.messages import Event, MessageError, Reply
 from services.common.sessions import SessionSummary
+from services.common.streamids import id_after
+from services.common.streams import xadd_message
 from services.state.fold import fold
 from services.state.history import fold_counts, summarize_sessions
 from services.state.machine import MODE_RESULTS_FIELD, Machine
@@ -57,9 +60,6 @@ end
 return 0
 """
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class LeaseLostError(RuntimeError):
@@ -136,7 +136,7 @@ class Lease:
 
     def current(self) -> str | None:
         value = self.client.get(self.key)
-        return None if value is None else _text(value)
+        return None if value is None else text(value)
 
 
 @dataclass
@@ -158,8 +158,8 @@ def _last_generated_id(pipe: redis.client.Pipeline, key: str) -> str:
     except ResponseError:  # no such key: nothing was ever appended
         return ""
     data = cast(dict[Any, Any], info)
-    text = _text(data.get("last-generated-id") or data.get(b"last-generated-id") or b"0-0")
-    return "" if text == "0-0" else text
+    last = text(data.get("last-generated-id") or data.get(b"last-generated-id") or b"0-0")
+    return "" if last == "0-0" else last
 
 
 class Store:
@@ -183,12 +183,10 @@ class Store:
                 except MessageError as exc:
                     # One unreadable entry (written by hand, or by a newer version) must not
                     # stop counting on every channel: skip it, loudly, like the gateway does.
-                    log.error("channel %s: skipping unreadable event %s in the log: %s", channel, _text(eid), exc)
+                    log.error("channel %s: skipping unreadable event %s in the log: %s", channel, text(eid), exc)
             if len(chunk) < count:
                 return out
-            last = _text(chunk[-1][0])
-            ms, _, seq = last.partition("-")
-            start = f"{ms}-{int(seq) + 1}"
+            start = id_after(chunk[-1][0])
 
     def load(self, channel: str, rules: Rules) -> Machine:
         """The channel's machine: the snapshot, verified against the event log (the log wins)."""
@@ -223,7 +221,7 @@ class Store:
         if snap.session != folded.session:
             problems.append(f"session {snap.session!r} vs log {folded.session!r}")
         if (snap.mode, snap.by_mode, snap.mode_results) != (folded.mode, folded.by_mode, folded.mode_results):
-            problems.append(f"mode {snap.mode!r} {_mode_text(snap)} vs log {folded.mode!r} {_mode_text(folded)}")
+            problems.append(f"mode {snap.mode!r} {_modetext(snap)} vs log {folded.mode!r} {_modetext(folded)}")
         if problems:
             log.error(
                 "channel %s: SNAPSHOT AND EVENT LOG DISAGREE (%s); trusting the event log",
@@ -235,7 +233,7 @@ class Store:
 
     def channel_names(self) -> list[str]:
         """Every channel some service has announced (``owc:channels``), sorted."""
-        return sorted(_text(name) for name in cast(set[bytes], self.client.smembers(self.keys.channels)))
+        return sorted(text(name) for name in cast(set[bytes], self.client.smembers(self.keys.channels)))
 
     def fill_summaries(self, channel: str, events: Sequence[Event]) -> None:
         """Write the summary of each session of the log that has none (a log older than the
@@ -244,7 +242,7 @@ class Store:
         HSETNX: a summary a commit wrote meanwhile is newer and stays.
         """
         key = self.keys.sessions(channel)
-        have = {_text(k) for k in cast(list[bytes], self.client.hkeys(key))}
+        have = {text(k) for k in cast(list[bytes], self.client.hkeys(key))}
         missing = {e.session for e in events} - have
         if not missing:
             return
@@ -285,7 +283,7 @@ class Store:
             try:
                 pipe.watch(lease_key, events_key)  # type: ignore[no-untyped-call]
                 holder = pipe.get(lease_key)
-                if holder is None or _text(holder) != self.lease.holder:
+                if holder is None or text(holder) != self.lease.holder:
                     raise LeaseLostError(f"the lease is held by {holder!r}, not {self.lease.holder}")
                 last = _last_generated_id(pipe, events_key)
                 if last != c.before.last_event_id:
@@ -295,7 +293,7 @@ class Store:
                     )
                 pipe.multi()
                 for ev in c.events:
-                    pipe.xadd(events_key, ev.to_fields(), id=ev.id)  # type: ignore[arg-type]
+                    xadd_message(pipe, events_key, ev, id=ev.id)
                 fields = dict(c.after.snapshot().to_fields())
                 fields[MACHINE_FIELD] = c.after.to_json().encode()
                 pipe.hset(self.keys.state(c.channel), mapping=fields)  # type: ignore[arg-type]
@@ -319,7 +317,7 @@ class Store:
                 raise ConflictError(f"channel {c.channel}: the lease or the log changed during the commit") from None
 
 
-def _mode_text(m: Machine) -> str:
+def _modetext(m: Machine) -> str:
     return f"{ {k: v.as_dict() for k, v in m.by_mode.items()} } results {m.mode_results}"
 
 

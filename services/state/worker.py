@@ -17,20 +17,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import cast
 
 import redis
 
 from services.common import health
+from services.common.codec import text
 from services.common.health import StateHealth
-from services.common.keys import GROUP_STATE, InvalidChannelError, Keys, validate_channel
+from services.common.keys import InvalidChannelError, Keys, validate_channel
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
 from services.common.redisio import WriteOutage, write_refusal
 from services.common.sessions import SessionSummary
 from services.common.settings import Settings
-from services.common.streams import Delivery, GroupConsumer
+from services.common.streams import Delivery
 from services.state import metrics as M
 from services.state.history import session_updates
+from services.state.inbox import Inbox
 from services.state.machine import Machine
 from services.state.reorder import ReorderBuffer
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
@@ -39,8 +41,6 @@ from services.state.store import Commit, ConflictError, Lease, LeaseLostError, S
 
 log = logging.getLogger("owc.state")
 
-CONSUMER = "state-writer"  # the same for every leader: a new one picks up the old one's pending entries
-READ_COUNT = 200
 HEALTH_EVERY_S = 2.0
 MAX_BLOCK_MS = 250
 
@@ -70,17 +70,15 @@ class StateWorker:
         self.lease = Lease(client, keys.lease("state"), holder or new_holder_id(), s.lease_ttl_ms)
         self.store = Store(client, keys, self.lease)
         claim_idle = max(5000, 2 * s.reorder_window_ms + 1000)
-        self.labels = GroupConsumer(client, keys.labels, GROUP_STATE, CONSUMER, claim_idle_ms=claim_idle)
-        self.commands = GroupConsumer(client, keys.commands, GROUP_STATE, CONSUMER, claim_idle_ms=claim_idle)
+        self.inbox = Inbox(client, keys, claim_idle)
+        self.labels, self.commands = self.inbox.labels, self.inbox.commands
         self.channels: dict[str, ChannelState] = {}
         self.leader = False
         self.processed = 0
-        self._read_history = True
         self._renew_every_s = s.lease_ttl_ms / 3000.0
         self._standby_poll_s = min(0.5, s.lease_ttl_ms / 10000.0)
         self._next_renew = 0.0
         self._next_health = 0.0
-        self._groups_ready = False
         self.outage = WriteOutage(log, "counting paused, nothing lost", "counting goes on")
 
     @property
@@ -129,15 +127,9 @@ class StateWorker:
     def _reset(self) -> None:
         """Forget everything in memory; it is reloaded from Redis (the truth) on demand."""
         self.channels = {}
-        self._read_history = True
+        self.inbox.reread = True
 
     # ------------------------------------------------------------------ the loop
-
-    def _ensure_groups(self) -> None:
-        if not self._groups_ready:
-            self.labels.ensure_group()
-            self.commands.ensure_group()
-            self._groups_ready = True
 
     def run(self, stop: threading.Event, max_messages: int | None = None) -> int:
         """Run until ``stop`` is set (or ``max_messages`` entries were handled); return that count."""
@@ -153,7 +145,7 @@ class StateWorker:
                 if max_messages is not None and self.processed >= max_messages:
                     break
                 try:
-                    self._ensure_groups()
+                    self.inbox.ensure_groups()
                     if not self.leader and not self._try_acquire():
                         if not standing_by:
                             log.info("state: %s is active; standing by to take over", self.lease.current())
@@ -195,7 +187,7 @@ class StateWorker:
 
     def step(self) -> None:
         """One round: read what is there, handle it, commit; publish health now and then."""
-        deliveries = self._read()
+        deliveries = self.inbox.read(self._block_ms)
         for stream, delivery in deliveries:
             if stream == self.keys.commands:
                 self._handle_command(delivery)
@@ -204,62 +196,8 @@ class StateWorker:
         self._flush_labels()
         if time.monotonic() >= self._next_health:
             self._publish_health()
-            self._check_orphans()
+            self.inbox.check_orphans(sum(len(ch.buffer) for ch in self.channels.values()))
             self._next_health = time.monotonic() + HEALTH_EVERY_S
-
-    def _check_orphans(self) -> None:
-        """Re-read entries pending on our consumer name that we do not hold.
-
-        A deposed writer that woke up (a frozen process, a network split) may
-        have read entries under the shared consumer name before it noticed;
-        they would otherwise wait for XAUTOCLAIM's idle time.
-        """
-        held = sum(len(ch.buffer) for ch in self.channels.values())
-        pending = 0
-        for stream in (self.keys.commands, self.keys.labels):
-            summary = self.client.xpending(stream, GROUP_STATE)
-            for consumer in summary.get("consumers") or []:
-                name = consumer["name"]
-                if (name.decode() if isinstance(name, bytes) else str(name)) == CONSUMER:
-                    pending += int(consumer["pending"])
-        if pending > held:
-            log.info("state: %d entries pending on %s that this writer does not hold", pending - held, CONSUMER)
-            self._read_history = True
-
-    def _read(self) -> list[tuple[str, Delivery]]:
-        if self._read_history:
-            pending = self._read_pending(self.keys.commands) + self._read_pending(self.keys.labels)
-            self._read_history = False
-            if pending:
-                log.info("state: re-reading %d entries the previous writer had not acknowledged", len(pending))
-                return pending
-        reclaimed = [(self.keys.commands, d) for d in self.commands.reclaim(READ_COUNT)]
-        reclaimed += [(self.keys.labels, d) for d in self.labels.reclaim(READ_COUNT)]
-        if reclaimed:
-            return reclaimed
-        response = self.client.xreadgroup(  # both streams in one blocking read: a command never waits on labels
-            GROUP_STATE, CONSUMER, {self.keys.commands: ">", self.keys.labels: ">"},
-            count=READ_COUNT, block=self._block_ms(),
-        )
-        out: list[tuple[str, Delivery]] = []
-        for stream, entries in cast(list[tuple[bytes, list[tuple[bytes, Any]]]], response or []):
-            name = stream.decode() if isinstance(stream, bytes) else str(stream)
-            out += [(name, Delivery(eid, fields)) for eid, fields in entries if fields is not None]
-        return out
-
-    def _read_pending(self, stream: str) -> list[tuple[str, Delivery]]:
-        out: list[tuple[str, Delivery]] = []
-        start: bytes | str = "0"
-        while True:
-            response = self.client.xreadgroup(GROUP_STATE, CONSUMER, {stream: start}, count=500)
-            entries = cast(list[tuple[bytes, Any]], response[0][1]) if response else []  # type: ignore[index]
-            if not entries:
-                return out
-            gone = [eid for eid, fields in entries if not fields]  # trimmed from the stream meanwhile
-            if gone:
-                self.client.xack(stream, GROUP_STATE, *gone)
-            out += [(stream, Delivery(eid, fields)) for eid, fields in entries if fields]
-            start = entries[-1][0]
 
     def _block_ms(self) -> int:
         now = self.arrival_ms()
@@ -398,7 +336,7 @@ class StateWorker:
             cmd = Command.from_fields(delivery.fields)
             validate_channel(cmd.channel)
         except (MessageError, InvalidChannelError) as exc:
-            request_id = delivery.fields.get(b"request_id", b"").decode("utf-8", "replace")
+            request_id = text(delivery.fields.get(b"request_id", b""), "replace")
             if request_id:
                 self.store.push_reply(Reply(request_id, False, error=f"invalid command: {exc}", code="invalid"))
             self.commands.dead_letter(delivery, str(exc))

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 
 from services.cli import build_parser
-from services.common.settings import Settings, describe_fields, load_settings
+from services.common.settings import Settings, load_settings
+from services.common.settings_rows import describe_fields
 from tests.support import deploy
 from tests.support.deploy import start_stack, wait_for_traffic
 from tests.support.stack import Stack

@@ -401,7 +401,7 @@ def test_long_idle_consumers_with_nothing_pending_are_pruned(
     redis_client.xgroup_createconsumer(keys.frames, GROUP_INFERENCE, "gone-empty")
     redis_client.xreadgroup(GROUP_INFERENCE, "gone-holding", {keys.frames: ">"}, count=1)
     assert worker.prune_consumers() == []  # nobody idle for 30 minutes yet
-    monkeypatch.setattr("services.inference.worker.PRUNE_IDLE_MS", 0)
+    monkeypatch.setattr("services.inference.group.PRUNE_IDLE_MS", 0)
     assert worker.prune_consumers() == ["gone-empty"]
     names = {c["name"] for c in redis_client.xinfo_consumers(keys.frames, GROUP_INFERENCE)}
     assert names == {b"gone-holding"}  # its pending frame is kept for reclaiming

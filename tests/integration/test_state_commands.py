@@ -351,7 +351,7 @@ def test_entries_a_deposed_writer_read_are_picked_up(
     start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
     from services.common.streams import ensure_group
-    from services.state.worker import CONSUMER
+    from services.state.inbox import CONSUMER
 
     caplog.set_level("INFO", logger="owc.state")
     running = start()

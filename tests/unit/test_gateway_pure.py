@@ -7,10 +7,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from services.common.redisio import persistence_problem, write_refusal
+from services.common.streamids import parse_id
 from services.gateway.errors import describe_error, redis_problem
 from services.gateway.hub import newer, valid_last_event_id
 from services.gateway.security import is_loopback_bind, is_loopback_host, same_origin, security_headers
-from services.gateway.store import parse_stream_id
 
 
 @pytest.mark.parametrize(
@@ -44,11 +44,11 @@ def test_loopback_bind() -> None:
 
 
 def test_stream_ids() -> None:
-    assert parse_stream_id("1700000000000-3") == (1700000000000, 3)
-    assert parse_stream_id("5") == (5, 0)
+    assert parse_id("1700000000000-3") == (1700000000000, 3)
+    assert parse_id("5") == (5, 0)
     for bad in ("", "-", "a-1", "1-", "1-2-3", "1-x", "9" * 50):
         with pytest.raises(ValueError):
-            parse_stream_id(bad)
+            parse_id(bad)
     assert newer("10-1", "10-0") and newer("11-0", "10-9") and not newer("10-0", "10-0")
     assert not newer("9-0", "10-0")
     # ordered numerically, not as text

@@ -19,7 +19,7 @@ from services.inference.classifier import (
     resolve_providers,
     session_options,
 )
-from services.inference.worker import _salvage_identity
+from services.inference.group import salvage_identity as _salvage_identity
 from tests.support.images import png_bomb
 from tools.synthetic_model import write_synthetic_model
 

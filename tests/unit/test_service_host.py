@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from services.runner.host import HostedService, ServiceHost
+from services.runner.supervisor import RestartBackoff
 from tests.support.waiting import wait_until
 
 
@@ -28,7 +29,7 @@ def test_a_failing_service_is_restarted_with_backoff_and_the_others_keep_running
     steady = threading.Event()
     host = ServiceHost([HostedService("flaky", flaky), HostedService("exits", exits),
                         HostedService("steady", lambda s: (steady.set(), s.wait()))],
-                       stop, backoff_initial_s=0.01, backoff_max_s=0.05)
+                       stop, backoff=RestartBackoff(initial_s=0.01, max_s=0.05))
     caplog.set_level("INFO", logger="owc.run")
     host.start()
     try:
@@ -47,7 +48,7 @@ def test_a_service_that_ends_on_its_own_is_finished_not_restarted() -> None:
     stop = threading.Event()
     runs: list[int] = []
     host = ServiceHost([HostedService("capture", lambda s: runs.append(1), restart="on-failure")], stop,
-                       backoff_initial_s=0.01)
+                       backoff=RestartBackoff(initial_s=0.01))
     host.start()
     try:
         wait_until(lambda: not host.running("capture"), timeout=5, message="capture finished")

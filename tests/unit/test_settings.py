@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.settings import ConfigError, describe_fields, load_settings
+from services.common.settings import ConfigError, load_settings
+from services.common.settings_rows import describe_fields
 
 
 @pytest.fixture(autouse=True)

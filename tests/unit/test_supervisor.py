@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from services.runner.supervisor import ChildSpec, Supervisor
+from services.runner.supervisor import ChildSpec, RestartBackoff, Supervisor
 from tests.support.waiting import wait_until
 
 PY = sys.executable
@@ -31,8 +31,7 @@ def test_restarts_a_dead_child_with_backoff_and_prefixes_output() -> None:
     sup = Supervisor(
         [ChildSpec("flaky", [PY, "-c", "print('hello'); raise SystemExit(3)"])],
         stop,
-        backoff_initial_s=0.05,
-        backoff_max_s=0.2,
+        backoff=RestartBackoff(initial_s=0.05, max_s=0.2),
         output=out,
     )
     thread = threading.Thread(target=sup.run)

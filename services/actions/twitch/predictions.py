@@ -32,6 +32,7 @@ from services.actions.formatting import EventContext
 from services.actions.twitch import rules
 from services.actions.twitch.helix import Helix, HelixError, Prediction
 from services.actions.twitch.tokens import TokenError
+from services.common.codec import text
 from services.common.keys import Keys
 from services.common.messages import MessageError
 from services.common.sections_twitch import TwitchSettings
@@ -245,7 +246,7 @@ class Predictions:
             if not self.s.auto_open:
                 return
             raw = self.client.hmget(self.keys.state(self.channel), ["phase", "last_event_id"])
-            phase, last = (v.decode() if isinstance(v, bytes) else (v or "") for v in raw)
+            phase, last = (text(v or "") for v in raw)
             if rules.should_open(rec, phase, last):
                 self._try_open(last, "auto")
 
@@ -280,7 +281,7 @@ class Predictions:
                 log.info("twitch: %s asked for a prediction; one is already running", by)
                 return
             last = self.client.hget(self.keys.state(self.channel), "last_event_id")
-            after = last.decode() if isinstance(last, bytes) else str(last or "")
+            after = text(last or "")
             log.info("twitch: prediction asked by %s", by)
             self._next_open = 0.0
             self._try_open(after, by)

@@ -9,6 +9,7 @@ from services.actions.twitch.helix import Prediction
 from services.common.messages import Event, Outcome
 from services.common.modes import mode_label
 from services.common.sections_twitch import TwitchSettings
+from services.common.streamids import parse_id_or
 from services.common.twitch_records import PredictionRecord
 
 MARKER_WORDS: dict[Outcome, str] = {"victory": "VICTORY", "defeat": "DEFEAT", "draw": "DRAW"}
@@ -23,11 +24,7 @@ def is_result(event: Event) -> bool:
 
 
 def stream_id(eid: str) -> tuple[int, int]:
-    ms, _, seq = eid.partition("-")
-    try:
-        return int(ms), int(seq or 0)
-    except ValueError:
-        return (0, 0)
+    return parse_id_or(eid, (0, 0))
 
 
 def after(event_id: str, record_after: str) -> bool:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from services.common.export import to_csv, to_jsonl
+from services.common.streamids import parse_id
 from services.gateway.deps import ChannelDep, StoreDep
 from services.gateway.errors import error_responses
 from services.gateway.models import ChannelsOut, HistoryOut, SessionsOut, Status
-from services.gateway.store import parse_stream_id
 from services.gateway.views import channel_status, event_out, session_out
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
@@ -39,7 +39,7 @@ async def history(
 ) -> HistoryOut:
     if before is not None:
         try:
-            if parse_stream_id(before) == (0, 0):
+            if parse_id(before) == (0, 0):
                 raise ValueError(f"nothing is older than {before!r}: the first event id is above 0-0")
         except ValueError as exc:
             raise HTTPException(422, f"query parameter 'before': {exc}") from None

@@ -1,0 +1,76 @@
+"""What the state writer reads: commands and labels, under one consumer name shared by every leader.
+
+A new leader first re-reads the entries its predecessor read but never
+acknowledged (nothing to wait for), then reclaims idle ones, then reads
+both streams in one blocking read, so a command never waits on labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import redis
+
+from services.common.codec import text
+from services.common.keys import GROUP_STATE, Keys
+from services.common.streams import Delivery, GroupConsumer, read_group, read_own_pending
+
+log = logging.getLogger("owc.state")
+
+CONSUMER = "state-writer"  # the same for every leader: a new one picks up the old one's pending entries
+READ_COUNT = 200
+
+
+class Inbox:
+    def __init__(self, client: redis.Redis, keys: Keys, claim_idle_ms: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.labels = GroupConsumer(client, keys.labels, GROUP_STATE, CONSUMER, claim_idle_ms=claim_idle_ms)
+        self.commands = GroupConsumer(client, keys.commands, GROUP_STATE, CONSUMER, claim_idle_ms=claim_idle_ms)
+        self.reread = True  # the next read starts with the entries pending on CONSUMER
+        self._groups_ready = False
+
+    def ensure_groups(self) -> None:
+        if not self._groups_ready:
+            self.labels.ensure_group()
+            self.commands.ensure_group()
+            self._groups_ready = True
+
+    def check_orphans(self, held: int) -> None:
+        """Re-read entries pending on our consumer name that we do not hold (``held`` of them).
+
+        A deposed writer that woke up (a frozen process, a network split) may
+        have read entries under the shared consumer name before it noticed;
+        they would otherwise wait for XAUTOCLAIM's idle time.
+        """
+        pending = 0
+        for stream in (self.keys.commands, self.keys.labels):
+            summary = self.client.xpending(stream, GROUP_STATE)
+            for consumer in summary.get("consumers") or []:
+                if text(consumer["name"]) == CONSUMER:
+                    pending += int(consumer["pending"])
+        if pending > held:
+            log.info("state: %d entries pending on %s that this writer does not hold", pending - held, CONSUMER)
+            self.reread = True
+
+    def read(self, block_ms: Callable[[], int]) -> list[tuple[str, Delivery]]:
+        """``(stream, delivery)`` pairs: pending ones first, then reclaimed ones, else new ones."""
+        if self.reread:
+            pending = [
+                (stream, d)
+                for stream in (self.keys.commands, self.keys.labels)
+                for d in read_own_pending(self.client, stream, GROUP_STATE, CONSUMER)
+            ]
+            self.reread = False
+            if pending:
+                log.info("state: re-reading %d entries the previous writer had not acknowledged", len(pending))
+                return pending
+        reclaimed = [(self.keys.commands, d) for d in self.commands.reclaim(READ_COUNT)]
+        reclaimed += [(self.keys.labels, d) for d in self.labels.reclaim(READ_COUNT)]
+        if reclaimed:
+            return reclaimed
+        return read_group(
+            self.client, GROUP_STATE, CONSUMER, {self.keys.commands: ">", self.keys.labels: ">"},
+            count=READ_COUNT, block=block_ms(),
+        )
