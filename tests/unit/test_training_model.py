@@ -165,3 +165,29 @@ def test_demo_clip_is_deterministic() -> None:
     a = demo_clip.render_frames()
     b = demo_clip.render_frames()
     assert a == b
+
+
+def test_the_gate_cannot_see_hue(sess: ort.InferenceSession, meta: ModelMeta) -> None:
+    """The gate's first layer keeps each pixel's brightest and darkest channel only.
+
+    Swapping colour channels gives exactly the same scores, and a banner frame rotated to
+    other hues (HSV, brightness and saturation kept) scores as it did: a red DRAW is a white
+    or gold DRAW to the gate.
+    """
+    import cv2
+
+    frames = [synth.render_sample(31, i, synth.EVAL) for i in range(1, 12, 2)]
+    x = np.stack([preprocess_bytes(d, meta, w, h) for d, w, h, _ in frames])
+    base = _probs(sess, x)
+    for perm in ((2, 1, 0), (1, 2, 0), (0, 2, 1)):
+        assert np.array_equal(_probs(sess, np.ascontiguousarray(x[:, perm])), base)
+    img = cv2.imdecode(np.frombuffer(frames[0][0], np.uint8), cv2.IMREAD_COLOR)
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+    scores = []
+    for shift in (0, 30, 60, 90, 120, 150):
+        rot = hsv.copy()
+        rot[:, :, 0] = ((rot[:, :, 0].astype(np.int32) + shift) % 180).astype(np.uint8)
+        png = cv2.imencode(".png", cv2.cvtColor(rot, cv2.COLOR_HSV2BGR))[1].tobytes()
+        p = _probs(sess, preprocess_bytes(png, meta, img.shape[1], img.shape[0])[None])
+        scores.append(1 - float(p[0, 0]))
+    assert max(scores) - min(scores) < 0.05, scores

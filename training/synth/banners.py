@@ -286,7 +286,7 @@ def draw_final_score(
     frame: F32, rng: Rng, split: Split, label: str, box: Placed, cap: float, alpha: float, style: TextStyle | None,
 ) -> None:
     """The end screen's score under the banner: a large white ``3 | 3`` and a small ``FINAL SCORE`` below it."""
-    H, W = frame.shape[:2]
+    W = frame.shape[1]
     a, b = final_score(rng, label)
     sfonts = usable(split.latin)
     sfont = sfonts[int(rng.integers(0, len(sfonts)))]

@@ -100,10 +100,12 @@ def weight_of(style: TextStyle) -> str:
 
 def _outcome(frame: F32, rng: Rng, label: str, split: Split, colour_rgb: F32, entry_p: float = 0.2,
              alpha: tuple[float, float] = (0.85, 1.0), thin: float = 0.45, final: bool = False,
-             style: TextStyle | None = None, japanese: bool | None = None) -> tuple[Placed, str, str, str]:
+             style: TextStyle | None = None, japanese: bool | None = None,
+             extras: bool = True) -> tuple[Placed, str, str, str]:
     """The banner on ``frame``, sometimes its entry (streak, flash), an occluder or the Tab scoreboard.
 
-    Returns its box, kind, language and stroke weight.
+    ``extras`` False: the banner alone (no occluder, no scoreboard). Returns its box, kind, language and
+    stroke weight.
     """
     ja = rng.random() < 0.3 if japanese is None else japanese
     entry = rng.random() < entry_p
@@ -117,6 +119,8 @@ def _outcome(frame: F32, rng: Rng, label: str, split: Split, colour_rgb: F32, en
         if rng.random() < 0.5:
             draw_flash(frame, float(rng.uniform(0.05, 0.25)))
         kind = "entry"
+    if not extras:
+        return box, kind, "ja" if ja else "en", weight_of(style)
     if rng.random() < 0.1:
         draw_occluder(frame, rng, box, split, max_frac=0.25)
     r = rng.random()

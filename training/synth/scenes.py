@@ -23,12 +23,18 @@ def _skimage_data_dir() -> Path | None:
     return d if d.is_dir() else None
 
 
+def natural_path(name: str) -> Path | None:
+    """Where scikit-image's bundled sample photo ``name`` is, if installed."""
+    d = _skimage_data_dir()
+    return d / name if d is not None and (d / name).is_file() else None
+
+
 @functools.lru_cache(maxsize=64)
 def _natural(name: str) -> U8 | None:
-    d = _skimage_data_dir()
-    if d is None or not (d / name).exists():
+    path = natural_path(name)
+    if path is None:
         return None
-    img = cv2.imread(str(d / name), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if img is None else np.ascontiguousarray(u8(img))
 
 
