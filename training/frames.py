@@ -93,7 +93,8 @@ def _render(job: tuple[int, int, str, str | None, tuple[int, int] | None, int, i
         from training.synth.grid import CELLS as GRID_CELLS
         from training.synth.grid import render_grid_sample
 
-        step = max(1, len(GRID_CELLS) * grid // count) if count else 1
+        cells = max(1, count // grid)
+        step = 1 if cells >= len(GRID_CELLS) else len(GRID_CELLS) // cells + 1  # a quick grid: spread over factors
         data, w, h, info = render_grid_sample(seed, index, split, grid, step)
     else:
         data, w, h, info = synth.render_sample(seed, index, split, label=label, size=size)

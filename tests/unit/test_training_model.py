@@ -191,3 +191,31 @@ def test_the_gate_cannot_see_hue(sess: ort.InferenceSession, meta: ModelMeta) ->
         p = _probs(sess, preprocess_bytes(png, meta, img.shape[1], img.shape[0])[None])
         scores.append(1 - float(p[0, 0]))
     assert max(scores) - min(scores) < 0.05, scores
+
+
+def _red_draw_end_screen(seed: int) -> tuple[bytes, int, int]:
+    """A frame like the first real DRAW: red slanted DRAW on the dark end screen, `3 | 3`, FINAL SCORE, overlays."""
+    from training.synth.banners import TextStyle, draw_banner
+    from training.synth.base import PALETTE, colour
+    from training.synth.capture import jpeg
+    from training.synth.overlays import draw_bar, draw_chat, draw_webcam
+    from training.synth.scenes import bg_end_screen
+
+    rng = np.random.default_rng(seed)
+    frame = bg_end_screen(rng, 960, 540).astype(np.float32)
+    draw_banner(frame, rng, "draw", synth.EVAL, japanese=False, centre=(480.0, 227.0), cap_frac=0.11,
+                style=TextStyle(stroke=-0.01, edge=0.2), colour_rgb=colour(rng, PALETTE["red"]), final=True)
+    draw_chat(frame, rng, synth.EVAL)
+    draw_webcam(frame, rng, synth.EVAL)
+    draw_bar(frame, rng, synth.EVAL)
+    import cv2
+
+    img = cv2.resize(np.clip(frame, 0, 255).astype(np.uint8), (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    return cv2.imencode(".jpg", jpeg(img, 90))[1].tobytes(), 1920, 1080
+
+
+def test_a_red_draw_on_the_end_screen_under_a_streamers_overlays_is_read(detector: Classifier) -> None:
+    """The frame the v6 gate missed (0.267 < 0.3): it must reach the reader and be read as a draw."""
+    frames = [_red_draw_end_screen(seed) for seed in range(4)]
+    for p in detector.classify(frames):
+        assert "reader" in p.stages and p.label == "draw", p
