@@ -49,7 +49,7 @@ def grid_report(
         m = (label == o) & (info["colour"] == c) & (info["weight"] == w) & (info["scene"] == s) & (info["lang"] == lang)
         if m.any():
             cells.append({"cell": "/".join(cell), **row(m)})
-    missed = [f"{'/'.join(str(frames[i].info[k]) for k in ('label', *FACTORS))} gate {gate[i]:.3f}"
+    missed = [f"{'/'.join(str(frames[int(i)].info[k]) for k in ('label', *FACTORS))} gate {gate[i]:.3f}"
               for i in np.flatnonzero(~passed)]
     return {
         "count": len(frames),

@@ -182,6 +182,7 @@ def test_the_gate_cannot_see_hue(sess: ort.InferenceSession, meta: ModelMeta) ->
     for perm in ((2, 1, 0), (1, 2, 0), (0, 2, 1)):
         assert np.array_equal(_probs(sess, np.ascontiguousarray(x[:, perm])), base)
     img = cv2.imdecode(np.frombuffer(frames[0][0], np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
     hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
     scores = []
     for shift in (0, 30, 60, 90, 120, 150):
@@ -210,7 +211,7 @@ def _red_draw_end_screen(seed: int) -> tuple[bytes, int, int]:
     draw_bar(frame, rng, synth.EVAL)
     import cv2
 
-    img = cv2.resize(np.clip(frame, 0, 255).astype(np.uint8), (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    img = np.asarray(cv2.resize(np.clip(frame, 0, 255).astype(np.uint8), (1920, 1080)), np.uint8)
     return cv2.imencode(".jpg", jpeg(img, 90))[1].tobytes(), 1920, 1080
 
 

@@ -82,7 +82,8 @@ def draw_bar(frame: F32, rng: Rng, split: Split) -> None:
     top = rng.random() < 0.25
     h = H * float(rng.uniform(0.04, 0.09))
     y0 = 0.0 if top else H - h
-    fill_rect(frame, 0, y0, W, y0 + h, tuple(float(v) for v in rand_colour(rng, 0, 90)), float(rng.uniform(0.7, 1.0)))
+    c = rand_colour(rng, 0, 90)
+    fill_rect(frame, 0, y0, W, y0 + h, (float(c[0]), float(c[1]), float(c[2])), float(rng.uniform(0.7, 1.0)))
     img = to_u8(frame)
     parts = [random_name(rng, 4, 10), f"@{random_name(rng, 4, 8).lower()}", f"GOAL {rng.integers(1, 99)}/100"]
     x = int(W * 0.02)
@@ -101,8 +102,9 @@ def draw_alert(frame: F32, rng: Rng, split: Split) -> None:
     bh = H * float(rng.uniform(0.06, 0.1))
     cx = W * float(rng.uniform(0.3, 0.7))
     cy = H * float(pick(rng, (rng.uniform(0.08, 0.22), rng.uniform(0.7, 0.85))))
-    fill_rect(frame, cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2,
-              tuple(float(v) for v in rand_colour(rng, 30, 230)), float(rng.uniform(0.75, 1.0)))
+    c = rand_colour(rng, 30, 230)
+    fill_rect(frame, cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, (float(c[0]), float(c[1]), float(c[2])),
+              float(rng.uniform(0.75, 1.0)))
     img = to_u8(frame)
     _text(img, text, int(cx - bw / 2 + W * 0.01), int(cy + bh * 0.2), split, H / 650, rand_colour(rng, 200, 256),
           max(1, H // 300))

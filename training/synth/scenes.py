@@ -252,7 +252,8 @@ def bg_end_screen(rng: Rng, w: int, h: int) -> U8:
     usual = rng.random() < 0.6
     for side, bgr in ((0, (235.0, 120.0, 40.0)), (1, (40.0, 40.0, 230.0))):  # blue on the left, red on the right
         if not usual:
-            bgr = tuple(float(v) for v in rand_colour(rng, 30, 256))
+            c = rand_colour(rng, 30, 256)
+            bgr = (float(c[0]), float(c[1]), float(c[2]))
         if rng.random() < 0.15:
             continue  # one side without a glow
         gx = w * (float(rng.uniform(-0.1, 0.25)) if side == 0 else float(rng.uniform(0.75, 1.1)))
