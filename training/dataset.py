@@ -25,6 +25,7 @@ import numpy.typing as npt
 from services.common.vision import MODEL_LABELS, ModelMeta, preprocess_bytes
 from training import synth
 from training.config import CACHE_DIR, SAMPLES_DIR, preprocess_meta
+from training.synth.assets import fingerprint_digest
 
 log = logging.getLogger("owc.training")
 
@@ -132,6 +133,7 @@ def cache_key(seed: int, count: int, split: synth.Split, hard: bool = False) -> 
             "split": split.name,
             "natural": synth.natural_available(split),
             "fonts": synth.fonts_in_use(split),
+            "render": fingerprint_digest(split),  # code, font and photo files, libraries
             "roi": meta.roi.model_dump(),
             "input": meta.input.model_dump(),
         },

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +30,10 @@ from training import dataset, heldout, synth
 from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODEL_PATH, SAMPLES_DIR
 from training.fp_run import FpResult, fp_run
 from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect
+from training.grid_eval import GRID_PER_CELL, GRID_SEED, gameplay_cost, grid_report, grid_tables
 from training.scan_eval import run as scan_recordings
+from training.synth.assets import render_fingerprint
+from training.synth.grid import CELLS
 
 MIN_CONFIDENCE = heldout.MIN_CONFIDENCE
 TARGET_ACCURACY = 0.995
@@ -200,7 +204,11 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         f"{training.get('epochs_run', '?')} epochs ({training.get('checkpoint', '?')}), "
         f"{training.get('class_balance', '')}",
         f"- **evaluated with**: `{report['command']}` ({report['eval_seconds']:.0f} s wall on the shared 2-core "
-        "machine; `--hours 0.2 --pool 200 --eval-count 300` is a quick variant)",
+        "machine; `--hours 0.2 --pool 200 --eval-count 300 --grid 1 --grid-cells 72` is a quick variant)",
+        f"- **rendered with**: generator code {report['render']['code']}, "
+        + ", ".join(f"{k} {v}" for k, v in report["render"]["libraries"].items())
+        + "; every font and photo file by sha256 in `--json`'s `render` (a cache of frames is only reused when all "
+        "of these match)",
         "",
         "## What the gate was trained on",
         "",
@@ -213,15 +221,22 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         + f", class counts {data.get('class_counts', {})}; {data.get('real_samples_train', 0)} real samples.",
         "Every frame is a full 16:9 capture (480×270 to 1920×1080, 640×360 most often), JPEG q55–95, fed "
         "through `services.common.vision.preprocess_bytes` like the inference worker.",
-        "- **Banners**: `VICTORY!` (gold, often with a `4 | 3` score line), `DEFEAT` (red), `DRAW` "
-        "(white/silver), Japanese `勝利！` / `敗北` / `引き分け`; condensed capitals from thin to black weights "
-        "(about half drawn with thinned strokes), upright fonts sheared strongly (0.15–0.42), flat fill with a "
-        "faint lighter edge, glow only sometimes, a dark outline rarely; on bright busy daylight scenes, "
-        "procedural scenes and photos, **nothing darkening the scene behind the text** (a scene the text "
-        "would vanish in is drawn again or hue-rotated, never shaded); the entry streak and flash (20%), "
-        "occluders (10%), the Tab scoreboard over the banner (10% readable `tab_banner`, 4% mostly hidden "
-        "`tab_hidden`: both keep the outcome label so the gate passes them on to the reader, which may say "
-        "`none`).",
+        "- **Banners**: `VICTORY!`, `DEFEAT`, `DRAW`, Japanese `勝利！` / `敗北` / `引き分け`, **in any colour**: "
+        "35% in the colour the game is known to use (gold VICTORY!, red DEFEAT, red — as in the first real DRAW "
+        "— white or silver DRAW), the rest in any of red, gold, white, silver, blue, cyan, green, purple, "
+        "orange, pink; the gate's first layer keeps only each pixel's brightest and darkest channel, so it "
+        "cannot key on hue anyway. Condensed capitals from thin to black weights (about half drawn with "
+        "thinned strokes), upright fonts sheared strongly (0.15–0.42), flat fill with a faint lighter edge, "
+        "glow only sometimes, a dark outline rarely; 20% on the **dark end screen** (near-black, a blue glow "
+        "left and a red glow right most often) with the large white `3 | 3` and `FINAL SCORE` under the word, "
+        "the rest on bright busy daylight scenes, procedural scenes and photos with **nothing darkening the "
+        "scene behind the text** (a scene the text would vanish in is drawn again or hue-rotated, never "
+        "shaded); the entry streak and flash (20%), occluders (10%), the Tab scoreboard over the banner (10% "
+        "readable `tab_banner`, 4% mostly hidden `tab_hidden`: both keep the outcome label so the gate passes "
+        "them on to the reader, which may say `none`).",
+        "- **Streamers' overlays** (25% of the frames of every class, program-scene captures): a webcam box "
+        "(most often at the right edge) with the streamer's own W/L/D counter, chat lines at the left, a "
+        "player/info bar, follower/subscriber alerts.",
         "- **Recordings**: 13% GIF-like (64–256 colour palette, Floyd–Steinberg dithering mostly), 15% "
         "stream blocking (JPEG q5–30, 8×8 or 16×16 blocks), 12% small recordings (480×270–800×450) scaled "
         "up; then brightness/contrast jitter, blur, noise, recompression.",
@@ -230,7 +245,7 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         "DEFEATED/VICTORIES and elimination callouts, kill-streak callouts, banner colours/streaks/flashes "
         "without text, outcome words elsewhere or tiny, cut banners, the Tab scoreboard, career match "
         "history (VICTORY/DEFEAT at medium size in rows across the ROI), the POTG intro, menus, Overwatch 1 "
-        "end screens (small VICTORY top-left).",
+        "end screens (small VICTORY top-left), the dark end screen with its score lines but no word.",
         f"Fonts: {', '.join(tr.get('fonts', []))}. Backgrounds: {tr.get('background_families', [])} and "
         f"scikit-image photos {tr.get('natural_backgrounds', [])}.",
         "",
@@ -263,6 +278,19 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         + " (these held-out `none` frames are mostly hard negatives; gameplay alone is the `gameplay` row):",
         "",
         *_none_table(syn["none_kinds"], ts),
+        "",
+        "## (a2) Every outcome in every colour: the evaluation grid",
+        "",
+        *grid_tables(report["grid"]),
+        "",
+        "### Gameplay: candidate rate and CPU",
+        "",
+        f"On the {report['gameplay']['frames']} held-out `gameplay` frames the gate makes a candidate of "
+        f"**{_f(report['gameplay']['candidate_rate'])}** of them (threshold {report['grid']['threshold']:g}); the "
+        f"whole detector (JPEG decode, gate, the reader on candidates) costs **{report['gameplay']['cpu_ms_mean']:.2f} "
+        f"ms of CPU per frame** on average (p50 {report['gameplay']['cpu_ms_p50']:.2f}, p99 "
+        f"{report['gameplay']['cpu_ms_p99']:.2f} ms; one frame per call, one onnxruntime thread, load "
+        f"{report['load']}).",
         "",
         "## (b) Long false-positive run",
         "",
@@ -371,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-count", type=int, default=EVAL_COUNT)
     parser.add_argument("--hours", type=float, default=FP_HOURS, help="length of the false-positive run")
     parser.add_argument("--pool", type=int, default=FP_POOL, help="distinct none scenes of the false-positive run")
+    parser.add_argument("--grid", type=int, default=GRID_PER_CELL, help="banners per cell of the evaluation grid")
+    parser.add_argument("--grid-cells", type=int, default=0, help="a quick grid: only this many cells, spread "
+                        "over every factor (default: all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR)
@@ -397,6 +428,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gate_threshold": threshold,
         "synthetic": heldout.report(held, gate.scores(frames), detect(clf, frames), ts),
     }
+    cells = min(len(CELLS), args.grid_cells or len(CELLS))
+    grid_frames = cached_render(GRID_SEED, cells * args.grid, synth.EVAL, args.cache_dir,
+                                desc="evaluation grid", grid=args.grid)
+    gframes = [f.frame for f in grid_frames]
+    cut = threshold if threshold is not None else 0.5
+    report["grid"] = grid_report(grid_frames, gate.scores(gframes), detect(clf, gframes), cut)
+    play = [f.frame for f in held if f.info.get("kind") == "gameplay"]
+    report["gameplay"] = gameplay_cost(clf, play, gate.scores(play), cut)
+    report["load"] = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    report["render"] = render_fingerprint(synth.EVAL)
     pool: list[Rendered] = cached_render(FP_SEED, args.pool, synth.EVAL, args.cache_dir, label="none",
                                          size=FP_SIZE, desc="false-positive scene pool")
     model = args.model
@@ -415,9 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["latency_ms"] = latency_ms(args.model, meta)
     report["size_bytes"] = args.model.stat().st_size
     report["train_seconds"] = args.train_seconds
-    quick = args.eval_count != EVAL_COUNT or args.hours != FP_HOURS or args.pool != FP_POOL
+    quick = (args.eval_count != EVAL_COUNT or args.hours != FP_HOURS or args.pool != FP_POOL
+             or args.grid != GRID_PER_CELL or bool(args.grid_cells))
     report["command"] = EVAL_COMMAND + (f" --eval-count {args.eval_count} --hours {args.hours:g} --pool {args.pool}"
-                                        if quick else "")
+                                        f" --grid {args.grid} --grid-cells {cells}" if quick else "")
     syn = report["synthetic"]
     report["targets"] = {
         "held_out_per_class": all(v >= TARGET_ACCURACY for v in syn["per_class"].values()),
@@ -437,7 +479,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary["per_class"] = syn["per_class"]
     summary["fp"] = {k: report["fp"][k] for k in ("hours", "frames", "per_hour", "outcome_frames", "gate_rate")}
     summary["none_candidates"] = {k: syn["none"][k] for k in ("gate_0.1", "gate_0.2", "gate_0.3")}
+    summary["false_counts"] = len(fp.false_counts)
+    summary["grid"] = {"overall": report["grid"]["overall"], "min_gate_colour_outcome":
+                       report["grid"]["min_gate_colour_outcome"], "missed": report["grid"]["missed_count"]}
+    summary["gameplay"] = report["gameplay"]
     print(json.dumps(summary, indent=1, default=str))
+    print("\n".join(grid_tables(report["grid"])))
     print(f"wrote {card}")
     if not all(report["targets"].values()):
         print(f"TARGETS MISSED: {report['targets']}", file=sys.stderr)

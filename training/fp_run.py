@@ -246,3 +246,47 @@ def fp_run(
         res.by_kind[k] = row
     res.wall_s = time.monotonic() - started
     return res
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.fp_run``: the long false-positive run alone (the card's section (b)), in one command."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from services.inference.classifier import Classifier
+    from training import synth
+    from training.config import CACHE_DIR, MODEL_PATH
+    from training.evaluate import FP_HOURS, FP_POOL, FP_SEED, FP_SIZE, is_gate_only
+    from training.frames import Gate, cached_render
+
+    ap = argparse.ArgumentParser(prog="python -m training.fp_run", description=main.__doc__)
+    ap.add_argument("--model", type=Path, default=MODEL_PATH)
+    ap.add_argument("--hours", type=float, default=FP_HOURS)
+    ap.add_argument("--pool", type=int, default=FP_POOL)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    args = ap.parse_args(argv)
+    started = time.monotonic()
+    synth.ensure_fonts(synth.EVAL)
+    pool = cached_render(FP_SEED, args.pool, synth.EVAL, args.cache_dir, label="none", size=FP_SIZE,
+                         desc="false-positive scene pool")
+    model = args.model
+    gate_only = is_gate_only(Classifier(model))
+
+    def factory() -> tuple[Detector, GateScorer | None]:
+        return Classifier(model), None if gate_only else Gate(model)
+
+    res = fp_run(pool, args.hours, factory, workers=args.workers)
+    print(json.dumps({"model": Classifier(model).model_id, "hours": res.hours, "frames": res.frames,
+                      "false_counts": res.false_counts, "per_hour": res.per_hour,
+                      "outcome_frames": res.outcome_frames, "confident_outcome_frames": res.confident_outcome_frames,
+                      "gate_rate": res.gate_rate, "run_s": round(res.wall_s, 1),
+                      "total_s": round(time.monotonic() - started, 1)}, indent=1, default=str))
+    return 0 if not res.false_counts else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -86,9 +86,18 @@ def detect(detector: Detector, frames: Sequence[FrameTuple], batch: int = 64) ->
 # ---------------------------------------------------------------- rendering and caching
 
 
-def _render(job: tuple[int, int, str, str | None, tuple[int, int] | None]) -> Rendered:
-    seed, index, split_name, label, size = job
-    data, w, h, info = synth.render_sample(seed, index, synth.SPLITS[split_name], label=label, size=size)
+def _render(job: tuple[int, int, str, str | None, tuple[int, int] | None, int, int]) -> Rendered:
+    seed, index, split_name, label, size, grid, count = job
+    split = synth.SPLITS[split_name]
+    if grid:  # the evaluation grid, ``grid`` banners per cell
+        from training.synth.grid import CELLS as GRID_CELLS
+        from training.synth.grid import render_grid_sample
+
+        cells = max(1, count // grid)
+        step = 1 if cells >= len(GRID_CELLS) else len(GRID_CELLS) // cells + 1  # a quick grid: spread over factors
+        data, w, h, info = render_grid_sample(seed, index, split, grid, step)
+    else:
+        data, w, h, info = synth.render_sample(seed, index, split, label=label, size=size)
     return Rendered(data, w, h, info)
 
 
@@ -100,10 +109,11 @@ def render(
     size: tuple[int, int] | None = None,
     workers: int | None = None,
     desc: str = "",
+    grid: int = 0,
 ) -> list[Rendered]:
     from training.dataset import _progress
 
-    jobs = [(seed, i, split.name, label, size) for i in range(count)]
+    jobs = [(seed, i, split.name, label, size, grid, count) for i in range(count)]
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     out: list[Rendered] = []
     bar = _progress(total=count, desc=desc or f"render {split.name} seed={seed}")
@@ -120,10 +130,13 @@ def render(
     return out
 
 
-def _key(seed: int, count: int, split: synth.Split, label: str | None, size: tuple[int, int] | None) -> str:
+def _key(seed: int, count: int, split: synth.Split, label: str | None, size: tuple[int, int] | None,
+         grid: int = 0) -> str:
+    from training.synth.assets import fingerprint_digest
+
     blob = json.dumps({"gen": synth.GENERATOR_VERSION, "seed": seed, "count": count, "split": split.name,
-                       "label": label, "size": size, "natural": synth.natural_available(split),
-                       "fonts": synth.fonts_in_use(split)}, sort_keys=True)
+                       "label": label, "size": size, "grid": grid, "natural": synth.natural_available(split),
+                       "fonts": synth.fonts_in_use(split), "render": fingerprint_digest(split)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -135,9 +148,15 @@ def cached_render(
     label: str | None = None,
     size: tuple[int, int] | None = None,
     desc: str = "",
+    grid: int = 0,
 ) -> list[Rendered]:
-    """:func:`render`, stored in ``cache_dir`` (git-ignored) as one npz of JPEG bytes and infos."""
-    name = f"frames-{split.name}-s{seed}-n{count}-{label or 'all'}-{_key(seed, count, split, label, size)}.npz"
+    """:func:`render`, stored in ``cache_dir`` (git-ignored) as one npz of JPEG bytes and infos.
+
+    The file name hashes everything the pixels depend on (:mod:`training.synth.assets`), so a cache
+    written by other code, fonts, photos or libraries is never reused.
+    """
+    what = f"grid{grid}" if grid else label or "all"
+    name = f"frames-{split.name}-s{seed}-n{count}-{what}-{_key(seed, count, split, label, size, grid)}.npz"
     path = cache_dir / name
     if path.exists():
         with np.load(path) as z:
@@ -145,7 +164,7 @@ def cached_render(
             infos = json.loads(str(z["infos"]))
         return [Rendered(bytes(blob[offsets[i]:offsets[i + 1]]), int(inf["width"]), int(inf["height"]), inf)
                 for i, inf in enumerate(infos)]
-    frames = render(seed, count, split, label=label, size=size, desc=desc)
+    frames = render(seed, count, split, label=label, size=size, desc=desc, grid=grid)
     offsets = np.cumsum([0] + [len(f.data) for f in frames]).astype(np.int64)
     blob = np.frombuffer(b"".join(f.data for f in frames), np.uint8)
     cache_dir.mkdir(parents=True, exist_ok=True)

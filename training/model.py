@@ -1,7 +1,10 @@
 """The banner classifier: a small plain CNN for the 96x48 ROI (needs torch).
 
-Only Conv / BatchNorm / ReLU / Flatten / Linear: every op exports cleanly to
-ONNX and runs fast on one onnxruntime thread (BatchNorm folds into the convs).
+The first layer keeps only each pixel's brightest and darkest channel
+(:class:`HueFree`), so the gate cannot key on hue (the real DRAW is red, like
+DEFEAT; generator v6 drew it white and the gate learnt the palette). Then only
+Conv / BatchNorm / ReLU / Flatten / Linear: every op exports cleanly to ONNX
+and runs fast on one onnxruntime thread (BatchNorm folds into the convs).
 Strided convs bring 48x96 down to 3x6; a flatten keeps where in the ROI a
 shape is, which helps tell a centred banner from a cut or displaced one.
 """
@@ -11,7 +14,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCH = "cnn6-s2x5-c16-32-48-64-96-96-fc"
+ARCH = "maxmin-cnn6-s2x5-c16-32-48-64-96-96-fc"
+
+
+class HueFree(nn.Module):
+    """Each pixel's brightest and darkest channel: (N,3,H,W) -> (N,2,H,W).
+
+    Any hue rotation (HSV) or channel permutation keeps a pixel's maximum and minimum channel, so
+    nothing after this layer can tell a red word from a gold, white or blue one: the gate cannot key
+    on hue, only on brightness (value) and how coloured a pixel is (max - min, the chroma).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.amax(dim=1, keepdim=True), x.amin(dim=1, keepdim=True)], dim=1)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -28,7 +43,8 @@ class BannerNet(nn.Module):
         if height % 16 or width % 16:
             raise ValueError("input height and width must be multiples of 16")
         self.features = nn.Sequential(
-            _block(3, 16, 2),   # 24x48
+            HueFree(),
+            _block(2, 16, 2),   # 24x48
             _block(16, 32, 2),  # 12x24
             _block(32, 48, 1),
             _block(48, 64, 2),  # 6x12

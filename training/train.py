@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import platform
 import random
 import sys
@@ -50,6 +49,7 @@ log = logging.getLogger("owc.training")
 REAL_REPEAT = 5  # real frames are rare and precious: each is seen this many times per epoch
 NONE_WEIGHT = 1.0
 LABEL_SMOOTHING = 0.05
+TORCH_THREADS = 2
 
 
 def seed_everything(seed: int) -> None:
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.monotonic()
-    threads = min(2, os.cpu_count() or 1)
+    threads = TORCH_THREADS  # fixed, not the machine's core count: another count may sum in another order
     torch.set_num_threads(threads)
     seed_everything(TORCH_SEED)
     synth.ensure_fonts(synth.TRAIN, synth.EVAL)

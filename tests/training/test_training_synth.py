@@ -159,3 +159,74 @@ def test_the_tab_scoreboard_over_a_banner_keeps_its_outcome_label() -> None:
     tabs = [info for info in (synth.render_sample(12, i, synth.TRAIN)[3] for i in range(200))
             if info["kind"] in ("tab_banner", "tab_hidden")]
     assert tabs and all(t["label"] != "none" for t in tabs)
+
+
+def test_banner_colour_is_independent_of_the_outcome() -> None:
+    """Every outcome word comes in every colour of the palette (the real DRAW is red, like DEFEAT)."""
+    from training.synth.banners import USUAL_COLOURS, outcome_colour_named
+    from training.synth.base import PALETTE
+
+    rng = np.random.default_rng(0)
+    for label in synth.OUTCOMES:
+        names = [outcome_colour_named(rng, label)[0] for _ in range(600)]
+        assert set(names) == set(PALETTE), label
+        assert all(n in PALETTE for n in USUAL_COLOURS[label])
+    assert "red" in USUAL_COLOURS["draw"]
+
+
+def test_grid_samples_name_their_cell_and_are_seeded() -> None:
+    from training.synth.grid import CELLS, render_grid_sample
+
+    for index in (0, 5, 333, len(CELLS) - 1):
+        data, w, h, info = render_grid_sample(9, index, synth.EVAL, per_cell=1)
+        assert (info["label"], info["colour"], info["weight"], info["scene"], info["lang"]) == CELLS[index]
+        assert _decode(data).shape == (h, w, 3)
+        assert render_grid_sample(9, index, synth.EVAL, per_cell=1)[0] == data
+    # a quick grid spreads its cells over every outcome
+    labels = {render_grid_sample(9, i, synth.EVAL, per_cell=1, step=240)[3]["label"] for i in range(3)}
+    assert labels == set(synth.OUTCOMES)
+
+
+def test_end_screen_is_dark_with_a_blue_glow_left_and_a_red_glow_right() -> None:
+    from training.synth.scenes import bg_end_screen
+
+    blue_left = red_right = 0
+    for seed in range(20):
+        img = bg_end_screen(np.random.default_rng(seed), 320, 180).astype(np.float32)
+        assert img.mean() < 110
+        left, right = img[:, :80].mean(axis=(0, 1)), img[:, -80:].mean(axis=(0, 1))  # BGR
+        blue_left += left[0] > left[2]
+        red_right += right[2] > right[0]
+    assert blue_left >= 10 and red_right >= 10
+
+
+def test_stream_overlays_are_drawn_over_the_frame() -> None:
+    from training.synth.overlays import draw_stream_overlays
+
+    for seed in range(6):
+        frame = np.full((360, 640, 3), 128.0, np.float32)
+        drawn = draw_stream_overlays(frame, np.random.default_rng(seed), synth.EVAL)
+        assert drawn and set(drawn) <= {"webcam", "chat", "bar", "alert"}
+        assert np.abs(frame - 128.0).max() > 50
+
+
+def test_render_fingerprint_covers_code_fonts_photos_and_libraries() -> None:
+    import dataclasses
+
+    from training.synth.assets import PhotoMissingError, check_photos, fingerprint_digest, render_fingerprint
+
+    fp = render_fingerprint(synth.TRAIN)
+    assert set(fp) == {"code", "assets", "libraries"}
+    assert "BebasNeue-Bold.otf" in fp["assets"] and {"pillow", "opencv", "numpy"} <= set(fp["libraries"])
+    assert fingerprint_digest(synth.TRAIN) != fingerprint_digest(synth.EVAL)
+    with pytest.raises(PhotoMissingError, match=r"no-such-photo\.png"):
+        check_photos(dataclasses.replace(synth.EVAL, natural=("no-such-photo.png",)))
+
+
+def test_text_is_laid_out_without_raqm() -> None:
+    """The same text gives the same pixels whether or not the system has libraqm/fribidi."""
+    from PIL import ImageFont
+
+    from training.synth.fonts import load_font
+
+    assert load_font("BebasNeue-Bold.otf", 0, 40).layout_engine == ImageFont.Layout.BASIC

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from training.synth.base import (
-    DRAW_COLOURS,
     F32,
     GOLD,
+    PALETTE,
     RED,
     Placed,
     Rng,
@@ -189,12 +189,25 @@ def draw_styled_text(
     return placed
 
 
+# The colours the game is known to use for each outcome word (the real DRAW is red, like DEFEAT);
+# the generator uses them for a minority of banners only: most banners get any colour of the palette.
+USUAL_COLOURS: dict[str, tuple[str, ...]] = {
+    "victory": ("gold",),
+    "defeat": ("red",),
+    "draw": ("red", "white", "silver"),
+}
+USUAL_SHARE = 0.35
+
+
+def outcome_colour_named(rng: Rng, label: str) -> tuple[str, F32]:
+    """A banner colour for ``label`` and its palette name: the game's usual one sometimes, else any colour."""
+    names = USUAL_COLOURS.get(label, ("white",)) if rng.random() < USUAL_SHARE else tuple(PALETTE)
+    name = str(names[int(rng.integers(0, len(names)))])
+    return name, colour(rng, PALETTE[name])
+
+
 def outcome_colour(rng: Rng, label: str) -> F32:
-    if label == "victory":
-        return colour(rng, GOLD)
-    if label == "defeat":
-        return colour(rng, RED)
-    return colour(rng, DRAW_COLOURS[int(rng.integers(0, len(DRAW_COLOURS)))])
+    return outcome_colour_named(rng, label)[1]
 
 
 def draw_banner(
@@ -210,11 +223,14 @@ def draw_banner(
     keep: tuple[float, float, float, float] | None = None,
     style: TextStyle | None = None,
     colour_rgb: F32 | None = None,
+    final: bool = False,
 ) -> Placed:
     """The end-of-match banner for ``label`` where the game puts it (with jitter).
 
     ``style`` None draws the v5 look (glow, outline, gradient: the demo and replay clips);
-    a :class:`TextStyle` draws the game-like look of :func:`draw_text`.
+    a :class:`TextStyle` draws the game-like look of :func:`draw_text`. ``final``: the end screen's
+    layout (a large white ``3 | 3`` under the word and ``FINAL SCORE`` under that) instead of the
+    small score line.
     """
     H, W = frame.shape[:2]
     ja = (rng.random() < 0.3) if japanese is None else japanese
@@ -229,15 +245,19 @@ def draw_banner(
     if centre is None:
         centre = (W * float(rng.uniform(0.485, 0.535)), H * float(rng.uniform(0.41, 0.47)))
     cx, cy = centre
-    if with_score and not explicit:
+    if final and not explicit:
+        cy -= H * float(rng.uniform(0.0, 0.03))
+    elif with_score and not explicit:
         cy -= H * 0.02
     col = outcome_colour(rng, label) if colour_rgb is None else colour_rgb
     if style is None:
         box = draw_styled_text(frame, rng, text, spec, cap, (cx, cy), col, alpha=alpha, max_w=W * 0.3, keep=keep)
     else:
         box = draw_text(frame, rng, text, spec, cap, (cx, cy), col, style, alpha=alpha, max_w=W * 0.3, keep=keep)
-    if with_score and keep is None:
-        a, b = int(rng.integers(0, 6)), int(rng.integers(0, 6))
+    if final and keep is None:
+        draw_final_score(frame, rng, split, label, box, cap, alpha, style)
+    elif with_score and keep is None:
+        a, b = final_score(rng, label)
         sfonts = usable(split.latin)
         sfont = sfonts[int(rng.integers(0, len(sfonts)))]
         sc = colour(rng, ((220, 255), (220, 255), (220, 255)))
@@ -248,6 +268,39 @@ def draw_banner(
         else:
             draw_text(frame, rng, f"{a} | {b}", sfont, scap, spos, sc, TextStyle(edge=style.edge), alpha=alpha)
     return box
+
+
+def final_score(rng: Rng, label: str) -> tuple[int, int]:
+    """A plausible final score for ``label`` (equal for a draw)."""
+    a = int(rng.integers(0, 6))
+    if label == "draw":
+        return a, a
+    b = int(rng.integers(0, 6))
+    if a == b:
+        b = a + 1
+    lo, hi = min(a, b), max(a, b)
+    return (hi, lo) if label == "victory" else (lo, hi) if label == "defeat" else (a, b)
+
+
+def draw_final_score(
+    frame: F32, rng: Rng, split: Split, label: str, box: Placed, cap: float, alpha: float, style: TextStyle | None,
+) -> None:
+    """The end screen's score under the banner: a large white ``3 | 3`` and a small ``FINAL SCORE`` below it."""
+    W = frame.shape[1]
+    a, b = final_score(rng, label)
+    sfonts = usable(split.latin)
+    sfont = sfonts[int(rng.integers(0, len(sfonts)))]
+    white = colour(rng, ((225, 255), (225, 255), (225, 255)))
+    cx = (box.x0 + box.x1) / 2 + float(rng.uniform(-0.01, 0.01)) * W
+    scap = cap * float(rng.uniform(0.65, 1.0))
+    sy = box.y1 + cap * float(rng.uniform(0.25, 0.45)) + scap / 2
+    plain = TextStyle(edge=style.edge if style else 0.0)
+    sbox = draw_text(frame, rng, f"{a} | {b}", sfont, scap, (cx, sy), white, plain, alpha=alpha, max_w=W * 0.2)
+    if rng.random() < 0.85:
+        fcap = cap * float(rng.uniform(0.14, 0.24))
+        fy = sbox.y1 + fcap * float(rng.uniform(0.8, 1.6)) + fcap / 2
+        draw_text(frame, rng, "FINAL SCORE", sfont, fcap, (cx, fy), white * float(rng.uniform(0.75, 1.0)), PLAIN,
+                  alpha=alpha, max_w=W * 0.2)
 
 
 def draw_streak(frame: F32, rng: Rng, cy: float, strength: float, colour_rgb: F32 | None = None) -> None:

@@ -18,6 +18,21 @@ GOLD: ColourRange = ((200, 245), (165, 200), (30, 60))
 RED: ColourRange = ((225, 255), (20, 60), (20, 60))
 DRAW_COLOURS: tuple[ColourRange, ...] = (((215, 255), (215, 255), (215, 255)), ((170, 210), (185, 220), (200, 235)))
 WHITE: ColourRange = ((230, 255), (230, 255), (230, 255))
+SILVER: ColourRange = ((170, 210), (185, 220), (200, 235))
+# Every colour a banner word may come in (generator v7): the game draws DRAW in the same red as DEFEAT,
+# so colour is never tied to the outcome. Names are what the evaluation grid reports.
+PALETTE: dict[str, ColourRange] = {
+    "red": RED,
+    "gold": GOLD,
+    "white": WHITE,
+    "silver": SILVER,
+    "blue": ((40, 90), (120, 190), (230, 255)),
+    "cyan": ((40, 110), (210, 255), (225, 255)),
+    "green": ((60, 130), (210, 255), (60, 120)),
+    "purple": ((165, 215), (70, 120), (225, 255)),
+    "orange": ((235, 255), (120, 165), (20, 60)),
+    "pink": ((235, 255), (110, 170), (180, 230)),
+}
 OTHER_COLOURS: tuple[ColourRange, ...] = (
     WHITE,
     ((40, 90), (170, 230), (230, 255)),

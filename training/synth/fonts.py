@@ -97,7 +97,10 @@ def usable(fonts: tuple[FontSpec, ...]) -> tuple[FontSpec, ...]:
 
 @functools.lru_cache(maxsize=512)
 def load_font(name: str, index: int, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(font_file(name)), size=max(6, size), index=index)
+    # the basic layout engine always: with Raqm (used when the system happens to have libraqm/fribidi) the same
+    # text lays out differently, so the same seed would render other pixels on another machine
+    return ImageFont.truetype(str(font_file(name)), size=max(6, size), index=index,
+                              layout_engine=ImageFont.Layout.BASIC)
 
 
 def text_mask(text: str, spec: FontSpec, size: int, shear: float, stroke: float = 0.0) -> F32:

@@ -16,6 +16,7 @@ from training.synth.banners import (
     OUTCOMES,
     TextStyle,
     draw_banner,
+    draw_final_score,
     draw_flash,
     draw_scoreboard,
     draw_streak,
@@ -23,10 +24,25 @@ from training.synth.banners import (
     outcome_colour,
     random_style,
 )
-from training.synth.base import F32, GOLD, OTHER_COLOURS, RED, WHITE, Rng, colour, f32, paste, pick, rgb2bgr, to_u8
+from training.synth.base import (
+    F32,
+    GOLD,
+    OTHER_COLOURS,
+    PALETTE,
+    RED,
+    WHITE,
+    Placed,
+    Rng,
+    colour,
+    f32,
+    paste,
+    pick,
+    rgb2bgr,
+    to_u8,
+)
 from training.synth.fonts import FontSpec
 from training.synth.fonts import usable as _usable
-from training.synth.scenes import bg_daylight, bg_natural, hershey, random_name
+from training.synth.scenes import bg_daylight, bg_end_screen, bg_natural, hershey, random_name
 from training.synth.splits import Split
 
 # Big centred texts the game shows that are NOT an end-of-match banner.
@@ -46,7 +62,7 @@ NEGATIVE_TEXTS_JA = ("オーバータイム", "ラウンド2", "攻撃", "防衛
 KILL_FEED_WORDS = ("DEFEATED", "VICTORIES", "ELIMINATED", "ASSIST", "KILLED")
 MENU_ITEMS = ("PLAY", "HEROES", "CAREER", "CHALLENGES", "SHOP", "SOCIAL", "OPTIONS", "HERO GALLERY",
               "BATTLE PASS", "QUICK PLAY", "COMPETITIVE", "ARCADE")
-BANNER_STYLE_COLOURS = (GOLD, RED, *OTHER_COLOURS)
+BANNER_STYLE_COLOURS = tuple(PALETTE.values())  # any colour, like the banners (v7)
 
 
 def _font(rng: Rng, split: Split, ja: bool = False) -> FontSpec:
@@ -90,7 +106,7 @@ def draw_colours(frame: F32, rng: Rng, split: Split) -> str:
     if rng.random() < 0.5:
         draw_flash(frame, float(rng.uniform(0.1, 0.6)))
     if rng.random() < 0.6:
-        col = rgb2bgr(colour(rng, GOLD if rng.random() < 0.5 else RED))
+        col = rgb2bgr(colour(rng, pick(rng, BANNER_STYLE_COLOURS)))
         x0, y0 = int(W * rng.uniform(0.3, 0.5)), int(H * rng.uniform(0.35, 0.5))
         w, h = int(W * rng.uniform(0.05, 0.3)), int(H * rng.uniform(0.02, 0.12))
         blob = np.ones((h, w), np.float32)
@@ -294,6 +310,24 @@ def draw_gameplay(frame: F32, rng: Rng, split: Split) -> str:
     return "gameplay"
 
 
+def draw_end_screen(frame: F32, rng: Rng, split: Split) -> str:
+    """The dark end screen with its score lines (``3 | 3``, ``FINAL SCORE``) but no outcome word.
+
+    So that the gate keys on the word, not on the screen it is shown on.
+    """
+    H, W = frame.shape[:2]
+    frame[:] = bg_end_screen(rng, W, H)
+    cap = H * float(rng.uniform(0.095, 0.15))
+    cx, y1 = W * float(rng.uniform(0.485, 0.535)), H * float(rng.uniform(0.44, 0.5))
+    box = Placed(int(cx - W * 0.1), int(y1 - cap), int(cx + W * 0.1), int(y1))
+    draw_final_score(frame, rng, split, str(pick(rng, OUTCOMES)), box, cap, 1.0, random_style(rng))
+    if rng.random() < 0.3:  # another end-screen line where the word would be
+        draw_text(frame, rng, str(pick(rng, ("MATCH COMPLETE", "FINAL ROUND", "COMPETITIVE", "ROUND 3"))),
+                  _font(rng, split), cap * float(rng.uniform(0.4, 0.8)), (cx, y1 - cap / 2),
+                  colour(rng, pick(rng, BANNER_STYLE_COLOURS)), random_style(rng), max_w=W * 0.35)
+    return "end_screen"
+
+
 NegativeDrawer = Callable[[F32, Rng, Split], str]
 
 # kind -> (drawer, share of the none frames)
@@ -310,6 +344,7 @@ NEGATIVE_KINDS: dict[str, tuple[NegativeDrawer, float]] = {
     "potg": (draw_potg, 0.05),
     "menu": (draw_menu, 0.05),
     "ow1_end": (draw_ow1_end, 0.06),
+    "end_screen": (draw_end_screen, 0.05),
 }
 
 

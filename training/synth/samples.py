@@ -12,21 +12,28 @@ import cv2
 import numpy as np
 
 from training.synth.banners import (
+    TextStyle,
     draw_banner,
     draw_flash,
     draw_occluder,
     draw_scoreboard,
     draw_streak,
-    outcome_colour,
+    outcome_colour_named,
     random_style,
 )
 from training.synth.base import F32, Placed, Rng, f32, pick, rgb2bgr, to_u8, u8
 from training.synth.capture import finish_frame
 from training.synth.negatives import draw_negative, draw_other_text
-from training.synth.scenes import background, draw_hud
+from training.synth.overlays import draw_stream_overlays
+from training.synth.scenes import background, bg_end_screen, draw_hud
 from training.synth.splits import TRAIN, Split
 
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
+# v7: banner colour independent of the outcome (red DRAW), the dark end screen with coloured side glows and
+# the `3 | 3` / `FINAL SCORE` lines, streamers' overlays (webcam + own counter, chat, bars, alerts),
+# text drawn with Pillow's basic layout engine (no system libraqm/fribidi dependence)
+END_SCREEN_SHARE = 0.2  # outcome frames on the dark end screen (a matching share of `none` end screens)
+OVERLAY_SHARE = 0.25  # frames of any class with a streamer's overlays over the game
 
 CAPTURE_SIZES = (
     (640, 360), (640, 360), (640, 360), (640, 360), (480, 270), (480, 270), (800, 450), (800, 450),
@@ -86,20 +93,34 @@ def legible_background(rng: Rng, fw: int, fh: int, split: Split, colour_rgb: F32
     return frame if legible(frame, colour_rgb) else rotate_hue(frame, rng)
 
 
+def weight_of(style: TextStyle) -> str:
+    """The stroke weight a style draws with, as the evaluation grid names it."""
+    return "thin" if style.stroke < 0 else "bold" if style.stroke > 0 else "regular"
+
+
 def _outcome(frame: F32, rng: Rng, label: str, split: Split, colour_rgb: F32, entry_p: float = 0.2,
-             alpha: tuple[float, float] = (0.85, 1.0), thin: float = 0.45) -> tuple[Placed, str, str]:
-    """The banner on ``frame``, sometimes its entry (streak, flash), an occluder or the Tab scoreboard."""
-    ja = rng.random() < 0.3
+             alpha: tuple[float, float] = (0.85, 1.0), thin: float = 0.45, final: bool = False,
+             style: TextStyle | None = None, japanese: bool | None = None,
+             extras: bool = True) -> tuple[Placed, str, str, str]:
+    """The banner on ``frame``, sometimes its entry (streak, flash), an occluder or the Tab scoreboard.
+
+    ``extras`` False: the banner alone (no occluder, no scoreboard). Returns its box, kind, language and
+    stroke weight.
+    """
+    ja = rng.random() < 0.3 if japanese is None else japanese
     entry = rng.random() < entry_p
     a = float(rng.uniform(0.75, 1.0)) if entry else float(rng.uniform(*alpha))
-    box = draw_banner(frame, rng, label, split, alpha=a, japanese=ja, style=random_style(rng, thin=thin),
-                      colour_rgb=colour_rgb)
+    style = style or random_style(rng, thin=thin)
+    box = draw_banner(frame, rng, label, split, alpha=a, japanese=ja, style=style, colour_rgb=colour_rgb,
+                      final=final)
     kind = "banner"
     if entry:
         draw_streak(frame, rng, (box.y0 + box.y1) / 2, float(rng.uniform(0.2, 0.6)))
         if rng.random() < 0.5:
             draw_flash(frame, float(rng.uniform(0.05, 0.25)))
         kind = "entry"
+    if not extras:
+        return box, kind, "ja" if ja else "en", weight_of(style)
     if rng.random() < 0.1:
         draw_occluder(frame, rng, box, split, max_frac=0.25)
     r = rng.random()
@@ -109,7 +130,16 @@ def _outcome(frame: F32, rng: Rng, label: str, split: Split, colour_rgb: F32, en
     elif r < 0.14:
         draw_scoreboard(frame, rng, split, float(rng.uniform(*TAB_HIDDEN)))
         kind = "tab_hidden"
-    return box, kind, "ja" if ja else "en"
+    return box, kind, "ja" if ja else "en", weight_of(style)
+
+
+def outcome_scene(rng: Rng, fw: int, fh: int, split: Split, col: F32) -> tuple[F32, str]:
+    """The scene behind a banner: the dark end screen sometimes, else a legible game-like background + HUD."""
+    if rng.random() < END_SCREEN_SHARE:
+        return bg_end_screen(rng, fw, fh).astype(np.float32), "end_screen"
+    frame = legible_background(rng, fw, fh, split, col)
+    draw_hud(frame, rng, split, crosshair=rng.random() < 0.3)
+    return frame, "game"
 
 
 def render_sample(
@@ -129,10 +159,10 @@ def render_sample(
     fw, fh = work_size(w, h)
     info: dict[str, Any] = {"label": label, "width": w, "height": h, "lang": ""}
     if label != "none":
-        col = outcome_colour(rng, label)
-        frame = legible_background(rng, fw, fh, split, col)
-        draw_hud(frame, rng, split, crosshair=rng.random() < 0.3)
-        _box, info["kind"], info["lang"] = _outcome(frame, rng, label, split, col)
+        info["colour"], col = outcome_colour_named(rng, label)
+        frame, info["scene"] = outcome_scene(rng, fw, fh, split, col)
+        final = info["scene"] == "end_screen" and rng.random() < 0.85
+        _box, info["kind"], info["lang"], info["weight"] = _outcome(frame, rng, label, split, col, final=final)
     else:
         frame = background(rng, fw, fh, split).astype(np.float32)
         draw_hud(frame, rng, split, crosshair=True)
@@ -140,13 +170,15 @@ def render_sample(
         if rng.random() < 0.08:
             box = Placed(int(fw * 0.4), int(fh * 0.38), int(fw * 0.62), int(fh * 0.52))
             draw_occluder(frame, rng, box, split, max_frac=0.5)
+    if rng.random() < OVERLAY_SHARE:
+        info["overlays"] = draw_stream_overlays(frame, rng, split)
     data, w, h, info["capture"] = finish_frame(frame, rng, w, h)
     return data, w, h, info
 
 
 # ---------------------------------------------------------------- extra hard training examples
 
-HARD_VERSION = 2
+HARD_VERSION = 3
 # per 20 hard samples: 10 none (texts and screens styled like the banner), 10 outcomes (thin, faint, degraded)
 HARD_CYCLE = ("none", "defeat", "none", "victory", "none", "draw", "none", "defeat", "none", "victory",
               "none", "defeat", "none", "draw", "none", "defeat", "none", "victory", "none", "draw")
@@ -175,17 +207,19 @@ def render_hard_sample(seed: int, index: int, split: Split = TRAIN) -> tuple[byt
             info["kind"] = "hard_" + draw_other_text(frame, rng, split, banner_like=True)
         else:
             kind = pick(rng, ("career", "ow1_end", "kill_feed", "kill_callout", "scoreboard", "word_elsewhere",
-                              "cut_banner"))
+                              "cut_banner", "end_screen"))
             info["kind"] = "hard_" + draw_negative(frame, rng, split, kind)
         if rng.random() < 0.2:
             draw_flash(frame, float(rng.uniform(0.05, 0.3)))
     else:
-        col = outcome_colour(rng, label)
-        frame = legible_background(rng, fw, fh, split, col)
-        draw_hud(frame, rng, split, crosshair=rng.random() < 0.3)
-        _box, kind, info["lang"] = _outcome(frame, rng, label, split, col, entry_p=0.3, alpha=(0.6, 1.0),
-                                            thin=0.7)
+        info["colour"], col = outcome_colour_named(rng, label)
+        frame, info["scene"] = outcome_scene(rng, fw, fh, split, col)
+        final = info["scene"] == "end_screen" and rng.random() < 0.85
+        _box, kind, info["lang"], info["weight"] = _outcome(frame, rng, label, split, col, entry_p=0.3,
+                                                            alpha=(0.6, 1.0), thin=0.7, final=final)
         info["kind"] = "hard_" + kind
+    if rng.random() < OVERLAY_SHARE:
+        info["overlays"] = draw_stream_overlays(frame, rng, split)
     data, w, h, info["capture"] = finish_frame(frame, rng, w, h)
     return data, w, h, info
 

@@ -23,12 +23,18 @@ def _skimage_data_dir() -> Path | None:
     return d if d.is_dir() else None
 
 
+def natural_path(name: str) -> Path | None:
+    """Where scikit-image's bundled sample photo ``name`` is, if installed."""
+    d = _skimage_data_dir()
+    return d / name if d is not None and (d / name).is_file() else None
+
+
 @functools.lru_cache(maxsize=64)
 def _natural(name: str) -> U8 | None:
-    d = _skimage_data_dir()
-    if d is None or not (d / name).exists():
+    path = natural_path(name)
+    if path is None:
         return None
-    img = cv2.imread(str(d / name), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if img is None else np.ascontiguousarray(u8(img))
 
 
@@ -232,6 +238,36 @@ def bg_mosaic(rng: Rng, w: int, h: int, split: Split) -> U8:
                 tile = np.full((th, tw, 3), rand_colour(rng), np.uint8)
             out[ys[j]:ys[j + 1], xs[i]:xs[i + 1]] = tile
     return u8(cv2.GaussianBlur(out, (0, 0), max(0.5, h * 0.004)))
+
+
+def bg_end_screen(rng: Rng, w: int, h: int) -> U8:
+    """The dark end-of-match screen: near-black, a coloured glow on each side (blue left, red right most often).
+
+    The first real DRAW was seen on such a screen (blue glow left, red glow right), not on gameplay.
+    """
+    base = np.array(rand_colour(rng, 4, 34), np.float32)
+    canvas = np.broadcast_to(base, (h, w, 3)).astype(np.float32).copy()
+    canvas *= (0.75 + 0.5 * value_noise(rng, w, h, octaves=3))[:, :, None]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    usual = rng.random() < 0.6
+    for side, bgr in ((0, (235.0, 120.0, 40.0)), (1, (40.0, 40.0, 230.0))):  # blue on the left, red on the right
+        if not usual:
+            c = rand_colour(rng, 30, 256)
+            bgr = (float(c[0]), float(c[1]), float(c[2]))
+        if rng.random() < 0.15:
+            continue  # one side without a glow
+        gx = w * (float(rng.uniform(-0.1, 0.25)) if side == 0 else float(rng.uniform(0.75, 1.1)))
+        gy = h * float(rng.uniform(0.2, 0.8))
+        sx, sy = w * float(rng.uniform(0.12, 0.3)), h * float(rng.uniform(0.3, 0.7))
+        glow = np.exp(-0.5 * (((xs - gx) / sx) ** 2 + ((ys - gy) / sy) ** 2)) * float(rng.uniform(0.35, 0.9))
+        canvas += glow[:, :, None] * np.asarray(bgr, np.float32)[None, None, :]
+    if rng.random() < 0.5:  # faint diagonal light streaks
+        for _ in range(int(rng.integers(1, 5))):
+            x0 = int(rng.uniform(-w * 0.2, w))
+            cv2.line(canvas, (x0, h), (x0 + int(w * rng.uniform(0.1, 0.5)), 0),
+                     tuple(float(v) for v in rand_colour(rng, 20, 70)), int(max(1, h * rng.uniform(0.005, 0.03))))
+    canvas = f32(cv2.GaussianBlur(canvas, (0, 0), max(0.6, h * 0.004)))
+    return to_u8(canvas)
 
 
 def background(rng: Rng, w: int, h: int, split: Split) -> U8:

@@ -101,7 +101,12 @@ def check_fonts(split: Split) -> None:
 
 
 def ensure_fonts(*splits: Split) -> None:
-    """Check the fonts of ``splits``; install the npm ones once if missing (Debian ones must be there)."""
+    """Check the fonts and photos of ``splits``; install the npm fonts once if missing (Debian ones must be there).
+
+    A missing photo raises too: a split drawn without some of its photos is another data set.
+    """
+    from training.synth.assets import check_photos
+
     try:
         for sp in splits:
             check_fonts(sp)
@@ -110,3 +115,5 @@ def ensure_fonts(*splits: Split) -> None:
         install_npm_fonts()
         for sp in splits:
             check_fonts(sp)
+    for sp in splits:
+        check_photos(sp)
