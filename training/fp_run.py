@@ -9,6 +9,9 @@ and cached, then the timeline is built by holding each scene for a random
 q60-92. Every frame goes through the detector's ``classify`` and its label
 through ``services.state.rules.transition`` with the default rules, in
 capture-time order, 250 ms apart; every ``detected`` event is a false count.
+Each Label carries what the worker publishes live: the probabilities, the
+reader's ``read`` and ``score``, so the rules' banner evidence (near-miss runs
+that add up, docs/rules.md) is measured as it runs.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from training.frames import Detector, FrameTuple, GateScorer, Rendered
 FPS = 4
 HOLD_S = (2.0, 8.0)
 LABELS = ("none", "victory", "defeat", "draw", "error")
+READS = ("", "victory", "defeat", "draw")  # a Prediction's ``read``: "" or the outcome the reader saw
 THRESHOLDS = (0.1, 0.2, 0.3)
 
 
@@ -79,6 +83,32 @@ class Chunk:
     labels: npt.NDArray[np.uint8]  # index into LABELS
     confidence: npt.NDArray[np.float32]
     gate: npt.NDArray[np.float32]  # 1 - p(none) of the gate alone
+    probs: npt.NDArray[np.float64]  # (frames, len(LABELS)): the published probabilities, NaN where absent
+    read: npt.NDArray[np.uint8]  # index into READS
+    score: npt.NDArray[np.float64]  # the reader's best word score, NaN when it did not run
+
+    def label(self, i: int, channel: str, captured_at: int) -> Label:
+        """Frame ``i`` as the worker publishes it (label, confidence, probabilities, read, score)."""
+        row = self.probs[i].tolist()
+        score = float(self.score[i])
+        return Label(channel=channel, seq=i, captured_at=captured_at, label=LABELS[int(self.labels[i])],  # type: ignore[arg-type]
+                     confidence=float(self.confidence[i]),
+                     probs={k: p for k, p in zip(LABELS, row, strict=True) if not np.isnan(p)},
+                     model="", worker="fp", infer_ms=0.0, read=READS[int(self.read[i])],
+                     score=None if np.isnan(score) else score)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Chunk]) -> Chunk:
+        return cls(np.concatenate([p.labels for p in parts]), np.concatenate([p.confidence for p in parts]),
+                   np.concatenate([p.gate for p in parts]), np.concatenate([p.probs for p in parts]),
+                   np.concatenate([p.read for p in parts]), np.concatenate([p.score for p in parts]))
+
+
+def _probs_row(probs: dict[str, float]) -> list[float]:
+    unknown = set(probs) - set(LABELS)
+    if unknown:
+        raise ValueError(f"a prediction's probabilities name unknown labels: {sorted(unknown)}")
+    return [float(probs[k]) if k in probs else float("nan") for k in LABELS]
 
 
 def run_segments(
@@ -90,6 +120,9 @@ def run_segments(
     labels = np.zeros(n, np.uint8)
     conf = np.zeros(n, np.float32)
     gates = np.full(n, np.nan, np.float32)
+    probs = np.full((n, len(LABELS)), np.nan, np.float64)
+    reads = np.zeros(n, np.uint8)
+    scores = np.full(n, np.nan, np.float64)
     pending: list[FrameTuple] = []
     at = 0
 
@@ -101,6 +134,9 @@ def run_segments(
         k = len(pending)
         labels[at:at + k] = [LABELS.index(p.label) for p in preds]
         conf[at:at + k] = [p.confidence for p in preds]
+        probs[at:at + k] = [_probs_row(p.probs) for p in preds]
+        reads[at:at + k] = [READS.index(p.read) for p in preds]
+        scores[at:at + k] = [np.nan if p.score is None else p.score for p in preds]
         if gate is not None:
             gates[at:at + k] = gate.scores(pending)
         else:  # a gate-only detector: its probabilities are the gate's
@@ -122,7 +158,7 @@ def run_segments(
             if len(pending) >= batch:
                 flush()
     flush()
-    return Chunk(labels, conf, gates)
+    return Chunk(labels, conf, gates, probs, reads, scores)
 
 
 # worker processes (fork): the pool and the detector factory are inherited
@@ -161,7 +197,8 @@ class FpResult:
 def count(
     pool: Sequence[Rendered], chunk: Chunk, segments: Sequence[Segment], rules: Rules, fps: int = FPS
 ) -> list[dict[str, Any]]:
-    """Feed the labels through the counting rules in order; every ``detected`` event is a false count."""
+    """Feed the labels (with the reader's evidence) through the counting rules in order; every ``detected``
+    event is a false count."""
     step = 1000 // fps
     t0 = 1_700_000_000_000
     machine = Machine()
@@ -169,11 +206,9 @@ def count(
     for s in segments:
         kind_at[s.start:s.start + s.frames] = s.scene
     out: list[dict[str, Any]] = []
-    for i, (li, c) in enumerate(zip(chunk.labels.tolist(), chunk.confidence.tolist(), strict=True)):
+    for i in range(len(chunk.labels)):
         t = t0 + i * step
-        lab = Label(channel="fp", seq=i, captured_at=t, label=LABELS[li], confidence=float(c), probs={},  # type: ignore[arg-type]
-                    model="", worker="fp", infer_ms=0.0)
-        machine, events = transition(machine, LabelInput(label=lab, now=t), rules)
+        machine, events = transition(machine, LabelInput(label=chunk.label(i, "fp", t), now=t), rules)
         for e in events:
             if e.type == "detected":
                 scene = pool[int(kind_at[i])]
@@ -221,8 +256,7 @@ def fp_run(
             _POOL, _FACTORY, _WORKER = (), None, None
     if bar:
         bar.close()
-    chunk = Chunk(np.concatenate([r.labels for r in results]), np.concatenate([r.confidence for r in results]),
-                  np.concatenate([r.gate for r in results]))
+    chunk = Chunk.concat(results)
     res = FpResult(hours=hours, frames=total, pool=len(pool), segments=len(segments))
     res.false_counts = count(pool, chunk, segments, rules)
     outcome = chunk.labels > 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from services.inference.classifier import Classifier, Prediction
+from services.state.rules import Rules
 from training import evaluate, fp_run, heldout, synth
 from training.config import MODEL_PATH
 from training.frames import FrameTuple, Gate, Rendered, detect, render
@@ -103,6 +104,64 @@ def test_a_detector_that_always_says_defeat_is_counted_through_the_real_rules(po
     # below min_confidence nothing is counted
     low = fp_run.fp_run(pool, 0.02, lambda: (Fixed("defeat", 0.6), None), workers=1, progress=False)
     assert low.false_counts == [] and low.confident_outcome_frames == 0
+
+
+class NearMiss:
+    """A fake detector whose reader keeps *almost* seeing DEFEAT: an unsure ``defeat`` (below min_confidence)
+    with the reader's ``read`` and ``score``, as the classifier publishes it."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def classify(self, frames: Sequence[FrameTuple]) -> list[Prediction]:
+        probs = {"none": 1.0 - self.p, "victory": 0.0, "defeat": self.p, "draw": 0.0}
+        stages = {"reader": {"read": "defeat", "score": -1.25}}
+        return [Prediction("defeat", self.p, probs, stages) for _ in frames]
+
+
+def _chunk(frames: Sequence[tuple[str, float, str]]) -> fp_run.Chunk:
+    """A chunk of ``(label, p(label), read)`` frames; p(none) takes the rest."""
+    n = len(frames)
+    probs = np.full((n, len(fp_run.LABELS)), np.nan)
+    for i, (label, p, _read) in enumerate(frames):
+        probs[i, :4] = 0.0
+        probs[i, 0] = 1.0 - p
+        probs[i, fp_run.LABELS.index(label)] = p
+    return fp_run.Chunk(
+        labels=np.asarray([fp_run.LABELS.index(f[0]) for f in frames], np.uint8),
+        confidence=np.asarray([f[1] for f in frames], np.float32),
+        gate=np.full(n, np.nan, np.float32), probs=probs,
+        read=np.asarray([fp_run.READS.index(f[2]) for f in frames], np.uint8),
+        score=np.asarray([-1.0 if f[2] else np.nan for f in frames]),
+    )
+
+
+def test_count_feeds_the_readers_evidence_to_the_rules(pool: list[Rendered]) -> None:
+    rules = Rules()  # min_confidence 0.9: a frame at 0.85 is never counted on its own
+    segs = [fp_run.Segment(scene=0, start=0, frames=6, seed=1)]
+    # three unsure frames in a row on which the reader read DEFEAT: ln(0.85/0.15) each adds up to a count
+    near = fp_run.count(pool, _chunk([("none", 0.99, "")] + [("defeat", 0.85, "defeat")] * 5), segs, rules)
+    assert [(f["outcome"], f["at_s"]) for f in near] == [("defeat", 0.75)]
+    # the same frames without the reader's word: no evidence, no count (the old fp_run's view)
+    assert fp_run.count(pool, _chunk([("none", 0.99, "")] + [("defeat", 0.85, "")] * 5), segs, rules) == []
+    # a reading that keeps changing its mind does not add up
+    flip = [("defeat", 0.85, "defeat"), ("victory", 0.85, "victory")] * 3
+    assert fp_run.count(pool, _chunk(flip), segs, rules) == []
+    # a weaker near miss (ln 4 a frame) never reaches two confident frames' worth in the three-frame window
+    assert fp_run.count(pool, _chunk([("defeat", 0.8, "defeat")] * 6), segs, rules) == []
+    one = _chunk([("defeat", 0.85, "defeat")]).label(0, "fp", 5)
+    assert (one.read, one.score, one.probs["defeat"]) == ("defeat", -1.0, 0.85)
+    assert "error" not in one.probs  # absent probabilities stay absent
+
+
+def test_near_misses_flow_from_the_detector_through_the_worker_processes(pool: list[Rendered]) -> None:
+    """The reader's read and score cross the process pool into the rules: an unsure DEFEAT run counts."""
+    res = fp_run.fp_run(pool, 0.02, lambda: (NearMiss(0.85), None), workers=2, progress=False)
+    assert res.frames == 288
+    # counted on the third frame (the evidence of two confident frames), then the cooldown holds
+    assert [(f["outcome"], f["at_s"]) for f in res.false_counts] == [("defeat", 0.5)]
+    assert res.confident_outcome_frames == 0 and res.outcome_frames == 288
+    assert fp_run.fp_run(pool, 0.02, lambda: (NearMiss(0.8), None), workers=2, progress=False).false_counts == []
 
 
 def test_a_small_false_positive_run_of_the_shipped_detector(pool: list[Rendered]) -> None:
