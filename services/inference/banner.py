@@ -50,6 +50,9 @@ from services.inference.reader import Reading
 # (phase, cooldown_until) of a channel from its state snapshot
 PhaseSource = Callable[[str], tuple[str, int | None]]
 PHASE_REFRESH_S = 1.0
+# a list check is kept for the next frame naming the same outcome within this (frame time; a 250 ms
+# interval or a burst) even when the banner area changed strongly (its fly-in)
+LIST_NEXT_MS = 300
 
 
 def phase_from_snapshot(client: Any, keys: Any) -> PhaseSource:
@@ -311,8 +314,16 @@ class BannerReader:
             # confirming frame is on its way and finds the check done
             stages["list"] = {"deferred": True}
             return None
-        if (listed is not None and listed.outcome == outcome and 0 <= at - listed.at < self.schedule.list_s * 1000.0
-                and difference(listed.sig, sig) < self.schedule.change):
+        age = at - listed.at if listed is not None else -1
+        similar = listed is not None and difference(listed.sig, sig) < self.schedule.change
+        if (listed is not None and listed.outcome == outcome and 0 <= age < self.schedule.list_s * 1000.0
+                and (similar or (named and age <= LIST_NEXT_MS))):
+            # kept while the area has not changed strongly; and for the frame right after the one it was
+            # made on, when both name the outcome (a banner's confirming frame after its fly-in: the
+            # early check on the first frame is what the confirming frame uses); the area it is kept
+            # for is then this frame's (list_s still counts from the check)
+            if not similar:
+                listed.sig = sig
             self.stats.list_reused += 1
             stages["list"] = {"reused": True}
             return list(listed.scores)
