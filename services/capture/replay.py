@@ -60,6 +60,7 @@ __all__ = [  # the file side lives in replay_files; imported from here as before
 # unread), so `owc capture --source replay:…` alone still finishes.
 NO_GROUP_WAIT_S = 30.0
 FINISHED_HEALTH_TTL_S = 24 * 3600  # a finished replay's last health record stays for the admin page
+ENCODED_CACHE_BYTES = 32 * 1024 * 1024  # a looping folder replay keeps its encoded frames up to this size
 
 
 
@@ -105,6 +106,10 @@ class ReplaySource:
         # burst confirmation: a hint from inference takes the next frame now (services/capture/schedule.py)
         self.hints = BurstListener(client, keys, settings.channel) if settings.burst else None
         self._last_taken = float("-inf")  # monotonic time of the last frame (a burst keeps its distance)
+        # a looping folder replay (the demo) encodes each image once: index -> bytes, for the listing it was
+        # made from (a changed listing starts afresh), up to ENCODED_CACHE_BYTES
+        self._encoded: dict[int, bytes] = {}
+        self._encoded_for: list[Path] = []
         self.summary = ReplaySummary()
         self._unread_without_group = 0
         self._no_group_since: float | None = None
@@ -156,6 +161,11 @@ class ReplaySource:
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
         return paused
+
+    def _keep(self, index: int, image: bytes) -> bytes:
+        if self.cfg.loop and sum(map(len, self._encoded.values())) + len(image) <= ENCODED_CACHE_BYTES:
+            self._encoded[index] = image
+        return image
 
     def _encode(self, bgr: Image | None) -> bytes:
         assert bgr is not None  # a folder's images are read ahead, never missing
@@ -282,11 +292,16 @@ class ReplaySource:
         )
         while not stop.is_set():
             produced_in_pass = 0
-            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index):
+            if not video and cfg.loop:
+                listing = list_images(self.path)
+                if listing != self._encoded_for:
+                    self._encoded, self._encoded_for = {}, listing
+            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index,
+                                            known=self._encoded.__contains__):
                 if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
                     break
                 # a folder's image is encoded ahead; a video's frame once its (replay) time has come
-                image = None if video else self._encode(load(0.0))
+                image = None if video else self._encoded.get(index) or self._keep(index, self._encode(load(0.0)))
                 # pacing: frame k is due at t0 + (k - k0)*period (drift-free); a burst takes it early
                 due = t0 + (k - k0) * period_s
                 burst_at = self._wait_slot(due, period_s, stop)

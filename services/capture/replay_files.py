@@ -68,6 +68,10 @@ Image = npt.NDArray[np.uint8]
 Load = Callable[[float], Image | None]
 
 
+def _not_read(_early_s: float) -> Image:
+    return np.zeros((0, 0, 3), np.uint8)
+
+
 def iter_frames(
     path: Path, fps: float, metrics: CaptureMetrics | None = None, start: int = 0
 ) -> Iterator[tuple[int, Image]]:
@@ -85,7 +89,8 @@ def iter_frames(
 
 
 def iter_samples(
-    path: Path, fps: float, metrics: CaptureMetrics | None = None, start: int = 0
+    path: Path, fps: float, metrics: CaptureMetrics | None = None, start: int = 0,
+    known: Callable[[int], bool] | None = None,
 ) -> Iterator[tuple[int, Load]]:
     """:func:`iter_frames`, with each picture taken when asked for, at the replay time asked for.
 
@@ -96,12 +101,18 @@ def iter_samples(
     ``index/fps - e`` s that comes after the previous sample's: the frame on
     screen at the replay time a burst takes it. Call ``load`` once per
     sample, before the next one.
+
+    ``known(index)`` true: a folder's image is not read (the caller kept what it made of it on an
+    earlier pass); its ``load`` returns an empty picture.
     """
     import cv2
 
     if path.is_dir():
         for index, file in enumerate(list_images(path)):
             if index < start:
+                continue
+            if known is not None and known(index):
+                yield index, _not_read
                 continue
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:

@@ -31,7 +31,7 @@ import redis
 from services.common.keys import Keys
 
 # a capture waiting for its slot looks at its stop event at least this often
-STOP_CHECK_S = 0.1
+STOP_CHECK_S = 0.5  # (each look is a wake-up of the capture thread: at 0.1, 10 a second)
 
 
 def request_bursts(client: redis.Redis, keys: Keys, candidates: Iterable[tuple[str, int]]) -> int:

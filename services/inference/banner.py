@@ -51,6 +51,9 @@ from services.inference.reader import Reading
 # (phase, cooldown_until) of a channel from its state snapshot
 PhaseSource = Callable[[str], tuple[str, int | None]]
 PHASE_REFRESH_S = 1.0
+# a list check is kept for the next frame naming the same outcome within this (frame time; a 250 ms
+# interval or a burst) even when the banner area changed strongly (its fly-in)
+LIST_NEXT_MS = 300
 
 
 def phase_from_snapshot(client: Any, keys: Any) -> PhaseSource:
@@ -208,8 +211,13 @@ class BannerReader:
         row: Sequence[float],
         tensor: npt.NDArray[np.float32],
         source: tuple[bytes, int | None, int | None],
+        hint: Callable[[], None] | None = None,
     ) -> Prediction:
-        """One frame of ``channel`` (frames of a channel in capture order) given its gate output."""
+        """One frame of ``channel`` (frames of a channel in capture order) given its gate output.
+
+        ``hint`` is called as soon as the reading names an outcome word, before the list check (the
+        worker asks capture for the confirming frame then); the list check of such a frame then runs at
+        once instead of waiting for the next frame, so it is done while the confirming frame is taken."""
         clf = self.classifier
         stages = clf.gate_stages(row)
         self.stats.frames += 1
@@ -256,7 +264,11 @@ class BannerReader:
         ch.ref = sig
         reading, image = self._reading(ch, sig, captured_at, source, cooldown)
         stages["reader_why"] = why
-        around = self._list_check(ch, sig, captured_at, reading, image, cooldown, stages)
+        early = hint is not None and bool(reading.labels)
+        if early:
+            assert hint is not None
+            hint()
+        around = self._list_check(ch, sig, captured_at, reading, image, cooldown, stages, early)
         pred = clf.verdict(stages, reading, around)
         if image is None:
             pred.stages["reader"]["reused"] = True
@@ -287,7 +299,7 @@ class BannerReader:
 
     def _list_check(
         self, ch: _Channel, sig: npt.NDArray[np.float32], at: int, reading: Reading,
-        image: npt.NDArray[np.uint8] | None, cooldown: bool, stages: dict[str, Any],
+        image: npt.NDArray[np.uint8] | None, cooldown: bool, stages: dict[str, Any], early: bool = False,
     ) -> list[float] | None:
         clf = self.classifier
         if cooldown or not clf.wants_list_check(reading):
@@ -295,14 +307,24 @@ class BannerReader:
             return None
         outcome = max(reading.labels, key=reading.labels.__getitem__)
         listed = ch.listed
-        if not self._named(ch, reading) and not (listed is not None and listed.outcome == outcome):
+        named = self._named(ch, reading)
+        if not early and not named and not (listed is not None and listed.outcome == outcome):
             # the first frame that names this outcome: it cannot count alone (never a count from one
             # frame), so the list check runs on the next one, which could — a banner's first frame
-            # costs one reading, not three
+            # costs one reading, not three. With an early hint (``early``) it runs now instead: the
+            # confirming frame is on its way and finds the check done
             stages["list"] = {"deferred": True}
             return None
-        if (listed is not None and listed.outcome == outcome and 0 <= at - listed.at < self.schedule.list_s * 1000.0
-                and difference(listed.sig, sig) < self.schedule.change):
+        age = at - listed.at if listed is not None else -1
+        similar = listed is not None and difference(listed.sig, sig) < self.schedule.change
+        if (listed is not None and listed.outcome == outcome and 0 <= age < self.schedule.list_s * 1000.0
+                and (similar or (named and age <= LIST_NEXT_MS))):
+            # kept while the area has not changed strongly; and for the frame right after the one it was
+            # made on, when both name the outcome (a banner's confirming frame after its fly-in: the
+            # early check on the first frame is what the confirming frame uses); the area it is kept
+            # for is then this frame's (list_s still counts from the check)
+            if not similar:
+                listed.sig = sig
             self.stats.list_reused += 1
             stages["list"] = {"reused": True}
             return list(listed.scores)

@@ -36,10 +36,30 @@ def is_candidate(pred: Prediction) -> bool:
     return pred.label in ("victory", "defeat", "draw") or bool(pred.near_miss) or bool(pred.read)
 
 
-def ask_for_burst(client: redis.Redis, keys: Keys, frame: Frame, pred: Prediction) -> None:
-    """Publish a hint for a candidate frame; a Redis error only costs the burst."""
-    if not is_candidate(pred):
+class EarlyHint:
+    """A frame's hint sent as soon as its reading names an outcome word, before the list check (called by
+    :meth:`~services.inference.banner.BannerReader.frame`): the list check then runs while capture takes
+    the confirming frame, not on that frame's critical path. Sent at most once."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, frame: Frame) -> None:
+        self.client, self.keys, self.frame = client, keys, frame
+        self.sent = False
+
+    def __call__(self) -> None:
+        if not self.sent:
+            self.sent = True
+            _send(self.client, self.keys, self.frame)
+
+
+def ask_for_burst(client: redis.Redis, keys: Keys, frame: Frame, pred: Prediction, *, sent: bool = False) -> None:
+    """Publish a hint for a candidate frame (unless an :class:`EarlyHint` ``sent`` it); a Redis error only
+    costs the burst."""
+    if sent or not is_candidate(pred):
         return
+    _send(client, keys, frame)
+
+
+def _send(client: redis.Redis, keys: Keys, frame: Frame) -> None:
     try:
         request_bursts(client, keys, [(frame.channel, frame.seq)])
     except redis.RedisError as exc:

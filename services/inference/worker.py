@@ -58,7 +58,7 @@ from services.common.streams import Delivery, GroupConsumer, xadd_message
 from services.common.vision import FrameDecodeError
 from services.inference import group, metrics
 from services.inference.banner import BannerReader, phase_from_snapshot
-from services.inference.burst import ask_for_burst
+from services.inference.burst import EarlyHint, ask_for_burst
 from services.inference.classifier import Classifier, Prediction
 from services.inference.nearmiss import NearMisses
 
@@ -264,9 +264,10 @@ class InferenceWorker:
         for i, item in enumerate(ready):
             # the reader (on the gate's candidates and its own schedule) needs the frame itself
             t1 = time.perf_counter()
+            early = EarlyHint(self.client, self.keys, item.frame)  # the burst hint, before the list check
             try:
                 pred = self.banner.frame(item.frame.channel, item.frame.captured_at, probs[i].tolist(),
-                                         item.tensor, _source(item.frame))
+                                         item.tensor, _source(item.frame), early)
             except FrameDecodeError as exc:
                 self._error_label(pipe, item.frame.channel, item.frame.seq, item.frame.captured_at, str(exc))
                 acks.append(item.delivery.id)
@@ -274,7 +275,7 @@ class InferenceWorker:
             dt = per_frame + time.perf_counter() - t1
             metrics.MODEL_SECONDS.observe(per_frame)
             self._observe_stages(pred)
-            self._publish(pipe, item, pred, item.pre_s + dt)
+            self._publish(pipe, item, pred, item.pre_s + dt, hinted=early.sent)
             acks.append(item.delivery.id)
         return acks
 
@@ -302,9 +303,11 @@ class InferenceWorker:
     def _observe_stages(pred: Prediction) -> None:
         metrics.observe_reading(pred)
 
-    def _publish(self, pipe: redis.client.Pipeline, item: _Ready, pred: Prediction, seconds: float) -> None:
+    def _publish(self, pipe: redis.client.Pipeline, item: _Ready, pred: Prediction, seconds: float,
+                 hinted: bool = False) -> None:
         frame = item.frame
-        ask_for_burst(self.client, self.keys, frame, pred)  # a candidate: its capture takes the next frame now
+        # a candidate: its capture takes the next frame now
+        ask_for_burst(self.client, self.keys, frame, pred, sent=hinted)
         assert pred.label in ("none", "victory", "defeat", "draw")
         msg = Label(
             channel=frame.channel,

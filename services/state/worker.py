@@ -42,7 +42,8 @@ from services.state.store import Commit, ConflictError, Lease, LeaseLostError, S
 log = logging.getLogger("owc.state")
 
 HEALTH_EVERY_S = 2.0
-MAX_BLOCK_MS = 250
+# the longest blocking read (each one that times out is a wake-up; the lease renewal comes first)
+MAX_BLOCK_MS = 1000
 
 
 @dataclass
@@ -202,6 +203,9 @@ class StateWorker:
     def _block_ms(self) -> int:
         now = self.arrival_ms()
         block = MAX_BLOCK_MS
+        until_renew = self._next_renew - time.monotonic()
+        if until_renew > 0:  # wake for the lease's renewal in time (every lease_ttl_ms / 3)
+            block = min(block, max(1, int(until_renew * 1000)))
         for ch in self.channels.values():
             wait = ch.buffer.wait_ms(now)
             if wait is not None:

@@ -21,7 +21,7 @@ def test_hops_add_up_to_onset_to_browser() -> None:
     rows = hop_rows(frames, labels, [{"t": 10_128, "event": event}], [40])
     assert rows == [{
         "confirm_wait": 60, "capture": 1, "queue": 11.0, "inference": 46.0, "state": 2, "sse": 8, "total": 128,
-        "onset_frame": {"capture": 4, "queue": 21.0, "inference": 45.0},
+        "frames_after_onset": 1, "onset_frame": {"capture": 4, "queue": 21.0, "inference": 45.0},
     }]
     assert sum(rows[0][hop] for hop in HOPS) == rows[0]["total"]
     summary = summarize(rows)

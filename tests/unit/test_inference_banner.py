@@ -125,6 +125,40 @@ def test_the_list_check_runs_once_per_banner(shipped: Classifier) -> None:
     assert reader.stats.list_checks == 1
 
 
+def test_an_early_hint_goes_out_before_the_list_check_which_then_runs_on_the_first_frame(
+    shipped: Classifier,
+) -> None:
+    reader = BannerReader(shipped)
+    clf = shipped
+    hints: list[int] = []
+    preds = []
+    for i, data in enumerate([_frame(sky=1), _frame("VICTORY", noise=1), _frame("VICTORY", noise=2)]):
+        tensor = clf.preprocess(data, W, H)
+        row = clf.predict(tensor[None])[0].tolist()
+        before = reader.stats.list_checks
+        preds.append(reader.frame("c", i * 250, row, tensor, (data, W, H),
+                                  lambda i=i, n=before: hints.append(i) if reader.stats.list_checks == n else None))
+    # on each frame that names an outcome (gameplay: none); on the first one before its list check
+    assert hints == [1, 2]
+    assert "scores" in preds[1].stages["list"] and preds[2].stages["list"].get("reused")
+    assert reader.stats.list_checks == 1 and [p.label for p in preds[1:]] == ["victory"] * 2
+
+
+def test_the_confirming_frame_uses_the_first_frame_s_list_check_though_the_area_changed(shipped: Classifier) -> None:
+    reader = BannerReader(shipped)
+    # a fly-in: the first frame differs strongly from the settled banner
+    frames = [(0, _frame("VICTORY", sky=1)), (250, _frame("VICTORY", noise=1)), (1500, _frame("VICTORY", sky=1))]
+    preds = []
+    for at, data in frames:
+        tensor = shipped.preprocess(data, W, H)
+        preds.append(reader.frame("c", at, shipped.predict(tensor[None])[0].tolist(), tensor, (data, W, H),
+                                  lambda: None))
+    assert [p.label for p in preds] == ["victory"] * 3
+    assert "scores" in preds[0].stages["list"] and preds[1].stages["list"].get("reused")
+    # a strong change more than a frame later is checked again
+    assert "scores" in preds[2].stages["list"] and reader.stats.list_checks == 2
+
+
 def test_a_changed_area_is_read_afresh(shipped: Classifier) -> None:
     reader = BannerReader(shipped)
     preds = _run(reader, [_frame("VICTORY"), _frame(sky=1), _frame(sky=1)])

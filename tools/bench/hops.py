@@ -103,6 +103,7 @@ def hop_rows(
             "state": event["ts"] - label_ms,
             "sse": arrival["t"] - event["ts"],
             "total": arrival["t"] - frames[onset][0],
+            "frames_after_onset": seq - onset,  # 1: the onset's own burst (or next frame) confirmed it
         }
         if onset in labels and onset != seq:
             o_captured, o_xadd = frames[onset]
