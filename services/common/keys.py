@@ -189,7 +189,8 @@ class Keys:
     # Twitch (predictions, markers: services/actions/twitch)
     def twitch_prediction(self, channel: str) -> str:
         """String (JSON): the channel's current or last prediction: its Twitch id, the event id of the
-        match it follows (``after``), its status and outcome ids. A restart resumes it from here."""
+        match it follows (``after``), its status and outcome ids, and the last few results that ended one
+        (``resolved``, for a later undo). A restart resumes it from here."""
         return f"{self.prefix}:twitch:prediction:{channel}"
 
     @property

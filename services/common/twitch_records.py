@@ -16,6 +16,21 @@ from services.common import codec
 PredictionStatus = Literal["opening", "open", "locked", "resolved", "cancelled", "failed"]
 ACTIVE_STATUSES: frozenset[str] = frozenset({"opening", "open", "locked"})
 RequestOp = Literal["open", "cancel"]
+RESOLUTIONS_KEPT = 5  # the last few results that ended a prediction, for an undo that comes later
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A result event that ended a prediction (resolved, or cancelled for a draw), kept after the next
+    prediction opens: an undo of it, however late, is explained in chat once (``noted``)."""
+
+    event: str  # the result event's stream id
+    id: str  # Twitch's prediction id
+    title: str
+    status: str  # resolved | cancelled
+    winner: str = ""
+    result: str = ""
+    noted: bool = False  # the undo notice was said
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class PredictionRecord:
     winner: str = ""  # the winning outcome's title
     updated_at: int = 0
     by: str = ""  # who asked: auto | admin | chat: <name>
+    resolved: tuple[Resolution, ...] = ()  # the last results that ended this or earlier ones, newest last
 
     @property
     def active(self) -> bool:
@@ -63,8 +79,12 @@ class PredictionRecord:
             return None
         try:
             data = json.loads(raw)
-            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (ValueError, TypeError):
+            fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            known = Resolution.__dataclass_fields__
+            fields["resolved"] = tuple(Resolution(**{k: v for k, v in r.items() if k in known})
+                                       for r in fields.get("resolved") or ())
+            return cls(**fields)
+        except (ValueError, TypeError, AttributeError):
             return None
 
 

@@ -356,6 +356,33 @@ def test_a_new_session_cancels_and_an_undo_after_a_resolution_is_explained_in_ch
     assert len(said.lines) == 1
 
 
+def test_an_undo_that_comes_after_the_next_prediction_opened_is_explained_once(
+    twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
+) -> None:
+    said = SayRecorder()
+    t = twitch_for(helix.issue(), say_to=said, actions__twitch__markers=False)
+    rearm(redis_client, keys)
+    wait_until(lambda: helix.current() is not None, message="opened")
+    win = result(redis_client, keys, "victory", (1, 0, 0))
+    wait_until(lambda: helix.predictions[0].status == "RESOLVED", message="resolved")
+    rearm(redis_client, keys)  # the next match: its prediction opens before the undo comes
+    wait_until(lambda: len(helix.predictions) == 2 and helix.predictions[1].status == "ACTIVE",
+               message="the next one open")
+    undo = add_event(redis_client, keys, "default", "undone", "victory", -1, (0, 0, 0), undoes=win)
+    wait_until(lambda: len(said.lines) == 1, message="the chat line")
+    assert "Twitch cannot un-resolve" in said.lines[0] and "Victory" in said.lines[0]
+    wait_until(lambda: caught_up(redis_client, keys, "default"), message="the undo handled")
+    # handed out again (a crash between the line and the delivery's record): nothing more is said
+    (action,) = [a for a in t.actions if a.name == "twitch-prediction"]
+    again = Event(type="undone", outcome="victory", delta=-1, counts=Counts(), session="s1", source="manual",
+                  ts=1, undoes=win, id=undo)
+    assert action.perform(EventContext("default", again)) == "nothing to undo on Twitch"
+    assert len(said.lines) == 1
+    rec = t.record()
+    assert rec is not None and rec.status == "open" and rec.id == helix.predictions[1].id  # untouched
+    assert helix.predictions[1].status == "ACTIVE"
+
+
 def test_no_result_in_time_cancels_and_the_same_match_is_not_reopened(
     twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
 ) -> None:

@@ -16,7 +16,7 @@ from services.actions.twitch.helix import Prediction
 from services.actions.twitch.tokens import Token, load_token, save_token
 from services.common.messages import Counts, Event
 from services.common.sections_twitch import TwitchSettings
-from services.common.twitch_records import PredictionRecord, TwitchStatus
+from services.common.twitch_records import PredictionRecord, Resolution, TwitchStatus
 
 
 def ev(type_: str, outcome: str | None = None, delta: int = 0, eid: str = "200-0", mode: str = "",
@@ -115,10 +115,32 @@ def test_adopting_only_our_own_recent_prediction() -> None:
     assert not rules.is_ours(other, opening, s)
 
 
+def ended(event: str, status: str = "resolved", **kw: Any) -> Resolution:
+    return Resolution(event, f"p-{event}", "t", status, **kw)
+
+
 def test_an_undo_after_a_resolution_explains_what_twitch_cannot_do() -> None:
-    text = rules.undo_notice(rec("resolved", winner="Victory"))
+    text = rules.undo_notice(ended("1-0", winner="Victory"))
     assert "cannot un-resolve" in text and "“Victory”" in text and "!predict" in text
-    assert "got their points back" in rules.undo_notice(rec("cancelled"))
+    assert "got their points back" in rules.undo_notice(ended("1-0", "cancelled"))
+
+
+def test_an_undo_finds_the_result_that_ended_an_earlier_prediction_and_is_noted_once() -> None:
+    history: tuple[Resolution, ...] = ()
+    for i in range(1, 8):
+        history = rules.remember(history, ended(f"{i}-0"), keep=5)
+    assert [r.event for r in history] == ["3-0", "4-0", "5-0", "6-0", "7-0"]  # bounded, newest last
+    # the next match's prediction is open by now: the undo still finds the one its result ended
+    found = rules.to_note(history, "6-0")
+    assert found is not None and found.id == "p-6-0"
+    history = rules.noted(history, "6-0")
+    assert rules.to_note(history, "6-0") is None  # said once
+    assert rules.to_note(history, "2-0") is None and rules.to_note(history, "") is None
+    # a redelivered result replaces its own entry and keeps that its undo was said
+    again = rules.remember(history, ended("6-0", winner="Victory"))
+    assert [r.event for r in again][-1] == "6-0" and len(again) == 5 and again[-1].noted
+    r = rec("open", "7-0", resolved=history)
+    assert PredictionRecord.from_json(r.to_json()) == r
 
 
 def test_records_read_leniently() -> None:

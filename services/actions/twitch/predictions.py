@@ -13,7 +13,9 @@ this service acts from, so a restart resumes where it was:
   earlier match never resolves it. If Twitch says it already ended (a redelivery after a crash,
   the streamer ended it by hand), Twitch's own status is recorded.
 - **cancel**: on a new session, after ``result_timeout_s`` without a result, or on demand.
-- an **undo** of the result that resolved it says in chat that Twitch cannot un-resolve.
+- an **undo** of a result that resolved one says in chat that Twitch cannot un-resolve, once, even
+  after the next match's prediction opened: the record keeps the last few results that ended one
+  (``resolved``), and marks the one whose undo was said.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from services.common.codec import text
 from services.common.keys import Keys
 from services.common.messages import MessageError
 from services.common.sections_twitch import TwitchSettings
-from services.common.twitch_records import PredictionRecord
+from services.common.twitch_records import PredictionRecord, Resolution
 
 log = logging.getLogger("owc.actions.twitch")
 
@@ -104,8 +106,9 @@ class Predictions:
             if rec is not None and rec.active and rec.status != "opening":
                 return rec
             if rec is None or rec.status != "opening":
+                history = rec.resolved if rec is not None else ()  # an undo may still come for those
                 rec = self._save(PredictionRecord(self.channel, after, "opening", self.s.title, self.s.window_s,
-                                                  _now_ms(), updated_at=_now_ms(), by=by))
+                                                  _now_ms(), updated_at=_now_ms(), by=by, resolved=history))
             try:
                 return self._finish_opening(rec)
             except TokenError as exc:
@@ -158,8 +161,10 @@ class Predictions:
 
     # ------------------------------------------------------------------ end
 
-    def end(self, rec: PredictionRecord, status: str, winner: str | None, event: str, why: str) -> PredictionRecord:
-        """End ``rec`` on Twitch (RESOLVED with ``winner``, or CANCELED) and record how it ended."""
+    def end(self, rec: PredictionRecord, status: str, winner: str | None, event: str, why: str,
+            by_result: bool = False) -> PredictionRecord:
+        """End ``rec`` on Twitch (RESOLVED with ``winner``, or CANCELED) and record how it ended; when
+        the result event ``event`` ended it (``by_result``), also in ``resolved`` (for a later undo)."""
         if rec.status == "opening" or not rec.id:
             rec = self._finish_opening(rec)
             if not rec.active:
@@ -176,8 +181,11 @@ class Predictions:
         ours = TWITCH_STATUS.get(p.status, "cancelled")
         winner_title = next((t for t, oid in p.outcomes.items() if oid == p.winning_outcome_id), "")
         log.info("twitch: prediction %s %s (%s)", rec.id, ours, why)
+        history = rec.resolved
+        if by_result and ours in ("resolved", "cancelled"):
+            history = rules.remember(history, Resolution(event, rec.id, rec.title, ours, winner_title, why))
         return self._save(rec.updated(_now_ms(), status=ours, event=event, result=why,
-                                      winner=winner_title))
+                                      winner=winner_title, resolved=history))
 
     def cancel(self, why: str, event: str = "") -> PredictionRecord | None:
         with self._lock:
@@ -200,15 +208,7 @@ class Predictions:
                 self.end(rec, "CANCELED", None, event.id, "new session")
                 return f"prediction {rec.id} cancelled: new session"
             if event.type == "undone":
-                if rec is not None and rec.event and rec.event == event.undoes and rec.status in ("resolved",
-                                                                                                 "cancelled"):
-                    text = rules.undo_notice(rec)
-                    if self.say is None:
-                        log.warning("twitch: %s", text)
-                        return "undo of a resolved prediction: no chat bot to say so (logged)"
-                    self.say(text)
-                    return "said in chat that Twitch cannot un-resolve"
-                return "nothing to undo on Twitch"
+                return self._undone(rec, event.undoes)
             if rec is None or not rules.covers(rec, event):
                 return "no prediction for this match"
             assert event.outcome is not None
@@ -219,8 +219,25 @@ class Predictions:
                     return f"the prediction could not be opened: {rec.result}"
             status, winner = rules.ending(event.outcome, self.s, rec.outcomes)
             why = event.outcome if status == "RESOLVED" else f"{event.outcome}: refunded"
-            done = self.end(rec, status, winner, event.id, why)
+            done = self.end(rec, status, winner, event.id, why, by_result=True)
             return f"prediction {done.id} {done.status} ({why})"
+
+    def _undone(self, rec: PredictionRecord | None, undoes: str) -> str:
+        """An undo of a result that ended a prediction (the current one or an earlier one): said once.
+
+        The record notes it right after the line went out, so a redelivery says nothing again."""
+        ended = rules.to_note(rec.resolved, undoes) if rec is not None else None
+        if rec is None or ended is None:
+            return "nothing to undo on Twitch"
+        line = rules.undo_notice(ended)
+        if self.say is None:
+            log.warning("twitch: %s", line)
+            outcome = "undo of a resolved prediction: no chat bot to say so (logged)"
+        else:
+            self.say(line)  # RetryableError (chat not connected): the delivery tries again
+            outcome = f"said in chat that Twitch cannot un-resolve prediction {ended.id}"
+        self._save(rec.updated(_now_ms(), resolved=rules.noted(rec.resolved, ended.event)))
+        return outcome
 
     # ------------------------------------------------------------------ the loop
 

@@ -3,6 +3,7 @@ how it ends, when one opens, what a marker says. No Redis, no network, no clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from services.actions.twitch.helix import Prediction
@@ -10,7 +11,7 @@ from services.common.messages import Event, Outcome
 from services.common.modes import mode_label
 from services.common.sections_twitch import TwitchSettings
 from services.common.streamids import parse_id_or
-from services.common.twitch_records import PredictionRecord
+from services.common.twitch_records import RESOLUTIONS_KEPT, PredictionRecord, Resolution
 
 MARKER_WORDS: dict[Outcome, str] = {"victory": "VICTORY", "defeat": "DEFEAT", "draw": "DRAW"}
 ADOPT_SLACK_MS = 10_000  # a prediction created this long before our create request may still be ours
@@ -100,10 +101,34 @@ def marker_description(event: Event) -> str:
     return " · ".join(parts)[:140]
 
 
-def undo_notice(record: PredictionRecord) -> str:
+def remember(history: tuple[Resolution, ...], ended: Resolution,
+             keep: int = RESOLUTIONS_KEPT) -> tuple[Resolution, ...]:
+    """``history`` with ``ended`` added (newest last; a redelivered result replaces its own entry,
+    keeping whether its undo was noted), at most ``keep`` entries."""
+    same = next((r for r in history if r.event == ended.event), None)
+    if same is not None:
+        ended = replace(ended, noted=same.noted)
+    return (*(r for r in history if r.event != ended.event), ended)[-keep:]
+
+
+def to_note(history: tuple[Resolution, ...], undoes: str) -> Resolution | None:
+    """The prediction the undone result ``undoes`` ended, if chat was not told yet (else ``None``).
+
+    Not only the current prediction: by the time an undo comes, the next match's is usually open."""
+    if not undoes:
+        return None
+    return next((r for r in history if r.event == undoes and not r.noted), None)
+
+
+def noted(history: tuple[Resolution, ...], event: str) -> tuple[Resolution, ...]:
+    """``history`` with the undo of ``event`` marked as said."""
+    return tuple(replace(r, noted=True) if r.event == event else r for r in history)
+
+
+def undo_notice(ended: Resolution) -> str:
     """What chat says when a result that resolved a prediction is undone."""
-    if record.status == "cancelled":
+    if ended.status == "cancelled":
         return "correction noted. The prediction was already cancelled and everyone got their points back."
     return (f"correction noted, but Twitch cannot un-resolve a prediction: the points already went to "
-            f"“{record.winner or record.result}”. The counter is fixed; to make it up to viewers, a moderator "
+            f"“{ended.winner or ended.result}”. The counter is fixed; to make it up to viewers, a moderator "
             "can run a new prediction (!predict).")
