@@ -68,6 +68,11 @@ class PermanentError(ActionError):
         super().__init__(message, False)
 
 
+class Unasked(str):
+    """A result for an effect that was deliberately not attempted (an OBS without chapters): recorded
+    like any result, logged at DEBUG only, so a known "not supported" is not said again per event."""
+
+
 class StoppingError(Exception):
     """The service is stopping during a backoff: leave the event unacked (it is redelivered)."""
 
@@ -148,7 +153,8 @@ class Deliverer:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return str(retrying(action.perform, ctx))
+        result = retrying(action.perform, ctx)
+        return result if isinstance(result, str) else str(result)  # keeps an Unasked result as it is
 
     def deliver(
         self, action: Action, ctx: EventContext, *, force: bool = False, finish: Writes | None = None
@@ -191,7 +197,8 @@ class Deliverer:
         self._commit(action, ctx, write)
         M.DELIVERIES.labels(action.name, "ok").inc()
         M.DELIVERY_SECONDS.labels(action.name).observe(elapsed)
-        log.info("%s: delivered event %s (%s) in %.2f s", action.name, ctx.idempotency_key, result, elapsed)
+        log.log(logging.DEBUG if isinstance(result, Unasked) else logging.INFO,
+                "%s: delivered event %s (%s) in %.2f s", action.name, ctx.idempotency_key, result, elapsed)
         return "ok"
 
     def _commit(self, action: Action, ctx: EventContext, write: Writes) -> list[Any]:

@@ -32,7 +32,7 @@ from obsws_python import ReqClient
 from obsws_python.error import OBSSDKError, OBSSDKRequestError
 from websocket import WebSocketException
 
-from services.actions.delivery import PermanentError, RetryableError, StoppingError
+from services.actions.delivery import PermanentError, RetryableError, StoppingError, Unasked
 from services.actions.formatting import HEADLINE, EventContext
 from services.common.messages import Outcome
 from services.common.settings import ObsActionSettings, ObsSettings
@@ -160,7 +160,7 @@ class ObsChapterAction(_ObsAction):
         # an OBS without chapters is not asked (nor logged about) for every result, only now and then; decided
         # here, not in wants(): the dispatcher asks wants() before the earlier results were acted on
         if not ctx.test and self._clock() < self._unsupported_until:
-            return "not supported by this OBS (not asked)"
+            return Unasked("not supported by this OBS (not asked)")
         name = chapter_name(ctx)
         with self.client() as obs:
             try:
