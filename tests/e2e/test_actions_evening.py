@@ -404,10 +404,13 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
     #    the prediction's note that Twitch cannot un-resolve, for the admin's undo of a resolved result
     all_lines = viewer.messages_from(BOT, CHANNEL)
     notes = [line for line in all_lines if line.startswith("correction noted")]
-    # (said only while the undone result's prediction is still the current one: once the next match's has
-    # opened, the undo finds nothing to say on Twitch; either way it is recorded)
-    said = prediction_done[f"default/{admin_undo.id}"]["result"] == "said in chat that Twitch cannot un-resolve"
-    assert len(notes) == int(said), (all_lines, prediction_done[f"default/{admin_undo.id}"])
+    # (said even though the next match's prediction has opened meanwhile: the resolutions are remembered;
+    #  best effort: when chat is still reconnecting after the kill it goes to the log instead, and the
+    #  prediction lane does not wait for chat)
+    said = prediction_done[f"default/{admin_undo.id}"]["result"]
+    assert said.startswith(("said in chat that Twitch cannot un-resolve prediction ",
+                            "undo of resolved prediction ")), said
+    assert len(notes) == int(said.startswith("said in chat")), (all_lines, said)
     lines = [line for line in all_lines if line not in notes]
     assert lines == [event_text(e) for e in sent], lines
     headlines = [line for line in lines if line.startswith(HEADLINES)]
@@ -445,9 +448,16 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
 
     # -- Twitch markers: one per result (the moderator's !draw, taken back inside the delay, has none), in
     #    order, each at its result's time + the delay
-    assert [m["description"] for m in helix.markers] == [twitch_rules.marker_description(e) for e in results] == [
+    #    (match 2's marker falls due with its webhook, in flight at the kill: Twitch markers take no idempotency
+    #    key, so a marker made just before the kill and not yet recorded is made once more — at most once)
+    marks = [(at, body["description"]) for at, method, path, body in helix.arrivals
+             if (method, path) == ("POST", "/helix/streams/markers") and isinstance(body, dict)]
+    held_mark = twitch_rules.marker_description(second)
+    if [d for _, d in marks].count(held_mark) == 2:
+        marks.remove(next(m for m in marks if m[1] == held_mark))
+    assert [d for _, d in marks] == [twitch_rules.marker_description(e) for e in results] == [
         "VICTORY · 1–0", "VICTORY · 2–0", "DEFEAT · 2–1", "VICTORY · 3–0", "DRAW · 3–0–1", "DEFEAT · 3–1–1"]
-    marker_at = [at for at, method, path, _ in helix.arrivals if (method, path) == ("POST", "/helix/streams/markers")]
+    marker_at = [at for at, _ in marks]
     assert len(marker_at) == len(results)
     marker_off = {twitch_rules.marker_description(e): round(at - e.ts / 1000, 2) for e, at in zip(results, marker_at,
                                                                                                  strict=True)}
@@ -463,11 +473,26 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
                if (method, path) == ("PATCH", "/helix/predictions") and isinstance(body, dict)}
     twitch_log = "\n".join(line for line in stack.log().splitlines() if "twitch" in line)
     ended: list[str] = []
+    referenced = {str(r.get("result", "")).split()[1] for r in prediction_done.values()
+                  if str(r.get("result", "")).startswith("prediction ")}
     predicted_matches = 0
     previous: Event | None = None  # the previous match's detection (a +1 by hand re-arms nothing)
     for e in results:
         record = prediction_done[f"default/{e.id}"]
         assert record["status"] == "ok", (record, twitch_log)
+        if record["result"] == "no prediction for this match" and e.id == second.id:
+            # match 2's create was held at the kill: when its result arrives while the new service is still
+            # adopting that prediction, the prediction loop resolves it itself with this result's outcome (and
+            # the action's record says it found none): the prediction on Twitch must still be right
+            lost = [q for q in helix.predictions if q.id not in referenced and q.status == "RESOLVED"
+                    and q.created * 1000 < e.ts and q.winning_outcome_id is not None
+                    and next(o["title"] for o in q.outcomes if o["id"] == q.winning_outcome_id)
+                    == TITLES[str(e.outcome)]]
+            assert lost, (e, record, twitch_log)
+            ended.append(lost[-1].id)
+            previous = e
+            predicted_matches += 1
+            continue
         if record["result"] == "no prediction for this match":
             # the first match before `owc actions` was up, or the moderator's +1 before the next one opened
             assert e.type == "adjusted" or e is played_detections[0], (e, record, twitch_log)

@@ -234,8 +234,13 @@ class Predictions:
             log.warning("twitch: %s", line)
             outcome = "undo of a resolved prediction: no chat bot to say so (logged)"
         else:
-            self.say(line)  # RetryableError (chat not connected): the delivery tries again
-            outcome = f"said in chat that Twitch cannot un-resolve prediction {ended.id}"
+            try:
+                self.say(line)
+                outcome = f"said in chat that Twitch cannot un-resolve prediction {ended.id}"
+            except RetryableError as exc:
+                # best effort: retrying here would hold this lane (the next prediction's resolution) on chat
+                log.warning("twitch: %s (chat could not take it: %s)", line, exc)
+                outcome = f"undo of resolved prediction {ended.id}: chat not connected, said in the log"
         self._save(rec.updated(_now_ms(), resolved=rules.noted(rec.resolved, ended.event)))
         return outcome
 
