@@ -157,7 +157,9 @@ class ReplaySource:
             stop.wait(0.02)
         if announced:
             self.sink.released(force=True)
-        paused = time.monotonic() - started
+        # only a real wait is a pause: one pressure check's Redis round trip is not (under load it can take
+        # over 1 ms, and counting it would move the replay clock, see run())
+        paused = time.monotonic() - started if announced else 0.0
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
         return paused
