@@ -87,7 +87,7 @@ def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def _bench_e2e(args: argparse.Namespace) -> int:
     if args.burst_compare:
-        from tools.bench.hops import bench_burst_compare
+        from tools.bench.burst_compare import bench_burst_compare
 
         return bench_burst_compare(args)
     from tools.bench.stack import bench_e2e
