@@ -232,7 +232,7 @@ def test_a_banner_read_not_clearly_enough_is_a_near_miss(tmp_path: Path) -> None
     from training import synth
     from training.clips import CLIP_SPLIT
     from training.config import MODEL_PATH
-    from training.synth.splits import ensure_fonts
+    from training.synth.assets import ensure_fonts
 
     ensure_fonts(CLIP_SPLIT)  # the banner in the clip's own fonts (not a fallback font, whatever ran before)
     width, height = 640, 360

@@ -21,6 +21,7 @@ Needs numpy, OpenCV and Pillow (no torch).
 
 from __future__ import annotations
 
+from training.synth.assets import ensure_fonts
 from training.synth.banners import (
     OUTCOME_WORDS,
     OUTCOMES,
@@ -57,7 +58,7 @@ from training.synth.samples import (
     work_size,
 )
 from training.synth.scenes import background, bg_daylight, bg_scene, draw_hud, natural_available
-from training.synth.splits import EVAL, SPLITS, TRAIN, Split, check_fonts, ensure_fonts, fonts_in_use
+from training.synth.splits import EVAL, SPLITS, TRAIN, Split, check_fonts, fonts_in_use
 
 __all__ = [
     "CAPTURE_SIZES", "CLASS_CYCLE", "EVAL", "F32", "GENERATOR_VERSION", "HARD_CYCLE", "HARD_VERSION",

@@ -13,9 +13,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from training.synth.fonts import font_file, usable
+from training.synth.fonts import FontMissingError, font_file, install_npm_fonts, usable
 from training.synth.scenes import natural_path
-from training.synth.splits import Split
+from training.synth.splits import Split, check_fonts
 
 SYNTH_DIR = Path(__file__).resolve().parent
 
@@ -61,6 +61,23 @@ def check_photos(split: Split) -> None:
             f"the {split.name} split's photos {missing} are missing: they come with scikit-image==0.26.0 "
             "(the `train` extra: `make setup-train`)"
         )
+
+
+def ensure_fonts(*splits: Split) -> None:
+    """Check the fonts and photos of ``splits``; install the npm fonts once if missing (Debian ones must be there).
+
+    A missing photo raises too: a split drawn without some of its photos is another data set.
+    """
+    try:
+        for sp in splits:
+            check_fonts(sp)
+    except FontMissingError:
+        print("installing the pinned npm fonts into training/cache/fonts", flush=True)
+        install_npm_fonts()
+        for sp in splits:
+            check_fonts(sp)
+    for sp in splits:
+        check_photos(sp)
 
 
 def assets(split: Split) -> dict[str, str]:

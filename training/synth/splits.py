@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from training.synth.fonts import FontMissingError, FontSpec, font_file, install_npm_fonts, italic, usable
+from training.synth.fonts import FontSpec, font_file, italic, usable
 
 
 @dataclass(frozen=True)
@@ -98,22 +98,3 @@ def check_fonts(split: Split) -> None:
     """Raise :class:`FontMissingError` unless every font of ``split`` is installed."""
     for spec in (*split.latin, *split.cjk, split.hud_font):
         font_file(spec.file)
-
-
-def ensure_fonts(*splits: Split) -> None:
-    """Check the fonts and photos of ``splits``; install the npm fonts once if missing (Debian ones must be there).
-
-    A missing photo raises too: a split drawn without some of its photos is another data set.
-    """
-    from training.synth.assets import check_photos
-
-    try:
-        for sp in splits:
-            check_fonts(sp)
-    except FontMissingError:
-        print("installing the pinned npm fonts into training/cache/fonts", flush=True)
-        install_npm_fonts()
-        for sp in splits:
-            check_fonts(sp)
-    for sp in splits:
-        check_photos(sp)
