@@ -280,6 +280,8 @@ def test_one_prediction_per_match_opened_at_the_rearm_and_resolved_with_the_resu
     wait_until(lambda: first.status == "RESOLVED", message="resolved")
     victory = next(o["id"] for o in first.outcomes if o["title"] == "Victory")
     assert first.winning_outcome_id == victory
+    # the record is written once Helix has answered: wait for it, not for Helix alone
+    wait_until(lambda: (r := t.record()) is not None and r.status == "resolved", message="recorded")
     rec = t.record()
     assert rec is not None and rec.status == "resolved" and rec.winner == "Victory"
     # the next match: one more prediction once re-armed, and a draw cancels (refunds) it
@@ -289,6 +291,7 @@ def test_one_prediction_per_match_opened_at_the_rearm_and_resolved_with_the_resu
     wait_until(lambda: len(helix.predictions) == 2 and helix.predictions[1].status == "ACTIVE", message="2nd")
     result(redis_client, keys, "draw", (1, 0, 1))
     wait_until(lambda: helix.predictions[1].status == "CANCELED", message="a draw cancels")
+    wait_until(lambda: (r := t.record()) is not None and r.status == "cancelled", message="recorded")
     rec = t.record()
     assert rec is not None and rec.status == "cancelled" and "refunded" in rec.result
     assert helix.count("POST", "/helix/predictions") == 2
@@ -351,6 +354,7 @@ def test_a_new_session_cancels_and_an_undo_after_a_resolution_is_explained_in_ch
     wait_until(lambda: len(helix.predictions) == 2, message="the next one")
     add_event(redis_client, keys, "default", "session_started")
     wait_until(lambda: helix.predictions[1].status == "CANCELED", message="cancelled by the new session")
+    wait_until(lambda: (r := t.record()) is not None and r.status == "cancelled", message="recorded")
     rec = t.record()
     assert rec is not None and rec.result == "new session"
     assert len(said.lines) == 1
@@ -428,6 +432,7 @@ def test_a_result_arriving_while_the_create_answer_is_lost_resolves_with_its_out
     p = helix.predictions[0]
     assert p.status == "RESOLVED" and len(helix.predictions) == 1
     assert next(o["title"] for o in p.outcomes if o["id"] == p.winning_outcome_id) == "Defeat"
+    wait_until(lambda: (r := t.record()) is not None and r.status == "resolved", message="recorded")
     rec = t.record()
     assert rec is not None and rec.status == "resolved" and rec.winner == "Defeat"
 
@@ -655,6 +660,7 @@ def test_predictions_follow_the_real_state_services_rearm(
         wait_until(lambda: len(helix.predictions) == 2, timeout=20, message="the second at the re-arm")
         frames("draw", 3)
         wait_until(lambda: helix.predictions[1].status == "CANCELED", timeout=20, message="a draw refunds")
+        wait_until(lambda: (r := tw.record()) is not None and r.status == "cancelled", message="recorded")
         rec = tw.record()
     finally:
         state.stop()
