@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.common.codec import text
+
 GROUP_INFERENCE = "inference"
 GROUP_STATE = "state"
 GROUP_ACTIONS = "actions"  # the actions service, on every owc:events:{channel}
@@ -114,6 +116,12 @@ class Keys:
     def detframe_pattern(self, channel: str) -> str:
         """SCAN pattern matching every :meth:`detframe` key of ``channel``."""
         return f"{self.prefix}:detframe:{channel}:*"
+
+    def detframe_seq(self, channel: str, key: bytes | str) -> int | None:
+        """The seq of a :meth:`detframe` key of ``channel`` (its inverse; None for any other key)."""
+        prefix, name = f"{self.prefix}:detframe:{channel}:", text(key, "replace")
+        seq = name[len(prefix):] if name.startswith(prefix) else ""
+        return int(seq) if seq.isdigit() else None
 
     # Counter for frame sequence numbers (INCR: never reused after a restart).
     seq = _KeyOf("seq")
