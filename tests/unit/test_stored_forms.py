@@ -1,7 +1,8 @@
 """The JSON records already stored in users' Redis, in today's exact form: they must read, and write back the same.
 
 ``owc:state:{ch}`` field ``machine`` (a ``Machine`` with its undo stack), ``owc:sessions:{ch}`` (a
-``SessionSummary``) and ``owc:reply:*`` / ``owc:cmddone:{ch}`` (a ``Reply``). The strings below were
+``SessionSummary``), ``owc:reply:*`` / ``owc:cmddone:{ch}`` (a ``Reply``) and
+``owc:twitch:prediction:{ch}`` (a ``PredictionRecord``). The strings below were
 written by the code of December 2026; a change that no longer reads them (or writes them differently)
 is a contract change.
 """
@@ -12,6 +13,7 @@ import pytest
 
 from services.common.messages import Counts, MessageError, Reply
 from services.common.sessions import SessionSummary
+from services.common.twitch_records import PredictionRecord, Resolution
 from services.state.machine import Machine, UndoEntry
 
 MACHINE = (
@@ -106,3 +108,27 @@ def test_todays_reply_reads_and_writes_back_the_same() -> None:
     assert Reply.from_json('{"request_id": "r", "ok": true}') == Reply("r", True)
     with pytest.raises(MessageError, match="reply"):
         Reply.from_json('{"ok": true}')
+
+
+PREDICTION = (
+    '{"channel": "default", "after": "1700000000000-0", "status": "open", "title": "Win the next match?", '
+    '"window_s": 120, "opened_at": 1700000000500, "id": "pid", "outcomes": {"victory": "o1", "defeat": "o2"}, '
+    '"event": "", "result": "", "winner": "", "updated_at": 1700000000600, "by": "chat: Zo\\u00eb", '
+    '"resolved": [{"event": "1699999999000-0", "id": "old", "title": "Win?", "status": "resolved", '
+    '"winner": "Yes", "result": "victory", "noted": true}]}'
+)
+PREDICTION_VALUE = PredictionRecord(
+    "default", "1700000000000-0", "open", "Win the next match?", 120, 1700000000500, id="pid",
+    outcomes={"victory": "o1", "defeat": "o2"}, updated_at=1700000000600, by="chat: Zoë",
+    resolved=(Resolution("1699999999000-0", "old", "Win?", "resolved", winner="Yes", result="victory", noted=True),),
+)
+
+
+def test_todays_prediction_record_reads_and_writes_back_the_same() -> None:
+    assert PredictionRecord.from_json(PREDICTION) == PREDICTION_VALUE
+    assert PREDICTION_VALUE.to_json() == PREDICTION
+    # from before the undo notes: no ``resolved``; a key a newer writer added is passed over
+    older = '{"channel": "c", "after": "", "status": "resolved", "title": "t", "window_s": 60, "opened_at": 1, "x": 2}'
+    assert PredictionRecord.from_json(older) == PredictionRecord("c", "", "resolved", "t", 60, 1)
+    for unreadable in ('{"channel": "c"}', "[]", "not json", b"\xff"):
+        assert PredictionRecord.from_json(unreadable) is None  # lenient: no record
