@@ -51,7 +51,7 @@ class Delivery:
 
     @property
     def id_str(self) -> str:
-        return self.id.decode()
+        return text(self.id)
 
 
 @dataclass
