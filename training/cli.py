@@ -171,9 +171,9 @@ def iter_redis(settings: Any, channel: str) -> Iterator[Frame]:
     known = labels_from_events(events)
     for key in client.scan_iter(match=keys.detframe_pattern(channel), count=200):
         data = client.get(key)
-        if isinstance(data, bytes) and data:
-            seq = key.decode().rsplit(":", 1)[-1]
-            yield Frame(f"redis-{channel}-{seq}", data, label=known.get(int(seq)) if seq.isdigit() else None)
+        seq = keys.detframe_seq(channel, key)
+        if isinstance(data, bytes) and data and seq is not None:  # (a key not named by a seq: not capture's)
+            yield Frame(f"redis-{channel}-{seq}", data, label=known.get(seq))
 
 
 class AutoLabeller:

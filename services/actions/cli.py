@@ -6,7 +6,7 @@ import argparse
 import threading
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_config_args, add_service, channel_name, fail, load_from_args, redis_for
+from services.common.cliargs import add_command, add_service, channel_name, fail, load_from_args, redis_for
 from services.common.codec import text
 
 if TYPE_CHECKING:
@@ -20,30 +20,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="match-end automations: webhooks (Discord, Streamer.bot, your own), Twitch chat, OBS",
     )
 
-    s = asub.add_parser("status", help="each action, its last delivery and its dead letters")
-    add_config_args(s)
-    s.set_defaults(handler=run_status)
+    add_command(asub, "status", run_status, help="each action, its last delivery and its dead letters")
 
-    d = asub.add_parser("dead-letters", help="print the dead letters (JSON lines, newest first)")
+    d = add_command(asub, "dead-letters", run_dead_letters, help="print the dead letters (JSON lines, newest first)")
     d.add_argument("--action", help="only this action (default: all configured)")
-    add_config_args(d)
-    d.set_defaults(handler=run_dead_letters)
 
-    r = asub.add_parser("retry", help="queue the dead letters again; the running service sends them")
+    r = add_command(asub, "retry", run_retry, help="queue the dead letters again; the running service sends them")
     r.add_argument("--action", help="only this action (default: all configured)")
-    add_config_args(r)
-    r.set_defaults(handler=run_retry)
 
+    add_command(
+        asub, "twitch-login", run_twitch_login,
+        help="sign in to Twitch (device code): predictions, markers, chat",
+    )
 
-    tw = asub.add_parser("twitch-login", help="sign in to Twitch (device code): predictions, markers, chat")
-    add_config_args(tw)
-    tw.set_defaults(handler=run_twitch_login)
-
-    t = asub.add_parser("test", help="send a made-up victory, marked as a test, through the running service")
+    t = add_command(
+        asub, "test", run_test,
+        help="send a made-up victory, marked as a test, through the running service",
+    )
     t.add_argument("--action", help="only this action (default: all configured)")
     t.add_argument("--channel", type=channel_name, default="default", help="counter channel it claims to come from")
-    add_config_args(t)
-    t.set_defaults(handler=run_test)
 
 
 def action_names(settings: Settings) -> list[str]:

@@ -110,7 +110,7 @@ class Lane:
         rows = cast(list[tuple[bytes, float]], self.client.zrange(self.due_key, 0, PEEK - 1, withscores=True))
         if not rows:
             return None, IDLE_CHECK_S
-        rows = sorted(rows, key=lambda r: (r[1], order(r[0].decode())))
+        rows = sorted(rows, key=lambda r: (r[1], order(text(r[0]))))
         key, score = rows[0]
         if score > now_ms:
             return None, min(IDLE_CHECK_S, (score - now_ms) / 1000)
@@ -120,7 +120,7 @@ class Lane:
                 raise KeyError("no record")
             return Pending.from_json(raw), 0.0
         except (ValueError, KeyError, TypeError, MessageError) as exc:
-            log.error("%s: dropping queue entry %s: %s", self.name, key.decode(), exc)
+            log.error("%s: dropping queue entry %s: %s", self.name, text(key), exc)
             pipe = self.client.pipeline(transaction=True)
             pipe.zrem(self.due_key, key)
             pipe.hdel(self.pending_key, key)

@@ -16,15 +16,14 @@ from typing import Any
 from services.actions.formatting import EventContext
 from services.common import action_records
 from services.common.messages import Event
-from services.common.streamids import parse_id
+from services.common.streamids import parse_id, parse_id_or
 
 
 def event_time_ms(ctx: EventContext) -> int:
     """When the event happened: its ``ts`` (the state service's clock), else its stream id's time."""
     if ctx.event.ts > 0:
         return int(ctx.event.ts)
-    head = ctx.event.id.split("-", 1)[0]
-    return int(head) if head.isdigit() else 0
+    return parse_id_or(ctx.event.id, (0, 0))[0]
 
 
 def due_ms(ctx: EventContext, delayed: bool, delay_s: float) -> int:

@@ -33,7 +33,7 @@ from services.common.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_
 from services.common.messages import Event, MessageError
 from services.common.redisio import write_refusal
 from services.common.settings import ActionsSettings
-from services.common.streams import Delivery, GroupConsumer, ensure_group, read_group, read_own_pending
+from services.common.streams import Delivery, GroupConsumer, ensure_group, read_group
 
 log = logging.getLogger("owc.actions")
 
@@ -132,7 +132,7 @@ class ActionsWorker:
                         unacked = self._read_own_pending()
                         self._say_unfinished(unacked)
                         for delivery in unacked:
-                            self._handle(*delivery)
+                            self._handle(delivery)
                         first = False
                     self.step()
                     self._process_retry()
@@ -167,30 +167,19 @@ class ActionsWorker:
     def actions_described(self) -> list[str]:
         return [a.describe() for a in self.actions]
 
-    def _read_own_pending(self) -> list[tuple[GroupConsumer, Delivery]]:
-        """Entries this consumer name read but never acked (the previous run died on them)."""
-        out: list[tuple[GroupConsumer, Delivery]] = []
+    def _read_own_pending(self) -> list[Delivery]:
+        """Entries this consumer name read but never acked (the previous run died on them); one the
+        service died on more than ``max_deliveries`` times is a poison event, dead-lettered."""
+        out: list[Delivery] = []
         for consumer in self.consumers.values():
-            entries = read_own_pending(self.client, consumer.stream, GROUP_ACTIONS, CONSUMER, limit=1000)
-            if not entries:
-                continue
-            rows = self.client.xpending_range(consumer.stream, GROUP_ACTIONS, min="-", max="+",
-                                              count=len(entries) + 10, consumername=CONSUMER)
-            counts = {r["message_id"]: int(r["times_delivered"]) for r in rows}
-            for entry in entries:
-                delivery = Delivery(entry.id, entry.fields, counts.get(entry.id, 2))
-                if delivery.deliveries > self.settings.max_deliveries:
-                    # the service died on it that often: a poison event, not a passing failure
-                    consumer.dead_letter(delivery, f"delivered {delivery.deliveries} times without an ack")
-                    M.EVENTS.labels("invalid").inc()
-                else:
-                    out.append((consumer, delivery))
+            before = consumer.dead_lettered
+            out += consumer.read_own_pending(limit=1000, poison=True)
+            M.EVENTS.labels("invalid").inc(consumer.dead_lettered - before)
         return out
 
-    def _say_unfinished(self, unacked: list[tuple[GroupConsumer, Delivery]]) -> None:
+    def _say_unfinished(self, unacked: list[Delivery]) -> None:
         """One line at start: the events the previous run had read but not finished (unacked or queued)."""
-        keys = {f"{self.keys.channel_of(c.stream)}/{text(d.id)}"
-                for c, d in unacked}
+        keys = {f"{self.keys.channel_of(d.stream)}/{text(d.id)}" for d in unacked}
         for lane in self.lanes.values():
             keys.update(text(k)
                         for k in self.client.hkeys(lane.pending_key))
@@ -200,17 +189,17 @@ class ActionsWorker:
     def step(self) -> None:
         for consumer in self.consumers.values():
             for delivery in consumer.reclaim(READ_COUNT):
-                self._handle(consumer, delivery)
+                self._handle(delivery)
         if not self.consumers:
             time.sleep(BLOCK_MS / 1000)
             return
-        streams = dict.fromkeys(self.consumers, ">")
-        for stream, delivery in read_group(self.client, GROUP_ACTIONS, CONSUMER, streams, READ_COUNT, BLOCK_MS):
-            self._handle(self.consumers[stream], delivery)
+        for delivery in read_group(list(self.consumers.values()), READ_COUNT, BLOCK_MS):
+            self._handle(delivery)
 
-    def _handle(self, consumer: GroupConsumer, delivery: Delivery) -> None:
+    def _handle(self, delivery: Delivery) -> None:
         self.processed += 1
-        channel = self.keys.channel_of(consumer.stream)
+        consumer = self.consumers[delivery.stream]
+        channel = self.keys.channel_of(delivery.stream)
         try:
             event = Event.from_fields(delivery.fields, id=delivery.id)
         except MessageError as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from services.common.codec import text
 from services.common.messages import Counts, Event, StateSnapshot
 from services.common.sections import ALL_ACTION_EVENTS, ActionsSettings, WebhookSettings
 
@@ -208,7 +209,7 @@ class DeadLetter:
 
 def event_record(channel: str, event: Event, test: bool) -> dict[str, Any]:
     """What a dead letter keeps of the event, enough to run the action again."""
-    fields = {k.decode(): v.decode("utf-8", "replace") for k, v in event.to_fields().items()}
+    fields = {text(k): text(v, "replace") for k, v in event.to_fields().items()}
     return {"channel": channel, "id": event.id, "fields": fields, "test": test}
 
 

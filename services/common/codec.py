@@ -15,6 +15,13 @@ are its field table; ``@message(kind)`` compiles it into ``to_fields`` and
 - fields are written in declaration order; ``order=`` pins the fields that
   were written in another order before this codec existed.
 
+A record stored as *one JSON object* (a hash field or a list entry: the state
+machine, a session summary, a command's reply) is a plain dataclass read and
+written by a :class:`JsonRecord`: pydantic checks it against the same
+annotations (nested dataclasses, ``Literal`` choices, tuples), an ``upgrade``
+turns what older writers stored into today's shape, and ``v`` is checked
+like a stream entry's.
+
 ``from_fields`` accepts what redis-py returns with ``decode_responses=False``
 (``str`` keys and values too) and raises :class:`MessageError` naming the
 message, the field and what was wrong, never a bare ``KeyError``/``ValueError``.
@@ -29,9 +36,24 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass
+from functools import cached_property
 from operator import attrgetter
 from types import UnionType
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Self,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
+
+from pydantic import TypeAdapter, ValidationError
 
 SCHEMA_VERSION = 1
 
@@ -276,6 +298,18 @@ def message(kind: str, *, order: tuple[str, ...] = ()) -> Callable[[type[M]], ty
     return build
 
 
+def _check_version(kind: str, version: object) -> None:
+    try:
+        major = int(text(version))
+    except ValueError:
+        raise MessageError(f"{kind}: field 'v': expected an integer, got {version!r}") from None
+    if major != SCHEMA_VERSION:
+        raise MessageError(
+            f"{kind}: schema version {major} is not supported (expected {SCHEMA_VERSION});"
+            " are all services the same version?"
+        )
+
+
 def _normalize(kind: str, fields: Fields) -> dict[str, bytes]:
     raw: dict[str, bytes] = {}
     for k, v in fields.items():
@@ -283,13 +317,58 @@ def _normalize(kind: str, fields: Fields) -> dict[str, bytes]:
         raw[key] = v if isinstance(v, bytes) else str(v).encode("utf-8")
     version = raw.get("v")
     if version is not None:
-        try:
-            major = int(version)
-        except ValueError:
-            raise MessageError(f"{kind}: field 'v': expected an integer, got {version!r}") from None
-        if major != SCHEMA_VERSION:
-            raise MessageError(
-                f"{kind}: schema version {major} is not supported (expected {SCHEMA_VERSION});"
-                " are all services the same version?"
-            )
+        _check_version(kind, version)
     return raw
+
+
+# --------------------------------------------------------------------------- records stored as one JSON object
+
+T = TypeVar("T")
+Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class JsonRecord(Generic[T]):
+    """A dataclass stored as one JSON object; pydantic reads it against the dataclass's annotations.
+
+    ``required``: keys every stored form has had (a dataclass default does not
+    make an empty object a valid record); ``upgrade``: today's shape from what
+    older writers stored (and from a flattened form, see ``SessionSummary``);
+    ``as_dict``: the stored object when it is not the dataclass's fields;
+    ``versioned``: ``v`` is written first and checked on read; ``compact``:
+    no spaces after separators. Any of these that a record has always done is
+    kept, so a stored record writes back byte for byte.
+    """
+
+    def __init__(self, cls: type[T], kind: str, *, required: tuple[str, ...] = (), upgrade: Upgrade | None = None,
+                 as_dict: Callable[[T], dict[str, Any]] | None = None, versioned: bool = True,
+                 compact: bool = True) -> None:
+        self.cls, self.kind, self.required, self.upgrade = cls, kind, required, upgrade
+        self.as_dict, self.versioned = as_dict, versioned
+        self.separators = (",", ":") if compact else (", ", ": ")
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[T]:  # built on first use, not at import
+        return TypeAdapter(self.cls)
+
+    def dumps(self, value: T) -> str:
+        body = self.as_dict(value) if self.as_dict else self.adapter.dump_python(value, mode="json")
+        return json.dumps({"v": SCHEMA_VERSION, **body} if self.versioned else body, separators=self.separators)
+
+    def loads(self, data: bytes | str) -> T:
+        """The record, or :class:`MessageError` naming what is wrong (never a half-read record)."""
+        try:
+            raw = json.loads(data)
+            if not isinstance(raw, dict):
+                raise ValueError("expected a JSON object")
+            if missing := [key for key in self.required if key not in raw]:
+                raise ValueError(f"missing {', '.join(missing)}")
+            if self.versioned and "v" in raw:
+                _check_version(self.kind, raw.pop("v"))
+            return self.adapter.validate_python(self.upgrade(raw) if self.upgrade else raw)
+        except MessageError:
+            raise
+        except ValidationError as exc:
+            wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+            raise MessageError(f"{self.kind}: not valid ({wrong})") from None
+        except (KeyError, TypeError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
+            raise MessageError(f"{self.kind}: not valid ({exc})") from None

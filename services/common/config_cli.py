@@ -11,7 +11,7 @@ from typing import Any
 
 import tomli_w
 
-from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.cliargs import add_command, fail, load_from_args
 from services.common.settings import unflatten
 from services.common.settings_rows import leaf_items
 
@@ -19,15 +19,11 @@ from services.common.settings_rows import leaf_items
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = sub.add_parser("config", help="show or save the effective configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
-    show = config_sub.add_parser("show", help="print every setting with where its value came from")
-    add_config_args(show)
+    show = add_command(config_sub, "show", _show, help="print every setting with where its value came from")
     show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(handler=_show)
-    save = config_sub.add_parser("save", help="write the effective configuration as TOML")
-    add_config_args(save)
+    save = add_command(config_sub, "save", _save, help="write the effective configuration as TOML")
     save.add_argument("path", help="file to write (e.g. owc.toml)")
     save.add_argument("--force", action="store_true", help="overwrite an existing file")
-    save.set_defaults(handler=_save)
     def _usage(_args: argparse.Namespace) -> int:
         config.print_help()
         return 2

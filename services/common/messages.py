@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Annotated, Any, Literal, Self, get_args, get_type_hints
+from dataclasses import dataclass, field, fields
+from typing import Annotated, Any, Literal, Self, get_args
 
 from services.common.codec import (
     COLUMNS,
@@ -21,6 +21,7 @@ from services.common.codec import (
     NUMBER_MAP,
     Codec,
     IfAbsent,
+    JsonRecord,
     Message,
     NonNegative,
     Positive,
@@ -282,19 +283,15 @@ class Reply:
     code: str = ""  # machine-readable reason: rejected | expired | invalid
 
     def to_json(self) -> bytes:
-        return json.dumps({"v": SCHEMA_VERSION, **{f.name: getattr(self, f.name) for f in fields(self)}}).encode()
+        return REPLY_JSON.dumps(self).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Reply:
-        try:
-            raw = json.loads(data)
-            types = get_type_hints(cls)  # str or bool: coerce what the other side sent
-            return cls(**{
-                f.name: types[f.name](raw[f.name] if f.default is MISSING else raw.get(f.name, f.default))
-                for f in fields(cls)
-            })
-        except (ValueError, KeyError, TypeError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
-            raise MessageError(f"reply: not a valid reply ({exc})") from None
+        return REPLY_JSON.loads(data)
+
+
+# ``v`` first, then the fields, with a space after each separator: the form replies have always had
+REPLY_JSON = JsonRecord(Reply, "reply", compact=False)
 
 
 @message("state snapshot")

@@ -11,15 +11,16 @@ same file twice adds nothing, whatever it was called.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from services.common.messages import OUTCOMES, MessageError, Outcome
+from pydantic import Field
+
+from services.common.codec import JsonRecord
+from services.common.messages import Outcome
 
 KEY_PREFIX = "scan:"
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # the session a scan is added to: the channel's current one (by id, or "current"), or a new one
 CURRENT, NEW = "current", "new"
 MAX_RESULTS = 10_000  # a 24 h recording holds a few hundred matches at most
@@ -49,54 +50,34 @@ def clock(ms: int) -> str:
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     outcome: Outcome
-    at_ms: int  # position in the recording of the frame that made it count
-    confidence: float
+    at_ms: Annotated[int, Field(ge=0)]  # position in the recording of the frame that made it count
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 @dataclass(frozen=True, slots=True)
 class ScanImport:
-    session: str  # CURRENT, NEW or the id of the channel's current session
-    recording: str  # the file's name, for the events' note
-    sha256: str  # of the file's bytes (a folder: of its frames' names and bytes, in order)
-    results: tuple[ScanResult, ...]
+    session: Annotated[str, Field(min_length=1)]  # CURRENT, NEW or the id of the channel's current session
+    recording: str  # the file's name, for the events' note (at most 200 characters are kept)
+    sha256: Annotated[str, Field(pattern=SHA256_PATTERN)]  # of the file's bytes (a folder: its frames' names, bytes)
+    results: Annotated[tuple[ScanResult, ...], Field(max_length=MAX_RESULTS)]
 
     def key(self, result: ScanResult) -> str:
         return result_key(self.sha256, result.at_ms)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "session": self.session, "recording": self.recording, "sha256": self.sha256,
-            "results": [{"outcome": r.outcome, "at_ms": r.at_ms, "confidence": r.confidence} for r in self.results],
-        }, separators=(",", ":"), ensure_ascii=False)
+        return SCAN_IMPORT_JSON.dumps(self)
 
     @classmethod
     def from_json(cls, text: str) -> ScanImport:
-        try:
-            raw = json.loads(text)
-            sha = str(raw["sha256"])
-            results = tuple(_result(r) for r in raw["results"])
-            out = cls(str(raw["session"]), str(raw["recording"])[:200], sha, results)
-        except MessageError:
-            raise
-        except (ValueError, KeyError, TypeError) as exc:
-            raise MessageError(f"scan import: not valid ({exc!r})") from None
-        if not SHA256_RE.fullmatch(sha):
-            raise MessageError("scan import: sha256 must be 64 lowercase hex digits")
-        if not out.session:
-            raise MessageError("scan import: no session given")
-        if len(results) > MAX_RESULTS:
-            raise MessageError(f"scan import: more than {MAX_RESULTS} results")
-        return out
+        """The payload, or :class:`MessageError` naming what is wrong."""
+        return SCAN_IMPORT_JSON.loads(text)
 
 
-def _result(raw: Any) -> ScanResult:
-    outcome = raw["outcome"]
-    if outcome not in OUTCOMES:
-        raise MessageError(f"scan import: {outcome!r} is not an outcome")
-    at_ms, confidence = int(raw["at_ms"]), float(raw["confidence"])
-    if at_ms < 0 or not 0.0 <= confidence <= 1.0:
-        raise MessageError(f"scan import: a result at {at_ms} ms with confidence {confidence}")
-    return ScanResult(outcome, at_ms, confidence)
+def _cut_recording(raw: dict[str, Any]) -> dict[str, Any]:
+    return {**raw, "recording": str(raw["recording"])[:200]}
+
+
+SCAN_IMPORT_JSON = JsonRecord(ScanImport, "scan import", upgrade=_cut_recording, versioned=False)
 
 
 __all__ = ["CURRENT", "NEW", "ScanImport", "ScanResult", "clock", "parse_key", "result_key"]

@@ -8,22 +8,22 @@ is computed from the event log is the state service's (``services/state/history.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common.messages import Counts, MessageError
+from services.common.codec import JsonRecord
+from services.common.messages import Counts
 
 
 @dataclass(frozen=True, slots=True)
 class SessionSummary:
     session: str
     started_at: int  # epoch ms
-    ended_at: int | None  # None while it is the current session
-    counts: Counts
-    longest_win_streak: int
-    longest_loss_streak: int
-    events: int  # events of the session in the log (session_started included)
+    ended_at: int | None = None  # None while it is the current session
+    counts: Counts = field(default_factory=Counts)
+    longest_win_streak: int = 0
+    longest_loss_streak: int = 0
+    events: int = 0  # events of the session in the log (session_started included)
     by_mode: dict[str, Counts] = field(default_factory=dict)  # per-mode counts (services/state/fold.py)
 
     @property
@@ -31,6 +31,7 @@ class SessionSummary:
         return self.counts.win_rate
 
     def as_dict(self) -> dict[str, Any]:
+        """The stored form (and the API's): the counts flattened, with their total and win rate."""
         return {
             "session": self.session,
             "started_at": self.started_at,
@@ -45,25 +46,21 @@ class SessionSummary:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
+        return SUMMARY_JSON.dumps(self).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str) -> SessionSummary:
-        try:
-            raw = json.loads(data)
-            return cls(
-                session=str(raw["session"]),
-                started_at=int(raw["started_at"]),
-                ended_at=None if raw.get("ended_at") is None else int(raw["ended_at"]),
-                counts=Counts(int(raw["victories"]), int(raw["defeats"]), int(raw["draws"])),
-                longest_win_streak=int(raw.get("longest_win_streak", 0)),
-                longest_loss_streak=int(raw.get("longest_loss_streak", 0)),
-                events=int(raw.get("events", 0)),
-                by_mode={str(k): Counts(int(v["victories"]), int(v["defeats"]), int(v["draws"]))
-                         for k, v in raw.get("by_mode", {}).items()},
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise MessageError(f"session summary: not valid ({exc})") from None
+        return SUMMARY_JSON.loads(data)
+
+
+def _nest_counts(raw: dict[str, Any]) -> dict[str, Any]:
+    """The dataclass's shape from the stored one (``total`` and ``win_rate`` follow from the counts)."""
+    return {**raw, "counts": {name: raw[name] for name in ("victories", "defeats", "draws")}}
+
+
+# no ``v``: summaries have been stored without one; the fields added since the first ones read as their defaults
+SUMMARY_JSON = JsonRecord(SessionSummary, "session summary", required=("session", "started_at"),
+                          upgrade=_nest_counts, as_dict=SessionSummary.as_dict, versioned=False)
 
 
 __all__ = ["SessionSummary"]

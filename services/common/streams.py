@@ -5,17 +5,19 @@ dead consumer), then reads new ones; the caller acks only after its effect is
 committed, and entries delivered more than ``max_deliveries`` times are moved
 to ``<stream>:dlq`` instead of being retried forever. Inference runs its whole
 loop through :meth:`GroupConsumer.poll`; state (labels and commands in one
-blocking read) and actions (every channel's event log at once) call
-:meth:`GroupConsumer.reclaim`, :meth:`~GroupConsumer.ack` and
-:meth:`~GroupConsumer.dead_letter` around :func:`read_group` (one
-``XREADGROUP`` over several streams) and :func:`read_own_pending`.
+blocking read) and actions (every channel's event log at once) have one
+:class:`GroupConsumer` per stream and call :meth:`~GroupConsumer.reclaim`,
+:meth:`~GroupConsumer.read_own_pending` (after a restart),
+:meth:`~GroupConsumer.ack` and :meth:`~GroupConsumer.dead_letter` around
+:func:`read_group` (one ``XREADGROUP`` over several consumers' streams). Every
+read returns :class:`Delivery` entries that name their stream.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -40,13 +42,16 @@ def ensure_group(client: redis.Redis, stream: str, group: str, start_id: str = "
 
 @dataclass(slots=True)
 class Delivery:
+    """One stream entry handed out by a consumer group."""
+
+    stream: str
     id: bytes
     fields: dict[bytes, bytes]
     deliveries: int = 1  # how many times the group has handed this entry out
 
     @property
     def id_str(self) -> str:
-        return self.id.decode()
+        return text(self.id)
 
 
 @dataclass
@@ -88,27 +93,31 @@ class GroupConsumer:
             # a full pass over the pending list: no need to scan again before
             # another entry could have become idle
             self._next_claim = now + self.claim_idle_ms / 2000.0
-        claimed = [(eid, fields) for eid, fields in claimed if fields is not None]
-        if not claimed:
+        out = self._unless_poison([Delivery(self.stream, eid, fields) for eid, fields in claimed if fields is not None])
+        if out:
+            log.info("%s: reclaimed %d idle entries of %s", self.consumer, len(out), self.stream)
+        return out
+
+    def _unless_poison(self, entries: list[Delivery]) -> list[Delivery]:
+        """``entries`` (handed out before) with their delivery counts; those past ``max_deliveries`` are
+        dead-lettered instead."""
+        if not entries:
             return []
-        ids = [eid for eid, _ in claimed]
         # stream ids compare as (ms, seq) numbers, not as strings: b"5-10" < b"5-9"
-        ordered = sorted(ids, key=parse_id)
+        ordered = sorted((d.id for d in entries), key=parse_id)
         pending = self.client.xpending_range(
-            self.stream, self.group, min=ordered[0], max=ordered[-1], count=len(ids) * 4 + 10,
+            self.stream, self.group, min=ordered[0], max=ordered[-1], count=len(entries) * 4 + 10,
             consumername=self.consumer,
         )
         counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
         out: list[Delivery] = []
-        for eid, fields in claimed:
-            # claimed, so delivered at least twice; a missing row is never taken for poison
-            delivery = Delivery(eid, fields, counts.get(eid, 2))
+        for delivery in entries:
+            # handed out before, so delivered at least twice; a missing row is never taken for poison
+            delivery.deliveries = counts.get(delivery.id, 2)
             if delivery.deliveries > self.max_deliveries:
                 self.dead_letter(delivery, f"delivered {delivery.deliveries} times without an ack")
             else:
                 out.append(delivery)
-        if out:
-            log.info("%s: reclaimed %d idle entries of %s", self.consumer, len(out), self.stream)
         return out
 
     def read_new(self, count: int, block_ms: int) -> list[Delivery]:
@@ -118,7 +127,32 @@ class GroupConsumer:
         if not response:
             return []
         entries = cast(list[tuple[bytes, dict[bytes, bytes] | None]], response[0][1])  # type: ignore[index]
-        return [Delivery(eid, fields) for eid, fields in entries if fields is not None]
+        return [Delivery(self.stream, eid, fields) for eid, fields in entries if fields is not None]
+
+    def read_own_pending(self, limit: int | None = None, *, poison: bool = False) -> list[Delivery]:
+        """Every entry pending on this consumer name (read before a restart under the same name, never acked).
+
+        With ``limit``, one read of at most that many. Entries trimmed from the
+        stream meanwhile (no fields left) are acked and left out. With
+        ``poison``, entries handed out more than ``max_deliveries`` times are
+        dead-lettered (the service died on them that often), the rest carry
+        their delivery count.
+        """
+        out: list[Delivery] = []
+        start: bytes | str = "0"
+        while True:
+            response = self.client.xreadgroup(self.group, self.consumer, {self.stream: start}, count=limit or 500)
+            entries = cast(list[tuple[bytes, Any]], response[0][1]) if response else []  # type: ignore[index]
+            if not entries:
+                break
+            gone = [eid for eid, fields in entries if not fields]
+            if gone:
+                self.client.xack(self.stream, self.group, *gone)
+            out += [Delivery(self.stream, eid, fields) for eid, fields in entries if fields]
+            if limit is not None:
+                break
+            start = entries[-1][0]
+        return self._unless_poison(out) if poison else out
 
     def poll(self, count: int, block_ms: int) -> list[Delivery]:
         """Reclaimed entries first; otherwise new ones (blocking up to ``block_ms``)."""
@@ -152,40 +186,19 @@ def xadd_message(
     return client.xadd(stream, msg.to_fields(), id=id, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
 
 
-def read_group(
-    client: redis.Redis, group: str, consumer: str, streams: Mapping[str, str], count: int, block: int | None = None
-) -> list[tuple[str, Delivery]]:
-    """One ``XREADGROUP`` over several streams: ``(stream, delivery)`` pairs in the order Redis gave them."""
-    response = client.xreadgroup(group, consumer, dict(streams), count=count, block=block)  # type: ignore[arg-type]
-    out: list[tuple[str, Delivery]] = []
+def read_group(consumers: Sequence[GroupConsumer], count: int, block: int | None = None) -> list[Delivery]:
+    """One ``XREADGROUP`` of new entries over several consumers' streams (one group, one consumer name),
+    in the order Redis gave them."""
+    if not consumers:
+        return []
+    first = consumers[0]
+    streams = {c.stream: ">" for c in consumers}
+    response = first.client.xreadgroup(first.group, first.consumer, streams, count=count, block=block)  # type: ignore[arg-type]
+    out: list[Delivery] = []
     for stream, entries in cast(list[tuple[bytes, list[tuple[bytes, Any]]]], response or []):
         name = text(stream)
-        out += [(name, Delivery(eid, fields)) for eid, fields in entries if fields is not None]
+        out += [Delivery(name, eid, fields) for eid, fields in entries if fields is not None]
     return out
-
-
-def read_own_pending(
-    client: redis.Redis, stream: str, group: str, consumer: str, limit: int | None = None
-) -> list[Delivery]:
-    """Every entry pending on ``consumer`` (read before a restart under the same name, never acked).
-
-    With ``limit``, one read of at most that many. Entries trimmed from the
-    stream meanwhile (no fields left) are acked and left out.
-    """
-    out: list[Delivery] = []
-    start: bytes | str = "0"
-    while True:
-        response = client.xreadgroup(group, consumer, {stream: start}, count=limit or 500)
-        entries = cast(list[tuple[bytes, Any]], response[0][1]) if response else []  # type: ignore[index]
-        if not entries:
-            return out
-        gone = [eid for eid, fields in entries if not fields]
-        if gone:
-            client.xack(stream, group, *gone)
-        out += [Delivery(eid, fields) for eid, fields in entries if fields]
-        if limit is not None:
-            return out
-        start = entries[-1][0]
 
 
 # Counts the entries after an id without sending them: the frames stream carries images, so

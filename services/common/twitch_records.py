@@ -8,7 +8,7 @@ and plain values: the gateway (async Redis) and the service (sync Redis) share i
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from services.common import codec
@@ -70,7 +70,7 @@ class PredictionRecord:
         return replace(self, updated_at=now_ms, **changes)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return PREDICTION_JSON.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str | None) -> PredictionRecord | None:
@@ -78,14 +78,13 @@ class PredictionRecord:
         if raw is None:
             return None
         try:
-            data = json.loads(raw)
-            fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-            known = Resolution.__dataclass_fields__
-            fields["resolved"] = tuple(Resolution(**{k: v for k, v in r.items() if k in known})
-                                       for r in fields.get("resolved") or ())
-            return cls(**fields)
-        except (ValueError, TypeError, AttributeError):
+            return PREDICTION_JSON.loads(raw)
+        except codec.MessageError:
             return None
+
+
+# no ``v``, a space after each separator: the form these records have always had
+PREDICTION_JSON = codec.JsonRecord(PredictionRecord, "twitch prediction", versioned=False, compact=False)
 
 
 def request_json(op: RequestOp, channel: str, by: str) -> str:

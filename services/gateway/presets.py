@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from services.common.codec import text
 from services.common.keys import Keys
 from services.common.modes import InvalidModeError, normalize_mode
 from services.gateway.modes import ModeName
@@ -142,7 +143,7 @@ class PresetStore:
 
     async def all(self) -> list[PresetOut]:
         raw: dict[bytes, bytes] = await self.r.hgetall(self.key)
-        found = (preset_out(name.decode("utf-8", "replace"), value) for name, value in sorted(raw.items()))
+        found = (preset_out(text(name, "replace"), value) for name, value in sorted(raw.items()))
         return [p for p in found if p is not None]
 
     async def get(self, name: str) -> PresetOut | None:

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from services.common import action_records
 from services.common.action_records import DeadLetter, LastDelivery
+from services.common.codec import text
 from services.common.health import WORKER_ALIVE_MS, ActionsHealth, CaptureHealth, InferenceHealth, StateHealth
 from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, Keys
 from services.common.messages import Counts, Event, MessageError, StateSnapshot
@@ -132,7 +133,7 @@ class GatewayStore:
 
     async def channels(self) -> list[str]:
         members = await self.r.smembers(self.keys.channels)
-        names = {m.decode("utf-8", "replace") for m in members} | {DEFAULT_CHANNEL}
+        names = {text(m, "replace") for m in members} | {DEFAULT_CHANNEL}
         return sorted(n for n in names if CHANNEL_RE.fullmatch(n))
 
     async def channel_exists(self, channel: str) -> bool:
@@ -179,7 +180,7 @@ class GatewayStore:
         if not response:
             return after, []
         entries: list[Any] = response[0][1]
-        return entries[-1][0].decode(), parse_events(entries)
+        return text(entries[-1][0]), parse_events(entries)
 
     async def history(self, channel: str, limit: int, before: str | None) -> list[Event]:
         top = f"({before}" if before else "+"
@@ -195,11 +196,11 @@ class GatewayStore:
                 yield event
             if len(entries) < EXPORT_CHUNK:
                 return
-            low = "(" + entries[-1][0].decode()
+            low = "(" + text(entries[-1][0])
 
     async def last_stream_id(self, channel: str) -> str:
         entries = await self.r.xrevrange(self.keys.events(channel), "+", "-", 1)
-        return entries[0][0].decode() if entries else "0-0"
+        return text(entries[0][0]) if entries else "0-0"
 
     def _queue_health(self, pipe: Any, channel: str) -> None:
         pipe.hgetall(self.keys.health(channel, CaptureHealth.SERVICE))
@@ -220,7 +221,7 @@ class GatewayStore:
             capture=CaptureHealth.from_fields(raw_capture) or CaptureHealth(),
             inference=InferenceHealth.from_fields(raw_inference) or InferenceHealth(),
             workers=len(alive),
-            models=tuple(sorted({loaded[w].decode("utf-8", "replace") for w in alive if w in loaded})),
+            models=tuple(sorted({text(loaded[w], "replace") for w in alive if w in loaded})),
             state_alive=bool(state_alive),
             redis_write_error=None if isinstance(persistence, Exception) else persistence_problem(persistence),
         )
@@ -273,7 +274,7 @@ class GatewayStore:
         current = snap.session if snap else ""
         out: list[SessionTotals] = []
         for key, value in raw.items():
-            sid = key.decode("utf-8", "replace")
+            sid = text(key, "replace")
             try:
                 parsed = json.loads(value)
             except (json.JSONDecodeError, UnicodeDecodeError):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_config_args, add_service, channel_name, fail, load_from_args, redis_for
+from services.common.cliargs import add_command, add_service, channel_name, fail, load_from_args, redis_for
 
 if TYPE_CHECKING:
     import threading
@@ -20,22 +20,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the counter: apply the counting rules to labels and admin commands (single writer)",
     )
 
-    e = ssub.add_parser("export", help="print a session's events as CSV or JSONL")
+    e = add_command(ssub, "export", run_export, help="print a session's events as CSV or JSONL")
     e.add_argument("--channel", type=channel_name, default="default", help="channel (default: default)")
     e.add_argument("--session", default="current", help="session id, `current` (default) or `all`")
     e.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
     e.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
-    add_config_args(e)
-    e.set_defaults(handler=run_export)
 
-    i = ssub.add_parser(
-        "import", help="restore an exported JSONL into an empty channel (needs a running `owc state`)"
+    i = add_command(
+        ssub, "import", run_import,
+        help="restore an exported JSONL into an empty channel (needs a running `owc state`)",
     )
     i.add_argument("file", metavar="FILE", help="a JSONL written by `owc state export --format jsonl`")
     i.add_argument("--channel", type=channel_name, default="default", help="channel to restore into (must be empty)")
     i.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the state service")
-    add_config_args(i)
-    i.set_defaults(handler=run_import)
 
 
 def run_state(args: argparse.Namespace) -> int:

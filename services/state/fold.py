@@ -63,7 +63,8 @@ def apply(m: Machine, ev: Event, cooldown_ms: int | None = None) -> Machine:
         m = replace(m, results=apply_results(m.results, ev.outcome, ev.delta),
                     by_mode=add_in_mode(m.by_mode, ev.mode, ev.outcome, ev.delta),
                     mode_results=add_mode_result(m.mode_results, ev.mode, ev.outcome, ev.delta))
-        m = _push_undo(m, UndoEntry(ev.id, ev.type, ev.outcome, ev.delta, before.counts, "", ev.mode))
+        m = _push_undo(m, UndoEntry(event_id=ev.id, type=ev.type, outcome=ev.outcome, delta=ev.delta,
+                                    counts_before=before.counts, mode=ev.mode))
         if ev.type == "detected" and cooldown_ms is not None and ev.captured_at is not None:
             m = clear_frames(replace(m, phase="cooldown", cooldown_until=ev.captured_at + cooldown_ms,
                                      detected_at=ev.captured_at, none_run=0))
@@ -75,8 +76,8 @@ def apply(m: Machine, ev: Event, cooldown_ms: int | None = None) -> Machine:
             by_mode = add_in_mode(by_mode, ev.mode, outcome, delta)
             mode_results = add_mode_result(mode_results, ev.mode, outcome, delta)
         m = _push_undo(replace(m, results=results, by_mode=by_mode, mode_results=mode_results), UndoEntry(
-            ev.id, "set", None, 0, before.counts, before.results, ev.mode, before.mode_counts(ev.mode),
-            before.mode_results.get(ev.mode, "")))
+            event_id=ev.id, type="set", counts_before=before.counts, results_before=before.results, mode=ev.mode,
+            mode_counts_before=before.mode_counts(ev.mode), mode_results_before=before.mode_results.get(ev.mode, "")))
     elif ev.type == "undone":
         entry = next((u for u in reversed(m.undo) if u.event_id == ev.undoes), None)
         m = replace(m, undo=tuple(u for u in m.undo if u is not entry))

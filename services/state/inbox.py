@@ -14,7 +14,7 @@ import redis
 
 from services.common.codec import text
 from services.common.keys import GROUP_STATE, Keys
-from services.common.streams import Delivery, GroupConsumer, read_group, read_own_pending
+from services.common.streams import Delivery, GroupConsumer, read_group
 
 log = logging.getLogger("owc.state")
 
@@ -54,23 +54,15 @@ class Inbox:
             log.info("state: %d entries pending on %s that this writer does not hold", pending - held, CONSUMER)
             self.reread = True
 
-    def read(self, block_ms: Callable[[], int]) -> list[tuple[str, Delivery]]:
-        """``(stream, delivery)`` pairs: pending ones first, then reclaimed ones, else new ones."""
+    def read(self, block_ms: Callable[[], int]) -> list[Delivery]:
+        """Deliveries (each names its stream): pending ones first, then reclaimed ones, else new ones."""
         if self.reread:
-            pending = [
-                (stream, d)
-                for stream in (self.keys.commands, self.keys.labels)
-                for d in read_own_pending(self.client, stream, GROUP_STATE, CONSUMER)
-            ]
+            pending = self.commands.read_own_pending() + self.labels.read_own_pending()
             self.reread = False
             if pending:
                 log.info("state: re-reading %d entries the previous writer had not acknowledged", len(pending))
                 return pending
-        reclaimed = [(self.keys.commands, d) for d in self.commands.reclaim(READ_COUNT)]
-        reclaimed += [(self.keys.labels, d) for d in self.labels.reclaim(READ_COUNT)]
+        reclaimed = self.commands.reclaim(READ_COUNT) + self.labels.reclaim(READ_COUNT)
         if reclaimed:
             return reclaimed
-        return read_group(
-            self.client, GROUP_STATE, CONSUMER, {self.keys.commands: ">", self.keys.labels: ">"},
-            count=READ_COUNT, block=block_ms(),
-        )
+        return read_group([self.commands, self.labels], count=READ_COUNT, block=block_ms())

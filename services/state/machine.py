@@ -14,11 +14,11 @@ results of that outcome (an admin fixing a miscount means "the last one").
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from services.common.messages import Counts, EventType, MessageError, ModeRun, Outcome, Phase, StateSnapshot
+from services.common.codec import JsonRecord
+from services.common.messages import Counts, EventType, ModeRun, Outcome, Phase, StateSnapshot
 
 RESULT_CHARS: dict[Outcome, str] = {"victory": "W", "defeat": "L", "draw": "D"}
 CHAR_OUTCOMES: dict[str, Outcome] = {v: k for k, v in RESULT_CHARS.items()}
@@ -71,16 +71,16 @@ def longest_run(results: str, outcome: Outcome) -> int:
 # --------------------------------------------------------------------------- the machine
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UndoEntry:
-    """What it takes to revert one counting event."""
+    """What it takes to revert one counting event (built by keyword: its stored form names every field)."""
 
     event_id: str
     type: EventType  # detected | adjusted | set
-    outcome: Outcome | None
-    delta: int
+    outcome: Outcome | None = None  # None for ``set``
+    delta: int = 0
     counts_before: Counts
-    results_before: str  # only kept for ``set`` (its inverse is not a delta)
+    results_before: str = ""  # only kept for ``set`` (its inverse is not a delta)
     mode: str = ""  # the mode the event counted in
     mode_counts_before: Counts = field(default_factory=Counts)  # that mode's counts before a ``set``
     mode_results_before: str = ""  # that mode's results before a ``set``
@@ -123,50 +123,11 @@ class Machine:
     frames_evidence: tuple[float, ...] = ()
 
     def to_json(self) -> str:
-        # asdict keeps the field order: the same keys, in the same order, as every snapshot written so far
-        return json.dumps({"v": 1, **asdict(self)}, separators=(",", ":"))
+        return MACHINE_JSON.dumps(self)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Machine:
-        try:
-            raw = json.loads(text)
-            return cls(
-                session=str(raw["session"]),
-                session_started_at=int(raw["session_started_at"]),
-                session_events=int(raw.get("session_events", 0)),
-                counts=Counts(**raw["counts"]),
-                results=str(raw["results"]),
-                phase=raw["phase"],
-                cooldown_until=raw["cooldown_until"],
-                detected_at=raw.get("detected_at"),
-                frames_outcome=raw["frames_outcome"],
-                frames_len=int(raw["frames_len"]),
-                frames_last_at=raw["frames_last_at"],
-                frames_min_conf=float(raw["frames_min_conf"]),
-                none_run=int(raw["none_run"]),
-                last_seq=int(raw["last_seq"]),
-                last_error_seq=int(raw.get("last_error_seq", -1)),
-                last_captured_at=raw["last_captured_at"],
-                last_event_id=str(raw["last_event_id"]),
-                last_event_at=raw["last_event_at"],
-                has_history=bool(raw["has_history"]),
-                undo=tuple(
-                    UndoEntry(str(u["event_id"]), u["type"], u["outcome"], int(u["delta"]),
-                              Counts(**u["counts_before"]), str(u.get("results_before", "")), str(u.get("mode", "")),
-                              # before modes: everything was counted without one, so that mode had all the counts
-                              Counts(**u.get("mode_counts_before", u["counts_before"])),
-                              # before per-mode results: best effort (the state service takes them from the log)
-                              str(u.get("mode_results_before", u.get("results_before", ""))))
-                    for u in raw["undo"]
-                ),
-                updated_at=int(raw.get("updated_at", 0)),
-                mode=str(raw.get("mode", "")),
-                by_mode=_by_mode_from_json(raw),
-                mode_results=_mode_results_from_json(raw),
-                frames_evidence=tuple(float(x) for x in raw.get("frames_evidence", ())),
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise MessageError(f"state machine snapshot: not valid ({exc})") from None
+        return MACHINE_JSON.loads(text)
 
     def mode_counts(self, mode: str) -> Counts:
         return self.by_mode.get(mode, _ZERO)
@@ -207,30 +168,47 @@ def mode_run(results: str) -> ModeRun:
     return ModeRun(recent=results_outcomes(results[-RECENT:]), streak_outcome=run_outcome, streak=run_len)
 
 
-def _mode_results_from_json(raw: dict[str, Any]) -> dict[str, str]:
-    if MODE_RESULTS_FIELD in raw:
-        out = {str(k): str(v) for k, v in _object(raw[MODE_RESULTS_FIELD], MODE_RESULTS_FIELD).items()}
-        if any(c not in CHAR_OUTCOMES for v in out.values() for c in v):
-            raise ValueError("mode_results: only W, L and D")
-        return out
-    # a snapshot from before per-mode results: exact when the session counted in one mode only (always
-    # the case before modes); else unknown here, and the state service takes them from the event log
-    modes = set(_by_mode_from_json(raw))
-    results = str(raw["results"])
-    return {modes.pop(): results} if len(modes) == 1 and results else {}
-
-
-def _by_mode_from_json(raw: dict[str, Any]) -> dict[str, Counts]:
+def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """Today's shape from any snapshot written so far (the fields added since have their defaults)."""
     if "by_mode" not in raw:  # a snapshot from before modes: every match was counted without one
         counts = Counts(**raw["counts"])
-        return {"": counts} if counts != _ZERO else {}
-    return {str(k): Counts(**v) for k, v in _object(raw["by_mode"], "by_mode").items()}
+        raw["by_mode"] = {"": raw["counts"]} if counts != _ZERO else {}
+    if MODE_RESULTS_FIELD not in raw:
+        # before per-mode results: exact when the session counted in one mode only (always the case
+        # before modes); else unknown here, and the state service takes them from the event log
+        modes, results = _object(raw["by_mode"], "by_mode"), raw["results"]
+        raw[MODE_RESULTS_FIELD] = {next(iter(modes)): results} if len(modes) == 1 and results else {}
+    elif any(c not in CHAR_OUTCOMES for v in _object(raw[MODE_RESULTS_FIELD], MODE_RESULTS_FIELD).values()
+             for c in str(v)):
+        raise ValueError("mode_results: only W, L and D")
+    raw["undo"] = [_upgrade_undo(u) for u in raw["undo"]]
+    return raw
+
+
+def _upgrade_undo(u: dict[str, Any]) -> dict[str, Any]:
+    # before modes: everything was counted without one, so that mode had all the counts
+    u.setdefault("mode_counts_before", u["counts_before"])
+    # before per-mode results: best effort (the state service takes them from the log)
+    u.setdefault("results_before", "")  # only kept for ``set`` once
+    u.setdefault("mode_results_before", u["results_before"])
+    return u
 
 
 def _object(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{field}: expected a JSON object")
     return value
+
+
+# The stored form: ``v`` then the fields in declaration order (the same keys, in the same order, as every
+# snapshot written so far). Required: the keys of the first snapshots; the fields added since read as
+# their defaults when absent.
+MACHINE_JSON = JsonRecord(
+    Machine, "state machine snapshot", upgrade=_upgrade,
+    required=("session", "session_started_at", "counts", "results", "phase", "cooldown_until", "frames_outcome",
+              "frames_len", "frames_last_at", "frames_min_conf", "none_run", "last_seq", "last_captured_at",
+              "last_event_id", "last_event_at", "has_history", "undo"),
+)
 
 
 def add_in_mode(by_mode: dict[str, Counts], mode: str, outcome: Outcome, delta: int) -> dict[str, Counts]:

@@ -189,8 +189,8 @@ class StateWorker:
     def step(self) -> None:
         """One round: read what is there, handle it, commit; publish health now and then."""
         deliveries = self.inbox.read(self._block_ms)
-        for stream, delivery in deliveries:
-            if stream == self.keys.commands:
+        for delivery in deliveries:
+            if delivery.stream == self.keys.commands:
                 self._handle_command(delivery)
             else:
                 self._buffer_label(delivery)

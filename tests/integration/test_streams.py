@@ -4,7 +4,7 @@ import redis
 
 from services.common.keys import Keys
 from services.common.redisio import check_version, parse_version
-from services.common.streams import Delivery, GroupConsumer, ensure_group
+from services.common.streams import Delivery, GroupConsumer, ensure_group, read_group
 from tests.support.waiting import wait_until
 
 
@@ -44,6 +44,28 @@ def test_reclaims_a_dead_consumers_entries_then_dead_letters_poison(redis_client
     assert [f[b"dlq_source_id"] for _, f in dlq] == ids[1:]
     assert all(b"delivered 3 times" in f[b"dlq_reason"] for _, f in dlq)
     assert redis_client.xpending(keys.frames, "g")["pending"] == 0
+
+
+def test_one_read_over_several_streams_and_a_restart_re_reads_its_own_pending(
+    redis_client: redis.Redis, keys: Keys,
+) -> None:
+    a, b = (GroupConsumer(redis_client, s, "g", "me", max_deliveries=2) for s in (keys.labels, keys.commands))
+    for c in (a, b):
+        c.ensure_group()
+    ids = {s: redis_client.xadd(s, {b"n": b"1"}) for s in (keys.labels, keys.commands)}
+    got = read_group([a, b], count=10, block=10)  # read, never acked: the process "dies"
+    assert sorted((d.stream, d.id) for d in got) == sorted(ids.items())
+    assert read_group([a, b], count=10, block=10) == []  # nothing new
+
+    # the restarted process, same consumer name: its pending entries, with the stream they came from
+    assert [(d.stream, d.id, d.fields) for d in a.read_own_pending()] == [(keys.labels, ids[keys.labels], {b"n": b"1"})]
+    again = b.read_own_pending(poison=True)  # handed out twice now: still within max_deliveries
+    assert [(d.id, d.deliveries) for d in again] == [(ids[keys.commands], 2)]
+    redis_client.xtrim(keys.labels, maxlen=0)  # trimmed meanwhile: acked and left out
+    assert a.read_own_pending() == [] and redis_client.xpending(keys.labels, "g")["pending"] == 0
+    # the process died on it once more: a poison entry, dead-lettered instead of handed out
+    assert b.read_own_pending(poison=True) == [] and b.dead_lettered == 1
+    assert [f[b"dlq_source_id"] for _, f in redis_client.xrange(Keys.dlq(keys.commands))] == [ids[keys.commands]]
 
 
 def test_version_check(redis_client: redis.Redis) -> None:

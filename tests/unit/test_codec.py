@@ -71,5 +71,5 @@ def test_malformed_input_never_escapes_as_a_bare_exception() -> None:
     good = Command("r", "c", "set").to_fields()
     with pytest.raises(MessageError, match="'counts': expected"):  # an OverflowError before the codec
         Command.from_fields({**good, b"counts": b'{"victories": 1, "defeats": 2, "draws": Infinity}'})
-    with pytest.raises(MessageError, match="not a valid reply"):  # a UnicodeDecodeError before the codec
+    with pytest.raises(MessageError, match="reply: not valid"):  # a UnicodeDecodeError before the codec
         Reply.from_json(b"\xff")

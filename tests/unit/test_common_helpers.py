@@ -33,6 +33,25 @@ def test_channel_of_is_the_inverse_of_events() -> None:
         keys.channel_of(Keys("p2").events("main"))
 
 
+def test_detframe_seq_is_the_inverse_of_detframe() -> None:
+    keys = Keys("p1")
+    assert keys.detframe_seq("main", keys.detframe("main", 42).encode()) == 42
+    assert keys.detframe_seq("main", keys.detframe("main", 42)) == 42
+    assert keys.detframe_seq("main", keys.detframe("other", 42)) is None
+    assert keys.detframe_seq("main", keys.detframe_pattern("main")) is None
+
+
+def test_keys_keep_their_names() -> None:
+    """The key table is a contract: data already in users' Redis lives under these names."""
+    keys = Keys("p")
+    assert (keys.frames, keys.labels, keys.commands, keys.channels, keys.inference_workers) == (
+        "p:frames", "p:labels", "p:commands", "p:channels", "p:inference:workers")
+    assert (keys.events("c"), keys.state("c"), keys.sessions("c"), keys.command_done("c"), keys.reply("r")) == (
+        "p:events:c", "p:state:c", "p:sessions:c", "p:cmddone:c", "p:reply:r")
+    assert (keys.action_done("a"), keys.action_status, keys.twitch_prediction("c"), keys.health("c", "state")) == (
+        "p:actions:done:a", "p:actions:status", "p:twitch:prediction:c", "p:health:c:state")
+
+
 def test_restart_backoff_doubles_up_to_its_ceiling_and_starts_over_after_a_stable_run() -> None:
     b = RestartBackoff(initial_s=0.5, max_s=3.0, stable_after_s=30.0)
     waits = [0.0]

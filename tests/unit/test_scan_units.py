@@ -34,10 +34,11 @@ def test_the_payload_round_trips_and_bad_ones_say_why() -> None:
     assert ScanImport.from_json(BATCH.to_json()) == BATCH
     bad = {
         "not json": "{",
-        "sha256 must be": BATCH.to_json().replace(SHA, "xyz"),
-        "is not an outcome": BATCH.to_json().replace('"draw"', '"win"'),
-        "confidence": BATCH.to_json().replace("0.93", "1.5"),
-        "no session": BATCH.to_json().replace('"current"', '""'),
+        "sha256: String should match pattern": BATCH.to_json().replace(SHA, "xyz"),
+        "results.1.outcome: Input should be 'victory', 'defeat' or 'draw'": BATCH.to_json().replace('"draw"', '"win"'),
+        "results.1.confidence: Input should be less than or equal to 1": BATCH.to_json().replace("0.93", "1.5"),
+        "results.0.at_ms: Input should be greater than or equal to 0": BATCH.to_json().replace("754250", "-1"),
+        "session: String should have at least 1 character": BATCH.to_json().replace('"current"', '""'),
         "not valid": '{"session": "current"}',
     }
     for why, text in bad.items():

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.common.streamids import parse_id
 from tools.bench.report import percentile
 
 HOPS = ("confirm_wait", "capture", "queue", "inference", "state", "sse")
@@ -34,8 +35,7 @@ ONSET_HOPS = ("capture", "queue", "inference")
 
 
 def _id_ms(entry_id: bytes | str) -> int:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.split("-", 1)[0])
+    return parse_id(entry_id)[0]
 
 
 def onset_seq(trigger_seq: int, starts: Sequence[int]) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.cliargs import load_from_args, set_args
+from services.common.codec import text
 from services.common.ports import free_port
 from services.runner.stack import run_stack
 from tools.bench.report import machine, percentile
@@ -376,7 +377,7 @@ RESULTS_SETTINGS = {"state.cooldown_s": 20.0, "state.required_none": 8}
 
 def _last_event_id(client: Any, stream: str) -> str:
     last = client.xrevrange(stream, count=1)
-    return last[0][0].decode() if last else ""
+    return text(last[0][0]) if last else ""
 
 
 def idle_cpu(samples: list[tuple[float, float, bool]]) -> tuple[float | None, float, float]:

@@ -21,31 +21,10 @@ Needs numpy, OpenCV and Pillow (no torch).
 
 from __future__ import annotations
 
+# the names callers use as ``synth.NAME``; the rest are imported from their module
 from training.synth.assets import ensure_fonts
-from training.synth.banners import (
-    OUTCOME_WORDS,
-    OUTCOMES,
-    TextStyle,
-    draw_banner,
-    draw_flash,
-    draw_occluder,
-    draw_scoreboard,
-    draw_streak,
-    draw_styled_text,
-    draw_text,
-    outcome_colour,
-    random_style,
-)
-from training.synth.base import F32, U8, Placed, Rng
-from training.synth.capture import finish_frame
-from training.synth.fonts import (
-    NPM_FONTS,
-    FontMissingError,
-    FontSpec,
-    font_file,
-    install_npm_fonts,
-)
-from training.synth.negatives import NEGATIVE_KINDS, NEGATIVE_TEXTS, NEGATIVE_TEXTS_JA, draw_negative
+from training.synth.banners import OUTCOMES, draw_banner, draw_flash, draw_streak
+from training.synth.fonts import FontMissingError, FontSpec, font_file
 from training.synth.samples import (
     CAPTURE_SIZES,
     CLASS_CYCLE,
@@ -55,17 +34,13 @@ from training.synth.samples import (
     label_for_index,
     render_hard_sample,
     render_sample,
-    work_size,
 )
 from training.synth.scenes import background, bg_daylight, bg_scene, draw_hud, natural_available
-from training.synth.splits import EVAL, SPLITS, TRAIN, Split, check_fonts, fonts_in_use
+from training.synth.splits import EVAL, SPLITS, TRAIN, Split, fonts_in_use
 
 __all__ = [
-    "CAPTURE_SIZES", "CLASS_CYCLE", "EVAL", "F32", "GENERATOR_VERSION", "HARD_CYCLE", "HARD_VERSION",
-    "NEGATIVE_KINDS", "NEGATIVE_TEXTS", "NEGATIVE_TEXTS_JA", "NPM_FONTS", "OUTCOMES", "OUTCOME_WORDS", "SPLITS",
-    "TRAIN", "U8", "FontMissingError", "FontSpec", "Placed", "Rng", "Split", "TextStyle", "background",
-    "bg_daylight", "bg_scene", "check_fonts", "draw_banner", "draw_flash", "draw_hud", "draw_negative",
-    "draw_occluder", "draw_scoreboard", "draw_streak", "draw_styled_text", "draw_text", "ensure_fonts",
-    "finish_frame", "font_file", "fonts_in_use", "install_npm_fonts", "label_for_index", "natural_available",
-    "outcome_colour", "random_style", "render_hard_sample", "render_sample", "work_size",
+    "CAPTURE_SIZES", "CLASS_CYCLE", "EVAL", "GENERATOR_VERSION", "HARD_CYCLE", "HARD_VERSION", "OUTCOMES", "SPLITS",
+    "TRAIN", "FontMissingError", "FontSpec", "Split", "background", "bg_daylight", "bg_scene",
+    "draw_banner", "draw_flash", "draw_hud", "draw_streak", "ensure_fonts", "font_file", "fonts_in_use",
+    "label_for_index", "natural_available", "render_hard_sample", "render_sample",
 ]

@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from services.common.files import sha256_file
 from training.synth.fonts import FontMissingError, font_file, install_npm_fonts, usable
 from training.synth.scenes import natural_path
 from training.synth.splits import Split, check_fonts
@@ -26,11 +27,8 @@ class PhotoMissingError(RuntimeError):
 
 @functools.lru_cache(maxsize=256)
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """:func:`services.common.files.sha256_file`, once per file per process (fonts and photos do not change)."""
+    return sha256_file(path)
 
 
 def code_digest() -> str:
