@@ -150,3 +150,14 @@ def test_a_reading_and_its_list_check_equal_the_plain_formulas(reader: Reader) -
         want_around = [max(_plain_scores(reader, s)[1].values()) for s in steps]
         assert reader.neighbours(image) == want_around
     assert named >= 2, "some frames read as an outcome word (else this pins only the rejections)"
+
+
+def test_two_reader_threads_read_the_same(reader: Reader) -> None:
+    """``inference.reader_threads`` (2 by default) only makes a reading sooner, never different."""
+    assert META.reader is not None
+    two = Reader(META.reader, intra_op_threads=2)
+    for data, w, h in _frames():
+        one_reading, image = reader.read_frame(data, w, h)
+        two_reading, _ = two.read_frame(data, w, h)
+        assert (two_reading.words, two_reading.text) == (one_reading.words, one_reading.text)
+        assert two.neighbours(image) == reader.neighbours(image)
