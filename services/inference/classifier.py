@@ -156,6 +156,7 @@ class Classifier:
         *,
         providers: Sequence[str] = ("cpu",),
         intra_op_threads: int = 1,
+        reader_threads: int | None = None,
         warmup_batch: int = 8,
     ) -> None:
         import onnxruntime as ort
@@ -184,7 +185,8 @@ class Classifier:
         self.reader: Reader | None = None
         if self.meta.reader is not None:
             try:
-                self.reader = Reader(self.meta.reader, intra_op_threads=intra_op_threads)
+                threads = intra_op_threads if reader_threads is None else reader_threads
+                self.reader = Reader(self.meta.reader, intra_op_threads=threads)
             except ReaderError as exc:
                 raise ClassifierError(f"model {self.model_id}: {exc}") from None
         self.warmup(warmup_batch)
@@ -203,6 +205,7 @@ class Classifier:
             model or settings.model,
             providers=settings.providers,
             intra_op_threads=settings.intra_op_threads,
+            reader_threads=settings.reader_threads,
             warmup_batch=settings.batch_size,
         )
 

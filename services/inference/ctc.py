@@ -35,6 +35,63 @@ def extend(labels: Sequence[int]) -> list[int]:
     return out
 
 
+class Vocabulary:
+    """The words' CTC state sequences, laid out once for :meth:`log_likelihoods` (a reader scores the
+    same words on every crop, so the layout is not rebuilt per reading)."""
+
+    def __init__(self, words: Sequence[Sequence[int]]) -> None:
+        self.n = len(words)
+        ext = [extend(w) for w in words]
+        s_max = max((len(e) for e in ext), default=0)
+        self.idx = np.zeros((self.n, s_max), dtype=np.int64)
+        self.valid = np.zeros((self.n, s_max), dtype=bool)
+        # may jump from s-2 (between two different characters); 1.0/0.0 so the step multiplies floats
+        self.skip = np.zeros((self.n, max(0, s_max - 2)), dtype=np.float64)
+        for i, e in enumerate(ext):
+            self.idx[i, : len(e)] = e
+            self.valid[i, : len(e)] = True
+            for s in range(2, len(e)):
+                self.skip[i, s - 2] = float(e[s] != BLANK and e[s] != e[s - 2])
+        # the columns the words use, gathered from the (T, C) output before anything else touches it
+        self.columns, self.local = np.unique(self.idx, return_inverse=True)
+        self.local = self.local.reshape(self.idx.shape)
+        self.rows = np.arange(self.n)
+        self.last = np.array([len(e) - 1 for e in ext], dtype=np.int64)
+        # a word needs at least one step per character, plus one between repeated characters
+        self.need = np.array([len(w) + sum(1 for a, b in itertools.pairwise(w) if a == b) for w in words])
+
+    def log_likelihoods(self, probs: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+        """``log P(word | steps)`` for each word (see :func:`word_log_likelihoods`)."""
+        if self.n == 0:
+            return np.zeros(0, dtype=np.float64)
+        # only the words' columns, then float64: the same values as converting the whole (T, C) first
+        p = np.asarray(np.asarray(probs)[:, self.columns], dtype=np.float64)
+        t_steps = p.shape[0]
+        emit = np.maximum(p[:, self.local], _TINY) * self.valid  # (T, n, S)
+        alpha = np.zeros(self.idx.shape, dtype=np.float64)
+        alpha[:, 0] = emit[0, :, 0]
+        alpha[:, 1] = emit[0, :, 1]
+        total = alpha.sum(axis=1)
+        alpha /= total[:, None]
+        log_scale = np.log(total)
+        skip = self.skip
+        for t in range(1, t_steps):
+            prev = alpha
+            nxt = prev.copy()
+            nxt[:, 1:] += prev[:, :-1]
+            nxt[:, 2:] += prev[:, :-2] * skip
+            alpha = nxt * emit[t]
+            total = alpha.sum(axis=1)
+            total[total <= 0] = _TINY
+            alpha /= total[:, None]
+            log_scale += np.log(total)
+        end = alpha[self.rows, self.last] + alpha[self.rows, self.last - 1]
+        with np.errstate(divide="ignore"):
+            out = np.log(end) + log_scale
+        out[self.need > t_steps] = -np.inf
+        return np.asarray(out, dtype=np.float64)
+
+
 def word_log_likelihoods(probs: npt.NDArray[np.floating], words: Sequence[Sequence[int]]) -> npt.NDArray[np.float64]:
     """``log P(word | steps)`` for each word under CTC, all words in one pass.
 
@@ -44,47 +101,7 @@ def word_log_likelihoods(probs: npt.NDArray[np.floating], words: Sequence[Sequen
     summed), which is exact and several times cheaper than log-sum-exp.
     A word longer than the steps can hold gets ``-inf``.
     """
-    n = len(words)
-    if n == 0:
-        return np.zeros(0, dtype=np.float64)
-    p = np.asarray(probs, dtype=np.float64)
-    t_steps = p.shape[0]
-    ext = [extend(w) for w in words]
-    s_max = max(len(e) for e in ext)
-    idx = np.zeros((n, s_max), dtype=np.int64)
-    valid = np.zeros((n, s_max), dtype=bool)
-    skip = np.zeros((n, s_max), dtype=bool)  # may jump from s-2 (between two different characters)
-    for i, e in enumerate(ext):
-        idx[i, : len(e)] = e
-        valid[i, : len(e)] = True
-        for s in range(2, len(e)):
-            skip[i, s] = e[s] != BLANK and e[s] != e[s - 2]
-    emit = np.maximum(p[:, idx], _TINY) * valid  # (T, n, S)
-    alpha = np.zeros((n, s_max), dtype=np.float64)
-    alpha[:, 0] = emit[0, :, 0]
-    alpha[:, 1] = emit[0, :, 1]
-    total = alpha.sum(axis=1)
-    alpha /= total[:, None]
-    log_scale = np.log(total)
-    for t in range(1, t_steps):
-        prev = alpha
-        nxt = prev.copy()
-        nxt[:, 1:] += prev[:, :-1]
-        nxt[:, 2:] += prev[:, :-2] * skip[:, 2:]
-        alpha = nxt * emit[t]
-        total = alpha.sum(axis=1)
-        total[total <= 0] = _TINY
-        alpha /= total[:, None]
-        log_scale += np.log(total)
-    lengths = np.array([len(e) for e in ext])
-    rows = np.arange(n)
-    end = alpha[rows, lengths - 1] + alpha[rows, lengths - 2]
-    with np.errstate(divide="ignore"):
-        out = np.log(end) + log_scale
-    # a word needs at least one step per character, plus one between repeated characters
-    need = np.array([len(w) + sum(1 for a, b in itertools.pairwise(w) if a == b) for w in words])
-    out[need > t_steps] = -np.inf
-    return np.asarray(out, dtype=np.float64)
+    return Vocabulary(words).log_likelihoods(probs)
 
 
 def greedy_text(probs: npt.NDArray[np.floating], charset: Sequence[str]) -> str:

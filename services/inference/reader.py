@@ -13,6 +13,7 @@ outcome word with the CTC forward algorithm (:mod:`services.inference.ctc`).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -96,6 +97,7 @@ class Reader:
             if missing:
                 raise ReaderError(f"the reader's dictionary cannot spell {word!r} (missing {''.join(missing)!r})")
             self.words.append((label, word, [index[c] for c in word]))
+        self.vocabulary = ctc.Vocabulary([codes for _, _, codes in self.words])
         try:
             self.session = ort.InferenceSession(
                 str(model_path), session_options(intra_op_threads), providers=["CPUExecutionProvider"]
@@ -139,16 +141,20 @@ class Reader:
             steps = list(np.asarray(out[0], dtype=np.float32))
         else:
             steps = [self.steps(band) for band in bands]
-        return [max(self.score(probs).labels.values()) for probs in steps]
+        return [max(self.labels(self.word_scores(probs)).values()) for probs in steps]
 
     def tensor(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """BGR crop → ``(1, 3, 48, W)`` in the recogniser's normalisation ((x/255 − 0.5)/0.5, BGR)."""
+        """BGR crop → ``(1, 3, 48, W)`` in the recogniser's normalisation ((x/255 − 0.5)/0.5, BGR).
+
+        Through a lookup table holding exactly ``float32(v) * float32(2/255) − 1`` for each byte
+        value (:func:`_unit_lut`), so the values are those of the formula, bit for bit.
+        """
         h, w = crop_bgr.shape[:2]
         out_h = self.spec.height
         out_w = max(out_h, min(self.spec.max_width, math.ceil(out_h * w / max(1, h))))
         resized = cv2.resize(crop_bgr, (out_w, out_h), interpolation=cv2.INTER_AREA if h > out_h else cv2.INTER_LINEAR)
-        x = resized.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+        x = cv2.LUT(resized, _unit_lut())
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
     # predict + score ------------------------------------------------------
     def steps(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -166,15 +172,22 @@ class Reader:
 
     def score(self, probs: npt.NDArray[np.float32]) -> Reading:
         """Every word's score from the recogniser's ``(T, C)`` output (``ms`` left at 0)."""
-        ll = ctc.word_log_likelihoods(probs, [codes for _, _, codes in self.words])
-        words: dict[str, float] = {}
+        words = self.word_scores(probs)
+        return Reading(words, self.labels(words), ctc.greedy_text(probs, self.charset), 0.0)
+
+    def word_scores(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
+        """Each word's mean log-probability per character (rounded to 4 places, at least −99)."""
+        ll = self.vocabulary.log_likelihoods(probs)
+        return {word: round(max(-99.0, value / len(codes)), 4)
+                for (_, word, codes), value in zip(self.words, ll.tolist(), strict=True)}
+
+    def labels(self, words: dict[str, float]) -> dict[str, float]:
+        """Each outcome's best word score (look-alikes left out)."""
         labels: dict[str, float] = {}
-        for (label, word, codes), value in zip(self.words, ll.tolist(), strict=True):
-            score = max(-99.0, value / len(codes))
-            words[word] = round(score, 4)
+        for label, word, _ in self.words:
             if label != "none":
-                labels[label] = max(labels.get(label, -99.0), round(score, 4))
-        return Reading(words, labels, ctc.greedy_text(probs, self.charset), 0.0)
+                labels[label] = max(labels.get(label, -99.0), words[word])
+        return labels
 
     def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
         return self.read_crop(self.crop(data, width, height))
@@ -186,3 +199,12 @@ class Reader:
 
     def describe(self) -> dict[str, Any]:
         return {"package": f"{self.spec.package}=={self.spec.version}", "model": self.spec.model}
+
+
+@functools.lru_cache(maxsize=1)
+def _unit_lut() -> npt.NDArray[np.float32]:
+    """``(256,)`` float32: byte ``v`` → ``float32(v) * float32(2/255) − float32(1)``, the recogniser's input."""
+    values = np.arange(256, dtype=np.float32)
+    lut = np.asarray(values * np.float32(2.0 / 255.0) - np.float32(1.0), dtype=np.float32)
+    lut.setflags(write=False)
+    return lut
