@@ -150,7 +150,7 @@ def detector_figures(model: Path, seeds: int = 2, variants: bool = True) -> dict
 
     from services.inference.banner import BannerReader
     from services.inference.classifier import Classifier
-    from tools.bench.inference import bench_frames
+    from tools.bench.frames import bench_frames
 
     cv2.setNumThreads(1)
     clf = Classifier(model, intra_op_threads=1, warmup_batch=1)
