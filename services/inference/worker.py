@@ -262,30 +262,13 @@ class InferenceWorker:
         per_frame = (time.perf_counter() - t0) / len(ready)
         acks: list[bytes] = []
         for i, item in enumerate(ready):
-            # the reader (on the gate's candidates and its own schedule) needs the frame itself
-            t1 = time.perf_counter()
-            early = EarlyHint(self.client, self.keys, item.frame)  # the burst hint, before the list check
-            try:
-                pred = self.banner.frame(item.frame.channel, item.frame.captured_at, probs[i].tolist(),
-                                         item.tensor, _source(item.frame), early)
-            except FrameDecodeError as exc:
-                self._error_label(pipe, item.frame.channel, item.frame.seq, item.frame.captured_at, str(exc))
-                acks.append(item.delivery.id)
-                continue
-            dt = per_frame + time.perf_counter() - t1
-            metrics.MODEL_SECONDS.observe(per_frame)
-            self._observe_stages(pred)
-            self._publish(pipe, item, pred, item.pre_s + dt, hinted=early.sent)
-            acks.append(item.delivery.id)
+            acks += self._finish(pipe, item, probs[i].tolist(), per_frame)
         return acks
 
     def _classify_one(self, pipe: redis.client.Pipeline, item: _Ready) -> list[bytes]:
         t0 = time.perf_counter()
         try:
-            pred = self.classifier.postprocess(self.classifier.predict(item.tensor[None]), [_source(item.frame)])[0]
-        except FrameDecodeError as exc:
-            self._error_label(pipe, item.frame.channel, item.frame.seq, item.frame.captured_at, str(exc))
-            return [item.delivery.id]
+            probs = self.classifier.predict(item.tensor[None])
         except Exception:
             log.exception(
                 "the model failed on frame %s (%s #%d); it stays pending and will be retried, "
@@ -293,10 +276,21 @@ class InferenceWorker:
                 item.delivery.id_str, item.frame.channel, item.frame.seq, self.settings.max_deliveries,
             )
             return []
-        dt = time.perf_counter() - t0
-        metrics.MODEL_SECONDS.observe(dt)
+        return self._finish(pipe, item, probs[0].tolist(), time.perf_counter() - t0)
+
+    def _finish(self, pipe: redis.client.Pipeline, item: _Ready, probs: list[float], model_s: float) -> list[bytes]:
+        """The gate's probabilities through the banner reader (its schedule, reuse, list check), then published."""
+        t1 = time.perf_counter()
+        early = EarlyHint(self.client, self.keys, item.frame)  # the burst hint, before the list check
+        try:
+            pred = self.banner.frame(item.frame.channel, item.frame.captured_at, probs, item.tensor,
+                                     _source(item.frame), early)
+        except FrameDecodeError as exc:
+            self._error_label(pipe, item.frame.channel, item.frame.seq, item.frame.captured_at, str(exc))
+            return [item.delivery.id]
+        metrics.MODEL_SECONDS.observe(model_s)
         self._observe_stages(pred)
-        self._publish(pipe, item, pred, item.pre_s + dt)
+        self._publish(pipe, item, pred, item.pre_s + model_s + time.perf_counter() - t1, hinted=early.sent)
         return [item.delivery.id]
 
     @staticmethod

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -296,6 +297,34 @@ def test_a_frame_that_fails_repeatedly_goes_to_the_dead_letter_stream(
     assert redis_client.xlen(keys.labels) == 0
     assert pending(redis_client, keys) == 0
     assert metric("owc_inference_frames_dropped_total", reason="dead_letter") - before == 1
+
+
+def test_a_batch_the_model_fails_on_is_read_frame_by_frame_through_the_banner_reader(
+    make_worker: Callable[..., InferenceWorker], redis_client: redis.Redis, keys: Keys, jpegs: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = make_worker("one", inference__batch_size=4)
+    predict = worker.classifier.predict
+
+    def batch_breaks(batch: np.ndarray) -> np.ndarray:
+        if len(batch) > 1:
+            raise RuntimeError("the batch exploded")
+        return predict(batch)
+
+    seen: list[int] = []
+    frame = worker.banner.frame
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[1])  # captured_at
+        return frame(*args, **kwargs)
+
+    monkeypatch.setattr(worker.classifier, "predict", batch_breaks)
+    monkeypatch.setattr(worker.banner, "frame", counted)
+    add_frames(redis_client, keys, jpegs, range(4))
+    assert worker.run(threading.Event(), max_messages=4) == 4
+    assert sorted(lb.seq for lb in labels(redis_client, keys)) == [0, 1, 2, 3]
+    assert len(seen) == 4  # the schedule, reuse and list check see every frame, as in a batch
+    assert pending(redis_client, keys) == 0
 
 
 def test_stale_frames_are_acked_dropped_and_counted(
