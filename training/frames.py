@@ -158,17 +158,30 @@ def cached_render(
     what = f"grid{grid}" if grid else label or "all"
     name = f"frames-{split.name}-s{seed}-n{count}-{what}-{_key(seed, count, split, label, size, grid)}.npz"
     path = cache_dir / name
-    if path.exists():
-        with np.load(path) as z:
-            blob, offsets = z["blob"], z["offsets"]
-            infos = json.loads(str(z["infos"]))
-        return [Rendered(bytes(blob[offsets[i]:offsets[i + 1]]), int(inf["width"]), int(inf["height"]), inf)
-                for i, inf in enumerate(infos)]
+    cached = load_frames(path)
+    if cached is not None:
+        return cached
     frames = render(seed, count, split, label=label, size=size, desc=desc, grid=grid)
+    save_frames(path, frames)
+    return frames
+
+
+def load_frames(path: Path) -> list[Rendered] | None:
+    """Frames stored by :func:`save_frames` (None when ``path`` does not exist)."""
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        blob, offsets = z["blob"], z["offsets"]
+        infos = json.loads(str(z["infos"]))
+    return [Rendered(bytes(blob[offsets[i]:offsets[i + 1]]), int(inf["width"]), int(inf["height"]), inf)
+            for i, inf in enumerate(infos)]
+
+
+def save_frames(path: Path, frames: Sequence[Rendered]) -> None:
+    """One npz of the frames' JPEG bytes and infos (written to a temporary file, then renamed)."""
     offsets = np.cumsum([0] + [len(f.data) for f in frames]).astype(np.int64)
     blob = np.frombuffer(b"".join(f.data for f in frames), np.uint8)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, blob=blob, offsets=offsets, infos=np.asarray(json.dumps([f.info for f in frames])))
     tmp.replace(path)
-    return frames

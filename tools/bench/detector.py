@@ -4,7 +4,8 @@ prints as ``detector``, and the reader's score margin (``python -m tools.bench.d
 Sequences, because the reader's schedule and reuse (:mod:`services.inference.banner`) depend on what the
 channel showed before: gameplay with a moving camera that sometimes stops, the demo clip, hard cuts (the
 bench's unrelated frames), and banner episodes of every outcome in several colours (entry animation, then
-3 s steady at 4 fps) through the real counting rules.
+3 s steady at 4 fps) through the real counting rules. The sequences are drawn by
+:mod:`training.synth.episodes` (also the episode evaluation's, ``python -m training.episode_eval``).
 """
 
 from __future__ import annotations
@@ -14,71 +15,19 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tools.bench.report import percentile
+from training.synth.episodes import BENCH_COLOURS as COLOURS
+from training.synth.episodes import FPS
+from training.synth.episodes import pan_episode as episode
+from training.synth.episodes import pan_gameplay as gameplay
 
-W, H, FPS = 640, 360, 4
 Frame = tuple[bytes, int, int]
-COLOURS = {"white": (235, 235, 240), "red": (230, 40, 50), "gold": (235, 190, 60), "blue": (70, 150, 255)}
-
-
-def _jpeg(img: Any) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 80])
-    assert ok
-    return bytes(buf.tobytes())
-
-
-def _pan(rng: np.random.Generator, n: int, hud_seed: int) -> Iterator[Any]:
-    """Gameplay: a camera that looks around for a few seconds, then stops for one or two."""
-    from training import synth
-
-    scene = synth.bg_scene(rng, W + 400, H).astype(np.float32) * 0.85
-    x, v = 200.0, 0.0
-    still = 0
-    for i in range(n):
-        if still > 0:
-            still -= 1
-            v = 0.0
-        elif rng.random() < 0.08:
-            still = int(rng.integers(4, 9))  # 1-2 s standing still
-        else:
-            v = float(np.clip(v + rng.normal(0, 12), -45, 45))
-        x = float(np.clip(x + v, 0, 400))
-        frame = scene[:, int(x):int(x) + W].copy()
-        synth.draw_hud(frame, np.random.default_rng([hud_seed, i // 8]), synth.EVAL, crosshair=True)
-        yield frame + rng.normal(0, 2.0, (H, W, 1)).astype(np.float32)
-
-
-def gameplay(seed: int = 11, n: int = 480) -> list[Frame]:
-    rng = np.random.default_rng(seed)
-    return [(_jpeg(f), W, H) for f in _pan(rng, n, seed)]
-
-
-def episode(outcome: str, colour: str, seed: int) -> tuple[list[Frame], int]:
-    """2 s of gameplay, the banner arriving (2 frames) and staying 3 s, then 2 s of gameplay; and the
-    index of the banner's first frame."""
-    from training import synth
-
-    rng = np.random.default_rng([seed, len(outcome), len(colour)])
-    frames = list(_pan(rng, 8 + 14 + 8, seed))
-    out: list[Frame] = []
-    col = np.asarray(COLOURS[colour], np.float32)
-    for i, f in enumerate(frames):
-        k = i - 8
-        if 0 <= k < 14:
-            synth.draw_banner(f, np.random.default_rng([seed, 1]), outcome, synth.EVAL, alpha=min(1.0, 0.6 + 0.2 * k),
-                              japanese=False, score=True, colour_rgb=col)
-            if k < 2:
-                synth.draw_flash(f, 0.25 - 0.1 * k)
-        out.append((_jpeg(f), W, H))
-    return out, 8
 
 
 def run_sequence(reader: Any, frames: Sequence[Frame], channel: str = "c", t0: int = 0) -> dict[str, Any]:

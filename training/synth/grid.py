@@ -32,7 +32,8 @@ CELLS: tuple[tuple[str, str, str, str, str], ...] = tuple(
 STROKES = {"thin": (-0.022, -0.008), "regular": (0.0, 0.0), "bold": (0.008, 0.02)}
 
 
-def _scene(rng: Rng, fw: int, fh: int, split: Split, scene: str, col: F32) -> F32:
+def scene_backdrop(rng: Rng, fw: int, fh: int, split: Split, scene: str, col: F32) -> F32:
+    """A grid scene's picture without HUD or overlays (the end screen, or a scene the colour is legible on)."""
     if scene == "end_screen":
         return bg_end_screen(rng, fw, fh).astype(np.float32)
     frame: F32 | None = None
@@ -44,6 +45,13 @@ def _scene(rng: Rng, fw: int, fh: int, split: Split, scene: str, col: F32) -> F3
     assert frame is not None
     if not legible(frame, col):
         frame = rotate_hue(frame, rng)
+    return frame
+
+
+def _scene(rng: Rng, fw: int, fh: int, split: Split, scene: str, col: F32) -> F32:
+    frame = scene_backdrop(rng, fw, fh, split, scene, col)
+    if scene == "end_screen":
+        return frame
     draw_hud(frame, rng, split, crosshair=rng.random() < 0.3)
     if scene == "stream":
         draw_webcam(frame, rng, split)  # the webcam box at the right edge, with its own counter
