@@ -62,12 +62,13 @@ INTERVAL_MS = 1000 // FPS
 
 
 def pick_cells(n: int) -> list[int]:
-    """``n`` cells of the grid spread evenly: all of them from ``len(CELLS)`` on; else the same number of every
-    outcome × colour × language (``n // 60`` each, at least 1), the weight × scene taken in turn."""
+    """``n`` cells of the grid spread evenly: all of them from ``len(CELLS)`` on; else about the same number of
+    every outcome × colour × language, the weight × scene taken in turn."""
     if n >= len(CELLS):
         return list(range(len(CELLS)))
     index = {cell: i for i, cell in enumerate(CELLS)}
-    per = max(1, n // (len(OUTCOMES) * len(COLOURS) * len(LANGS)))
+    combos = len(OUTCOMES) * len(COLOURS) * len(LANGS)
+    per = -(-n // combos)
     ws = [(w, s) for w in WEIGHTS for s in SCENES]
     out: list[int] = []
     j = 0
@@ -78,7 +79,7 @@ def pick_cells(n: int) -> list[int]:
                     w, s = ws[j % len(ws)]
                     j += 1
                     out.append(index[(o, c, w, s, lang)])
-    return sorted(out)
+    return sorted(out[i * len(out) // n] for i in range(n))
 
 
 def _render(job: tuple[int, int, int, str]) -> list[Rendered]:

@@ -6,7 +6,9 @@ gate alone (1 - p(none) of the CNN, straight from its ONNX file) and for the
 whole detector through its public API (``Classifier.classify``: the gate alone
 today, gate + reader once the reader stage is in the model metadata); (b) a
 long false-positive run: ``--hours`` of ``none`` frames at 4 fps through the
-detector and the real counting rules (:mod:`training.fp_run`); (c) real
+detector and the real counting rules (:mod:`training.fp_run`); banner
+episodes over the evaluation grid through the reader's schedule and the
+rules (:mod:`training.episode_eval`, ``--episode-cells``); (c) real
 samples in ``data/samples/<label>/``; plus the demo clip, size and latency.
 ``--hours 0.2 --pool 200 --eval-count 300`` is a quick variant.
 """
@@ -26,7 +28,7 @@ import numpy as np
 
 from services.common.vision import MODEL_LABELS, ModelMeta, meta_path_for
 from services.inference.classifier import Classifier
-from training import dataset, heldout, synth
+from training import dataset, episode_eval, heldout, synth
 from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODEL_PATH, SAMPLES_DIR
 from training.fp_run import FpResult, fp_run
 from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect
@@ -204,7 +206,8 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         f"{training.get('epochs_run', '?')} epochs ({training.get('checkpoint', '?')}), "
         f"{training.get('class_balance', '')}",
         f"- **evaluated with**: `{report['command']}` ({report['eval_seconds']:.0f} s wall on the shared 2-core "
-        "machine; `--hours 0.2 --pool 200 --eval-count 300 --grid 1 --grid-cells 72` is a quick variant)",
+        "machine; `--hours 0.2 --pool 200 --eval-count 300 --grid 1 --grid-cells 72 --episode-cells 60` is a quick "
+        "variant)",
         f"- **rendered with**: generator code {report['render']['code']}, "
         + ", ".join(f"{k} {v}" for k, v in report["render"]["libraries"].items())
         + "; every font and photo file by sha256 in `--json`'s `render` (a cache of frames is only reused when all "
@@ -291,6 +294,10 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
         f"ms of CPU per frame** on average (p50 {report['gameplay']['cpu_ms_p50']:.2f}, p99 "
         f"{report['gameplay']['cpu_ms_p99']:.2f} ms; one frame per call, one onnxruntime thread, load "
         f"{report['load']}).",
+        "",
+        "## (a3) Banner episodes through the counting rules",
+        "",
+        *episode_eval.episode_tables(report["episodes"], report["episodes_command"]),
         "",
         "## (b) Long false-positive run",
         "",
@@ -402,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grid", type=int, default=GRID_PER_CELL, help="banners per cell of the evaluation grid")
     parser.add_argument("--grid-cells", type=int, default=0, help="a quick grid: only this many cells, spread "
                         "over every factor (default: all)")
+    parser.add_argument("--episode-cells", type=int, default=episode_eval.MAKE_EVAL_CELLS,
+                        help="banner episodes through the rules: grid cells, spread evenly (one episode each; "
+                        f"{len(CELLS)} = the whole grid, `python -m training.episode_eval`)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--samples", type=Path, default=SAMPLES_DIR)
@@ -436,6 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["grid"] = grid_report(grid_frames, gate.scores(gframes), detect(clf, gframes), cut)
     play = [f.frame for f in held if f.info.get("kind") == "gameplay"]
     report["gameplay"] = gameplay_cost(clf, play, gate.scores(play), cut)
+    # banner episodes (entry animation, 3 s at 250 ms) through the schedule and the real counting rules
+    report["episodes"] = episode_eval.run(args.model, cells=max(1, args.episode_cells), cache_dir=args.cache_dir,
+                                          workers=args.workers)
+    report["episodes_command"] = episode_eval.command(max(1, args.episode_cells), 1)
     report["load"] = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     report["render"] = render_fingerprint(synth.EVAL)
     pool: list[Rendered] = cached_render(FP_SEED, args.pool, synth.EVAL, args.cache_dir, label="none",
@@ -457,9 +471,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["size_bytes"] = args.model.stat().st_size
     report["train_seconds"] = args.train_seconds
     quick = (args.eval_count != EVAL_COUNT or args.hours != FP_HOURS or args.pool != FP_POOL
-             or args.grid != GRID_PER_CELL or bool(args.grid_cells))
+             or args.grid != GRID_PER_CELL or bool(args.grid_cells)
+             or args.episode_cells != episode_eval.MAKE_EVAL_CELLS)
     report["command"] = EVAL_COMMAND + (f" --eval-count {args.eval_count} --hours {args.hours:g} --pool {args.pool}"
-                                        f" --grid {args.grid} --grid-cells {cells}" if quick else "")
+                                        f" --grid {args.grid} --grid-cells {cells} --episode-cells {args.episode_cells}"
+                                        if quick else "")
     syn = report["synthetic"]
     report["targets"] = {
         "held_out_per_class": all(v >= TARGET_ACCURACY for v in syn["per_class"].values()),
@@ -467,6 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fp_zero_in_10h": fp.hours >= 10 and not fp.false_counts,
         "size": report["size_bytes"] <= TARGET_BYTES,
         "latency": report["latency_ms"]["p50"] <= TARGET_MS,
+        "episodes_per_outcome_language_colour": min(
+            [r["recall"] for r in report["episodes"]["overall"].values()]
+            + list(report["episodes"]["min_recall"].values())) >= episode_eval.TARGET,
         "demo_clip": report["demo_clip"]["steady_banner_min_victory_conf"] >= MIN_CONFIDENCE
         and report["demo_clip"]["gameplay_predicted_none"] == report["demo_clip"]["gameplay_frames"],
     }
@@ -483,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary["grid"] = {"overall": report["grid"]["overall"], "min_gate_colour_outcome":
                        report["grid"]["min_gate_colour_outcome"], "missed": report["grid"]["missed_count"]}
     summary["gameplay"] = report["gameplay"]
+    summary["episodes"] = {k: report["episodes"][k] for k in ("overall", "min_recall", "causes")}
     print(json.dumps(summary, indent=1, default=str))
     print("\n".join(grid_tables(report["grid"])))
     print(f"wrote {card}")

@@ -177,13 +177,14 @@ def test_a_small_false_positive_run_of_the_shipped_detector(pool: list[Rendered]
 def test_quick_evaluation_writes_every_section_of_the_card(tmp_path: Path) -> None:
     card = tmp_path / "card.md"
     rc = evaluate.main(["--eval-count", "40", "--hours", "0.01", "--pool", "12", "--workers", "1",
-                        "--grid", "1", "--grid-cells", "6",
+                        "--grid", "1", "--grid-cells", "6", "--episode-cells", "3",
                         "--card", str(card), "--cache-dir", str(tmp_path / "cache"),
                         "--samples", str(tmp_path / "no-samples")])
     assert rc == 0
     text = card.read_text()
     for heading in ("## (a) Held-out synthetic frames", "## (b) Long false-positive run", "## (c) Real footage",
                     "## Never tested on", "victory/en", "defeat/ja", "candidate rate",
-                    "## (a2) Every outcome in every colour", "colour red", "scene end_screen", "ms of CPU per frame"):
+                    "## (a2) Every outcome in every colour", "colour red", "scene end_screen", "ms of CPU per frame",
+                    "## (a3) Banner episodes through the counting rules", "time to count"):
         assert heading in text
-    assert "--hours 0.01 --pool 12 --grid 1 --grid-cells 6" in text
+    assert "--hours 0.01 --pool 12 --grid 1 --grid-cells 6 --episode-cells 3" in text
