@@ -39,7 +39,7 @@ import numpy as np
 
 from services.common.messages import Label
 from services.common.sections import StateSettings
-from services.inference.banner import BannerReader
+from services.inference.banner import BannerReader, Schedule
 from services.inference.classifier import Classifier, Prediction
 from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
@@ -190,12 +190,14 @@ class Result:
         return hits[0] - self.onset if hits else None
 
 
-def run_episode(clf: Classifier, ep: Episode, rules: Rules, channel: str = "episode") -> Result:
-    """One episode as a live channel: the worker's detector (gate, the reader's schedule and reuse, its phase hint
-    from this episode's rules) and the rules, frames ``INTERVAL_MS`` apart."""
+def run_episode(clf: Classifier, ep: Episode, rules: Rules, channel: str = "episode",
+                schedule: Schedule | None = None) -> Result:
+    """One episode as a live channel: the worker's detector (gate, the reader's schedule and reuse from the model's
+    metadata unless ``schedule`` is given, its phase hint from this episode's rules) and the rules, frames
+    ``INTERVAL_MS`` apart."""
     machine = Machine()
     now = {"ms": 0}
-    reader = BannerReader(clf, phase=lambda _ch: (machine.phase, machine.cooldown_until),
+    reader = BannerReader(clf, schedule, phase=lambda _ch: (machine.phase, machine.cooldown_until),
                           clock=lambda: now["ms"] / 1000.0)
     onset = int(ep.info["onset"])
     counted: list[tuple[str, int]] = []
@@ -232,6 +234,7 @@ def diagnose(r: Result, clf: Classifier) -> tuple[str, dict[str, Any]]:
         "gate_passed": sum(1 for f in banner if f["gate"] is not None and f["gate"] >= clf.meta.gate.threshold)
         if clf.meta.gate is not None else None,
         "read": len(read), "fresh_reads": sum(1 for f in read if not f.get("reused")),
+        "reused_unaccepted": sum(1 for f in read if f.get("reused") and f["label"] != r.outcome),
         "own_scores": [round(s, 2) for s in own],
         "accepted_frames": sum(1 for f in banner if f["label"] == r.outcome),
         "confident_frames": sum(1 for f in banner if f["label"] == r.outcome and f["conf"] >= 0.9),
@@ -366,7 +369,8 @@ def _frame_line(f: dict[str, Any]) -> str:
 def miss_lines(m: dict[str, Any]) -> list[str]:
     """A missed episode, frame by frame from the banner's onset (``k`` = frames from the onset)."""
     head = (f"- `{m['cell']}` (seed {m['seed']}, cell {m['cell_index']}, repeat {m['repeat']}, {m['capture']}): "
-            f"{m['cause']}; counted {m['counted'] or 'nothing'}")
+            f"{m['cause']}; counted {m['counted'] or 'nothing'}"
+            + ("; counted with reuse off" if m.get("counted_without_reuse") else ""))
     frames = [f for f in m["frames"] if f["k"] >= -1]
     return [head, *[f"    - {_frame_line(f)}" for f in frames]]
 
@@ -407,7 +411,9 @@ def episode_tables(rep: dict[str, Any], command: str) -> list[str]:
         "",
         f"- wrong outcomes: **{len(rep['wrong_outcomes'])}**; counts before the banner: "
         f"{rep['false_counts_before_onset']}; missed: {len(rep['misses'])}"
-        + (f" ({', '.join(f'{k}: {v}' for k, v in rep['causes'].items())})" if rep["causes"] else ""),
+        + (f" ({', '.join(f'{k}: {v}' for k, v in rep['causes'].items())}); of the missed, counted when every "
+           f"frame the schedule reads is read afresh (reuse off): {rep.get('misses_counted_without_reuse', '?')}"
+           if rep["causes"] else ""),
         f"- time to count (frames from the onset, 0 = the banner's first frame; 250 ms each): min {ftc['min']}, "
         f"median {ftc['p50']:g}, p95 {ftc['p95']:g}, max {ftc['max']} — {ftc['histogram']}",
         f"- per frame, the {pf['banner_frames']} banner frames: gate passed {pf['gate_passed']:.3f} (entry frames "
@@ -442,6 +448,7 @@ def run(model: Path = MODEL_PATH, cells: int = len(CELLS), per_cell: int = 1, se
     chosen = pick_cells(cells)
     c0 = time.process_time()
     results: list[Result] = []
+    missed: list[Episode] = []
     render_s = 0.0
     it = episodes(seed, chosen, per_cell, synth.EVAL, cache_dir, workers)
     while True:
@@ -451,7 +458,15 @@ def run(model: Path = MODEL_PATH, cells: int = len(CELLS), per_cell: int = 1, se
         if ep is None:
             break
         results.append(run_episode(clf, ep, rules))
+        if not results[-1].right:
+            missed.append(ep)
     rep = report(results, clf)
+    # what if every frame the schedule reads were read afresh (no reuse of an earlier reading)?
+    fresh = BannerReader(clf).schedule.model_copy(update={"reuse_s": 0.0})
+    again = {(m.info["cell"], m.info["repeat"]): run_episode(clf, m, rules, schedule=fresh).right for m in missed}
+    for m in rep["misses"]:
+        m["counted_without_reuse"] = again[(m["cell_index"], m["repeat"])]
+    rep["misses_counted_without_reuse"] = sum(again.values())
     assert clf.reader is not None
     rep.update({"accept": clf.reader.spec.accept, "near_miss": clf.reader.spec.near_miss, "cells": len(chosen),
                 "per_cell": per_cell, "seed": seed, "render_wall_s": round(render_s, 1),
