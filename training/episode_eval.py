@@ -56,6 +56,8 @@ FACTORS: dict[str, tuple[str, ...]] = {"lang": LANGS, "colour": COLOURS, "scene"
 MAKE_EVAL_CELLS = 120  # make eval's default: 40 episodes per outcome, every outcome x colour x language twice
 CHUNK = 48  # episodes per cache file
 INTERVAL_MS = 1000 // FPS
+MISSES_LISTED = 40  # in the card (all of them in --json)
+MISSES_DETAILED = 3
 
 
 # ---------------------------------------------------------------- which cells, rendering, cache
@@ -248,17 +250,17 @@ def diagnose(r: Result, clf: Classifier) -> tuple[str, dict[str, Any]]:
         return "never read: the gate never passed it and the schedule never read it", notes
     vetoed = [f for f in read if any(s >= spec.accept for s in f.get("list_scores", []))]
     if vetoed:
-        return f"list check veto on {len(vetoed)} frame(s)", notes
+        return f"list check veto: on {len(vetoed)} frame(s)", notes
     best = max(own) if own else -99.0
     others = [max((v for k, v in f["scores"].items() if k != r.outcome), default=-99.0) for f in read]
     if best < spec.near_miss:
         if others and max(others) >= spec.near_miss:
-            return f"reader read another word (own best {best:.2f}, other best {max(others):.2f})", notes
+            return f"reader read another word: own best {best:.2f}, other best {max(others):.2f}", notes
         return f"reader too weak: own word best {best:.2f} < near_miss {spec.near_miss}", notes
     if best < spec.accept:
-        return f"near misses only (own best {best:.2f} < accept {spec.accept}): the rules' evidence not enough", notes
-    return (f"accepted on {notes['accepted_frames']} frame(s) ({notes['confident_frames']} confident) but the "
-            "rules did not count: evidence or streak not enough"), notes
+        return f"near misses only: own best {best:.2f} < accept {spec.accept}, the rules' evidence not enough", notes
+    return (f"accepted but not counted: on {notes['accepted_frames']} frame(s) ({notes['confident_frames']} "
+            "confident), the rules' evidence or streak not enough"), notes
 
 
 # ---------------------------------------------------------------- the report
@@ -308,7 +310,7 @@ def report(results: Sequence[Result], clf: Classifier) -> dict[str, Any]:
         "wrong_outcomes": [_miss(r) for r in results if r.wrong],
         "false_counts_before_onset": sum(1 for r in results for _o, i in r.counted if i < r.onset),
         "misses": [_miss(r) for r in misses],
-        "causes": _tally(r.cause.split(":")[0].split(" (")[0] for r in misses),
+        "causes": _tally(r.cause.split(":")[0] for r in misses),
         "frames_to_count": {"n": len(to_count), "min": min(to_count, default=None),
                             "p50": _pct(to_count, 50), "p95": _pct(to_count, 95), "max": max(to_count, default=None),
                             "histogram": _tally(str(t) for t in sorted(to_count))},
@@ -375,6 +377,15 @@ def miss_lines(m: dict[str, Any]) -> list[str]:
     return [head, *[f"    - {_frame_line(f)}" for f in frames]]
 
 
+def miss_summary(m: dict[str, Any]) -> str:
+    """A missed episode on one line: the cell, the capture, the cause and its own word's scores."""
+    outcome = m["cell"].split("/")[0]
+    own = " ".join(f"{f['scores'].get(outcome, -99):.1f}{'r' if f.get('reused') else ''}"
+                   for f in m["frames"] if "scores" in f and 0 <= f["k"] < BANNER)
+    return (f"- `{m['cell']}` ({m['capture']}, cell {m['cell_index']}): {m['cause']}; own [{own or 'not read'}]"
+            + ("; counted with reuse off" if m.get("counted_without_reuse") else ""))
+
+
 def _ci(c: dict[str, Any]) -> str:
     if not c["n"]:
         return "–"
@@ -415,7 +426,8 @@ def episode_tables(rep: dict[str, Any], command: str) -> list[str]:
            f"frame the schedule reads is read afresh (reuse off): {rep.get('misses_counted_without_reuse', '?')}"
            if rep["causes"] else ""),
         f"- time to count (frames from the onset, 0 = the banner's first frame; 250 ms each): min {ftc['min']}, "
-        f"median {ftc['p50']:g}, p95 {ftc['p95']:g}, max {ftc['max']} — {ftc['histogram']}",
+        f"median {ftc['p50']:g}, p95 {ftc['p95']:.1f}, max {ftc['max']} — "
+        + ", ".join(f"{n} at {k}" for k, n in ftc["histogram"].items()),
         f"- per frame, the {pf['banner_frames']} banner frames: gate passed {pf['gate_passed']:.3f} (entry frames "
         f"{pf['entry_gate_passed']:.3f}); the reader ran on {pf['read']:.3f} ({pf['fresh_reads']:.3f} fresh, the rest "
         f"reused); labelled their outcome at ≥ 0.9 {pf['labelled_right_confident']:.3f}; labelled another outcome "
@@ -428,13 +440,16 @@ def episode_tables(rep: dict[str, Any], command: str) -> list[str]:
         f"{rep.get('load', '?')}.",
     ]
     if rep["misses"]:
-        lines += ["", "Missed episodes, frame by frame from one frame before the onset (k = frames from the onset; "
-                  "per-letter scores of each outcome's best word; accept "
-                  f"{rep.get('accept', '?')}, near miss {rep.get('near_miss', '?')}):", ""]
-        for m in rep["misses"][:12]:
+        lines += ["", f"Missed episodes (accept {rep.get('accept', '?')}, near miss {rep.get('near_miss', '?')} per "
+                  "letter; `own`: the reader's score of the episode's own word on each banner frame it read, `r` = a "
+                  "reused reading):", ""]
+        lines += [miss_summary(m) for m in rep["misses"][:MISSES_LISTED]]
+        if len(rep["misses"]) > MISSES_LISTED:
+            lines.append(f"- … {len(rep['misses']) - MISSES_LISTED} more in `--json`")
+        lines += ["", "The first of them frame by frame, from one frame before the onset (k = frames from the onset; "
+                  "each outcome's best word per letter):", ""]
+        for m in rep["misses"][:MISSES_DETAILED]:
             lines += miss_lines(m)
-        if len(rep["misses"]) > 12:
-            lines.append(f"- … {len(rep['misses']) - 12} more in `--json`")
     return lines
 
 
