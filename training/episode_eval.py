@@ -519,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
     parser.add_argument("--markdown", action="store_true", help="print the model card's section")
+    parser.add_argument("--all-misses", action="store_true", help="print every miss frame by frame")
     args = parser.parse_args(argv)
     if args.cells < 1 or args.per_cell < 1:
         parser.error("--cells and --per-cell must be at least 1")
@@ -531,6 +532,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(summary, indent=1, default=str))
     if args.markdown or rep["misses"]:
         print("\n".join(episode_tables(rep, command(args.cells, args.per_cell))))
+    if args.all_misses:
+        for m in rep["misses"]:
+            print("\n".join(miss_lines(m)))
     return 0
 
 
