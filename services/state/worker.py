@@ -41,7 +41,7 @@ from services.state.store import Commit, ConflictError, Lease, LeaseLostError, S
 
 log = logging.getLogger("owc.state")
 
-HEALTH_EVERY_S = 2.0
+HEALTH_EVERY_S = 2.0  # a record that has not changed: every HEALTH_REFRESH_S
 # the longest blocking read (each one that times out is a wake-up; the lease renewal comes first)
 MAX_BLOCK_MS = 1000
 
@@ -73,6 +73,7 @@ class StateWorker:
         self._standby_poll_s = min(0.5, s.lease_ttl_ms / 10000.0)
         self._next_renew = 0.0
         self._next_health = 0.0
+        self._health_cadence = health.Cadence(HEALTH_EVERY_S)
         self.outage = WriteOutage(log, "counting paused, nothing lost", "counting goes on")
 
     @property
@@ -237,8 +238,7 @@ class StateWorker:
             M.PHASE.labels(channel, phase).set(1 if machine.phase == phase else 0)
 
     def _commit(self, commit: Commit) -> None:
-        held = self.channels[commit.channel].held
-        if held:  # any commit of the channel acknowledges its held labels (its snapshot covers them)
+        if held := self.channels[commit.channel].held:  # acknowledged by any commit (its snapshot covers them)
             commit.acks.setdefault(self.keys.labels, []).extend(held.take())
         started = time.perf_counter()
         self.store.commit(commit)
@@ -393,5 +393,8 @@ class StateWorker:
     # ------------------------------------------------------------------ health
 
     def _publish_health(self) -> None:
+        now = time.monotonic()
         for name, ch in self.channels.items():
-            health.publish(self.client, self.keys, name, ch.health(self.holder))
+            if self._health_cadence.due(name, record := ch.health(self.holder), now):
+                health.publish(self.client, self.keys, name, record)
+                self._health_cadence.sent(name, record, now)
