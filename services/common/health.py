@@ -144,7 +144,10 @@ class Cadence:
         if last is None:
             return True
         sent_at, fields = last
-        return now - sent_at >= (self.refresh_s if record.to_fields() == fields else self.interval_s)
+        elapsed = now - sent_at
+        if elapsed < self.interval_s or elapsed >= self.refresh_s:
+            return elapsed >= self.refresh_s
+        return record.to_fields() != fields
 
     def sent(self, key: str, record: HealthRecord, now: float) -> None:
         self._sent[key] = (now, record.to_fields())
