@@ -11,15 +11,16 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Any
 
 import redis
 
 from services.capture.metrics import CaptureMetrics
 from services.common.keys import GROUP_INFERENCE, Keys
 from services.common.messages import Frame, ImageFormat
-from services.common.streams import GroupBacklog, group_backlog, xadd_message
+from services.common.streams import GroupBacklog, group_backlog
 
 log = logging.getLogger("owc.capture")
 
@@ -72,9 +73,30 @@ class Picture:
     height: int
 
 
+# One round trip a frame: INCR the channel's seq, XADD the frame with that seq (MAXLEN ~), and HSET the
+# fields given after the frame's (a replay's progress), all in one script. KEYS: seq, frames[, hash];
+# ARGV: maxlen, the frame's field count n, its n names and values (``seq`` replaced), then the hash's.
+_PUBLISH = """
+local seq = redis.call('INCR', KEYS[1])
+local n = tonumber(ARGV[2])
+local xadd = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*'}
+for i = 3, 2 + 2 * n, 2 do
+  xadd[#xadd + 1] = ARGV[i]
+  if ARGV[i] == 'seq' then xadd[#xadd + 1] = seq else xadd[#xadd + 1] = ARGV[i + 1] end
+end
+redis.call(unpack(xadd))
+if #KEYS > 2 then
+  local hset = {'HSET', KEYS[3]}
+  for i = 3 + 2 * n, #ARGV do hset[#hset + 1] = ARGV[i] end
+  redis.call(unpack(hset))
+end
+return seq
+"""
+
+
 @dataclass(eq=False)
 class FramePublisher:
-    """``INCR`` the channel's seq, then ``XADD`` the frame with ``MAXLEN ~``.
+    """``INCR`` the channel's seq, then ``XADD`` the frame with ``MAXLEN ~`` (one script, one round trip).
 
     The seq counter lives in Redis, so a restarted capture continues after
     the last number it (or a predecessor) used; a failed XADD leaves a gap,
@@ -90,21 +112,27 @@ class FramePublisher:
     published: int = field(default=0, init=False)
     last_seq: int | None = field(default=None, init=False)
     last_captured_at: int | None = field(default=None, init=False)
+    _script: Any = field(default=None, init=False)
 
     def publish(self, picture: Picture, also_set: tuple[str, Mapping[str, str | int]] | None = None) -> Frame:
-        """Publish one frame; ``also_set`` = (hash key, fields) is written in the same MULTI/EXEC."""
-        seq = int(self.client.incr(self.keys.seq(self.channel)))
-        frame = Frame(
-            channel=self.channel, seq=seq, captured_at=picture.captured_at, format=picture.format,
+        """Publish one frame; ``also_set`` = (hash key, fields) is written atomically with it."""
+        frame = Frame(  # seq 0 stands in for the number the script takes
+            channel=self.channel, seq=0, captured_at=picture.captured_at, format=picture.format,
             width=picture.width, height=picture.height, image=picture.image,
         )
-        if also_set is None:
-            xadd_message(self.client, self.keys.frames, frame, maxlen=self.maxlen)
-        else:
-            pipe = self.client.pipeline(transaction=True)
-            xadd_message(pipe, self.keys.frames, frame, maxlen=self.maxlen)
-            pipe.hset(also_set[0], mapping=dict(also_set[1]))  # type: ignore[arg-type]
-            pipe.execute()
+        fields = frame.to_fields()
+        keys = [self.keys.seq(self.channel), self.keys.frames]
+        args: list[Any] = [self.maxlen, len(fields)]
+        for name, value in fields.items():
+            args += (name, value)
+        if also_set is not None:
+            keys.append(also_set[0])
+            for hname, hvalue in also_set[1].items():
+                args += (hname, hvalue)
+        if self._script is None:
+            self._script = self.client.register_script(_PUBLISH)
+        seq = int(self._script(keys=keys, args=args))
+        frame = replace(frame, seq=seq)
         self.published += 1
         self.last_seq = seq
         self.last_captured_at = picture.captured_at

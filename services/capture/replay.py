@@ -26,12 +26,13 @@ from pathlib import Path
 import redis
 from tenacity import wait_fixed
 
-from services.capture.encode import encode_image
+from services.capture.encode import as_captured, encode_image, jpeg_reference
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, Picture, Pressure, now_ms
 from services.capture.replay_files import (
     IMAGE_SUFFIXES,
     Image,
+    Load,
     ReplayError,
     check_replay_path,
     fingerprint,
@@ -110,6 +111,9 @@ class ReplaySource:
         # made from (a changed listing starts afresh), up to ENCODED_CACHE_BYTES
         self._encoded: dict[int, bytes] = {}
         self._encoded_for: list[Path] = []
+        # a folder's JPEG already at the capture's size and quality is published as it is (encode.as_captured)
+        self._as_is: dict[int, bytes] = {}
+        self._reference: bytes | None = None
         self.summary = ReplaySummary()
         self._unread_without_group = 0
         self._no_group_since: float | None = None
@@ -164,10 +168,27 @@ class ReplaySource:
             self.metrics.replay_paused_seconds.inc(paused)
         return paused
 
-    def _keep(self, index: int, image: bytes) -> bytes:
+    def _keep(self, index: int, load: Load) -> bytes:
+        image = self._as_is.pop(index, None) or self._encode(load(0.0))
         if self.cfg.loop and sum(map(len, self._encoded.values())) + len(image) <= ENCODED_CACHE_BYTES:
             self._encoded[index] = image
         return image
+
+    def _ready(self, index: int) -> bool:
+        """Whether a folder's image ``index`` needs no decoding: kept from an earlier pass, or a file that is
+        already what capture would make."""
+        if index in self._encoded:
+            return True
+        if self.cfg.image_format != "jpg" or index >= len(self._encoded_for):
+            return False
+        self._reference = self._reference or jpeg_reference(self.cfg.width, self.cfg.height, self.cfg.quality)
+        try:
+            data = self._encoded_for[index].read_bytes()
+        except OSError:
+            return False  # the reader says why
+        if as_captured(data, self._reference):
+            self._as_is[index] = data
+        return index in self._as_is
 
     def _encode(self, bgr: Image | None) -> bytes:
         assert bgr is not None  # a folder's images are read ahead, never missing
@@ -294,16 +315,15 @@ class ReplaySource:
         )
         while not stop.is_set():
             produced_in_pass = 0
-            if not video and cfg.loop:
+            if not video:
                 listing = list_images(self.path)
                 if listing != self._encoded_for:
                     self._encoded, self._encoded_for = {}, listing
-            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index,
-                                            known=self._encoded.__contains__):
+            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index, known=self._ready):
                 if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
                     break
                 # a folder's image is encoded ahead; a video's frame once its (replay) time has come
-                image = None if video else self._encoded.get(index) or self._keep(index, self._encode(load(0.0)))
+                image = None if video else self._encoded.get(index) or self._keep(index, load)
                 # pacing: frame k is due at t0 + (k - k0)*period (drift-free); a burst takes it early
                 due = t0 + (k - k0) * period_s
                 burst_at = self._wait_slot(due, period_s, stop)

@@ -74,7 +74,8 @@ class FrameSink:
         self.health = CaptureHealth(frames_published=0, skipped=0)
         self.health_interval_s = health_interval_s
         self.health_ttl_s = health_ttl_s
-        self._health_written = float("-inf")
+        # an unchanged record is written again every HEALTH_REFRESH_S (well inside its TTL)
+        self._cadence = health.Cadence(health_interval_s, min(health.HEALTH_REFRESH_S, health_ttl_s / 3))
         self.skipped = 0
         self.redis_failures = 0  # failed publishes
         self._trouble: str | None = None  # the Redis problem last logged
@@ -84,14 +85,15 @@ class FrameSink:
         self.health = self.health.updated(**fields)
 
     def report(self, force: bool = False, **fields: str | int | float | bool) -> None:
-        """The source's own state into the health hash (written at most once a second unless forced)."""
+        """The source's own state into the health hash (unless forced: at most once a second while it changes,
+        every :data:`~services.common.health.HEALTH_REFRESH_S` while it does not)."""
         self._set(**fields)
         now = time.monotonic()
-        if not force and now - self._health_written < self.health_interval_s:
+        if not force and not self._cadence.due("", self.health, now):
             return
         try:
             health.publish(self.client, self.keys, self.channel, self.health, ttl_s=self.health_ttl_s)
-            self._health_written = now
+            self._cadence.sent("", self.health, now)
         except redis.RedisError as exc:
             self.log.debug("cannot write health (%s)", exc)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import redis
@@ -126,7 +127,34 @@ def publish(client: redis.Redis, keys: Keys, channel: str, record: HealthRecord,
     pipe.execute()
 
 
+HEALTH_REFRESH_S = 10.0  # a record that has not changed is written again this often (its TTL is 30 s)
+
+
+@dataclass
+class Cadence:
+    """When a service's health records are due: at most every ``interval_s`` while a record changes, every
+    ``refresh_s`` while it does not (so it never expires while its service runs, and an idle stack is quiet)."""
+
+    interval_s: float = 1.0
+    refresh_s: float = HEALTH_REFRESH_S
+    _sent: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
+
+    def due(self, key: str, record: HealthRecord, now: float) -> bool:
+        last = self._sent.get(key)
+        if last is None:
+            return True
+        sent_at, fields = last
+        elapsed = now - sent_at
+        if elapsed < self.interval_s or elapsed >= self.refresh_s:
+            return elapsed >= self.refresh_s
+        return record.to_fields() != fields
+
+    def sent(self, key: str, record: HealthRecord, now: float) -> None:
+        self._sent[key] = (now, record.to_fields())
+
+
 WORKER_ALIVE_MS = 15_000  # a worker whose last heartbeat is older is not counted (its block_ms is at most 10 s)
+WORKER_BEAT_S = 5.0  # how often a running worker says so (three beats in WORKER_ALIVE_MS)
 
 
 def worker_beat(client: redis.Redis, keys: Keys, worker: str, alive: bool = True, model: str | None = None) -> None:

@@ -119,7 +119,7 @@ class InferenceWorker:
         self._near = NearMisses()
         # the reader's schedule and per-channel memory; the phase (cooldown) read from the state snapshot
         self.banner = BannerReader(classifier, phase=phase_from_snapshot(client, keys))
-        self._health_sent: dict[str, float] = {}
+        self._health_cadence = health.Cadence(HEALTH_INTERVAL_S)
         self._beat_sent = float("-inf")
         self._next_lag = 0.0
         self._next_prune = 0.0
@@ -367,18 +367,18 @@ class InferenceWorker:
 
     def _publish_health(self, force: bool = False) -> None:
         now = time.monotonic()
-        if now - self._beat_sent >= HEALTH_INTERVAL_S:  # running, frames or not
+        if now - self._beat_sent >= health.WORKER_BEAT_S:  # running, frames or not
             health.worker_beat(self.client, self.keys, self.name, model=self.classifier.model_id)
             self._beat_sent = now
         for channel, record in self._health.items():
-            if force or now - self._health_sent.get(channel, 0.0) >= HEALTH_INTERVAL_S:
+            if force or self._health_cadence.due(channel, record, now):  # unchanged: every HEALTH_REFRESH_S
                 try:
                     health.publish(self.client, self.keys, channel, record)
                 except (redis.ConnectionError, redis.TimeoutError):
                     if force:
                         return
                     raise
-                self._health_sent[channel] = now
+                self._health_cadence.sent(channel, record, now)
 
 
 def _source(frame: Frame) -> tuple[bytes, int | None, int | None]:

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     sup.start({s.name for s in specs if s.name != "redis"})
     if plan.get("announce"):
         threading.Thread(target=announce_when_up, kwargs={**plan["announce"], "stop": stop}, daemon=True).start()
-    sup.run(poll_interval_s=0.5)
+    sup.run(poll_interval_s=1.0)  # a child that died is restarted within a second (each look is a wake-up)
     return 0
 
 

@@ -45,8 +45,10 @@ class Inbox:
         they would otherwise wait for XAUTOCLAIM's idle time.
         """
         pending = 0
+        pipe = self.client.pipeline(transaction=False)  # one round trip for both streams
         for stream in (self.keys.commands, self.keys.labels):
-            summary = self.client.xpending(stream, GROUP_STATE)
+            pipe.xpending(stream, GROUP_STATE)
+        for summary in pipe.execute():
             for consumer in summary.get("consumers") or []:
                 if text(consumer["name"]) == CONSUMER:
                     pending += int(consumer["pending"])

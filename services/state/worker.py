@@ -16,14 +16,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import cast
 
 import redis
 
 from services.common import health
 from services.common.codec import text
-from services.common.health import StateHealth
 from services.common.keys import InvalidChannelError, Keys, validate_channel
 from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
 from services.common.redisio import WriteOutage, write_refusal
@@ -31,6 +30,7 @@ from services.common.sessions import SessionSummary
 from services.common.settings import Settings
 from services.common.streams import Delivery
 from services.state import metrics as M
+from services.state.channel import ChannelState, public_view
 from services.state.history import session_updates
 from services.state.inbox import Inbox
 from services.state.machine import Machine
@@ -41,16 +41,9 @@ from services.state.store import Commit, ConflictError, Lease, LeaseLostError, S
 
 log = logging.getLogger("owc.state")
 
-HEALTH_EVERY_S = 2.0
+HEALTH_EVERY_S = 2.0  # a record that has not changed: every HEALTH_REFRESH_S
 # the longest blocking read (each one that times out is a wake-up; the lease renewal comes first)
 MAX_BLOCK_MS = 1000
-
-
-@dataclass
-class ChannelState:
-    machine: Machine
-    buffer: ReorderBuffer[tuple[Delivery, Label]]
-    last_ceiling: int | None = None  # the channel's seq counter when last read (for log lines)
 
 
 class StateWorker:
@@ -80,6 +73,7 @@ class StateWorker:
         self._standby_poll_s = min(0.5, s.lease_ttl_ms / 10000.0)
         self._next_renew = 0.0
         self._next_health = 0.0
+        self._health_cadence = health.Cadence(HEALTH_EVERY_S)
         self.outage = WriteOutage(log, "counting paused, nothing lost", "counting goes on")
 
     @property
@@ -178,9 +172,10 @@ class StateWorker:
         finally:
             if self.leader:
                 try:
+                    self._write_held(force=True)
                     self.lease.release()
                     log.info("state: %s released the lease", self.holder)
-                except redis.RedisError:
+                except (redis.RedisError, LeaseLostError, ConflictError):
                     pass
                 self.leader = False
                 M.LEASE_HOLDER.set(0)
@@ -195,9 +190,10 @@ class StateWorker:
             else:
                 self._buffer_label(delivery)
         self._flush_labels()
+        self._write_held()
         if time.monotonic() >= self._next_health:
             self._publish_health()
-            self.inbox.check_orphans(sum(len(ch.buffer) for ch in self.channels.values()))
+            self.inbox.check_orphans(sum(len(ch.buffer) + len(ch.held) for ch in self.channels.values()))
             self._next_health = time.monotonic() + HEALTH_EVERY_S
 
     def _block_ms(self) -> int:
@@ -210,6 +206,8 @@ class StateWorker:
             wait = ch.buffer.wait_ms(now)
             if wait is not None:
                 block = min(block, max(1, wait))
+            if (held := ch.held.wait_s(time.monotonic())) is not None:
+                block = min(block, max(1, int(held * 1000)))
         return block
 
     # ------------------------------------------------------------------ channels
@@ -240,6 +238,8 @@ class StateWorker:
             M.PHASE.labels(channel, phase).set(1 if machine.phase == phase else 0)
 
     def _commit(self, commit: Commit) -> None:
+        if held := self.channels[commit.channel].held:  # acknowledged by any commit (its snapshot covers them)
+            commit.acks.setdefault(self.keys.labels, []).extend(held.take())
         started = time.perf_counter()
         self.store.commit(commit)
         M.COMMIT_SECONDS.observe(time.perf_counter() - started)
@@ -328,8 +328,18 @@ class StateWorker:
                 machine = after
                 events += new
                 acks[self.keys.labels].append(delivery.id)
-            self._commit(Commit(name, before, machine, events, sessions, [], acks))
+            if not events and not sessions and not set_aside and public_view(machine) == public_view(before):
+                ch.machine = machine  # nothing anyone sees changed: written within HOLD_S (services/state/channel.py)
+                ch.held.hold(acks[self.keys.labels], time.monotonic())
+            else:
+                self._commit(Commit(name, before, machine, events, sessions, [], acks))
             self.processed += len(ready) + set_aside
+
+    def _write_held(self, force: bool = False) -> None:
+        """Commit the channels whose held labels are due (all of them with ``force``)."""
+        for name, ch in list(self.channels.items()):
+            if (wait := ch.held.wait_s(time.monotonic())) is not None and (force or wait <= 0):
+                self._commit(Commit(name, ch.machine, ch.machine, acks={self.keys.labels: []}))
 
     # ------------------------------------------------------------------ commands
 
@@ -383,11 +393,8 @@ class StateWorker:
     # ------------------------------------------------------------------ health
 
     def _publish_health(self) -> None:
+        now = time.monotonic()
         for name, ch in self.channels.items():
-            m = ch.machine
-            health.publish(self.client, self.keys, name, StateHealth(
-                phase=m.phase, lease_holder=self.holder, role="active", session=m.session, last_seq=m.last_seq,
-                victories=m.counts.victories, defeats=m.counts.defeats, draws=m.counts.draws,
-                cooldown_until=m.cooldown_until or 0, none_run=m.none_run, buffered=len(ch.buffer),
-                reorder_skipped=ch.buffer.skipped,
-            ))
+            if self._health_cadence.due(name, record := ch.health(self.holder), now):
+                health.publish(self.client, self.keys, name, record)
+                self._health_cadence.sent(name, record, now)

@@ -46,8 +46,9 @@ from services.actions.formatting import SIGNATURE_HEADER, event_text, verify
 from services.actions.twitch import rules as twitch_rules
 from services.actions.worker import caught_up
 from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
-from services.common.messages import Event, Label
+from services.common.messages import Event
 from services.common.settings import DEFAULT_MODEL
+from services.state.store import MACHINE_FIELD
 from tests.support.clips import evening
 from tests.support.helix import CLIENT_ID, HelixServer, IssuedToken
 from tests.support.irc import NGIRCD, IrcServer, IrcUser, TagProxy
@@ -178,16 +179,10 @@ def _settled(stack: Stack, client: redis.Redis) -> bool:
 
 
 def _state_past(client: redis.Redis, seq: int) -> bool:
-    """The state service has applied (acked) the label of a frame at or after ``seq``."""
-    keys = Keys(PREFIX)
-    group = {g["name"]: g for g in client.xinfo_groups(keys.labels)}.get(GROUP_STATE.encode())
-    if group is None:
-        return False
-    for entry_id, fields in client.xrevrange(keys.labels, max=group["last-delivered-id"], count=50):
-        if Label.from_fields(fields).seq >= seq:
-            oldest_pending = client.xpending(keys.labels, GROUP_STATE)["min"]
-            return oldest_pending is None or _stream_id(oldest_pending) > _stream_id(entry_id)
-    return False
+    """The state service has applied and committed the label of a frame at or after ``seq``: its snapshot's
+    cursor (a frame that changes nothing visible is committed within a second, services/state/channel.py)."""
+    raw = client.hget(Keys(PREFIX).state("default"), MACHINE_FIELD)
+    return raw is not None and int(json.loads(raw)["last_seq"]) >= seq
 
 
 def _stream_id(raw: bytes | str) -> tuple[int, int]:

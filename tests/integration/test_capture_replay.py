@@ -104,6 +104,27 @@ def test_folder_of_1080p_pngs_becomes_640x360_jpegs_on_the_replay_clock(
     assert redis_client.ttl(keys.health(settings.capture.channel, "capture")) > 3600
 
 
+def test_jpegs_already_at_the_capture_size_and_quality_are_published_as_they_are(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    """No decode and re-encode of a file that is already what capture makes; any other file is re-encoded."""
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    files = []
+    for i, (quality, size) in enumerate([(80, (640, 360)), (80, (640, 360)), (60, (640, 360)), (80, (800, 450))]):
+        ok, data = cv2.imencode(".jpg", numbered(i * 5, *size), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        assert ok
+        files.append(data.tobytes())
+        (folder / f"shot_{i}.jpg").write_bytes(files[-1])
+    settings = settings_factory(capture__fps=10, capture__speed=100, capture__quality=80)
+    source, _ = make_source(settings, redis_client, keys, folder)
+    assert source.run(threading.Event()).published == 4
+    frames = frames_of(redis_client, keys)
+    assert [f.image == data for f, data in zip(frames, files, strict=True)] == [True, True, False, False]
+    assert all((f.width, f.height) == (640, 360) for f in frames)
+    assert [brightness(f) for f in frames] == pytest.approx([(i * 45) % 250 for i in range(4)], abs=2)
+
+
 def test_video_at_speed_is_sampled_at_fps_with_exact_spacing(
     settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, video: Path
 ) -> None:

@@ -459,3 +459,50 @@ def test_a_snapshot_from_before_per_mode_results_takes_them_from_the_log(
     assert snap.mode_runs == {"arcade": ModeRun(("defeat",), "defeat", 1),
                               "competitive": ModeRun(("victory", "defeat"), "defeat", 1)}
     assert "DISAGREE" not in caplog.text
+
+
+def test_frames_that_change_nothing_visible_are_committed_together_and_survive_a_crash(
+    redis_client: redis.Redis, keys: Keys, settings_factory: Callable[..., Settings]
+) -> None:
+    """`none` frames in `ready` change only the cursor: held, then one commit acknowledges them all. A writer
+    that dies holding them (no last commit) leaves them pending; the next one re-reads them."""
+    settings = settings_factory(state__reorder_window_ms=0, state__lease_ttl_ms=1000)
+
+    def push(seqs: range) -> None:
+        for s in seqs:
+            label = Label("default", s, 1000 + s * 250, "none", 0.99, {}, "m", "w", 1.0)
+            redis_client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+
+    def stored_seq() -> int:
+        raw = redis_client.hget(keys.state("default"), MACHINE_FIELD)
+        return -1 if raw is None else int(json.loads(raw)["last_seq"])
+
+    def pending() -> int:
+        return int(redis_client.xpending(keys.labels, GROUP_STATE)["pending"])
+
+    first = StateWorker(redis_client, keys, settings)
+    first.inbox.ensure_groups()
+    assert first._try_acquire()
+    push(range(1, 2))  # the channel's first frame starts its session: an event, committed at once
+    while first.processed < 1:
+        first.step()
+    assert stored_seq() == 1 and pending() == 0
+    push(range(2, 6))
+    while first.processed < 5:
+        first.step()
+    assert first.channels["default"].machine.last_seq == 5
+    assert stored_seq() == 1 and pending() == 4  # held: not written, not acknowledged
+    # the writer dies here (no last commit); its lease expires
+    redis_client.delete(keys.lease("state"))
+    second = Running(StateWorker(redis_client, keys, settings))
+    try:
+        wait_until(lambda: stored_seq() == 5 and pending() == 0, timeout=10,
+                   message="the held frames re-read, committed and acknowledged")
+        watch_before = int(redis_client.info("commandstats").get("cmdstat_watch", {}).get("calls", 0))
+        push(range(6, 26))  # 20 frames at once: one commit, within a second
+        wait_until(lambda: stored_seq() == 25 and pending() == 0, timeout=10, message="the next frames committed")
+        commits = int(redis_client.info("commandstats")["cmdstat_watch"]["calls"]) - watch_before
+        assert 1 <= commits <= 3
+        assert [e.type for e in events(redis_client, keys)] == ["session_started"]  # nothing counted
+    finally:
+        second.close()

@@ -138,3 +138,24 @@ def test_reconnect_waits_double_up_to_the_cap() -> None:
     b = Backoffs()
     assert [b.delay("doubling", n) for n in range(5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
     assert (b.delay("restart", 3), b.delay("auth"), b.delay("kicked"), b.delay("next_slot")) == (0.25, 15, 30, 0)
+
+
+def test_jpeg_header_tells_quality_size_and_subsampling_apart() -> None:
+    from services.capture.encode import as_captured, jpeg_header, jpeg_reference
+
+    image = np.full((360, 640, 3), 90, np.uint8)
+
+    def jpeg(quality: int, img: np.ndarray = image, *extra: int) -> bytes:
+        ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality, *extra])
+        assert ok
+        return bytes(data.tobytes())
+
+    ref = jpeg_reference(640, 360, 80)
+    assert ref is not None and as_captured(jpeg(80), ref)
+    assert not as_captured(jpeg(79), ref)
+    assert not as_captured(jpeg(80, np.full((360, 641, 3), 90, np.uint8)), ref)
+    assert not as_captured(jpeg(80, image, cv2.IMWRITE_JPEG_PROGRESSIVE, 1), ref)
+    assert not as_captured(jpeg(80, image, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444), ref)
+    _, png = cv2.imencode(".png", image)
+    assert jpeg_header(png.tobytes()) is None and not as_captured(png.tobytes(), ref)
+    assert jpeg_header(b"\xff\xd8\x00garbage") is None and not as_captured(jpeg(80), None)

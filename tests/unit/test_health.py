@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.health import CaptureHealth, InferenceHealth, StateHealth
+from services.common.health import Cadence, CaptureHealth, InferenceHealth, StateHealth
 
 
 def test_round_trip_through_hash_fields() -> None:
@@ -29,3 +29,17 @@ def test_an_unknown_field_is_a_bug_said_loudly() -> None:
     assert rec.to_fields() == {"obs_version": "29.0.2", "render_failures": "3"}
     with pytest.raises(TypeError, match="no field"):
         rec.updated(obs_versoin="typo")
+
+
+def test_cadence_writes_a_changing_record_every_interval_and_an_unchanged_one_every_refresh() -> None:
+    cadence = Cadence(interval_s=1.0, refresh_s=10.0)
+    record = CaptureHealth(state="connected", frames_published=1)
+    assert cadence.due("default", record, 100.0)  # never written
+    cadence.sent("default", record, 100.0)
+    assert not cadence.due("default", record, 100.5)
+    assert not cadence.due("default", record, 109.9)  # unchanged: kept alive, not rewritten
+    assert cadence.due("default", record, 110.0)
+    changed = record.updated(frames_published=2)
+    assert not cadence.due("default", changed, 100.9)  # changed, but at most once an interval
+    assert cadence.due("default", changed, 101.0)
+    assert cadence.due("other", record, 100.5)  # each key on its own
