@@ -531,7 +531,7 @@ def test_one_frame_with_a_huge_seq_does_not_switch_counting_off(
                    message="the banner counted after the bogus frame")
         # the banner counts on its second frame; the third may still be on its way (a busy machine), and a frame
         # that changes nothing visible is written with the next commit, at most a second later
-        m = wait_until(lambda: (m := machine())["last_seq"] == 3 and m, timeout=20, message="the third frame seen")
+        m = wait_until(lambda: (m := machine()).get("last_seq") == 3 and m, timeout=20, message="the third frame seen")
         assert m["last_error_seq"] < 10**12
         wait_until(lambda: (REGISTRY.get_sample_value("owc_state_labels_suspect_total") or 0) > suspect_before,
                    timeout=10, message="the bogus label counted as suspect")
