@@ -3,13 +3,15 @@
 The end-of-match banner stands alone: a score line and ``FINAL SCORE`` under
 it at most. The career match history shows the same words, one per row,
 smaller than the banner and about a row's height apart. So the reader also
-reads strips above and below its own crop, each half as tall as the crop (a
-list's word, ~0.05 of the frame, then fills the strip as the banner word fills
-the crop, and is read at its own size), three per side overlapping by half
-(any line up to half a strip tall lies whole in one of them), starting a
-quarter strip away from the crop (a banner word that sits a little higher or
-lower than the crop is the same word, not a neighbour). A word of ours read
-there even unsure — at the reader's near-miss level — makes the frame a list.
+reads strips above and below its own crop, each 0.6 as tall as the crop (a
+list's word, ~0.05 of the frame, then fills the strip about as the banner word
+fills the crop, and is read at its own size), two per side overlapping by
+half, starting a quarter strip away from the crop (a banner word that sits a
+little higher or lower than the crop is the same word, not a neighbour). A
+word of ours read there even unsure — at the reader's near-miss level — makes
+the frame a list. Four strips, not more: they cost one recogniser run of four
+lines (three per side of half the crop's height caught 1% more career frames
+for almost twice the columns).
 
 Before issue 21.4 the check read one band as tall as the crop on each side
 and wanted a neighbour read as well as a banner (``accept``): a list's small
@@ -23,9 +25,9 @@ from collections.abc import Sequence
 
 from services.common import vision
 
-STRIP = 0.5  # a strip's height, of the crop's
+STRIP = 0.6  # a strip's height, of the crop's
 GAP = 0.25  # the space between the crop and the first strip, of a strip's height
-PER_SIDE = 3  # strips per side, each starting half a strip further out
+PER_SIDE = 2  # strips per side, each starting half a strip further out
 
 
 def bands(roi: vision.Roi) -> list[vision.Roi]:
