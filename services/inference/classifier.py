@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from services.common import vision
 from services.common.settings import InferenceSettings
+from services.inference import listcheck
 from services.inference.reader import Reader, ReaderError, Reading
 from services.inference.sessions import session_options
 
@@ -351,7 +352,7 @@ class Classifier:
         read = _read_outcome(self.labels, reading, spec, final, near)
         if around is not None:
             stages["list"] = {**stages.get("list", {}), "scores": around}
-            if any(score >= spec.accept for score in around):
+            if listcheck.is_list(around, spec):
                 # another outcome word right above or below: a list of results, not the banner
                 final, near, read = {name: (1.0 if name == "none" else 0.0) for name in self.labels}, None, ""
         best = max(reading.labels.values()) if reading.labels else None

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from services.common import vision
 from services.common.files import sha256_file as sha256_file  # re-exported: training imports it here
-from services.inference import ctc
+from services.inference import ctc, listcheck
 from services.inference.sessions import session_options
 
 log = logging.getLogger("owc.inference")
@@ -122,25 +122,19 @@ class Reader:
         return vision.crop_roi(self.decode(data, width, height), self.spec.roi)
 
     def neighbours(self, image: npt.NDArray[np.uint8]) -> list[float]:
-        """The best outcome score in the bands of the same size just above and below the crop.
+        """The best outcome score in each strip above and below the crop (:mod:`listcheck`).
 
         The end-of-match banner stands alone (a score line under it at most); a list of
         results — the career match history — has more outcome words above or below.
         """
-        roi = self.spec.roi
-        tall = roi.y1 - roi.y0
-        bands = []
-        for y0, y1 in ((max(0.0, roi.y0 - tall), roi.y0), (roi.y1, min(1.0, roi.y1 + tall))):
-            if y1 - y0 < tall / 4:
-                continue
-            bands.append(vision.crop_roi(image, vision.Roi(x0=roi.x0, y0=y0, x1=roi.x1, y1=y1)))
-        tensors = [self.tensor(band) for band in bands]
-        if len(tensors) == 2 and tensors[0].shape == tensors[1].shape:
-            # one recogniser run for both bands (the usual case: both are the crop's size)
+        crops = [vision.crop_roi(image, band) for band in listcheck.bands(self.spec.roi)]
+        tensors = [self.tensor(crop) for crop in crops]
+        if tensors and all(t.shape == tensors[0].shape for t in tensors):
+            # one recogniser run for every strip (the usual case: all are the same size)
             out = self.session.run(None, {self.input_name: np.concatenate(tensors)})
             steps = list(np.asarray(out[0], dtype=np.float32))
         else:
-            steps = [self.steps(band) for band in bands]
+            steps = [self.steps(crop) for crop in crops]
         return [max(self.labels(self.word_scores(probs)).values()) for probs in steps]
 
     def tensor(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:

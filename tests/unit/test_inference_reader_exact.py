@@ -19,7 +19,7 @@ import pytest
 
 from services.common import vision
 from services.common.settings import DEFAULT_MODEL
-from services.inference import ctc
+from services.inference import ctc, listcheck
 from services.inference.reader import Reader
 
 META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))
@@ -138,13 +138,10 @@ def test_a_reading_and_its_list_check_equal_the_plain_formulas(reader: Reader) -
         words, labels, text = _plain_scores(reader, probs)
         assert (reading.words, reading.labels, reading.text) == (words, labels, text)
         named += max(labels.values()) > META.reader.accept  # type: ignore[union-attr]
-        # the list check: each band's best outcome score (both bands in one run when they are the same size)
-        roi = reader.spec.roi
-        tall = roi.y1 - roi.y0
-        bands = [vision.crop_roi(image, vision.Roi(x0=roi.x0, y0=y0, x1=roi.x1, y1=y1))
-                 for y0, y1 in ((max(0.0, roi.y0 - tall), roi.y0), (roi.y1, min(1.0, roi.y1 + tall)))]
+        # the list check: each strip's best outcome score (every strip in one run when they are the same size)
+        bands = [vision.crop_roi(image, band) for band in listcheck.bands(reader.spec.roi)]
         tensors = [_plain_tensor(reader, band) for band in bands]
-        batched = [np.concatenate(tensors)] if tensors[0].shape == tensors[1].shape else tensors
+        batched = [np.concatenate(tensors)] if all(t.shape == tensors[0].shape for t in tensors) else tensors
         runs = [reader.session.run(None, {reader.input_name: t})[0] for t in batched]
         steps = [s for out in runs for s in np.asarray(out, np.float32)]
         want_around = [max(_plain_scores(reader, s)[1].values()) for s in steps]

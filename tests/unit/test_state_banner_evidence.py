@@ -70,6 +70,13 @@ CASES: list[tuple[str, list[Any], list[int]]] = [
     ("mixed outcomes never add up", [(V, -1.9), (D, -1.9), (V, -2.05), (D, -2.05)], []),
     ("a near miss far below (-2.6) breaks the streak", [(D, -1.95), (D, -2.6), (D, -2.05), (D, -2.1)], []),
     ("a none between weak frames breaks the streak", [(D, -2.05), "none", (D, -2.05), (D, -2.1)], []),
+    # issue 21.4: a look-alike (`VICTORIES`) read sure, weak, sure was counted by the window's sum
+    ("a weak reading (p 0.55) between two sure ones does not bridge them",
+     [(V, -1.9), (V, -2.33), (V, -1.9)], []),
+    ("nor does a -2.15 between two sure ones", [(V, -1.5), (V, -2.15), (V, -1.5), (V, -2.15), (V, -1.5)], []),
+    ("a sure frame after the weak one still pairs with the next sure one",
+     [(V, -1.9), (V, -2.33), (V, -1.9), (V, -1.9)], [4]),
+    ("-2.12 on every frame (just above the floor) counts on the third", [(D, -2.12)] * 3, [3]),
 ]
 
 

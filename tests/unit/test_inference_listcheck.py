@@ -1,0 +1,80 @@
+"""The list check (issue 21.4): a list of results is not the banner, a banner that sits high still is.
+
+Geometry first (pure), then the real pinned reader on drawn frames: a career-history-like list whose
+words are smaller than the banner's (as in the game) — the old check, one band as tall as the crop
+each side and a neighbour at ``accept``, let such lists through — and a banner word placed higher
+than the crop, which the old band above read as a neighbour of itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from services.common import vision
+from services.common.settings import DEFAULT_MODEL
+from services.inference import listcheck
+from services.inference.classifier import Classifier
+
+META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-BoldOblique.ttf")
+W, H = 800, 450
+CANDIDATE = np.array([[0.0, 0.4, 0.3, 0.3]], np.float32)  # as if the gate passed the frame
+
+
+def test_the_strips_lie_outside_the_crop_clear_of_it_and_inside_the_frame() -> None:
+    roi = vision.Roi(x0=0.34, y0=0.36, x1=0.66, y1=0.57)
+    bands = listcheck.bands(roi)
+    tall = roi.y1 - roi.y0
+    assert len(bands) == 2 * listcheck.PER_SIDE
+    for b in bands:
+        assert 0.0 <= b.y0 < b.y1 <= 1.0 and (b.x0, b.x1) == (roi.x0, roi.x1)
+        assert b.y1 <= roi.y0 - 0.02 or b.y0 >= roi.y1 + 0.02  # clear of a word a little off the crop
+        assert b.y1 - b.y0 == pytest.approx(tall * listcheck.STRIP)
+    # a crop at the top of the frame: the strips above are cut off, never outside the frame
+    top = listcheck.bands(vision.Roi(x0=0.3, y0=0.02, x1=0.7, y1=0.23))
+    assert all(b.y0 >= 0.0 for b in top) and all(b.y0 >= 0.23 for b in top)
+
+
+def _draw(words: list[tuple[str, float, float]], score_line: bool = False) -> bytes:
+    """``(text, centre y, cap height)`` words, centred, on a dark screen (fractions of the frame)."""
+    if not FONT.exists():
+        pytest.skip(f"font {FONT} is not installed (make test installs it)")
+    img = Image.new("RGB", (W, H), (38, 46, 84))
+    draw = ImageDraw.Draw(img)
+    for text, y, size in words:
+        draw.rectangle((40, int(H * (y - 0.06)), W - 40, int(H * (y + 0.06))), fill=(28, 34, 66))
+        draw.text((W * 0.5, H * y), text, fill=(235, 205, 60), font=ImageFont.truetype(str(FONT), int(H * size)),
+                  anchor="mm")
+    if score_line:
+        draw.text((W * 0.5, H * 0.56), "3 | 2", fill=(240, 240, 240), font=ImageFont.truetype(str(FONT), int(H * 0.07)),
+                  anchor="mm")
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier(DEFAULT_MODEL)
+
+
+def test_a_list_of_medium_sized_results_is_not_the_banner(clf: Classifier) -> None:
+    # rows 0.14 apart, words 0.07 tall: two of them inside the crop, the others above and below
+    rows = [("VICTORY!", 0.12, 0.07), ("DEFEAT", 0.26, 0.07), ("DRAW", 0.40, 0.07), ("VICTORY!", 0.54, 0.07),
+            ("DEFEAT", 0.68, 0.07), ("DRAW", 0.82, 0.07)]
+    pred = clf.postprocess(CANDIDATE, [(_draw(rows), W, H)])[0]
+    assert "scores" in pred.stages.get("list", {}), pred.stages
+    assert pred.label == "none" and pred.read == "", pred.stages
+
+
+def test_a_banner_that_sits_high_is_still_the_banner(clf: Classifier) -> None:
+    # the word from y 0.32 to 0.44, its top above the crop (at 0.36), a score line under it: a banner, not
+    # a list (the old band above, as tall as the crop and touching it, read the word itself at -0.9)
+    pred = clf.postprocess(CANDIDATE, [(_draw([("DEFEAT", 0.38, 0.12)], score_line=True), W, H)])[0]
+    assert pred.label == "defeat" and pred.confidence >= 0.9, pred.stages
+    assert META.reader is not None and max(pred.stages["list"]["scores"]) < META.reader.near_miss
