@@ -112,12 +112,12 @@ class _NoProgress:
         pass
 
 
-def _progress(total: int, desc: str) -> Progress:
+def _progress(total: int, desc: str, unit: str = "frame") -> Progress:
     try:
         from tqdm import tqdm
     except ImportError:
         return _NoProgress()
-    bar: Progress = tqdm(total=total, desc=desc, unit="frame", mininterval=2.0)
+    bar: Progress = tqdm(total=total, desc=desc, unit=unit, mininterval=2.0)
     return bar
 
 

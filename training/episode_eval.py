@@ -114,7 +114,7 @@ def episodes(seed: int, cells: Sequence[int], per_cell: int, split: synth.Split,
     from training.dataset import _progress
 
     jobs = [(cell, r) for cell in cells for r in range(per_cell)]
-    bar = _progress(total=len(jobs), desc="banner episodes")
+    bar = _progress(total=len(jobs), desc="banner episodes", unit="episode")
     for start in range(0, len(jobs), CHUNK):
         part = jobs[start:start + CHUNK]
         path = cache_dir / f"episodes-{split.name}-s{seed}-{start}-n{len(part)}-{_chunk_key(seed, part, split)}.npz"
