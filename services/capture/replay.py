@@ -245,9 +245,11 @@ class ReplaySource:
         like a live capture that was down, the outage shows as a gap.
         """
         cfg = self.cfg
-        now = now_ms()
         fp = fingerprint(self.path)
         raw = self.client.hgetall(self.progress_key) if self.resume else {}
+        # the clock starts after the fingerprint (it reads every file of a folder): taken before it, every
+        # frame would be stamped that much earlier than it is published
+        now = now_ms()
         saved = {text(k): text(v) for k, v in raw.items()}
         frame_ms = 1000.0 / cfg.fps
         if (
