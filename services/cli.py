@@ -27,7 +27,7 @@ COMMAND_MODULES = (
     "services.state.cli",
     "services.gateway.cli",
     "services.actions.cli",
-    "services.common.config_cli",
+    "services.common.cli.config_cli",
     "services.scan.cli",
 )
 
@@ -86,7 +86,7 @@ def _version() -> str:
     import json
     from importlib import metadata
 
-    from services.common.sections import DEFAULT_MODEL
+    from services.common.config.sections import DEFAULT_MODEL
 
     try:
         version = metadata.version("ow-victory-counter")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis
 
-from services.common.keys import Keys
-from services.common.settings import Settings, load_settings
+from services.common.config.settings import Settings, load_settings
+from services.common.contracts.keys import Keys
 from tests.support.redis_proc import RedisServer
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.cli.cliargs import add_config_args, fail, load_from_args
 
 
 def register_bench(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from services.common.ports import free_port
+from services.common.infra.ports import free_port
 
 
 class RedisProcess:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from services.common.vision import MODEL_LABELS, meta_path_for
+from services.inference.vision import MODEL_LABELS, meta_path_for
 
 SYNTHETIC_PREFIX = "synthetic-untrained"
 DEFAULT_ROI = {"x0": 0.30, "y0": 0.30, "x1": 0.70, "y1": 0.62}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from services.common.ports import free_port
+from services.common.infra.ports import free_port
 
 
 @dataclass

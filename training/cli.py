@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.cli.cliargs import add_config_args, fail, load_from_args
 
 log = logging.getLogger("owc.collect")
 
@@ -155,9 +155,9 @@ def labels_from_events(events: list[Any]) -> dict[int, str]:
 
 
 def iter_redis(settings: Any, channel: str) -> Iterator[Frame]:
-    from services.common.keys import Keys
-    from services.common.messages import Event, MessageError
-    from services.common.redisio import connect
+    from services.common.contracts.keys import Keys
+    from services.common.contracts.messages import Event, MessageError
+    from services.common.infra.redisio import connect
 
     client = connect(settings)
     keys = Keys(settings.redis.prefix)
@@ -186,7 +186,7 @@ class AutoLabeller:
         self.threshold = threshold
 
     def __call__(self, data: bytes) -> tuple[str, float]:
-        from services.common.vision import decode
+        from services.inference.vision import decode
 
         height, width = decode(data).shape[:2]
         pred = self.classifier.classify([(data, width, height)])[0]

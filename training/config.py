@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.vision import InputSpec, ModelMeta, Normalize, Roi
+from services.inference.vision import InputSpec, ModelMeta, Normalize, Roi
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"

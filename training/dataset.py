@@ -1,6 +1,6 @@
 """Build (and cache) preprocessed tensors from synthetic frames and real samples (no torch).
 
-Every frame goes through :func:`services.common.vision.preprocess_bytes` on
+Every frame goes through :func:`services.inference.vision.preprocess_bytes` on
 its full-frame JPEG, exactly like the inference worker. The ``(3, H, W)``
 float tensors are stored losslessly as the uint8 pixels they were made from
 (:func:`to_uint8` / :func:`to_float` invert the normalisation exactly).
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.common.vision import MODEL_LABELS, ModelMeta, preprocess_bytes
+from services.inference.vision import MODEL_LABELS, ModelMeta, preprocess_bytes
 from training import synth
 from training.config import CACHE_DIR, SAMPLES_DIR, preprocess_meta
 from training.synth.assets import fingerprint_digest
@@ -52,7 +52,7 @@ def to_uint8(t: npt.NDArray[np.float32], meta: ModelMeta) -> npt.NDArray[np.uint
 
 
 def to_float(u: npt.NDArray[np.uint8], meta: ModelMeta) -> npt.NDArray[np.float32]:
-    """Exactly :func:`services.common.vision.normalise`'s arithmetic on stored pixels (any leading dims)."""
+    """Exactly :func:`services.inference.vision.normalise`'s arithmetic on stored pixels (any leading dims)."""
     n = meta.normalize
     mean = (np.asarray(n.mean, np.float32) / np.float32(n.scale))[:, None, None]
     inv = (np.float32(n.scale) / np.asarray(n.std, np.float32))[:, None, None]

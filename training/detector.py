@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from services.common.vision import ModelMeta, ReaderSpec, Roi
 from services.inference.banner import Schedule
 from services.inference.reader import package_file, sha256_file
+from services.inference.vision import ModelMeta, ReaderSpec, Roi
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "victory_classifier.onnx"
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.messages import Label
-from services.common.sections import StateSettings
+from services.common.config.sections import StateSettings
+from services.common.contracts.messages import Label
 from services.inference.banner import BannerReader, Schedule
 from services.inference.classifier import Classifier, Prediction
 from services.state.machine import Machine

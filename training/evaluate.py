@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.vision import MODEL_LABELS, ModelMeta, meta_path_for
 from services.inference.classifier import Classifier
+from services.inference.vision import MODEL_LABELS, ModelMeta, meta_path_for
 from training import dataset, episode_eval, heldout, synth
 from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODEL_PATH, SAMPLES_DIR
 from training.fp_run import FpResult, fp_run
@@ -223,7 +223,7 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any]) -> None:
            "thin, faint and degraded banners)" if hard.get("count") else "")
         + f", class counts {data.get('class_counts', {})}; {data.get('real_samples_train', 0)} real samples.",
         "Every frame is a full 16:9 capture (480×270 to 1920×1080, 640×360 most often), JPEG q55–95, fed "
-        "through `services.common.vision.preprocess_bytes` like the inference worker.",
+        "through `services.inference.vision.preprocess_bytes` like the inference worker.",
         "- **Banners**: `VICTORY!`, `DEFEAT`, `DRAW`, Japanese `勝利！` / `敗北` / `引き分け`, **in any colour**: "
         "35% in the colour the game is known to use (gold VICTORY!, red DEFEAT, red — as in the first real DRAW "
         "— white or silver DRAW), the rest in any of red, gold, white, silver, blue, cyan, green, purple, "

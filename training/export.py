@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from services.common.vision import MODEL_LABELS, ModelMeta
+from services.inference.vision import MODEL_LABELS, ModelMeta
 from training.config import INPUT, NORMALIZE, OPSET, ROI
 from training.detector import assemble
 

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.common.messages import Label
-from services.common.settings import StateSettings
+from services.common.config.settings import StateSettings
+from services.common.contracts.messages import Label
 from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
 from training.frames import Detector, FrameTuple, GateScorer, Rendered

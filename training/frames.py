@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from services.common.vision import MODEL_LABELS, preprocess_bytes, softmax
 from services.inference.classifier import Prediction
+from services.inference.vision import MODEL_LABELS, preprocess_bytes, softmax
 from training import synth
 from training.config import preprocess_meta
 

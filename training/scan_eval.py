@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import cv2
 
-from services.common.sections import CaptureSettings
+from services.common.config.sections import CaptureSettings
 from services.inference.classifier import Classifier
 from services.scan.recording import open_recording
 from services.scan.scanner import Scanner

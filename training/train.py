@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from services.common.vision import MODEL_LABELS
+from services.inference.vision import MODEL_LABELS
 from training import dataset, synth
 from training.config import (
     CACHE_DIR,

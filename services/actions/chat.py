@@ -39,10 +39,10 @@ from services.actions.formatting import (
     record_text,
     tags_dict,
 )
-from services.common.command_client import CommandClient, new_command
-from services.common.keys import Keys
-from services.common.messages import Counts, Event, MessageError, Reply, StateSnapshot
-from services.common.settings import ChatSettings
+from services.common.config.settings import ChatSettings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Counts, Event, MessageError, Reply, StateSnapshot
+from services.common.infra.command_client import CommandClient, new_command
 
 log = logging.getLogger("owc.actions.chat")
 

@@ -6,12 +6,12 @@ import argparse
 import threading
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_command, add_service, channel_name, fail, load_from_args, redis_for
-from services.common.codec import text
+from services.common.cli.cliargs import add_command, add_service, channel_name, fail, load_from_args, redis_for
+from services.common.contracts.codec import text
 
 if TYPE_CHECKING:
     from services.actions.delivery import Action
-    from services.common.settings import Settings
+    from services.common.config.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def action_names(settings: Settings) -> list[str]:
-    """The configured actions' names (:func:`services.common.action_records.configured_actions`)."""
-    from services.common import action_records
+    """The configured actions' names (:func:`services.common.contracts.action_records.configured_actions`)."""
+    from services.common.contracts import action_records
 
     return action_records.action_names(settings.actions)
 
@@ -64,8 +64,8 @@ def run_actions(args: argparse.Namespace) -> int:
     """
     settings = load_from_args(args).settings
 
-    from services.common.lifecycle import stop_on_signals
-    from services.common.metrics import serve_metrics
+    from services.common.infra.lifecycle import stop_on_signals
+    from services.common.infra.metrics import serve_metrics
 
     problem = check_actions(settings)
     if problem:
@@ -142,7 +142,7 @@ def run_twitch_login(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
-    from services.common.action_records import LastDelivery
+    from services.common.contracts.action_records import LastDelivery
 
     client, keys = redis_for(settings)
     names = action_names(settings)

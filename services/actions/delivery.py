@@ -33,10 +33,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from services.actions import metrics as M
 from services.actions.formatting import EventContext
-from services.common import action_records
-from services.common.keys import Keys
-from services.common.messages import Event, StateSnapshot
-from services.common.redisio import write_refusal
+from services.common.contracts import action_records
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Event, StateSnapshot
+from services.common.infra.redisio import write_refusal
 
 log = logging.getLogger("owc.actions")
 
@@ -253,7 +253,7 @@ class Deliverer:
 
 def queue_test(client: redis.Redis, keys: Keys, action: str, channel: str) -> str:
     """Queue a made-up victory, marked as a test, for the running service to send via ``action``
-    (see :func:`services.common.action_records.make_test_letter`); return its event id."""
+    (see :func:`services.common.contracts.action_records.make_test_letter`); return its event id."""
     raw = client.hgetall(keys.state(channel))
     snapshot = StateSnapshot.from_fields(raw) if raw else None
     event_id, letter = action_records.make_test_letter(action, channel, snapshot)

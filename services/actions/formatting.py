@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from services.common.messages import Counts, Event, Outcome
+from services.common.contracts.messages import Counts, Event, Outcome
 
 SIGNATURE_HEADER = "X-OWC-Signature-256"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -25,10 +25,10 @@ import redis
 from services.actions import metrics as M
 from services.actions.delivery import REDIS_DOWN, Action, Deliverer, StoppingError
 from services.actions.schedule import Pending, order
-from services.common.codec import text
-from services.common.keys import Keys
-from services.common.messages import MessageError
-from services.common.redisio import write_refusal
+from services.common.contracts.codec import text
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import MessageError
+from services.common.infra.redisio import write_refusal
 
 log = logging.getLogger("owc.actions")
 

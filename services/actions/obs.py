@@ -34,8 +34,8 @@ from websocket import WebSocketException
 
 from services.actions.delivery import PermanentError, RetryableError, StoppingError, Unasked
 from services.actions.formatting import HEADLINE, EventContext
-from services.common.messages import Outcome
-from services.common.settings import ObsActionSettings, ObsSettings
+from services.common.config.settings import ObsActionSettings, ObsSettings
+from services.common.contracts.messages import Outcome
 
 log = logging.getLogger("owc.actions.obs")
 

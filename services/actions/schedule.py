@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.actions.formatting import EventContext
-from services.common import action_records
-from services.common.messages import Event
-from services.common.streamids import parse_id, parse_id_or
+from services.common.contracts import action_records
+from services.common.contracts.messages import Event
+from services.common.contracts.streamids import parse_id, parse_id_or
 
 
 def event_time_ms(ctx: EventContext) -> int:

@@ -26,8 +26,8 @@ from services.actions.formatting import (
     webhook_headers,
     webhook_payload,
 )
-from services.common.action_records import redacted_url
-from services.common.settings import WebhookSettings
+from services.common.config.settings import WebhookSettings
+from services.common.contracts.action_records import redacted_url
 
 log = logging.getLogger("owc.actions")
 

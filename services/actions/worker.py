@@ -26,14 +26,14 @@ from services.actions.delivery import Action, Deliverer, RetryPolicy, StoppingEr
 from services.actions.formatting import EventContext
 from services.actions.lanes import DISPATCH, Lane, cancelled_record, count_cancelled
 from services.actions.schedule import Pending, correction_target, due_ms, may_correct
-from services.common import health
-from services.common.codec import text
-from services.common.health import ActionsHealth
-from services.common.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_channel
-from services.common.messages import Event, MessageError
-from services.common.redisio import write_refusal
-from services.common.settings import ActionsSettings
-from services.common.streams import Delivery, GroupConsumer, ensure_group, read_group
+from services.common.config.settings import ActionsSettings
+from services.common.contracts import health
+from services.common.contracts.codec import text
+from services.common.contracts.health import ActionsHealth
+from services.common.contracts.keys import DEFAULT_CHANNEL, GROUP_ACTIONS, Keys, validate_channel
+from services.common.contracts.messages import Event, MessageError
+from services.common.infra.redisio import write_refusal
+from services.common.infra.streams import Delivery, GroupConsumer, ensure_group, read_group
 
 log = logging.getLogger("owc.actions")
 

@@ -6,11 +6,11 @@ import argparse
 import threading
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_command, fail, load_from_args, redis_for
+from services.common.cli.cliargs import add_command, fail, load_from_args, redis_for
 
 if TYPE_CHECKING:
     from services.capture.metrics import CaptureMetrics
-    from services.common.settings import Settings
+    from services.common.config.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,8 +48,8 @@ def run_capture(args: argparse.Namespace) -> int:
 
     from services.capture.metrics import CaptureMetrics
     from services.capture.replay import ReplayError
-    from services.common.lifecycle import stop_on_signals
-    from services.common.metrics import serve_metrics
+    from services.common.infra.lifecycle import stop_on_signals
+    from services.common.infra.metrics import serve_metrics
 
     try:
         check_source(settings)

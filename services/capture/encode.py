@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.common.messages import ImageFormat
+from services.common.contracts.messages import ImageFormat
 
 
 def encode_image(

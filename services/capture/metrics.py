@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from services.common.metrics import MS_BUCKETS
+from services.common.infra.metrics import MS_BUCKETS
 
 # encoded frame sizes: 640x360 JPEG is ~30-60 KB, a 1080p PNG ~3 MB
 BYTES_BUCKETS = (

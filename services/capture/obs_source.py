@@ -45,9 +45,9 @@ from services.capture.obsclient import (
 from services.capture.publisher import BackPressure, ImageError, Picture, Pressure, image_size, now_ms
 from services.capture.schedule import SlotSchedule, burst_wanted
 from services.capture.sink import FrameSink
-from services.common.burst import BurstListener
-from services.common.keys import Keys
-from services.common.settings import CaptureSettings, ObsSettings
+from services.common.config.settings import CaptureSettings, ObsSettings
+from services.common.contracts.keys import Keys
+from services.common.infra.burst import BurstListener
 
 log = logging.getLogger("owc.capture.obs")
 

@@ -18,9 +18,9 @@ from typing import Any
 import redis
 
 from services.capture.metrics import CaptureMetrics
-from services.common.keys import GROUP_INFERENCE, Keys
-from services.common.messages import Frame, ImageFormat
-from services.common.streams import GroupBacklog, group_backlog
+from services.common.contracts.keys import GROUP_INFERENCE, Keys
+from services.common.contracts.messages import Frame, ImageFormat
+from services.common.infra.streams import GroupBacklog, group_backlog
 
 log = logging.getLogger("owc.capture")
 

@@ -43,10 +43,10 @@ from services.capture.replay_files import (
 )
 from services.capture.schedule import SlotSchedule, burst_wanted
 from services.capture.sink import FrameSink
-from services.common.burst import BurstListener
-from services.common.codec import text
-from services.common.keys import Keys
-from services.common.settings import CaptureSettings
+from services.common.config.settings import CaptureSettings
+from services.common.contracts.codec import text
+from services.common.contracts.keys import Keys
+from services.common.infra.burst import BurstListener
 
 log = logging.getLogger("owc.capture.replay")
 

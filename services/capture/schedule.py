@@ -1,7 +1,7 @@
 """When capture takes its next frame: a drift-free slot schedule that a burst may pull forward (pure).
 
 Slot ``k`` is due at ``start + k*interval``. A *burst* (inference saw a
-candidate and asks for the confirming frame now, :mod:`services.common.burst`)
+candidate and asks for the confirming frame now, :mod:`services.common.infra.burst`)
 takes the next slot early instead of adding one: slot ``k`` may be taken as
 soon as slot ``k-1``'s own time has come. So
 

@@ -24,12 +24,12 @@ from tenacity.wait import WaitBaseT, wait_exponential
 
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, FramePublisher, Picture, Pressure, now_ms
-from services.common import health
-from services.common.health import CaptureHealth
-from services.common.keys import Keys
-from services.common.messages import Frame
-from services.common.redisio import write_refusal
-from services.common.settings import CaptureSettings
+from services.common.config.settings import CaptureSettings
+from services.common.contracts import health
+from services.common.contracts.health import CaptureHealth
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Frame
+from services.common.infra.redisio import write_refusal
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ class FrameSink:
 
     def report(self, force: bool = False, **fields: str | int | float | bool) -> None:
         """The source's own state into the health hash (unless forced: at most once a second while it changes,
-        every :data:`~services.common.health.HEALTH_REFRESH_S` while it does not)."""
+        every :data:`~services.common.contracts.health.HEALTH_REFRESH_S` while it does not)."""
         self._set(**fields)
         now = time.monotonic()
         if not force and not self._cadence.due("", self.health, now):

@@ -10,8 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.common.redisio import connect_async, keys_for
-from services.common.settings import Settings, home
+from services.common.config.settings import Settings, home
+from services.common.infra.redisio import connect_async, keys_for
 from services.gateway.deps import Runtime
 from services.gateway.errors import add_error_handlers, document_validation_errors
 from services.gateway.hub import Hubs

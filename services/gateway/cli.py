@@ -7,14 +7,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common.cliargs import add_config_args, fail, load_from_args
+from services.common.cli.cliargs import add_config_args, fail, load_from_args
 
 # how often the server looks at its stop flag in a thread of `owc run` (uvicorn: 10 times a second); a
 # signal wakes it at once
 TICK_S = 1.0
 
 if TYPE_CHECKING:
-    from services.common.settings import Settings
+    from services.common.config.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 def run_gateway(args: argparse.Namespace) -> int:
     loaded = load_from_args(args, {"gateway.host": args.host, "gateway.port": args.port})
-    from services.common.ports import PreflightError, check_gateway_port
+    from services.common.infra.ports import PreflightError, check_gateway_port
 
     try:
         check_gateway_port(loaded.settings.gateway.host, loaded.settings.gateway.port)

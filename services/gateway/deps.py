@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi import Path as PathParam
 
-from services.common.keys import DEFAULT_CHANNEL
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import DEFAULT_CHANNEL
 from services.gateway.hub import Hubs
 from services.gateway.state_client import StateClient
 from services.gateway.store import GatewayStore

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from services.common.redisio import write_refusal
+from services.common.infra.redisio import write_refusal
 from services.gateway.models import ErrorOut
 from services.gateway.security import allowed_methods
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
-from services.common.messages import Event, StateSnapshot
-from services.common.streamids import parse_id
+from services.common.contracts.messages import Event, StateSnapshot
+from services.common.contracts.streamids import parse_id
 from services.gateway import metrics
 from services.gateway.models import Health
 from services.gateway.store import GatewayStore

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_fastapi_instrumentator.metrics import Info
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 
-from services.common.metrics import MS_BUCKETS
+from services.common.infra.metrics import MS_BUCKETS
 
 HTTP_REQUESTS = Counter(
     "owc_gateway_http_requests_total",

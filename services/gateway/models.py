@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
-from services.common.messages import EventSource, EventType, Outcome, Phase
+from services.common.contracts.messages import EventSource, EventType, Outcome, Phase
 from services.gateway.modes import ModeCounts
 from services.gateway.modes import Streak as Streak  # re-exported: defined there, as a mode has one too
 

@@ -1,7 +1,7 @@
 """HTTP models of per-mode records (the `mode` route and the status's ``mode``/``by_mode``).
 
 Kept apart from ``models.py`` so the mode feature is one module to move;
-the names themselves are checked by ``services/common/modes.py``, the same
+the names themselves are checked by ``services/common/contracts/modes.py``, the same
 rule the state service applies.
 """
 
@@ -11,8 +11,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from services.common.messages import Counts, ModeRun, Outcome
-from services.common.modes import MAX_MODE_LEN, InvalidModeError, normalize_mode
+from services.common.contracts.messages import Counts, ModeRun, Outcome
+from services.common.contracts.modes import MAX_MODE_LEN, InvalidModeError, normalize_mode
 
 # A mode name as a request carries it: surrounding spaces are dropped first, then the limit the
 # schema shows (maxLength 32) is the one the code applies.

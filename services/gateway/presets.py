@@ -4,7 +4,7 @@
 the URL wins over the preset's. Presets are the gateway's own data (not a
 channel's counting state): one set for the whole gateway, whatever the
 channel (a preset never names one; ``?channel=`` stays in the URL), in the
-hash ``owc:overlay:presets`` (:meth:`services.common.keys.Keys.overlay_presets`).
+hash ``owc:overlay:presets`` (:meth:`services.common.contracts.keys.Keys.overlay_presets`).
 
 A preset holds only the overlay's known parameters, each checked as strictly
 as the overlay reads it (bad input is a 422 and changes nothing). Kept apart
@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.common.codec import text
-from services.common.keys import Keys
-from services.common.modes import InvalidModeError, normalize_mode
+from services.common.contracts.codec import text
+from services.common.contracts.keys import Keys
+from services.common.contracts.modes import InvalidModeError, normalize_mode
 from services.gateway.modes import ModeName
 
 log = logging.getLogger("owc.gateway")

@@ -14,9 +14,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from services.common.command_client import AsyncCommandClient, new_command
-from services.common.keys import Keys
-from services.common.messages import CommandType, Counts, MessageError, Outcome, Reply
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import CommandType, Counts, MessageError, Outcome, Reply
+from services.common.infra.command_client import AsyncCommandClient, new_command
 from services.gateway import metrics
 from services.gateway.errors import CommandFailedError, redis_problem
 

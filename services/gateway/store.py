@@ -8,7 +8,7 @@ totals); :mod:`views` turns them into HTTP answers, and commands go through
 
 The one thing it writes is the actions service's retry list (the admin
 page's "retry dead letters" and "send a test event"), exactly as
-``owc actions retry|test`` do, through :mod:`services.common.action_records`.
+``owc actions retry|test`` do, through :mod:`services.common.contracts.action_records`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from services.common import action_records
-from services.common.action_records import DeadLetter, LastDelivery
-from services.common.codec import text
-from services.common.health import WORKER_ALIVE_MS, ActionsHealth, CaptureHealth, InferenceHealth, StateHealth
-from services.common.keys import CHANNEL_RE, DEFAULT_CHANNEL, Keys
-from services.common.messages import Counts, Event, MessageError, StateSnapshot
-from services.common.redisio import persistence_problem
-from services.common.sessions import SessionSummary
+from services.common.contracts import action_records
+from services.common.contracts.action_records import DeadLetter, LastDelivery
+from services.common.contracts.codec import text
+from services.common.contracts.health import WORKER_ALIVE_MS, ActionsHealth, CaptureHealth, InferenceHealth, StateHealth
+from services.common.contracts.keys import CHANNEL_RE, DEFAULT_CHANNEL, Keys
+from services.common.contracts.messages import Counts, Event, MessageError, StateSnapshot
+from services.common.contracts.sessions import SessionSummary
+from services.common.infra.redisio import persistence_problem
 
 log = logging.getLogger("owc.gateway")
 

@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from services.common.action_records import ActionInfo, DeadLetter, LastDelivery, service_running
-from services.common.health import ActionsHealth, InferenceHealth
-from services.common.messages import Counts, Event, StateSnapshot
+from services.common.contracts.action_records import ActionInfo, DeadLetter, LastDelivery, service_running
+from services.common.contracts.health import ActionsHealth, InferenceHealth
+from services.common.contracts.messages import Counts, Event, StateSnapshot
 from services.gateway.models import (
     ActionOut,
     ActionsOut,

@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.common import codec
+from services.common.contracts import codec
 from services.inference.classifier import Classifier, ClassifierError, Prediction
 from services.inference.reader import Reading
 
@@ -183,7 +183,7 @@ class BannerReader:
     def classify_frame(self, channel: str, captured_at: int, data: bytes, width: int | None,
                        height: int | None) -> Prediction:
         """One encoded frame of ``channel`` through every stage (for tools that are not the worker:
-        the bench, a recording scan). Raises :class:`~services.common.vision.FrameDecodeError`."""
+        the bench, a recording scan). Raises :class:`~services.inference.vision.FrameDecodeError`."""
         tensor = self.classifier.preprocess(data, width, height)
         row = self.classifier.predict(tensor[None])[0].tolist()
         return self.frame(channel, captured_at, row, tensor, (data, width, height))

@@ -3,7 +3,7 @@
 A *candidate* here is a frame the detector read an outcome on (or almost:
 a near miss): counting needs a second frame that agrees, and the sooner
 it is taken the sooner the overlay changes (contract and reasons in
-:mod:`services.common.burst`). The hint goes out as soon as the frame is
+:mod:`services.common.infra.burst`). The hint goes out as soon as the frame is
 read, before its label is committed with the rest of the batch.
 
 Why after the reader and not when the gate passes: the gate is tuned for
@@ -22,9 +22,9 @@ import logging
 
 import redis
 
-from services.common.burst import request_bursts
-from services.common.keys import Keys
-from services.common.messages import Frame
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Frame
+from services.common.infra.burst import request_bursts
 from services.inference.classifier import Prediction
 
 log = logging.getLogger("owc.inference")

@@ -1,7 +1,7 @@
 """The banner detector: ``preprocess → predict → postprocess`` over onnxruntime.
 
 Two stages, both described by the model metadata
-(:class:`~services.common.vision.ModelMeta`, schema 2):
+(:class:`~services.inference.vision.ModelMeta`, schema 2):
 
 1. the **gate**, a small CNN on every frame (≈0.2 ms): a frame whose
    ``1 - p(none)`` reaches ``gate.threshold`` is a *candidate*. Tuned for
@@ -12,7 +12,7 @@ Two stages, both described by the model metadata
    as ``DEFEND``) against the crop and decides (:func:`decide`).
 
 A schema-1 model is the gate alone deciding (used by small test models).
-The gate's preprocessing goes through :mod:`services.common.vision`, the
+The gate's preprocessing goes through :mod:`services.inference.vision`, the
 same functions training uses, so the network sees the same pixels in both.
 """
 
@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.common import vision
-from services.common.settings import InferenceSettings
-from services.inference import listcheck
+from services.common.config.settings import InferenceSettings
+from services.inference import listcheck, vision
 from services.inference.reader import Reader, ReaderError, Reading
 from services.inference.sessions import session_options
 

@@ -6,10 +6,10 @@ import argparse
 import threading
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_command, add_config_args, fail, load_from_args, redis_for
+from services.common.cli.cliargs import add_command, add_config_args, fail, load_from_args, redis_for
 
 if TYPE_CHECKING:
-    from services.common.settings import Settings
+    from services.common.config.settings import Settings
     from services.inference.classifier import Classifier
 
 
@@ -43,8 +43,8 @@ def _run_inference(args: argparse.Namespace) -> int:
     """Consume owc:frames in the consumer group 'inference' and publish labels. Start several workers
     (processes or machines) to scale: Redis shares the frames.
     """
-    from services.common.lifecycle import stop_on_signals
-    from services.common.metrics import serve_metrics
+    from services.common.infra.lifecycle import stop_on_signals
+    from services.common.infra.metrics import serve_metrics
     from services.inference.classifier import ClassifierError
 
     loaded = load_from_args(args, {"inference.model": args.model, "inference.worker_name": args.name})

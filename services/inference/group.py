@@ -11,10 +11,10 @@ import logging
 import redis
 from redis.exceptions import ResponseError
 
-from services.common.codec import text
-from services.common.keys import CHANNEL_RE, GROUP_INFERENCE, Keys
-from services.common.messages import Label
-from services.common.streams import group_backlog
+from services.common.contracts.codec import text
+from services.common.contracts.keys import CHANNEL_RE, GROUP_INFERENCE, Keys
+from services.common.contracts.messages import Label
+from services.common.infra.streams import group_backlog
 from services.inference import metrics
 
 log = logging.getLogger("owc.inference")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.common import vision
+from services.inference import vision
 
 STRIP = 0.6  # a strip's height, of the crop's
 GAP = 0.25  # the space between the crop and the first strip, of a strip's height

@@ -6,7 +6,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.common.metrics import MS_BUCKETS
+from services.common.infra.metrics import MS_BUCKETS
 
 FRAMES = Counter(
     "owc_inference_frames_processed_total",

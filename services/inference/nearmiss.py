@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from services.common.messages import Frame
+from services.common.contracts.messages import Frame
 from services.inference.classifier import Prediction
 
 log = logging.getLogger("owc.inference")

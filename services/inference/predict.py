@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common import vision
-from services.common.settings import InferenceSettings
+from services.common.config.settings import InferenceSettings
+from services.inference import vision
 from services.inference.classifier import Classifier, ClassifierError, Prediction
 
 

@@ -25,9 +25,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.common import vision
-from services.common.files import sha256_file as sha256_file  # re-exported: training imports it here
-from services.inference import ctc, listcheck
+from services.common.infra.files import sha256_file as sha256_file  # re-exported: training imports it here
+from services.inference import ctc, listcheck, vision
 from services.inference.sessions import session_options
 
 log = logging.getLogger("owc.inference")

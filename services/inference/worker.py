@@ -11,7 +11,7 @@ after ``claim_idle_ms``), then reads new ones in small batches. For a batch:
    ``captured_at``), ack them and count them: after a pause the backlog must
    not delay live detection;
 3. decode (reduced JPEG decode), crop the ROI, resize, normalise — through
-   :mod:`services.common.vision`; undecodable → ``error`` label and ack;
+   :mod:`services.inference.vision`; undecodable → ``error`` label and ack;
 4. run the model once for the whole batch;
 5. one MULTI/EXEC round trip: XADD every label (trimmed ``MAXLEN ~``), SET
    the detection frame of every outcome (TTL), XACK every handled entry.
@@ -48,19 +48,19 @@ import numpy.typing as npt
 import redis
 from redis.exceptions import ResponseError
 
-from services.common import health
-from services.common.health import InferenceHealth
-from services.common.keys import GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
-from services.common.messages import Frame, Label, MessageError
-from services.common.redisio import WriteOutage, write_refusal
-from services.common.settings import InferenceSettings
-from services.common.streams import Delivery, GroupConsumer, xadd_message
-from services.common.vision import FrameDecodeError
+from services.common.config.settings import InferenceSettings
+from services.common.contracts import health
+from services.common.contracts.health import InferenceHealth
+from services.common.contracts.keys import GROUP_INFERENCE, InvalidChannelError, Keys, validate_channel
+from services.common.contracts.messages import Frame, Label, MessageError
+from services.common.infra.redisio import WriteOutage, write_refusal
+from services.common.infra.streams import Delivery, GroupConsumer, xadd_message
 from services.inference import group, metrics
 from services.inference.banner import BannerReader, phase_from_snapshot
 from services.inference.burst import EarlyHint, ask_for_burst
 from services.inference.classifier import Classifier, Prediction
 from services.inference.nearmiss import NearMisses
+from services.inference.vision import FrameDecodeError
 
 log = logging.getLogger("owc.inference")
 

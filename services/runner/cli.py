@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.common.cliargs import add_command, load_from_args, passthrough_args, set_args
+from services.common.cli.cliargs import add_command, load_from_args, passthrough_args, set_args
 from services.runner.demo import add_demo_parser
 from services.runner.stack import run_stack
 

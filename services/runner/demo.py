@@ -18,14 +18,14 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common.cliargs import add_command, fail, load_from_args, passthrough_args, set_args
-from services.common.ports import free_port, port_free
+from services.common.cli.cliargs import add_command, fail, load_from_args, passthrough_args, set_args
+from services.common.infra.ports import free_port, port_free
 from services.runner.stack import run_stack
 
 if TYPE_CHECKING:
     import redis
 
-    from services.common.keys import Keys
+    from services.common.contracts.keys import Keys
     from services.runner.host import ServiceHost
     from services.runner.supervisor import Supervisor
 
@@ -44,7 +44,7 @@ def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _stream_idle(client: redis.Redis, stream: str, group: str) -> bool:
     """True when the group has read and acked everything in the stream."""
-    from services.common.streams import group_backlog
+    from services.common.infra.streams import group_backlog
 
     try:
         backlog = group_backlog(client, stream, group, limit=1)
@@ -54,7 +54,7 @@ def _stream_idle(client: redis.Redis, stream: str, group: str) -> bool:
 
 
 def _settled(client: redis.Redis, keys: Keys) -> bool:
-    from services.common.keys import GROUP_INFERENCE, GROUP_STATE
+    from services.common.contracts.keys import GROUP_INFERENCE, GROUP_STATE
 
     return _stream_idle(client, keys.frames, GROUP_INFERENCE) and _stream_idle(client, keys.labels, GROUP_STATE)
 
@@ -131,7 +131,7 @@ def run_demo(args: argparse.Namespace) -> int:
     passthrough = passthrough_args(args) + set_args(overrides)
 
     from services.actions.cli import action_names
-    from services.common.redisio import keys_for
+    from services.common.infra.redisio import keys_for
 
     result: dict[str, Any] = {"ok": False}
     stop = threading.Event()

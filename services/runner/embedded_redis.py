@@ -7,8 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-from services.common.ports import free_port, port_free
-from services.common.settings import Settings, under_home
+from services.common.config.settings import Settings, under_home
+from services.common.infra.ports import free_port, port_free
 from services.runner.supervisor import ChildSpec
 
 log = logging.getLogger("owc.run")

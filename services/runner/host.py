@@ -23,7 +23,7 @@ from services.runner.supervisor import RestartBackoff
 
 if TYPE_CHECKING:
     from services.capture.metrics import CaptureMetrics
-    from services.common.settings import Loaded, Settings
+    from services.common.config.settings import Loaded, Settings
 
 log = logging.getLogger("owc.run")
 

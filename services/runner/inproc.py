@@ -10,8 +10,8 @@ import argparse
 import sys
 import threading
 
-from services.common.cliargs import add_config_args, load_from_args
-from services.common.lifecycle import stop_on_signals
+from services.common.cli.cliargs import add_config_args, load_from_args
+from services.common.infra.lifecycle import stop_on_signals
 
 
 def main(argv: list[str] | None = None) -> int:

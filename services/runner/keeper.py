@@ -21,8 +21,8 @@ import time
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from services.common.lifecycle import stop_on_signals
-from services.common.logs import setup_logging
+from services.common.infra.lifecycle import stop_on_signals
+from services.common.infra.logs import setup_logging
 from services.runner.announce import announce_when_up
 from services.runner.supervisor import ChildSpec, RestartBackoff, Supervisor
 

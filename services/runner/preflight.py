@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.common.ports import PreflightError, check_gateway_port
+from services.common.infra.ports import PreflightError, check_gateway_port
 
 __all__ = ["PreflightError", "check_gateway_port", "lock_data_dir"]
 

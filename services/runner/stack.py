@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common.cliargs import child_environment, fail
+from services.common.cli.cliargs import child_environment, fail
 from services.runner.announce import announce_when_up
 
 if TYPE_CHECKING:
-    from services.common.settings import Loaded, Settings
+    from services.common.config.settings import Loaded, Settings
     from services.runner.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger("owc.run")
@@ -57,9 +57,9 @@ def run_stack(
     ``running(name)``.
     """
     # Imported here so `owc --help` stays light.
-    from services.common.lifecycle import stop_on_signals
-    from services.common.redact import mask_credentials
-    from services.common.settings import env_var_name, home, under_home
+    from services.common.config.redact import mask_credentials
+    from services.common.config.settings import env_var_name, home, under_home
+    from services.common.infra.lifecycle import stop_on_signals
     from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec
     from services.runner.preflight import PreflightError, check_gateway_port, lock_data_dir
     from services.runner.supervisor import ChildSpec
@@ -131,7 +131,7 @@ def _supervise(loaded: Loaded, specs: list[ChildSpec], stop: threading.Event, ur
                on_started: Callable[[Any, str], None] | None, *, processes: bool, with_actions: bool) -> int:
     import redis
 
-    from services.common.redisio import RedisUnavailableError, check_version
+    from services.common.infra.redisio import RedisUnavailableError, check_version
     from services.runner.supervisor import RestartBackoff, Supervisor
 
     settings = loaded.settings
@@ -184,7 +184,7 @@ def _announce(settings: Settings, stop: threading.Event) -> None:
 def _service_specs(settings: Settings, owc: list[str], extra: list[str], env: dict[str, str],
                    with_actions: bool) -> list[ChildSpec]:
     """`owc run --processes`: one child process per service."""
-    from services.common.settings import env_var_name
+    from services.common.config.settings import env_var_name
     from services.runner.supervisor import ChildSpec
 
     specs: list[ChildSpec] = []
@@ -224,8 +224,8 @@ def host_stack(
     dies is restarted as in processes mode.
     """
     from services.actions.cli import action_names
-    from services.common.cliargs import redis_for
-    from services.common.redisio import RedisUnavailableError, check_version
+    from services.common.cli.cliargs import redis_for
+    from services.common.infra.redisio import RedisUnavailableError, check_version
     from services.runner.host import ServiceHost, stack_services
     from services.runner.supervisor import RestartBackoff
 

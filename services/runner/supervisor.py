@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Literal
 
-from services.common.redact import mask_credentials  # standard library only: the keeper imports this module
+from services.common.config.redact import mask_credentials  # standard library only: the keeper imports this module
 
 log = logging.getLogger("owc.run")
 

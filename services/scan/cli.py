@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.common.cliargs import add_command, channel_name, fail, load_from_args, redis_for
+from services.common.cli.cliargs import add_command, channel_name, fail, load_from_args, redis_for
 
 
 def _positive_ms(text: str) -> int:
@@ -49,7 +49,7 @@ def _run_scan(args: argparse.Namespace) -> int:
     result with its time in the recording (hh:mm:ss.mmm) and its stage scores, the near misses and the
     frames per second achieved. Exit status 2 for a recording that cannot be read. See docs/scan.md.
     """
-    from services.common.scanimport import ScanImport
+    from services.common.contracts.scanimport import ScanImport
     from services.inference.classifier import Classifier, ClassifierError
     from services.scan import output
     from services.scan.recording import RecordingError, open_recording

@@ -1,6 +1,7 @@
 """``owc scan --import``: hand the results to the state service (the single writer) and wait for its answer.
 
-One ``scan_import`` command (``services/common/scanimport.py``), sent with the shared command client; the state
+One ``scan_import`` command (``services/common/contracts/scanimport.py``), sent with the shared command client; the
+state
 service adds the results the channel's history does not hold yet. How many
 were added is read back from the event log (the events carry their keys).
 """
@@ -11,10 +12,10 @@ from typing import Any, cast
 
 import redis
 
-from services.common.command_client import CommandClient, new_command
-from services.common.keys import Keys
-from services.common.messages import Event, MessageError
-from services.common.scanimport import ScanImport, parse_key
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Event, MessageError
+from services.common.contracts.scanimport import ScanImport, parse_key
+from services.common.infra.command_client import CommandClient, new_command
 
 
 class ImportFailed(RuntimeError):

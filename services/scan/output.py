@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from services.common.scanimport import clock
+from services.common.contracts.scanimport import clock
 from services.scan.scanner import FrameScore, ScanReport
 
 CSV_COLUMNS = ("kind", "time", "at_ms", "outcome", "confidence", "gate", "reader", "frames", "first_ms", "text")

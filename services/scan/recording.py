@@ -21,8 +21,8 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from services.common import vision
-from services.common.files import sha256_file
+from services.common.infra.files import sha256_file
+from services.inference import vision
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 GIF_DEFAULT_DELAY_MS = 100  # browsers show a GIF frame without a delay for 0.1 s

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.capture.encode import encode_image
-from services.common.messages import Label
-from services.common.scanimport import ScanResult
-from services.common.sections import CaptureSettings
-from services.common.vision import FrameDecodeError
+from services.common.config.sections import CaptureSettings
+from services.common.contracts.messages import Label
+from services.common.contracts.scanimport import ScanResult
 from services.inference.banner import BannerReader
 from services.inference.classifier import Classifier, Prediction
+from services.inference.vision import FrameDecodeError
 from services.scan.recording import Recording, Sample
 from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.common.health import StateHealth
-from services.common.messages import Label
-from services.common.streams import Delivery
+from services.common.contracts.health import StateHealth
+from services.common.contracts.messages import Label
+from services.common.infra.streams import Delivery
 from services.state.machine import Machine
 from services.state.reorder import ReorderBuffer
 

@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from services.common.cliargs import add_command, add_service, channel_name, fail, load_from_args, redis_for
+from services.common.cli.cliargs import add_command, add_service, channel_name, fail, load_from_args, redis_for
 
 if TYPE_CHECKING:
     import threading
 
-    from services.common.settings import Settings
+    from services.common.config.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,8 +44,8 @@ def run_state(args: argparse.Namespace) -> int:
 
     import threading
 
-    from services.common.lifecycle import stop_on_signals
-    from services.common.metrics import serve_metrics
+    from services.common.infra.lifecycle import stop_on_signals
+    from services.common.infra.metrics import serve_metrics
 
     stop = threading.Event()
     stop_on_signals(stop)
@@ -68,7 +68,7 @@ def serve_state(settings: Settings, stop: threading.Event, max_messages: int | N
 def run_export(args: argparse.Namespace) -> int:
     settings = load_from_args(args).settings
 
-    from services.common.export import to_csv, to_jsonl
+    from services.common.contracts.export import to_csv, to_jsonl
     from services.state.history import session_events
     from services.state.rules import Rules
     from services.state.store import Lease, Store
@@ -97,8 +97,8 @@ def run_import(args: argparse.Namespace) -> int:
 
     import uuid
 
-    from services.common.command_client import CommandClient, new_command
-    from services.common.messages import MessageError
+    from services.common.contracts.messages import MessageError
+    from services.common.infra.command_client import CommandClient, new_command
 
     try:
         with open(args.file, encoding="utf-8") as fh:

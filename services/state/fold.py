@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from services.common.messages import OUTCOMES, Event
+from services.common.contracts.messages import OUTCOMES, Event
 from services.state.machine import (
     Machine,
     UndoEntry,

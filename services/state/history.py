@@ -1,11 +1,11 @@
 """Pure helpers over a channel's event log: session summaries, the import check.
 
 The state service's own: it keeps the summaries in ``owc:sessions:{channel}``
-(``services/common/sessions.py`` is the record; the gateway only reads it).
+(``services/common/contracts/sessions.py`` is the record; the gateway only reads it).
 No Redis, no clock, nothing built at import time. A session's counts and
 results are the machine's (``services/state/fold.py`` folds the log); the
 results string is described in ``services/state/machine.py``. The export
-format is ``services/common/export.py``.
+format is ``services/common/contracts/export.py``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from services.common.export import CSV_COLUMNS
-from services.common.messages import EVENT_TYPES, OUTCOMES, Counts, Event, MessageError
-from services.common.modes import is_stored_mode
-from services.common.sessions import SessionSummary
+from services.common.contracts.export import CSV_COLUMNS
+from services.common.contracts.messages import EVENT_TYPES, OUTCOMES, Counts, Event, MessageError
+from services.common.contracts.modes import is_stored_mode
+from services.common.contracts.sessions import SessionSummary
 from services.state.fold import apply
 from services.state.machine import Machine, longest_run
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import redis
 
-from services.common.codec import text
-from services.common.keys import GROUP_STATE, Keys
-from services.common.streams import Delivery, GroupConsumer, read_group
+from services.common.contracts.codec import text
+from services.common.contracts.keys import GROUP_STATE, Keys
+from services.common.infra.streams import Delivery, GroupConsumer, read_group
 
 log = logging.getLogger("owc.state")
 

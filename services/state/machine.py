@@ -3,8 +3,8 @@
 The machine is what :func:`services.state.fold.apply` builds from the event
 log and what the counting rules (``services/state/rules.py``) decide on: the
 state service's alone (other services read the snapshot's public fields,
-``services/common/messages.StateSnapshot``, and the session summaries it keeps,
-``services/common/sessions.py``). No Redis, no clock.
+``services/common/contracts/messages.StateSnapshot``, and the session summaries it keeps,
+``services/common/contracts/sessions.py``). No Redis, no clock.
 
 A session's *results* are kept as a compact string, one character per match
 in the order they were counted: ``W`` victory, ``L`` defeat, ``D`` draw.
@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from services.common.codec import JsonRecord
-from services.common.messages import Counts, EventType, ModeRun, Outcome, Phase, StateSnapshot
+from services.common.contracts.codec import JsonRecord
+from services.common.contracts.messages import Counts, EventType, ModeRun, Outcome, Phase, StateSnapshot
 
 RESULT_CHARS: dict[Outcome, str] = {"victory": "W", "defeat": "L", "draw": "D"}
 CHAR_OUTCOMES: dict[str, Outcome] = {v: k for k, v in RESULT_CHARS.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.common.metrics import MS_BUCKETS
+from services.common.infra.metrics import MS_BUCKETS
 
 LABELS_CONSUMED = Counter(
     "owc_state_labels_consumed_total", "Labels read from the labels stream, by label.", ["label"]

@@ -24,10 +24,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.common import streamids
-from services.common.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
-from services.common.modes import InvalidModeError, mode_label, normalize_mode
-from services.common.settings import StateSettings
+from services.common.config.settings import StateSettings
+from services.common.contracts import streamids
+from services.common.contracts.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
+from services.common.contracts.modes import InvalidModeError, mode_label, normalize_mode
 from services.state import scanimport
 from services.state.fold import apply
 from services.state.history import check_importable, parse_jsonl

@@ -3,7 +3,7 @@
 Pure. The worker reads the channel's log and calls :func:`only_new` before the
 rules; the rules hand the command to :func:`add_results`.
 
-A result already imported carries its key (``services.common.scanimport.result_key``:
+A result already imported carries its key (``services.common.contracts.scanimport.result_key``:
 the recording's content hash and the position in it) in its event's
 ``request_id``. A result is new unless the log holds one of the same recording
 less than :data:`MATCH_WINDOW_MS` from it: the same match, even when it was
@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from services.common.messages import Command, Event, MessageError
-from services.common.scanimport import CURRENT, NEW, ScanImport, clock, parse_key
+from services.common.contracts.messages import Command, Event, MessageError
+from services.common.contracts.scanimport import CURRENT, NEW, ScanImport, clock, parse_key
 from services.state.machine import Machine
 
 MATCH_WINDOW_MS = 60_000

@@ -22,12 +22,12 @@ from typing import Any, cast
 import redis
 from redis.exceptions import ResponseError, WatchError
 
-from services.common.codec import text
-from services.common.keys import GROUP_STATE, Keys
-from services.common.messages import Event, MessageError, Reply
-from services.common.sessions import SessionSummary
-from services.common.streamids import id_after
-from services.common.streams import xadd_message
+from services.common.contracts.codec import text
+from services.common.contracts.keys import GROUP_STATE, Keys
+from services.common.contracts.messages import Event, MessageError, Reply
+from services.common.contracts.sessions import SessionSummary
+from services.common.contracts.streamids import id_after
+from services.common.infra.streams import xadd_message
 from services.state.fold import fold
 from services.state.history import fold_counts, summarize_sessions
 from services.state.machine import MODE_RESULTS_FIELD, Machine

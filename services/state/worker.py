@@ -21,14 +21,14 @@ from typing import cast
 
 import redis
 
-from services.common import health
-from services.common.codec import text
-from services.common.keys import InvalidChannelError, Keys, validate_channel
-from services.common.messages import PHASES, Command, Event, Label, MessageError, Reply
-from services.common.redisio import WriteOutage, write_refusal
-from services.common.sessions import SessionSummary
-from services.common.settings import Settings
-from services.common.streams import Delivery
+from services.common.config.settings import Settings
+from services.common.contracts import health
+from services.common.contracts.codec import text
+from services.common.contracts.keys import InvalidChannelError, Keys, validate_channel
+from services.common.contracts.messages import PHASES, Command, Event, Label, MessageError, Reply
+from services.common.contracts.sessions import SessionSummary
+from services.common.infra.redisio import WriteOutage, write_refusal
+from services.common.infra.streams import Delivery
 from services.state import metrics as M
 from services.state.channel import ChannelState, public_view
 from services.state.history import session_updates

@@ -32,7 +32,7 @@ def test_the_service_commands_run_without_training_or_torch(engine: DockerEngine
 
 
 def test_the_image_runs_as_its_own_user_with_the_model_baked_in(engine: DockerEngine, images: Images) -> None:
-    code, out = _run(engine, images, "-c", "import os; from services.common.settings import Settings; "
+    code, out = _run(engine, images, "-c", "import os; from services.common.config.settings import Settings; "
                      "m = Settings().inference.model; print(os.getuid(), m.exists(), m.with_suffix('.json').exists())",
                      entrypoint="python")
     assert (code, out.strip()) == (0, "10001 True True"), out

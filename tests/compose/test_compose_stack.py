@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
+from services.common.contracts.keys import GROUP_INFERENCE, GROUP_STATE, Keys
 from tests.compose.conftest import Figures, Images
 from tests.support.compose_project import ComposeProject, elapsed
 from tests.support.docker_engine import DockerEngine

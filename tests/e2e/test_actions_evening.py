@@ -45,9 +45,9 @@ import redis
 from services.actions.formatting import SIGNATURE_HEADER, event_text, verify
 from services.actions.twitch import rules as twitch_rules
 from services.actions.worker import caught_up
-from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
-from services.common.messages import Event
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
+from services.common.contracts.keys import GROUP_INFERENCE, GROUP_STATE, Keys
+from services.common.contracts.messages import Event
 from services.state.store import MACHINE_FIELD
 from tests.support.clips import evening
 from tests.support.helix import CLIENT_ID, HelixServer, IssuedToken

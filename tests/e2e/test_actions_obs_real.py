@@ -21,8 +21,8 @@ import pytest
 import redis
 
 from services.actions.obs import build_obs_actions
-from services.common.keys import Keys
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
 from tests.support.actions import WorkerThread, add_event, dead_letter_of_one_result, pending, start_worker
 from tests.support.obs import SCENE, ObsInstance, requires_obs, start_replay_obs, still_image
 from tests.support.ports import free_port

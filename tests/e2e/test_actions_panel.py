@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from services.actions.webhooks import WebhookAction
-from services.common import health
-from services.common.health import ActionsHealth
-from services.common.keys import Keys
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts import health
+from services.common.contracts.health import ActionsHealth
+from services.common.contracts.keys import Keys
 from tests.support.actions import add_event, start_worker
 from tests.support.gateway import SCREENSHOTS, GatewayThread, chromium, settings_for
 from tests.support.redis_proc import RedisServer

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from services.actions.twitch.service import start_twitch
-from services.common import health
-from services.common.health import ActionsHealth
-from services.common.keys import Keys
+from services.common.contracts import health
+from services.common.contracts.health import ActionsHealth
+from services.common.contracts.keys import Keys
 from tests.support.actions import start_worker
 from tests.support.gateway import SCREENSHOTS, GatewayThread, chromium, settings_for
 from tests.support.helix import CLIENT_ID, HelixServer

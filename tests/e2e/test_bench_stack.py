@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
 
 pytestmark = [pytest.mark.slow]
 

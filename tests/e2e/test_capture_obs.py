@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
 from services.capture.obs_source import Backoffs, ObsSource
-from services.common.keys import Keys
-from services.common.messages import Frame
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Frame
 from tests.support.obs import IMAGE, SCENE, VIDEO, ObsInstance, requires_obs
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until

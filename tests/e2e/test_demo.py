@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
 from tests.support.ports import free_port
 
 pytestmark = [

@@ -16,10 +16,10 @@ import httpx
 import pytest
 import redis
 
-from services.common import health
-from services.common.health import CaptureHealth, InferenceHealth
-from services.common.keys import Keys
-from services.common.messages import Event, Label
+from services.common.contracts import health
+from services.common.contracts.health import CaptureHealth, InferenceHealth
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Event, Label
 from tests.support.gateway import (
     SCREENSHOTS,
     GatewayThread,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
 from tests.support.gateway import SCREENSHOTS, chromium
 from tests.support.obs import VIDEO, ObsInstance, requires_obs
 from tests.support.ports import free_port
@@ -93,7 +93,7 @@ def test_real_obs_to_overlay_counts_once_across_an_obs_restart(tmp_path: Path, o
 def _published(stack: Stack) -> int:
     import redis
 
-    from services.common.keys import Keys
+    from services.common.contracts.keys import Keys
 
     client = redis.Redis.from_url(stack.redis_url)
     try:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
-from services.common.messages import Event
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
+from services.common.contracts.keys import GROUP_INFERENCE, GROUP_STATE, Keys
+from services.common.contracts.messages import Event
 from tests.support.clips import evening
 from tests.support.gateway import SCREENSHOTS, chromium
 from tests.support.stack import Stack

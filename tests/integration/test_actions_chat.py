@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from services.actions.chat import ChatAction, ChatBot
-from services.common.keys import Keys
-from services.common.messages import StateSnapshot
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import StateSnapshot
 from tests.support.actions import WorkerThread, start_worker
 from tests.support.gateway import ServiceProcess, start_state
 from tests.support.irc import IrcServer, IrcUser, TagProxy

@@ -23,9 +23,9 @@ from services.actions.chat import ChatAction, ChatBot
 from services.actions.delivery import Action
 from services.actions.obs import build_obs_actions
 from services.actions.webhooks import WebhookAction
-from services.common.keys import Keys
-from services.common.messages import Event
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Event
 from tests.support.actions import WorkerThread, add_event, pending, start_worker
 from tests.support.gateway import ServiceProcess
 from tests.support.irc import NGIRCD, IrcServer, IrcUser

@@ -20,8 +20,8 @@ import redis
 from services.actions.chat import ChatAction, ChatBot
 from services.actions.delivery import Action
 from services.actions.webhooks import WebhookAction
-from services.common.keys import Keys
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
 from tests.support.actions import add_event, pending, start_worker
 from tests.support.gateway import ServiceProcess
 from tests.support.irc import NGIRCD, IrcServer, IrcUser

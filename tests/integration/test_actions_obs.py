@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from services.actions.obs import CHAPTERS_RECHECK_S, ObsChapterAction, build_obs_actions
-from services.common.keys import Keys
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
 from tests.support.actions import WorkerThread, add_event, dead_letter_of_one_result, pending, start_worker
 from tests.support.obsws_server import FakeSource, ObsWsServer, make_test_image
 from tests.support.waiting import wait_until

@@ -20,10 +20,10 @@ import redis
 from services.actions.formatting import EventContext
 from services.actions.twitch.service import start_twitch
 from services.actions.worker import caught_up
-from services.common.keys import Keys
-from services.common.messages import Counts, Event
-from services.common.settings import Settings
-from services.common.twitch_records import PredictionRecord
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Counts, Event
+from services.common.contracts.twitch_records import PredictionRecord
 from tests.integration.test_actions_chat import Chat as ChatFixture
 from tests.integration.test_actions_chat import chat  # noqa: F401  (the chat bot on ngIRCd, a fixture)
 from tests.support.actions import WorkerThread, add_event, pending, start_worker
@@ -514,8 +514,8 @@ def test_the_card_api_shows_the_prediction_and_cancels_it_through_the_running_se
     twitch_for: Callable[..., Twitch], helix: HelixServer, redis_client: redis.Redis, keys: Keys,
     settings_factory: Callable[..., Settings], tmp_path: Path,
 ) -> None:
-    from services.common import health
-    from services.common.health import ActionsHealth
+    from services.common.contracts import health
+    from services.common.contracts.health import ActionsHealth
     from tests.support.gateway import GatewayThread, post_json
 
     base = "/api/v1/actions/twitch"
@@ -628,7 +628,7 @@ def test_predictions_follow_the_real_state_services_rearm(
     twitch_for: Callable[..., Twitch], helix: HelixServer,
 ) -> None:
     """Frames through `owc state`: the prediction opens when its phase is back to `ready`, not before."""
-    from services.common.messages import Label
+    from services.common.contracts.messages import Label
     from tests.support.gateway import start_state
 
     state = start_state(tmp_path, redis_server.url, prefix, **{

@@ -17,9 +17,9 @@ from services.actions.formatting import SIGNATURE_HEADER, verify
 from services.actions.webhooks import WebhookAction
 from services.actions.worker import caught_up
 from services.cli import main as owc_main
-from services.common.keys import Keys
-from services.common.messages import Command, Reply, StateSnapshot
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Command, Reply, StateSnapshot
 from tests.support.actions import add_event, pending, start_worker
 from tests.support.gateway import ServiceProcess, start_state
 from tests.support.redis_proc import RedisServer

@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry
 from services.capture.metrics import CaptureMetrics
 from services.capture.obs_source import Backoffs, ObsSource
 from services.capture.replay import ReplaySource
-from services.common.burst import BurstListener, request_bursts
-from services.common.keys import Keys
-from services.common.messages import Frame
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Frame
+from services.common.infra.burst import BurstListener, request_bursts
 from services.inference.classifier import Classifier
 from services.inference.worker import InferenceWorker
 from tests.support.obsws_server import ObsWsServer

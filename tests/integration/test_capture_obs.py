@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
 from services.capture.obs_source import Backoffs, ObsSource
-from services.common.keys import GROUP_INFERENCE, Keys
-from services.common.messages import Frame
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import GROUP_INFERENCE, Keys
+from services.common.contracts.messages import Frame
 from tests.support.obsws_server import FakeSource, ObsWsServer, make_test_image
 from tests.support.waiting import wait_until
 

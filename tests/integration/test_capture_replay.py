@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, FramePublisher, Picture, now_ms
 from services.capture.replay import ReplaySource
-from services.common.keys import GROUP_INFERENCE, Keys
-from services.common.messages import Frame
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import GROUP_INFERENCE, Keys
+from services.common.contracts.messages import Frame
 from tests.support.obsws_server import make_test_image
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until

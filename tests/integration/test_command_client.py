@@ -1,4 +1,4 @@
-"""The one command client (services/common/command_client.py) against a real redis-server."""
+"""The one command client (services/common/infra/command_client.py) against a real redis-server."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from services.common.command_client import AsyncCommandClient, CommandClient, new_command
-from services.common.keys import Keys
-from services.common.messages import Command, Counts, MessageError, Reply
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Command, Counts, MessageError, Reply
+from services.common.infra.command_client import AsyncCommandClient, CommandClient, new_command
 from tests.support.redis_proc import RedisServer
 
 

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from services.cli import build_parser
-from services.common.settings import Settings, load_settings
-from services.common.settings_rows import describe_fields
+from services.common.config.settings import Settings, load_settings
+from services.common.config.settings_rows import describe_fields
 from tests.support import deploy
 from tests.support.deploy import start_stack, wait_for_traffic
 from tests.support.stack import Stack
@@ -224,7 +224,7 @@ def test_prometheus_scrapes_every_service_on_its_configured_port(
 
 def test_the_one_process_config_scrapes_the_gateway_port() -> None:
     """`owc run` (one process): one target, the gateway's port, carries every service's metrics."""
-    from services.common.sections import GatewaySettings
+    from services.common.config.sections import GatewaySettings
 
     config = deploy.load_yaml(deploy.PROMETHEUS_OWC_RUN.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}

@@ -20,9 +20,9 @@ import pytest
 import redis
 from PIL import Image, ImageDraw, ImageFont
 
-from services.common.keys import Keys
-from services.common.messages import Event, Frame, Label
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Event, Frame, Label
 from services.inference.classifier import Classifier
 from services.inference.worker import InferenceWorker
 from tests.support.gateway import GatewayThread, ServiceProcess, settings_for, start_state

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.common.settings import load_settings
+from services.common.config.settings import load_settings
 from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec
 from services.runner.supervisor import Supervisor
 from tests.support.ports import free_port

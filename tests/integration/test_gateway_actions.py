@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from services.actions.webhooks import WebhookAction
-from services.common import health
-from services.common.health import ActionsHealth
-from services.common.keys import Keys
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts import health
+from services.common.contracts.health import ActionsHealth
+from services.common.contracts.keys import Keys
 from tests.support.actions import add_event, pending, start_worker
 from tests.support.gateway import GatewayThread, post_json
 from tests.support.waiting import wait_until

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import redis
 
-from services.common import health
-from services.common.keys import Keys
+from services.common.contracts import health
+from services.common.contracts.keys import Keys
 from tests.support.gateway import GatewayThread, ServiceProcess, post_json, settings_for, start_state
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from services.common.keys import Keys
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
 from services.gateway.app import create_app
 from tests.support.gateway import GatewayThread, ServiceProcess, settings_for, start_state
 from tests.support.redis_proc import RedisServer

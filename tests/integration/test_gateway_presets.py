@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from services.common.keys import Keys
+from services.common.contracts.keys import Keys
 from services.gateway.presets import MAX_PRESETS
 from tests.support.gateway import GatewayThread, settings_for
 from tests.support.redis_proc import RedisServer

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import redis
 
-from services.common.keys import Keys
-from services.common.settings import load_settings
+from services.common.config.settings import load_settings
+from services.common.contracts.keys import Keys
 from tests.support.gateway import (
     GatewayThread,
     ServiceProcess,
@@ -362,7 +362,7 @@ def test_a_client_the_hub_drops_is_forgotten_at_once(gateway: GatewayThread, cha
 
     from prometheus_client import REGISTRY
 
-    from services.common.messages import Counts, Event
+    from services.common.contracts.messages import Counts, Event
     from services.gateway.hub import CLIENT_QUEUE
 
     def gauge() -> float:

@@ -19,9 +19,9 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from services.common.keys import GROUP_INFERENCE, Keys
-from services.common.messages import Frame, Label
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import GROUP_INFERENCE, Keys
+from services.common.contracts.messages import Frame, Label
 from services.inference.classifier import Classifier
 from services.inference.worker import InferenceWorker
 from tests.support.images import png_bomb

@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import FramePublisher, Picture
 from services.capture.replay import ReplaySource
-from services.common.keys import GROUP_INFERENCE, GROUP_STATE, Keys
-from services.common.redisio import write_refusal
-from services.common.streams import group_backlog
+from services.common.contracts.keys import GROUP_INFERENCE, GROUP_STATE, Keys
+from services.common.infra.redisio import write_refusal
+from services.common.infra.streams import group_backlog
 from services.inference.classifier import Classifier
 from services.inference.worker import InferenceWorker
 from services.state.worker import StateWorker

@@ -20,9 +20,9 @@ import redis
 from PIL import Image
 
 from services.cli import main
-from services.common.keys import Keys
-from services.common.messages import Event, StateSnapshot
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Event, StateSnapshot
 from services.state.worker import StateWorker
 from tests.support.clips import evening
 
@@ -224,7 +224,7 @@ def test_the_actions_ignore_imported_results(
 
 def test_a_banner_read_not_clearly_enough_is_a_near_miss(tmp_path: Path) -> None:
     """A banner partly covered (its last letters hidden) reads as a near miss: listed with its time, not counted."""
-    from services.common.sections import CaptureSettings
+    from services.common.config.sections import CaptureSettings
     from services.inference.classifier import Classifier
     from services.scan.recording import open_recording
     from services.scan.scanner import Scanner

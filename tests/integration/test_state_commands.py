@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import redis
 
-from services.common.export import to_jsonl
-from services.common.keys import GROUP_STATE, Keys
-from services.common.messages import Command, Counts, Event, Label, ModeRun, Reply, StateSnapshot
-from services.common.sessions import SessionSummary
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.export import to_jsonl
+from services.common.contracts.keys import GROUP_STATE, Keys
+from services.common.contracts.messages import Command, Counts, Event, Label, ModeRun, Reply, StateSnapshot
+from services.common.contracts.sessions import SessionSummary
 from services.state.history import fold_counts
 from services.state.store import MACHINE_FIELD
 from services.state.worker import StateWorker
@@ -290,7 +290,7 @@ def test_owc_state_export_and_import(
 ) -> None:
     from services.cli import main
 
-    monkeypatch.setattr("services.common.cliargs.setup_logging", lambda level: None)  # keep pytest's handlers
+    monkeypatch.setattr("services.common.cli.cliargs.setup_logging", lambda level: None)  # keep pytest's handlers
     start()
     assert send(redis_client, keys, type="adjust", outcome="victory", delta=2).ok
     assert send(redis_client, keys, type="new_session").ok
@@ -350,7 +350,7 @@ def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_at_once(
 def test_entries_a_deposed_writer_read_are_picked_up(
     start: Callable[..., Running], redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from services.common.streams import ensure_group
+    from services.common.infra.streams import ensure_group
     from services.state.inbox import CONSUMER
 
     caplog.set_level("INFO", logger="owc.state")

@@ -34,10 +34,10 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import FramePublisher, Picture
-from services.common.keys import GROUP_STATE, Keys
-from services.common.messages import Command, Counts, Event, Label, Reply
-from services.common.settings import Settings
-from services.common.streams import group_backlog
+from services.common.config.settings import Settings
+from services.common.contracts.keys import GROUP_STATE, Keys
+from services.common.contracts.messages import Command, Counts, Event, Label, Reply
+from services.common.infra.streams import group_backlog
 from services.inference.classifier import Classifier
 from services.inference.worker import InferenceWorker
 from services.state.history import fold_counts

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import redis
 
-from services.common.keys import Keys
-from services.common.redisio import check_version, parse_version
-from services.common.streams import Delivery, GroupConsumer, ensure_group, read_group
+from services.common.contracts.keys import Keys
+from services.common.infra.redisio import check_version, parse_version
+from services.common.infra.streams import Delivery, GroupConsumer, ensure_group, read_group
 from tests.support.waiting import wait_until
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from services.common.keys import Keys
-from services.common.streams import GroupConsumer
+from services.common.contracts.keys import Keys
+from services.common.infra.streams import GroupConsumer
 
 
 def test_reclaim_counts_deliveries_of_ids_with_multi_digit_sequence_parts(

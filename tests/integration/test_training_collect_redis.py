@@ -8,9 +8,9 @@ from pathlib import Path
 import redis
 
 from services.cli import main as owc
-from services.common.keys import Keys
-from services.common.messages import Counts, Event
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Counts, Event
 from training import demo_clip
 
 

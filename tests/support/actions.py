@@ -13,9 +13,9 @@ import redis
 
 from services.actions.delivery import Action
 from services.actions.worker import ActionsWorker, queued_in_lanes
-from services.common.keys import GROUP_ACTIONS, Keys
-from services.common.messages import Counts, Event
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.contracts.keys import GROUP_ACTIONS, Keys
+from services.common.contracts.messages import Counts, Event
 from tests.support.waiting import wait_until
 
 

@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import redis
 
-from services.common.keys import GROUP_STATE, Keys
-from services.common.settings import Settings, load_settings
+from services.common.config.settings import Settings, load_settings
+from services.common.contracts.keys import GROUP_STATE, Keys
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 

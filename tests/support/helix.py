@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from services.common.ports import free_port
+from services.common.infra.ports import free_port
 
 CLIENT_ID = "owctestclient0123456789"
 ALL_SCOPES = ("channel:manage:predictions", "channel:manage:broadcast", "chat:read", "chat:edit")

@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from services.common.cliargs import set_args
+from services.common.cli.cliargs import set_args
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 

@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from services.common.vision import MODEL_LABELS, ModelMeta, preprocess_bytes, reduction_for, softmax
 from services.inference.classifier import Classifier
+from services.inference.vision import MODEL_LABELS, ModelMeta, preprocess_bytes, reduction_for, softmax
 from training import demo_clip, synth
 from training.config import META_PATH, MODEL_PATH
 from training.detector import detector_id

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.vision import MODEL_LABELS, preprocess_bytes
+from services.inference.vision import MODEL_LABELS, preprocess_bytes
 from training import synth
 from training.config import INPUT, preprocess_meta
 from training.dataset import to_float, to_uint8

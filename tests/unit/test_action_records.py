@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.common.action_records import (
+from services.common.config.settings import load_settings
+from services.common.contracts.action_records import (
     ActionInfo,
     DeadLetter,
     LastDelivery,
@@ -17,8 +18,7 @@ from services.common.action_records import (
     redacted_url,
     service_running,
 )
-from services.common.messages import Counts, Event, StateSnapshot
-from services.common.settings import load_settings
+from services.common.contracts.messages import Counts, Event, StateSnapshot
 
 
 def actions_of(**flat: Any) -> list[tuple[str, str, str]]:

@@ -8,8 +8,8 @@ import pytest
 
 from services.actions.chat import ChatBot, irc_password
 from services.actions.delivery import RetryableError
-from services.common.keys import Keys
-from services.common.settings import ChatSettings
+from services.common.config.settings import ChatSettings
+from services.common.contracts.keys import Keys
 
 
 class FakeConn:

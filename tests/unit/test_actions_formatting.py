@@ -26,8 +26,8 @@ from services.actions.formatting import (
     webhook_headers,
     webhook_payload,
 )
-from services.common.messages import Counts, Event
-from services.common.settings import ConfigError, load_settings
+from services.common.config.settings import ConfigError, load_settings
+from services.common.contracts.messages import Counts, Event
 
 
 def ev(type_: str, outcome: str | None = None, delta: int = 0, counts: tuple[int, int, int] = (5, 3, 1),

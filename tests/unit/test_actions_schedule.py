@@ -6,7 +6,7 @@ import pytest
 
 from services.actions.formatting import EventContext
 from services.actions.schedule import Pending, correction_target, due_ms, event_time_ms, order
-from services.common.messages import Counts, Event
+from services.common.contracts.messages import Counts, Event
 
 
 def ctx(eid: str, type_: str, outcome: str | None, delta: int, ts: int, undoes: str = "", channel: str = "default",

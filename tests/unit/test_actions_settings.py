@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.settings import load_settings
+from services.common.config.settings import load_settings
 
 TOML = """
 [[actions.webhooks]]

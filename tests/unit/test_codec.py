@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 import pytest
 
-from services.common.codec import NOT_STORED, IfAbsent, Message, MessageError, NonNegative, message
-from services.common.messages import Command, Reply
+from services.common.contracts.codec import NOT_STORED, IfAbsent, Message, MessageError, NonNegative, message
+from services.common.contracts.messages import Command, Reply
 
 
 @message("ping", order=("b",))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.codec import text
-from services.common.keys import Keys
-from services.common.streamids import id_after, parse_id, parse_id_or
+from services.common.contracts.codec import text
+from services.common.contracts.keys import Keys
+from services.common.contracts.streamids import id_after, parse_id, parse_id_or
 from services.runner.supervisor import RestartBackoff
 
 

@@ -6,8 +6,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
-from services.common.redisio import persistence_problem, write_refusal
-from services.common.streamids import parse_id
+from services.common.contracts.streamids import parse_id
+from services.common.infra.redisio import persistence_problem, write_refusal
 from services.gateway.errors import describe_error, redis_problem
 from services.gateway.hub import newer, valid_last_event_id
 from services.gateway.security import is_loopback_bind, is_loopback_host, same_origin, security_headers

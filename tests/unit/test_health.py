@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.health import Cadence, CaptureHealth, InferenceHealth, StateHealth
+from services.common.contracts.health import Cadence, CaptureHealth, InferenceHealth, StateHealth
 
 
 def test_round_trip_through_hash_fields() -> None:

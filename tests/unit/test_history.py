@@ -7,9 +7,9 @@ import io
 
 import pytest
 
-from services.common.export import to_csv, to_jsonl
-from services.common.messages import Counts, Event, MessageError
-from services.common.sessions import SessionSummary
+from services.common.contracts.export import to_csv, to_jsonl
+from services.common.contracts.messages import Counts, Event, MessageError
+from services.common.contracts.sessions import SessionSummary
 from services.state.history import check_importable, fold_counts, parse_jsonl, summarize_sessions
 from services.state.machine import apply_results, current_run, longest_run
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
 from services.inference.banner import BannerReader, Schedule, difference, signature
 from services.inference.classifier import Classifier, ClassifierError
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common import vision
+from services.inference import vision
 from services.inference.classifier import (
     Classifier,
     ClassifierError,

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from services.common.vision import ReaderSpec, Roi
 from services.inference.classifier import decide
 from services.inference.ctc import extend, greedy_text, word_log_likelihoods
+from services.inference.vision import ReaderSpec, Roi
 
 LABELS = ("none", "victory", "defeat", "draw")
 

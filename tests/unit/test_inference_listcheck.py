@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from services.common import vision
-from services.common.settings import DEFAULT_MODEL
-from services.inference import listcheck
+from services.common.config.settings import DEFAULT_MODEL
+from services.inference import listcheck, vision
 from services.inference.classifier import Classifier
 
 META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from services.common import vision
-from services.common.settings import DEFAULT_MODEL
+from services.common.config.settings import DEFAULT_MODEL
+from services.inference import vision
 from services.inference.classifier import Classifier, ClassifierError
 from services.inference.reader import Reader, ReaderError
 

@@ -17,9 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from services.common import vision
-from services.common.settings import DEFAULT_MODEL
-from services.inference import ctc, listcheck
+from services.common.config.settings import DEFAULT_MODEL
+from services.inference import ctc, listcheck, vision
 from services.inference.reader import Reader
 
 META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from services.common.keys import InvalidChannelError, Keys, validate_channel
-from services.common.messages import (
+from services.common.contracts.keys import InvalidChannelError, Keys, validate_channel
+from services.common.contracts.messages import (
     Command,
     Counts,
     Event,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from services.common.messages import Command, Counts, Event, Frame, Label, ModeRun, Reply, StateSnapshot
+from services.common.contracts.messages import Command, Counts, Event, Frame, Label, ModeRun, Reply, StateSnapshot
 
 Message = Frame | Label | Command | Event | StateSnapshot
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.messages import Command, Counts, Event, MessageError
-from services.common.scanimport import ScanImport, ScanResult, clock, parse_key, result_key
+from services.common.contracts.messages import Command, Counts, Event, MessageError
+from services.common.contracts.scanimport import ScanImport, ScanResult, clock, parse_key, result_key
 from services.scan.recording import open_recording
 from services.state.machine import Machine
 from services.state.rules import CommandInput, Rejected, Rules, transition
@@ -152,7 +152,7 @@ def test_a_folder_whose_first_frame_lies_still_opens(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_frame_is_an_error_label_that_breaks_a_streak(tmp_path: Path) -> None:
-    from services.common.sections import CaptureSettings
+    from services.common.config.sections import CaptureSettings
     from services.inference.classifier import Classifier
     from services.scan.scanner import Scanner
     from tools.synthetic_model import write_synthetic_model

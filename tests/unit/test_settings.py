@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.settings import ConfigError, load_settings
-from services.common.settings_rows import describe_fields
+from services.common.config.settings import ConfigError, load_settings
+from services.common.config.settings_rows import describe_fields
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +144,7 @@ def test_every_setting_is_documented_in_readme() -> None:
 
 
 def test_set_values_are_text_unless_json_lists(tmp_path: Path) -> None:
-    from services.common.cliargs import _parse_value
+    from services.common.cli.cliargs import _parse_value
 
     assert _parse_value("500") == "500" and _parse_value('["cuda", "cpu"]') == ["cuda", "cpu"]
     loaded = load_settings(overrides={
@@ -162,7 +162,7 @@ def test_set_values_are_text_unless_json_lists(tmp_path: Path) -> None:
 
 
 def test_credentials_in_urls_are_masked() -> None:
-    from services.common.redact import mask_credentials
+    from services.common.config.redact import mask_credentials
 
     assert mask_credentials("redis://:hunter2@db:6379/0") == "redis://:***@db:6379/0"
     assert mask_credentials("rediss://owc:p@ss@db/1") == "rediss://owc:***@db/1"
@@ -192,7 +192,7 @@ def test_config_show_masks_a_password_in_redis_url(tmp_path: Path) -> None:
 def test_log_lines_mask_credentials_in_urls(capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    from services.common.logs import setup_logging
+    from services.common.infra.logs import setup_logging
 
     setup_logging("INFO")
     log = logging.getLogger("owc.test")
@@ -207,7 +207,7 @@ def test_log_lines_mask_credentials_in_urls(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_settings_for_child_processes_travel_in_the_environment() -> None:
-    from services.common.cliargs import child_environment
+    from services.common.cli.cliargs import child_environment
 
     argv, env = child_environment(
         ["--config", "owc.toml", "--set", "gateway.admin_token=s3cret", "--set", "Inference.Providers=[\"cpu\"]",
@@ -223,7 +223,7 @@ def test_settings_for_child_processes_travel_in_the_environment() -> None:
 
 def test_owc_home_holds_the_config_and_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """OWC_HOME, else the current folder: owc.toml is found there and relative paths are taken from there."""
-    from services.common.settings import home, resolve_config_path, under_home
+    from services.common.config.settings import home, resolve_config_path, under_home
 
     (tmp_path / "owc.toml").write_text("[capture]\nchannel = \"from-home\"\n")
     elsewhere = tmp_path / "elsewhere"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from services.common.messages import Label
+from services.common.contracts.messages import Label
 from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
 

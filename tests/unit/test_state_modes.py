@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from services.common.export import CSV_COLUMNS, to_csv, to_jsonl
-from services.common.messages import Command, Counts, MessageError, ModeRun, StateSnapshot
-from services.common.modes import InvalidModeError, normalize_mode
-from services.common.sessions import SessionSummary
+from services.common.contracts.export import CSV_COLUMNS, to_csv, to_jsonl
+from services.common.contracts.messages import Command, Counts, MessageError, ModeRun, StateSnapshot
+from services.common.contracts.modes import InvalidModeError, normalize_mode
+from services.common.contracts.sessions import SessionSummary
 from services.state.fold import fold
 from services.state.history import check_importable, parse_jsonl, summarize_sessions
 from services.state.machine import Machine

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.export import to_jsonl
-from services.common.messages import LABEL_NAMES, OUTCOMES, Command, Counts, Event, Label
+from services.common.contracts.export import to_jsonl
+from services.common.contracts.messages import LABEL_NAMES, OUTCOMES, Command, Counts, Event, Label
 from services.state.fold import fold
 from services.state.history import check_importable, fold_counts, summarize, summarize_sessions
 from services.state.machine import RESULT_CHARS, Machine

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.common.messages import Command, Counts, Event, Label
+from services.common.contracts.messages import Command, Counts, Event, Label
 from services.state.fold import fold
 from services.state.history import fold_counts
 from services.state.machine import Machine

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.messages import Counts, MessageError, Reply
-from services.common.sessions import SessionSummary
-from services.common.twitch_records import PredictionRecord, Resolution
+from services.common.contracts.messages import Counts, MessageError, Reply
+from services.common.contracts.sessions import SessionSummary
+from services.common.contracts.twitch_records import PredictionRecord, Resolution
 from services.state.machine import Machine, UndoEntry
 
 MACHINE = (

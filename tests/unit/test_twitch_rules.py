@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from services.actions.twitch import rules
 from services.actions.twitch.helix import Prediction
 from services.actions.twitch.tokens import Token, load_token, save_token
-from services.common.messages import Counts, Event
-from services.common.sections_twitch import TwitchSettings
-from services.common.twitch_records import PredictionRecord, Resolution, TwitchStatus
+from services.common.config.sections_twitch import TwitchSettings
+from services.common.contracts.messages import Counts, Event
+from services.common.contracts.twitch_records import PredictionRecord, Resolution, TwitchStatus
 
 
 def ev(type_: str, outcome: str | None = None, delta: int = 0, eid: str = "200-0", mode: str = "",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common import vision
+from services.inference import vision
 
 
 def _jpeg(width: int, height: int, *, progressive: bool = False, exif: bool = False) -> bytes:

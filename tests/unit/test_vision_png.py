@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common import pngcheck, vision
+from services.inference import pngcheck, vision
 from services.inference.classifier import Classifier
 from tests.support.images import png_overfull
 from tools.synthetic_model import write_synthetic_model

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.ports import free_port
-from services.common.settings import Settings
+from services.common.config.settings import Settings
+from services.common.infra.ports import free_port
 from tools.bench.report import cpu_model
 
 TARGET_RATIO = 50.0

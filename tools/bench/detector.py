@@ -50,7 +50,7 @@ def run_sequence(reader: Any, frames: Sequence[Frame], channel: str = "c", t0: i
 
 def count_episode(preds: Sequence[Any]) -> tuple[list[str], int | None]:
     """The real counting rules over an episode's labels: outcomes counted and the frame that counted."""
-    from services.common.messages import Label
+    from services.common.contracts.messages import Label
     from services.state.machine import Machine
     from services.state.rules import LabelInput, Rules, transition
 

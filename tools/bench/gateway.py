@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.common.keys import Keys
-from services.common.messages import Event
-from services.common.ports import free_port
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Event
+from services.common.infra.ports import free_port
 from tools.bench.report import machine, percentile
 from tools.redisproc import RedisProcess
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.common.streamids import parse_id
+from services.common.contracts.streamids import parse_id
 from tools.bench.report import percentile
 
 HOPS = ("confirm_wait", "capture", "queue", "inference", "state", "sse")
@@ -48,8 +48,8 @@ def per_detection(info: dict[str, Any], arrivals: list[dict[str, Any]], starts: 
     """One row of hop times (ms) per detection; read from the bench stack's Redis while it still runs."""
     import redis
 
-    from services.common.keys import Keys
-    from services.common.messages import Frame, Label
+    from services.common.contracts.keys import Keys
+    from services.common.contracts.messages import Frame, Label
 
     keys = Keys(info["prefix"])
     client = redis.Redis.from_url(info["redis_url"])

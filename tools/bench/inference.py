@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from services.common.keys import GROUP_INFERENCE, Keys
-from services.common.messages import Frame
-from services.common.settings import InferenceSettings, Settings
+from services.common.config.settings import InferenceSettings, Settings
+from services.common.contracts.keys import GROUP_INFERENCE, Keys
+from services.common.contracts.messages import Frame
 from tools.bench.frames import HEIGHT, QUALITY, WIDTH, bench_frames, make_frames
 from tools.bench.report import machine as common_machine
 from tools.bench.report import percentile
@@ -169,7 +169,7 @@ def _worker_main(
     import cv2
     import redis
 
-    from services.common.logs import setup_logging
+    from services.common.infra.logs import setup_logging
     from services.inference.classifier import Classifier
     from services.inference.worker import InferenceWorker
 
@@ -377,7 +377,7 @@ def run_bench(
         inference = inference.model_copy(
             update={"max_frame_age_ms": 3_600_000, "intra_op_threads": 1, "metrics_port": 0, "worker_name": ""}
         )
-        from services.common import vision
+        from services.inference import vision
 
         meta = vision.ModelMeta.load(vision.meta_path_for(inference.model))
         if progress:

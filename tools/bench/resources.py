@@ -25,8 +25,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from services.common.cliargs import set_args
-from services.common.ports import free_port
+from services.common.cli.cliargs import set_args
+from services.common.infra.ports import free_port
 from tools.bench.report import machine
 from tools.bench.stack import RESULTS_SETTINGS, _last_event_id, _progress, _ratio, idle_cpu, webhook_flags
 from tools.webhook_receiver import Receiver
@@ -168,7 +168,7 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
                  source: str | None = None) -> dict[str, Any]:
     import redis
 
-    from services.common.keys import Keys
+    from services.common.contracts.keys import Keys
     from training.demo_clip import FPS
 
     one_process = mode.startswith("one_process")

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from services.common.cliargs import load_from_args, set_args
-from services.common.codec import text
-from services.common.ports import free_port
+from services.common.cli.cliargs import load_from_args, set_args
+from services.common.contracts.codec import text
+from services.common.infra.ports import free_port
 from services.runner.stack import run_stack
 from tools.bench.report import machine, percentile
 from tools.webhook_receiver import Receiver
@@ -351,8 +351,8 @@ def _frame_times(info: dict[str, Any]) -> dict[int, int]:
     """seq -> captured_at of every frame still in the frames stream."""
     import redis
 
-    from services.common.keys import Keys
-    from services.common.messages import Frame
+    from services.common.contracts.keys import Keys
+    from services.common.contracts.messages import Frame
 
     client = redis.Redis.from_url(info["redis_url"])
     try:

@@ -2,7 +2,7 @@
 
 Every sample is a full 16:9 frame at a capture resolution, JPEG-encoded like
 the capture service sends it, so training sees the same pixels as inference
-(``services.common.vision.preprocess_bytes``). A sample is fully determined by
+(``services.inference.vision.preprocess_bytes``). A sample is fully determined by
 ``(seed, index, split)``: :func:`render_sample` draws all its randomness from
 ``numpy.random.default_rng([seed, index, GENERATOR_VERSION])``.
 

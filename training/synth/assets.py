@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from services.common.files import sha256_file
+from services.common.infra.files import sha256_file
 from training.synth.fonts import FontMissingError, font_file, install_npm_fonts, usable
 from training.synth.scenes import natural_path
 from training.synth.splits import Split, check_fonts
@@ -27,7 +27,7 @@ class PhotoMissingError(RuntimeError):
 
 @functools.lru_cache(maxsize=256)
 def file_sha256(path: Path) -> str:
-    """:func:`services.common.files.sha256_file`, once per file per process (fonts and photos do not change)."""
+    """:func:`services.common.infra.files.sha256_file`, once per file per process (fonts and photos do not change)."""
     return sha256_file(path)
 
 

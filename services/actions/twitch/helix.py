@@ -22,7 +22,7 @@ import httpx
 
 from services.actions.delivery import RetryableError
 from services.actions.twitch.tokens import LOGIN_HINT, TokenError, TokenManager
-from services.common.sections_twitch import TwitchSettings
+from services.common.config.sections_twitch import TwitchSettings
 
 MAX_RATELIMIT_WAIT_S = 60.0
 MAX_ANSWER_BYTES = 1 << 20  # Helix's answers here are a few KiB

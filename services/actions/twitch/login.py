@@ -7,9 +7,9 @@ import argparse
 import httpx
 
 from services.actions.twitch.tokens import TokenError, TokenManager, poll_device_flow, save_token, start_device_flow
-from services.common.cliargs import fail, load_from_args
-from services.common.sections_twitch import TWITCH_SCOPES
-from services.common.settings import under_home
+from services.common.cli.cliargs import fail, load_from_args
+from services.common.config.sections_twitch import TWITCH_SCOPES
+from services.common.config.settings import under_home
 
 
 def run_login(args: argparse.Namespace) -> int:

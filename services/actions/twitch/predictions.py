@@ -34,11 +34,11 @@ from services.actions.formatting import EventContext
 from services.actions.twitch import rules
 from services.actions.twitch.helix import Helix, HelixError, Prediction
 from services.actions.twitch.tokens import TokenError
-from services.common.codec import text
-from services.common.keys import Keys
-from services.common.messages import MessageError
-from services.common.sections_twitch import TwitchSettings
-from services.common.twitch_records import PredictionRecord, Resolution
+from services.common.config.sections_twitch import TwitchSettings
+from services.common.contracts.codec import text
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import MessageError
+from services.common.contracts.twitch_records import PredictionRecord, Resolution
 
 log = logging.getLogger("owc.actions.twitch")
 

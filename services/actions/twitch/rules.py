@@ -7,11 +7,11 @@ from dataclasses import replace
 from datetime import datetime
 
 from services.actions.twitch.helix import Prediction
-from services.common.messages import Event, Outcome
-from services.common.modes import mode_label
-from services.common.sections_twitch import TwitchSettings
-from services.common.streamids import parse_id_or
-from services.common.twitch_records import RESOLUTIONS_KEPT, PredictionRecord, Resolution
+from services.common.config.sections_twitch import TwitchSettings
+from services.common.contracts.messages import Event, Outcome
+from services.common.contracts.modes import mode_label
+from services.common.contracts.streamids import parse_id_or
+from services.common.contracts.twitch_records import RESOLUTIONS_KEPT, PredictionRecord, Resolution
 
 MARKER_WORDS: dict[Outcome, str] = {"victory": "VICTORY", "defeat": "DEFEAT", "draw": "DRAW"}
 ADOPT_SLACK_MS = 10_000  # a prediction created this long before our create request may still be ours

@@ -16,10 +16,10 @@ from services.actions.twitch.helix import Helix
 from services.actions.twitch.markers import MarkerAction
 from services.actions.twitch.predictions import PredictionAction, Predictions
 from services.actions.twitch.tokens import TokenError, TokenManager
-from services.common.keys import Keys
-from services.common.sections_twitch import TwitchSettings
-from services.common.settings import under_home
-from services.common.twitch_records import PredictionRecord, TwitchStatus, request_json
+from services.common.config.sections_twitch import TwitchSettings
+from services.common.config.settings import under_home
+from services.common.contracts.keys import Keys
+from services.common.contracts.twitch_records import PredictionRecord, TwitchStatus, request_json
 
 if TYPE_CHECKING:
     from services.actions.chat import ChatBot

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from services.common.sections_twitch import TWITCH_SCOPES, TwitchSettings
+from services.common.config.sections_twitch import TWITCH_SCOPES, TwitchSettings
 
 log = logging.getLogger("owc.actions.twitch")
 

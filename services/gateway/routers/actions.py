@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi import Path as PathParam
 
-from services.common.action_records import ActionInfo, configured_actions, known_actions, service_running
-from services.common.health import ActionsHealth
-from services.common.twitch_records import PredictionRecord, RequestOp, TwitchStatus, request_json
+from services.common.contracts.action_records import ActionInfo, configured_actions, known_actions, service_running
+from services.common.contracts.health import ActionsHealth
+from services.common.contracts.twitch_records import PredictionRecord, RequestOp, TwitchStatus, request_json
 from services.gateway.deps import RuntimeDep, StoreDep
 from services.gateway.errors import guarded_responses
 from services.gateway.models import (

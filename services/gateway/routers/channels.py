@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from services.common.export import to_csv, to_jsonl
-from services.common.streamids import parse_id
+from services.common.contracts.export import to_csv, to_jsonl
+from services.common.contracts.streamids import parse_id
 from services.gateway.deps import ChannelDep, StoreDep
 from services.gateway.errors import error_responses
 from services.gateway.models import ChannelsOut, HistoryOut, SessionsOut, Status

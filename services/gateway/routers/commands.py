@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.common.messages import Counts
+from services.common.contracts.messages import Counts
 from services.gateway.deps import ChannelDep, RuntimeDep
 from services.gateway.errors import guarded_responses
 from services.gateway.models import AdjustIn, CommandOut, NewSessionIn, SetIn, UndoIn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.common.messages import Counts
+from services.common.contracts.messages import Counts
 from services.gateway import views
 from services.gateway.deps import DefaultChannelDep, RuntimeDep, StoreDep
 from services.gateway.models import LegacyAdjustIn, LegacyInitializeIn, LegacyStatus

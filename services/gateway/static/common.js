@@ -86,7 +86,7 @@ export async function copyInput(input) {
   }
 }
 
-// Game modes, as services/common/modes.py has them: the built-ins are stored in lower case whatever
+// Game modes, as services/common/contracts/modes.py has them: the built-ins are stored in lower case whatever
 // their spelling ("Quick Play" -> "quickplay"); custom names as typed; "" = no mode.
 export const BUILTIN_MODES = { competitive: "Competitive", quickplay: "Quick Play", arcade: "Arcade" };
 

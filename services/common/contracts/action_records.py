@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from services.common.codec import text
-from services.common.messages import Counts, Event, StateSnapshot
-from services.common.sections import ALL_ACTION_EVENTS, ActionsSettings, WebhookSettings
+from services.common.config.sections import ALL_ACTION_EVENTS, ActionsSettings, WebhookSettings
+from services.common.contracts.codec import text
+from services.common.contracts.messages import Counts, Event, StateSnapshot
 
 ActionKind = Literal["webhook", "discord", "streamerbot", "chat", "obs", "twitch", "other"]
 

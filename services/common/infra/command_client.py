@@ -13,7 +13,7 @@ Two faces of one client: :class:`CommandClient` for a blocking ``redis.Redis``
 (the chat bot, ``owc state import``) and :class:`AsyncCommandClient` for
 ``redis.asyncio`` (the gateway). Both return the :class:`Reply`, or None when
 none came before the deadline; Redis errors propagate, an unreadable reply is a
-:class:`~services.common.messages.MessageError`.
+:class:`~services.common.contracts.messages.MessageError`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from services.common.keys import Keys
-from services.common.messages import Command, CommandType, Reply
-from services.common.streams import xadd_message
+from services.common.contracts.keys import Keys
+from services.common.contracts.messages import Command, CommandType, Reply
+from services.common.infra.streams import xadd_message
 
 BLPOP_SLICE_S = 2.0  # under redis-py's socket timeout
 MIN_WAIT_S = 0.01  # BLPOP 0 blocks forever: never ask for less than this

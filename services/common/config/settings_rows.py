@@ -8,8 +8,8 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
-from services.common.redact import mask_credentials
-from services.common.settings import PROJECT_ROOT, Settings, env_var_name
+from services.common.config.redact import mask_credentials
+from services.common.config.settings import PROJECT_ROOT, Settings, env_var_name
 
 
 def _table(model: BaseModel, reveal_secrets: bool) -> dict[str, Any]:

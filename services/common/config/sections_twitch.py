@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from services.common.keys import CHANNEL_RE
+from services.common.contracts.keys import CHANNEL_RE
 
 # The scopes `owc actions twitch-login` asks for: predictions, markers, and the chat bot's.
 TWITCH_SCOPES: tuple[str, ...] = (

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, TypeVar
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from services.common.codec import text
-from services.common.keys import Keys
+from services.common.contracts.codec import text
+from services.common.contracts.keys import Keys
 
 R = TypeVar("R", bound="HealthRecord")
 

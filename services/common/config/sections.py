@@ -1,6 +1,6 @@
 """The settings sections, one per service (the ``[section]`` tables of ``owc.toml``).
 
-:mod:`services.common.settings` composes them into :class:`~services.common.settings.Settings`
+:mod:`services.common.config.settings` composes them into :class:`~services.common.config.settings.Settings`
 and loads them (defaults < ``owc.toml`` < ``OWC_…`` environment < flags).
 """
 
@@ -11,10 +11,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from services.common.keys import CHANNEL_RE
-from services.common.sections_twitch import TwitchSettings
+from services.common.config.sections_twitch import TwitchSettings
+from services.common.contracts.keys import CHANNEL_RE
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "victory_classifier.onnx"
 
 

@@ -11,7 +11,7 @@ import io
 import json
 from collections.abc import Iterable
 
-from services.common.messages import Event
+from services.common.contracts.messages import Event
 
 CSV_COLUMNS = (
     "id", "type", "outcome", "delta", "victories", "defeats", "draws", "session", "source",

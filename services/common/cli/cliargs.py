@@ -9,13 +9,13 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from services.common.logs import setup_logging
-from services.common.settings import ConfigError, Loaded, Settings, env_var_name, load_settings
+from services.common.config.settings import ConfigError, Loaded, Settings, env_var_name, load_settings
+from services.common.infra.logs import setup_logging
 
 if TYPE_CHECKING:
     import redis
 
-    from services.common.keys import Keys
+    from services.common.contracts.keys import Keys
 
 
 def add_command(
@@ -52,7 +52,7 @@ def add_service(
 
 def channel_name(value: str) -> str:
     """``--channel`` values: a valid channel name, or argparse's clear error (exit 2)."""
-    from services.common.keys import InvalidChannelError, validate_channel
+    from services.common.contracts.keys import InvalidChannelError, validate_channel
 
     try:
         validate_channel(value)
@@ -165,7 +165,7 @@ def child_environment(flags: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 def redis_for(settings: Settings, timeout_s: float = 10.0) -> tuple[redis.Redis, Keys]:
     """A Redis client once the server answers (it may still be starting; else exit 1 with why) and the
     configured keys. Services wait longer (30 s: they may start with Redis) than one-shot commands."""
-    from services.common.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
+    from services.common.infra.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
 
     client = connect(settings)
     try:

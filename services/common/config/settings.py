@@ -29,8 +29,8 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
-from services.common.redact import mask_credentials
-from services.common.sections import (
+from services.common.config.redact import mask_credentials
+from services.common.config.sections import (
     DEFAULT_MODEL,
     PROJECT_ROOT,
     ActionsSettings,
@@ -303,7 +303,7 @@ def load_settings(
     return Loaded(settings=settings, sources=resolved, config_file=path)
 
 
-# the sections are defined in services.common.sections; the services import them from here
+# the sections are defined in services.common.config.sections; the services import them from here
 __all__ = [
     "DEFAULT_MODEL",
     "PROJECT_ROOT",

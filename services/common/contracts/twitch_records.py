@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from services.common import codec
+from services.common.contracts import codec
 
 PredictionStatus = Literal["opening", "open", "locked", "resolved", "cancelled", "failed"]
 ACTIVE_STATUSES: frozenset[str] = frozenset({"opening", "open", "locked"})

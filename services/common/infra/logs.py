@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from services.common.redact import mask_credentials
+from services.common.config.redact import mask_credentials
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from services.common.codec import JsonRecord
-from services.common.messages import Outcome
+from services.common.contracts.codec import JsonRecord
+from services.common.contracts.messages import Outcome
 
 KEY_PREFIX = "scan:"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"

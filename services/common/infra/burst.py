@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 import redis
 
-from services.common.keys import Keys
+from services.common.contracts.keys import Keys
 
 # a capture waiting for its slot looks at its stop event at least this often
 STOP_CHECK_S = 0.5  # (each look is a wake-up of the capture thread: at 0.1, 10 a second)

@@ -11,9 +11,9 @@ from typing import Any
 
 import tomli_w
 
-from services.common.cliargs import add_command, fail, load_from_args
-from services.common.settings import unflatten
-from services.common.settings_rows import leaf_items
+from services.common.cli.cliargs import add_command, fail, load_from_args
+from services.common.config.settings import unflatten
+from services.common.config.settings_rows import leaf_items
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,7 +1,7 @@
 """Typed messages carried by the Redis streams, with ``to_fields``/``from_fields``.
 
 Each message is one frozen dataclass whose annotated attributes are its field
-table (how annotations are stored: :mod:`services.common.codec`); adding a
+table (how annotations are stored: :mod:`services.common.contracts.codec`); adding a
 field is one line, plus ``IfAbsent`` when entries written before it must
 still read back. The stored form is pinned byte for byte by
 ``tests/unit/test_messages_wire.py``: services of different versions share
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, Literal, Self, get_args
 
-from services.common.codec import (
+from services.common.contracts.codec import (
     COLUMNS,
     NOT_STORED,
     NUMBER_MAP,
@@ -35,9 +35,9 @@ from services.common.codec import (
 )
 
 # re-exported: part of this module's API since before the codec
-from services.common.codec import SCHEMA_VERSION as SCHEMA_VERSION
-from services.common.codec import Fields as Fields
-from services.common.codec import MessageError as MessageError
+from services.common.contracts.codec import SCHEMA_VERSION as SCHEMA_VERSION
+from services.common.contracts.codec import Fields as Fields
+from services.common.contracts.codec import MessageError as MessageError
 
 Outcome = Literal["victory", "defeat", "draw"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
@@ -45,7 +45,7 @@ LabelName = Literal["none", "victory", "defeat", "draw", "error"]
 LABEL_NAMES: tuple[LabelName, ...] = get_args(LabelName)
 ImageFormat = Literal["jpg", "png"]
 IMAGE_FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
-# scan_import: results of `owc scan --import` (payload: services/common/scanimport.py)
+# scan_import: results of `owc scan --import` (payload: services/common/contracts/scanimport.py)
 CommandType = Literal["adjust", "set", "undo", "new_session", "import", "mode", "scan_import"]
 COMMAND_TYPES: tuple[CommandType, ...] = get_args(CommandType)
 EventType = Literal["detected", "adjusted", "set", "undone", "session_started", "imported", "mode_changed"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.common.codec import JsonRecord
-from services.common.messages import Counts
+from services.common.contracts.codec import JsonRecord
+from services.common.contracts.messages import Counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from services.common import pngcheck
+from services.inference import pngcheck
 
 MODEL_LABELS = ("none", "victory", "defeat", "draw")
 # The largest image decoded at all. OBS screenshots are at most 4096 a side (obs-websocket's
@@ -289,7 +289,7 @@ def decode(data: bytes, reduction: int = 1, expected: tuple[int, int] | None = N
     The header is checked first (:func:`check_size`): at most :data:`MAX_PIXELS`,
     and exactly ``expected`` (the frame's declared width and height) when given.
     A PNG must also carry no more compressed data than that size can use
-    (:mod:`services.common.pngcheck`): a small file must not cost seconds.
+    (:mod:`services.inference.pngcheck`): a small file must not cost seconds.
     """
     if not data:
         raise FrameDecodeError("empty image")

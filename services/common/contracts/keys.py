@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.common.codec import text
+from services.common.contracts.codec import text
 
 GROUP_INFERENCE = "inference"
 GROUP_STATE = "state"
@@ -127,7 +127,7 @@ class Keys:
     seq = _KeyOf("seq")
 
     # Pub/sub channel: inference publishes a candidate frame's seq; the channel's capture takes its
-    # next frame at once (:mod:`services.common.burst`). Not a key: nothing is stored.
+    # next frame at once (:mod:`services.common.infra.burst`). Not a key: nothing is stored.
     capture_burst = _KeyOf("capture:burst")
 
     # Hash: progress of the channel's replay, so a restarted capture resumes it.

@@ -24,9 +24,9 @@ from typing import Any, cast
 import redis
 from redis.exceptions import ResponseError
 
-from services.common.codec import Message, text
-from services.common.keys import Keys
-from services.common.streamids import parse_id
+from services.common.contracts.codec import Message, text
+from services.common.contracts.keys import Keys
+from services.common.contracts.streamids import parse_id
 
 log = logging.getLogger("owc.streams")
 

@@ -5,7 +5,7 @@ Pure (no Redis import), so rules modules can order ids without I/O.
 
 from __future__ import annotations
 
-from services.common.codec import text
+from services.common.contracts.codec import text
 
 MAX_ID_TEXT = 41  # two unsigned 64-bit numbers and the dash
 
