@@ -43,3 +43,20 @@ def test_the_gateway_reads_session_summaries_and_never_folds_the_log() -> None:
         assert not any(m.startswith("services.state") for m in modules), path
         text = (SERVICES.parent / path).read_text(encoding="utf-8")
         assert "summarize_sessions" not in text and "fold(" not in text, path
+
+
+# services/common's folders, each importing only those before it (docs/architecture.md)
+COMMON_ORDER = ("contracts", "config", "infra", "cli")
+# action_records describes the configured actions for the admin page from the actions settings
+COMMON_EXCEPTIONS = {("services/common/contracts/action_records.py", "services.common.config.sections")}
+
+
+def test_common_is_folders_each_importing_only_those_before_it() -> None:
+    common = SERVICES / "common"
+    assert sorted(p.name for p in common.glob("*.py")) == ["__init__.py"], "a module of common belongs in a folder"
+    assert sorted(p.name for p in common.iterdir() if (p / "__init__.py").exists()) == sorted(COMMON_ORDER)
+    for rank, folder in enumerate(COMMON_ORDER):
+        allowed = tuple(f"services.common.{f}" for f in COMMON_ORDER[: rank + 1])
+        for path, modules in imported_modules(f"common/{folder}").items():
+            later = {m for m in modules if not m.startswith(allowed) and (path, m) not in COMMON_EXCEPTIONS}
+            assert not later, f"{path} imports {sorted(later)}: {folder}/ imports none of {COMMON_ORDER[rank + 1 :]}"
