@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from services.common.config.settings import describe_fields
+from services.common.config.settings_rows import describe_fields
 
 BEGIN = "<!-- config-reference:begin -->"
 END = "<!-- config-reference:end -->"
