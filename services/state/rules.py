@@ -19,7 +19,6 @@ one MULTI/EXEC. The store checks the stream's last id before committing.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,24 +28,16 @@ from services.common.contracts import streamids
 from services.common.contracts.messages import Command, Counts, Event, EventType, Label, MessageError, Outcome
 from services.common.contracts.modes import InvalidModeError, mode_label, normalize_mode
 from services.state import scanimport
+from services.state.evidence import enough, full_evidence, support_of
 from services.state.fold import apply
 from services.state.history import check_importable, parse_jsonl
 from services.state.machine import Machine, clear_frames, rearm
+from services.state.rejected import Rejected
 
 MAX_COUNT = 1_000_000
 DEADLINE_MARGIN_MS = 100
-EVIDENCE_FLOOR = 1e-6  # p(none) below this (rounded to 0 in the label) counts as this
 
 PLURAL = {"victory": "victories", "defeat": "defeats", "draw": "draws"}
-
-
-class Rejected(Exception):
-    """A command that is refused; ``message`` is a sentence for the streamer."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,61 +137,8 @@ def _start_session(em: _Emitter, m: Machine, note: str, request_id: str = "") ->
 # ---------------------------------------------------------------------------- labels
 
 
-def _support(label: Label, rules: Rules) -> tuple[Outcome, float, float] | None:
-    """What a frame gives a streak: ``(outcome, evidence, confidence)``, or None (it breaks the streak).
-
-    A frame labelled with an outcome at ``min_confidence`` gives full evidence, ``logit(min_confidence)``
-    (ln 9 at 0.9) — today's rule. A frame on which the reader saw an outcome word (``read``: accepted or a
-    near miss) gives its log-odds against ``none``, ``ln(p(outcome) / p(none))`` from the label's own
-    probabilities, when positive, capped at the same full evidence: no frame counts for more than one
-    confident frame, so one frame never carries a count. Labels without ``read`` (older workers, a gate
-    deciding alone) only ever give full evidence or none.
-    """
-    full = _full_evidence(rules)
-    outcome = label.outcome
-    if outcome is not None and label.confidence >= rules.min_confidence:
-        return outcome, full if full is not None else 1.0, label.confidence
-    read = label.read_outcome
-    if read is None or full is None or not label.probs:
-        return None
-    p, q = float(label.probs.get(read, 0.0)), float(label.probs.get("none", 0.0))
-    if p <= 0.0:
-        return None
-    z = math.log(p / max(q, EVIDENCE_FLOOR))
-    if z <= 0.0:
-        return None
-    return read, min(z, full), p
-
-
-def _full_evidence(rules: Rules) -> float | None:
-    """The log-odds of a frame at ``min_confidence`` (None when banner evidence is off: min_confidence
-    of 1 or at most 0.5)."""
-    c = rules.min_confidence
-    return math.log(c / (1.0 - c)) if 0.5 < c < 1.0 else None
-
-
-def _enough(evidence: tuple[float, ...], rules: Rules) -> bool:
-    """Whether a streak's last frames (``evidence``, at most ``required_consecutive + 1``) may count.
-
-    Either the last ``required_consecutive`` frames are each sure (full evidence: today's rule), or the
-    last ``required_consecutive + 1`` frames are each read at least ``required / (required + 1)`` of a
-    sure frame (at 0.9 and 2 frames: 2/3 of ln 9, p 0.81, −2.12 per letter for the shipped reader): a
-    banner read a little under the bar counts when it holds one frame longer. Every frame of the window
-    must clear that floor, so a weak reading between two sure frames of a look-alike never bridges them
-    (issue 21: a `VICTORIES` read sure, at p 0.57, sure was counted by a sum over the window).
-    """
-    full = _full_evidence(rules)
-    if full is None:
-        return True  # banner evidence off: only sure frames get here (``_support``)
-    n = rules.required_consecutive
-    if len(evidence) >= n and all(e >= full - 1e-9 for e in evidence[-n:]):
-        return True
-    window = evidence[-(n + 1):]
-    return len(window) == n + 1 and all(e >= full * n / (n + 1) - 1e-9 for e in window)
-
-
 def _ready(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
-    support = _support(label, rules)
+    support = support_of(label, rules.min_confidence)
     if support is None:
         return clear_frames(m)
     outcome, evidence, confidence = support
@@ -213,7 +151,7 @@ def _ready(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
     window = rules.required_consecutive + 1
     if same:
         # a streak from a snapshot older than banner evidence: its frames were confident ones
-        before = m.frames_evidence or (_full_evidence(rules) or 0.0,) * min(m.frames_len, window)
+        before = m.frames_evidence or (full_evidence(rules.min_confidence) or 0.0,) * min(m.frames_len, window)
         m = replace(
             m, frames_len=m.frames_len + 1, frames_last_at=t,
             frames_min_conf=min(m.frames_min_conf, confidence),
@@ -222,7 +160,8 @@ def _ready(m: Machine, label: Label, rules: Rules, em: _Emitter) -> Machine:
     else:
         m = replace(m, frames_outcome=outcome, frames_len=1, frames_last_at=t, frames_min_conf=confidence,
                     frames_evidence=(evidence,))
-    if m.frames_len < rules.required_consecutive or not _enough(m.frames_evidence, rules):
+    required = rules.required_consecutive
+    if m.frames_len < required or not enough(m.frames_evidence, rules.min_confidence, required):
         return m
     # counted: the event puts the channel in cooldown from this frame's time
     return em.emit(m, "detected", m.counts.add(outcome, 1), source="auto", outcome=outcome, delta=1,

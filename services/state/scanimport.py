@@ -22,6 +22,7 @@ from typing import Any
 from services.common.contracts.messages import Command, Event, MessageError
 from services.common.contracts.scanimport import CURRENT, NEW, ScanImport, clock, parse_key
 from services.state.machine import Machine
+from services.state.rejected import Rejected
 
 MATCH_WINDOW_MS = 60_000
 
@@ -58,8 +59,6 @@ def add_results(m: Machine, cmd: Command, emit: Callable[..., Machine],
     """Each result an ``adjusted`` +1 with source ``import`` (``emit``: the rules' event emitter), in the
     channel's current session or a new one; raises the rules' ``Rejected`` for a bad payload or another session.
     """
-    from services.state.rules import Rejected  # (the rules call this module)
-
     try:
         batch = ScanImport.from_json(cmd.payload)
     except MessageError as exc:
