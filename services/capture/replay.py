@@ -247,8 +247,7 @@ class ReplaySource:
         cfg = self.cfg
         fp = fingerprint(self.path)
         raw = self.client.hgetall(self.progress_key) if self.resume else {}
-        # the clock starts after the fingerprint (it reads every file of a folder): taken before it, every
-        # frame would be stamped that much earlier than it is published
+        # the clock starts after the fingerprint (it reads a folder's files), or frames would look older
         now = now_ms()
         saved = {text(k): text(v) for k, v in raw.items()}
         frame_ms = 1000.0 / cfg.fps
