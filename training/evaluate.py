@@ -30,8 +30,8 @@ from services.inference.classifier import Classifier
 from services.inference.vision import MODEL_LABELS, ModelMeta, meta_path_for
 from training import dataset, episode_eval, heldout, synth
 from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODEL_PATH, SAMPLES_DIR
-from training.fp_run import FpResult, fp_run
-from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect
+from training.fp_run import FP_HOURS, FP_POOL, FP_SEED, FP_SIZE, FpResult, fp_run
+from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect, is_gate_only, reader_meta
 from training.grid_eval import GRID_PER_CELL, GRID_SEED, gameplay_cost, grid_report, grid_tables
 from training.scan_eval import run as scan_recordings
 from training.synth.assets import render_fingerprint
@@ -41,10 +41,6 @@ MIN_CONFIDENCE = heldout.MIN_CONFIDENCE
 TARGET_ACCURACY = 0.995
 TARGET_MS = 0.5
 TARGET_BYTES = 1_000_000
-FP_SEED = 2001  # the false-positive pool: held-out split, a seed nothing else uses
-FP_HOURS = 10.0
-FP_POOL = 3000
-FP_SIZE = (640, 360)  # the capture's default size
 GATE_THRESHOLDS = heldout.THRESHOLDS
 
 
@@ -160,17 +156,8 @@ def gate_threshold(clf: Classifier) -> float | None:
     return float(t) if isinstance(t, int | float) else None
 
 
-def _reader(clf: Classifier) -> Any:
-    return getattr(clf.meta, "reader", None) or (clf.meta.model_extra or {}).get("reader")
-
-
-def is_gate_only(clf: Classifier) -> bool:
-    """Whether ``classify`` is the gate CNN alone (no reader stage in the model's metadata)."""
-    return getattr(clf, "reader", None) is None and not _reader(clf)
-
-
 def _detector_desc(clf: Classifier) -> str:
-    reader = _reader(clf)
+    reader = reader_meta(clf)
     if reader:
         get = reader.get if isinstance(reader, dict) else (lambda k: getattr(reader, k, "?"))
         return (f"`{clf.model_id}`: the gate CNN (threshold {gate_threshold(clf)}) then the reader "

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from services.inference.classifier import Prediction
+from services.inference.classifier import Classifier, Prediction
 from services.inference.vision import MODEL_LABELS, preprocess_bytes, softmax
 from training import synth
 from training.config import preprocess_meta
@@ -185,3 +185,13 @@ def save_frames(path: Path, frames: Sequence[Rendered]) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, blob=blob, offsets=offsets, infos=np.asarray(json.dumps([f.info for f in frames])))
     tmp.replace(path)
+
+
+def reader_meta(clf: Classifier) -> Any:
+    """The reader stage's metadata of a detector (None for a gate alone)."""
+    return getattr(clf.meta, "reader", None) or (clf.meta.model_extra or {}).get("reader")
+
+
+def is_gate_only(clf: Classifier) -> bool:
+    """Whether ``classify`` is the gate CNN alone (no reader stage in the model's metadata)."""
+    return getattr(clf, "reader", None) is None and not reader_meta(clf)

@@ -12,7 +12,7 @@ from services.inference.classifier import Classifier, Prediction
 from services.state.rules import Rules
 from training import evaluate, fp_run, heldout, synth
 from training.config import MODEL_PATH
-from training.frames import FrameTuple, Gate, Rendered, detect, render
+from training.frames import FrameTuple, Gate, Rendered, detect, is_gate_only, render
 
 
 class Fixed:
@@ -78,7 +78,7 @@ def test_the_shipped_gate_scores_held_out_frames(held: list[Rendered]) -> None:
     report = heldout.report(held, Gate(MODEL_PATH).scores(frames), detect(clf, frames))
     for row in report["outcomes"].values():
         assert 0.0 <= row["gate_0.1"] <= 1.0 and row["gate_0.3"] <= row["gate_0.1"]
-    if evaluate.is_gate_only(clf):  # the gate's own probabilities: 1 - p(none) from classify equals the gate's
+    if is_gate_only(clf):  # the gate's own probabilities: 1 - p(none) from classify equals the gate's
         direct = Gate(MODEL_PATH).scores(frames[:4])
         via = np.asarray([1 - p.probs["none"] for p in clf.classify(frames[:4])])
         assert np.allclose(direct, via, atol=1e-4)
