@@ -113,7 +113,7 @@ class ObsSource:
         fields = dict(fields or {})
         if problem.state is not None:
             fields.update(state=problem.state, obs_connected=False)
-        self.sink.error(problem.kind, self._problem_text, force=force or new, **fields)
+        self.sink.error(problem.kind, self._problem_text, force=force or new, repeat=not new, **fields)
 
     # -- connection ----------------------------------------------------
     def _connect(self) -> ObsRequestClient:
