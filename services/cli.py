@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -143,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # onnxruntime (1.29 on) sends usage telemetry to Microsoft from Linux and macOS too: a thread, a DNS
+    # lookup and an upload attempt every few seconds, a device id in ~/.cache/Microsoft. Off for every
+    # `owc` process and what it starts, unless the user set the variable themselves.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,11 @@ import redis
 from services.common.config.settings import Settings, load_settings
 from services.common.contracts.keys import Keys
 from tests.support.redis_proc import RedisServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # tests talk only to 127.0.0.0/8: onnxruntime's telemetry (on by default since 1.29) would not
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 @pytest.fixture(scope="session")

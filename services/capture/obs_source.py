@@ -113,7 +113,7 @@ class ObsSource:
         fields = dict(fields or {})
         if problem.state is not None:
             fields.update(state=problem.state, obs_connected=False)
-        self.sink.error(problem.kind, self._problem_text, force=force or new, **fields)
+        self.sink.error(problem.kind, self._problem_text, force=force or new, repeat=not new, **fields)
 
     # -- connection ----------------------------------------------------
     def _connect(self) -> ObsRequestClient:
@@ -139,9 +139,9 @@ class ObsSource:
         deadline = time.monotonic() + delay
         while not stop.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or stop.wait(min(remaining, 5.0)):
+            if remaining <= 0 or stop.wait(min(remaining, 5.0)) or time.monotonic() >= deadline:
                 return
-            self.sink.report(force=True)
+            self.sink.report()  # on the health cadence: an unchanged record every HEALTH_REFRESH_S
 
     # -- the loop ------------------------------------------------------
     def run(self, stop: threading.Event, max_messages: int | None = None) -> None:

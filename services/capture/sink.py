@@ -97,8 +97,15 @@ class FrameSink:
         except redis.RedisError as exc:
             self.log.debug("cannot write health (%s)", exc)
 
-    def error(self, kind: str, text: str, force: bool = True, **fields: str | int | float | bool) -> None:
+    def error(
+        self, kind: str, text: str, force: bool = True, repeat: bool = False, **fields: str | int | float | bool
+    ) -> None:
+        """Count an error and show it; ``repeat``: the problem shown already, again (a retry that failed the
+        same way): counted, and the record keeps when it began, written on the usual cadence."""
         self.metrics.errors.labels(kind).inc()
+        if repeat:
+            self.report(False, **fields)
+            return
         self.report(force=force, last_error=text, last_error_at=now_ms(), last_error_kind=kind, **fields)
 
     def skip(self, reason: str, n: int = 1) -> None:

@@ -7,6 +7,9 @@ Separate from the worker's loop: these read the ``frames`` stream's group
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import redis
 from redis.exceptions import ResponseError
@@ -14,7 +17,7 @@ from redis.exceptions import ResponseError
 from services.common.contracts.codec import text
 from services.common.contracts.keys import CHANNEL_RE, GROUP_INFERENCE, Keys
 from services.common.contracts.messages import Label
-from services.common.infra.streams import group_backlog
+from services.common.infra.streams import Delivery, GroupConsumer, group_backlog
 from services.inference import metrics
 
 log = logging.getLogger("owc.inference")
@@ -24,6 +27,45 @@ LAG_COUNT_LIMIT = 64  # entries counted inside Redis for the lag gauge (each one
 # group. Those idle this long with nothing pending are removed: a live worker polls at least
 # every block_ms (<= 10 s), and a wrongly removed consumer is recreated by its next read.
 PRUNE_IDLE_MS = 30 * 60 * 1000
+# Quiet (no frame for QUIET_AFTER_S: capture waits for OBS, or is stopped), a worker's blocking read waits up
+# to QUIET_BLOCK_MS (a frame still wakes it at once: this only bounds shutdown) and its reclaim scan runs
+# every QUIET_CLAIM_S instead of every claim_idle_ms / 2. A frame another worker left pending meanwhile is
+# older than max_frame_age_ms by then and only dropped; with frames flowing this worker gets some too
+# (blocked readers are served in turn), and the first one ends the quiet period.
+QUIET_AFTER_S = 5.0
+QUIET_BLOCK_MS = 2000
+QUIET_CLAIM_S = 10.0
+
+
+@dataclass
+class QuietPacedPoll:
+    """A worker's read: reclaimed frames first, else new ones (``GroupConsumer.poll``), paced down when quiet."""
+
+    consumer: GroupConsumer
+    block_ms: int
+    clock: Callable[[], float] = time.monotonic
+    _last_frame: float = field(default=0.0, init=False)
+    _next_claim: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._last_frame = self.clock()  # a worker starts at the usual pace: it may be taking over a dead one's frames
+
+    def quiet(self) -> bool:
+        return self.clock() - self._last_frame >= QUIET_AFTER_S
+
+    def poll(self, count: int) -> list[Delivery]:
+        if not self.quiet():
+            deliveries = self.consumer.poll(count, self.block_ms)
+        else:
+            deliveries = []
+            now = self.clock()
+            if now >= self._next_claim:
+                self._next_claim = now + QUIET_CLAIM_S
+                deliveries = self.consumer.reclaim(count)
+            deliveries = deliveries or self.consumer.read_new(count, max(self.block_ms, QUIET_BLOCK_MS))
+        if deliveries:
+            self._last_frame = self.clock()
+        return deliveries
 
 
 def prune_consumers(client: redis.Redis, keys: Keys, keep: str) -> list[str]:

@@ -123,6 +123,7 @@ class InferenceWorker:
         self._beat_sent = float("-inf")
         self._next_lag = 0.0
         self._next_prune = 0.0
+        self.poller = group.QuietPacedPoll(self.consumer, settings.block_ms)
         self.outage = WriteOutage(
             log, "inference paused, the frames wait in the stream", "inference goes on"
         )
@@ -148,7 +149,7 @@ class InferenceWorker:
                     self.consumer.ensure_group()
                     groups_ready = True
                 started = time.monotonic()
-                deliveries = self.consumer.poll(count, self.settings.block_ms)
+                deliveries = self.poller.poll(count)
                 self._count_dead_letters()
                 if deliveries:
                     self.handle(deliveries)

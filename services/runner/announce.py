@@ -31,12 +31,14 @@ def http_get(host: str, port: int, path: str, timeout_s: float) -> tuple[int, by
         raise OSError(f"not an HTTP answer from {host}:{port}")
     return int(parts[1]), body
 
-OBS_REMINDER_S = 30.0
+OBS_REMINDER_S = 30.0  # the first reminder; then twice as long each time, up to OBS_REMINDER_MAX_S
+OBS_REMINDER_MAX_S = 300.0  # each look is a status request to the gateway (most of an idle stack's HTTP work)
 
 
 def announce_when_up(host: str, port: int, channel: str, stop: threading.Event, obs: str | None = None) -> None:
     """Say where the pages are once the gateway answers; then, while capture waits for OBS
-    (``obs`` is its address, None for a replay), remind every ~30 s instead of going silent."""
+    (``obs`` is its address, None for a replay), remind after ~30 s, then less and less often (up to
+    every 5 min) instead of going silent."""
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown_host}:{port}"
     while not stop.wait(0.3):
@@ -52,12 +54,16 @@ def announce_when_up(host: str, port: int, channel: str, stop: threading.Event, 
     if obs is None:
         return
     status = f"/api/v1/channels/{channel}/status"
-    while not stop.wait(OBS_REMINDER_S):
+    every = OBS_REMINDER_S
+    while not stop.wait(every):
+        every = min(every * 2, max(OBS_REMINDER_S, OBS_REMINDER_MAX_S))
         try:
             code, body = http_get(shown_host, port, status, 2.0)
             health = json.loads(body).get("health") or {} if code == 200 else {}
         except (OSError, ValueError):
             continue
-        if health.get("obs_connected") is False:
+        if health.get("obs_connected") is True:
+            every = OBS_REMINDER_S  # OBS is there: a later wait is reminded of soon again
+        elif health.get("obs_connected") is False:
             log.info("waiting for OBS at %s (%s): open %s/admin%s for details",
                      obs, health.get("capture_error") or "not connected yet", base, suffix)

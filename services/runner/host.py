@@ -12,7 +12,10 @@ with the supervisor's backoff, as its process would be; a replay that ends is fi
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +40,20 @@ class HostedService:
     restart: RestartPolicy = "always"  # "on-failure": returning is final (a replay that ended)
 
 
+def name_os_thread(name: str) -> None:
+    """Give the calling thread ``name`` in the OS too (``top -H``, ``/proc/<pid>/task/*/comm``), on Linux.
+
+    Threads it starts later (onnxruntime's, the replay's) inherit the name. Best effort: 15 bytes.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 class ServiceHost:
     """Runs services as threads; restarts a failed one with exponential backoff."""
 
@@ -54,6 +71,7 @@ class ServiceHost:
         self._finished: set[str] = set()
 
     def _keep(self, service: HostedService) -> None:
+        name_os_thread(f"owc-{service.name}")
         backoff = 0.0
         while not self.stop.is_set():
             started = time.monotonic()

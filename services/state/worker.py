@@ -32,7 +32,7 @@ from services.common.infra.streams import Delivery
 from services.state import metrics as M
 from services.state.channel import ChannelState, public_view
 from services.state.history import session_updates
-from services.state.inbox import Inbox
+from services.state.inbox import QUIET_CHECK_S, Inbox
 from services.state.machine import Machine
 from services.state.reorder import ReorderBuffer
 from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
@@ -42,8 +42,8 @@ from services.state.store import Commit, ConflictError, Lease, LeaseLostError, S
 log = logging.getLogger("owc.state")
 
 HEALTH_EVERY_S = 2.0  # a record that has not changed: every HEALTH_REFRESH_S
-# the longest blocking read (each one that times out is a wake-up; the lease renewal comes first)
-MAX_BLOCK_MS = 1000
+# the longest blocking read (each one that times out is a wake-up; the lease renewal comes first); quiet: 2 s
+MAX_BLOCK_MS, QUIET_BLOCK_MS = 1000, 2000
 
 
 class StateWorker:
@@ -72,7 +72,7 @@ class StateWorker:
         self._renew_every_s = s.lease_ttl_ms / 3000.0
         self._standby_poll_s = min(0.5, s.lease_ttl_ms / 10000.0)
         self._next_renew = 0.0
-        self._next_health = 0.0
+        self._health_at = float("-inf")  # health written, orphans checked
         self._health_cadence = health.Cadence(HEALTH_EVERY_S)
         self.outage = WriteOutage(log, "counting paused, nothing lost", "counting goes on")
 
@@ -191,14 +191,14 @@ class StateWorker:
                 self._buffer_label(delivery)
         self._flush_labels()
         self._write_held()
-        if time.monotonic() >= self._next_health:
+        if time.monotonic() - self._health_at >= (QUIET_CHECK_S if self.inbox.quiet() else HEALTH_EVERY_S):
             self._publish_health()
             self.inbox.check_orphans(sum(len(ch.buffer) + len(ch.held) for ch in self.channels.values()))
-            self._next_health = time.monotonic() + HEALTH_EVERY_S
+            self._health_at = time.monotonic()
 
     def _block_ms(self) -> int:
         now = self.arrival_ms()
-        block = MAX_BLOCK_MS
+        block = QUIET_BLOCK_MS if self.inbox.quiet() else MAX_BLOCK_MS
         until_renew = self._next_renew - time.monotonic()
         if until_renew > 0:  # wake for the lease's renewal in time (every lease_ttl_ms / 3)
             block = min(block, max(1, int(until_renew * 1000)))
