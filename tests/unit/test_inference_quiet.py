@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from services.common.streams import Delivery, GroupConsumer
+from services.common.infra.streams import Delivery, GroupConsumer
 from services.inference.group import QUIET_AFTER_S, QUIET_BLOCK_MS, QUIET_CLAIM_S, QuietPacedPoll
 
 
