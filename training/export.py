@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-import onnxruntime as ort
 import torch
 
+from services.inference.sessions import onnxruntime
 from services.inference.vision import MODEL_LABELS, ModelMeta
 from training.config import INPUT, NORMALIZE, OPSET, ROI
 from training.detector import assemble
@@ -53,6 +53,7 @@ def export_onnx(model: torch.nn.Module, check_inputs: npt.NDArray[np.float32]) -
         data = path.read_bytes()
     proto = onnx.load_from_string(data)
     onnx.checker.check_model(proto)
+    ort = onnxruntime()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])

@@ -53,7 +53,9 @@ class Gate:
     """The CNN alone: gate score = 1 - p(none), straight from its ONNX file (training's preprocessing)."""
 
     def __init__(self, model_path: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from services.inference.sessions import onnxruntime
+
+        ort = onnxruntime()
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads

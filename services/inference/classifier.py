@@ -31,7 +31,7 @@ import numpy.typing as npt
 from services.common.config.settings import InferenceSettings
 from services.inference import listcheck, vision
 from services.inference.reader import Reader, ReaderError, Reading
-from services.inference.sessions import session_options
+from services.inference.sessions import onnxruntime, session_options
 
 log = logging.getLogger("owc.inference")
 
@@ -159,7 +159,7 @@ class Classifier:
         reader_threads: int | None = None,
         warmup_batch: int = 8,
     ) -> None:
-        import onnxruntime as ort
+        ort = onnxruntime()
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from services.common.infra.files import sha256_file as sha256_file  # re-exported: training imports it here
 from services.inference import ctc, listcheck, vision
-from services.inference.sessions import session_options
+from services.inference.sessions import onnxruntime, session_options
 
 log = logging.getLogger("owc.inference")
 
@@ -73,7 +73,7 @@ class Reader:
     """A CTC recogniser session plus the outcome words encoded in its dictionary."""
 
     def __init__(self, spec: vision.ReaderSpec, *, intra_op_threads: int = 1, verify: bool = True) -> None:
-        import onnxruntime as ort
+        ort = onnxruntime()
 
         self.spec = spec
         model_path = package_file(spec, spec.model)

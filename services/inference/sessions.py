@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+
+def onnxruntime() -> Any:
+    """The onnxruntime module, with its usage telemetry off unless the user set the variable themselves.
+
+    onnxruntime (1.29 on) reports usage to Microsoft from Linux and macOS too — a thread, a DNS lookup and
+    an upload attempt every few seconds, a device id in ~/.cache/Microsoft — unless
+    ``ORT_DISABLE_TELEMETRY=1`` is set before it initialises. Every session of the product, the benches
+    and training is made through here.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime as ort
+
+    return ort
 
 
 def session_options(intra_op_threads: int) -> Any:
     """Options for a small model on a shared PC: few threads, no busy-waiting."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = intra_op_threads

@@ -151,7 +151,9 @@ def _confirm_costs(one: Any, threaded: Any, banners: list[tuple[bytes, int, int]
 
 
 def machine() -> dict[str, Any]:
-    import onnxruntime as ort
+    from services.inference.sessions import onnxruntime
+
+    ort = onnxruntime()
 
     return common_machine(onnxruntime=ort.__version__)
 
