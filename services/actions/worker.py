@@ -80,6 +80,16 @@ class ActionsWorker:
             self._since = text(raw or first)
         return self._since
 
+    def _fix_since(self, stop: threading.Event) -> None:
+        """:meth:`since_id` at start, waiting out a Redis that is restarting (it used to crash the service)."""
+        while not stop.is_set():
+            try:
+                self.since_id()
+                return
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                log.warning("actions: Redis is unavailable (%s); retrying", exc)
+                stop.wait(0.5)
+
     def refresh_channels(self) -> None:
         names = {text(m) for m in self.client.smembers(self.keys.channels)}
         names.update(self.extra_channels)
@@ -108,7 +118,7 @@ class ActionsWorker:
             stop, self.settings.dlq_maxlen,
         )
         self.lanes = {a.name: Lane(a, self.client, self.keys, deliverer) for a in self.actions}
-        self.since_id()  # before anything can be missed: events from now on are this service's to act on
+        self._fix_since(stop)  # before anything can be missed: events from now on are this service's to act on
         names = ", ".join(self.actions_described()) or "none configured"
         delay = self.settings.stream_delay_s
         log.info("actions: starting; actions: %s%s", names,

@@ -190,6 +190,19 @@ def _stream_id(raw: bytes | str) -> tuple[int, int]:
     return int(ms), int(n or 0)
 
 
+def _gauge(url: str, name: str) -> float:
+    """An unlabelled metric's value (0 when absent or /metrics is not answering yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def _metric(url: str, name: str, **labels: str) -> float:
     with urllib.request.urlopen(url, timeout=2) as resp:
         text = resp.read().decode()
@@ -217,7 +230,9 @@ def _post(stack: Stack, path: str, body: dict[str, Any], token: str | None) -> t
 def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restart(
     tmp_path: Path, receiver: Receiver, secrets: Secrets, obs: ObsInstance | None, helix: HelixServer
 ) -> None:
-    clip, played, starts = evening(tmp_path / "clip", OUTCOMES, banner_frames=BANNER_FRAMES)
+    # 16 s of gameplay after each banner: match 2's undo waits for its delayed deliveries (5 s), a kill -9 and
+    # the restart; with the default 8 s the next banner was sometimes counted before the undo went out
+    clip, played, starts = evening(tmp_path / "clip", OUTCOMES, banner_frames=BANNER_FRAMES, tail_frames=64)
     irc_server = IrcServer(tmp_path / "irc", password=f"oauth:{secrets.chat_token}").start()
     proxy = TagProxy(irc_server.port)
     proxy.set_badges("viewer", "subscriber/3")
@@ -318,6 +333,9 @@ def test_an_evening_has_one_effect_per_result_across_a_kill_9_and_a_redis_restar
 
         # match 4 -- the moderator adds a draw and takes it back; the viewer's !loss changes nothing
         wait_detections(4)
+        # the bot back in the channel first (the actions service restarts when Redis does), or it cannot hear it
+        wait_until(lambda: _gauge(actions_port, "owc_actions_chat_connected") == 1, timeout=30,
+                   message="the bot back in the channel")
         viewer.say(CHANNEL, "!loss")
         wait_until(lambda: relayed("!loss"), message="the viewer's !loss relayed")
         wait_until(lambda: _metric(actions_port, "owc_actions_chat_commands_total", command="loss",
