@@ -121,6 +121,13 @@ def _progress(total: int, desc: str, unit: str = "frame") -> Progress:
     return bar
 
 
+def preprocess_digest() -> str:
+    """sha256 of ``services/inference/vision.py``, where ``preprocess_bytes`` (decode, crop, resize) lives."""
+    import services.inference.vision as vision
+
+    return hashlib.sha256(Path(vision.__file__).read_bytes()).hexdigest()[:16]
+
+
 def cache_key(seed: int, count: int, split: synth.Split, hard: bool = False) -> str:
     meta = preprocess_meta()
     extra = {"hard": synth.HARD_VERSION} if hard else {}
@@ -136,6 +143,8 @@ def cache_key(seed: int, count: int, split: synth.Split, hard: bool = False) -> 
             "render": fingerprint_digest(split),  # code, font and photo files, libraries
             "roi": meta.roi.model_dump(),
             "input": meta.input.model_dump(),
+            # the arrays are the inference worker's preprocessing of the frames: key on its code too
+            "preprocess": preprocess_digest(),
         },
         sort_keys=True,
     )

@@ -92,15 +92,29 @@ def _render(job: tuple[int, int, str, str | None, tuple[int, int] | None, int, i
     seed, index, split_name, label, size, grid, count = job
     split = synth.SPLITS[split_name]
     if grid:  # the evaluation grid, ``grid`` banners per cell
-        from training.synth.grid import CELLS as GRID_CELLS
         from training.synth.grid import render_grid_sample
 
-        cells = max(1, count // grid)
-        step = 1 if cells >= len(GRID_CELLS) else len(GRID_CELLS) // cells + 1  # a quick grid: spread over factors
-        data, w, h, info = render_grid_sample(seed, index, split, grid, step)
+        data, w, h, info = render_grid_sample(seed, index, split, grid, grid_step(count, grid))
     else:
         data, w, h, info = synth.render_sample(seed, index, split, label=label, size=size)
     return Rendered(data, w, h, info)
+
+
+def grid_step(count: int, grid: int) -> int:
+    """Every ``step``-th cell of the grid when ``count`` frames of ``grid`` per cell do not cover it (a quick grid,
+    spread over every factor)."""
+    from training.synth.grid import CELLS as GRID_CELLS
+
+    cells = max(1, count // grid)
+    return 1 if cells >= len(GRID_CELLS) else len(GRID_CELLS) // cells + 1
+
+
+def grid_cells(count: int, grid: int) -> list[int]:
+    """The grid cells ``count`` frames of ``grid`` per cell draw (:func:`training.synth.grid.render_grid_sample`)."""
+    from training.synth.grid import CELLS as GRID_CELLS
+
+    step = grid_step(count, grid)
+    return sorted({((i // grid) * step) % len(GRID_CELLS) for i in range(count)})
 
 
 def render(
@@ -119,7 +133,7 @@ def render(
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     out: list[Rendered] = []
     bar = _progress(total=count, desc=desc or f"render {split.name} seed={seed}")
-    if workers == 1 or count < 64:
+    if workers == 1 or count < 2:  # else a pool, collected in job order: the same bytes as one process
         for job in jobs:
             out.append(_render(job))
             bar.update(1)
@@ -138,7 +152,9 @@ def _key(seed: int, count: int, split: synth.Split, label: str | None, size: tup
 
     blob = json.dumps({"gen": synth.GENERATOR_VERSION, "seed": seed, "count": count, "split": split.name,
                        "label": label, "size": size, "grid": grid, "natural": synth.natural_available(split),
-                       "fonts": synth.fonts_in_use(split), "render": fingerprint_digest(split)}, sort_keys=True)
+                       "fonts": synth.fonts_in_use(split), "render": fingerprint_digest(split),
+                       # which cells a grid draws is decided here, not in the generator: key on the cells themselves
+                       **({"cells": grid_cells(count, grid)} if grid else {})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

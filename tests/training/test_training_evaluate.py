@@ -11,6 +11,7 @@ import pytest
 from services.inference.classifier import Classifier, Prediction
 from services.state.rules import Rules
 from training import evaluate, fp_run, heldout, synth
+from training.card import load_notes
 from training.config import MODEL_PATH
 from training.frames import FrameTuple, Gate, Rendered, detect, is_gate_only, render
 
@@ -187,4 +188,15 @@ def test_quick_evaluation_writes_every_section_of_the_card(tmp_path: Path) -> No
                     "## (a2) Every outcome in every colour", "colour red", "scene end_screen", "ms of CPU per frame",
                     "## (a3) Banner episodes through the counting rules", "time to count"):
         assert heading in text
-    assert "--hours 0.01 --pool 12 --grid 1 --grid-cells 6 --episode-cells 3" in text
+    assert "--eval-count 40 --hours 0.01 --pool 12 --grid 1 --grid-cells 6 --episode-cells 3" in text
+    assert "**reproduce with**: `.venv/bin/python -m training.evaluate --eval-count 40" in text
+    assert "### Recordings through `owc scan`" in text
+    assert text.count("### Notes (written by hand") == len(load_notes(MODEL_PATH.parent / evaluate.NOTES_NAME))
+
+
+def test_make_eval_defaults_are_the_cards_settings() -> None:
+    """`make eval` (no flags) evaluates with the settings the card names, every section at full size."""
+    assert evaluate.eval_command(evaluate.FULL) == (
+        ".venv/bin/python -m training.evaluate --eval-count 3000 --hours 10 --pool 3000 --grid 2 --grid-cells 720 "
+        "--episode-cells 720")
+    assert evaluate.QUICK_CARD.name == "MODEL_CARD.quick.md" and evaluate.QUICK_CARD.parent.name == "artifacts"
