@@ -434,8 +434,8 @@ def episode_tables(rep: dict[str, Any], command: str) -> list[str]:
         f"{pf['labelled_wrong']}. The {pf['gameplay_frames']} gameplay frames before them: read "
         f"{pf['gameplay_read']:.3f}, labelled an outcome {pf['gameplay_labelled_outcome']}.",
         f"- detector CPU per frame (one thread, whole detector with the schedule): gameplay mean "
-        f"{cpu['gameplay_mean']:.2f} ms (p99 {cpu['gameplay_p99']:.1f}), banner mean {cpu['banner_mean']:.2f} ms "
-        f"(p99 {cpu['banner_p99']:.1f}); {cpu['total_s']:g} s in all; rendering "
+        f"{cpu['gameplay_mean']:.2f} ms (p99 {cpu['gameplay_p99']:.1f} ms), banner mean {cpu['banner_mean']:.2f} ms "
+        f"(p99 {cpu['banner_p99']:.1f} ms); {cpu['total_s']:g} s in all; rendering "
         f"{rep.get('render_cpu_s', 'n/a')} s CPU (cached in `training/cache/` after the first run); load "
         f"{rep.get('load', '?')}.",
     ]

@@ -148,3 +148,23 @@ def test_the_training_cache_is_keyed_on_the_preprocessing_code(monkeypatch: pyte
     before = dataset.cache_key(1, 10, synth.TRAIN)
     monkeypatch.setattr(dataset, "preprocess_digest", lambda: "other-code")
     assert dataset.cache_key(1, 10, synth.TRAIN) != before
+
+
+def test_two_reports_compare_without_their_timing_keys() -> None:
+    from training.card import json_diff, without_timing
+
+    rep = {"model": "/tmp/clone/models/victory_classifier.onnx", "eval_seconds": 812.0, "load": "3.1, 2.0, 1.5",
+           "gameplay": {"frames": 22, "candidate_rate": 0.18, "cpu_ms_mean": 5.1, "cpu_ms_p99": 25.0},
+           "episodes": {"misses": [{"cell": "victory/red", "frames": [{"k": 0, "gate": 0.5, "cpu_ms": 3.2}]}],
+                        "render_cpu_s": 1.0, "seconds": 99.0, "frames_to_count": {"p95": 3.0}},
+           "fp": {"wall_s": 717.0, "false_counts": [{"at_s": 12.5, "scene": 1977}], "per_hour": 0.1}}
+    kept = without_timing(rep)
+    assert kept == {"gameplay": {"frames": 22, "candidate_rate": 0.18},
+                    "episodes": {"misses": [{"cell": "victory/red", "frames": [{"k": 0, "gate": 0.5}]}],
+                                 "frames_to_count": {"p95": 3.0}},
+                    "fp": {"false_counts": [{"at_s": 12.5, "scene": 1977}], "per_hour": 0.1}}
+    other = json.loads(json.dumps(rep))
+    other["gameplay"]["cpu_ms_mean"], other["fp"]["wall_s"] = 9.9, 900.0
+    assert json_diff(without_timing(rep), without_timing(other)) == []
+    other["fp"]["false_counts"][0]["scene"] = 138
+    assert json_diff(without_timing(rep), without_timing(other)) == ["/fp/false_counts[0]/scene: 1977 != 138"]
