@@ -20,6 +20,7 @@ the whole card, every section, and the card says how to reproduce it;
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -222,8 +223,9 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any],
         f"(`{eval_command(QUICK)}`) is a quick variant, written to `artifacts/MODEL_CARD.quick.md`",
         f"- **rendered with**: generator code {report['render']['code']}, "
         + ", ".join(f"{k} {v}" for k, v in report["render"]["libraries"].items())
-        + "; every font and photo file by sha256 in `--json`'s `render` (a cache of frames is only reused when all "
-        "of these match)",
+        + f"; font and photo files {_assets_digest(report['render']['assets'])} (a digest of every file's sha256, "
+        "each in `--json`'s `render`: another font or photo found on this system shows here; a cache of frames "
+        "is only reused when all of these match)",
         "",
         "## What the gate was trained on",
         "",
@@ -416,6 +418,10 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any],
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(merge_notes(lines, notes or {})), encoding="utf-8")
+
+
+def _assets_digest(assets: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(assets, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _recordings_lines(rec: dict[str, Any]) -> list[str]:
