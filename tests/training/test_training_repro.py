@@ -168,3 +168,22 @@ def test_two_reports_compare_without_their_timing_keys() -> None:
     assert json_diff(without_timing(rep), without_timing(other)) == []
     other["fp"]["false_counts"][0]["scene"] = 138
     assert json_diff(without_timing(rep), without_timing(other)) == ["/fp/false_counts[0]/scene: 1977 != 138"]
+
+
+def test_the_false_positive_run_is_the_same_in_one_process_and_two_workers() -> None:
+    """The shipped detector over held-out `none` scenes: the worker count (and so the batches) changes nothing."""
+    from services.inference.classifier import Classifier
+    from training import fp_run
+    from training.config import MODEL_PATH
+    from training.frames import Gate
+
+    pool = render(2001, 6, synth.EVAL, label="none", size=(640, 360), workers=1)
+
+    def factory() -> tuple[Classifier, Gate]:
+        return Classifier(MODEL_PATH), Gate(MODEL_PATH)
+
+    one = fp_run.fp_run(pool, 0.01, factory, workers=1, progress=False)
+    two = fp_run.fp_run(pool, 0.01, factory, workers=2, progress=False)
+    assert one.frames == two.frames == 144
+    for field in ("false_counts", "outcome_frames", "confident_outcome_frames", "gate_rate", "by_kind"):
+        assert getattr(one, field) == getattr(two, field), field
