@@ -162,7 +162,7 @@ def cached(
             return Arrays(z["x"], z["y"], [str(k) for k in z["kinds"]])
     arr = generate(seed, count, split, desc=desc, hard=hard)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs may write the same cache at once
     np.savez(tmp, x=arr.x, y=arr.y, kinds=np.asarray(arr.kinds))
     tmp.replace(path)
     return arr

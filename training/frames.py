@@ -200,7 +200,7 @@ def save_frames(path: Path, frames: Sequence[Rendered]) -> None:
     offsets = np.cumsum([0] + [len(f.data) for f in frames]).astype(np.int64)
     blob = np.frombuffer(b"".join(f.data for f in frames), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs may write the same cache at once
     np.savez(tmp, blob=blob, offsets=offsets, infos=np.asarray(json.dumps([f.info for f in frames])))
     tmp.replace(path)
 
