@@ -216,8 +216,9 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any],
         f"- **trained with**: `{training.get('command', '?')}` — {training.get('framework', '?')}; "
         f"{training.get('epochs_run', '?')} epochs ({training.get('checkpoint', '?')}), "
         f"{training.get('class_balance', '')}",
-        f"- **reproduce with**: `{report['reproduce']}` (= `{report['command']}`; "
-        f"{report['eval_seconds']:.0f} s wall on the shared 2-core machine, load {report['load_end']} at the end). "
+        f"- **reproduce with**: `{report['reproduce']}` ("
+        + (f"= `{report['command']}`; " if report["reproduce"] != report["command"] else "")
+        + f"{report['eval_seconds']:.0f} s wall on the shared 2-core machine, load {report['load_end']} at the end). "
         "Every figure below but the times (ms, s, frames/s) and the load comes out the same on every run and on a "
         "fresh clone: `python -m training.card diff A.md B.md` compares two cards without them. `make eval-quick` "
         f"(`{eval_command(QUICK)}`) is a quick variant, written to `artifacts/MODEL_CARD.quick.md`",
