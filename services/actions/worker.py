@@ -42,6 +42,15 @@ READ_COUNT = 20
 BLOCK_MS = 500
 CHANNELS_EVERY_S = 1.0
 HEALTH_EVERY_S = 2.0
+# Nothing read for QUIET_AFTER_S (between matches, nearly always): a blocking read waits up to QUIET_BLOCK_MS
+# (a new event still wakes it at once; a retry queued from the admin page waits up to that long), new channels
+# are looked for every QUIET_CHANNELS_EVERY_S (a new channel's group starts where the service did: nothing is
+# missed) and the health record is written every QUIET_HEALTH_EVERY_S (TTL 30 s), or at once when the chat
+# bot's status changes.
+QUIET_AFTER_S = 5.0
+QUIET_BLOCK_MS = 2000
+QUIET_CHANNELS_EVERY_S = 5.0
+QUIET_HEALTH_EVERY_S = 10.0
 
 
 class ActionsWorker:
@@ -66,6 +75,8 @@ class ActionsWorker:
         self._since = ""
         self._next_channels = 0.0
         self._next_health = 0.0
+        self._health_sent: dict[str, str | int | float | bool] | None = None
+        self._busy_at = time.monotonic()  # when an entry was last read or a retry taken
         self.lanes: dict[str, Lane] = {}
         self._dispatch = client.register_script(DISPATCH)
 
@@ -137,7 +148,8 @@ class ActionsWorker:
                         continue
                     if time.monotonic() >= self._next_channels:
                         self.refresh_channels()
-                        self._next_channels = time.monotonic() + CHANNELS_EVERY_S
+                        self._next_channels = time.monotonic() + (
+                            QUIET_CHANNELS_EVERY_S if self.quiet() else CHANNELS_EVERY_S)
                     if first:
                         unacked = self._read_own_pending()
                         self._say_unfinished(unacked)
@@ -146,9 +158,10 @@ class ActionsWorker:
                         first = False
                     self.step()
                     self._process_retry()
-                    if time.monotonic() >= self._next_health:
+                    if time.monotonic() >= self._next_health or self.health_extra() != self._health_sent:
                         self._publish_health()
-                        self._next_health = time.monotonic() + HEALTH_EVERY_S
+                        self._next_health = time.monotonic() + (
+                            QUIET_HEALTH_EVERY_S if self.quiet() else HEALTH_EVERY_S)
                     if refusing:
                         log.info("actions: Redis writes again")
                         refusing = ""
@@ -196,18 +209,24 @@ class ActionsWorker:
         if keys:
             log.info("actions: finishing %d events the previous run had not finished", len(keys))
 
+    def quiet(self) -> bool:
+        """Nothing read (nor a retry taken) for :data:`QUIET_AFTER_S`: the loop slows down."""
+        return time.monotonic() - self._busy_at >= QUIET_AFTER_S
+
     def step(self) -> None:
         for consumer in self.consumers.values():
             for delivery in consumer.reclaim(READ_COUNT):
                 self._handle(delivery)
+        block_ms = QUIET_BLOCK_MS if self.quiet() else BLOCK_MS
         if not self.consumers:
-            time.sleep(BLOCK_MS / 1000)
+            time.sleep(block_ms / 1000)
             return
-        for delivery in read_group(list(self.consumers.values()), READ_COUNT, BLOCK_MS):
+        for delivery in read_group(list(self.consumers.values()), READ_COUNT, block_ms):
             self._handle(delivery)
 
     def _handle(self, delivery: Delivery) -> None:
         self.processed += 1
+        self._busy_at = time.monotonic()
         consumer = self.consumers[delivery.stream]
         channel = self.keys.channel_of(delivery.stream)
         try:
@@ -272,19 +291,24 @@ class ActionsWorker:
             log.error("actions: retry for %r dropped: no such action is configured now", letter.get("action"))
             self.client.lrem(self.keys.action_retry, -1, raw)  # type: ignore[arg-type]
             return
+        self._busy_at = time.monotonic()
         what = "sending test event" if ctx.test else "retrying event"
         log.info("%s: %s %s (queued by owc actions)", action.name, what, ctx.idempotency_key)
         self.dispatch(ctx, [action], ("lrem", self.keys.action_retry, entry), force=True)
 
     def _publish_health(self) -> None:
-        dead = {a.name: int(self.client.llen(self.keys.action_dlq(a.name))) for a in self.actions}
+        self._health_sent = extra = self.health_extra()
+        pipe = self.client.pipeline(transaction=False)  # one round trip for every action's dead letters
+        for a in self.actions:
+            pipe.llen(self.keys.action_dlq(a.name))
+        dead = {a.name: int(n) for a, n in zip(self.actions, pipe.execute(), strict=True)}
         for name, count in dead.items():
             M.DEAD_LETTERS.labels(name).set(count)
         # every followed channel, and always `default`: the admin page's heartbeat of this service
         channels = {self.keys.channel_of(stream) for stream in self.consumers} | {DEFAULT_CHANNEL}
         record = ActionsHealth(actions=",".join(a.name for a in self.actions), dead_letters=sum(dead.values()))
         for channel in sorted(channels):
-            health.publish(self.client, self.keys, channel, record.updated(**self.health_extra()))
+            health.publish(self.client, self.keys, channel, record.updated(**extra))
 
 
 def caught_up(client: redis.Redis, keys: Keys, channel: str) -> bool:

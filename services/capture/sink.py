@@ -35,6 +35,7 @@ T = TypeVar("T")
 
 # a replay keeps a frame Redis refused and retries it: 0.2 s, doubling to 5 s
 REPLAY_RETRY = wait_exponential(multiplier=0.2, max=5.0)
+REPLAY_FIRST_RETRY_S = 0.2  # REPLAY_RETRY's first wait
 
 
 def _retrying(stop: threading.Event, wait: WaitBaseT, **options: Any) -> Retrying:
@@ -82,7 +83,8 @@ class FrameSink:
 
     # -- health and metrics ----------------------------------------------
     def _set(self, **fields: str | int | float | bool) -> None:
-        self.health = self.health.updated(**fields)
+        if fields:
+            self.health = self.health.updated(**fields)
 
     def report(self, force: bool = False, **fields: str | int | float | bool) -> None:
         """The source's own state into the health hash (unless forced: at most once a second while it changes,
@@ -141,6 +143,10 @@ class FrameSink:
         until Redis takes it; ``None`` then means the event was set.
         """
         if retry_until is not None:
+            # nearly always taken at once: the retry machinery only once Redis has refused it
+            first = self.publish(picture, also_set)
+            if first is not None or retry_until.wait(REPLAY_FIRST_RETRY_S):
+                return first
             retrying = _retrying(retry_until, REPLAY_RETRY, retry=retry_if_result(lambda frame: frame is None))
             kept: Frame | None = retrying(self.publish, picture, also_set)
             return kept

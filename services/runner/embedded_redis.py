@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from services.common.config.settings import Settings, under_home
@@ -29,6 +30,24 @@ def pick_port(settings: Settings) -> int:
             "or point redis.url at a running Redis"
         )
     return port
+
+
+SOCKET_NAME = "redis.sock"
+MAX_SOCKET_PATH = 100  # sun_path holds 104-108 bytes, depending on the system
+
+
+def socket_path(settings: Settings) -> Path | None:
+    """Where the embedded Redis also listens on a Unix socket (in its private data folder), or None.
+
+    The services ``owc run`` starts talk to it there: a round trip costs Redis and the client about a
+    quarter less CPU than over TCP on 127.0.0.1 (a frame is four of them). The TCP port stays open for
+    everything else (``owc state export``, ``redis-cli -p``). None on Windows or when the path is too long
+    for a socket: TCP then, as before.
+    """
+    if sys.platform.startswith("win"):
+        return None
+    path = under_home(Path(settings.redis.data_dir)).resolve() / SOCKET_NAME
+    return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
 
 
 def redis_spec(settings: Settings, port: int) -> ChildSpec:
@@ -58,6 +77,9 @@ def redis_spec(settings: Settings, port: int) -> ChildSpec:
         "--daemonize", "no",
         "--loglevel", "warning",
     ]
+    sock = socket_path(settings)
+    if sock is not None:  # redis-server replaces a socket file a killed run left behind
+        argv += ["--unixsocket", str(sock), "--unixsocketperm", "600"]
     # umask 077: the AOF files redis-server creates are 0600 in 0700 directories (the counts, the
     # history and any admin notes are nobody else's business on a shared machine)
     return ChildSpec("redis", argv, stop_last=True, umask=0o077)

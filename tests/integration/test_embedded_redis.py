@@ -1,4 +1,5 @@
-"""The embedded Redis of `owc run`: the port check after a restart, private data files (issue 13.7)."""
+"""The embedded Redis of `owc run`: the port check after a restart, private data files (issue 13.7), the Unix
+socket its services use (issue 22)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import redis
 
 from services.common.config.settings import load_settings
-from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec
+from services.runner.embedded_redis import EmbeddedRedisError, pick_port, redis_spec, socket_path
 from services.runner.supervisor import Supervisor
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
@@ -70,3 +71,37 @@ def test_aof_files_are_private(tmp_path: Path) -> None:
         client.close()
         stop.set()
         sup.shutdown()
+
+
+def test_it_listens_on_a_private_socket_in_the_data_folder_and_replaces_one_a_killed_run_left(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    left = socket.socket(socket.AF_UNIX)  # a killed run leaves its socket file behind
+    left.bind(str(data / "redis.sock"))
+    left.close()
+    port = free_port()
+    settings = load_settings(overrides={"redis.data_dir": str(data), "redis.embedded_port": port}).settings
+    sock = socket_path(settings)
+    assert sock == (data / "redis.sock").resolve()
+    stop = threading.Event()
+    sup = Supervisor([redis_spec(settings, pick_port(settings))], stop, output=io.StringIO())
+    sup.start()
+    over_socket = redis.Redis.from_url(f"unix://{sock}?db=0")
+    over_tcp = redis.Redis(port=port)
+    try:
+        wait_until(lambda: over_socket.ping(), timeout=15, message="the embedded Redis on its socket")
+        over_socket.set("k", "v")
+        assert over_tcp.get("k") == b"v"  # the port stays open for everything else
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    finally:
+        over_socket.close()
+        over_tcp.close()
+        stop.set()
+        sup.shutdown()
+
+
+def test_a_socket_path_too_long_for_the_system_means_tcp(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    settings = load_settings(overrides={"redis.data_dir": str(deep)}).settings
+    assert socket_path(settings) is None
+    assert "--unixsocket" not in redis_spec(settings, free_port()).argv

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from services.common.contracts.keys import GROUP_STATE, Keys
 from services.common.contracts.messages import Command, Counts, Event, Label, ModeRun, Reply, StateSnapshot
 from services.common.contracts.sessions import SessionSummary
 from services.state.history import fold_counts
-from services.state.store import MACHINE_FIELD
+from services.state.machine import Machine
+from services.state.store import MACHINE_FIELD, Commit, ConflictError, Lease, LeaseLostError, Store
 from services.state.worker import StateWorker
 from tests.support.waiting import wait_until
 
@@ -498,11 +500,41 @@ def test_frames_that_change_nothing_visible_are_committed_together_and_survive_a
     try:
         wait_until(lambda: stored_seq() == 5 and pending() == 0, timeout=10,
                    message="the held frames re-read, committed and acknowledged")
-        watch_before = int(redis_client.info("commandstats").get("cmdstat_watch", {}).get("calls", 0))
+        def commits() -> int:  # a MULTI/EXEC under WATCH, or a snapshot-only commit's script (EVALSHA)
+            stats = redis_client.info("commandstats")
+            return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("watch", "evalsha"))
+
+        commits_before = commits()
         push(range(6, 26))  # 20 frames at once: one commit, within a second
         wait_until(lambda: stored_seq() == 25 and pending() == 0, timeout=10, message="the next frames committed")
-        commits = int(redis_client.info("commandstats")["cmdstat_watch"]["calls"]) - watch_before
-        assert 1 <= commits <= 3
+        assert 1 <= commits() - commits_before <= 3
         assert [e.type for e in events(redis_client, keys)] == ["session_started"]  # nothing counted
     finally:
         second.close()
+
+
+def test_a_snapshot_only_commit_keeps_the_guards_of_a_full_one(redis_client: redis.Redis, keys: Keys) -> None:
+    """The held commit's one script writes nothing for a writer that lost the lease or whose log moved."""
+    lease = Lease(redis_client, keys.lease("state"), "me", 5000)
+    store = Store(redis_client, keys, lease)
+    redis_client.xgroup_create(keys.labels, GROUP_STATE, id="0", mkstream=True)
+    label = redis_client.xadd(keys.labels, {"x": "1"})
+    redis_client.xreadgroup(GROUP_STATE, "c", {keys.labels: ">"})
+    before = Machine()
+    after = replace(before, last_seq=7)
+    held = Commit("default", before, after, acks={keys.labels: [label]})
+
+    redis_client.set(keys.lease("state"), "someone-else")
+    with pytest.raises(LeaseLostError, match="someone-else"):
+        store.commit(held)
+    assert lease.acquire() is False and redis_client.delete(keys.lease("state")) and lease.acquire()
+    moved = redis_client.xadd(keys.events("default"), {"type": "detected"})
+    with pytest.raises(ConflictError, match=moved.decode()):
+        store.commit(held)
+    assert not redis_client.exists(keys.state("default"))  # nothing written
+    assert int(redis_client.xpending(keys.labels, GROUP_STATE)["pending"]) == 1  # nothing acknowledged
+
+    store.commit(replace(held, before=replace(before, last_event_id=moved.decode())))
+    assert json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD))["last_seq"] == 7  # type: ignore[arg-type]
+    assert int(redis_client.xpending(keys.labels, GROUP_STATE)["pending"]) == 0
+    assert redis_client.sismember(keys.channels, "default")

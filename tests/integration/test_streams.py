@@ -4,7 +4,7 @@ import redis
 
 from services.common.contracts.keys import Keys
 from services.common.infra.redisio import check_version, parse_version
-from services.common.infra.streams import Delivery, GroupConsumer, ensure_group, read_group
+from services.common.infra.streams import Delivery, GroupConsumer, ensure_group, group_backlog, read_group
 from tests.support.waiting import wait_until
 
 
@@ -72,3 +72,21 @@ def test_version_check(redis_client: redis.Redis) -> None:
     assert parse_version(check_version(redis_client)) >= (6, 2)
     assert parse_version("7.0.15") == (7, 0, 15)
     assert parse_version("6.0.9") < (6, 2, 0)
+
+
+def test_group_backlog_counts_pending_and_undelivered_in_one_round_trip(redis_client: redis.Redis, keys: Keys) -> None:
+    assert not group_backlog(redis_client, keys.frames, "g").exists  # no stream
+    redis_client.xadd(keys.frames, {"n": 0})
+    assert not group_backlog(redis_client, keys.frames, "g").exists  # no such group
+    ensure_group(redis_client, keys.frames, "other")
+    ensure_group(redis_client, keys.frames, "g")  # from the start: six entries
+    for n in range(1, 6):
+        redis_client.xadd(keys.frames, {"n": n})
+    redis_client.xreadgroup("g", "c", {keys.frames: ">"}, count=2)  # 2 pending, 4 undelivered
+    b = group_backlog(redis_client, keys.frames, "g")
+    assert (b.exists, b.pending, b.undelivered, b.capped, b.total) == (True, 2, 4, False, 6)
+    assert b.last_delivered_id == redis_client.xrange(keys.frames)[1][0].decode()
+    lag = {g["name"]: g.get("lag") for g in redis_client.xinfo_groups(keys.frames)}[b"g"]
+    assert b.reported_lag == lag  # None before Redis 7
+    capped = group_backlog(redis_client, keys.frames, "g", limit=2)
+    assert (capped.undelivered, capped.capped) == (2, True)

@@ -201,10 +201,24 @@ def read_group(consumers: Sequence[GroupConsumer], count: int, block: int | None
     return out
 
 
-# Counts the entries after an id without sending them: the frames stream carries images, so
-# fetching them only to count them would move megabytes per check. Bounded by ARGV[2].
-_COUNT_AFTER = """
-return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+# The group's numbers (XINFO GROUPS) and the entries after its last-delivered-id, counted without sending
+# them (the frames stream carries images: fetching them only to count them would move megabytes per check),
+# in one round trip. Bounded by ARGV[2]. Returns {} without the stream or the group, else
+# {pending, last-delivered-id, lag or -1, counted}.
+_BACKLOG = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local g = {}
+  for i = 1, #info, 2 do g[info[i]] = info[i + 1] end
+  if g['name'] == ARGV[1] then
+    local last = g['last-delivered-id'] or '0-0'
+    local counted = #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', tonumber(ARGV[2]))
+    local lag = g['lag']
+    if type(lag) ~= 'number' then lag = -1 end
+    return {g['pending'] or 0, last, lag, counted}
+  end
+end
+return {}
 """
 
 
@@ -238,29 +252,17 @@ class GroupBacklog:
 
 
 def group_backlog(client: redis.Redis, stream: str, group: str, limit: int = 10_000) -> GroupBacklog:
-    """The backlog of ``group`` on ``stream`` (``exists=False`` without the stream or the group)."""
-    try:
-        groups = cast(list[dict[object, object]], client.xinfo_groups(stream))
-    except ResponseError as exc:
-        if "no such key" in str(exc).lower():
-            return GroupBacklog(False)
-        raise
-    for info in groups:
-        name = info.get("name")
-        if text(name) != group:
-            continue
-        raw_last = info.get("last-delivered-id") or b"0-0"
-        last = text(raw_last)
-        lag = info.get("lag")
-        pending = int(cast(int, info.get("pending") or 0))
-        bound = max(1, limit)
-        counted = int(cast(int, client.eval(_COUNT_AFTER, 1, stream, last, bound + 1)))
-        return GroupBacklog(
-            exists=True,
-            pending=pending,
-            undelivered=min(counted, bound),
-            capped=counted > bound,
-            reported_lag=None if lag is None else int(cast(int, lag)),
-            last_delivered_id=last,
-        )
-    return GroupBacklog(False)
+    """The backlog of ``group`` on ``stream`` (``exists=False`` without the stream or the group); one round trip."""
+    bound = max(1, limit)
+    raw = cast(list[Any], client.eval(_BACKLOG, 1, stream, group, bound + 1))
+    if not raw:
+        return GroupBacklog(False)
+    pending, last, lag, counted = int(raw[0]), text(raw[1]), int(raw[2]), int(raw[3])
+    return GroupBacklog(
+        exists=True,
+        pending=pending,
+        undelivered=min(counted, bound),
+        capped=counted > bound,
+        reported_lag=None if lag < 0 else lag,
+        last_delivered_id=last,
+    )
