@@ -85,8 +85,9 @@ class Schedule(BaseModel):
     list_s: float = Field(10.0, ge=0, le=600)
     cooldown_reuse_s: float = Field(5.0, ge=0, le=600)
     # a reading that found no outcome word within ``negative_margin`` (per letter) of the near-miss level is
-    # reused this long while the area stays within ``reuse_diff`` of it (0 = as any reading, ``reuse_s``)
-    negative_reuse_s: float = Field(0.0, ge=0, le=600)
+    # reused this long while the area stays within ``negative_diff`` of it (0 s = as any reading)
+    negative_reuse_s: float = Field(3.0, ge=0, le=600)
+    negative_diff: float = Field(0.05, ge=0, le=1)
     negative_margin: float = Field(1.0, ge=0, le=20)
 
     @classmethod
@@ -303,9 +304,12 @@ class BannerReader:
         kept = ch.kept
         sched = self.schedule
         max_age = (sched.cooldown_reuse_s if cooldown else sched.reuse_s) * 1000.0
-        if kept is not None and self._negative(kept.reading):
-            max_age = max(max_age, sched.negative_reuse_s * 1000.0)  # nothing a banner would read
-        if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < sched.reuse_diff:
+        max_diff = sched.reuse_diff
+        if kept is not None and sched.negative_reuse_s and self._negative(kept.reading):
+            # nothing a banner would read: reused longer (and, when set so, over a larger change)
+            max_age = max(max_age, sched.negative_reuse_s * 1000.0)
+            max_diff = max(max_diff, sched.negative_diff)
+        if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < max_diff:
             self.stats.reused += 1
             return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0), None
         assert self.classifier.reader is not None

@@ -212,14 +212,14 @@ def test_a_reading_with_no_outcome_word_is_reused_longer_while_the_area_is_uncha
     banner = [p for p in _run(reader, [_frame("DEFEAT", noise=k + 1) for k in range(3)], t0=4000)
               if "reader" in p.stages]
     assert banner and not banner[0].stages["reader"].get("reused") and banner[0].label == "defeat"
-    # off (the default): a reading is reused for reuse_s only, whatever it found
-    plain = BannerReader(blind, Schedule(every_n=2, follow=0, reuse_s=0.25))
+    # off: a reading is reused for reuse_s only, whatever it found
+    plain = BannerReader(blind, Schedule(every_n=2, follow=0, reuse_s=0.25, negative_reuse_s=0))
     _run(plain, frames)
     assert plain.stats.full_reads == 8
 
 
 def test_a_read_gameplay_frame_never_asks_for_a_burst(blind: Classifier) -> None:
-    reader = BannerReader(blind, Schedule(every_n=1, follow=0, reuse_s=0))
+    reader = BannerReader(blind, Schedule(every_n=1, follow=0, reuse_s=0, negative_reuse_s=0))
     hints: list[int] = []
     for i, data in enumerate([_frame(sky=1, noise=i + 1) for i in range(3)] + [_frame("DRAW")] * 2):
         tensor = blind.preprocess(data, W, H)
