@@ -9,9 +9,8 @@ fills the crop, and is read at its own size), two per side overlapping by
 half, starting a quarter strip away from the crop (a banner word that sits a
 little higher or lower than the crop is the same word, not a neighbour). A
 word of ours read there even unsure — at the reader's near-miss level — makes
-the frame a list. Four strips, not more: they cost one recogniser run of four
-lines (three per side of half the crop's height caught 1% more career frames
-for almost twice the columns).
+the frame a list. Four strips, not more: three per side of half the crop's
+height caught 1% more career frames for almost twice the columns.
 
 Each strip is read only where it can hold a word (:func:`text_span`: from its first to its last column
 with letter-like stroke edges, plus a margin), a strip with no such column is not read at all, and once
