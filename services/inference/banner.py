@@ -84,6 +84,11 @@ class Schedule(BaseModel):
     reuse_s: float = Field(1.0, ge=0, le=60)
     list_s: float = Field(10.0, ge=0, le=600)
     cooldown_reuse_s: float = Field(5.0, ge=0, le=600)
+    # a reading that found no outcome word within ``negative_margin`` (per letter) of the near-miss level is
+    # reused this long while the area stays within ``negative_diff`` of it (0 s = as any reading)
+    negative_reuse_s: float = Field(3.0, ge=0, le=600)
+    negative_diff: float = Field(0.05, ge=0, le=1)
+    negative_margin: float = Field(1.0, ge=0, le=20)
 
     @classmethod
     def from_meta(cls, extra: dict[str, Any] | None) -> Schedule:
@@ -181,12 +186,13 @@ class BannerReader:
         self._channels: dict[str, _Channel] = {}
 
     def classify_frame(self, channel: str, captured_at: int, data: bytes, width: int | None,
-                       height: int | None) -> Prediction:
+                       height: int | None, hint: Callable[[], None] | None = None) -> Prediction:
         """One encoded frame of ``channel`` through every stage (for tools that are not the worker:
-        the bench, a recording scan). Raises :class:`~services.inference.vision.FrameDecodeError`."""
+        the bench, a recording scan; ``hint`` as in :meth:`frame`). Raises
+        :class:`~services.inference.vision.FrameDecodeError`."""
         tensor = self.classifier.preprocess(data, width, height)
         row = self.classifier.predict(tensor[None])[0].tolist()
-        return self.frame(channel, captured_at, row, tensor, (data, width, height))
+        return self.frame(channel, captured_at, row, tensor, (data, width, height), hint)
 
     def forget(self, channel: str) -> None:
         self._channels.pop(channel, None)
@@ -264,7 +270,9 @@ class BannerReader:
         ch.ref = sig
         reading, image = self._reading(ch, sig, captured_at, source, cooldown)
         stages["reader_why"] = why
-        early = hint is not None and bool(reading.labels)
+        # the hint only when the reading names an outcome word (at the near-miss level or better): a read
+        # gameplay frame never asks for a burst (each burst delays the slot after it)
+        early = hint is not None and not self._negative(reading, 0.0)
         if early:
             assert hint is not None
             hint()
@@ -282,13 +290,26 @@ class BannerReader:
         before, ch.named = ch.named, outcome
         return outcome if before == outcome else ""
 
+    def _negative(self, reading: Reading, margin: float | None = None) -> bool:
+        """No outcome word within ``margin`` (default ``negative_margin``) of the near-miss level."""
+        reader = self.classifier.reader
+        assert reader is not None
+        best = max(reading.labels.values(), default=-99.0)
+        return best < reader.spec.near_miss - (self.schedule.negative_margin if margin is None else margin)
+
     def _reading(
         self, ch: _Channel, sig: npt.NDArray[np.float32], at: int,
         source: tuple[bytes, int | None, int | None], cooldown: bool,
     ) -> tuple[Reading, npt.NDArray[np.uint8] | None]:
         kept = ch.kept
-        max_age = (self.schedule.cooldown_reuse_s if cooldown else self.schedule.reuse_s) * 1000.0
-        if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < self.schedule.reuse_diff:
+        sched = self.schedule
+        max_age = (sched.cooldown_reuse_s if cooldown else sched.reuse_s) * 1000.0
+        max_diff = sched.reuse_diff
+        if kept is not None and sched.negative_reuse_s and self._negative(kept.reading):
+            # nothing a banner would read: reused longer (and, when set so, over a larger change)
+            max_age = max(max_age, sched.negative_reuse_s * 1000.0)
+            max_diff = max(max_diff, sched.negative_diff)
+        if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < max_diff:
             self.stats.reused += 1
             return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0), None
         assert self.classifier.reader is not None

@@ -124,17 +124,30 @@ class Reader:
         """The best outcome score in each strip above and below the crop (:mod:`listcheck`).
 
         The end-of-match banner stands alone (a score line under it at most); a list of
-        results — the career match history — has more outcome words above or below.
+        results — the career match history — has more outcome words above or below. Each strip is
+        read only where it can hold text (:func:`listcheck.text_span`), and the strips after one
+        that reads as a list are not read (nothing they hold can change the verdict).
         """
-        crops = [vision.crop_roi(image, band) for band in listcheck.bands(self.spec.roi)]
-        tensors = [self.tensor(crop) for crop in crops]
-        if tensors and all(t.shape == tensors[0].shape for t in tensors):
-            # one recogniser run for every strip (the usual case: all are the same size)
-            out = self.session.run(None, {self.input_name: np.concatenate(tensors)})
-            steps = list(np.asarray(out[0], dtype=np.float32))
-        else:
-            steps = [self.steps(crop) for crop in crops]
-        return [max(self.labels(self.word_scores(probs)).values()) for probs in steps]
+        scores: list[float] = []
+        for band in listcheck.bands(self.spec.roi):
+            line = self.line(vision.crop_roi(image, band))
+            span = listcheck.text_span(line)
+            if span is None:
+                scores.append(listcheck.NO_TEXT)
+                continue
+            out = self.session.run(None, {self.input_name: self.line_tensor(line[:, span[0]:span[1]])})
+            scores.append(max(self.labels(self.word_scores(np.asarray(out[0], dtype=np.float32)[0])).values()))
+            if listcheck.is_list(scores[-1:], self.spec):
+                break
+        return scores
+
+    def line(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """BGR crop → the recogniser's line height (48 px), aspect kept (width within ``max_width``)."""
+        h, w = crop_bgr.shape[:2]
+        out_h = self.spec.height
+        out_w = max(out_h, min(self.spec.max_width, math.ceil(out_h * w / max(1, h))))
+        interpolation = cv2.INTER_AREA if h > out_h else cv2.INTER_LINEAR
+        return np.asarray(cv2.resize(crop_bgr, (out_w, out_h), interpolation=interpolation), dtype=np.uint8)
 
     def tensor(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """BGR crop → ``(1, 3, 48, W)`` in the recogniser's normalisation ((x/255 − 0.5)/0.5, BGR).
@@ -142,11 +155,12 @@ class Reader:
         Through a lookup table holding exactly ``float32(v) * float32(2/255) − 1`` for each byte
         value (:func:`_unit_lut`), so the values are those of the formula, bit for bit.
         """
-        h, w = crop_bgr.shape[:2]
-        out_h = self.spec.height
-        out_w = max(out_h, min(self.spec.max_width, math.ceil(out_h * w / max(1, h))))
-        resized = cv2.resize(crop_bgr, (out_w, out_h), interpolation=cv2.INTER_AREA if h > out_h else cv2.INTER_LINEAR)
-        x = cv2.LUT(resized, _unit_lut())
+        return self.line_tensor(self.line(crop_bgr))
+
+    @staticmethod
+    def line_tensor(line: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """A line at the recogniser's height → its ``(1, 3, 48, W)`` input."""
+        x = cv2.LUT(line, _unit_lut())
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
     # predict + score ------------------------------------------------------

@@ -197,3 +197,32 @@ def test_channels_are_kept_apart(shipped: Classifier) -> None:
     a = reader.classify_frame("a", 0, _frame("DRAW"), W, H)
     b = reader.classify_frame("b", 250, _frame("DRAW"), W, H)
     assert not a.stages["reader"].get("reused") and not b.stages["reader"].get("reused")
+
+
+def test_a_reading_with_no_outcome_word_is_reused_longer_while_the_area_is_unchanged(blind: Classifier) -> None:
+    # gameplay the schedule reads every 2nd frame: nothing near an outcome word, the same area
+    reader = BannerReader(blind, Schedule(every_n=2, follow=0, reuse_s=0.25, negative_reuse_s=3.0))
+    frames = [_frame(sky=1, noise=i + 1) for i in range(16)]  # 4 s at 4 fps
+    preds = _run(reader, frames)
+    read = [i for i, p in enumerate(preds) if "reader" in p.stages]
+    fresh = [i for i in read if not preds[i].stages["reader"].get("reused")]
+    assert read == list(range(1, 16, 2)) and fresh == [1, 13]  # once per 3 s instead of every read
+    assert all(p.label == "none" for p in preds)
+    # a banner arriving changes the area: read afresh at once
+    banner = [p for p in _run(reader, [_frame("DEFEAT", noise=k + 1) for k in range(3)], t0=4000)
+              if "reader" in p.stages]
+    assert banner and not banner[0].stages["reader"].get("reused") and banner[0].label == "defeat"
+    # off: a reading is reused for reuse_s only, whatever it found
+    plain = BannerReader(blind, Schedule(every_n=2, follow=0, reuse_s=0.25, negative_reuse_s=0))
+    _run(plain, frames)
+    assert plain.stats.full_reads == 8
+
+
+def test_a_read_gameplay_frame_never_asks_for_a_burst(blind: Classifier) -> None:
+    reader = BannerReader(blind, Schedule(every_n=1, follow=0, reuse_s=0, negative_reuse_s=0))
+    hints: list[int] = []
+    for i, data in enumerate([_frame(sky=1, noise=i + 1) for i in range(3)] + [_frame("DRAW")] * 2):
+        tensor = blind.preprocess(data, W, H)
+        reader.frame("c", i * 250, blind.predict(tensor[None])[0].tolist(), tensor, (data, W, H),
+                     lambda i=i: hints.append(i))
+    assert reader.stats.full_reads == 5 and hints == [3, 4]  # only the frames that name an outcome word

@@ -77,3 +77,35 @@ def test_a_banner_that_sits_high_is_still_the_banner(clf: Classifier) -> None:
     pred = clf.postprocess(CANDIDATE, [(_draw([("DEFEAT", 0.38, 0.12)], score_line=True), W, H)])[0]
     assert pred.label == "defeat" and pred.confidence >= 0.9, pred.stages
     assert META.reader is not None and max(pred.stages["list"]["scores"]) < META.reader.near_miss
+
+
+def test_only_the_columns_of_a_strip_that_can_hold_a_word_are_read() -> None:
+    h = 48
+    flat = np.full((h, 200, 3), 90, np.uint8)
+    assert listcheck.text_span(flat) is None
+    smooth = np.repeat(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], h, axis=0).repeat(3, axis=2)
+    assert listcheck.text_span(smooth) is None  # a glow or a gradient: no stroke edges
+    line = flat.copy()
+    cv2.putText(line, "DRAW", (80, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (240, 240, 240), 2)
+    ink = np.flatnonzero((line != 90).any(axis=(0, 2)))
+    start, end = listcheck.text_span(line) or (0, 0)
+    # (a step lies between two columns: the first edge counts from the column before the ink)
+    assert ink[0] - 1 - listcheck.TEXT_MARGIN <= start <= ink[0] - listcheck.TEXT_MARGIN
+    assert end >= ink[-1] + listcheck.TEXT_MARGIN
+    assert end < 200  # the empty right part is not read
+    # a speck: at least a square is read, inside the strip
+    dot = flat.copy()
+    dot[20:24, 196:199] = 255
+    start, end = listcheck.text_span(dot) or (0, 0)
+    assert (start, end) == (200 - h, 200)
+
+
+def test_a_list_is_found_with_fewer_strips_read(clf: Classifier) -> None:
+    # the strips after the first that reads as a list are not read: the verdict cannot change
+    rows = [("VICTORY!", 0.12, 0.07), ("DEFEAT", 0.26, 0.07), ("DRAW", 0.40, 0.07), ("VICTORY!", 0.54, 0.07),
+            ("DEFEAT", 0.68, 0.07), ("DRAW", 0.82, 0.07)]
+    assert clf.reader is not None
+    _, image = clf.reader.read_frame(_draw(rows), W, H)
+    scores = clf.reader.neighbours(image)
+    assert listcheck.is_list(scores, clf.reader.spec) and len(scores) < len(listcheck.bands(clf.reader.spec.roi))
+    assert all(s < clf.reader.spec.near_miss for s in scores[:-1])

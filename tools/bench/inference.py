@@ -23,6 +23,7 @@ the pre-filled backlog is not dropped as stale (the age check still runs).
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -100,6 +101,7 @@ def detector_costs(model: Path, gameplay: list[tuple[bytes, int, int]],
     threads = InferenceSettings.model_validate({}).reader_threads
     threaded = Classifier(model, intra_op_threads=1, warmup_batch=1, reader_threads=threads)
     confirm_cpu, confirm_wall = _confirm_costs(clf, threaded, banners, repeat)
+    live = _confirm_live(clf, banners, repeat)
     arr = np.asarray
     return {
         "gameplay_frames": len(gameplay) * repeat,
@@ -124,13 +126,16 @@ def detector_costs(model: Path, gameplay: list[tuple[bytes, int, int]],
             "wall_p99": round(percentile(arr(confirm_wall), 99), 2) if confirm_wall else None,
             "reader_threads": threads,
         },
+        "confirm_live_ms": live,
         "note": "gate_only and gate_and_reader include the JPEG decode and preprocessing (decode_and_crop: "
-                "header check, reduced JPEG decode, ROI crop, resize, normalisation); confirm = a fresh reading and "
-                "the list check of one banner frame: CPU on one thread, wall time with inference.reader_threads",
+                "header check, reduced JPEG decode, ROI crop, resize, normalisation); confirm_per_candidate = a fresh "
+                "reading and the list check of one banner frame (the path without capture's early hint: a recording "
+                "scan; live it is the banner's first frame): CPU on one thread, wall time with "
+                "inference.reader_threads; confirm_live = the worker's path with the hint (see _confirm_live)",
         "targets": {"gate_model_cpu_ms_per_frame": "<= 0.5",
                     "gate_and_reader_cpu_ms_per_frame.mean": "<= 1",
                     "reader_cpu_ms_per_candidate.p99": "<= 30",
-                    "confirm_per_candidate_ms.wall_p99": "<= 30"},
+                    "confirm_live_ms.latency_p99": "<= 30"},
     }
 
 
@@ -148,6 +153,59 @@ def _confirm_costs(one: Any, threaded: Any, banners: list[tuple[bytes, int, int]
                 clf.reader.neighbours(image)
                 out.append((clock() - t0) * 1000.0)
     return cpu, wall
+
+
+BURST_GAP_MS = 50  # a burst frame is taken at least this long after the frame before it (services/capture)
+
+
+def _confirm_live(clf: Any, banners: list[tuple[bytes, int, int]], repeat: int) -> dict[str, Any]:
+    """A banner confirmed on the worker's path (one thread, the reader's schedule and memory).
+
+    The banner's first frame is read; as soon as it names an outcome the hint goes out
+    (:class:`~services.inference.burst.EarlyHint`) and its list check runs while capture takes the
+    confirming frame, at least :data:`BURST_GAP_MS` after the first and not before the hint; the
+    confirming frame (the next banner frame) uses that list check. The confirming frame waits for
+    whatever is left of the first frame's work, then is read: ``latency`` = that wait + its own CPU,
+    from its arrival to its label (capture's own time ignored, so the wait is an upper bound).
+    """
+    from services.inference.banner import BannerReader
+
+    reader = BannerReader(clf)
+    first: list[float] = []
+    second: list[float] = []
+    latency: list[float] = []
+    lists: list[float] = []
+    counted = 0
+    for _ in range(repeat):
+        for (d1, w1, h1), (d2, w2, h2) in itertools.pairwise(banners):
+            reader.forget("bench")
+            hinted: list[float] = []
+            c0 = time.thread_time()
+
+            def hint(c0: float = c0, out: list[float] = hinted) -> None:
+                out.append((time.thread_time() - c0) * 1000.0)
+
+            p1 = reader.classify_frame("bench", 0, d1, w1, h1, hint=hint)
+            c1 = time.thread_time()
+            p2 = reader.classify_frame("bench", BURST_GAP_MS, d2, w2, h2, hint=lambda: None)
+            c2 = time.thread_time()
+            one, two = (c1 - c0) * 1000.0, (c2 - c1) * 1000.0
+            arrives = max(float(BURST_GAP_MS), hinted[0] if hinted else one)
+            first.append(one)
+            second.append(two)
+            latency.append(max(0.0, one - arrives) + two)
+            lists.append(one - (hinted[0] if hinted else one))
+            counted += p1.label == p2.label != "none"
+    arr = np.asarray
+
+    def p(values: list[float], q: float) -> float | None:
+        return round(percentile(arr(values), q), 2) if values else None
+
+    return {"pairs": len(first), "both_named_the_outcome": counted,
+            "first_frame_cpu_p50": p(first, 50), "first_frame_cpu_p99": p(first, 99),
+            "first_frame_after_hint_cpu_p50": p(lists, 50),
+            "confirming_frame_cpu_p50": p(second, 50), "confirming_frame_cpu_p99": p(second, 99),
+            "latency_p50": p(latency, 50), "latency_p99": p(latency, 99), "burst_gap_ms": BURST_GAP_MS}
 
 
 def machine() -> dict[str, Any]:
