@@ -365,6 +365,8 @@ class Classifier:
             "read": read,
             "score": best,
         }
+        if reading.looks > 1:
+            stages["reader"]["looks"] = reading.looks  # a second look, cut to the crop's text lines, was merged in
         label = max(final, key=final.__getitem__)
         return Prediction(label, _clip(final[label]), {k: round(v, 6) for k, v in final.items()}, stages)
 

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.infra.files import sha256_file as sha256_file  # re-exported: training imports it here
-from services.inference import ctc, listcheck, vision
+from services.inference import ctc, listcheck, textline, vision
 from services.inference.sessions import onnxruntime, session_options
 
 log = logging.getLogger("owc.inference")
@@ -67,6 +67,7 @@ class Reading:
     labels: dict[str, float]
     text: str
     ms: float
+    looks: int = 1  # 2 when a second look on the crop's text lines was merged in
 
 
 class Reader:
@@ -104,7 +105,25 @@ class Reader:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ReaderError(f"reader model {model_path} cannot be loaded: {exc}") from None
         self.input_name: str = self.session.get_inputs()[0].name
+        self.detector: Any = None
+        if spec.second_look is not None:
+            self.detector = self._load_detector(spec, spec.second_look, verify, intra_op_threads)
         self.read_crop(np.zeros((spec.height, spec.height * 3, 3), dtype=np.uint8))  # warm-up
+        if self.detector is not None:
+            self.lines(np.zeros((spec.height, spec.height * 3, 3), dtype=np.uint8))
+
+    def _load_detector(self, spec: vision.ReaderSpec, look: vision.LookSpec, verify: bool, threads: int) -> Any:
+        ort = onnxruntime()
+        path = package_file(spec, look.model)
+        if verify and (got := sha256_file(path)) != look.model_sha256:
+            raise ReaderError(
+                f"{path} has sha256 {got[:12]}…, the model metadata expects {look.model_sha256[:12]}… "
+                f"({spec.package}=={spec.version}): reinstall with `make setup`"
+            )
+        try:
+            return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ReaderError(f"text detector {path} cannot be loaded: {exc}") from None
 
     # preprocess -----------------------------------------------------------
     def decode(self, data: bytes, width: int | None, height: int | None) -> npt.NDArray[np.uint8]:
@@ -196,13 +215,50 @@ class Reader:
                 labels[label] = max(labels.get(label, -99.0), words[word])
         return labels
 
+    # the second look -------------------------------------------------------
+    def wants_second_look(self, reading: Reading) -> bool:
+        """A second look when the crop reads as a word of ours, but poorly: the best outcome word below
+        ``accept`` and at least ``second_look.from_score`` per letter."""
+        look = self.spec.second_look
+        if look is None or self.detector is None or not reading.labels:
+            return False
+        return look.from_score <= max(reading.labels.values()) < self.spec.accept
+
+    def lines(self, crop_bgr: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.uint8]]:
+        """The crop cut to each of the largest text lines the detector finds in it (largest first)."""
+        look = self.spec.second_look
+        assert look is not None and self.detector is not None
+        x = textline.det_input(crop_bgr, look.height)
+        out = self.detector.run(None, {self.detector.get_inputs()[0].name: x})
+        prob = np.asarray(out[0], dtype=np.float32)[0, 0]
+        h, w = crop_bgr.shape[:2]
+        boxes = textline.line_boxes(prob, (w, h), threshold=look.threshold, top=look.boxes, pad=look.pad)
+        return [crop_bgr[b.y0:b.y1, b.x0:b.x1] for b in boxes]
+
+    def read_image(self, crop_bgr: npt.NDArray[np.uint8]) -> Reading:
+        """Read the crop; when it reads poorly (:meth:`wants_second_look`), also each text line the detector
+        finds in it, keeping per word the best of the readings (look-alikes too, so a look-alike read well in
+        either look still vetoes)."""
+        import time
+
+        first = self.read_crop(crop_bgr)
+        if not self.wants_second_look(first):
+            return first
+        t0 = time.perf_counter()
+        readings = [self.read_crop(line) for line in self.lines(crop_bgr)]
+        if not readings:
+            return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2)
+        words = {w: max(first.words[w], *(r.words[w] for r in readings)) for w in first.words}
+        text = " | ".join([first.text, *(r.text for r in readings)])
+        return Reading(words, self.labels(words), text, first.ms + (time.perf_counter() - t0) * 1000, 2)
+
     def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
-        return self.read_crop(self.crop(data, width, height))
+        return self.read_image(self.crop(data, width, height))
 
     def read_frame(self, data: bytes, width: int | None, height: int | None) -> tuple[Reading, npt.NDArray[np.uint8]]:
         """Read the crop; also return the decoded frame (for :meth:`neighbours`)."""
         image = self.decode(data, width, height)
-        return self.read_crop(vision.crop_roi(image, self.spec.roi)), image
+        return self.read_image(vision.crop_roi(image, self.spec.roi)), image
 
     def describe(self) -> dict[str, Any]:
         return {"package": f"{self.spec.package}=={self.spec.version}", "model": self.spec.model}

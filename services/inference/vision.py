@@ -80,6 +80,28 @@ class GateSpec(BaseModel):
     threshold: float = Field(gt=0, lt=1)
 
 
+class LookSpec(BaseModel):
+    """The reader's second look: a pretrained text *detector* (from the reader's own package) finds the text
+    lines inside the crop, and the recogniser reads each of the largest ``boxes`` cut to its line. Only when the
+    first reading's best outcome word is below ``accept`` and at least ``from_score`` per letter (a word of ours
+    read poorly, not a crop without one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str = Field(min_length=1)
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    height: int = Field(64, ge=32, le=256)  # the detector's input height (a multiple of 32)
+    threshold: float = Field(0.3, gt=0, lt=1)  # text probability that makes a pixel part of a line
+    boxes: int = Field(2, ge=1, le=4)
+    pad: float = Field(0.4, ge=0, le=2)  # margin around a line, of its height
+    from_score: float = Field(-6.0, lt=0)
+
+    @model_validator(mode="after")
+    def _height(self) -> LookSpec:
+        if self.height % 32:
+            raise ValueError("reader.second_look.height must be a multiple of 32")
+        return self
+
+
 class ReaderSpec(BaseModel):
     """Stage 2, on candidates only: a pretrained CTC text recogniser from a pinned package.
 
@@ -111,6 +133,8 @@ class ReaderSpec(BaseModel):
     # a word of ours in the bands just above or below the crop too: a list of results (the
     # career match history), not the banner, which stands alone
     list_check: bool = True
+    # a second look at a poorly read crop, cut to its text line (absent: one look)
+    second_look: LookSpec | None = None
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:
@@ -118,6 +142,8 @@ class ReaderSpec(BaseModel):
             raise ValueError(f"reader.words needs at least one word for each of {list(MODEL_LABELS[1:])}")
         if self.near_miss >= self.accept:
             raise ValueError("reader.near_miss must be below reader.accept")
+        if self.second_look is not None and self.second_look.from_score >= self.accept:
+            raise ValueError("reader.second_look.from_score must be below reader.accept")
         return self
 
 

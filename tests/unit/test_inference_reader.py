@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from services.common.config.settings import DEFAULT_MODEL
 from services.inference import vision
 from services.inference.classifier import Classifier, ClassifierError
-from services.inference.reader import Reader, ReaderError
+from services.inference.reader import Reader, ReaderError, package_file, sha256_file
 
 META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))
 FONTS = {
@@ -125,3 +125,62 @@ def test_a_list_of_results_is_not_the_banner() -> None:
     alone = clf.postprocess(candidate, [(_frame("DRAW", (235, 235, 235)), 800, 450)])[0]
     assert alone.label == "draw" and alone.confidence >= 0.9, alone
     assert max(alone.stages["list"]["scores"]) < META.reader.accept  # type: ignore[union-attr]
+
+
+def _cluttered(word: str, font: str) -> bytes:
+    """The banner's word amid a scene's own smaller text lines, above and below it inside the reader's crop."""
+    if not FONTS[font].exists():
+        pytest.skip(f"font {FONTS[font]} is not installed (make test installs it)")
+    w, h = 800, 450
+    img = Image.new("RGB", (w, h), (200, 215, 190))
+    draw = ImageDraw.Draw(img)
+    small = ImageFont.truetype(str(FONTS["latin"]), int(h * 0.05))
+    for y, line in ((0.395, "pixels that are drawn"), (0.535, "or background of it")):
+        draw.text((w * 0.5, h * y), line, fill=(70, 80, 70), font=small, anchor="mm")
+    draw.text((w * 0.5, h * 0.465), word, fill=(225, 175, 40), font=ImageFont.truetype(str(FONTS[font]), int(h * 0.09)),
+              anchor="mm")
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+@pytest.fixture(scope="module")
+def looker() -> Reader:
+    """The reader with the measured second look (off in the shipped detector: docs/detector.md#the-second-look)."""
+    from training.detector import SECOND_LOOK_MEASURED, SECOND_LOOK_MODEL
+
+    assert META.reader is not None
+    model = package_file(META.reader, SECOND_LOOK_MODEL)
+    look = vision.LookSpec.model_validate({"model": SECOND_LOOK_MODEL, "model_sha256": sha256_file(model),
+                                           **SECOND_LOOK_MEASURED})
+    return Reader(META.reader.model_copy(update={"second_look": look}))
+
+
+@pytest.mark.parametrize(("text", "font", "label"), [("勝利！", "cjk", "victory"), ("DEFEAT", "latin", "defeat"),
+                                                     ("敗北", "cjk", "defeat")])
+def test_a_second_look_cut_to_the_text_line_reads_a_word_amid_other_text(looker: Reader, text: str, font: str,
+                                                                        label: str) -> None:
+    reader = looker
+    assert META.reader is not None and reader.spec.second_look is not None
+    crop = reader.crop(_cluttered(text, font), 800, 450)
+    first = reader.read_crop(crop)  # the loose crop alone: the scene's lines drown the word
+    assert reader.spec.second_look.from_score <= first.labels[label] < META.reader.accept, first
+    both = reader.read_image(crop)
+    assert both.looks == 2 and both.labels[label] >= META.reader.accept, both
+    assert max(both.labels, key=both.labels.__getitem__) == label
+    # per word the better of the looks: never below the first look, look-alikes included
+    assert all(both.words[w] >= first.words[w] for w in first.words)
+    assert reader.lines(crop), "the text detector found the word's line"
+
+
+def test_a_crop_read_well_or_not_at_all_gets_no_second_look(looker: Reader, reader: Reader) -> None:
+    assert looker.spec.second_look is not None and META.reader is not None
+    good = looker.read(_frame("DEFEAT", (250, 40, 40)), 800, 450)
+    assert good.looks == 1 and good.labels["defeat"] >= META.reader.accept
+    blank = looker.read(_frame("", (250, 40, 40)), 800, 450)
+    assert blank.looks == 1 and max(blank.labels.values()) < looker.spec.second_look.from_score
+    # without a second look in the metadata (the shipped detector) the reader reads once, whatever it reads
+    assert META.reader.second_look is None and reader.detector is None
+    crop = reader.crop(_cluttered("DEFEAT", "latin"), 800, 450)
+    once = reader.read_image(crop)
+    assert once.looks == 1 and (once.words, once.text) == (reader.read_crop(crop).words, reader.read_crop(crop).text)

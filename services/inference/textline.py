@@ -1,0 +1,76 @@
+"""The reader's second look: where the text lines sit inside its crop (pure; numpy and OpenCV only).
+
+The reader's crop is loose on purpose (the banner's word lands a little higher
+or lower, larger or smaller, from one capture to the next), but the
+recogniser was trained on *tight* text-line crops cut out by a text detector.
+A word that fills a third of its input's height, with scenery or other text
+above and below it, reads far worse than the same word cut to its own line
+(a Japanese ``勝利`` over mirrored text read −6.3 per letter in the loose crop
+and −0.03 cut to its line). So, when the first reading is poor, the reader
+runs the text *detector* that ships with its recogniser (PP-OCRv5 mobile
+detection, trained on real text, like the recogniser) on the crop and reads
+the largest lines it finds.
+
+This module holds the pure parts: the detector's input (:func:`det_input`)
+and the lines' boxes from its text-probability map (:func:`line_boxes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+# PaddleOCR's detection normalisation (ImageNet statistics, applied to the BGR image as read)
+_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MIN_LINE = 0.1  # a line lower than this share of the map's height is a speck, not text
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Pixel box inside the crop: rows ``y0:y1``, columns ``x0:x1``."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+def det_input(crop_bgr: npt.NDArray[np.uint8], height: int) -> npt.NDArray[np.float32]:
+    """BGR crop → ``(1, 3, height, W)`` detector input, ``W`` the crop's aspect at ``height`` rounded to a
+    multiple of 32 (the detector's stride)."""
+    h, w = crop_bgr.shape[:2]
+    width = max(32, round(w * height / max(1, h) / 32) * 32)
+    resized = cv2.resize(crop_bgr, (width, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
+    x = (resized.astype(np.float32) * np.float32(1.0 / 255.0) - _MEAN) / _STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def line_boxes(prob: npt.NDArray[np.float32], crop_size: tuple[int, int], *, threshold: float, top: int,
+               pad: float) -> list[Box]:
+    """The ``top`` tallest text lines of the detector's ``(H, W)`` probability map as boxes in the crop
+    (``crop_size`` = width, height), each widened by ``pad`` × its height on every side (the detector marks a
+    line's core, narrower than its glyphs) and clipped to the crop; tallest first (ties: larger, then leftmost).
+    The banner's word is the largest type on the screen; a scene's own text lines are usually smaller, even
+    when they are longer."""
+    mh, mw = prob.shape
+    cw, ch = crop_size
+    sx, sy = cw / mw, ch / mh
+    n, _, stats, _ = cv2.connectedComponentsWithStats((prob > threshold).astype(np.uint8), connectivity=8)
+    # tallest first (the banner's word is the largest type on the screen), then the larger area, then leftmost
+    found = sorted((stats[i].tolist() for i in range(1, n)), key=lambda s: (-s[3], -s[4], s[0], s[1]))
+    out: list[Box] = []
+    for x, y, bw, bh, _area in found:
+        if bh < MIN_LINE * mh:
+            continue
+        margin = pad * bh
+        box = Box(max(0, int((x - margin) * sx)), max(0, int((y - margin) * sy)),
+                  min(cw, int(np.ceil((x + bw + margin) * sx))), min(ch, int(np.ceil((y + bh + margin) * sy))))
+        if box.x1 - box.x0 >= 8 and box.y1 - box.y0 >= 8:
+            out.append(box)
+        if len(out) == top:
+            break
+    return out

@@ -1,0 +1,64 @@
+"""The reader's second look, pure parts: the text detector's input and the lines' boxes from its map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from services.common.config.settings import DEFAULT_MODEL
+from services.inference import textline, vision
+
+
+def _map(h: int, w: int, *rects: tuple[int, int, int, int, float]) -> np.ndarray:
+    """A drawn probability map: each rect (x0, y0, x1, y1, p) filled with p on a 0.05 background."""
+    prob = np.full((h, w), 0.05, np.float32)
+    for x0, y0, x1, y1, p in rects:
+        prob[y0:y1, x0:x1] = p
+    return prob
+
+
+def test_the_largest_line_comes_first_scaled_to_the_crop_with_its_margin() -> None:
+    # map 64x192 for a crop of 96x288 (scale 1.5); a big line and a small one above it
+    prob = _map(64, 192, (40, 30, 150, 50, 0.9), (10, 4, 40, 12, 0.8))
+    boxes = textline.line_boxes(prob, (288, 96), threshold=0.3, top=2, pad=0.5)
+    assert boxes[0] == textline.Box(x0=int((40 - 10) * 1.5), y0=int((30 - 10) * 1.5),
+                                    x1=int(np.ceil((150 + 10) * 1.5)), y1=int(np.ceil((50 + 10) * 1.5)))
+    assert boxes[1] == textline.Box(x0=int(6 * 1.5), y0=0, x1=int(np.ceil(44 * 1.5)), y1=int(np.ceil(16 * 1.5)))
+
+
+def test_only_the_top_lines_are_kept_and_specks_and_faint_areas_are_not_lines() -> None:
+    prob = _map(64, 192, (10, 10, 60, 30, 0.9), (80, 10, 120, 30, 0.9), (130, 40, 180, 60, 0.9),
+                (5, 50, 8, 53, 0.9),  # a speck: lower than a tenth of the map
+                (0, 0, 192, 8, 0.2))  # below the threshold
+    boxes = textline.line_boxes(prob, (192, 64), threshold=0.3, top=2, pad=0.0)
+    assert boxes == [textline.Box(10, 10, 60, 30), textline.Box(130, 40, 180, 60)]  # equal areas: leftmost first
+    assert len(textline.line_boxes(prob, (192, 64), threshold=0.3, top=4, pad=0.0)) == 3
+
+
+def test_boxes_are_clipped_to_the_crop_and_an_empty_map_has_none() -> None:
+    prob = _map(32, 96, (0, 0, 96, 32, 0.9))
+    assert textline.line_boxes(prob, (300, 100), threshold=0.3, top=2, pad=1.0) == [textline.Box(0, 0, 300, 100)]
+    assert textline.line_boxes(_map(32, 96), (300, 100), threshold=0.3, top=2, pad=0.4) == []
+
+
+def test_the_detector_input_keeps_the_aspect_in_steps_of_32_and_normalises_like_paddleocr() -> None:
+    crop = np.zeros((75, 204, 3), np.uint8)
+    crop[:, :, 0] = 255  # blue, in BGR
+    x = textline.det_input(crop, 64)
+    assert x.shape == (1, 3, 64, 160) and x.dtype == np.float32  # 204 * 64 / 75 = 174 -> 160
+    assert x[0, 0, 0, 0] == pytest.approx((1.0 - 0.485) / 0.229)
+    assert x[0, 1, 0, 0] == pytest.approx(-0.456 / 0.224)
+    assert textline.det_input(np.zeros((48, 20, 3), np.uint8), 64).shape == (1, 3, 64, 32)
+
+
+def test_the_second_look_is_checked_in_the_metadata() -> None:
+    spec = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL)).reader
+    assert spec is not None
+    raw = spec.model_dump(mode="json")
+    look = {"model": "models/ppocrv5/det/det.onnx", "model_sha256": "0" * 64}
+    assert vision.ReaderSpec.model_validate({**raw, "second_look": look}).second_look is not None
+    with pytest.raises(ValidationError, match="multiple of 32"):
+        vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "height": 50}})
+    with pytest.raises(ValidationError, match="from_score must be below"):
+        vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "from_score": spec.accept}})
