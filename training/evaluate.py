@@ -65,6 +65,11 @@ def eval_command(settings: dict[str, float]) -> str:
             f"--episode-cells {settings['episode_cells']:g}")
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 false count``, ``2 false counts``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def latency_ms(model_path: Path, meta: ModelMeta, runs: int = 2000) -> dict[str, float]:
     """The gate CNN's latency on one onnxruntime thread, batch 1 (the worker's case)."""
     gate = Gate(model_path, threads=1)
@@ -318,7 +323,7 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any],
         "",
         "## (b) Long false-positive run",
         "",
-        f"**{len(fp['false_counts'])} false counts in {fp['hours']:g} h** ({_f(fp['per_hour'], 2)} per hour; "
+        f"**{_count(len(fp['false_counts']), 'false count')} in {fp['hours']:g} h** ({_f(fp['per_hour'], 2)} per hour; "
         f"target 0 in ≥ 10 h) — {fp['frames']} `none` frames at 4 fps through the detector and "
         "`services.state.rules.transition` with the default state settings (min_confidence 0.9, 2 "
         "consecutive frames, 180 s cooldown, 50 `none` frames to re-arm), in capture-time order 250 ms apart.",
