@@ -85,6 +85,15 @@ SECOND_LOOK_MEASURED: dict[str, int | float] = {
 }
 SECOND_LOOK: dict[str, int | float] | None = None
 
+# The whole word (services/inference/reader.py, docs/detector.md#the-whole-word): when the first look's text may
+# run on beyond a side of the crop (a character likeliest at its first or last step, or letter-like strokes within
+# half a step of a side) and reads as a word of ours at least at the near-miss level, read it again with the crop
+# widened by WIDEN of the frame on each side and merge that reading's look-alikes in (it can only refuse). The
+# 10-hour run's one false count was a `VICTORIES` cut by the crop to `VICTORIE`, read as `VICTORY`: x 0.24-0.76
+# holds it whole and reads `VICTORIES` at -0.42 per letter (VICTORY -2.10 either way). 0: off.
+WIDEN_MEASURED = 0.1
+WIDEN = 0.0
+
 # When the reader runs whatever the gate says, and how long a reading is reused (services/inference/banner.py,
 # docs/detector.md#the-readers-schedule): the gate was trained on our renderer and once scored a real red DRAW
 # 0.267, so recall must not rest on it alone. Measured with `owc bench inference` (its detector.sequences).
@@ -105,6 +114,7 @@ def reader_spec() -> ReaderSpec:
         model=READER_MODEL, model_sha256="0" * 64, charset=READER_CHARSET, charset_sha256="0" * 64,
         licence="Apache-2.0 (PaddleOCR PP-OCRv5 mobile recognition)", roi=READER_ROI, height=48, max_width=320,
         words=WORDS, lookalikes=LOOKALIKES, accept=ACCEPT, slope=SLOPE, near_miss=NEAR_MISS, list_check=LIST_CHECK,
+        widen=WIDEN,
     )
     look = None if SECOND_LOOK is None else LookSpec.model_validate({
         "model": SECOND_LOOK_MODEL, **SECOND_LOOK,
@@ -119,8 +129,8 @@ def reader_spec() -> ReaderSpec:
 
 def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
                 schedule: dict[str, Any] | None = None) -> str:
-    if "second_look" in reader and reader["second_look"] is None:  # one look: the id of a detector without it
-        reader = {k: v for k, v in reader.items() if k != "second_look"}
+    # one look, no widening: the id of a detector without them
+    reader = {k: v for k, v in reader.items() if not ((k == "second_look" and v is None) or (k == "widen" and not v))}
     parts: dict[str, Any] = {"gate_onnx": gate_sha256, "gate": gate, "reader": reader}
     if schedule is not None:  # (detectors assembled before the schedule keep their id)
         parts["schedule"] = schedule
@@ -135,6 +145,8 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
     reader = reader_spec().model_dump(mode="json")
     if reader.get("second_look") is None:  # (one look: the metadata, and so the id, of a detector without it)
         reader.pop("second_look", None)
+    if not reader.get("widen"):  # (likewise without the whole-word look)
+        reader.pop("widen", None)
     schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json")
     meta.update(
         schema_version=2,

@@ -367,6 +367,8 @@ class Classifier:
         }
         if reading.looks > 1:
             stages["reader"]["looks"] = reading.looks  # a second look, cut to the crop's text lines, was merged in
+        if reading.widened:
+            stages["reader"]["widened"] = True  # the text ran off the crop: a wider crop's look-alikes were merged in
         label = max(final, key=final.__getitem__)
         return Prediction(label, _clip(final[label]), {k: round(v, 6) for k, v in final.items()}, stages)
 

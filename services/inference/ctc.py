@@ -104,6 +104,23 @@ def word_log_likelihoods(probs: npt.NDArray[np.floating], words: Sequence[Sequen
     return Vocabulary(words).log_likelihoods(probs)
 
 
+def ink_span(probs: npt.NDArray[np.floating]) -> tuple[int, int] | None:
+    """The first and last step whose likeliest class is a character, not the blank (None: all blank)."""
+    steps = np.flatnonzero(np.asarray(probs).argmax(axis=1) != BLANK)
+    return (int(steps[0]), int(steps[-1])) if steps.size else None
+
+
+def runs_off(probs: npt.NDArray[np.floating], edge: int = 1) -> bool:
+    """Does the text run into either end of the line: a character likeliest within ``edge`` steps of it?
+
+    A word that fits in its crop leaves blank steps on both sides (its letters' centres lie inside);
+    one cut by the crop emits its cut letter at the first or last step. Then the crop holds part of a
+    word only — ``VICTORIES`` cut after ``VICTORIE`` reads as well as ``VICTORY`` as ``VICTORIES``.
+    """
+    span = ink_span(probs)
+    return span is not None and (span[0] < edge or span[1] >= len(probs) - edge)
+
+
 def greedy_text(probs: npt.NDArray[np.floating], charset: Sequence[str]) -> str:
     """The recogniser's own best spelling (for ``--explain``; never used to decide)."""
     best = np.asarray(probs).argmax(axis=1)

@@ -31,6 +31,8 @@ from services.inference.sessions import onnxruntime, session_options
 
 log = logging.getLogger("owc.inference")
 
+EDGE_COLUMNS = 4  # of the 48 px line: half a recogniser step; strokes this close to a side may run on beyond it
+
 
 class ReaderError(RuntimeError):
     """The reader's package or files are missing or do not match the metadata."""
@@ -68,6 +70,8 @@ class Reading:
     text: str
     ms: float
     looks: int = 1  # 2 when a second look on the crop's text lines was merged in
+    clipped: bool = False  # the first look's text ran into a side of the crop (:func:`ctc.runs_off`)
+    widened: bool = False  # a wider crop's look-alikes were merged in (:meth:`Reader.whole_word`)
 
 
 class Reader:
@@ -194,12 +198,14 @@ class Reader:
 
         t0 = time.perf_counter()
         reading = self.score(self.steps(crop_bgr))
-        return Reading(reading.words, reading.labels, reading.text, (time.perf_counter() - t0) * 1000)
+        return Reading(reading.words, reading.labels, reading.text, (time.perf_counter() - t0) * 1000,
+                       clipped=reading.clipped)
 
     def score(self, probs: npt.NDArray[np.float32]) -> Reading:
         """Every word's score from the recogniser's ``(T, C)`` output (``ms`` left at 0)."""
         words = self.word_scores(probs)
-        return Reading(words, self.labels(words), ctc.greedy_text(probs, self.charset), 0.0)
+        return Reading(words, self.labels(words), ctc.greedy_text(probs, self.charset), 0.0,
+                       clipped=ctc.runs_off(probs))
 
     def word_scores(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each word's mean log-probability per character (rounded to 4 places, at least −99)."""
@@ -247,21 +253,58 @@ class Reader:
         t0 = time.perf_counter()
         readings = [self.read_crop(line) for line in self.lines(crop_bgr)]
         if not readings:
-            return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2)
+            return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2,
+                           clipped=first.clipped)
         words = {w: max(first.words[w], *(r.words[w] for r in readings)) for w in first.words}
         text = " | ".join([first.text, *(r.text for r in readings)])
-        return Reading(words, self.labels(words), text, first.ms + (time.perf_counter() - t0) * 1000, 2)
+        return Reading(words, self.labels(words), text, first.ms + (time.perf_counter() - t0) * 1000, 2,
+                       clipped=first.clipped)
+
+    # the whole word ----------------------------------------------------------
+    def wants_whole_word(self, reading: Reading, crop_bgr: npt.NDArray[np.uint8]) -> bool:
+        """A wider look when the crop reads as a word of ours at least at the near-miss level (only then can the
+        reading reach the counting rules) and its text may run on beyond a side: the recogniser's first or last
+        step holds a character (:func:`ctc.runs_off`), or letter-like strokes reach the side
+        (:func:`textline.touches_side`: a word cut between two letters)."""
+        if self.spec.widen <= 0 or not reading.labels or max(reading.labels.values()) < self.spec.near_miss:
+            return False
+        return reading.clipped or textline.touches_side(self.line(crop_bgr), EDGE_COLUMNS)
+
+    def whole_word(self, image: npt.NDArray[np.uint8], crop_bgr: npt.NDArray[np.uint8], reading: Reading) -> Reading:
+        """``reading`` with the look-alikes of a crop widened by ``spec.widen`` on each side merged in (per
+        look-alike the better score), when :meth:`wants_whole_word`.
+
+        The banner's word fits inside the crop; text that runs out of it is a longer line, and what the crop
+        holds of it can read as one of our words (``VICTORIES`` cut after ``VICTORIE`` reads ``VICTORY`` at
+        −1.5 per letter). Read whole, the look-alike explains it far better and vetoes. Only look-alikes are
+        taken from the wider crop: it can refuse a reading, never raise an outcome.
+        """
+        if not self.wants_whole_word(reading, crop_bgr):
+            return reading
+        wide = self.read_crop(vision.crop_roi(image, widened(self.spec.roi, self.spec.widen)))
+        words = dict(reading.words)
+        for word in self.spec.lookalikes:
+            words[word] = max(words[word], wide.words[word])
+        return Reading(words, self.labels(words), f"{reading.text} | {wide.text}", reading.ms + wide.ms,
+                       reading.looks, clipped=True, widened=True)
 
     def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
-        return self.read_image(self.crop(data, width, height))
+        return self.read_frame(data, width, height)[0]
 
     def read_frame(self, data: bytes, width: int | None, height: int | None) -> tuple[Reading, npt.NDArray[np.uint8]]:
-        """Read the crop; also return the decoded frame (for :meth:`neighbours`)."""
+        """Read the crop (and, when its text runs off it, the whole word: :meth:`whole_word`); also return the
+        decoded frame (for :meth:`neighbours`)."""
         image = self.decode(data, width, height)
-        return self.read_image(vision.crop_roi(image, self.spec.roi)), image
+        crop = vision.crop_roi(image, self.spec.roi)
+        return self.whole_word(image, crop, self.read_image(crop)), image
 
     def describe(self) -> dict[str, Any]:
         return {"package": f"{self.spec.package}=={self.spec.version}", "model": self.spec.model}
+
+
+def widened(roi: vision.Roi, by: float) -> vision.Roi:
+    """``roi`` widened by ``by`` (a share of the frame) on the left and on the right, within the frame."""
+    return roi.model_copy(update={"x0": max(0.0, roi.x0 - by), "x1": min(1.0, roi.x1 + by)})
 
 
 @functools.lru_cache(maxsize=1)

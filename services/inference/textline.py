@@ -27,6 +27,8 @@ import numpy.typing as npt
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 MIN_LINE = 0.1  # a line lower than this share of the map's height is a speck, not text
+STROKE_STEP = 16  # grey-level step between horizontal neighbours that a letter's stroke edge makes at least
+STROKE_ROWS = 2  # rows of a column with such a step for the column to hold something text-like
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +76,19 @@ def line_boxes(prob: npt.NDArray[np.float32], crop_size: tuple[int, int], *, thr
         if len(out) == top:
             break
     return out
+
+
+def touches_side(line: npt.NDArray[np.uint8], within: int) -> bool:
+    """Does something text-like reach the line's left or right side (``line``: BGR or grey)?
+
+    A column holds something text-like when at least ``STROKE_ROWS`` of its rows step by ``STROKE_STEP`` grey
+    levels or more to the next column (a letter's stroke edges; the list check's measure). True when such a
+    column lies within ``within`` columns of either side: what is drawn there may go on beyond the crop — a
+    word cut between two letters, which the recogniser's steps alone do not show (:func:`ctc.runs_off`).
+    """
+    grey = line.astype(np.int16).sum(axis=2) // 3 if line.ndim == 3 else line.astype(np.int16)
+    if grey.shape[1] < 2:
+        return False
+    strokes = (np.abs(np.diff(grey, axis=1)) >= STROKE_STEP).sum(axis=0) >= STROKE_ROWS
+    width = strokes.size
+    return bool(strokes[:within].any() or strokes[max(0, width - within):].any())

@@ -135,6 +135,9 @@ class ReaderSpec(BaseModel):
     list_check: bool = True
     # a second look at a poorly read crop, cut to its text line (absent: one look)
     second_look: LookSpec | None = None
+    # when the text runs into a side of the crop, read it again widened by this share of the frame on
+    # each side, where a look-alike read better vetoes (VICTORIES cut to VICTORIE; 0: never)
+    widen: float = Field(0.0, ge=0, le=0.5)
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:

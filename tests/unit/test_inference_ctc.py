@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from services.inference.classifier import decide
-from services.inference.ctc import extend, greedy_text, word_log_likelihoods
+from services.inference.ctc import extend, greedy_text, ink_span, runs_off, word_log_likelihoods
 from services.inference.vision import ReaderSpec, Roi
 
 LABELS = ("none", "victory", "defeat", "draw")
@@ -116,3 +116,34 @@ def test_decide(scores: dict[str, float], label: str, low: float, high: float, n
 def test_two_outcomes_read_equally_well_count_neither() -> None:
     probs, _ = decide(LABELS, _scores({"DEFEAT": -0.5, "DRAW": -0.5}), SPEC)
     assert max(probs.values()) < 0.9
+
+
+def _steps(*chars: int, classes: int = 4) -> np.ndarray:
+    """(T, C) output whose likeliest class at step t is ``chars[t]`` (0: the blank)."""
+    probs = np.full((len(chars), classes), 0.1 / (classes - 1), np.float32)
+    probs[np.arange(len(chars)), chars] = 0.9
+    return probs
+
+
+def test_the_ink_span_is_the_first_and_last_step_that_holds_a_character() -> None:
+    assert ink_span(_steps(0, 0, 1, 0, 2, 2, 0)) == (2, 5)
+    assert ink_span(_steps(0, 0, 0)) is None
+
+
+@pytest.mark.parametrize(("chars", "edge", "off"), [
+    ((0, 1, 2, 3, 0), 1, False),  # a word with blank steps on both sides fits its crop
+    ((1, 2, 3, 0, 0), 1, True),  # a character at the first step: cut on the left
+    ((0, 0, 1, 2, 3), 1, True),  # at the last step: cut on the right (VICTORIES cut to VICTORIE)
+    ((0, 1, 2, 3, 0), 2, True),  # within two steps of a side
+    ((0, 0, 0, 0, 0), 1, False),  # nothing read: nothing runs off
+])
+def test_text_runs_off_when_a_character_is_likeliest_at_a_side(chars: tuple[int, ...], edge: int, off: bool) -> None:
+    assert runs_off(_steps(*chars), edge) is off
+
+
+def test_the_whole_word_crop_is_the_readers_widened_within_the_frame() -> None:
+    from services.inference.reader import widened
+
+    wide = widened(Roi(x0=0.34, y0=0.36, x1=0.66, y1=0.57), 0.1)
+    assert (wide.x0, wide.x1, wide.y0, wide.y1) == (pytest.approx(0.24), pytest.approx(0.76), 0.36, 0.57)
+    assert widened(Roi(x0=0.05, y0=0.2, x1=0.97, y1=0.5), 0.1) == Roi(x0=0.0, y0=0.2, x1=1.0, y1=0.5)

@@ -184,3 +184,43 @@ def test_a_crop_read_well_or_not_at_all_gets_no_second_look(looker: Reader, read
     crop = reader.crop(_cluttered("DEFEAT", "latin"), 800, 450)
     once = reader.read_image(crop)
     assert once.looks == 1 and (once.words, once.text) == (reader.read_crop(crop).words, reader.read_crop(crop).text)
+
+
+def _cut(text: str, x: float, size: tuple[int, int] = (640, 360)) -> bytes:
+    """A washed-out gold ``text``, large, starting at ``x`` of the frame: a longer line than the crop holds."""
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Oblique.ttf")
+    if not font.exists():
+        pytest.skip(f"font {font} is not installed (make test installs it)")
+    w, h = size
+    sky = np.linspace(0, 1, h)[:, None, None] * np.array([30, 40, 60]) + np.array([200, 190, 170])
+    img = Image.fromarray(np.broadcast_to(sky, (h, w, 3)).astype(np.uint8))
+    layer = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(layer).text((w * x, h * 0.465), text, fill=255, font=ImageFont.truetype(str(font), int(h * 0.14)),
+                               anchor="lm")
+    layer = layer.transform(layer.size, Image.Transform.AFFINE, (1, 0.2, -0.2 * h * 0.465, 0, 1, 0))
+    img.paste(Image.new("RGB", (w, h), (220, 190, 60)), (0, 0), layer)
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+def test_a_word_cut_by_the_crop_is_read_whole_and_a_look_alike_vetoes() -> None:
+    from services.inference.classifier import decide
+    from training.detector import WIDEN_MEASURED as WIDEN
+
+    assert META.reader is not None and WIDEN > 0
+    narrow = Reader(META.reader.model_copy(update={"widen": 0.0}))
+    wide = Reader(META.reader.model_copy(update={"widen": WIDEN}))
+    labels = ("none", "victory", "defeat", "draw")
+    data = _cut("VICTORIES", 0.35)  # the crop (x 0.34-0.66) holds VICTORIE: the 10-hour run's false count
+    cut = narrow.read(data, 640, 360)
+    assert not cut.widened and decide(labels, cut.words, narrow.spec)[0]["victory"] >= 0.9, cut
+    whole = wide.read(data, 640, 360)
+    assert whole.widened and whole.clipped, whole
+    assert whole.words["VICTORIES"] > cut.words["VICTORIES"] and whole.words["VICTORY"] == cut.words["VICTORY"]
+    assert decide(labels, whole.words, wide.spec)[0]["victory"] < 0.5, whole
+    # a banner that fits its crop reads as before: nothing runs off, nothing is read again
+    banner = _frame("VICTORY!", (230, 185, 45), (640, 360))
+    once = wide.read(banner, 640, 360)
+    assert not once.widened and once.words == narrow.read(banner, 640, 360).words
+    assert decide(labels, once.words, wide.spec)[0]["victory"] >= 0.9

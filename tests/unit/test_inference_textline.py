@@ -62,3 +62,23 @@ def test_the_second_look_is_checked_in_the_metadata() -> None:
         vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "height": 50}})
     with pytest.raises(ValidationError, match="from_score must be below"):
         vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "from_score": spec.accept}})
+
+
+def _strokes(width: int, *columns: int) -> np.ndarray:
+    """A 48-row grey line, flat at 120, with a dark 2-px stroke (rows 10-30) at each of ``columns``."""
+    line = np.full((48, width), 120, np.uint8)
+    for x in columns:
+        line[10:30, x:x + 2] = 20
+    return line
+
+
+def test_strokes_that_reach_a_side_may_run_on_beyond_the_crop() -> None:
+    assert not textline.touches_side(_strokes(130, 20, 60, 100), 4)  # a word inside the crop
+    assert textline.touches_side(_strokes(130, 60, 127), 4)  # a stroke at the right side
+    assert textline.touches_side(_strokes(130, 1, 60), 4)  # at the left side
+    assert not textline.touches_side(_strokes(130, 6, 120), 4)  # near, not within 4 columns
+    assert textline.touches_side(_strokes(130, 6, 120), 8)
+    assert not textline.touches_side(np.full((48, 130), 200, np.uint8), 4)  # a flat line holds nothing
+    smooth = np.tile(np.linspace(0, 255, 130).astype(np.uint8), (48, 1))  # a gradient is no stroke
+    assert not textline.touches_side(smooth, 4)
+    assert textline.touches_side(np.dstack([_strokes(130, 127)] * 3), 4)  # BGR too
