@@ -114,9 +114,10 @@ def _frames() -> list[tuple[bytes, int, int]]:
 
 @pytest.fixture(scope="module")
 def reader() -> Reader:
-    """The first look alone (the second look, on the crop's text lines, is pinned in test_inference_reader)."""
+    """The first look alone (the second look, on the crop's text lines, and the whole-word look on a wider crop
+    are pinned in test_inference_reader)."""
     assert META.reader is not None
-    return Reader(META.reader.model_copy(update={"second_look": None}))
+    return Reader(META.reader.model_copy(update={"second_look": None, "widen": 0.0}))
 
 
 def test_the_vocabulary_gives_the_plain_forward_algorithm_bit_for_bit() -> None:
@@ -162,7 +163,7 @@ def test_a_reading_and_its_list_check_equal_the_plain_formulas(reader: Reader) -
 def test_two_reader_threads_read_the_same(reader: Reader) -> None:
     """``inference.reader_threads`` (2 by default) only makes a reading sooner, never different."""
     assert META.reader is not None
-    two = Reader(META.reader.model_copy(update={"second_look": None}), intra_op_threads=2)
+    two = Reader(META.reader.model_copy(update={"second_look": None, "widen": 0.0}), intra_op_threads=2)
     for data, w, h in _frames():
         one_reading, image = reader.read_frame(data, w, h)
         two_reading, _ = two.read_frame(data, w, h)
