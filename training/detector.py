@@ -83,7 +83,7 @@ SECOND_LOOK_MODEL = "models/ppocrv5/det/det.onnx"
 SECOND_LOOK_MEASURED: dict[str, int | float] = {
     "height": 64, "threshold": 0.3, "boxes": 2, "pad": 0.4, "from_score": -6.0,
 }
-SECOND_LOOK: dict[str, int | float] | None = None
+SECOND_LOOK: dict[str, int | float] | None = SECOND_LOOK_MEASURED
 
 # The whole word (services/inference/reader.py, docs/detector.md#the-whole-word): when the first look's text may
 # run on beyond a side of the crop (a character likeliest at its first or last step, or letter-like strokes within
@@ -92,7 +92,7 @@ SECOND_LOOK: dict[str, int | float] | None = None
 # 10-hour run's one false count was a `VICTORIES` cut by the crop to `VICTORIE`, read as `VICTORY`: x 0.24-0.76
 # holds it whole and reads `VICTORIES` at -0.42 per letter (VICTORY -2.10 either way). 0: off.
 WIDEN_MEASURED = 0.1
-WIDEN = 0.0
+WIDEN = WIDEN_MEASURED
 
 # When the reader runs whatever the gate says, and how long a reading is reused (services/inference/banner.py,
 # docs/detector.md#the-readers-schedule): the gate was trained on our renderer and once scored a real red DRAW
