@@ -163,8 +163,8 @@ class BackPressure:
     drained, not a second later. The projection never counts a frame as read,
     so it is never below the real backlog: the regular read only corrects it
     downwards (and refreshes the backlog gauge), which is why it can be rare —
-    every 5 s (a round trip a second was a tenth of a capture's own CPU on the
-    demo loop); a projection that looks over the limit is checked at once.
+    every 5 s (once a second, under a profiler, it was ~7% of the replay's CPU
+    on the demo loop); a projection that looks over the limit is checked at once.
 
     The backlog is ``pending`` + the entries after the group's
     ``last-delivered-id`` (counted, see :func:`group_backlog`) on the shared
