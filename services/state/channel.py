@@ -7,8 +7,10 @@ frames, ``updated_at``). Committing each one costs five Redis round trips (WATCH
 the lease, the log's end, MULTI/EXEC) four times a second per channel for no
 visible change. Such labels are *held*: the machine moves on in memory, their
 acknowledgements wait, and one commit writes the snapshot and acknowledges them
-all at most :data:`HOLD_S` later — or at once with the next commit of the channel
-(an event, a command, a change of anything the gateway shows).
+all once :data:`HOLD_S` has passed — with the next label read after that (on a
+live feed: no wake-up of its own), or :data:`HOLD_GRACE_S` later without one —
+or at once with the next commit of the channel (an event, a command, a change
+of anything the gateway shows).
 
 Nothing is lost on a crash: a held label is still pending in the labels stream
 under the writer's consumer name, so the next leader re-reads it after the last
@@ -26,7 +28,8 @@ from services.common.infra.streams import Delivery
 from services.state.machine import Machine
 from services.state.reorder import ReorderBuffer
 
-HOLD_S = 1.0  # the longest a label's acknowledgement (and the snapshot's cursor) waits
+HOLD_S = 1.0  # how long a label's acknowledgement (and the snapshot's cursor) waits for a commit at least
+HOLD_GRACE_S = 0.5  # ... and at most this longer: the writer wakes for them only when no label came meanwhile
 
 
 def public_view(m: Machine) -> tuple[object, ...]:

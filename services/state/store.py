@@ -67,12 +67,15 @@ return 0
 
 # A commit that writes only the snapshot and acknowledges labels (a held commit: once a second per channel on
 # a live feed), with the same guards as MULTI/EXEC under WATCH — our lease, the log ending where the machine
-# thinks — in one script instead of four round trips. KEYS: lease, events, state hash, channels set, the acked
-# stream; ARGV: holder, expected last event id ('' = none), channel, group, field count n, the snapshot's n
-# names and values, then the ids to acknowledge. Returns {1}, {0, holder} (lease lost) or {-1, last id}.
+# thinks — in one script instead of four round trips; it renews the lease too (our lease: its TTL again, as
+# Lease.renew does), so a writer that commits needs no renewal of its own. KEYS: lease, events, state hash,
+# channels set, the acked stream; ARGV: holder, expected last event id ('' = none), channel, group, field
+# count n, the lease's TTL in ms, the snapshot's n names and values, then the ids to acknowledge. Returns {1},
+# {0, holder} (lease lost) or {-1, last id}.
 _SNAPSHOT_COMMIT = """
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then return {0, holder or ''} end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local last = ''
 if redis.call('EXISTS', KEYS[2]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[2])
@@ -84,12 +87,12 @@ end
 if last ~= ARGV[2] then return {-1, last} end
 local n = tonumber(ARGV[5])
 local hset = {'HSET', KEYS[3]}
-for i = 6, 5 + 2 * n do hset[#hset + 1] = ARGV[i] end
+for i = 7, 6 + 2 * n do hset[#hset + 1] = ARGV[i] end
 redis.call(unpack(hset))
 redis.call('SADD', KEYS[4], ARGV[3])
-if #ARGV > 5 + 2 * n then
+if #ARGV > 6 + 2 * n then
   local xack = {'XACK', KEYS[5], ARGV[4]}
-  for i = 6 + 2 * n, #ARGV do xack[#xack + 1] = ARGV[i] end
+  for i = 7 + 2 * n, #ARGV do xack[#xack + 1] = ARGV[i] end
   redis.call(unpack(xack))
 end
 return {1}
@@ -311,7 +314,11 @@ class Store:
         pipe.execute()
 
     def commit(self, c: Commit) -> None:
-        """Write ``c`` atomically, or raise LeaseLostError / ConflictError having written nothing."""
+        """Write ``c`` atomically, or raise LeaseLostError / ConflictError having written nothing.
+
+        A commit renews the lease as :meth:`Lease.renew` would (its TTL again, only while it is ours): on a
+        live feed the writer commits every second or so and needs no renewal round trip of its own.
+        """
         lease_key = self.keys.lease("state")
         events_key = self.keys.events(c.channel)
         if not c.events and not c.sessions and not c.replies and len([s for s, ids in c.acks.items() if ids]) <= 1:
@@ -330,6 +337,7 @@ class Store:
                         f"expected {c.before.last_event_id or '-'}"
                     )
                 pipe.multi()
+                pipe.pexpire(lease_key, self.lease.ttl_ms)  # ours (checked under WATCH): renewed with the commit
                 for ev in c.events:
                     xadd_message(pipe, events_key, ev, id=ev.id)
                 fields = dict(c.after.snapshot().to_fields())
@@ -362,7 +370,8 @@ class Store:
         fields = dict(c.after.snapshot().to_fields())
         fields[MACHINE_FIELD] = c.after.to_json().encode()
         stream, ids = next(((s, i) for s, i in c.acks.items() if i), (self.keys.labels, []))
-        args: list[Any] = [self.lease.holder, c.before.last_event_id, c.channel, GROUP_STATE, len(fields)]
+        args: list[Any] = [self.lease.holder, c.before.last_event_id, c.channel, GROUP_STATE, len(fields),
+                           self.lease.ttl_ms]
         for name, value in fields.items():
             args += (name, value)
         args += ids

@@ -30,7 +30,7 @@ from services.common.contracts.sessions import SessionSummary
 from services.common.infra.redisio import WriteOutage, write_refusal
 from services.common.infra.streams import Delivery
 from services.state import metrics as M
-from services.state.channel import ChannelState, public_view
+from services.state.channel import HOLD_GRACE_S, ChannelState, public_view
 from services.state.history import session_updates
 from services.state.inbox import QUIET_CHECK_S, Inbox
 from services.state.machine import Machine
@@ -207,7 +207,9 @@ class StateWorker:
             if wait is not None:
                 block = min(block, max(1, wait))
             if (held := ch.held.wait_s(time.monotonic())) is not None:
-                block = min(block, max(1, int(held * 1000)))
+                # due held labels are written by the step after the next read: on a live feed the next label
+                # comes first (no wake-up of its own); without one, HOLD_GRACE_S after they were due
+                block = min(block, max(1, int((held + HOLD_GRACE_S) * 1000)))
         return block
 
     # ------------------------------------------------------------------ channels
@@ -241,8 +243,11 @@ class StateWorker:
         if held := self.channels[commit.channel].held:  # acknowledged by any commit (its snapshot covers them)
             commit.acks.setdefault(self.keys.labels, []).extend(held.take())
         started = time.perf_counter()
+        renewed_from = time.monotonic()
         self.store.commit(commit)
         M.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        # the commit renewed the lease (Store.commit): the next renewal is due a renewal period after it
+        self._next_renew = max(self._next_renew, renewed_from + self._renew_every_s)
         for ev in commit.events:
             M.EVENTS.labels(ev.type, ev.outcome or "").inc()
             if ev.type in ("detected", "undone", "session_started", "imported") or ev.source == "manual":
@@ -329,7 +334,7 @@ class StateWorker:
                 events += new
                 acks[self.keys.labels].append(delivery.id)
             if not events and not sessions and not set_aside and public_view(machine) == public_view(before):
-                ch.machine = machine  # nothing anyone sees changed: written within HOLD_S (services/state/channel.py)
+                ch.machine = machine  # nothing anyone sees changed: written after HOLD_S (services/state/channel.py)
                 ch.held.hold(acks[self.keys.labels], time.monotonic())
             else:
                 self._commit(Commit(name, before, machine, events, sessions, [], acks))

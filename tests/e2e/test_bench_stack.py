@@ -47,6 +47,11 @@ def test_bench_resources_counts_every_process_of_both_modes_in_one_run() -> None
         assert mode["idle_seconds"] + mode["busy_seconds"] == pytest.approx(mode["seconds"], abs=1.0)
         assert isinstance(mode["results_in_window"], int) and isinstance(mode["webhook_requests_in_window"], int)
     assert many["actions_process"]["idle_seconds"] >= 0
+    # one process: the stack's CPU by service, from its threads' names (every service runs a thread)
+    threads = one["stack_threads_cpu_percent_of_one_core"]
+    assert {"capture", "inference", "state", "gateway", "actions", "main"} <= set(threads), threads
+    assert sum(threads.values()) == pytest.approx(one["processes"]["stack"]["cpu_percent_of_one_core"], abs=1.0)
+    assert "stack_threads_cpu_percent_of_one_core" not in many
     assert set(out["one_process_no_obs"]["processes"]) == {"keeper", "redis", "stack"}
     assert out["one_process_vs_processes"]["rss_mb"] == pytest.approx(
         one["total"]["rss_mb"] / many["total"]["rss_mb"], abs=0.01)

@@ -105,3 +105,16 @@ def test_a_socket_path_too_long_for_the_system_means_tcp(tmp_path: Path) -> None
     settings = load_settings(overrides={"redis.data_dir": str(deep)}).settings
     assert socket_path(settings) is None
     assert "--unixsocket" not in redis_spec(settings, free_port()).argv
+
+
+def test_its_timer_runs_twice_a_second_or_five_times_for_a_short_state_lease(tmp_path: Path) -> None:
+    """`hz` is most of an idle Redis' CPU; a blocking read's timeout may end up to 1/hz late, which the state
+    writer's lease renewal (every third of the lease) must survive."""
+    def hz(**overrides: object) -> int:
+        settings = load_settings(overrides={"redis.data_dir": str(tmp_path / "data"), **overrides}).settings
+        argv = redis_spec(settings, free_port()).argv
+        return int(argv[argv.index("--hz") + 1])
+
+    assert hz() == 2  # the default 5 s lease: a renewal 500 ms late is still 2.8 s early
+    assert hz(**{"state.lease_ttl_ms": 1500}) == 2
+    assert hz(**{"state.lease_ttl_ms": 1000}) == 5

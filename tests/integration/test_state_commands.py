@@ -538,3 +538,57 @@ def test_a_snapshot_only_commit_keeps_the_guards_of_a_full_one(redis_client: red
     assert json.loads(redis_client.hget(keys.state("default"), MACHINE_FIELD))["last_seq"] == 7  # type: ignore[arg-type]
     assert int(redis_client.xpending(keys.labels, GROUP_STATE)["pending"]) == 0
     assert redis_client.sismember(keys.channels, "default")
+
+
+def test_a_commit_renews_the_lease_and_only_ours(redis_client: redis.Redis, keys: Keys) -> None:
+    """Both kinds of commit (the snapshot script, the MULTI/EXEC of an event) give our lease its TTL again, as
+    Lease.renew does; a lease that is someone else's is neither renewed nor written under."""
+    lease = Lease(redis_client, keys.lease("state"), "me", 5000)
+    store = Store(redis_client, keys, lease)
+    assert lease.acquire()
+    before = Machine()
+    redis_client.pexpire(keys.lease("state"), 300)
+    store.commit(Commit("default", before, replace(before, last_seq=3)))  # snapshot only: the script
+    assert redis_client.pttl(keys.lease("state")) > 4000
+    event = Event(id="1700000000000-0", ts=1_700_000_000_000, type="adjusted", source="manual", outcome="victory",
+                  delta=1, counts=Counts(1, 0, 0), session="s")
+    redis_client.pexpire(keys.lease("state"), 300)
+    store.commit(Commit("default", replace(before, last_seq=3), replace(before, last_seq=3,
+                                                                       last_event_id=event.id), [event]))
+    assert redis_client.pttl(keys.lease("state")) > 4000
+    assert [e.id for e in events(redis_client, keys)] == [event.id]
+
+    redis_client.set(keys.lease("state"), "someone-else", px=300)
+    with pytest.raises(LeaseLostError):
+        store.commit(Commit("default", before, replace(before, last_seq=4)))
+    assert 0 < redis_client.pttl(keys.lease("state")) <= 300
+
+
+def test_a_writer_on_a_live_feed_renews_its_lease_with_its_commits(
+    start: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    """Frames every 100 ms, `none`: the held commits (about one a second) keep the lease; no renewal of its own,
+    and no wake-up for the held labels' commit (it rides on the next label)."""
+    running = start(state__lease_ttl_ms=6000)  # renewals due every 2 s; commits come every ~1.1 s
+    wait_until(lambda: redis_client.get(keys.lease("state")) is not None, message="the writer holds the lease")
+    redis_client.config_resetstat()
+    seq = 0
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:
+        seq += 1
+        label = Label("default", seq, 1_700_000_000_000 + seq * 100, "none", 0.99, {}, "m", "w", 1.0)
+        redis_client.xadd(keys.labels, label.to_fields())  # type: ignore[arg-type]
+        time.sleep(0.1)
+    stats = redis_client.info("commandstats")
+    calls = {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("eval", "evalsha", "xreadgroup")}
+    assert running.worker.leader
+    assert calls["eval"] == 0  # no Lease.renew (EVAL of its script): the commits (EVALSHA) renewed it
+    assert calls["evalsha"] >= 2
+    # one read per label, not one more per held commit (the reclaim scans are XAUTOCLAIM, not counted here)
+    assert calls["xreadgroup"] <= seq + 2
+
+    def stored_seq() -> int:
+        raw = redis_client.hget(keys.state("default"), MACHINE_FIELD)
+        return -1 if raw is None else int(json.loads(raw)["last_seq"])
+
+    wait_until(lambda: stored_seq() == seq, timeout=5, message="the last frame committed")

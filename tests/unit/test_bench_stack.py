@@ -31,3 +31,33 @@ def test_every_process_of_a_run_is_named_from_its_command_line() -> None:
     assert process_name(["/usr/bin/redis-server", "127.0.0.1:6390"], root=False, one_process=True) == "redis"
     assert process_name([py, "-m", "services.runner.inproc"], root=False, one_process=True) == "stack"
     assert process_name([py, "-m", "services", "inference"], root=False, one_process=False) == "inference"
+
+
+def test_the_stack_threads_cpu_is_told_apart_by_service_from_the_thread_names() -> None:
+    """One process: a service's thread is named ``owc-<service>`` (threads it starts inherit the name); the bench
+    reads each thread's CPU time (ns) and sums it by service."""
+    import os
+    import threading
+    import time
+
+    from services.runner.host import name_os_thread
+    from tools.bench.resources import thread_cpu
+
+    done = threading.Event()
+    seen: dict[str, float] = {}
+
+    def service() -> None:
+        name_os_thread("owc-capture")
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:  # 50 ms of CPU
+            pass
+        for _tid, (name, seconds) in thread_cpu(os.getpid()).items():
+            seen[name] = seen.get(name, 0.0) + seconds
+        done.set()
+
+    thread = threading.Thread(target=service)
+    thread.start()
+    thread.join(10)
+    assert done.is_set()
+    assert seen.get("capture", 0.0) >= 0.04
+    assert "main" in seen

@@ -52,6 +52,29 @@ def process_name(cmdline: list[str], root: bool, one_process: bool) -> str:
     return os.path.basename(cmdline[0]) if cmdline else "?"
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Every thread of ``pid``: ``{tid: (service, CPU seconds)}``.
+
+    In one process the stack's services are threads named ``owc-<service>`` (``services/runner/host.py``; the
+    threads a service starts, onnxruntime's among them, inherit the name), so a thread's name says whose CPU it
+    is. The time comes from ``schedstat`` (ns), not ``stat``'s 10 ms ticks: a service at 0.3% of a core makes
+    ~12 ticks in 40 s, too few to compare two runs by.
+    """
+    out: dict[int, tuple[str, float]] = {}
+    with suppress(OSError):
+        tids = os.listdir(f"/proc/{pid}/task")
+        for tid in tids:
+            with suppress(OSError, ValueError, IndexError):
+                base = f"/proc/{pid}/task/{tid}"
+                with open(f"{base}/comm") as f:
+                    comm = f.read().strip()
+                with open(f"{base}/schedstat") as f:
+                    seconds = int(f.read().split()[0]) / 1e9
+                name = comm[4:] if comm.startswith("owc-") else ("main" if tid == str(pid) else "other")
+                out[int(tid)] = (name, seconds)
+    return out
+
+
 class Tree:
     """The processes under ``root`` (itself included), named, with their CPU time since first seen."""
 
@@ -67,6 +90,9 @@ class Tree:
         self.pss: dict[str, int] = {}
         self.total_rss = 0
         self.total_pss = 0
+        # the one-process stack's threads: {tid: (service, CPU seconds)} when first and last seen
+        self.first_threads: dict[int, tuple[str, float]] = {}
+        self.last_threads: dict[int, tuple[str, float]] = {}
 
     def _processes(self) -> list[Any]:
         import psutil
@@ -91,6 +117,12 @@ class Tree:
                 cpu = float(t.user + t.system)
                 self.first_cpu.setdefault(proc.pid, cpu)
                 self.last_cpu[proc.pid] = cpu
+                if self.names[proc.pid] == "stack":
+                    threads = thread_cpu(proc.pid)
+                    for tid, seen in threads.items():
+                        # a thread started after the first look counts from 0 (all its time is in the window)
+                        self.first_threads.setdefault(tid, (seen[0], 0.0 if self.last_threads else seen[1]))
+                    self.last_threads.update(threads)
                 if memory:
                     full = proc.memory_full_info()
                     name = self.names[proc.pid]
@@ -115,11 +147,19 @@ class Tree:
                 entry["rss_mb"] = round(self.rss[name] / 2**20, 1)
                 entry["pss_mb"] = round(self.pss[name] / 2**20, 1)
         cpu = sum(self.last_cpu.values()) - sum(self.first_cpu.values())
-        return {
+        out: dict[str, Any] = {
             "processes": per,
             "total": {"cpu_percent_of_one_core": round(100 * cpu / elapsed, 2),
                       "rss_mb": round(self.total_rss / 2**20, 1), "pss_mb": round(self.total_pss / 2**20, 1)},
         }
+        if self.last_threads:  # one process: the stack process's CPU by service (its threads' names)
+            services: dict[str, float] = {}
+            for tid, (name, last) in self.last_threads.items():
+                services[name] = services.get(name, 0.0) + last - self.first_threads.get(tid, (name, last))[1]
+            out["stack_threads_cpu_percent_of_one_core"] = {
+                name: round(100 * used / elapsed, 3) for name, used in sorted(services.items(), key=lambda x: -x[1])
+            }
+        return out
 
 
 def start_owc_run(workdir: Path, extra: list[str], flags: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
@@ -250,6 +290,9 @@ def bench_resources(args: argparse.Namespace) -> int:
         no_obs = measure_mode("one_process", clip, None, args.no_obs_seconds, args.warmup, source="obs")
         result["one_process_no_obs"] = {"total": no_obs["total"], "processes": no_obs["processes"],
                                         "seconds": no_obs["seconds"]}
+        if "stack_threads_cpu_percent_of_one_core" in no_obs:
+            result["one_process_no_obs"]["stack_threads_cpu_percent_of_one_core"] = no_obs[
+                "stack_threads_cpu_percent_of_one_core"]
     if len(modes) == 2:
         one, many = modes["one_process"]["total"], modes["processes"]["total"]
         result["one_process_vs_processes"] = {k: _ratio(one[k], many[k]) for k in one}

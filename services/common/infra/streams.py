@@ -15,6 +15,7 @@ read returns :class:`Delivery` entries that name their stream.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from services.common.contracts.codec import Message, text
 from services.common.contracts.keys import Keys
@@ -251,10 +252,17 @@ class GroupBacklog:
         return self.reported_lag is not None and not self.capped and self.reported_lag > self.undelivered
 
 
+_BACKLOG_SHA = hashlib.sha1(_BACKLOG.encode()).hexdigest()
+
+
 def group_backlog(client: redis.Redis, stream: str, group: str, limit: int = 10_000) -> GroupBacklog:
-    """The backlog of ``group`` on ``stream`` (``exists=False`` without the stream or the group); one round trip."""
+    """The backlog of ``group`` on ``stream`` (``exists=False`` without the stream or the group); one round trip
+    (``EVALSHA``: the script's text goes to Redis once, not with every check)."""
     bound = max(1, limit)
-    raw = cast(list[Any], client.eval(_BACKLOG, 1, stream, group, bound + 1))
+    try:
+        raw = cast(list[Any], client.evalsha(_BACKLOG_SHA, 1, stream, group, bound + 1))
+    except NoScriptError:  # a new or restarted Redis: EVAL caches it
+        raw = cast(list[Any], client.eval(_BACKLOG, 1, stream, group, bound + 1))
     if not raw:
         return GroupBacklog(False)
     pending, last, lag, counted = int(raw[0]), text(raw[1]), int(raw[2]), int(raw[3])
