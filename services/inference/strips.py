@@ -16,6 +16,7 @@ or two may have been read for nothing, never on a banner, where every strip is r
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -44,12 +45,14 @@ class StripReader:
         self.reader = reader
         self.threads = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
 
     def scores(self, image: npt.NDArray[np.uint8]) -> list[float]:
         if self.threads == 1:
             return self.reader.neighbours(image)
-        if self._pool is None:
+        if self._pool is None or self._pid != os.getpid():  # a forked child has the pool but not its threads
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="owc-list-check")
+            self._pid = os.getpid()
         spec = self.reader.spec
         futures: list[Future[float]] = [
             self._pool.submit(strip_score, self.reader, image, band) for band in listcheck.bands(spec.roi)

@@ -4,6 +4,8 @@ strip, the strips after it cancelled or dropped)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.common.config.settings import DEFAULT_MODEL
@@ -56,3 +58,38 @@ def test_the_worker_reads_the_strips_on_reader_threads_and_the_recogniser_on_one
     assert banner.strips is not None and banner.strips.threads == 2
     assert clf.reader is not None
     assert clf.reader.session.get_session_options().intra_op_num_threads == 1
+
+
+
+_FORKED: dict[str, Any] = {}
+
+
+def _child(conn: Any) -> None:
+    conn.send(_FORKED["strips"].scores(_FORKED["image"]))
+    conn.close()
+
+
+def test_a_forked_child_reads_its_strips_on_threads_of_its_own(clf: Classifier) -> None:
+    """A child forked after the pool started has the pool object but not its threads: it starts its own
+    (else its first list check would wait forever)."""
+    import multiprocessing as mp
+
+    assert clf.reader is not None
+    strips = StripReader(clf.reader, threads=2)
+    _, banners = bench_frames()
+    _, image = clf.reader.read_frame(*banners[0])
+    want = strips.scores(image)  # the pool runs in this process
+    _FORKED.update(strips=strips, image=image)
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child,))
+    proc.start()
+    try:
+        assert parent.poll(20), "the child's list check never finished"
+        assert parent.recv() == want
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+        strips.close()
+        _FORKED.clear()
