@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.common.contracts import codec
 from services.inference.classifier import Classifier, ClassifierError, Prediction
 from services.inference.reader import Reading
+from services.inference.strips import StripReader
 
 # (phase, cooldown_until) of a channel from its state snapshot
 PhaseSource = Callable[[str], tuple[str, int | None]]
@@ -185,6 +186,8 @@ class BannerReader:
         self.clock = clock
         self.stats = Stats()
         self._channels: dict[str, _Channel] = {}
+        self.strips = StripReader(classifier.reader, getattr(classifier, "reader_threads", 1)) \
+            if classifier.reader is not None else None
 
     def classify_frame(self, channel: str, captured_at: int, data: bytes, width: int | None,
                        height: int | None, hint: Callable[[], None] | None = None) -> Prediction:
@@ -244,7 +247,6 @@ class BannerReader:
         if difference(ch.ref, sig) >= sched.change:
             ch.armed = True  # the area changed strongly since it was last read (a fade counts too)
         ch.since_read += 1
-        cooldown = self._in_cooldown(ch, channel, captured_at)
         why = ""
         if clf.is_candidate(row):
             why = "gate"
@@ -255,6 +257,9 @@ class BannerReader:
             why = "settle"
         elif sched.every_n and ch.since_read >= sched.every_n:
             why = "every"
+        # the phase matters only to a frame that would be read (a Redis read at most once a second, and none
+        # while nothing is read)
+        cooldown = bool(why) and self._in_cooldown(ch, channel, captured_at)
         if why in ("follow", "settle", "every") and cooldown:
             self.stats.cooldown_skipped += 1
             why = ""
@@ -350,11 +355,11 @@ class BannerReader:
             self.stats.list_reused += 1
             stages["list"] = {"reused": True}
             return list(listed.scores)
-        assert clf.reader is not None
+        assert self.strips is not None
         if image is None:  # a reused reading whose list check is not kept: the frame it was read on
             assert ch.kept is not None
             image = ch.kept.image
-        scores = clf.reader.neighbours(image)
+        scores = self.strips.scores(image)
         self.stats.list_checks += 1
         ch.listed = _ListKept(outcome, sig, at, scores)
         return scores

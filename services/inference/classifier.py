@@ -183,10 +183,12 @@ class Classifier:
         self.labels: tuple[str, ...] = tuple(self.meta.labels)
         self.model_id = self.meta.model_id
         self.reader: Reader | None = None
+        # the list check's strips are read on this many threads at once (services/inference/strips.py); the
+        # recogniser itself runs on one: its intra-op threads gain nothing on this model at batch 1
+        self.reader_threads = intra_op_threads if reader_threads is None else reader_threads
         if self.meta.reader is not None:
             try:
-                threads = intra_op_threads if reader_threads is None else reader_threads
-                self.reader = Reader(self.meta.reader, intra_op_threads=threads)
+                self.reader = Reader(self.meta.reader, intra_op_threads=intra_op_threads)
             except ReaderError as exc:
                 raise ClassifierError(f"model {self.model_id}: {exc}") from None
         self.warmup(warmup_batch)

@@ -65,9 +65,11 @@ from services.inference.vision import FrameDecodeError
 log = logging.getLogger("owc.inference")
 
 HEALTH_INTERVAL_S = 1.0
+# a backlog (the last read filled its batch: frames may be waiting): the lag gauge is refreshed this often
 LAG_INTERVAL_S = 1.0
-# idle (the last read found no frame, so none was waiting): the lag gauge is refreshed this rarely —
-# each refresh is a few Redis round trips, the largest part of an idle worker's CPU
+# no backlog (the last read found fewer frames than it asked for, so none was left waiting: a live feed, or
+# idle): the lag gauge is refreshed this rarely — each refresh is four Redis round trips, as many as a second
+# of a live channel's frames cost
 IDLE_LAG_INTERVAL_S = 10.0
 PRUNE_INTERVAL_S = 60.0  # how often idle consumers are looked for (see group.PRUNE_IDLE_MS)
 
@@ -115,7 +117,9 @@ class InferenceWorker:
             max_deliveries=settings.max_deliveries,
         )
         self._dead_seen = 0
-        self._health: dict[str, InferenceHealth] = {}
+        # each channel's last label (label, confidence, at ms); its health record is built when it may be sent
+        self._notes: dict[str, tuple[str, float, int]] = {}
+        self._health_sent: dict[str, float] = {}
         self._near = NearMisses()
         # the reader's schedule and per-channel memory; the phase (cooldown) read from the state snapshot
         self.banner = BannerReader(classifier, phase=phase_from_snapshot(client, keys))
@@ -156,7 +160,7 @@ class InferenceWorker:
                     handled += len(deliveries)
                     if self.on_batch is not None:
                         self.on_batch(started, time.monotonic(), len(deliveries))
-                self._housekeeping(idle=not deliveries)
+                self._housekeeping(backlog=len(deliveries) >= count)
                 self.outage.ok()
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -187,13 +191,13 @@ class InferenceWorker:
             metrics.DROPPED_DEAD_LETTER.inc(new)
             self._dead_seen = self.consumer.dead_lettered
 
-    def _housekeeping(self, idle: bool = False) -> None:
+    def _housekeeping(self, backlog: bool = False) -> None:
         self._publish_health()
         now = time.monotonic()
-        if not idle:  # frames again: back to the busy period at once
+        if backlog:  # a full batch: frames may be waiting, back to the busy period at once
             self._next_lag = min(self._next_lag, now + LAG_INTERVAL_S)
         if now >= self._next_lag:
-            self._next_lag = now + (IDLE_LAG_INTERVAL_S if idle else LAG_INTERVAL_S)
+            self._next_lag = now + (LAG_INTERVAL_S if backlog else IDLE_LAG_INTERVAL_S)
             self.refresh_lag()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_S
@@ -358,10 +362,14 @@ class InferenceWorker:
 
     # health ---------------------------------------------------------------
     def _note(self, channel: str, label: str, confidence: float) -> None:
-        self._health[channel] = InferenceHealth(
+        self._notes[channel] = (label, confidence, int(self.clock() * 1000))
+
+    def _record(self, channel: str) -> InferenceHealth:
+        label, confidence, at = self._notes[channel]
+        return InferenceHealth(
             last_label=label,
             last_confidence=round(confidence, 4),
-            last_label_at=int(self.clock() * 1000),
+            last_label_at=at,
             model=self.classifier.model_id,
             worker=self.name,
         ).updated(**self._near.fields(channel))
@@ -371,7 +379,10 @@ class InferenceWorker:
         if now - self._beat_sent >= health.WORKER_BEAT_S:  # running, frames or not
             health.worker_beat(self.client, self.keys, self.name, model=self.classifier.model_id)
             self._beat_sent = now
-        for channel, record in self._health.items():
+        for channel in self._notes:
+            if not force and now - self._health_sent.get(channel, float("-inf")) < HEALTH_INTERVAL_S:
+                continue  # not due whatever it holds (the cadence's interval): not built at all
+            record = self._record(channel)
             if force or self._health_cadence.due(channel, record, now):  # unchanged: every HEALTH_REFRESH_S
                 try:
                     health.publish(self.client, self.keys, channel, record)
@@ -380,6 +391,7 @@ class InferenceWorker:
                         return
                     raise
                 self._health_cadence.sent(channel, record, now)
+                self._health_sent[channel] = now
 
 
 def _source(frame: Frame) -> tuple[bytes, int | None, int | None]:

@@ -488,3 +488,30 @@ def test_a_running_worker_beats_without_frames_and_leaves_when_it_stops(
         thread.join(10)
     assert redis_client.zscore(keys.inference_workers, "idle-one") is None  # a clean stop says so
     assert redis_client.hget(keys.inference_models, "idle-one") is None
+
+
+def test_the_lag_gauge_is_refreshed_every_second_only_while_reads_fill_their_batch(
+    make_worker: Callable[..., InferenceWorker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live feed's reads take every waiting frame (the lag is 0): its four round trips a second are
+    not spent then (issue 22); a backlog brings the 1 s refresh back at once."""
+    import types
+
+    from services.inference import worker as worker_module
+
+    now = [1000.0]
+    monkeypatch.setattr(worker_module, "time", types.SimpleNamespace(
+        monotonic=lambda: now[0], perf_counter=time.perf_counter, time=time.time))
+    worker = make_worker("lagged")
+    refreshed: list[float] = []
+    monkeypatch.setattr(worker, "refresh_lag", lambda: refreshed.append(now[0]))
+    for _ in range(6):  # a live feed, 1.5 s apart: no backlog
+        worker._housekeeping(backlog=False)
+        now[0] += 1.5
+    assert refreshed == [1000.0]  # the first, then every 10 s
+    worker._housekeeping(backlog=True)  # a full batch
+    now[0] += 1.0
+    worker._housekeeping(backlog=True)
+    now[0] += 1.0
+    worker._housekeeping(backlog=True)
+    assert refreshed == [1000.0, 1010.0, 1011.0]

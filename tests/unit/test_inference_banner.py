@@ -192,6 +192,23 @@ def test_in_cooldown_nothing_is_read_that_cannot_change_a_count(shipped: Classif
     assert "every" in _why(_run(quiet, [_frame()] * 6, t0=until))
 
 
+
+def test_the_phase_is_asked_for_only_when_a_frame_would_be_read(blind: Classifier) -> None:
+    """Gameplay the reader does not read costs no Redis read of the state snapshot (issue 22)."""
+    asked: list[int] = []
+    now = [0.0]
+
+    def phase(channel: str) -> tuple[str, int | None]:
+        asked.append(len(asked))
+        return "ready", None
+
+    reader = BannerReader(blind, Schedule(every_n=4, follow=0), phase, clock=lambda: now[0])
+    frames = [_frame()] * 8
+    for i, data in enumerate(frames):
+        now[0] = i * 2.0  # well past the once-a-second refresh at every frame
+        reader.classify_frame("c", i * 250, data, W, H)
+    assert asked == [0, 1]  # the two `every` frames (4th, 8th), not the six the reader skipped
+
 def test_channels_are_kept_apart(shipped: Classifier) -> None:
     reader = BannerReader(shipped)
     a = reader.classify_frame("a", 0, _frame("DRAW"), W, H)

@@ -102,6 +102,7 @@ def detector_costs(model: Path, gameplay: list[tuple[bytes, int, int]],
     threaded = Classifier(model, intra_op_threads=1, warmup_batch=1, reader_threads=threads)
     confirm_cpu, confirm_wall = _confirm_costs(clf, threaded, banners, repeat)
     live = _confirm_live(clf, banners, repeat)
+    live_wall = _confirm_live(threaded, banners, repeat, clock=time.perf_counter)
     arr = np.asarray
     return {
         "gameplay_frames": len(gameplay) * repeat,
@@ -127,15 +128,20 @@ def detector_costs(model: Path, gameplay: list[tuple[bytes, int, int]],
             "reader_threads": threads,
         },
         "confirm_live_ms": live,
+        "confirm_live_wall_ms": {**live_wall, "reader_threads": threads},
         "note": "gate_only and gate_and_reader include the JPEG decode and preprocessing (decode_and_crop: "
                 "header check, reduced JPEG decode, ROI crop, resize, normalisation); confirm_per_candidate = a fresh "
                 "reading and the list check of one banner frame (the path without capture's early hint: a recording "
                 "scan; live it is the banner's first frame): CPU on one thread, wall time with "
-                "inference.reader_threads; confirm_live = the worker's path with the hint (see _confirm_live)",
+                "inference.reader_threads; confirm_live = the worker's path with the hint (see _confirm_live), "
+                "CPU on one thread; confirm_live_wall = the same in wall time with inference.reader_threads (the "
+                "list check's strips read side by side: shorter when a core is free, longer when other programs "
+                "hold the cores)",
         "targets": {"gate_model_cpu_ms_per_frame": "<= 0.5",
                     "gate_and_reader_cpu_ms_per_frame.mean": "<= 1",
                     "reader_cpu_ms_per_candidate.p99": "<= 30",
-                    "confirm_live_ms.latency_p99": "<= 30"},
+                    "confirm_live_ms.latency_p99": "<= 30",
+                    "confirm_live_wall_ms.latency_p99": "<= 30"},
     }
 
 
@@ -143,23 +149,30 @@ def _confirm_costs(one: Any, threaded: Any, banners: list[tuple[bytes, int, int]
                    repeat: int) -> tuple[list[float], list[float]]:
     """A fresh reading plus the list check per banner frame: CPU with one reader thread (this thread's
     time is all of it) and wall time with the worker's reader threads (whose CPU this thread cannot see)."""
+    from services.inference.strips import StripReader
+
     cpu: list[float] = []
     wall: list[float] = []
+    strips = {id(one): StripReader(one.reader, 1), id(threaded): StripReader(threaded.reader, threaded.reader_threads)}
     for _ in range(repeat):
         for data, w, h in banners:
             for clf, out, clock in ((one, cpu, time.thread_time), (threaded, wall, time.perf_counter)):
                 t0 = clock()
                 _, image = clf.reader.read_frame(data, w, h)
-                clf.reader.neighbours(image)
+                strips[id(clf)].scores(image)
                 out.append((clock() - t0) * 1000.0)
+    for s in strips.values():
+        s.close()
     return cpu, wall
 
 
 BURST_GAP_MS = 50  # a burst frame is taken at least this long after the frame before it (services/capture)
 
 
-def _confirm_live(clf: Any, banners: list[tuple[bytes, int, int]], repeat: int) -> dict[str, Any]:
-    """A banner confirmed on the worker's path (one thread, the reader's schedule and memory).
+def _confirm_live(clf: Any, banners: list[tuple[bytes, int, int]], repeat: int,
+                  clock: Any = time.thread_time) -> dict[str, Any]:
+    """A banner confirmed on the worker's path (the reader's schedule and memory): ``clock`` is this
+    thread's CPU (one reader thread: all of the work) or wall time (``inference.reader_threads``).
 
     The banner's first frame is read; as soon as it names an outcome the hint goes out
     (:class:`~services.inference.burst.EarlyHint`) and its list check runs while capture takes the
@@ -180,15 +193,15 @@ def _confirm_live(clf: Any, banners: list[tuple[bytes, int, int]], repeat: int) 
         for (d1, w1, h1), (d2, w2, h2) in itertools.pairwise(banners):
             reader.forget("bench")
             hinted: list[float] = []
-            c0 = time.thread_time()
+            c0 = clock()
 
             def hint(c0: float = c0, out: list[float] = hinted) -> None:
-                out.append((time.thread_time() - c0) * 1000.0)
+                out.append((clock() - c0) * 1000.0)
 
             p1 = reader.classify_frame("bench", 0, d1, w1, h1, hint=hint)
-            c1 = time.thread_time()
+            c1 = clock()
             p2 = reader.classify_frame("bench", BURST_GAP_MS, d2, w2, h2, hint=lambda: None)
-            c2 = time.thread_time()
+            c2 = clock()
             one, two = (c1 - c0) * 1000.0, (c2 - c1) * 1000.0
             arrives = max(float(BURST_GAP_MS), hinted[0] if hinted else one)
             first.append(one)

@@ -97,8 +97,8 @@ class InferenceSettings(_Section):
     intra_op_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads per worker.")
     reader_threads: int = Field(
         2, ge=1, le=64,
-        description="onnxruntime threads of the reader (candidates only): with a free core, two confirm a "
-        "banner in about half the time for about the same CPU and the same scores.",
+        description="threads of the reader's list check (a banner's frames only): its strips are read this "
+        "many at a time; with a free core two confirm a banner sooner for the same CPU and the same scores.",
     )
     batch_size: int = Field(8, ge=1, le=256, description="Frames read per XREADGROUP.")
     block_ms: int = Field(500, ge=1, le=10_000, description="XREADGROUP block time.")
