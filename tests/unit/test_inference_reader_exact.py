@@ -161,7 +161,7 @@ def test_a_reading_and_its_list_check_equal_the_plain_formulas(reader: Reader) -
 
 
 def test_two_reader_threads_read_the_same(reader: Reader) -> None:
-    """``inference.reader_threads`` (2 by default) only makes a reading sooner, never different."""
+    """Two recogniser threads (``inference.intra_op_threads`` 2) only make a reading sooner, never different."""
     assert META.reader is not None
     two = Reader(META.reader.model_copy(update={"second_look": None, "widen": 0.0}), intra_op_threads=2)
     for data, w, h in _frames():
