@@ -39,13 +39,24 @@ QUIET_CLAIM_S = 10.0
 
 @dataclass
 class QuietPacedPoll:
-    """A worker's read: reclaimed frames first, else new ones (``GroupConsumer.poll``), paced down when quiet."""
+    """A worker's read: reclaimed frames first, else new ones (``GroupConsumer.poll``), paced down when quiet.
+
+    With frames flowing, the reclaim scan (an ``XAUTOCLAIM`` round trip every ``claim_idle_ms / 2``) is left
+    out while the group had nothing pending: the worker adds an ``XPENDING`` summary to a batch's commit
+    (:meth:`wants_summary`, :meth:`summary`, no round trip of its own). A summary that found no entry pending
+    at time T proves nothing can be claimed before T + ``claim_idle_ms`` (an entry handed out after T has been
+    idle less than that), so the scan waits for the next summary; one that found entries pending leaves the
+    scan as it was.
+    """
 
     consumer: GroupConsumer
     block_ms: int
     clock: Callable[[], float] = time.monotonic
+    claim_idle_ms: int = 1500
     _last_frame: float = field(default=0.0, init=False)
     _next_claim: float = field(default=0.0, init=False)
+    _none_pending_at: float = field(default=float("-inf"), init=False)  # the last summary that found none
+    _summary_at: float = field(default=float("-inf"), init=False)
 
     def __post_init__(self) -> None:
         self._last_frame = self.clock()  # a worker starts at the usual pace: it may be taking over a dead one's frames
@@ -53,9 +64,26 @@ class QuietPacedPoll:
     def quiet(self) -> bool:
         return self.clock() - self._last_frame >= QUIET_AFTER_S
 
+    def wants_summary(self) -> bool:
+        """Whether the next commit should carry an ``XPENDING`` summary (one every ``claim_idle_ms / 2``);
+        ask just before the commit is sent, and hand its answer to :meth:`summary` with this clock's time of
+        asking."""
+        return self.clock() - self._summary_at >= self.claim_idle_ms / 2000.0
+
+    def summary(self, pending: int, asked_at: float) -> None:
+        self._summary_at = asked_at
+        if pending == 0:
+            self._none_pending_at = asked_at
+
+    def _nothing_claimable(self) -> bool:
+        return self.clock() - self._none_pending_at < self.claim_idle_ms / 1000.0
+
     def poll(self, count: int) -> list[Delivery]:
         if not self.quiet():
-            deliveries = self.consumer.poll(count, self.block_ms)
+            if self._nothing_claimable():
+                deliveries = self.consumer.read_new(count, self.block_ms)
+            else:
+                deliveries = self.consumer.poll(count, self.block_ms)
         else:
             deliveries = []
             now = self.clock()
@@ -66,6 +94,18 @@ class QuietPacedPoll:
         if deliveries:
             self._last_frame = self.clock()
         return deliveries
+
+
+def commit(pipe: redis.client.Pipeline, keys: Keys, poller: QuietPacedPoll) -> None:
+    """Send a batch's commit; when one is due, with the ``XPENDING`` summary its poller's reclaim scan waits
+    for (after the acks: what is still pending)."""
+    summary = poller.wants_summary()
+    if summary:
+        pipe.xpending(keys.frames, GROUP_INFERENCE)
+    asked_at = poller.clock()
+    replies = pipe.execute()
+    if summary:
+        poller.summary(int(replies[-1]["pending"]), asked_at)
 
 
 def prune_consumers(client: redis.Redis, keys: Keys, keep: str) -> list[str]:

@@ -64,7 +64,9 @@ from services.inference.vision import FrameDecodeError
 
 log = logging.getLogger("owc.inference")
 
-HEALTH_INTERVAL_S = 1.0
+# a channel's health record changes with every frame (its label's confidence and time): written at most this
+# often (the status panel shows the last label; the record's TTL is 30 s, the gateway has no tighter limit)
+HEALTH_INTERVAL_S = 2.0
 # a backlog (the last read filled its batch: frames may be waiting): the lag gauge is refreshed this often
 LAG_INTERVAL_S = 1.0
 # no backlog (the last read found fewer frames than it asked for, so none was left waiting: a live feed, or
@@ -127,7 +129,7 @@ class InferenceWorker:
         self._beat_sent = float("-inf")
         self._next_lag = 0.0
         self._next_prune = 0.0
-        self.poller = group.QuietPacedPoll(self.consumer, settings.block_ms)
+        self.poller = group.QuietPacedPoll(self.consumer, settings.block_ms, claim_idle_ms=settings.claim_idle_ms)
         self.outage = WriteOutage(
             log, "inference paused, the frames wait in the stream", "inference goes on"
         )
@@ -252,7 +254,7 @@ class InferenceWorker:
         if acks:
             pipe.xack(self.keys.frames, GROUP_INFERENCE, *acks)
         if len(pipe):
-            pipe.execute()
+            group.commit(pipe, self.keys, self.poller)
 
     def _classify(self, pipe: redis.client.Pipeline, ready: list[_Ready]) -> list[bytes]:
         t0 = time.perf_counter()

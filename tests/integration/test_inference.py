@@ -515,3 +515,45 @@ def test_the_lag_gauge_is_refreshed_every_second_only_while_reads_fill_their_bat
     now[0] += 1.0
     worker._housekeeping(backlog=True)
     assert refreshed == [1000.0, 1010.0, 1011.0]
+
+
+def test_a_live_feed_skips_the_reclaim_scan_until_a_frame_is_left_pending(
+    make_worker: Callable[..., InferenceWorker], redis_client: redis.Redis, keys: Keys, jpegs: list[bytes]
+) -> None:
+    """No XAUTOCLAIM round trip while the commits' XPENDING summaries find nothing pending (issue 22); a
+    frame another consumer read and never acked is still taken over while frames flow."""
+    worker = make_worker("live", inference__claim_idle_ms=1000, inference__block_ms=50)
+    worker.consumer.ensure_group()
+    scans: list[int] = []
+    real_reclaim = worker.consumer.reclaim
+    worker.consumer.reclaim = lambda count: (scans.append(count), real_reclaim(count))[1]  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    seq = iter(range(10_000))
+
+    def feed(n: int) -> None:
+        for _ in range(n):
+            s = next(seq)
+            add_frames(redis_client, keys, jpegs, range(s, s + 1))
+            time.sleep(0.05)  # a live feed's pace (not a wait for a result)
+
+    thread.start()
+    try:
+        feed(4)
+        wait_until(lambda: len(labels(redis_client, keys)) >= 4, timeout=20, message="the first labels")
+        scans.clear()
+        feed(30)  # ~1.5 s, longer than claim_idle_ms
+        wait_until(lambda: pending(redis_client, keys) == 0, timeout=20, message="every frame labelled")
+        assert scans == []
+        # a consumer that reads a frame and dies (in one transaction: the worker's blocked read cannot take it)
+        pipe = redis_client.pipeline(transaction=True)
+        pipe.xadd(keys.frames, Frame("main", 5000, now_ms(), "jpg", W, H, jpegs[0]).to_fields())  # type: ignore[arg-type]
+        pipe.xreadgroup(GROUP_INFERENCE, "gone", {keys.frames: ">"}, count=1)
+        assert pipe.execute()[1]
+        feed(20)
+        wait_until(lambda: 5000 in {lb.seq for lb in labels(redis_client, keys)}, timeout=20,
+                   message="the gone consumer's frame reclaimed while frames flow")
+        assert scans
+    finally:
+        stop.set()
+        thread.join(10)

@@ -77,3 +77,24 @@ def test_a_longer_block_ms_setting_is_kept_when_quiet() -> None:
     now[0] += QUIET_AFTER_S
     poller.poll(8)
     assert rec.calls[-1] == ("read", 5000)
+
+
+def test_no_reclaim_scan_while_a_fresh_summary_found_nothing_pending() -> None:
+    poller, rec, now = make()
+    assert poller.wants_summary()
+    poller.summary(0, now[0])
+    assert not poller.wants_summary()
+    now[0] += 0.8  # nothing handed out before the summary can be idle for claim_idle_ms (1.5 s) yet
+    poller.poll(8)
+    assert rec.calls == [("read", 500)]
+    assert poller.wants_summary()  # ... and the next commit asks again
+
+
+def test_the_scan_runs_when_the_summary_is_too_old_or_found_entries_pending() -> None:
+    poller, rec, now = make()
+    poller.summary(0, now[0])
+    now[0] += 1.5  # an entry handed out just after that summary may be claimable now
+    poller.poll(8)
+    poller.summary(2, now[0])  # entries pending (another worker's, maybe dead): the scan as before
+    poller.poll(8)
+    assert rec.calls == [("poll", 500), ("poll", 500)]
