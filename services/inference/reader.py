@@ -153,16 +153,20 @@ class Reader:
         """
         scores: list[float] = []
         for band in listcheck.bands(self.spec.roi):
-            line = self.line(vision.crop_roi(image, band))
-            span = listcheck.text_span(line)
-            if span is None:
-                scores.append(listcheck.NO_TEXT)
-                continue
-            out = self.session.run(None, {self.input_name: self.line_tensor(line[:, span[0]:span[1]])})
-            scores.append(max(self.labels(self.word_scores(np.asarray(out[0], dtype=np.float32)[0])).values()))
+            scores.append(self.strip_score(image, band))
             if listcheck.is_list(scores[-1:], self.spec):
                 break
         return scores
+
+    def strip_score(self, image: npt.NDArray[np.uint8], band: vision.Roi) -> float:
+        """The best outcome score read in one strip, only over its columns that can hold text
+        (``listcheck.NO_TEXT`` when none can)."""
+        line = self.line(vision.crop_roi(image, band))
+        span = listcheck.text_span(line)
+        if span is None:
+            return listcheck.NO_TEXT
+        out = self.session.run(None, {self.input_name: self.line_tensor(line[:, span[0]:span[1]])})
+        return max(self.labels(self.word_scores(np.asarray(out[0], dtype=np.float32)[0])).values())
 
     def line(self, crop_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """BGR crop → the recogniser's line height (48 px), aspect kept (width within ``max_width``)."""

@@ -22,19 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-from services.inference import listcheck, vision
+from services.inference import listcheck
 from services.inference.reader import Reader
-
-
-def strip_score(reader: Reader, image: npt.NDArray[np.uint8], band: vision.Roi) -> float:
-    """The best outcome score read in one strip (``listcheck.NO_TEXT`` when it holds nothing to read):
-    the body of :meth:`Reader.neighbours`' loop."""
-    line = reader.line(vision.crop_roi(image, band))
-    span = listcheck.text_span(line)
-    if span is None:
-        return listcheck.NO_TEXT
-    out = reader.session.run(None, {reader.input_name: reader.line_tensor(line[:, span[0]:span[1]])})
-    return max(reader.labels(reader.word_scores(np.asarray(out[0], dtype=np.float32)[0])).values())
 
 
 class StripReader:
@@ -55,7 +44,7 @@ class StripReader:
             self._pid = os.getpid()
         spec = self.reader.spec
         futures: list[Future[float]] = [
-            self._pool.submit(strip_score, self.reader, image, band) for band in listcheck.bands(spec.roi)
+            self._pool.submit(self.reader.strip_score, image, band) for band in listcheck.bands(spec.roi)
         ]
         out: list[float] = []
         try:
