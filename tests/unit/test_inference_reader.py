@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from services.common.config.settings import DEFAULT_MODEL
 from services.inference import vision
 from services.inference.classifier import Classifier, ClassifierError
-from services.inference.reader import Reader, ReaderError, package_file, sha256_file
+from services.inference.reader import PackageRef, Reader, ReaderError, package_file, sha256_file
 
 META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))
 FONTS = {
@@ -100,6 +100,23 @@ def test_a_missing_reader_package_says_how_to_install_it() -> None:
         Reader(spec)
 
 
+def test_the_character_list_is_the_recognisers_own(reader: Reader) -> None:
+    # blank, the list, then the space (PaddleOCR's layout): one class per output column of the model
+    out = reader.session.run(None, {reader.input_name: np.zeros((1, 3, 48, 96), np.float32)})[0]
+    assert len(reader.charset) == out.shape[-1]
+    assert reader.charset[0] == "" and reader.charset[-1] == " " and len(set(reader.charset)) == len(reader.charset)
+
+
+@pytest.mark.parametrize("bad", [{"charset": "onnx:"}, {"second_look": {"package": "p", "model": "d.onnx"}}])
+def test_a_reader_spec_that_names_nothing_is_refused(bad: dict[str, object]) -> None:
+    assert META.reader is not None
+    raw = META.reader.model_dump(mode="json", exclude_none=True) | bad
+    if "second_look" in bad:
+        raw["second_look"] = {**bad["second_look"], "model_sha256": "0" * 64}  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match=r"charset|package"):
+        vision.ReaderSpec.model_validate(raw)
+
+
 def _rows(words: list[tuple[str, float]], colour: tuple[int, int, int] = (235, 235, 235)) -> bytes:
     """A career-history-like list: outcome words as big as the banner's, one per row."""
     w, h = 800, 450
@@ -147,12 +164,13 @@ def _cluttered(word: str, font: str) -> bytes:
 @pytest.fixture(scope="module")
 def looker() -> Reader:
     """The reader with the measured second look (off in the shipped detector: docs/detector.md#the-second-look)."""
-    from training.detector import SECOND_LOOK_MEASURED, SECOND_LOOK_MODEL
+    from training.detector import SECOND_LOOK_MEASURED, SECOND_LOOK_MODEL, SECOND_LOOK_PACKAGE
 
     assert META.reader is not None
-    model = package_file(META.reader, SECOND_LOOK_MODEL)
+    model = package_file(PackageRef(**SECOND_LOOK_PACKAGE), SECOND_LOOK_MODEL)
+    own = SECOND_LOOK_PACKAGE if SECOND_LOOK_PACKAGE["package"] != META.reader.package else {}
     look = vision.LookSpec.model_validate({"model": SECOND_LOOK_MODEL, "model_sha256": sha256_file(model),
-                                           **SECOND_LOOK_MEASURED})
+                                           **SECOND_LOOK_MEASURED, **own})
     return Reader(META.reader.model_copy(update={"second_look": look}))
 
 
