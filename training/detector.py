@@ -50,7 +50,7 @@ RECOGNISERS: dict[str, dict[str, str]] = {
         "licence": "Apache-2.0 (PaddleOCR PP-OCRv5 mobile recognition)",
     },
 }
-RECOGNISER = "ppocrv5-mobile"
+RECOGNISER = "ppocrv6-small"
 READER_PACKAGE = RECOGNISERS[RECOGNISER]["package"]
 READER_VERSION = RECOGNISERS[RECOGNISER]["version"]
 # The crop: measured on real footage the banner's letters span about x 0.38-0.64, y 0.35-0.56
