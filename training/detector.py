@@ -158,6 +158,8 @@ def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
     # one look, no widening: the id of a detector without them
     reader = {k: v for k, v in reader.items()
               if not ((k == "second_look" and v is None) or (k in ("widen", "spot") and not v))}
+    if isinstance(reader.get("second_look"), dict):  # (a detector from the reader's own package names none)
+        reader["second_look"] = {k: v for k, v in reader["second_look"].items() if v is not None}
     parts: dict[str, Any] = {"gate_onnx": gate_sha256, "gate": gate, "reader": reader}
     if schedule is not None:  # (detectors assembled before the schedule keep their id)
         parts["schedule"] = schedule
