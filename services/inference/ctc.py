@@ -131,3 +131,33 @@ def greedy_text(probs: npt.NDArray[np.floating], charset: Sequence[str]) -> str:
             out.append(charset[c])
         last = c
     return "".join(out)
+
+
+def spot_log_likelihoods(probs: npt.NDArray[np.floating], words: Sequence[Sequence[int]]) -> npt.NDArray[np.float64]:
+    """For each word, ``log P`` of its likeliest placement anywhere in the line: the CTC forward algorithm over
+    the steps from where the word starts to where it ends, the steps outside it free (whatever they hold).
+
+    ``log_likelihoods`` asks whether the line *is* the word; this asks whether the line *holds* it, so a
+    look-alike read beside other text (``ther DEFEATED``) still counts as read. Never below the whole-line
+    score. The start is the best one (max), the alignments within a placement are summed.
+    """
+    logp = np.log(np.maximum(np.asarray(probs, dtype=np.float64), _TINY))
+    t_steps = logp.shape[0]
+    out = np.full(len(words), -np.inf)
+    for i, word in enumerate(words):
+        ext = extend(word)
+        s_n = len(ext)
+        skip = np.array([s >= 2 and ext[s] != BLANK and ext[s] != ext[s - 2] for s in range(s_n)])
+        emit = logp[:, ext]  # (T, S)
+        alpha = np.full(s_n, -np.inf)
+        best = -np.inf
+        for t in range(t_steps):
+            nxt = alpha.copy()
+            nxt[1:] = np.logaddexp(nxt[1:], alpha[:-1])
+            nxt[2:] = np.where(skip[2:], np.logaddexp(nxt[2:], alpha[:-2]), nxt[2:])
+            nxt[1] = max(nxt[1], 0.0)  # the word may start here (its first character), the steps before are free
+            alpha = nxt + emit[t]
+            alpha[0] = -np.inf  # a leading blank is part of the free prefix
+            best = max(best, float(np.logaddexp(alpha[-1], alpha[-2])) if s_n > 1 else best)
+        out[i] = best
+    return out

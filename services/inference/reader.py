@@ -14,12 +14,13 @@ outcome word with the CTC forward algorithm (:mod:`services.inference.ctc`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -38,7 +39,32 @@ class ReaderError(RuntimeError):
     """The reader's package or files are missing or do not match the metadata."""
 
 
-def package_file(spec: vision.ReaderSpec, relative: str) -> Path:
+class Package(Protocol):
+    """A pinned PyPI package holding model files (a :class:`vision.ReaderSpec`, or :func:`look_package`)."""
+
+    @property
+    def package(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def module(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRef:
+    package: str
+    version: str
+    module: str
+
+
+def look_package(spec: vision.ReaderSpec, look: vision.LookSpec) -> Package:
+    """The package the second look's detector comes from: its own when named, else the reader's."""
+    if look.package is None or look.version is None or look.module is None:
+        return spec
+    return PackageRef(look.package, look.version, look.module)
+
+
+def package_file(spec: Package, relative: str) -> Path:
     """Path of ``relative`` inside the installed ``spec.package`` (without importing it)."""
     found = importlib.util.find_spec(spec.module)
     roots = list(found.submodule_search_locations or []) if found else []
@@ -60,6 +86,39 @@ def load_charset(path: Path) -> list[str]:
     return ["", *lines, " "]
 
 
+def charset_source(spec: vision.ReaderSpec, session: Any) -> tuple[list[str], str]:
+    """The recogniser's CTC classes and the sha256 of what they were read from (``spec.charset``: a file in the
+    package, or ``onnx:KEY``, the model's metadata property KEY whose lines are joined by "\n")."""
+    if not spec.charset.startswith(vision.ONNX_CHARSET):
+        path = package_file(spec, spec.charset)
+        return load_charset(path), sha256_file(path)
+    key = spec.charset[len(vision.ONNX_CHARSET):]
+    text = session.get_modelmeta().custom_metadata_map.get(key)
+    if not text:
+        raise ReaderError(
+            f"reader model {spec.model} ({spec.package}=={spec.version}) has no metadata property {key!r} "
+            f"holding its character list (reader.charset {spec.charset!r})"
+        )
+    return ["", *text.split("\n"), " "], hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load_session(path: Path, threads: int, what: str) -> Any:
+    """An onnxruntime CPU session for ``path``; a :class:`ReaderError` when it cannot be loaded."""
+    ort = onnxruntime()
+    try:
+        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ReaderError(f"{what} {path} cannot be loaded: {exc}") from None
+
+
+def _check(path: Path, got: str, want: str, package: Package) -> None:
+    if got != want:
+        raise ReaderError(
+            f"{path} has sha256 {got[:12]}…, the model metadata expects {want[:12]}… "
+            f"({package.package}=={package.version}): reinstall with `make setup`"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """What the reader saw: per-word and per-outcome scores (mean log-probability per character),
@@ -78,20 +137,15 @@ class Reader:
     """A CTC recogniser session plus the outcome words encoded in its dictionary."""
 
     def __init__(self, spec: vision.ReaderSpec, *, intra_op_threads: int = 1, verify: bool = True) -> None:
-        ort = onnxruntime()
-
         self.spec = spec
         model_path = package_file(spec, spec.model)
-        dict_path = package_file(spec, spec.charset)
         if verify:
-            for path, want in ((model_path, spec.model_sha256), (dict_path, spec.charset_sha256)):
-                got = sha256_file(path)
-                if got != want:
-                    raise ReaderError(
-                        f"{path} has sha256 {got[:12]}…, the model metadata expects {want[:12]}… "
-                        f"({spec.package}=={spec.version}): reinstall with `make setup`"
-                    )
-        self.charset = load_charset(dict_path)
+            _check(model_path, sha256_file(model_path), spec.model_sha256, spec)
+        self.session = load_session(model_path, intra_op_threads, "reader model")
+        self.charset, charset_sha256 = charset_source(spec, self.session)
+        if verify:
+            where = model_path if spec.charset.startswith(vision.ONNX_CHARSET) else package_file(spec, spec.charset)
+            _check(where, charset_sha256, spec.charset_sha256, spec)
         index = {c: i for i, c in enumerate(self.charset) if c}
         self.words: list[tuple[str, str, list[int]]] = []
         vocabulary = [(label, word) for label, words in spec.words.items() for word in words]
@@ -102,12 +156,6 @@ class Reader:
                 raise ReaderError(f"the reader's dictionary cannot spell {word!r} (missing {''.join(missing)!r})")
             self.words.append((label, word, [index[c] for c in word]))
         self.vocabulary = ctc.Vocabulary([codes for _, _, codes in self.words])
-        try:
-            self.session = ort.InferenceSession(
-                str(model_path), session_options(intra_op_threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ReaderError(f"reader model {model_path} cannot be loaded: {exc}") from None
         self.input_name: str = self.session.get_inputs()[0].name
         self.detector: Any = None
         if spec.second_look is not None:
@@ -117,17 +165,11 @@ class Reader:
             self.lines(np.zeros((spec.height, spec.height * 3, 3), dtype=np.uint8))
 
     def _load_detector(self, spec: vision.ReaderSpec, look: vision.LookSpec, verify: bool, threads: int) -> Any:
-        ort = onnxruntime()
-        path = package_file(spec, look.model)
-        if verify and (got := sha256_file(path)) != look.model_sha256:
-            raise ReaderError(
-                f"{path} has sha256 {got[:12]}…, the model metadata expects {look.model_sha256[:12]}… "
-                f"({spec.package}=={spec.version}): reinstall with `make setup`"
-            )
-        try:
-            return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ReaderError(f"text detector {path} cannot be loaded: {exc}") from None
+        package = look_package(spec, look)
+        path = package_file(package, look.model)
+        if verify:
+            _check(path, sha256_file(path), look.model_sha256, package)
+        return load_session(path, threads, "text detector")
 
     # preprocess -----------------------------------------------------------
     def decode(self, data: bytes, width: int | None, height: int | None) -> npt.NDArray[np.uint8]:
@@ -269,10 +311,10 @@ class Reader:
         """A wider look when the crop reads as a word of ours at least at the near-miss level (only then can the
         reading reach the counting rules) and its text may run on beyond a side: the recogniser's first or last
         step holds a character (:func:`ctc.runs_off`), or letter-like strokes reach the side
-        (:func:`textline.touches_side`: a word cut between two letters)."""
+        (:func:`textline.touches_side`: a word cut between two letters); with ``spec.spot``, always."""
         if self.spec.widen <= 0 or not reading.labels or max(reading.labels.values()) < self.spec.near_miss:
             return False
-        return reading.clipped or textline.touches_side(self.line(crop_bgr), EDGE_COLUMNS)
+        return self.spec.spot or reading.clipped or textline.touches_side(self.line(crop_bgr), EDGE_COLUMNS)
 
     def whole_word(self, image: npt.NDArray[np.uint8], crop_bgr: npt.NDArray[np.uint8], reading: Reading) -> Reading:
         """``reading`` with the look-alikes of a crop widened by ``spec.widen`` on each side merged in (per
@@ -281,16 +323,28 @@ class Reader:
         The banner's word fits inside the crop; text that runs out of it is a longer line, and what the crop
         holds of it can read as one of our words (``VICTORIES`` cut after ``VICTORIE`` reads ``VICTORY`` at
         −1.5 per letter). Read whole, the look-alike explains it far better and vetoes. Only look-alikes are
-        taken from the wider crop: it can refuse a reading, never raise an outcome.
+        taken from the wider crop: it can refuse a reading, never raise an outcome. With ``spec.spot`` each
+        look-alike is scored where it sits in the wider line (other text beside it does not hide it).
         """
         if not self.wants_whole_word(reading, crop_bgr):
             return reading
-        wide = self.read_crop(vision.crop_roi(image, widened(self.spec.roi, self.spec.widen)))
+        import time
+
+        t0 = time.perf_counter()
+        probs = self.steps(vision.crop_roi(image, widened(self.spec.roi, self.spec.widen)))
+        wide = self.score(probs)
         words = dict(reading.words)
+        spotted = self._spot(probs) if self.spec.spot else {}
         for word in self.spec.lookalikes:
-            words[word] = max(words[word], wide.words[word])
-        return Reading(words, self.labels(words), f"{reading.text} | {wide.text}", reading.ms + wide.ms,
-                       reading.looks, clipped=True, widened=True)
+            words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
+        return Reading(words, self.labels(words), f"{reading.text} | {wide.text}",
+                       reading.ms + (time.perf_counter() - t0) * 1000, reading.looks, clipped=True, widened=True)
+
+    def _spot(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
+        """Each look-alike's per-letter score at its likeliest place in the line (:func:`ctc.spot_log_likelihoods`)."""
+        codes = [(word, c) for label, word, c in self.words if label == "none"]
+        ll = ctc.spot_log_likelihoods(probs, [c for _, c in codes])
+        return {word: round(max(-99.0, v / len(c)), 4) for (word, c), v in zip(codes, ll.tolist(), strict=True)}
 
     def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
         return self.read_frame(data, width, height)[0]

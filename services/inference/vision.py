@@ -81,12 +81,16 @@ class GateSpec(BaseModel):
 
 
 class LookSpec(BaseModel):
-    """The reader's second look: a pretrained text *detector* (from the reader's own package) finds the text
-    lines inside the crop, and the recogniser reads each of the largest ``boxes`` cut to its line. Only when the
-    first reading's best outcome word is below ``accept`` and at least ``from_score`` per letter (a word of ours
-    read poorly, not a crop without one)."""
+    """The reader's second look: a pretrained text *detector* finds the text lines inside the crop, and the
+    recogniser reads each of the largest ``boxes`` cut to its line. Only when the first reading's best outcome
+    word is below ``accept`` and at least ``from_score`` per letter (a word of ours read poorly, not a crop
+    without one). The detector comes from the reader's own package unless ``package``/``version``/``module``
+    name another pinned one."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    package: str | None = Field(None, min_length=1)
+    version: str | None = Field(None, min_length=1)
+    module: str | None = Field(None, min_length=1)
     model: str = Field(min_length=1)
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     height: int = Field(64, ge=32, le=256)  # the detector's input height (a multiple of 32)
@@ -99,7 +103,12 @@ class LookSpec(BaseModel):
     def _height(self) -> LookSpec:
         if self.height % 32:
             raise ValueError("reader.second_look.height must be a multiple of 32")
+        if len({self.package is None, self.version is None, self.module is None}) > 1:
+            raise ValueError("reader.second_look names its own package with package, version and module together")
         return self
+
+
+ONNX_CHARSET = "onnx:"  # reader.charset = "onnx:KEY": the recogniser's character list is its metadata property KEY
 
 
 class ReaderSpec(BaseModel):
@@ -118,6 +127,7 @@ class ReaderSpec(BaseModel):
     module: str = Field(min_length=1)
     model: str = Field(min_length=1)
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # a file in the package (a character a line) or "onnx:KEY", the model's metadata property KEY; sha256 of either
     charset: str = Field(min_length=1)
     charset_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     licence: str = ""
@@ -138,6 +148,8 @@ class ReaderSpec(BaseModel):
     # when the text runs into a side of the crop, read it again widened by this share of the frame on
     # each side, where a look-alike read better vetoes (VICTORIES cut to VICTORIE; 0: never)
     widen: float = Field(0.0, ge=0, le=0.5)
+    # the wider crop read whenever a reading reaches near_miss, its look-alikes found anywhere in its line (ctc.spot_…)
+    spot: bool = False
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:
@@ -147,6 +159,8 @@ class ReaderSpec(BaseModel):
             raise ValueError("reader.near_miss must be below reader.accept")
         if self.second_look is not None and self.second_look.from_score >= self.accept:
             raise ValueError("reader.second_look.from_score must be below reader.accept")
+        if self.charset.startswith(ONNX_CHARSET) and not self.charset[len(ONNX_CHARSET):]:
+            raise ValueError(f"reader.charset {self.charset!r} names no metadata property ({ONNX_CHARSET}KEY)")
         return self
 
 

@@ -101,7 +101,8 @@ def test_a_detection_keeps_its_frame_and_each_stage_scores(
 def test_a_near_miss_is_shown_and_can_be_counted_once_by_hand(
     redis_server: RedisServer, keys: Keys, gateway: GatewayThread, strict_model: Path, redis_client: redis.Redis
 ) -> None:
-    labels = _run_worker(redis_server, keys, strict_model, [_frame("DEFEAT", (250, 40, 40))])
+    # a pale DEFEAT: PP-OCRv6 small reads the red one at -0.0001 per letter, as well as the strict level itself
+    labels = _run_worker(redis_server, keys, strict_model, [_frame("DEFEAT", (230, 200, 180))])
     assert labels[0].confidence < 0.9  # not counted by the rules
     base = f"{gateway.url}/api/v1/channels/default"
     near = httpx.get(f"{base}/status").json()["health"]["near_miss"]

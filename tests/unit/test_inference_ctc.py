@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from services.inference.classifier import decide
-from services.inference.ctc import extend, greedy_text, ink_span, runs_off, word_log_likelihoods
+from services.inference.ctc import extend, greedy_text, ink_span, runs_off, spot_log_likelihoods, word_log_likelihoods
 from services.inference.vision import ReaderSpec, Roi
 
 LABELS = ("none", "victory", "defeat", "draw")
@@ -69,6 +69,25 @@ def test_the_whole_word_must_be_there_not_a_look_alike() -> None:
         ll = word_log_likelihoods(_reading_of(seen, 8), [seen, other]) / 6
         assert ll[0] > -0.5 and ll[1] < ll[0] - 1.0
     assert greedy_text(_reading_of(defeat, 8), ["", "D", "E", "F", "A", "T", "N", "?"]) == "DEFEAT"
+
+
+def test_a_spotted_word_is_found_beside_other_text_and_never_below_the_whole_line() -> None:
+    # D E F A T N H R: "THER DEFEATED" — the whole line is not DEFEATED, but it holds it
+    d, e, f, a, t, n, h, r = 1, 2, 3, 4, 5, 6, 7, 8
+    defeated, defeat = [d, e, f, e, a, t, e, d], [d, e, f, e, a, t]
+    alone = _reading_of(defeated, 10)
+    beside = _reading_of([t, h, e, r, *defeated], 10)
+    whole, spot = word_log_likelihoods(beside, [defeated]), spot_log_likelihoods(beside, [defeated])
+    assert whole[0] < -20 and spot[0] > whole[0] + 15
+    # as well read beside other text as alone (the steps outside it are free)
+    assert abs(spot[0] - spot_log_likelihoods(alone, [defeated])[0]) < 0.01
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        probs = rng.dirichlet(np.ones(10) * 0.4, size=int(rng.integers(4, 14)))
+        words = [defeat, [n, a], [e, e]]
+        assert np.all(spot_log_likelihoods(probs, words) >= word_log_likelihoods(probs, words) - 1e-9)
+    # a word that is not there is not spotted: DEFEATED in a line that reads DEFEAT ends one D short
+    assert spot_log_likelihoods(_reading_of(defeat, 10), [defeated])[0] < -8
 
 
 SPEC = ReaderSpec(
