@@ -177,12 +177,14 @@ def test_in_cooldown_nothing_is_read_that_cannot_change_a_count(shipped: Classif
         asked.append(channel)
         return "cooldown", until
 
-    # the gate's candidates are still read (the re-arm needs outcome vs none), with no list check and
-    # the reading reused for up to cooldown_reuse_s
+    # the gate's candidates are read once the area holds still (the channel's first frame has nothing to
+    # hold still against: the gate's label), with no list check and the reading reused for up to
+    # cooldown_reuse_s
     reader = BannerReader(shipped, Schedule(cooldown_reuse_s=5.0), phase, clock=lambda: 0.0)
     preds = _run(reader, [_frame("DEFEAT", noise=i + 1) for i in range(12)])
-    assert {p.label for p in preds} == {"defeat"}
-    assert reader.stats.full_reads == 1 and reader.stats.list_checks == 0
+    assert [p.label for p in preds] == ["none"] + ["defeat"] * 11
+    assert "reader" not in preds[0].stages and preds[0].stages["gate"]["score"] >= shipped.meta.gate.threshold
+    assert reader.stats.full_reads == 1 and reader.stats.list_checks == 0 and reader.stats.cooldown_moving == 1
     assert all("list" not in p.stages for p in preds)
     assert asked == ["c"]  # the snapshot is read at most once a second per channel
     # schedule reads are skipped in cooldown ...
@@ -191,6 +193,28 @@ def test_in_cooldown_nothing_is_read_that_cannot_change_a_count(shipped: Classif
     # ... and resume once the frame time passes the cooldown's end
     assert "every" in _why(_run(quiet, [_frame()] * 6, t0=until))
 
+
+
+def test_in_cooldown_a_moving_banner_is_not_read_until_it_settles(shipped: Classifier) -> None:
+    """A banner's entry animation in cooldown costs no reading (nothing can be counted); the frame it settles
+    on is read once and reused while the scene behind it drifts (cooldown_diff); after the cooldown's end
+    every frame is read as usual (issue 22: ~4 readings per banner in cooldown on the demo loop → 1)."""
+    until = 2_000
+    dark = (120, 20, 20)
+    frames = [_frame(sky=1), _frame("VICTORY", colour=(255, 255, 255)), _frame("VICTORY", colour=dark),
+              *[_frame("VICTORY", colour=dark, noise=i) for i in (1, 2, 3)]]
+    reader = BannerReader(shipped, Schedule(), lambda _c: ("cooldown", until), clock=lambda: 0.0)
+    preds = _run(reader, frames)
+    assert [p.label for p in preds[3:]] == ["victory"] * 3 and reader.stats.full_reads == 1
+    assert [p.label for p in preds[1:3]] == ["none", "none"] and reader.stats.cooldown_moving == 2
+    # as before (cooldown_still off, cooldown_diff at reuse_diff) every entry frame is read afresh
+    old = Schedule(cooldown_still=False, cooldown_diff=Schedule().reuse_diff)
+    before = BannerReader(shipped, old, lambda _c: ("cooldown", until), clock=lambda: 0.0)
+    assert [p.label for p in _run(before, frames)][1:] == ["victory"] * 5 and before.stats.full_reads == 2
+    # past cooldown_until (frame time) the same frames are read, moving or not
+    after = BannerReader(shipped, Schedule(), lambda _c: ("cooldown", until), clock=lambda: 0.0)
+    assert [p.label for p in _run(after, frames, t0=until)][1:] == ["victory"] * 5
+    assert after.stats.cooldown_moving == 0
 
 
 def test_the_phase_is_asked_for_only_when_a_frame_would_be_read(blind: Classifier) -> None:
