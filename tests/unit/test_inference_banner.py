@@ -267,3 +267,20 @@ def test_a_read_gameplay_frame_never_asks_for_a_burst(blind: Classifier) -> None
         reader.frame("c", i * 250, blind.predict(tensor[None])[0].tolist(), tensor, (data, W, H),
                      lambda i=i: hints.append(i))
     assert reader.stats.full_reads == 5 and hints == [3, 4]  # only the frames that name an outcome word
+
+
+def test_the_signature_is_the_block_mean_of_the_grey_input() -> None:
+    """OpenCV's area resize for the 4×4 block means (every frame pays for the signature): the plain numpy
+    formula's values to float32 rounding, and the mean absolute difference likewise."""
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        a, b = (rng.uniform(-1, 1, (3, 48, 96)).astype(np.float32) for _ in range(2))
+        ref = []
+        for t in (a, b):
+            grey = t.mean(axis=0)
+            ref.append((grey.reshape(12, 4, 24, 4).mean(axis=(1, 3)) + 1.0) * 0.5)
+        sa, sb = signature(a), signature(b)
+        assert sa.shape == (12, 24) and sa.dtype == np.float32
+        assert np.allclose(sa, ref[0], rtol=0, atol=1e-6) and np.allclose(sb, ref[1], rtol=0, atol=1e-6)
+        assert abs(difference(sa, sb) - float(np.abs(ref[0] - ref[1]).mean())) < 1e-6
+    assert difference(None, sa) == 1.0 and difference(sa[:6], sa) == 1.0 and difference(sa, sa) == 0.0
