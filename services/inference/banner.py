@@ -305,6 +305,11 @@ class BannerReader:
         pred = clf.verdict(stages, reading, around)
         if image is None:
             pred.stages["reader"]["reused"] = True
+        if pred.label != "none" and not cooldown:
+            # this frame may be the one the rules count: the next frame that would be read asks for the
+            # phase again (not up to PHASE_REFRESH_S later), so the banner's frames after the count are
+            # treated as cooldown at once (a reading and a list check less per banner)
+            ch.phase_at = float("-inf")
         if pred.read:
             ch.follow_left = sched.follow
         return pred

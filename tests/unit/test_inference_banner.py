@@ -284,3 +284,19 @@ def test_the_signature_is_the_block_mean_of_the_grey_input() -> None:
         assert np.allclose(sa, ref[0], rtol=0, atol=1e-6) and np.allclose(sb, ref[1], rtol=0, atol=1e-6)
         assert abs(difference(sa, sb) - float(np.abs(ref[0] - ref[1]).mean())) < 1e-6
     assert difference(None, sa) == 1.0 and difference(sa[:6], sa) == 1.0 and difference(sa, sa) == 0.0
+
+
+def test_after_an_outcome_label_the_phase_is_asked_again_at_once(shipped: Classifier) -> None:
+    """The frame after one the rules may count learns of the cooldown at once, not a second later."""
+    asked: list[int] = []
+
+    def phase(_channel: str) -> tuple[str, int | None]:
+        asked.append(1)
+        return ("ready", None) if len(asked) == 1 else ("cooldown", 60_000)
+
+    reader = BannerReader(shipped, Schedule(), phase, clock=lambda: 0.0)  # the clock stands still
+    preds = _run(reader, [_frame("VICTORY", noise=i + 1) for i in range(6)])
+    assert [p.label for p in preds] == ["victory"] * 6
+    # asked for the first frame (ready: an outcome label), again for the second (cooldown), then not again
+    assert len(asked) == 2
+    assert reader.stats.list_checks <= 1 and reader.stats.full_reads == 1
