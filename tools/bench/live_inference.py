@@ -123,8 +123,8 @@ def _summary(tree: str, n: int, r: dict[str, Any], banner_frames: range) -> dict
 
     def part(banner: bool) -> dict[str, float]:
         rows = [p for p in per if any((s % 120 in banner_frames) == banner for s in p["seqs"])]
-        frames = sum(len(p["seqs"]) for p in rows) or 1
-        out = {k: round(sum(p.get(k, 0.0) for p in rows) * 1000 / frames, 3)
+        frames = sum(len(p["seqs"]) for p in rows)
+        out = {k: round(sum(p.get(k, 0.0) for p in rows) * 1000 / max(frames, 1), 3)
                for k in ("handle", "decode", "pre", "gate", "banner", "commit")}
         out["frames"] = frames
         return out
