@@ -295,6 +295,8 @@ class BannerReader:
         ch.since_read = 0
         ch.ref = sig
         stages["reader_why"] = why
+        if cooldown:
+            stages["cooldown"] = True  # nothing this frame says can be counted
         # the hint only when the reading names an outcome word (at the near-miss level or better): a read
         # gameplay frame never asks for a burst (each burst delays the slot after it)
         early = hint is not None and not self._negative(reading, 0.0)
