@@ -111,6 +111,8 @@ def _child(tree: str, url: str, prefix: str, out: str) -> None:
     stop.set()
     th.join()
     res["per"] = per
+    kept = list(client.scan_iter(match=f"{prefix}:detframe:*", count=500))
+    res["detframes"] = [len(kept), sum(int(client.strlen(k)) for k in kept)]
     res["stats"] = worker.banner.stats.as_dict()
     entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(f"{prefix}:labels")  # type: ignore[assignment]
     res["labels"] = [(int(f[b"seq"]), f[b"label"].decode(), f[b"confidence"].decode(),
@@ -137,7 +139,8 @@ def _summary(tree: str, n: int, r: dict[str, Any], banner_frames: range) -> dict
     readings = [(p["seqs"][0], round(p.get("banner", 0.0) * 1000, 1)) for p in per if p.get("banner", 0.0) > 0.005]
     return {"tree": tree, "labels": len(r["labels"]), "thread_cpu_ms_per_frame": round(r["thread_s"] * 1000 / n, 3),
             "stage_cpu_ms_per_frame": stages, "gameplay_frames": part(False), "banner_frames": part(True),
-            "reader": r["stats"], "frames_over_5ms_in_the_reader": readings}
+            "reader": r["stats"], "frames_over_5ms_in_the_reader": readings,
+            "detection_frames_kept": {"frames": r["detframes"][0], "bytes": r["detframes"][1]}}
 
 
 def main(argv: list[str] | None = None) -> int:
