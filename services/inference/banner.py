@@ -28,9 +28,13 @@ And it reads a banner once, not forty times (issue 22):
 - **cooldown**: while the channel's state says cooldown and the frame is
   before ``cooldown_until`` (frame time, exact), nothing can be counted:
   schedule reads are skipped, the list check is skipped and readings are
-  reused for up to ``cooldown_reuse_s``. The gate's candidates are still
-  read, so the rules' re-arm (``waiting_for_none`` needs outcome vs none)
-  and the admin page's last label keep working.
+  reused for up to ``cooldown_reuse_s`` while the area stays within
+  ``cooldown_diff`` of them. The gate's candidates are read once the area
+  holds still (``cooldown_still``; a frame still moving — a banner's entry
+  animation — is labelled from the gate alone), so the admin page's last
+  label shows the banner. The rules ignore every label before
+  ``cooldown_until`` (frame time); the re-arm (``waiting_for_none``) sees
+  only frames from then on, which are read as usual.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -85,6 +90,13 @@ class Schedule(BaseModel):
     reuse_s: float = Field(1.0, ge=0, le=60)
     list_s: float = Field(10.0, ge=0, le=600)
     cooldown_reuse_s: float = Field(5.0, ge=0, le=600)
+    # in cooldown a reading is reused while the area is within this of it (no count can come of it: a banner
+    # whose scene drifts is not read again), and an area still moving (``still``) is not read afresh at all —
+    # a banner's entry animation in cooldown costs no reading, the frame it settles on one (issue 22). Not
+    # written into a detector's metadata (``exclude``; accepted there): no count depends on them, so they are
+    # not part of the detector's identity (its ``model_id`` hashes the schedule it writes)
+    cooldown_diff: float = Field(0.08, ge=0, le=1, exclude=True)
+    cooldown_still: bool = Field(True, exclude=True)
     # a reading that found no outcome word within ``negative_margin`` (per letter) of the near-miss level is
     # reused this long while the area stays within ``negative_diff`` of it (0 s = as any reading: the
     # default and the shipped detector's — at 3 s two of the card's 720 banner episodes were lost)
@@ -105,19 +117,19 @@ class Schedule(BaseModel):
 
 def signature(tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """A cheap fingerprint of the banner area: the gate input ``(3, H, W)`` in [-1, 1] as a grey
-    thumbnail of 4×4 blocks, scaled to 0..1."""
-    grey = tensor.mean(axis=0)
-    h, w = grey.shape
-    h4, w4 = h // 4, w // 4
-    blocks = grey[: h4 * 4, : w4 * 4].reshape(h4, 4, w4, 4).mean(axis=(1, 3))
-    return np.asarray((blocks + 1.0) * 0.5, dtype=np.float32)
+    thumbnail of 4×4 blocks, scaled to 0..1 (every frame pays for it: OpenCV's area resize, ~3× numpy's
+    block mean; the same values to float32 rounding, ≤ 1.2e-7)."""
+    grey = cv2.add(cv2.add(tensor[0], tensor[1]), tensor[2])  # 3 × the grey level, in [-3, 3]
+    h4, w4 = grey.shape[0] // 4, grey.shape[1] // 4
+    blocks = cv2.resize(grey[: h4 * 4, : w4 * 4], (w4, h4), interpolation=cv2.INTER_AREA)
+    return np.asarray(blocks * np.float32(1 / 6) + np.float32(0.5), dtype=np.float32)
 
 
 def difference(a: npt.NDArray[np.float32] | None, b: npt.NDArray[np.float32]) -> float:
     """Mean absolute difference of two signatures (0 = the same, 1 = black vs white); 1 without ``a``."""
     if a is None or a.shape != b.shape:
         return 1.0
-    return float(np.abs(a - b).mean())
+    return float(cv2.norm(a, b, cv2.NORM_L1)) / a.size
 
 
 @dataclass(slots=True)
@@ -162,11 +174,13 @@ class Stats:
     list_checks: int = 0
     list_reused: int = 0
     cooldown_skipped: int = 0  # schedule reads not done in cooldown
+    cooldown_moving: int = 0  # the gate's candidates not read in cooldown: the area still moving
 
     def as_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, "candidates": self.candidates, "scheduled": dict(self.scheduled),
                 "full_reads": self.full_reads, "reused": self.reused, "list_checks": self.list_checks,
-                "list_reused": self.list_reused, "cooldown_skipped": self.cooldown_skipped}
+                "list_reused": self.list_reused, "cooldown_skipped": self.cooldown_skipped,
+                "cooldown_moving": self.cooldown_moving}
 
 
 class BannerReader:
@@ -269,13 +283,20 @@ class BannerReader:
         if not why:
             ch.named = ""
             return clf.unread(row, stages)
+        got = self._reading(ch, sig, captured_at, source, cooldown, moved)
+        if got is None:  # in cooldown and the area still moving: nothing could be counted, read once it settles
+            self.stats.cooldown_moving += 1
+            ch.named = ""
+            return clf.unread(row, stages)
+        reading, image = got
         if why != "gate":
             self.stats.scheduled[why] += 1
         ch.armed = False
         ch.since_read = 0
         ch.ref = sig
-        reading, image = self._reading(ch, sig, captured_at, source, cooldown)
         stages["reader_why"] = why
+        if cooldown:
+            stages["cooldown"] = True  # nothing this frame says can be counted
         # the hint only when the reading names an outcome word (at the near-miss level or better): a read
         # gameplay frame never asks for a burst (each burst delays the slot after it)
         early = hint is not None and not self._negative(reading, 0.0)
@@ -286,6 +307,11 @@ class BannerReader:
         pred = clf.verdict(stages, reading, around)
         if image is None:
             pred.stages["reader"]["reused"] = True
+        if pred.label != "none" and not cooldown:
+            # this frame may be the one the rules count: the next frame that would be read asks for the
+            # phase again (not up to PHASE_REFRESH_S later), so the banner's frames after the count are
+            # treated as cooldown at once (a reading and a list check less per banner)
+            ch.phase_at = float("-inf")
         if pred.read:
             ch.follow_left = sched.follow
         return pred
@@ -305,12 +331,14 @@ class BannerReader:
 
     def _reading(
         self, ch: _Channel, sig: npt.NDArray[np.float32], at: int,
-        source: tuple[bytes, int | None, int | None], cooldown: bool,
-    ) -> tuple[Reading, npt.NDArray[np.uint8] | None]:
+        source: tuple[bytes, int | None, int | None], cooldown: bool, moved: float = 0.0,
+    ) -> tuple[Reading, npt.NDArray[np.uint8] | None] | None:
+        """The frame's reading (fresh or reused; the image is None when reused), or None: in cooldown, not read
+        while the area still moves."""
         kept = ch.kept
         sched = self.schedule
         max_age = (sched.cooldown_reuse_s if cooldown else sched.reuse_s) * 1000.0
-        max_diff = sched.reuse_diff
+        max_diff = max(sched.reuse_diff, sched.cooldown_diff) if cooldown else sched.reuse_diff
         if kept is not None and sched.negative_reuse_s and self._negative(kept.reading):
             # nothing a banner would read: reused longer (and, when set so, over a larger change)
             max_age = max(max_age, sched.negative_reuse_s * 1000.0)
@@ -318,6 +346,8 @@ class BannerReader:
         if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < max_diff:
             self.stats.reused += 1
             return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0), None
+        if cooldown and sched.cooldown_still and moved >= sched.still:
+            return None
         assert self.classifier.reader is not None
         reading, image = self.classifier.reader.read_frame(*source)
         self.stats.full_reads += 1

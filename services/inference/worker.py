@@ -23,13 +23,8 @@ leaves it unacked; it is retried after ``claim_idle_ms`` and goes to the
 dead-letter stream after ``max_deliveries``.
 
 About stale frames and replays: the age is measured against the frame's own
-``captured_at``. A replay source stamps frames on its own clock starting at
-the wall-clock time the replay starts and advancing with replay time, so at
-speed 1 its frames are near-real-time and are not dropped; at a high
-``capture.speed`` replay time runs ahead of the wall clock, so frames look
-younger (even from the future; those are never stale). A worker that falls
-behind a fast replay by more than ``max_frame_age_ms`` drops frames like it
-would for a live feed.
+``captured_at`` (a replay's own clock, see docs/inference.md): a worker that
+falls behind by more than ``max_frame_age_ms`` drops frames as it would live.
 """
 
 from __future__ import annotations
@@ -324,7 +319,10 @@ class InferenceWorker:
             score=pred.score,
         )
         xadd_message(pipe, self.keys.labels, msg, maxlen=self.settings.labels_maxlen)
-        if msg.outcome is not None or pred.near_miss:
+        # in cooldown a frame labelled from a reused reading is not kept (the banner's frame that was read is;
+        # nothing in cooldown is counted, so no event points at its near-identical followers, ~30 KB each)
+        repeat = pred.stages.get("cooldown") and (pred.stages.get("reader") or {}).get("reused")
+        if (msg.outcome is not None or pred.near_miss) and not repeat:
             # the frame and what each stage saw: the admin page's thumbnail and explanation,
             # and labelled samples for `owc collect`
             ttl = self.settings.detframe_ttl_s

@@ -165,3 +165,27 @@ def test_a_banner_the_gate_misses_is_still_counted_and_not_read_again_in_cooldow
     # the follow reads the banner had left (Schedule.follow) are skipped; then there is no reason to read
     assert worker.banner.stats.full_reads == reads and worker.banner.stats.cooldown_skipped - skipped == 4
     assert httpx.get(f"{base}/status").json()["draws"] == 1
+
+
+def test_in_cooldown_a_banner_is_read_once_and_its_frame_kept_once(
+    redis_server: RedisServer, keys: Keys, redis_client: redis.Redis
+) -> None:
+    """Nothing in cooldown is counted: the banner's entry (the area still moving) is not read, the frame it
+    settles on is read and kept (thumbnail, stages), its followers reuse that reading and are not stored."""
+    settings = settings_for(redis_server.url, keys.prefix)
+    worker = InferenceWorker(redis_client, keys, Classifier.from_settings(settings.inference), settings.inference, "w")
+    now = int(time.time() * 1000)
+    redis_client.hset(keys.state("default"), mapping={"phase": "cooldown", "cooldown_until": now + 600_000})
+    banner = _frame("VICTORY", (230, 40, 50))
+    for seq in range(1, 5):
+        redis_client.xadd(keys.frames, Frame("default", seq, now + 250 * seq, "jpg", W, H, banner).to_fields())  # type: ignore[arg-type]
+    worker.run(threading.Event(), max_messages=4)
+    labels = [Label.from_fields(f) for _, f in redis_client.xrange(keys.labels)]
+    # the channel's first frame has nothing to hold still against: the gate's label alone
+    assert [lb.label for lb in labels] == ["none", "victory", "victory", "victory"]
+    assert worker.banner.stats.full_reads == 1 and worker.banner.stats.cooldown_moving == 1
+    kept = [seq for seq in range(1, 5) if redis_client.exists(keys.detframe("default", seq))]
+    assert kept == [2]
+    info = json.loads(redis_client.get(keys.detinfo("default", 2)))  # type: ignore[arg-type]
+    assert info["stages"]["cooldown"] is True and info["label"] == "victory"
+    assert not any(redis_client.exists(keys.detinfo("default", seq)) for seq in (1, 3, 4))

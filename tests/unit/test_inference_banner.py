@@ -177,12 +177,14 @@ def test_in_cooldown_nothing_is_read_that_cannot_change_a_count(shipped: Classif
         asked.append(channel)
         return "cooldown", until
 
-    # the gate's candidates are still read (the re-arm needs outcome vs none), with no list check and
-    # the reading reused for up to cooldown_reuse_s
+    # the gate's candidates are read once the area holds still (the channel's first frame has nothing to
+    # hold still against: the gate's label), with no list check and the reading reused for up to
+    # cooldown_reuse_s
     reader = BannerReader(shipped, Schedule(cooldown_reuse_s=5.0), phase, clock=lambda: 0.0)
     preds = _run(reader, [_frame("DEFEAT", noise=i + 1) for i in range(12)])
-    assert {p.label for p in preds} == {"defeat"}
-    assert reader.stats.full_reads == 1 and reader.stats.list_checks == 0
+    assert [p.label for p in preds] == ["none"] + ["defeat"] * 11
+    assert "reader" not in preds[0].stages and preds[0].stages["gate"]["score"] >= shipped.meta.gate.threshold
+    assert reader.stats.full_reads == 1 and reader.stats.list_checks == 0 and reader.stats.cooldown_moving == 1
     assert all("list" not in p.stages for p in preds)
     assert asked == ["c"]  # the snapshot is read at most once a second per channel
     # schedule reads are skipped in cooldown ...
@@ -191,6 +193,28 @@ def test_in_cooldown_nothing_is_read_that_cannot_change_a_count(shipped: Classif
     # ... and resume once the frame time passes the cooldown's end
     assert "every" in _why(_run(quiet, [_frame()] * 6, t0=until))
 
+
+
+def test_in_cooldown_a_moving_banner_is_not_read_until_it_settles(shipped: Classifier) -> None:
+    """A banner's entry animation in cooldown costs no reading (nothing can be counted); the frame it settles
+    on is read once and reused while the scene behind it drifts (cooldown_diff); after the cooldown's end
+    every frame is read as usual (issue 22: ~4 readings per banner in cooldown on the demo loop → 1)."""
+    until = 2_000
+    dark = (120, 20, 20)
+    frames = [_frame(sky=1), _frame("VICTORY", colour=(255, 255, 255)), _frame("VICTORY", colour=dark),
+              *[_frame("VICTORY", colour=dark, noise=i) for i in (1, 2, 3)]]
+    reader = BannerReader(shipped, Schedule(), lambda _c: ("cooldown", until), clock=lambda: 0.0)
+    preds = _run(reader, frames)
+    assert [p.label for p in preds[3:]] == ["victory"] * 3 and reader.stats.full_reads == 1
+    assert [p.label for p in preds[1:3]] == ["none", "none"] and reader.stats.cooldown_moving == 2
+    # as before (cooldown_still off, cooldown_diff at reuse_diff) every entry frame is read afresh
+    old = Schedule(cooldown_still=False, cooldown_diff=Schedule().reuse_diff)
+    before = BannerReader(shipped, old, lambda _c: ("cooldown", until), clock=lambda: 0.0)
+    assert [p.label for p in _run(before, frames)][1:] == ["victory"] * 5 and before.stats.full_reads == 2
+    # past cooldown_until (frame time) the same frames are read, moving or not
+    after = BannerReader(shipped, Schedule(), lambda _c: ("cooldown", until), clock=lambda: 0.0)
+    assert [p.label for p in _run(after, frames, t0=until)][1:] == ["victory"] * 5
+    assert after.stats.cooldown_moving == 0
 
 
 def test_the_phase_is_asked_for_only_when_a_frame_would_be_read(blind: Classifier) -> None:
@@ -243,3 +267,36 @@ def test_a_read_gameplay_frame_never_asks_for_a_burst(blind: Classifier) -> None
         reader.frame("c", i * 250, blind.predict(tensor[None])[0].tolist(), tensor, (data, W, H),
                      lambda i=i: hints.append(i))
     assert reader.stats.full_reads == 5 and hints == [3, 4]  # only the frames that name an outcome word
+
+
+def test_the_signature_is_the_block_mean_of_the_grey_input() -> None:
+    """OpenCV's area resize for the 4×4 block means (every frame pays for the signature): the plain numpy
+    formula's values to float32 rounding, and the mean absolute difference likewise."""
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        a, b = (rng.uniform(-1, 1, (3, 48, 96)).astype(np.float32) for _ in range(2))
+        ref = []
+        for t in (a, b):
+            grey = t.mean(axis=0)
+            ref.append((grey.reshape(12, 4, 24, 4).mean(axis=(1, 3)) + 1.0) * 0.5)
+        sa, sb = signature(a), signature(b)
+        assert sa.shape == (12, 24) and sa.dtype == np.float32
+        assert np.allclose(sa, ref[0], rtol=0, atol=1e-6) and np.allclose(sb, ref[1], rtol=0, atol=1e-6)
+        assert abs(difference(sa, sb) - float(np.abs(ref[0] - ref[1]).mean())) < 1e-6
+    assert difference(None, sa) == 1.0 and difference(sa[:6], sa) == 1.0 and difference(sa, sa) == 0.0
+
+
+def test_after_an_outcome_label_the_phase_is_asked_again_at_once(shipped: Classifier) -> None:
+    """The frame after one the rules may count learns of the cooldown at once, not a second later."""
+    asked: list[int] = []
+
+    def phase(_channel: str) -> tuple[str, int | None]:
+        asked.append(1)
+        return ("ready", None) if len(asked) == 1 else ("cooldown", 60_000)
+
+    reader = BannerReader(shipped, Schedule(), phase, clock=lambda: 0.0)  # the clock stands still
+    preds = _run(reader, [_frame("VICTORY", noise=i + 1) for i in range(6)])
+    assert [p.label for p in preds] == ["victory"] * 6
+    # asked for the first frame (ready: an outcome label), again for the second (cooldown), then not again
+    assert len(asked) == 2
+    assert reader.stats.list_checks <= 1 and reader.stats.full_reads == 1
