@@ -116,10 +116,15 @@ class ActionsHealth(HealthRecord):
     chat_channel: str | None = None
 
 
+def fields_now(record: HealthRecord) -> dict[str, str]:
+    """The record as the hash's fields, ``updated_at`` now (what :func:`publish` writes)."""
+    return record.model_copy(update={"updated_at": int(time.time() * 1000)}).to_fields()
+
+
 def publish(client: redis.Redis, keys: Keys, channel: str, record: HealthRecord, ttl_s: int = 30) -> None:
     """Write (merge) a service's record for a channel; it expires if the service stops reporting."""
     key = keys.health(channel, record.SERVICE)
-    data = record.model_copy(update={"updated_at": int(time.time() * 1000)}).to_fields()
+    data = fields_now(record)
     pipe = client.pipeline(transaction=False)
     pipe.hset(key, mapping=data)  # type: ignore[arg-type]
     pipe.expire(key, ttl_s)
