@@ -73,26 +73,43 @@ class Picture:
     height: int
 
 
-# One round trip a frame: INCR the channel's seq, XADD the frame with that seq (MAXLEN ~), and HSET the
-# fields given after the frame's (a replay's progress), all in one script. KEYS: seq, frames[, hash];
-# ARGV: maxlen, the frame's field count n, its n names and values (``seq`` replaced), then the hash's.
+# One round trip a frame: INCR the channel's seq, XADD the frame with that seq (MAXLEN ~), HSET the fields given
+# after the frame's (a replay's progress) and, when it is due, the channel's capture health record (HSET, EXPIRE,
+# SADD to the channel registry: what ``health.publish`` does), all in one script.
+# KEYS: seq, frames[, progress hash][, health hash, channels set]; ARGV: maxlen, the frame's field count n, the
+# progress hash's field count m, the health record's field count h, the health TTL, the channel, then the frame's
+# n names and values (``seq`` replaced), the progress hash's m, the health record's h (``last_seq`` replaced).
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
-local n = tonumber(ARGV[2])
+local n, m, h = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local xadd = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*'}
-for i = 3, 2 + 2 * n, 2 do
+local i = 7
+for _ = 1, n do
   xadd[#xadd + 1] = ARGV[i]
   if ARGV[i] == 'seq' then xadd[#xadd + 1] = seq else xadd[#xadd + 1] = ARGV[i + 1] end
+  i = i + 2
 end
 redis.call(unpack(xadd))
-if #KEYS > 2 then
-  local hset = {'HSET', KEYS[3]}
-  for i = 3 + 2 * n, #ARGV do hset[#hset + 1] = ARGV[i] end
+local k = 3
+if m > 0 then
+  local hset = {'HSET', KEYS[k]}
+  for _ = 1, 2 * m do hset[#hset + 1] = ARGV[i]; i = i + 1 end
   redis.call(unpack(hset))
+  k = k + 1
+end
+if h > 0 then
+  local hset = {'HSET', KEYS[k]}
+  for _ = 1, h do
+    hset[#hset + 1] = ARGV[i]
+    if ARGV[i] == 'last_seq' then hset[#hset + 1] = seq else hset[#hset + 1] = ARGV[i + 1] end
+    i = i + 2
+  end
+  redis.call(unpack(hset))
+  redis.call('EXPIRE', KEYS[k], ARGV[5])
+  redis.call('SADD', KEYS[k + 1], ARGV[6])
 end
 return seq
 """
-
 
 @dataclass(eq=False)
 class FramePublisher:
@@ -114,20 +131,33 @@ class FramePublisher:
     last_captured_at: int | None = field(default=None, init=False)
     _script: Any = field(default=None, init=False)
 
-    def publish(self, picture: Picture, also_set: tuple[str, Mapping[str, str | int]] | None = None) -> Frame:
-        """Publish one frame; ``also_set`` = (hash key, fields) is written atomically with it."""
+    def publish(
+        self,
+        picture: Picture,
+        also_set: tuple[str, Mapping[str, str | int]] | None = None,
+        health: tuple[Mapping[str, str], int] | None = None,
+    ) -> Frame:
+        """Publish one frame; ``also_set`` = (hash key, fields) is written atomically with it, and so is
+        ``health`` = (the capture's health record as fields, its TTL in s), its ``last_seq`` the frame's."""
         frame = Frame(  # seq 0 stands in for the number the script takes
             channel=self.channel, seq=0, captured_at=picture.captured_at, format=picture.format,
             width=picture.width, height=picture.height, image=picture.image,
         )
         fields = frame.to_fields()
         keys = [self.keys.seq(self.channel), self.keys.frames]
-        args: list[Any] = [self.maxlen, len(fields)]
+        progress = also_set[1] if also_set is not None else {}
+        record = health[0] if health is not None else {}
+        args: list[Any] = [self.maxlen, len(fields), len(progress), len(record), health[1] if health else 0,
+                           self.channel]
         for name, value in fields.items():
             args += (name, value)
-        if also_set is not None:
+        if also_set is not None and progress:
             keys.append(also_set[0])
-            for hname, hvalue in also_set[1].items():
+            for hname, hvalue in progress.items():
+                args += (hname, hvalue)
+        if record:
+            keys += [self.keys.health(self.channel, "capture"), self.keys.channels]
+            for hname, hvalue in record.items():
                 args += (hname, hvalue)
         if self._script is None:
             self._script = self.client.register_script(_PUBLISH)

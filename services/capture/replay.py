@@ -309,6 +309,9 @@ class ReplaySource:
         k0 = k
         frame_ms = 1000.0 / cfg.fps
         period_s = 1.0 / (cfg.fps * cfg.speed)
+        # the replay clock starts with the pacing, not before the progress writes that came between (as after a
+        # pause): at speed 1 a frame is taken at the wall time it is stamped with, not that much later
+        start_wall_ms = max(start_wall_ms, now_ms() - round(k * frame_ms))
         t0 = time.monotonic()
         video = not self.path.is_dir()
         self.sink.report(

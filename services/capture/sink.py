@@ -4,7 +4,8 @@ A source (OBS, replay) produces pictures and says what state it is in; the
 sink gets each frame into ``owc:frames`` (:class:`FramePublisher`), says
 whether inference can take more (:class:`BackPressure`), keeps the health
 hash ``owc:health:{channel}:capture`` (frames, skips and errors are filled
-in here; written at most once a second unless forced) and handles a Redis
+in here; written at most once a second unless forced, with a frame when one is
+published: in the frame's own round trip) and handles a Redis
 that is down or refuses writes: one log line per cause, one when it takes
 frames again. What a source does meanwhile differs: live capture drops the
 frame, a replay keeps it and retries (:meth:`FrameSink.publish`).
@@ -150,8 +151,18 @@ class FrameSink:
             retrying = _retrying(retry_until, REPLAY_RETRY, retry=retry_if_result(lambda frame: frame is None))
             kept: Frame | None = retrying(self.publish, picture, also_set)
             return kept
+        now = time.monotonic()
+        # the health record as it will be after this frame (its last_seq is the frame's, the script's to fill in)
+        # goes with the frame when it is due: no round trip of its own
+        upcoming = self.health.updated(
+            frames_published=self.publisher.published + 1, last_seq=0, last_frame_at=picture.captured_at
+        )
+        record = upcoming if self._cadence.due("", upcoming, now) else None
         try:
-            frame = self.publisher.publish(picture, also_set=also_set)
+            frame = self.publisher.publish(
+                picture, also_set=also_set,
+                health=None if record is None else (health.fields_now(record), self.health_ttl_s),
+            )
         except redis.RedisError as exc:
             self.metrics.errors.labels("redis").inc()
             self.redis_failures += 1
@@ -162,6 +173,8 @@ class FrameSink:
             self.log.info("Redis takes frames again: publishing again")
             self._trouble = None
         self._set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=picture.captured_at)
+        if record is not None:
+            self._cadence.sent("", self.health, now)
         return frame
 
     def until_redis_writes(

@@ -1,12 +1,13 @@
 """What the state writer reads: commands and labels, under one consumer name shared by every leader.
 
 A new leader first re-reads the entries its predecessor read but never
-acknowledged (nothing to wait for), then reclaims idle ones, then reads
-both streams in one blocking read, so a command never waits on labels.
-Quiet (nothing read for ``QUIET_AFTER_S``: no frames, no commands), the
-reclaim scan runs every ``QUIET_CHECK_S``: an entry left pending by a deposed
-writer is also found by :meth:`Inbox.check_orphans`, and a new leader re-reads
-them all at once.
+acknowledged (nothing to wait for), then reads both streams in one blocking
+read, so a command never waits on labels. The writer's periodic look
+(:meth:`Inbox.check`: every 2 s on a live feed, every ``QUIET_CHECK_S`` when
+quiet — nothing read for ``QUIET_AFTER_S``) reclaims idle entries, looks for
+orphans (an entry left pending by a deposed writer: a new leader re-reads them
+all at once) and writes the writer's health, in one round trip; what it
+reclaimed is handed out by the next read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -37,7 +39,7 @@ class Inbox:
         self.commands = GroupConsumer(client, keys.commands, GROUP_STATE, CONSUMER, claim_idle_ms=claim_idle_ms)
         self.reread = True  # the next read starts with the entries pending on CONSUMER
         self._last_read = time.monotonic()  # when a read last returned entries
-        self._next_quiet_claim = 0.0
+        self._reclaimed: list[Delivery] = []  # taken over by the last check, handed out by the next read
         self._groups_ready = False
 
     def ensure_groups(self) -> None:
@@ -46,18 +48,31 @@ class Inbox:
             self.commands.ensure_group()
             self._groups_ready = True
 
-    def check_orphans(self, held: int) -> None:
-        """Re-read entries pending on our consumer name that we do not hold (``held`` of them).
+    def check(self, held: int, also: Callable[[redis.client.Pipeline], None] | None = None) -> None:
+        """The periodic look, in one round trip: reclaim idle entries (``XAUTOCLAIM``, both streams; what it
+        takes over is handed out by the next :meth:`read`), look for orphans and whatever ``also`` queues into
+        the same pipeline (the writer's health records).
 
-        A deposed writer that woke up (a frozen process, a network split) may
-        have read entries under the shared consumer name before it noticed;
-        they would otherwise wait for XAUTOCLAIM's idle time.
+        Orphans: entries pending on our consumer name beyond the ``held`` ones we hold. A deposed writer that
+        woke up (a frozen process, a network split) may have read entries under the shared consumer name
+        before it noticed; the next read re-reads them all instead of waiting for XAUTOCLAIM's idle time.
         """
-        pending = 0
-        pipe = self.client.pipeline(transaction=False)  # one round trip for both streams
+        pipe = self.client.pipeline(transaction=False)
+        if also is not None:
+            also(pipe)
+        first = len(pipe)
+        for consumer in (self.commands, self.labels):
+            consumer.queue_reclaim(pipe, READ_COUNT)
         for stream in (self.keys.commands, self.keys.labels):
             pipe.xpending(stream, GROUP_STATE)
-        for summary in pipe.execute():
+        replies = pipe.execute()[first:]
+        now = time.monotonic()
+        self._reclaimed += self.commands.take_reclaimed(replies[0], now) + self.labels.take_reclaimed(replies[1], now)
+        self._orphans(replies[2:], held)
+
+    def _orphans(self, summaries: list[Any], held: int) -> None:
+        pending = 0
+        for summary in summaries:
             for consumer in summary.get("consumers") or []:
                 if text(consumer["name"]) == CONSUMER:
                     pending += int(consumer["pending"])
@@ -79,13 +94,11 @@ class Inbox:
         if self.reread:
             pending = self.commands.read_own_pending() + self.labels.read_own_pending()
             self.reread = False
+            self._reclaimed = []  # reclaimed entries are pending on our name: re-read with the rest
             if pending:
                 log.info("state: re-reading %d entries the previous writer had not acknowledged", len(pending))
                 return pending
-        now = time.monotonic()
-        if not self.quiet() or now >= self._next_quiet_claim:
-            self._next_quiet_claim = now + QUIET_CHECK_S
-            reclaimed = self.commands.reclaim(READ_COUNT) + self.labels.reclaim(READ_COUNT)
-            if reclaimed:
-                return reclaimed
+        if self._reclaimed:  # taken over by the last check
+            reclaimed, self._reclaimed = self._reclaimed, []
+            return reclaimed
         return read_group([self.commands, self.labels], count=READ_COUNT, block=block_ms())

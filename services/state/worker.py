@@ -192,8 +192,9 @@ class StateWorker:
         self._flush_labels()
         self._write_held()
         if time.monotonic() - self._health_at >= (QUIET_CHECK_S if self.inbox.quiet() else HEALTH_EVERY_S):
-            self._publish_health()
-            self.inbox.check_orphans(sum(len(ch.buffer) + len(ch.held) for ch in self.channels.values()))
+            # reclaim, orphans and the health records that are due: one round trip
+            self.inbox.check(sum(len(ch.buffer) + len(ch.held) for ch in self.channels.values()),
+                             also=self._queue_health)
             self._health_at = time.monotonic()
 
     def _block_ms(self) -> int:
@@ -397,9 +398,10 @@ class StateWorker:
 
     # ------------------------------------------------------------------ health
 
-    def _publish_health(self) -> None:
+    def _queue_health(self, pipe: redis.client.Pipeline) -> None:
+        """The channels' health records that are due, into ``pipe`` (the periodic check's round trip)."""
         now = time.monotonic()
         for name, ch in self.channels.items():
             if self._health_cadence.due(name, record := ch.health(self.holder), now):
-                health.publish(self.client, self.keys, name, record)
+                health.queue(pipe, self.keys, name, record)
                 self._health_cadence.sent(name, record, now)

@@ -515,3 +515,27 @@ def test_held_back_capture_warns_and_keeps_its_health_fresh(
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_the_pacing_starts_with_the_replay_clock_so_a_frame_is_taken_when_it_is_stamped(
+    settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, png_folder: Path
+) -> None:
+    """Slow progress writes at the start (a busy process) do not make every frame's ``XADD`` later than its
+    ``captured_at`` by that much: the pacing clock starts when the replay clock's start time is taken."""
+    settings = settings_factory(capture__fps=4, capture__speed=1)
+    source, _ = make_source(settings, redis_client, keys, png_folder)
+    real_start = source._start_or_resume
+
+    def slow_start() -> tuple[int, int, int, int]:
+        started = real_start()
+        time.sleep(0.4)  # what the writes after the clock's start took
+        return started
+
+    source._start_or_resume = slow_start  # type: ignore[method-assign]
+    source.run(threading.Event(), max_messages=3)
+    entries = redis_client.xrange(keys.frames)
+    assert len(entries) == 3
+    for entry_id, fields in entries:
+        added_ms = int(entry_id.split(b"-")[0])
+        # taken on time (not 400 ms late): the XADD comes within its publish time of the stamp
+        assert added_ms - int(fields[b"captured_at"]) < 200

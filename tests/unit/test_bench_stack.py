@@ -61,3 +61,27 @@ def test_the_stack_threads_cpu_is_told_apart_by_service_from_the_thread_names() 
     assert done.is_set()
     assert seen.get("capture", 0.0) >= 0.04
     assert "main" in seen
+
+
+def test_wakeups_count_every_thread_of_a_process() -> None:
+    """A thread that sleeps 20 times adds at least 20 context switches to its process's count (not only the
+    main thread's, which is all ``/proc/<pid>/status`` says)."""
+    import os
+    import threading
+    import time
+
+    from tools.bench.resources import wakeups
+
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sleeper_counting() -> None:
+        start = wakeups(os.getpid())
+        for _ in range(20):
+            time.sleep(0.001)
+        seen.append(wakeups(os.getpid()) - start)
+        done.set()
+
+    threading.Thread(target=sleeper_counting).start()
+    assert done.wait(10)
+    assert seen[0] >= 20

@@ -6,7 +6,9 @@ webhook action, and measures the whole process tree the user would have: the
 keeper / supervisor, redis-server and every service. RSS counts shared pages in
 every process; PSS splits them between the processes sharing them (the real
 footprint). Then, optionally, the one-process stack with no OBS running (capture
-waiting), its idle cost.
+waiting), its idle cost. Besides CPU: each process's wake-ups a second (its
+threads' context switches: on a small VM a wake-up alone costs tens of µs) and
+the commands Redis ran a second (those a script runs counted, the bench's own not).
 """
 
 from __future__ import annotations
@@ -75,6 +77,22 @@ def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     return out
 
 
+def wakeups(pid: int) -> int:
+    """Context switches of every thread of ``pid`` so far (voluntary and not): each is a wake-up of a thread
+    (``/proc/<pid>/status`` alone counts the main thread only)."""
+    total = 0
+    with suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/task/{tid}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches:" in line)
+    return total
+
+
+def redis_commands(client: Any) -> int:
+    """Commands Redis has run so far (``INFO commandstats``; those a script runs counted too)."""
+    return sum(int(v.get("calls", 0)) for v in client.info("commandstats").values())
+
+
 class Tree:
     """The processes under ``root`` (itself included), named, with their CPU time since first seen."""
 
@@ -86,6 +104,8 @@ class Tree:
         self.names: dict[int, str] = {}
         self.first_cpu: dict[int, float] = {}
         self.last_cpu: dict[int, float] = {}
+        self.first_wakeups: dict[int, int] = {}
+        self.last_wakeups: dict[int, int] = {}
         self.rss: dict[str, int] = {}
         self.pss: dict[str, int] = {}
         self.total_rss = 0
@@ -117,6 +137,9 @@ class Tree:
                 cpu = float(t.user + t.system)
                 self.first_cpu.setdefault(proc.pid, cpu)
                 self.last_cpu[proc.pid] = cpu
+                woke = wakeups(proc.pid)
+                self.first_wakeups.setdefault(proc.pid, woke)
+                self.last_wakeups[proc.pid] = woke
                 if self.names[proc.pid] == "stack":
                     threads = thread_cpu(proc.pid)
                     for tid, seen in threads.items():
@@ -141,8 +164,11 @@ class Tree:
         per: dict[str, Any] = {}
         for pid, name in self.names.items():
             used = self.last_cpu.get(pid, 0.0) - self.first_cpu.get(pid, 0.0)
-            entry = per.setdefault(name, {"cpu_percent_of_one_core": 0.0, "rss_mb": None, "pss_mb": None})
+            entry = per.setdefault(name, {"cpu_percent_of_one_core": 0.0, "rss_mb": None, "pss_mb": None,
+                                          "wakeups_per_s": 0.0})
             entry["cpu_percent_of_one_core"] = round(entry["cpu_percent_of_one_core"] + 100 * used / elapsed, 2)
+            woke = self.last_wakeups.get(pid, 0) - self.first_wakeups.get(pid, 0)
+            entry["wakeups_per_s"] = round(entry["wakeups_per_s"] + woke / elapsed, 1)
             if name in self.rss:
                 entry["rss_mb"] = round(self.rss[name] / 2**20, 1)
                 entry["pss_mb"] = round(self.pss[name] / 2**20, 1)
@@ -229,6 +255,8 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         last_event = _last_event_id(client, events)
         requests0 = requests = len(receiver.snapshot()) if receiver else 0
         results = 0
+        commands0 = redis_commands(client)
+        own = 1  # the bench's own commands in the window: the INFO at the end, an XREVRANGE a second, XRANGEs
         samples: list[tuple[float, float, bool]] = [(time.monotonic(), tree.sample(True), False)]
         actions_samples: list[tuple[float, float, bool]] = []
         t0 = time.monotonic()
@@ -236,6 +264,7 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         while time.monotonic() - t0 < seconds:
             time.sleep(1.0)
             tick += 1
+            own += 1
             event = _last_event_id(client, events)
             now_requests = len(receiver.snapshot()) if receiver else 0
             happened = event != last_event or now_requests != requests
@@ -244,11 +273,13 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
             if actions_pid is not None:
                 actions_samples.append((time.monotonic(), tree.last_cpu[actions_pid], happened))
             if event != last_event:
+                own += 1
                 new: list[Any] = client.xrange(events, f"({last_event}" if last_event else "-", event)  # type: ignore[assignment]
                 results += sum(f.get(b"type") in (b"detected", b"adjusted") for _, f in new)
             last_event, requests = event, now_requests
         tree.sample(True)
         elapsed = time.monotonic() - t0
+        commands = redis_commands(client) - commands0 - own
         client.close()
     finally:
         stop_owc_run(proc)
@@ -256,7 +287,8 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
     out = tree.report(elapsed)
     idle_percent, quiet_s, busy_s = idle_cpu(samples)
     out.update(seconds=round(elapsed, 1), cpu_percent_of_one_core_idle=idle_percent, idle_seconds=quiet_s,
-               busy_seconds=busy_s, results_in_window=results, webhook_requests_in_window=requests - requests0)
+               busy_seconds=busy_s, results_in_window=results, webhook_requests_in_window=requests - requests0,
+               redis_commands_per_s=round(commands / elapsed, 1))
     if actions_samples:
         a_idle, a_quiet, a_busy = idle_cpu(actions_samples)
         out["actions_process"] = {"cpu_percent_of_one_core_idle": a_idle, "idle_seconds": a_quiet,
@@ -289,7 +321,8 @@ def bench_resources(args: argparse.Namespace) -> int:
         _progress(f"  one process, no OBS running (capture waiting) for {args.no_obs_seconds:.0f} s …")
         no_obs = measure_mode("one_process", clip, None, args.no_obs_seconds, args.warmup, source="obs")
         result["one_process_no_obs"] = {"total": no_obs["total"], "processes": no_obs["processes"],
-                                        "seconds": no_obs["seconds"]}
+                                        "seconds": no_obs["seconds"],
+                                        "redis_commands_per_s": no_obs["redis_commands_per_s"]}
         if "stack_threads_cpu_percent_of_one_core" in no_obs:
             result["one_process_no_obs"]["stack_threads_cpu_percent_of_one_core"] = no_obs[
                 "stack_threads_cpu_percent_of_one_core"]

@@ -116,15 +116,24 @@ class ActionsHealth(HealthRecord):
     chat_channel: str | None = None
 
 
+def fields_now(record: HealthRecord) -> dict[str, str]:
+    """The record as the hash's fields, ``updated_at`` now (what :func:`publish` writes)."""
+    return record.model_copy(update={"updated_at": int(time.time() * 1000)}).to_fields()
+
+
 def publish(client: redis.Redis, keys: Keys, channel: str, record: HealthRecord, ttl_s: int = 30) -> None:
     """Write (merge) a service's record for a channel; it expires if the service stops reporting."""
-    key = keys.health(channel, record.SERVICE)
-    data = record.model_copy(update={"updated_at": int(time.time() * 1000)}).to_fields()
     pipe = client.pipeline(transaction=False)
-    pipe.hset(key, mapping=data)  # type: ignore[arg-type]
+    queue(pipe, keys, channel, record, ttl_s)
+    pipe.execute()
+
+
+def queue(pipe: redis.client.Pipeline, keys: Keys, channel: str, record: HealthRecord, ttl_s: int = 30) -> None:
+    """:func:`publish`'s commands into ``pipe`` (a round trip that carries other commands too)."""
+    key = keys.health(channel, record.SERVICE)
+    pipe.hset(key, mapping=fields_now(record))  # type: ignore[arg-type]
     pipe.expire(key, ttl_s)
     pipe.sadd(keys.channels, channel)
-    pipe.execute()
 
 
 HEALTH_REFRESH_S = 10.0  # a record that has not changed is written again this often (its TTL is 30 s)

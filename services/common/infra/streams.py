@@ -80,14 +80,19 @@ class GroupConsumer:
         now = time.monotonic()
         if now < self._next_claim:
             return []
-        result = self.client.xautoclaim(
-            self.stream,
-            self.group,
-            self.consumer,
-            min_idle_time=self.claim_idle_ms,
-            start_id=self._cursor,
-            count=count,
-        )
+        result = self.client.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms,
+                                        start_id=self._cursor, count=count)
+        return self.take_reclaimed(result, now)
+
+    def queue_reclaim(self, pipe: redis.client.Pipeline, count: int) -> None:
+        """:meth:`reclaim`'s ``XAUTOCLAIM`` into ``pipe`` (another round trip's), whether it is due or not;
+        hand its reply to :meth:`take_reclaimed`."""
+        pipe.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=self.claim_idle_ms,
+                        start_id=self._cursor, count=count)
+
+    def take_reclaimed(self, result: Any, now: float | None = None) -> list[Delivery]:
+        """What an ``XAUTOCLAIM`` queued by :meth:`queue_reclaim` took over (see :meth:`reclaim`)."""
+        now = time.monotonic() if now is None else now
         cursor, claimed = result[0], result[1]
         self._cursor = cursor
         if cursor in (b"0-0", "0-0"):
