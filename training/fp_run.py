@@ -303,10 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, default=FP_POOL)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    ap.add_argument("--pool-seed", type=int, default=FP_SEED,
+                    help=f"seed of the scene pool (default {FP_SEED}, the card's); another seed gives a pool of new "
+                         "scenes, a check independent of anything tuned on the card's pool")
     args = ap.parse_args(argv)
     started = time.monotonic()
     synth.ensure_fonts(synth.EVAL)
-    pool = cached_render(FP_SEED, args.pool, synth.EVAL, args.cache_dir, label="none", size=FP_SIZE,
+    pool = cached_render(args.pool_seed, args.pool, synth.EVAL, args.cache_dir, label="none", size=FP_SIZE,
                          desc="false-positive scene pool")
     model = args.model
     gate_only = is_gate_only(Classifier(model))
@@ -315,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Classifier(model), None if gate_only else Gate(model)
 
     res = fp_run(pool, args.hours, factory, workers=args.workers)
-    print(json.dumps({"model": Classifier(model).model_id, "hours": res.hours, "frames": res.frames,
+    print(json.dumps({"model": Classifier(model).model_id, "pool_seed": args.pool_seed, "hours": res.hours, "frames": res.frames,
                       "false_counts": res.false_counts, "per_hour": res.per_hour,
                       "outcome_frames": res.outcome_frames, "confident_outcome_frames": res.confident_outcome_frames,
                       "gate_rate": res.gate_rate, "run_s": round(res.wall_s, 1),
