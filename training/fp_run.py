@@ -318,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Classifier(model), None if gate_only else Gate(model)
 
     res = fp_run(pool, args.hours, factory, workers=args.workers)
-    print(json.dumps({"model": Classifier(model).model_id, "pool_seed": args.pool_seed, "hours": res.hours, "frames": res.frames,
+    print(json.dumps({"model": Classifier(model).model_id, "pool_seed": args.pool_seed, "hours": res.hours,
+                      "frames": res.frames,
                       "false_counts": res.false_counts, "per_hour": res.per_hour,
                       "outcome_frames": res.outcome_frames, "confident_outcome_frames": res.confident_outcome_frames,
                       "gate_rate": res.gate_rate, "run_s": round(res.wall_s, 1),
