@@ -82,29 +82,24 @@ class Picture:
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
 local n, m, h = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local xadd = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*'}
 local i = 7
-for _ = 1, n do
-  xadd[#xadd + 1] = ARGV[i]
-  if ARGV[i] == 'seq' then xadd[#xadd + 1] = seq else xadd[#xadd + 1] = ARGV[i + 1] end
-  i = i + 2
+-- appends `count` name/value pairs from ARGV[i] on to `cmd`, the value of the field `own` (if any) replaced by seq
+local function pairs_into(cmd, count, own)
+  for _ = 1, count do
+    cmd[#cmd + 1] = ARGV[i]
+    if ARGV[i] == own then cmd[#cmd + 1] = seq else cmd[#cmd + 1] = ARGV[i + 1] end
+    i = i + 2
+  end
+  return cmd
 end
-redis.call(unpack(xadd))
+redis.call(unpack(pairs_into({'XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*'}, n, 'seq')))
 local k = 3
 if m > 0 then
-  local hset = {'HSET', KEYS[k]}
-  for _ = 1, 2 * m do hset[#hset + 1] = ARGV[i]; i = i + 1 end
-  redis.call(unpack(hset))
+  redis.call(unpack(pairs_into({'HSET', KEYS[k]}, m, false)))
   k = k + 1
 end
 if h > 0 then
-  local hset = {'HSET', KEYS[k]}
-  for _ = 1, h do
-    hset[#hset + 1] = ARGV[i]
-    if ARGV[i] == 'last_seq' then hset[#hset + 1] = seq else hset[#hset + 1] = ARGV[i + 1] end
-    i = i + 2
-  end
-  redis.call(unpack(hset))
+  redis.call(unpack(pairs_into({'HSET', KEYS[k]}, h, 'last_seq')))
   redis.call('EXPIRE', KEYS[k], ARGV[5])
   redis.call('SADD', KEYS[k + 1], ARGV[6])
 end
