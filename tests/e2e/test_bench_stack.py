@@ -38,14 +38,16 @@ def test_bench_resources_counts_every_process_of_both_modes_in_one_run() -> None
     assert {"supervisor", "redis", "state", "actions", "gateway", "inference", "capture"} <= set(many["processes"])
     for mode in (one, many):
         for figures in mode["processes"].values():
-            assert set(figures) == {"cpu_percent_of_one_core", "rss_mb", "pss_mb"}
-            assert figures["rss_mb"] >= figures["pss_mb"] > 0
+            assert set(figures) == {"cpu_percent_of_one_core", "rss_mb", "pss_mb", "wakeups_per_s"}
+            assert figures["rss_mb"] >= figures["pss_mb"] > 0 and figures["wakeups_per_s"] >= 0
         # the total is the whole tree at its peak: no more than the sum of each process's peak
         assert 0 < mode["total"]["pss_mb"] <= mode["total"]["rss_mb"] <= sum(
             f["rss_mb"] for f in mode["processes"].values()) + 0.2
         # every second of the window is either quiet or around a result
         assert mode["idle_seconds"] + mode["busy_seconds"] == pytest.approx(mode["seconds"], abs=1.0)
         assert isinstance(mode["results_in_window"], int) and isinstance(mode["webhook_requests_in_window"], int)
+        # the stack commands its Redis on a live feed (the bench's own commands left out)
+        assert mode["redis_commands_per_s"] > 0
     assert many["actions_process"]["idle_seconds"] >= 0
     # one process: the stack's CPU by service, from its threads' names (every service runs a thread)
     threads = one["stack_threads_cpu_percent_of_one_core"]
