@@ -28,14 +28,20 @@ def record(client: redis.Redis, key: str) -> CaptureHealth:
     return found
 
 
+def sink_for(client: redis.Redis, keys: Keys, settings: Settings, health_interval_s: float) -> FrameSink:
+    """A replay's frame sink on ``client`` whose health record is due every ``health_interval_s``."""
+    return FrameSink(client, keys, settings.capture, CaptureMetrics(CollectorRegistry()), "replay",
+                     logging.getLogger("test"), "keeping the frame", health_interval_s=health_interval_s)
+
+
 def test_a_due_health_record_is_written_with_the_frame_in_its_round_trip(
     own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings]
 ) -> None:
     client = own_redis.client()
-    settings = settings_factory(redis__url=own_redis.url).capture
+    all_settings = settings_factory(redis__url=own_redis.url)
+    settings = all_settings.capture
     # due with every frame (it changes with each one): each frame carries the record
-    sink = FrameSink(client, keys, settings, CaptureMetrics(CollectorRegistry()), "replay",
-                     logging.getLogger("test"), "keeping the frame", health_interval_s=0.0)
+    sink = sink_for(client, keys, all_settings, health_interval_s=0.0)
     health_key = keys.health(settings.channel, "capture")
     pipelines: list[object] = []  # the record's own round trip would be a pipeline (health.publish)
     real_pipeline = client.pipeline
@@ -62,9 +68,9 @@ def test_health_rides_with_a_frame_only_when_due_and_a_forced_report_writes_at_o
     own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings]
 ) -> None:
     client = own_redis.client()
-    settings = settings_factory(redis__url=own_redis.url).capture
-    sink = FrameSink(client, keys, settings, CaptureMetrics(CollectorRegistry()), "replay",
-                     logging.getLogger("test"), "keeping the frame", health_interval_s=60.0)
+    all_settings = settings_factory(redis__url=own_redis.url)
+    settings = all_settings.capture
+    sink = sink_for(client, keys, all_settings, health_interval_s=60.0)
     health_key = keys.health(settings.channel, "capture")
     frames = [sink.publish(Picture(now_ms(), IMAGE, "jpg", 160, 90)) for _ in range(3)]
     seqs = [f.seq for f in frames if f is not None]
