@@ -22,17 +22,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 from tenacity import wait_fixed
 
-from services.capture.encode import as_captured, encode_image, jpeg_reference
+from services.capture.jpeg import as_captured, jpeg_reference
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, Picture, Pressure, now_ms
 from services.capture.replay_files import (
     IMAGE_SUFFIXES,
-    Image,
-    Load,
     ReplayError,
     check_replay_path,
     fingerprint,
@@ -47,6 +46,9 @@ from services.common.config.settings import CaptureSettings
 from services.common.contracts.codec import text
 from services.common.contracts.keys import Keys
 from services.common.infra.burst import BurstListener
+
+if TYPE_CHECKING:
+    from services.capture.replay_files import Image, Load
 
 log = logging.getLogger("owc.capture.replay")
 
@@ -111,7 +113,7 @@ class ReplaySource:
         # made from (a changed listing starts afresh), up to ENCODED_CACHE_BYTES
         self._encoded: dict[int, bytes] = {}
         self._encoded_for: list[Path] = []
-        # a folder's JPEG already at the capture's size and quality is published as it is (encode.as_captured)
+        # a folder's JPEG already at the capture's size and quality is published as it is (jpeg.as_captured)
         self._as_is: dict[int, bytes] = {}
         self._reference: bytes | None = None
         self.summary = ReplaySummary()
@@ -192,6 +194,8 @@ class ReplaySource:
 
     def _encode(self, bgr: Image | None) -> bytes:
         assert bgr is not None  # a folder's images are read ahead, never missing
+        from services.capture.encode import encode_image  # OpenCV: only for a picture that needs encoding
+
         cfg = self.cfg
         t_enc = time.perf_counter()
         image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)

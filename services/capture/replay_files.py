@@ -12,12 +12,18 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from services.capture.metrics import CaptureMetrics
+
+if TYPE_CHECKING:  # OpenCV and numpy are imported where a picture is decoded: a folder of JPEGs
+    import numpy as np  # already as captured is replayed without them (services/capture/jpeg.py)
+    import numpy.typing as npt
+
+    Image: TypeAlias = npt.NDArray[np.uint8]
+    # ``load(early_s)``: the sample's picture, or the one ``early_s`` seconds of replay time before it
+    # (a burst); ``None`` when a video ends there
+    Load: TypeAlias = Callable[[float], Image | None]
 
 log = logging.getLogger("owc.capture.replay")
 
@@ -47,8 +53,6 @@ def list_images(folder: Path) -> list[Path]:
 
 def check_replay_path(path: Path) -> str:
     """Describe the replay (for the start log line) or raise :class:`ReplayError`."""
-    import cv2
-
     if not path.exists():
         raise ReplayError(f"replay path {str(path)!r} does not exist")
     if path.is_dir():
@@ -56,6 +60,8 @@ def check_replay_path(path: Path) -> str:
         if not images:
             raise ReplayError(f"replay folder {str(path)!r} has no .png/.jpg images")
         return f"folder {path} ({len(images)} images)"
+    import cv2
+
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -67,14 +73,9 @@ def check_replay_path(path: Path) -> str:
     return f"video {path} ({count} frames at {native:g} fps)"
 
 
-Image = npt.NDArray[np.uint8]
-# ``load(early_s)``: the sample's picture, or the one ``early_s`` seconds of replay time before it
-# (a burst); ``None`` when a video ends there
-Load = Callable[[float], Image | None]
-
-
-def _not_read(_early_s: float) -> Image:
-    return np.zeros((0, 0, 3), np.uint8)
+def _not_read(_early_s: float) -> Image | None:
+    """A kept image's ``load``: never called (the caller has what it made of the image)."""
+    return None
 
 
 def iter_frames(
@@ -108,10 +109,8 @@ def iter_samples(
     sample, before the next one.
 
     ``known(index)`` true: a folder's image is not read (the caller kept what it made of it on an
-    earlier pass); its ``load`` returns an empty picture.
+    earlier pass); its ``load`` returns ``None``.
     """
-    import cv2
-
     if path.is_dir():
         for index, file in enumerate(list_images(path)):
             if index < start:
@@ -119,6 +118,8 @@ def iter_samples(
             if known is not None and known(index):
                 yield index, _not_read
                 continue
+            import cv2  # a picture to decode (once imported, this is a dictionary look-up)
+
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("replay: cannot read image %s, skipping it", file)
@@ -128,6 +129,8 @@ def iter_samples(
             picture = cast("Image", image)
             yield index, lambda _early_s, picture=picture: picture  # type: ignore[misc]
         return
+    import cv2
+
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise ReplayError(f"replay file {str(path)!r} cannot be opened as a video")

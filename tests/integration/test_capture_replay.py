@@ -125,6 +125,38 @@ def test_jpegs_already_at_the_capture_size_and_quality_are_published_as_they_are
     assert [brightness(f) for f in frames] == pytest.approx([(i * 45) % 250 for i in range(4)], abs=2)
 
 
+def test_a_folder_of_jpegs_as_captured_is_replayed_without_opencv_or_numpy(
+    redis_server: object, redis_client: redis.Redis, prefix: str, keys: Keys, tmp_path: Path
+) -> None:
+    """`owc capture` replaying the demo's kind of folder loads neither (~29 MB of the process); a file that
+    must be re-encoded still is (OpenCV then)."""
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    for i in range(3):
+        ok, data = cv2.imencode(".jpg", numbered(i, 640, 360), [cv2.IMWRITE_JPEG_QUALITY, 80])
+        assert ok
+        (folder / f"shot_{i}.jpg").write_bytes(data.tobytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWC_")}
+    env.update(OWC_REDIS__URL=redis_server.url, OWC_REDIS__PREFIX=prefix,  # type: ignore[attr-defined]
+               OWC_CAPTURE__METRICS_PORT="0", OWC_CAPTURE__QUALITY="80")
+    script = ("import sys; from services.cli import main; code = main(sys.argv[1:]); "
+              "print(code, 'cv2' in sys.modules, 'numpy' in sys.modules)")
+
+    def replay() -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", script, "capture", "--source", f"replay:{folder}", "--fps", "8", "--speed",
+             "100"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert replay() == "0 False False"
+    cv2.imwrite(str(folder / "shot_3.png"), numbered(3, 640, 360))
+    assert replay() == "0 True True"
+    assert len(frames_of(redis_client, keys)) == 7
+
+
 def test_video_at_speed_is_sampled_at_fps_with_exact_spacing(
     settings_factory: Callable[..., Settings], redis_client: redis.Redis, keys: Keys, video: Path
 ) -> None:

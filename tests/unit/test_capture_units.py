@@ -141,7 +141,7 @@ def test_reconnect_waits_double_up_to_the_cap() -> None:
 
 
 def test_jpeg_header_tells_quality_size_and_subsampling_apart() -> None:
-    from services.capture.encode import as_captured, jpeg_header, jpeg_reference
+    from services.capture.jpeg import as_captured, jpeg_header, jpeg_reference
 
     image = np.full((360, 640, 3), 90, np.uint8)
 
@@ -159,3 +159,14 @@ def test_jpeg_header_tells_quality_size_and_subsampling_apart() -> None:
     _, png = cv2.imencode(".png", image)
     assert jpeg_header(png.tobytes()) is None and not as_captured(png.tobytes(), ref)
     assert jpeg_header(b"\xff\xd8\x00garbage") is None and not as_captured(jpeg(80), None)
+
+
+def test_the_reference_header_is_the_one_opencv_writes() -> None:
+    """services/capture/jpeg.py computes libjpeg's tables and frame header; held to what encode_image makes
+    (the default quality -1 included) at every quality and a few sizes."""
+    from services.capture.jpeg import jpeg_header, jpeg_reference
+
+    for quality in [-1, *range(0, 101)]:
+        for width, height in [(640, 360), (1920, 1080), (17, 9)]:
+            made = jpeg_header(encode_image(np.zeros((height, width, 3), np.uint8), "jpg", width, height, quality))
+            assert jpeg_reference(width, height, quality) == made, (quality, width, height)
