@@ -58,6 +58,7 @@ def serve_gateway(settings: Settings, config_dir: Path, stop: threading.Event | 
         timeout_graceful_shutdown=5,
         proxy_headers=False,
         server_header=False,
+        ws="none",  # no route is a websocket: uvicorn's websocket protocol not loaded (~0.7 MB)
     )
 
     def close_streams() -> None:

@@ -51,7 +51,7 @@ def test_processes_mode_starts_everything_restarts_a_killed_child_and_stops_clea
         # a process that decodes no frame carries no vision stack (the supervisor neither)
         assert stack.proc is not None
         for name, pid in [("supervisor", stack.proc.pid), ("state", children["state"].pid),
-                          ("gateway", children["gateway"].pid)]:
+                          ("gateway", children["gateway"].pid), ("capture", children["capture"].pid)]:
             assert _vision_mapped(pid) == [], name
         assert _vision_mapped(children["inference"].pid)  # the one that does, does
 
