@@ -37,6 +37,10 @@ T = TypeVar("T")
 # a replay keeps a frame Redis refused and retries it: 0.2 s, doubling to 5 s
 REPLAY_RETRY = wait_exponential(multiplier=0.2, max=5.0)
 REPLAY_FIRST_RETRY_S = 0.2  # REPLAY_RETRY's first wait
+# A health record due within this goes with the frame being published, not alone in a round trip of its own
+# from the report() that follows the publish a millisecond later: a 4 fps replay's every 4th frame comes
+# 1.000 s (± a few ms) after the last record, so about half the time it came just before the record was due.
+RIDE_AHEAD_S = 0.05
 
 
 def _retrying(stop: threading.Event, wait: WaitBaseT, **options: Any) -> Retrying:
@@ -157,7 +161,7 @@ class FrameSink:
         upcoming = self.health.updated(
             frames_published=self.publisher.published + 1, last_seq=0, last_frame_at=picture.captured_at
         )
-        record = upcoming if self._cadence.due("", upcoming, now) else None
+        record = upcoming if self._cadence.due("", upcoming, now + RIDE_AHEAD_S) else None
         try:
             frame = self.publisher.publish(
                 picture, also_set=also_set,

@@ -83,3 +83,32 @@ def test_health_rides_with_a_frame_only_when_due_and_a_forced_report_writes_at_o
     written = record(client, health_key)
     assert (written.state, written.frames_published, written.last_seq) == ("replaying", 3, seqs[2])
     client.close()
+
+
+def test_a_record_due_within_moments_rides_with_the_frame_not_alone_right_after_it(
+    own_redis: RedisServer, keys: Keys, settings_factory: Callable[..., Settings]
+) -> None:
+    """A frame published just before the record is due carries it; the report() that follows the publish (the
+    replay's loop) then has nothing to write, instead of a round trip of its own a millisecond later."""
+    client = own_redis.client()
+    all_settings = settings_factory(redis__url=own_redis.url)
+    sink = sink_for(client, keys, all_settings, health_interval_s=1.0)
+    health_key = keys.health(all_settings.capture.channel, "capture")
+    assert sink.publish(Picture(now_ms(), IMAGE, "jpg", 160, 90)) is not None  # the first carries it
+    sent_at, fields = sink._cadence._sent[""]
+    sink._cadence._sent[""] = (sent_at - 0.98, fields)  # as if sent 0.98 s ago: due in ~20 ms
+    pipelines: list[object] = []
+    real_pipeline = client.pipeline
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipelines.append(args)
+        return real_pipeline(*args, **kwargs)
+
+    client.pipeline = pipeline  # type: ignore[method-assign]
+    frame = sink.publish(Picture(now_ms(), IMAGE, "jpg", 160, 90))
+    assert frame is not None
+    sink.report()
+    written = record(client, health_key)
+    assert (written.frames_published, written.last_seq) == (2, frame.seq)
+    assert pipelines == []  # no record of its own
+    client.close()
