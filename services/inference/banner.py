@@ -60,6 +60,9 @@ PHASE_REFRESH_S = 1.0
 # a list check is kept for the next frame naming the same outcome within this (frame time; a 250 ms
 # interval or a burst) even when the banner area changed strongly (its fly-in)
 LIST_NEXT_MS = 300
+# a fresh reading within this (frame time) of a reading that named an outcome reads its wider crop beside the
+# crop (strips.StripReader.read_frame): a banner's confirming frame, its next frames
+SPECULATE_MS = 3000
 
 
 def phase_from_snapshot(client: Any, keys: Any) -> PhaseSource:
@@ -348,8 +351,10 @@ class BannerReader:
             return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0), None
         if cooldown and sched.cooldown_still and moved >= sched.still:
             return None
-        assert self.classifier.reader is not None
-        reading, image = self.classifier.reader.read_frame(*source)
+        assert self.classifier.reader is not None and self.strips is not None
+        # the last reading (recent) named an outcome: this one most likely reads the wider crop too (side by side)
+        speculate = kept is not None and 0 <= at - kept.at <= SPECULATE_MS and not self._negative(kept.reading, 0.0)
+        reading, image = self.strips.read_frame(*source, speculate=speculate)
         self.stats.full_reads += 1
         ch.kept = _Kept(sig, at, reading, image)
         return reading, image

@@ -22,8 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-from services.inference import listcheck
-from services.inference.reader import Reader
+from services.inference import listcheck, vision
+from services.inference.reader import Reader, Reading
 
 
 class StripReader:
@@ -36,15 +36,40 @@ class StripReader:
         self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
 
-    def scores(self, image: npt.NDArray[np.uint8]) -> list[float]:
-        if self.threads == 1:
-            return self.reader.neighbours(image)
+    def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None or self._pid != os.getpid():  # a forked child has the pool but not its threads
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="owc-list-check")
             self._pid = os.getpid()
+        return self._pool
+
+    def read_frame(self, data: bytes, width: int | None, height: int | None,
+                   speculate: bool = False) -> tuple[Reading, npt.NDArray[np.uint8]]:
+        """:meth:`Reader.read_frame <services.inference.reader.Reader.read_frame>`; with ``speculate`` (the
+        channel's last reading named an outcome: this frame's will most likely need its wider crop read too)
+        and more than one thread, the wider crop is read on a pool thread while this one reads the crop. The
+        same reading bit for bit (the same recogniser runs, only at once); when the crop's reading turns out
+        not to want the wider one, that run's result is dropped."""
+        reader = self.reader
+        if self.threads == 1 or not speculate or reader.spec.widen <= 0:
+            return reader.read_frame(data, width, height)
+        image = reader.decode(data, width, height)
+        crop = vision.crop_roi(image, reader.spec.roi)
+        wide = self._executor().submit(reader.steps, reader.wide_crop(image))
+        try:
+            reading = reader.read_image(crop)
+            if not reader.wants_whole_word(reading, crop):
+                return reading, image
+            return reader.whole_word(image, crop, reading, wide_steps=wide.result), image
+        finally:
+            wide.cancel()  # not started yet: never runs (a started one runs out, its result unused)
+
+    def scores(self, image: npt.NDArray[np.uint8]) -> list[float]:
+        if self.threads == 1:
+            return self.reader.neighbours(image)
         spec = self.reader.spec
+        pool = self._executor()
         futures: list[Future[float]] = [
-            self._pool.submit(self.reader.strip_score, image, band) for band in listcheck.bands(spec.roi)
+            pool.submit(self.reader.strip_score, image, band) for band in listcheck.bands(spec.roi)
         ]
         out: list[float] = []
         try:

@@ -41,6 +41,26 @@ def test_side_by_side_strips_score_like_the_sequential_check(clf: Classifier) ->
         strips.close()
 
 
+def test_the_wider_crop_read_beside_the_crop_gives_the_same_reading_bit_for_bit(clf: Classifier) -> None:
+    """A reading that reads its wider crop on a pool thread (speculating that it will want it) equals the
+    plain reading on banners (the wider crop wanted) and on frames without our words (its result dropped)."""
+    assert clf.reader is not None and clf.reader.spec.widen > 0
+    strips = StripReader(clf.reader, threads=2)
+    try:
+        _, banners = bench_frames()
+        widened = 0
+        for data, w, h in [*banners[:4], *_frames()]:
+            want, want_image = clf.reader.read_frame(data, w, h)
+            got, image = strips.read_frame(data, w, h, speculate=True)
+            assert (got.words, got.labels, got.text, got.looks, got.clipped, got.widened) == (
+                want.words, want.labels, want.text, want.looks, want.clipped, want.widened)
+            assert (image == want_image).all()
+            widened += got.widened
+        assert 0 < widened < len(banners[:4]) + len(_frames()), "both paths (wider crop wanted or not) are pinned"
+    finally:
+        strips.close()
+
+
 def test_one_thread_is_the_readers_own_check(clf: Classifier) -> None:
     assert clf.reader is not None
     strips = StripReader(clf.reader, threads=1)
