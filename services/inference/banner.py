@@ -44,12 +44,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.contracts import codec
+from services.inference.area import difference as difference  # re-exported: the tests import them here
+from services.inference.area import signature as signature
 from services.inference.classifier import Classifier, ClassifierError, Prediction
 from services.inference.reader import Reading
 from services.inference.strips import StripReader
@@ -60,6 +61,9 @@ PHASE_REFRESH_S = 1.0
 # a list check is kept for the next frame naming the same outcome within this (frame time; a 250 ms
 # interval or a burst) even when the banner area changed strongly (its fly-in)
 LIST_NEXT_MS = 300
+# a fresh reading within this (frame time) of a reading that named an outcome reads its wider crop beside the
+# crop (strips.StripReader.read_frame): a banner's confirming frame, its next frames
+SPECULATE_MS = 3000
 
 
 def phase_from_snapshot(client: Any, keys: Any) -> PhaseSource:
@@ -113,23 +117,6 @@ class Schedule(BaseModel):
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"])
             raise ClassifierError(f"model metadata: schedule.{where}: {err['msg']}") from None
-
-
-def signature(tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """A cheap fingerprint of the banner area: the gate input ``(3, H, W)`` in [-1, 1] as a grey
-    thumbnail of 4×4 blocks, scaled to 0..1 (every frame pays for it: OpenCV's area resize, ~3× numpy's
-    block mean; the same values to float32 rounding, ≤ 1.2e-7)."""
-    grey = cv2.add(cv2.add(tensor[0], tensor[1]), tensor[2])  # 3 × the grey level, in [-3, 3]
-    h4, w4 = grey.shape[0] // 4, grey.shape[1] // 4
-    blocks = cv2.resize(grey[: h4 * 4, : w4 * 4], (w4, h4), interpolation=cv2.INTER_AREA)
-    return np.asarray(blocks * np.float32(1 / 6) + np.float32(0.5), dtype=np.float32)
-
-
-def difference(a: npt.NDArray[np.float32] | None, b: npt.NDArray[np.float32]) -> float:
-    """Mean absolute difference of two signatures (0 = the same, 1 = black vs white); 1 without ``a``."""
-    if a is None or a.shape != b.shape:
-        return 1.0
-    return float(cv2.norm(a, b, cv2.NORM_L1)) / a.size
 
 
 @dataclass(slots=True)
@@ -283,7 +270,7 @@ class BannerReader:
         if not why:
             ch.named = ""
             return clf.unread(row, stages)
-        got = self._reading(ch, sig, captured_at, source, cooldown, moved)
+        got = self._reading(ch, sig, captured_at, source, cooldown, moved, hinted=hint is not None)
         if got is None:  # in cooldown and the area still moving: nothing could be counted, read once it settles
             self.stats.cooldown_moving += 1
             ch.named = ""
@@ -304,6 +291,8 @@ class BannerReader:
             assert hint is not None
             hint()
         around = self._list_check(ch, sig, captured_at, reading, image, cooldown, stages, early)
+        if self.strips is not None:
+            self.strips.discard()  # a list check started ahead that this frame did not take
         pred = clf.verdict(stages, reading, around)
         if image is None:
             pred.stages["reader"]["reused"] = True
@@ -331,7 +320,7 @@ class BannerReader:
 
     def _reading(
         self, ch: _Channel, sig: npt.NDArray[np.float32], at: int,
-        source: tuple[bytes, int | None, int | None], cooldown: bool, moved: float = 0.0,
+        source: tuple[bytes, int | None, int | None], cooldown: bool, moved: float = 0.0, hinted: bool = False,
     ) -> tuple[Reading, npt.NDArray[np.uint8] | None] | None:
         """The frame's reading (fresh or reused; the image is None when reused), or None: in cooldown, not read
         while the area still moves."""
@@ -348,8 +337,21 @@ class BannerReader:
             return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0), None
         if cooldown and sched.cooldown_still and moved >= sched.still:
             return None
-        assert self.classifier.reader is not None
-        reading, image = self.classifier.reader.read_frame(*source)
+        assert self.classifier.reader is not None and self.strips is not None
+        # the last reading (recent) named an outcome: this one most likely reads the wider crop too (side by side)
+        speculate = kept is not None and 0 <= at - kept.at <= SPECULATE_MS and not self._negative(kept.reading, 0.0)
+
+        def ahead(first: Reading) -> bool:
+            # the list check will most likely run on this frame at once (see _list_check): it names an outcome
+            # (the hint goes out) and no check for that outcome is kept — its strips are read beside the wider crop
+            if cooldown or not hinted or self._negative(first, 0.0) or not self.classifier.wants_list_check(first):
+                return False
+            outcome = max(first.labels, key=first.labels.__getitem__)
+            listed = ch.listed
+            return not (listed is not None and listed.outcome == outcome
+                        and 0 <= at - listed.at < sched.list_s * 1000.0)
+
+        reading, image = self.strips.read_frame(*source, speculate=speculate, ahead=ahead)
         self.stats.full_reads += 1
         ch.kept = _Kept(sig, at, reading, image)
         return reading, image

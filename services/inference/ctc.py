@@ -140,7 +140,49 @@ def spot_log_likelihoods(probs: npt.NDArray[np.floating], words: Sequence[Sequen
     ``log_likelihoods`` asks whether the line *is* the word; this asks whether the line *holds* it, so a
     look-alike read beside other text (``ther DEFEATED``) still counts as read. Never below the whole-line
     score. The start is the best one (max), the alignments within a placement are summed.
+
+    All words in one pass (their state sequences padded with states that stay impossible), and the log taken
+    of the words' columns only: every value is computed with the same operations as word by word over the
+    whole ``(T, C)`` output (:func:`spot_log_likelihoods_reference`), bit for bit, at a fraction of the cost
+    (a banner's wider crop is read on every banner frame; the log of a 27 × 18 000 output alone was ~2 ms).
     """
+    if not words:
+        return np.full(0, -np.inf)
+    ext = [extend(w) for w in words]
+    n, s_max = len(ext), max(len(e) for e in ext)
+    idx = np.zeros((n, s_max), dtype=np.int64)
+    valid = np.zeros((n, s_max), dtype=bool)
+    skip = np.zeros((n, s_max), dtype=bool)
+    for i, e in enumerate(ext):
+        idx[i, : len(e)] = e
+        valid[i, : len(e)] = True
+        for s in range(2, len(e)):
+            skip[i, s] = e[s] != BLANK and e[s] != e[s - 2]
+    columns, local = np.unique(idx, return_inverse=True)
+    logp = np.log(np.maximum(np.asarray(np.asarray(probs)[:, columns], dtype=np.float64), _TINY))
+    emit = np.where(valid, logp[:, local.reshape(idx.shape)], -np.inf)  # (T, n, S); padding never emits
+    skip2 = skip[:, 2:]
+    rows = np.arange(n)
+    last = np.array([len(e) - 1 for e in ext], dtype=np.int64)
+    alpha = np.full((n, s_max), -np.inf)
+    best = np.full(n, -np.inf)
+    with np.errstate(invalid="ignore"):
+        for t in range(logp.shape[0]):
+            nxt = alpha.copy()
+            nxt[:, 1:] = np.logaddexp(nxt[:, 1:], alpha[:, :-1])
+            nxt[:, 2:] = np.where(skip2, np.logaddexp(nxt[:, 2:], alpha[:, :-2]), nxt[:, 2:])
+            nxt[:, 1] = np.maximum(nxt[:, 1], 0.0)  # the word may start here, the steps before are free
+            alpha = nxt + emit[t]
+            alpha[:, 0] = -np.inf  # a leading blank is part of the free prefix
+            best = np.maximum(best, np.logaddexp(alpha[rows, last], alpha[rows, last - 1]))
+    return np.asarray(best, dtype=np.float64)
+
+
+def spot_log_likelihoods_reference(
+    probs: npt.NDArray[np.floating], words: Sequence[Sequence[int]]
+) -> npt.NDArray[np.float64]:
+    """:func:`spot_log_likelihoods` word by word over the whole output, as first written (kept for the tests,
+    which pin the fast one to it bit for bit)."""
     logp = np.log(np.maximum(np.asarray(probs, dtype=np.float64), _TINY))
     t_steps = logp.shape[0]
     out = np.full(len(words), -np.inf)

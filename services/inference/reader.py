@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -316,7 +317,10 @@ class Reader:
             return False
         return self.spec.spot or reading.clipped or textline.touches_side(self.line(crop_bgr), EDGE_COLUMNS)
 
-    def whole_word(self, image: npt.NDArray[np.uint8], crop_bgr: npt.NDArray[np.uint8], reading: Reading) -> Reading:
+    def whole_word(
+        self, image: npt.NDArray[np.uint8], crop_bgr: npt.NDArray[np.uint8], reading: Reading,
+        wide_steps: Callable[[], npt.NDArray[np.float32]] | None = None,
+    ) -> Reading:
         """``reading`` with the look-alikes of a crop widened by ``spec.widen`` on each side merged in (per
         look-alike the better score), when :meth:`wants_whole_word`.
 
@@ -325,13 +329,16 @@ class Reader:
         −1.5 per letter). Read whole, the look-alike explains it far better and vetoes. Only look-alikes are
         taken from the wider crop: it can refuse a reading, never raise an outcome. With ``spec.spot`` each
         look-alike is scored where it sits in the wider line (other text beside it does not hide it).
+        ``wide_steps``: the wider crop's recogniser output (:meth:`steps` of :meth:`wide_crop`) when it was read
+        already (:meth:`StripReader.read_frame <services.inference.strips.StripReader.read_frame>` reads it
+        beside the crop).
         """
         if not self.wants_whole_word(reading, crop_bgr):
             return reading
         import time
 
         t0 = time.perf_counter()
-        probs = self.steps(vision.crop_roi(image, widened(self.spec.roi, self.spec.widen)))
+        probs = wide_steps() if wide_steps is not None else self.steps(self.wide_crop(image))
         wide = self.score(probs)
         words = dict(reading.words)
         spotted = self._spot(probs) if self.spec.spot else {}
@@ -339,6 +346,10 @@ class Reader:
             words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
         return Reading(words, self.labels(words), f"{reading.text} | {wide.text}",
                        reading.ms + (time.perf_counter() - t0) * 1000, reading.looks, clipped=True, widened=True)
+
+    def wide_crop(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """The crop widened by ``spec.widen`` on each side (:meth:`whole_word`)."""
+        return vision.crop_roi(image, widened(self.spec.roi, self.spec.widen))
 
     def _spot(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each look-alike's per-letter score at its likeliest place in the line (:func:`ctc.spot_log_likelihoods`)."""

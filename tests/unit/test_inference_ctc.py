@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from services.inference.classifier import decide
-from services.inference.ctc import extend, greedy_text, ink_span, runs_off, spot_log_likelihoods, word_log_likelihoods
+from services.inference.ctc import (
+    extend,
+    greedy_text,
+    ink_span,
+    runs_off,
+    spot_log_likelihoods,
+    spot_log_likelihoods_reference,
+    word_log_likelihoods,
+)
 from services.inference.vision import ReaderSpec, Roi
 
 LABELS = ("none", "victory", "defeat", "draw")
@@ -89,6 +97,23 @@ def test_a_spotted_word_is_found_beside_other_text_and_never_below_the_whole_lin
     # a word that is not there is not spotted: DEFEATED in a line that reads DEFEAT ends one D short
     assert spot_log_likelihoods(_reading_of(defeat, 10), [defeated])[0] < -8
 
+
+
+def test_spotting_all_words_in_one_pass_gives_the_word_by_word_scores_bit_for_bit() -> None:
+    # the fast spotter (words padded into one array, the log of their columns only) against the first one
+    rng = np.random.default_rng(11)
+    for trial in range(150):
+        steps, classes = int(rng.integers(1, 30)), int(rng.integers(3, 50))
+        probs = rng.dirichlet(np.ones(classes) * float(rng.choice([0.05, 0.4, 2.0])), size=steps)
+        if trial % 2:
+            probs = probs.astype(np.float32)
+        if trial % 5 == 0:
+            probs[rng.random(probs.shape) < 0.3] = 0.0  # impossible steps: -inf paths
+        words = [list(rng.integers(1, classes, size=int(rng.integers(1, 10)))) for _ in range(int(rng.integers(1, 7)))]
+        words.append([1, 1, 2, 2])  # repeated characters: no skip between them
+        fast, slow = spot_log_likelihoods(probs, words), spot_log_likelihoods_reference(probs, words)
+        assert np.array_equal(fast, slow), (trial, fast, slow)
+    assert spot_log_likelihoods(np.full((3, 4), 0.25), []).shape == (0,)
 
 SPEC = ReaderSpec(
     package="p", version="1", module="m", model="r.onnx", model_sha256="0" * 64, charset="d.txt",

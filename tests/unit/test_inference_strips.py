@@ -41,6 +41,62 @@ def test_side_by_side_strips_score_like_the_sequential_check(clf: Classifier) ->
         strips.close()
 
 
+def test_the_wider_crop_read_beside_the_crop_gives_the_same_reading_bit_for_bit(clf: Classifier) -> None:
+    """A reading that reads its wider crop on a pool thread (speculating that it will want it) equals the
+    plain reading on banners (the wider crop wanted) and on frames without our words (its result dropped)."""
+    assert clf.reader is not None and clf.reader.spec.widen > 0
+    strips = StripReader(clf.reader, threads=2)
+    try:
+        _, banners = bench_frames()
+        widened = 0
+        for data, w, h in [*banners[:4], *_frames()]:
+            want, want_image = clf.reader.read_frame(data, w, h)
+            got, image = strips.read_frame(data, w, h, speculate=True)
+            assert (got.words, got.labels, got.text, got.looks, got.clipped, got.widened) == (
+                want.words, want.labels, want.text, want.looks, want.clipped, want.widened)
+            assert (image == want_image).all()
+            widened += got.widened
+        assert 0 < widened < len(banners[:4]) + len(_frames()), "both paths (wider crop wanted or not) are pinned"
+    finally:
+        strips.close()
+
+
+def _plain(stages: dict[str, Any]) -> dict[str, Any]:
+    """A frame's stages without the reader's own timing (``ms``)."""
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "ms"} if k == "reader" else v) for k, v in stages.items()}
+
+
+def test_a_channel_read_side_by_side_gets_the_same_predictions_as_on_one_thread() -> None:
+    """The worker's path (hint given, the schedule and memory): the wider crop read beside the crop after a
+    reading that named an outcome, the list check's strips read beside the wider crop — the same label,
+    probabilities and stages on every frame as with one reader thread, and both side-by-side paths ran."""
+    from services.inference.banner import BannerReader
+
+    gameplay, banners = bench_frames()
+    frames = [*gameplay[:4], *banners[:6], *gameplay[4:8], *banners[6:10]]
+    one = BannerReader(Classifier(DEFAULT_MODEL, warmup_batch=1, reader_threads=1))
+    two = BannerReader(Classifier(DEFAULT_MODEL, warmup_batch=1, reader_threads=2))
+    assert two.strips is not None
+    strips, taken = two.strips, []
+    scores = strips.scores
+
+    def counted(image: Any) -> Any:
+        taken.append(strips._ahead is not None and strips._ahead[0] is image)  # its strips started ahead
+        return scores(image)
+
+    strips.scores = counted  # type: ignore[method-assign]
+    try:
+        for i, (data, w, h) in enumerate(frames):
+            a = one.classify_frame("c", i * 250, data, w, h, hint=lambda: None)
+            b = two.classify_frame("c", i * 250, data, w, h, hint=lambda: None)
+            assert (a.label, a.confidence, a.probs, _plain(a.stages)) == (b.label, b.confidence, b.probs,
+                                                                          _plain(b.stages)), i
+        assert one.stats.as_dict() == two.stats.as_dict()
+        assert one.stats.list_checks >= 1 and any(taken), "a list check ran, its strips started ahead"
+    finally:
+        two.strips.close()
+
+
 def test_one_thread_is_the_readers_own_check(clf: Classifier) -> None:
     assert clf.reader is not None
     strips = StripReader(clf.reader, threads=1)

@@ -97,8 +97,9 @@ class InferenceSettings(_Section):
     intra_op_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads per worker.")
     reader_threads: int = Field(
         2, ge=1, le=64,
-        description="threads of the reader's list check (a banner's frames only): its strips are read this "
-        "many at a time; with a free core two confirm a banner sooner for the same CPU and the same scores.",
+        description="threads of the reader on a banner's frames: the list check's strips are read this many "
+        "at a time, and a reading soon after one that named an outcome reads its wider crop beside the crop; "
+        "with a free core two confirm a banner sooner for the same CPU and the same scores.",
     )
     batch_size: int = Field(8, ge=1, le=256, description="Frames read per XREADGROUP.")
     block_ms: int = Field(500, ge=1, le=10_000, description="XREADGROUP block time.")
