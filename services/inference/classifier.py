@@ -76,7 +76,8 @@ class Prediction:
 
 
 def decide(
-    labels: Sequence[str], word_scores: dict[str, float], spec: vision.ReaderSpec
+    labels: Sequence[str], word_scores: dict[str, float], spec: vision.ReaderSpec,
+    centres: dict[str, float] | None = None,
 ) -> tuple[dict[str, float], str | None]:
     """The reader's verdict from its per-word scores (pure; no model).
 
@@ -95,6 +96,15 @@ def decide(
       means: a longer look-alike (``DEFEATS``) must pay for its extra letter,
       which a mean per letter would spread thin.
 
+    With ``spec.centre``, an outcome whose word sits off the crop's centre (``centres``: its best word's
+    centre, a share of the crop's width, from :meth:`Reader.centres <services.inference.reader.Reader.centres>`)
+    by more than ``spec.centre`` is not the banner — the game centres its banner on the frame — and its
+    evidence is capped at ``−ln 9`` (p ≤ 0.1). This is what refuses a look-alike that *extends* the outcome
+    word with letters the recogniser barely sees (a mid-sized ``DEFEATED`` whose ``ED`` runs into a blob of
+    its own colour reads ``DEFEAT`` at −0.25 and ``DEFEATED`` at −0.83 per letter): no score comparison
+    separates it from a real ``DEFEAT`` beside clutter (−0.14 vs −0.76 in the episode grid), but what it
+    reads as ``DEFEAT`` sits well left of centre (0.28–0.34 of the crop), a banner's at 0.4–0.6.
+
     Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
     Also returns the outcome the reader *almost* saw — scored at or above
     ``spec.near_miss`` but below ``spec.accept``, and likelier than any
@@ -108,14 +118,25 @@ def decide(
         score = word_scores[word]
         total = score * len(word)
         z[label] = min(spec.slope * (score - spec.accept) + math.log(9.0), total - lookalike)
+        if off_centre(label, centres, spec):
+            z[label] = min(z[label], -math.log(9.0))
         if score > best_score:
             best_label, best_score, best_total = label, score, total
     top = max(z.values())
     exp = {k: math.exp(v - top) for k, v in z.items()}
     total_exp = sum(exp.values())
     probs = {k: exp[k] / total_exp for k in labels}
-    near = best_label if spec.near_miss <= best_score < spec.accept and best_total > lookalike else None
+    near = best_label if (spec.near_miss <= best_score < spec.accept and best_total > lookalike
+                          and not off_centre(best_label, centres, spec)) else None
     return probs, near
+
+
+def off_centre(label: str, centres: dict[str, float] | None, spec: vision.ReaderSpec) -> bool:
+    """Does ``label``'s word sit further than ``spec.centre`` (a share of the crop's width) from the crop's
+    centre? False without the check or without a place for it."""
+    if spec.centre <= 0 or not centres or label not in centres:
+        return False
+    return abs(centres[label] - 0.5) > spec.centre
 
 
 def resolve_providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
@@ -342,14 +363,14 @@ class Classifier:
         spec = self.reader.spec
         if not spec.list_check:
             return False
-        final, _ = decide(self.labels, reading.words, spec)
+        final, _ = decide(self.labels, reading.words, spec, reading.centres)
         return max(final[k] for k in self.labels[1:]) >= 0.5
 
     def verdict(self, stages: dict[str, Any], reading: Reading, around: list[float] | None) -> Prediction:
         """The reader's decision on a reading (and the list check's band scores, when it ran)."""
         assert self.reader is not None
         spec = self.reader.spec
-        final, near = decide(self.labels, reading.words, spec)
+        final, near = decide(self.labels, reading.words, spec, reading.centres)
         read = _read_outcome(self.labels, reading, spec, final, near)
         if around is not None:
             stages["list"] = {**stages.get("list", {}), "scores": around}
@@ -369,6 +390,8 @@ class Classifier:
         }
         if reading.looks > 1:
             stages["reader"]["looks"] = reading.looks  # a second look, cut to the crop's text lines, was merged in
+        if reading.centres:
+            stages["reader"]["centres"] = reading.centres  # where each outcome's word sits in the crop (0.5: centred)
         if reading.widened:
             stages["reader"]["widened"] = True  # the text ran off the crop: a wider crop's look-alikes were merged in
         label = max(final, key=final.__getitem__)

@@ -150,6 +150,9 @@ class ReaderSpec(BaseModel):
     widen: float = Field(0.0, ge=0, le=0.5)
     # the wider crop read whenever a reading reaches near_miss, its look-alikes found anywhere in its line (ctc.spot_…)
     spot: bool = False
+    # the banner's word is centred on the frame, and so in the crop: an outcome word whose letters' centre lies
+    # further than this share of the crop's width from the crop's centre is not the banner (0: no check)
+    centre: float = Field(0.0, ge=0, lt=0.5)
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:
