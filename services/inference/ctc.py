@@ -172,15 +172,15 @@ def word_centre(probs: npt.NDArray[np.floating], word: Sequence[int], letters: i
     default; a caller leaves out trailing punctuation, which is narrow and often emitted late, pulling the
     centre right). A word read whole in a crop centred on it sits at about 0.5, whatever else the line holds.
     """
-    logp = np.log(np.maximum(np.asarray(probs, dtype=np.float64), _TINY))
-    t_steps = logp.shape[0]
+    t_steps = np.asarray(probs).shape[0]
     if t_steps == 0 or not word:
         return None
     upto = len(word) if letters is None else max(1, min(len(word), letters))
     ext = extend(word)
     s_n = len(ext)
     skip = np.array([s >= 2 and ext[s] != BLANK and ext[s] != ext[s - 2] for s in range(s_n)])
-    emit = logp[:, ext]
+    # only the word's columns (the recogniser has ~18,700 classes)
+    emit = np.log(np.maximum(np.asarray(np.asarray(probs)[:, ext], dtype=np.float64), _TINY))
     score = np.full(s_n, -np.inf)
     score[0], score[1] = emit[0, 0], emit[0, 1]
     back = np.zeros((t_steps, s_n), dtype=np.int8)  # 0: stay, 1: from s-1, 2: from s-2

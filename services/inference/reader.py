@@ -261,7 +261,7 @@ class Reader:
     def centres(self, probs: npt.NDArray[np.float32], words: dict[str, float]) -> dict[str, float]:
         """Where each outcome read at least at ``near_miss`` sits in the line: its best word's centre
         (:func:`ctc.word_centre`), for :func:`~services.inference.classifier.decide`'s centring rule; empty
-        without ``spec.centre`` (the alignment costs ~1 ms a word, so only outcomes that can count are placed)."""
+        without ``spec.centre`` (the alignment costs ~0.5 ms a word, so only outcomes that can count are placed)."""
         if self.spec.centre <= 0:
             return {}
         best: dict[str, tuple[float, str, list[int]]] = {}
