@@ -114,11 +114,13 @@ WIDEN = WIDEN_MEASURED
 # crop is read whenever a reading reaches the near-miss level and its look-alikes are spotted anywhere in its line
 # (`spot`), and `勝利数` is a look-alike.
 # The banner's place (issue 21, pool seed 2002): the game centres its banner, and an outcome word whose letters'
-# centre lies further than CENTRE of the crop's width from the crop's centre is refused (0: off). A mid-sized pink
-# `DEFEATED` whose `ED` ran into a pink blob read `DEFEAT` at -0.25..-0.82 and `DEFEATED` at -0.71..-1.28 per letter,
-# which a real `DEFEAT` beside clutter also does (-0.14 vs -0.76); but its `DEFEAT` sat at 0.28-0.34 of the crop,
-# every banner frame read at p >= 0.9 over the episode grid at 0.41-0.66 (2435 frames).
-CENTRE = 0.14
+# centre (a share of the crop's width) lies outside CENTRE is refused (None: off). A mid-sized pink `DEFEATED` whose
+# `ED` ran into a pink blob read `DEFEAT` at -0.25..-0.82 and `DEFEATED` at -0.71..-1.28 per letter, which a real
+# `DEFEAT` beside clutter also does (-0.14 vs -0.76); but its `DEFEAT` sat at 0.28-0.34 of the crop, every banner
+# frame read at p >= 0.9 over the episode grid at 0.41-0.66 (2435 frames). Wider on the right: the look-alikes
+# extend our words on their right, and a symmetric 0.5 +- 0.14 lost a cyan `DEFEAT` centred at 0.535 of the frame
+# (measured at 0.66 of the crop on every frame).
+CENTRE: tuple[float, float] | None = (0.36, 0.7)
 TUNING: dict[str, dict[str, Any]] = {
     "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数"), "centre": CENTRE},
     "ppocrv5-mobile": {},

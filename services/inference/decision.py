@@ -34,12 +34,15 @@ def decide(
 
     With ``spec.centre``, an outcome whose word sits off the crop's centre (``centres``: its best word's
     centre, a share of the crop's width, from :meth:`services.inference.reader.Reader.centres`)
-    by more than ``spec.centre`` is not the banner — the game centres its banner on the frame — and its
+    outside the range ``spec.centre`` is not the banner — the game centres its banner on the frame — and its
     evidence is capped at ``−ln 9`` (p ≤ 0.1). This is what refuses a look-alike that *extends* the outcome
     word with letters the recogniser barely sees (a mid-sized ``DEFEATED`` whose ``ED`` runs into a blob of
     its own colour reads ``DEFEAT`` at −0.25 and ``DEFEATED`` at −0.83 per letter): no score comparison
     separates it from a real ``DEFEAT`` beside clutter (−0.14 vs −0.76 in the episode grid), but what it
-    reads as ``DEFEAT`` sits well left of centre (0.28–0.34 of the crop), a banner's at 0.4–0.6.
+    reads as ``DEFEAT`` sits well left of centre (0.28–0.34 of the crop), a banner's at 0.41–0.66. The range
+    is wider on the right: every look-alike that extends an outcome word does so on its right (``DEFEATED``,
+    ``VICTORIES``, ``勝利数``), so the outcome word it holds sits left of centre; a banner's word is measured up
+    to 0.66 (slanted letters, the generator's centres up to 0.535 of the frame).
 
     Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
     Also returns the outcome the reader *almost* saw — scored at or above
@@ -68,8 +71,9 @@ def decide(
 
 
 def off_centre(label: str, centres: dict[str, float] | None, spec: vision.ReaderSpec) -> bool:
-    """Does ``label``'s word sit further than ``spec.centre`` (a share of the crop's width) from the crop's
-    centre? False without the check or without a place for it."""
-    if spec.centre <= 0 or not centres or label not in centres:
+    """Does ``label``'s word's centre (a share of the crop's width) lie outside ``spec.centre``? False without the
+    check or without a place for it."""
+    if spec.centre is None or not centres or label not in centres:
         return False
-    return abs(centres[label] - 0.5) > spec.centre
+    low, high = spec.centre
+    return not low <= centres[label] <= high

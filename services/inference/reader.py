@@ -262,7 +262,7 @@ class Reader:
         """Where each outcome read at least at ``near_miss`` sits in the line: its best word's centre
         (:func:`ctc.word_centre`), for :func:`~services.inference.classifier.decide`'s centring rule; empty
         without ``spec.centre`` (the alignment costs ~0.5 ms a word, so only outcomes that can count are placed)."""
-        if self.spec.centre <= 0:
+        if self.spec.centre is None:
             return {}
         best: dict[str, tuple[float, str, list[int]]] = {}
         for label, word, codes in self.words:

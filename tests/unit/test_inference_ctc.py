@@ -188,10 +188,11 @@ def test_a_word_is_placed_by_its_letters_on_the_likeliest_alignment() -> None:
     assert word_centre(np.full((3, 8), 1 / 8), defeat) is None  # cannot fit
 
 
-CENTRED = SPEC.model_copy(update={"centre": 0.14})
+CENTRED = SPEC.model_copy(update={"centre": (0.36, 0.7)})
 
 
-@pytest.mark.parametrize(("centre", "counted"), [(0.5, True), (0.62, True), (0.38, True), (0.32, False), (0.7, False)])
+@pytest.mark.parametrize(("centre", "counted"),
+                         [(0.5, True), (0.66, True), (0.38, True), (0.34, False), (0.31, False), (0.72, False)])
 def test_an_outcome_word_off_the_crops_centre_is_not_the_banner(centre: float, counted: bool) -> None:
     # issue 21 (pool seed 2002): a mid-sized DEFEATED whose ED ran into a blob of its colour read DEFEAT at -0.25 and
     # DEFEATED at -0.83 per letter (a real DEFEAT beside clutter: -0.14 and -0.76), but its DEFEAT sat at 0.31
@@ -209,3 +210,9 @@ def test_an_off_centre_near_miss_is_no_near_miss() -> None:
     scores = _scores({"DEFEAT": -2.3})
     assert decide(LABELS, scores, CENTRED, {"defeat": 0.5})[1] == "defeat"
     assert decide(LABELS, scores, CENTRED, {"defeat": 0.2})[1] is None
+
+
+@pytest.mark.parametrize("bad", [(0.5, 0.7), (0.3, 0.5), (-0.1, 0.7), (0.36, 1.2), (0.7, 0.36)])
+def test_a_centre_range_not_around_the_middle_is_refused(bad: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match=r"reader\.centre"):
+        ReaderSpec.model_validate({**SPEC.model_dump(), "centre": bad})
