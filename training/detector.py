@@ -113,8 +113,16 @@ WIDEN = WIDEN_MEASURED
 # other text or cut by the crop read `DEFEAT`, `勝利数` — the career screen's "wins" — read `勝利`): with it the wider
 # crop is read whenever a reading reaches the near-miss level and its look-alikes are spotted anywhere in its line
 # (`spot`), and `勝利数` is a look-alike.
+# The banner's place (issue 21, pool seed 2002): the game centres its banner, and an outcome word whose letters'
+# centre (a share of the crop's width) lies outside CENTRE is refused (None: off). A mid-sized pink `DEFEATED` whose
+# `ED` ran into a pink blob read `DEFEAT` at -0.25..-0.82 and `DEFEATED` at -0.71..-1.28 per letter, which a real
+# `DEFEAT` beside clutter also does (-0.14 vs -0.76); but its `DEFEAT` sat at 0.28-0.34 of the crop, every banner
+# frame read at p >= 0.9 over the episode grid at 0.41-0.66 (2435 frames). Wider on the right: the look-alikes
+# extend our words on their right, and a symmetric 0.5 +- 0.14 lost a cyan `DEFEAT` centred at 0.535 of the frame
+# (measured at 0.66 of the crop on every frame).
+CENTRE: tuple[float, float] | None = (0.36, 0.7)
 TUNING: dict[str, dict[str, Any]] = {
-    "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数")},
+    "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数"), "centre": CENTRE},
     "ppocrv5-mobile": {},
 }
 
@@ -157,7 +165,7 @@ def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
                 schedule: dict[str, Any] | None = None) -> str:
     # one look, no widening: the id of a detector without them
     reader = {k: v for k, v in reader.items()
-              if not ((k == "second_look" and v is None) or (k in ("widen", "spot") and not v))}
+              if not ((k == "second_look" and v is None) or (k in ("widen", "spot", "centre") and not v))}
     if isinstance(reader.get("second_look"), dict):  # (a detector from the reader's own package names none)
         reader["second_look"] = {k: v for k, v in reader["second_look"].items() if v is not None}
     parts: dict[str, Any] = {"gate_onnx": gate_sha256, "gate": gate, "reader": reader}
@@ -174,7 +182,7 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
     reader = reader_spec().model_dump(mode="json", exclude_none=True)
     if reader.get("second_look") is None:  # (one look: the metadata, and so the id, of a detector without it)
         reader.pop("second_look", None)
-    for key in ("widen", "spot"):  # (likewise without the whole-word look, or without spotting in it)
+    for key in ("widen", "spot", "centre"):  # (likewise without the whole-word look, spotting or centring)
         if not reader.get(key):
             reader.pop(key, None)
     schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json")

@@ -19,7 +19,6 @@ same functions training uses, so the network sees the same pixels in both.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,8 @@ import numpy.typing as npt
 
 from services.common.config.settings import InferenceSettings
 from services.inference import listcheck, vision
+from services.inference.decision import decide as decide
+from services.inference.decision import off_centre as off_centre
 from services.inference.reader import Reader, ReaderError, Reading
 from services.inference.sessions import onnxruntime, session_options
 
@@ -73,49 +74,6 @@ class Prediction:
         reader = self.stages.get("reader")
         value = reader.get("score") if isinstance(reader, dict) else None
         return float(value) if value is not None else None
-
-
-def decide(
-    labels: Sequence[str], word_scores: dict[str, float], spec: vision.ReaderSpec
-) -> tuple[dict[str, float], str | None]:
-    """The reader's verdict from its per-word scores (pure; no model).
-
-    ``word_scores`` maps every word (outcome words and look-alikes) to its
-    mean log-probability per character. An outcome's evidence is its best
-    word, measured two ways, and the weaker one counts:
-
-    * its mean score ``s`` against ``spec.accept``, the level below which the
-      crop does not read as a word of ours: ``slope · (s − accept) + ln 9``,
-      so an outcome read exactly at ``accept`` gets 0.9 — the counting rules'
-      default ``min_confidence``;
-    * its whole log-likelihood ``L = s · len`` against the best look-alike's
-      (``DEFEND`` read well beats ``DEFEAT`` read worse): ``L − L_lookalike``,
-      the log of the likelihood ratio, so an outcome needs nine times the
-      likelihood of every look-alike to reach 0.9. Whole likelihoods, not
-      means: a longer look-alike (``DEFEATS``) must pay for its extra letter,
-      which a mean per letter would spread thin.
-
-    Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
-    Also returns the outcome the reader *almost* saw — scored at or above
-    ``spec.near_miss`` but below ``spec.accept``, and likelier than any
-    look-alike — for the admin page ("saw DEFEAT — not counted").
-    """
-    lookalike = max((word_scores[w] * len(w) for w in spec.lookalikes), default=-math.inf)
-    z = {"none": 0.0}
-    best_label, best_score, best_total = "", -math.inf, -math.inf
-    for label in labels[1:]:
-        word = max(spec.words[label], key=word_scores.__getitem__)
-        score = word_scores[word]
-        total = score * len(word)
-        z[label] = min(spec.slope * (score - spec.accept) + math.log(9.0), total - lookalike)
-        if score > best_score:
-            best_label, best_score, best_total = label, score, total
-    top = max(z.values())
-    exp = {k: math.exp(v - top) for k, v in z.items()}
-    total_exp = sum(exp.values())
-    probs = {k: exp[k] / total_exp for k in labels}
-    near = best_label if spec.near_miss <= best_score < spec.accept and best_total > lookalike else None
-    return probs, near
 
 
 def resolve_providers(requested: Sequence[str], available: Sequence[str]) -> list[str]:
@@ -342,14 +300,14 @@ class Classifier:
         spec = self.reader.spec
         if not spec.list_check:
             return False
-        final, _ = decide(self.labels, reading.words, spec)
+        final, _ = decide(self.labels, reading.words, spec, reading.centres)
         return max(final[k] for k in self.labels[1:]) >= 0.5
 
     def verdict(self, stages: dict[str, Any], reading: Reading, around: list[float] | None) -> Prediction:
         """The reader's decision on a reading (and the list check's band scores, when it ran)."""
         assert self.reader is not None
         spec = self.reader.spec
-        final, near = decide(self.labels, reading.words, spec)
+        final, near = decide(self.labels, reading.words, spec, reading.centres)
         read = _read_outcome(self.labels, reading, spec, final, near)
         if around is not None:
             stages["list"] = {**stages.get("list", {}), "scores": around}
@@ -369,6 +327,8 @@ class Classifier:
         }
         if reading.looks > 1:
             stages["reader"]["looks"] = reading.looks  # a second look, cut to the crop's text lines, was merged in
+        if reading.centres:
+            stages["reader"]["centres"] = reading.centres  # where each outcome's word sits in the crop (0.5: centred)
         if reading.widened:
             stages["reader"]["widened"] = True  # the text ran off the crop: a wider crop's look-alikes were merged in
         label = max(final, key=final.__getitem__)

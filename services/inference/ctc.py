@@ -203,3 +203,46 @@ def spot_log_likelihoods_reference(
             best = max(best, float(np.logaddexp(alpha[-1], alpha[-2])) if s_n > 1 else best)
         out[i] = best
     return out
+
+
+
+def word_centre(probs: npt.NDArray[np.floating], word: Sequence[int], letters: int | None = None) -> float | None:
+    """Where ``word`` sits in the line: the centre of its letters on the likeliest alignment (Viterbi), as a
+    share of the line's width (0 its left end, 1 its right end); None when the word cannot fit the steps.
+
+    From the first step of its first letter to the last step of its ``letters``-th letter (all of them by
+    default; a caller leaves out trailing punctuation, which is narrow and often emitted late, pulling the
+    centre right). A word read whole in a crop centred on it sits at about 0.5, whatever else the line holds.
+    """
+    t_steps = np.asarray(probs).shape[0]
+    if t_steps == 0 or not word:
+        return None
+    upto = len(word) if letters is None else max(1, min(len(word), letters))
+    ext = extend(word)
+    s_n = len(ext)
+    skip = np.array([s >= 2 and ext[s] != BLANK and ext[s] != ext[s - 2] for s in range(s_n)])
+    # only the word's columns (the recogniser has ~18,700 classes)
+    emit = np.log(np.maximum(np.asarray(np.asarray(probs)[:, ext], dtype=np.float64), _TINY))
+    score = np.full(s_n, -np.inf)
+    score[0], score[1] = emit[0, 0], emit[0, 1]
+    back = np.zeros((t_steps, s_n), dtype=np.int8)  # 0: stay, 1: from s-1, 2: from s-2
+    for t in range(1, t_steps):
+        moves = np.full((3, s_n), -np.inf)
+        moves[0] = score
+        moves[1, 1:] = score[:-1]
+        moves[2, 2:] = np.where(skip[2:], score[:-2], -np.inf)
+        back[t] = moves.argmax(axis=0)
+        score = moves.max(axis=0) + emit[t]
+    s = s_n - 1 if score[s_n - 1] >= score[s_n - 2] else s_n - 2
+    if not np.isfinite(score[s]):
+        return None
+    first, last = -1, -1
+    for t in range(t_steps - 1, -1, -1):
+        if s == 1:
+            first = t
+        if last < 0 and s == 2 * upto - 1:
+            last = t
+        s -= int(back[t, s]) if t > 0 else 0
+    if first < 0 or last < 0:
+        return None
+    return float((first + last + 1) / 2 / t_steps)

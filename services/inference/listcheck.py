@@ -9,8 +9,10 @@ fills the crop, and is read at its own size), two per side overlapping by
 half, starting a quarter strip away from the crop (a banner word that sits a
 little higher or lower than the crop is the same word, not a neighbour). A
 word of ours read there even unsure — at the reader's near-miss level — makes
-the frame a list. Four strips, not more: three per side of half the crop's
-height caught 1% more career frames for almost twice the columns.
+the frame a list. Three strips per side (issue 21, pool seed 2002): with two,
+a list whose rows sit 0.18 of the frame apart with its row in the crop high
+had its next row straddle the crop and the first strip and the one after cut
+by the second strip's end, and was counted.
 
 Each strip is read only where it can hold a word (:func:`text_span`: from its first to its last column
 with letter-like stroke edges, plus a margin), a strip with no such column is not read at all, and once
@@ -34,8 +36,8 @@ from services.inference import vision
 
 STRIP = 0.6  # a strip's height, of the crop's
 GAP = 0.25  # the space between the crop and the first strip, of a strip's height
-PER_SIDE = 2  # strips per side, each starting half a strip further out
-TEXT_STEP = 16  # grey-level step between horizontal neighbours that a letter's stroke edge makes at least
+PER_SIDE = 3  # strips per side, each starting half a strip further out
+TEXT_STEP = 16  # step in some colour channel across two columns that a letter's stroke edge makes at least
 TEXT_ROWS = 2  # rows of a column with such a step for the column to hold something text-like
 TEXT_MARGIN = 24  # columns kept either side of the outermost such column (3 recogniser steps)
 NO_TEXT = -99.0  # the score of a strip with nothing text-like in it (not read)
@@ -65,14 +67,20 @@ def text_span(line: npt.NDArray[np.uint8]) -> tuple[int, int] | None:
     """The columns ``[start, end)`` of a strip (BGR, at the recogniser's line height) that can hold a word.
 
     A letter has stroke edges: a column holds something text-like when at least ``TEXT_ROWS`` of its rows
-    step by ``TEXT_STEP`` grey levels or more to the next column. The span runs from the first such column
-    to the last, widened by ``TEXT_MARGIN`` on each side (the recogniser needs the blank around a word) and
-    to at least a square; ``None`` when no column qualifies (a flat or smooth strip: no word to read).
+    step by ``TEXT_STEP`` levels or more, in any colour channel, from the column before it to the column
+    after it. Per channel, not in grey: a red word on a purple row differs little in grey; across two
+    columns, not one: a blurred or blocky capture spreads an edge over two or three pixels (issue 21: a
+    career list's red ``DEFEAT`` rows on a blocky capture had no one-column grey step of 16, so no strip was
+    read and the list was counted). The span runs from the first such column to the last, widened by
+    ``TEXT_MARGIN`` on each side (the recogniser needs the blank around a word) and to at least a square;
+    ``None`` when no column qualifies (a flat or smooth strip: no word to read).
     """
     h, w = line.shape[:2]
-    grey = line.astype(np.int16).sum(axis=2) // 3 if line.ndim == 3 else line.astype(np.int16)
-    steps = np.abs(np.diff(grey, axis=1)) >= TEXT_STEP
-    cols = np.flatnonzero(steps.sum(axis=0) >= TEXT_ROWS)
+    x = line.astype(np.int16)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    steps = np.abs(x[:, 2:] - x[:, :-2]).max(axis=2) >= TEXT_STEP  # column j+1's edge, from j to j+2
+    cols = np.flatnonzero(steps.sum(axis=0) >= TEXT_ROWS) + 1
     if cols.size == 0:
         return None
     start, end = max(0, int(cols[0]) - TEXT_MARGIN), min(w, int(cols[-1]) + 1 + TEXT_MARGIN)

@@ -19,7 +19,7 @@ import importlib.util
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ from services.inference.sessions import onnxruntime, session_options
 
 log = logging.getLogger("owc.inference")
 
+TRAILING_PUNCTUATION = "!！"  # left out when placing a word (narrow, often emitted late)
 EDGE_COLUMNS = 4  # of the 48 px line: half a recogniser step; strokes this close to a side may run on beyond it
 
 
@@ -132,6 +133,9 @@ class Reading:
     looks: int = 1  # 2 when a second look on the crop's text lines was merged in
     clipped: bool = False  # the first look's text ran into a side of the crop (:func:`ctc.runs_off`)
     widened: bool = False  # a wider crop's look-alikes were merged in (:meth:`Reader.whole_word`)
+    # where each outcome read at least at near_miss sits in the first look's crop: its best word's centre, a share of
+    # the crop's width (:func:`ctc.word_centre`; only with ``spec.centre``)
+    centres: dict[str, float] = field(default_factory=dict)
 
 
 class Reader:
@@ -244,15 +248,33 @@ class Reader:
         import time
 
         t0 = time.perf_counter()
-        reading = self.score(self.steps(crop_bgr))
+        probs = self.steps(crop_bgr)
+        reading = self.score(probs)
         return Reading(reading.words, reading.labels, reading.text, (time.perf_counter() - t0) * 1000,
-                       clipped=reading.clipped)
+                       clipped=reading.clipped, centres=self.centres(probs, reading.words))
 
     def score(self, probs: npt.NDArray[np.float32]) -> Reading:
         """Every word's score from the recogniser's ``(T, C)`` output (``ms`` left at 0)."""
         words = self.word_scores(probs)
         return Reading(words, self.labels(words), ctc.greedy_text(probs, self.charset), 0.0,
                        clipped=ctc.runs_off(probs))
+
+    def centres(self, probs: npt.NDArray[np.float32], words: dict[str, float]) -> dict[str, float]:
+        """Where each outcome read at least at ``near_miss`` sits in the line: its best word's centre
+        (:func:`ctc.word_centre`), for :func:`~services.inference.classifier.decide`'s centring rule; empty
+        without ``spec.centre`` (the alignment costs ~0.5 ms a word, so only outcomes that can count are placed)."""
+        if self.spec.centre is None:
+            return {}
+        best: dict[str, tuple[float, str, list[int]]] = {}
+        for label, word, codes in self.words:
+            if label != "none" and words[word] >= self.spec.near_miss and words[word] > best.get(label, (-99.0,))[0]:
+                best[label] = (words[word], word, codes)
+        out: dict[str, float] = {}
+        for label, (_, word, codes) in best.items():
+            centre = ctc.word_centre(probs, codes, len(word.rstrip(TRAILING_PUNCTUATION)))
+            if centre is not None:
+                out[label] = round(centre, 4)
+        return out
 
     def word_scores(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each word's mean log-probability per character (rounded to 4 places, at least −99)."""
@@ -301,11 +323,11 @@ class Reader:
         readings = [self.read_crop(line) for line in self.lines(crop_bgr)]
         if not readings:
             return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2,
-                           clipped=first.clipped)
+                           clipped=first.clipped, centres=first.centres)
         words = {w: max(first.words[w], *(r.words[w] for r in readings)) for w in first.words}
         text = " | ".join([first.text, *(r.text for r in readings)])
         return Reading(words, self.labels(words), text, first.ms + (time.perf_counter() - t0) * 1000, 2,
-                       clipped=first.clipped)
+                       clipped=first.clipped, centres=first.centres)
 
     # the whole word ----------------------------------------------------------
     def wants_whole_word(self, reading: Reading, crop_bgr: npt.NDArray[np.uint8]) -> bool:
@@ -345,7 +367,8 @@ class Reader:
         for word in self.spec.lookalikes:
             words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
         return Reading(words, self.labels(words), f"{reading.text} | {wide.text}",
-                       reading.ms + (time.perf_counter() - t0) * 1000, reading.looks, clipped=True, widened=True)
+                       reading.ms + (time.perf_counter() - t0) * 1000, reading.looks, clipped=True, widened=True,
+                       centres=reading.centres)
 
     def wide_crop(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """The crop widened by ``spec.widen`` on each side (:meth:`whole_word`)."""

@@ -150,6 +150,9 @@ class ReaderSpec(BaseModel):
     widen: float = Field(0.0, ge=0, le=0.5)
     # the wider crop read whenever a reading reaches near_miss, its look-alikes found anywhere in its line (ctc.spot_…)
     spot: bool = False
+    # the banner's word is centred on the frame, and so in the crop: an outcome word whose letters' centre (a share
+    # of the crop's width) lies outside this range is not the banner (None: no check)
+    centre: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:
@@ -159,6 +162,8 @@ class ReaderSpec(BaseModel):
             raise ValueError("reader.near_miss must be below reader.accept")
         if self.second_look is not None and self.second_look.from_score >= self.accept:
             raise ValueError("reader.second_look.from_score must be below reader.accept")
+        if self.centre is not None and not 0.0 <= self.centre[0] < 0.5 < self.centre[1] <= 1.0:
+            raise ValueError("reader.centre must be a range [low, high] around 0.5, within 0..1")
         if self.charset.startswith(ONNX_CHARSET) and not self.charset[len(ONNX_CHARSET):]:
             raise ValueError(f"reader.charset {self.charset!r} names no metadata property ({ONNX_CHARSET}KEY)")
         return self

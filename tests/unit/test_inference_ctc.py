@@ -191,3 +191,53 @@ def test_the_whole_word_crop_is_the_readers_widened_within_the_frame() -> None:
     wide = widened(Roi(x0=0.34, y0=0.36, x1=0.66, y1=0.57), 0.1)
     assert (wide.x0, wide.x1, wide.y0, wide.y1) == (pytest.approx(0.24), pytest.approx(0.76), 0.36, 0.57)
     assert widened(Roi(x0=0.05, y0=0.2, x1=0.97, y1=0.5), 0.1) == Roi(x0=0.0, y0=0.2, x1=1.0, y1=0.5)
+
+
+def test_a_word_is_placed_by_its_letters_on_the_likeliest_alignment() -> None:
+    from services.inference.ctc import word_centre
+
+    d, e, f, a, t, bang = 1, 2, 3, 4, 5, 6
+    defeat = [d, e, f, e, a, t]
+    # 18 steps of 3 per letter, then 12 blank steps: the word fills the line's first 0.6
+    probs = np.vstack([_reading_of(defeat, 8), np.tile(np.eye(8)[0] * 0.9 + 0.1 / 8, (12, 1))])
+    centre = word_centre(probs, defeat)
+    assert centre is not None and abs(centre - 0.3) < 0.04
+    # centred: the same word with 6 blank steps on each side
+    blank = np.tile(np.eye(8)[0] * 0.9 + 0.1 / 8, (6, 1))
+    centred = word_centre(np.vstack([blank, _reading_of(defeat, 8), blank]), defeat)
+    assert centred is not None and abs(centred - 0.5) < 0.04
+    # trailing punctuation left out: "DEFEAT!" with its "!" far right sits where DEFEAT's letters sit
+    tail = np.vstack([blank, _reading_of(defeat, 8), blank, _reading_of([bang], 8)])
+    whole, letters = word_centre(tail, [*defeat, bang]), word_centre(tail, [*defeat, bang], letters=6)
+    assert whole is not None and letters is not None and letters < whole - 0.1
+    assert word_centre(np.full((3, 8), 1 / 8), defeat) is None  # cannot fit
+
+
+CENTRED = SPEC.model_copy(update={"centre": (0.36, 0.7)})
+
+
+@pytest.mark.parametrize(("centre", "counted"),
+                         [(0.5, True), (0.66, True), (0.38, True), (0.34, False), (0.31, False), (0.72, False)])
+def test_an_outcome_word_off_the_crops_centre_is_not_the_banner(centre: float, counted: bool) -> None:
+    # issue 21 (pool seed 2002): a mid-sized DEFEATED whose ED ran into a blob of its colour read DEFEAT at -0.25 and
+    # DEFEATED at -0.83 per letter (a real DEFEAT beside clutter: -0.14 and -0.76), but its DEFEAT sat at 0.31
+    scores = _scores({"DEFEAT": -0.25, "DEFEND": -2.9})
+    probs, _ = decide(LABELS, scores, CENTRED, {"defeat": centre})
+    assert (probs["defeat"] >= 0.9) is counted, probs
+    if not counted:
+        assert probs["defeat"] <= 0.1
+    # without the check, or without a place for the word, the scores decide alone
+    assert decide(LABELS, scores, SPEC, {"defeat": centre})[0]["defeat"] >= 0.9
+    assert decide(LABELS, scores, CENTRED, {})[0]["defeat"] >= 0.9
+
+
+def test_an_off_centre_near_miss_is_no_near_miss() -> None:
+    scores = _scores({"DEFEAT": -2.3})
+    assert decide(LABELS, scores, CENTRED, {"defeat": 0.5})[1] == "defeat"
+    assert decide(LABELS, scores, CENTRED, {"defeat": 0.2})[1] is None
+
+
+@pytest.mark.parametrize("bad", [(0.5, 0.7), (0.3, 0.5), (-0.1, 0.7), (0.36, 1.2), (0.7, 0.36)])
+def test_a_centre_range_not_around_the_middle_is_refused(bad: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match=r"reader\.centre"):
+        ReaderSpec.model_validate({**SPEC.model_dump(), "centre": bad})

@@ -109,3 +109,28 @@ def test_a_list_is_found_with_fewer_strips_read(clf: Classifier) -> None:
     scores = clf.reader.neighbours(image)
     assert listcheck.is_list(scores, clf.reader.spec) and len(scores) < len(listcheck.bands(clf.reader.spec.roi))
     assert all(s < clf.reader.spec.near_miss for s in scores[:-1])
+
+
+def test_a_coloured_word_on_a_blurred_capture_is_found_in_its_strip() -> None:
+    # issue 21 (pool seed 2002, a career list on a blocky capture): a red word on a purple row differs little in
+    # grey and a blurred edge spreads over a few pixels, so no column stepped 16 grey levels to the next: the strip
+    # was not read and the list was counted. Per colour channel and across two columns, its columns hold text.
+    h = 48
+    line = np.zeros((h, 220, 3), np.uint8)
+    line[:] = (80, 50, 80)  # BGR purple
+    cv2.putText(line, "DEFEAT", (50, 36), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (60, 40, 230), 3)  # red
+    line = cv2.GaussianBlur(line, (0, 0), 1.6)
+    grey = line.astype(np.int16).sum(axis=2) // 3
+    assert (np.abs(np.diff(grey, axis=1)) >= listcheck.TEXT_STEP).sum(axis=0).max() < listcheck.TEXT_ROWS  # grey: none
+    span = listcheck.text_span(line)
+    assert span is not None and span[0] <= 50 and span[1] >= 150
+
+
+def test_three_strips_a_side_reach_the_row_after_next_whole() -> None:
+    # rows 0.18 of the frame apart, the crop's row high in it (0.38-0.45): the next row (0.56-0.64) straddles the crop
+    # and the first strip, and the one after (ink at 0.73-0.81) must lie whole inside some strip
+    roi = vision.Roi(x0=0.34, y0=0.36, x1=0.66, y1=0.57)
+    below = [b for b in listcheck.bands(roi) if b.y0 >= roi.y1]
+    assert len(below) == listcheck.PER_SIDE == 3
+    assert any(b.y0 <= 0.73 and b.y1 >= 0.81 for b in below)
+

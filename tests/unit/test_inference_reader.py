@@ -282,3 +282,39 @@ def test_a_look_alike_beside_other_text_is_spotted_in_the_wider_crop() -> None:
     assert a.widened and decide(labels, a.words, whole_line.spec)[0]["defeat"] >= 0.9, a
     assert b.widened and b.words["DEFEATED"] > a.words["DEFEATED"] + 1.0, (a, b)
     assert decide(labels, b.words, spotting.spec)[0]["defeat"] < 0.5, b
+
+
+def _hidden_suffix(size: tuple[int, int] = (640, 360)) -> bytes:
+    """Issue 21's pool-2002 scene 1448, drawn: a mid-sized pink ``DEFEATED`` left of centre whose ``ED`` runs into a
+    blob of its own colour, on a washed-out scene."""
+    font = FONTS["latin"]
+    if not font.exists():
+        pytest.skip(f"font {font} is not installed (make test installs it)")
+    w, h = size
+    img = Image.new("RGB", (w, h), (185, 225, 225))
+    draw = ImageDraw.Draw(img)
+    f = ImageFont.truetype(str(font), int(h * 0.065))
+    draw.text((w * 0.37, h * 0.42), "DEFEAT", fill=(225, 60, 120), font=f, anchor="lm")
+    x_ed = w * 0.37 + draw.textlength("DEFEAT", font=f)
+    draw.text((x_ed, h * 0.42), "ED", fill=(215, 55, 115), font=f, anchor="lm")
+    draw.ellipse((x_ed - 4, h * 0.20, x_ed + 70, h * 0.44), fill=(220, 58, 118))
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+def test_an_outcome_word_left_of_centre_is_not_the_banner(reader: Reader) -> None:
+    # the word reads DEFEAT well, but it sits left of the crop's centre: the banner is centred, this is not it
+    from services.inference.classifier import decide
+
+    assert META.reader is not None and META.reader.centre is not None
+    low, high = META.reader.centre
+    labels = ("none", "victory", "defeat", "draw")
+    hidden = reader.read(_hidden_suffix(), 640, 360)
+    assert hidden.labels["defeat"] >= META.reader.accept, hidden
+    assert hidden.centres["defeat"] < low, hidden
+    assert decide(labels, hidden.words, reader.spec, hidden.centres)[0]["defeat"] <= 0.1, hidden
+    # the banner, centred, is counted: its word sits near the crop's centre
+    banner = reader.read(_frame("DEFEAT", (250, 40, 40), (640, 360)), 640, 360)
+    assert low <= banner.centres["defeat"] <= high and abs(banner.centres["defeat"] - 0.5) < 0.1, banner
+    assert decide(labels, banner.words, reader.spec, banner.centres)[0]["defeat"] >= 0.9, banner
