@@ -14,14 +14,11 @@ outcome word with the CTC forward algorithm (:mod:`services.inference.ctc`).
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.util
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,96 +26,18 @@ import numpy.typing as npt
 
 from services.common.infra.files import sha256_file as sha256_file  # re-exported: training imports it here
 from services.inference import ctc, listcheck, textline, vision
-from services.inference.sessions import onnxruntime, session_options
+from services.inference.readerfiles import Package as Package
+from services.inference.readerfiles import PackageRef as PackageRef
+from services.inference.readerfiles import ReaderError as ReaderError
+from services.inference.readerfiles import charset_source as charset_source
+from services.inference.readerfiles import check_sha256, look_package
+from services.inference.readerfiles import load_session as load_session
+from services.inference.readerfiles import package_file as package_file
 
 log = logging.getLogger("owc.inference")
 
 TRAILING_PUNCTUATION = "!！"  # left out when placing a word (narrow, often emitted late)
 EDGE_COLUMNS = 4  # of the 48 px line: half a recogniser step; strokes this close to a side may run on beyond it
-
-
-class ReaderError(RuntimeError):
-    """The reader's package or files are missing or do not match the metadata."""
-
-
-class Package(Protocol):
-    """A pinned PyPI package holding model files (a :class:`vision.ReaderSpec`, or :func:`look_package`)."""
-
-    @property
-    def package(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def module(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PackageRef:
-    package: str
-    version: str
-    module: str
-
-
-def look_package(spec: vision.ReaderSpec, look: vision.LookSpec) -> Package:
-    """The package the second look's detector comes from: its own when named, else the reader's."""
-    if look.package is None or look.version is None or look.module is None:
-        return spec
-    return PackageRef(look.package, look.version, look.module)
-
-
-def package_file(spec: Package, relative: str) -> Path:
-    """Path of ``relative`` inside the installed ``spec.package`` (without importing it)."""
-    found = importlib.util.find_spec(spec.module)
-    roots = list(found.submodule_search_locations or []) if found else []
-    if not roots:
-        raise ReaderError(
-            f"the reader's model package {spec.package}=={spec.version} is not installed "
-            f"(python module {spec.module!r} not found): run `make setup` or "
-            f"`pip install -c constraints.txt {spec.package}=={spec.version}`"
-        )
-    path = Path(roots[0]) / relative
-    if not path.is_file():
-        raise ReaderError(f"{spec.package}: {relative} not found in {roots[0]} (expected version {spec.version})")
-    return path
-
-
-def load_charset(path: Path) -> list[str]:
-    """CTC classes: blank, the dictionary's lines, then the space (PaddleOCR's layout)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return ["", *lines, " "]
-
-
-def charset_source(spec: vision.ReaderSpec, session: Any) -> tuple[list[str], str]:
-    """The recogniser's CTC classes and the sha256 of what they were read from (``spec.charset``: a file in the
-    package, or ``onnx:KEY``, the model's metadata property KEY whose lines are joined by "\n")."""
-    if not spec.charset.startswith(vision.ONNX_CHARSET):
-        path = package_file(spec, spec.charset)
-        return load_charset(path), sha256_file(path)
-    key = spec.charset[len(vision.ONNX_CHARSET):]
-    text = session.get_modelmeta().custom_metadata_map.get(key)
-    if not text:
-        raise ReaderError(
-            f"reader model {spec.model} ({spec.package}=={spec.version}) has no metadata property {key!r} "
-            f"holding its character list (reader.charset {spec.charset!r})"
-        )
-    return ["", *text.split("\n"), " "], hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def load_session(path: Path, threads: int, what: str) -> Any:
-    """An onnxruntime CPU session for ``path``; a :class:`ReaderError` when it cannot be loaded."""
-    ort = onnxruntime()
-    try:
-        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise ReaderError(f"{what} {path} cannot be loaded: {exc}") from None
-
-
-def _check(path: Path, got: str, want: str, package: Package) -> None:
-    if got != want:
-        raise ReaderError(
-            f"{path} has sha256 {got[:12]}…, the model metadata expects {want[:12]}… "
-            f"({package.package}=={package.version}): reinstall with `make setup`"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +64,12 @@ class Reader:
         self.spec = spec
         model_path = package_file(spec, spec.model)
         if verify:
-            _check(model_path, sha256_file(model_path), spec.model_sha256, spec)
+            check_sha256(model_path, sha256_file(model_path), spec.model_sha256, spec)
         self.session = load_session(model_path, intra_op_threads, "reader model")
         self.charset, charset_sha256 = charset_source(spec, self.session)
         if verify:
             where = model_path if spec.charset.startswith(vision.ONNX_CHARSET) else package_file(spec, spec.charset)
-            _check(where, charset_sha256, spec.charset_sha256, spec)
+            check_sha256(where, charset_sha256, spec.charset_sha256, spec)
         index = {c: i for i, c in enumerate(self.charset) if c}
         self.words: list[tuple[str, str, list[int]]] = []
         vocabulary = [(label, word) for label, words in spec.words.items() for word in words]
@@ -173,7 +92,7 @@ class Reader:
         package = look_package(spec, look)
         path = package_file(package, look.model)
         if verify:
-            _check(path, sha256_file(path), look.model_sha256, package)
+            check_sha256(path, sha256_file(path), look.model_sha256, package)
         return load_session(path, threads, "text detector")
 
     # preprocess -----------------------------------------------------------
