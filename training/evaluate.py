@@ -39,6 +39,7 @@ from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODE
 from training.fp_run import FP_HOURS, FP_POOL, FP_SEED, FP_SIZE, FpResult, fp_run
 from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect, is_gate_only, reader_meta
 from training.grid_eval import GRID_PER_CELL, GRID_SEED, gameplay_cost, grid_report, grid_tables
+from training.margin import margin, margin_lines
 from training.scan_eval import run as scan_recordings
 from training.synth.assets import render_fingerprint
 from training.synth.grid import CELLS
@@ -175,6 +176,21 @@ def _none_table(rows: dict[str, dict[str, Any]], ts: Sequence[float]) -> list[st
     return lines
 
 
+def _margin_section(m: dict[str, Any] | None) -> list[str]:
+    if m is None:
+        return []
+    return [
+        "### The reader's margin",
+        "",
+        "Where the reader puts the same held-out frames on its scale (mean log-probability per letter of a word; "
+        "`training/margin.py`): an outcome frame's **own** word, and a `none` frame's **best** outcome word, on "
+        "every frame the reader read (a frame the gate did not pass is not read):",
+        "",
+        *margin_lines(m),
+        "",
+    ]
+
+
 def gate_threshold(clf: Classifier) -> float | None:
     """The gate threshold of a two-stage model's metadata (None for a gate-only model)."""
     gate = getattr(clf.meta, "gate", None) or (clf.meta.model_extra or {}).get("gate")
@@ -302,6 +318,7 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any],
         "",
         *_none_table(syn["none_kinds"], ts),
         "",
+        *_margin_section(report.get("margin")),
         "## (a2) Every outcome in every colour: the evaluation grid",
         "",
         *grid_tables(report["grid"]),
@@ -500,8 +517,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": str(args.model),
         "detector": _detector_desc(clf),
         "gate_threshold": threshold,
-        "synthetic": heldout.report(held, gate.scores(frames), detect(clf, frames), ts),
     }
+    held_preds = detect(clf, frames)
+    report["synthetic"] = heldout.report(held, gate.scores(frames), held_preds, ts)
+    if clf.reader is not None:
+        report["margin"] = margin([str(f.info["label"]) for f in held], held_preds, clf.reader.spec.accept,
+                                  clf.reader.spec.near_miss)
     cells = args.grid_cells
     grid_frames = cached_render(GRID_SEED, cells * args.grid, synth.EVAL, args.cache_dir,
                                 desc="evaluation grid", grid=args.grid)
