@@ -112,3 +112,37 @@ def margin_lines(m: dict[str, Any]) -> list[str]:
         "below `near_miss` is the reader's misses: washed-out, blocky, small captures)."
     )
     return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.margin``: the card's margin table for a detector on the held-out frames."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from services.inference.classifier import Classifier
+    from training import synth
+    from training.config import CACHE_DIR, EVAL_COUNT, EVAL_SEED, MODEL_PATH
+    from training.frames import cached_render, detect
+
+    p = argparse.ArgumentParser(prog="python -m training.margin", description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=MODEL_PATH)
+    p.add_argument("--eval-count", type=int, default=EVAL_COUNT, help="held-out frames (the card's count by default)")
+    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    args = p.parse_args(argv)
+    clf = Classifier(args.model)
+    if clf.reader is None:
+        p.error(f"{args.model}: a gate alone has no reader, so no margin")
+    held = cached_render(EVAL_SEED, args.eval_count, synth.EVAL, args.cache_dir, desc="held-out frames")
+    preds = detect(clf, [f.frame for f in held])
+    m = margin([str(f.info["label"]) for f in held], preds, clf.reader.spec.accept, clf.reader.spec.near_miss)
+    print(f"{clf.model_id}: {len(held)} held-out frames, seed {EVAL_SEED}")
+    print("\n".join(margin_lines(m)))
+    if args.json:
+        args.json.write_text(json.dumps(m, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from services.inference.classifier import Prediction
 from training.margin import BINS, margin, margin_lines
 
 
 def _pred(scores: dict[str, float] | None) -> Prediction:
-    stages = {"gate": {"score": 0.9}}
+    stages: dict[str, Any] = {"gate": {"score": 0.9}}
     if scores is not None:
         stages["reader"] = {"scores": scores}
     return Prediction("none", 1.0, {}, stages)
@@ -49,3 +54,15 @@ def test_an_overlap_shows_as_a_negative_gap_and_negatives_at_accept() -> None:
 def test_no_read_frames_give_no_numbers_but_no_error() -> None:
     m = margin(["victory", "none"], [_pred(None), _pred(None)], accept=-2.0, near_miss=-2.7)
     assert m["banners"]["read"] == 0 and math.isnan(m["gap"]) and math.isnan(m["banners_above_negatives"])
+
+
+def test_the_command_prints_the_shipped_detectors_margin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training import margin as margin_mod
+
+    args = ["--eval-count", "24", "--cache-dir", str(tmp_path), "--json", str(tmp_path / "m.json")]
+    assert margin_mod.main(args) == 0
+    out = capsys.readouterr().out
+    assert "24 held-out frames" in out and "| banners: own word |" in out
+    m = json.loads((tmp_path / "m.json").read_text())
+    read = m["banners"]["read"] + m["negatives"]["read"]
+    assert read > 0 and read + m["banners"]["not_read"] + m["negatives"]["not_read"] == 24
