@@ -11,7 +11,9 @@ import redis
 
 from services.common.config.settings import Settings, load_settings
 from services.common.contracts.keys import Keys
+from tests.support.helix import HelixServer
 from tests.support.redis_proc import RedisServer
+from tests.support.webhook_receiver import Receiver
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,6 +26,22 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     """One real redis-server for the whole session (tests isolate by key prefix)."""
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver for webhooks on a random 127.0.0.1 port."""
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def helix() -> Iterator[HelixServer]:
+    """A real HTTP server speaking Twitch's OAuth and Helix endpoints on 127.0.0.1."""
+    server = HelixServer().start()
     yield server
     server.stop()
 

@@ -129,20 +129,6 @@ def write_config(home: Path, secrets: Secrets, receiver: Receiver, irc_port: int
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def helix() -> Iterator[HelixServer]:
-    server = HelixServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def secrets() -> Secrets:
     return Secrets()
 

@@ -23,13 +23,6 @@ from tests.support.webhook_receiver import Receiver
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with chromium() as b:

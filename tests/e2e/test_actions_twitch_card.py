@@ -5,7 +5,6 @@ row for a refused token."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,6 @@ from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def helix() -> Iterator[HelixServer]:
-    server = HelixServer().start()
-    yield server
-    server.stop()
 
 
 def twitch_settings(redis_server: RedisServer, prefix: str, helix: HelixServer, token_file: Path) -> Any:

@@ -41,13 +41,6 @@ BOT = "owcbot"
 EARLY_S = 0.05  # clock granularity between the event's ts and an arrival (same machine)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 @dataclass
 class Delayed:
     """A worker with a webhook and the chat bot (and optionally OBS), a viewer in the channel."""

@@ -34,13 +34,6 @@ BOT = "owcbot"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
 def fast() -> Iterator[Receiver]:
     r = Receiver().start()
     yield r

@@ -33,13 +33,6 @@ from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
 
 
-@pytest.fixture
-def helix() -> Iterator[HelixServer]:
-    server = HelixServer().start()
-    yield server
-    server.stop()
-
-
 def twitch_overrides(helix: HelixServer, token_file: Path, **extra: Any) -> dict[str, Any]:
     return {"actions.twitch.enabled": True, "actions.twitch.client_id": CLIENT_ID,
             "actions.twitch.oauth_url": helix.oauth_url, "actions.twitch.helix_url": helix.helix_url,

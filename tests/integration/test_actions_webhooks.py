@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,6 @@ from tests.support.gateway import ServiceProcess, start_state
 from tests.support.redis_proc import RedisServer
 from tests.support.waiting import wait_until
 from tests.support.webhook_receiver import Receiver
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def hook_settings(settings_factory: Callable[..., Settings], receiver: Receiver, **hook: Any) -> Settings:

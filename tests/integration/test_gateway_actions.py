@@ -25,13 +25,6 @@ from tests.support.webhook_receiver import Receiver
 ACTIONS = "/api/v1/actions"
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 def hook_settings(settings_factory: Callable[..., Settings], receiver: Receiver, **extra: Any) -> Settings:
     """One JSON webhook `hook` to the receiver and a Discord-preset one that goes nowhere (never sent)."""
     return settings_factory(
