@@ -15,7 +15,7 @@ def signature(tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """A cheap fingerprint of the banner area: the gate input ``(3, H, W)`` in [-1, 1] as a grey
     thumbnail of 4×4 blocks, scaled to 0..1 (every frame pays for it: OpenCV's area resize, ~3× numpy's
     block mean; the same values to float32 rounding, ≤ 1.2e-7)."""
-    grey = cv2.add(cv2.add(tensor[0], tensor[1]), tensor[2])  # 3 × the grey level, in [-3, 3]
+    grey = tensor[0] + tensor[1] + tensor[2]  # 3 × the grey level, in [-3, 3] (numpy: ~3 µs, cv2.add ~10)
     h4, w4 = grey.shape[0] // 4, grey.shape[1] // 4
     blocks = cv2.resize(grey[: h4 * 4, : w4 * 4], (w4, h4), interpolation=cv2.INTER_AREA)
     return np.asarray(blocks * np.float32(1 / 6) + np.float32(0.5), dtype=np.float32)

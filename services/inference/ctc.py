@@ -133,7 +133,9 @@ def greedy_text(probs: npt.NDArray[np.floating], charset: Sequence[str]) -> str:
     return "".join(out)
 
 
-def spot_log_likelihoods(probs: npt.NDArray[np.floating], words: Sequence[Sequence[int]]) -> npt.NDArray[np.float64]:
+def spot_log_likelihoods(
+    probs: npt.NDArray[np.floating], words: Sequence[Sequence[int]] | Vocabulary
+) -> npt.NDArray[np.float64]:
     """For each word, ``log P`` of its likeliest placement anywhere in the line: the CTC forward algorithm over
     the steps from where the word starts to where it ends, the steps outside it free (whatever they hold).
 
@@ -145,25 +147,16 @@ def spot_log_likelihoods(probs: npt.NDArray[np.floating], words: Sequence[Sequen
     of the words' columns only: every value is computed with the same operations as word by word over the
     whole ``(T, C)`` output (:func:`spot_log_likelihoods_reference`), bit for bit, at a fraction of the cost
     (a banner's wider crop is read on every banner frame; the log of a 27 × 18 000 output alone was ~2 ms).
+    ``words`` as a :class:`Vocabulary`: its layout, laid out once (a reader spots the same look-alikes every time).
     """
-    if not words:
+    vocab = words if isinstance(words, Vocabulary) else Vocabulary(words)
+    if vocab.n == 0:
         return np.full(0, -np.inf)
-    ext = [extend(w) for w in words]
-    n, s_max = len(ext), max(len(e) for e in ext)
-    idx = np.zeros((n, s_max), dtype=np.int64)
-    valid = np.zeros((n, s_max), dtype=bool)
-    skip = np.zeros((n, s_max), dtype=bool)
-    for i, e in enumerate(ext):
-        idx[i, : len(e)] = e
-        valid[i, : len(e)] = True
-        for s in range(2, len(e)):
-            skip[i, s] = e[s] != BLANK and e[s] != e[s - 2]
-    columns, local = np.unique(idx, return_inverse=True)
-    logp = np.log(np.maximum(np.asarray(np.asarray(probs)[:, columns], dtype=np.float64), _TINY))
-    emit = np.where(valid, logp[:, local.reshape(idx.shape)], -np.inf)  # (T, n, S); padding never emits
-    skip2 = skip[:, 2:]
-    rows = np.arange(n)
-    last = np.array([len(e) - 1 for e in ext], dtype=np.int64)
+    n, s_max = vocab.idx.shape
+    logp = np.log(np.maximum(np.asarray(np.asarray(probs)[:, vocab.columns], dtype=np.float64), _TINY))
+    emit = np.where(vocab.valid, logp[:, vocab.local], -np.inf)  # (T, n, S); padding never emits
+    skip2 = vocab.skip > 0
+    rows, last = vocab.rows, vocab.last
     alpha = np.full((n, s_max), -np.inf)
     best = np.full(n, -np.inf)
     with np.errstate(invalid="ignore"):

@@ -80,6 +80,7 @@ class Reader:
                 raise ReaderError(f"the reader's dictionary cannot spell {word!r} (missing {''.join(missing)!r})")
             self.words.append((label, word, [index[c] for c in word]))
         self.vocabulary = ctc.Vocabulary([codes for _, _, codes in self.words])
+        self.lookalikes = ctc.Vocabulary([codes for label, _, codes in self.words if label == "none"])  # for _spot
         self.input_name: str = self.session.get_inputs()[0].name
         self.detector: Any = None
         if spec.second_look is not None:
@@ -276,6 +277,11 @@ class Reader:
         """
         if not self.wants_whole_word(reading, crop_bgr):
             return reading
+        return self._widen(image, reading, wide_steps)
+
+    def _widen(self, image: npt.NDArray[np.uint8], reading: Reading,
+               wide_steps: Callable[[], npt.NDArray[np.float32]] | None) -> Reading:
+        """:meth:`whole_word` once it wants the wider crop."""
         import time
 
         t0 = time.perf_counter()
@@ -296,18 +302,34 @@ class Reader:
     def _spot(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each look-alike's per-letter score at its likeliest place in the line (:func:`ctc.spot_log_likelihoods`)."""
         codes = [(word, c) for label, word, c in self.words if label == "none"]
-        ll = ctc.spot_log_likelihoods(probs, [c for _, c in codes])
+        ll = ctc.spot_log_likelihoods(probs, self.lookalikes)
         return {word: round(max(-99.0, v / len(c)), 4) for (word, c), v in zip(codes, ll.tolist(), strict=True)}
 
     def read(self, data: bytes, width: int | None = None, height: int | None = None) -> Reading:
         return self.read_frame(data, width, height)[0]
 
-    def read_frame(self, data: bytes, width: int | None, height: int | None) -> tuple[Reading, npt.NDArray[np.uint8]]:
+    def read_frame(
+        self, data: bytes, width: int | None, height: int | None, *,
+        wide: Callable[[npt.NDArray[np.uint8]], Callable[[], npt.NDArray[np.float32]] | None] | None = None,
+        ahead: Callable[[Reading, npt.NDArray[np.uint8]], None] | None = None,
+    ) -> tuple[Reading, npt.NDArray[np.uint8]]:
         """Read the crop (and, when its text runs off it, the whole word: :meth:`whole_word`); also return the
-        decoded frame (for :meth:`neighbours`)."""
+        decoded frame (for :meth:`neighbours`).
+
+        The one sequence of a reading; :class:`~services.inference.strips.StripReader` runs parts of it side by
+        side through two hooks: ``wide(image)``, called once the frame is decoded, before the crop is read, may
+        start reading the wider crop elsewhere and return how to get its :meth:`steps` (None: read here, when
+        wanted); ``ahead(reading, image)``, called once the crop's reading wants its wider crop, before that is
+        read (a list check may start then). The same reading either way."""
         image = self.decode(data, width, height)
         crop = vision.crop_roi(image, self.spec.roi)
-        return self.whole_word(image, crop, self.read_image(crop)), image
+        wide_steps = wide(image) if wide is not None else None
+        reading = self.read_image(crop)
+        if not self.wants_whole_word(reading, crop):
+            return reading, image
+        if ahead is not None:
+            ahead(reading, image)
+        return self._widen(image, reading, wide_steps), image
 
     def describe(self) -> dict[str, Any]:
         return {"package": f"{self.spec.package}=={self.spec.version}", "model": self.spec.model}

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-from services.inference import listcheck, vision
+from services.inference import listcheck
 from services.inference.reader import Reader, Reading
 
 
@@ -62,19 +62,23 @@ class StripReader:
         reader = self.reader
         if self.threads == 1 or reader.spec.widen <= 0 or not (speculate or ahead is not None):
             return reader.read_frame(data, width, height)
-        image = reader.decode(data, width, height)
-        crop = vision.crop_roi(image, reader.spec.roi)
-        wide = self._executor().submit(reader.steps, reader.wide_crop(image)) if speculate else None
-        try:
-            reading = reader.read_image(crop)
-            if not reader.wants_whole_word(reading, crop):
-                return reading, image
+        started: list[Future[npt.NDArray[np.float32]]] = []
+
+        def wide(image: npt.NDArray[np.uint8]) -> Callable[[], npt.NDArray[np.float32]] | None:
+            if not speculate:
+                return None
+            started.append(self._executor().submit(reader.steps, reader.wide_crop(image)))
+            return started[0].result
+
+        def early(reading: Reading, image: npt.NDArray[np.uint8]) -> None:
             if ahead is not None and ahead(reading):
                 self._start(image)
-            return reader.whole_word(image, crop, reading, wide_steps=wide.result if wide else None), image
+
+        try:
+            return reader.read_frame(data, width, height, wide=wide, ahead=early)
         finally:
-            if wide is not None:
-                wide.cancel()  # not started yet: never runs (a started one runs out, its result unused)
+            for future in started:
+                future.cancel()  # not started yet: never runs (a started one runs out, its result unused)
 
     def _start(self, image: npt.NDArray[np.uint8]) -> list[Future[float]]:
         self.discard()

@@ -10,6 +10,7 @@ import pytest
 
 from services.inference.classifier import decide
 from services.inference.ctc import (
+    Vocabulary,
     extend,
     greedy_text,
     ink_span,
@@ -113,7 +114,10 @@ def test_spotting_all_words_in_one_pass_gives_the_word_by_word_scores_bit_for_bi
         words.append([1, 1, 2, 2])  # repeated characters: no skip between them
         fast, slow = spot_log_likelihoods(probs, words), spot_log_likelihoods_reference(probs, words)
         assert np.array_equal(fast, slow), (trial, fast, slow)
+        # the words laid out once (a reader's Vocabulary of look-alikes): the same scores
+        assert np.array_equal(spot_log_likelihoods(probs, Vocabulary(words)), slow), trial
     assert spot_log_likelihoods(np.full((3, 4), 0.25), []).shape == (0,)
+    assert spot_log_likelihoods(np.full((3, 4), 0.25), Vocabulary([])).shape == (0,)
 
 SPEC = ReaderSpec(
     package="p", version="1", module="m", model="r.onnx", model_sha256="0" * 64, charset="d.txt",

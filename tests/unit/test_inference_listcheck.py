@@ -100,6 +100,34 @@ def test_only_the_columns_of_a_strip_that_can_hold_a_word_are_read() -> None:
     assert (start, end) == (200 - h, 200)
 
 
+def _text_span_reference(line: np.ndarray) -> tuple[int, int] | None:
+    """:func:`listcheck.text_span` in plain numpy, as first written (the OpenCV one must match it exactly)."""
+    h, w = line.shape[:2]
+    x = line.astype(np.int16)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    steps = np.abs(x[:, 2:] - x[:, :-2]).max(axis=2) >= listcheck.TEXT_STEP
+    cols = np.flatnonzero(steps.sum(axis=0) >= listcheck.TEXT_ROWS) + 1
+    if cols.size == 0:
+        return None
+    start, end = max(0, int(cols[0]) - listcheck.TEXT_MARGIN), min(w, int(cols[-1]) + 1 + listcheck.TEXT_MARGIN)
+    if end - start < h:
+        centre = (start + end) // 2
+        start = max(0, min(centre - h // 2, w - h))
+        end = min(w, start + h)
+    return start, end
+
+
+def test_the_text_span_is_the_numpy_formulas_on_any_line() -> None:
+    rng = np.random.default_rng(21)
+    lines = [rng.integers(0, 256, (48, int(rng.integers(3, 320)), 3), dtype=np.uint8) for _ in range(60)]
+    # sparse steps near the threshold: each channel alone, levels 0..40
+    lines += [(rng.integers(0, 2, (48, 200, 3)) * rng.integers(0, 40)).astype(np.uint8) for _ in range(60)]
+    lines += [rng.integers(0, 256, (48, int(rng.integers(3, 200))), dtype=np.uint8) for _ in range(20)]  # grey
+    for line in lines:
+        assert listcheck.text_span(line) == _text_span_reference(line)
+
+
 def test_a_list_is_found_with_fewer_strips_read(clf: Classifier) -> None:
     # the strips after the first that reads as a list are not read: the verdict cannot change
     rows = [("VICTORY!", 0.12, 0.07), ("DEFEAT", 0.26, 0.07), ("DRAW", 0.40, 0.07), ("VICTORY!", 0.54, 0.07),
