@@ -307,17 +307,29 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
     return out
 
 
+def whole_loops(seconds: float, loop_s: float) -> bool:
+    """Whether a window of ``seconds`` holds a whole number of the demo clip's loops (±1 s): only then is its mix
+    of banner and gameplay frames the same wherever in the loop it starts, so two runs' CPU compare."""
+    loops = round(seconds / loop_s)
+    return loops >= 1 and abs(seconds - loops * loop_s) <= 1.0
+
+
 def bench_resources(args: argparse.Namespace) -> int:
-    from training.demo_clip import FPS, ensure_demo_clip
+    from training.demo_clip import FPS, FRAME_COUNT, ensure_demo_clip
 
     clip = ensure_demo_clip()
     load = machine()  # before the bench adds its own load
     wanted = list(MODES) if args.mode == "both" else [args.mode.replace("-", "_")]
+    loop_s = FRAME_COUNT / FPS
     _progress(
         f"bench resources: `owc run` ({' and '.join(wanted)}) on the looping demo clip ({FPS} fps) for "
         f"{args.seconds:.0f} s each, one webhook action to a local receiver; state.cooldown_s=20 and "
-        "state.required_none=8 so each 30 s loop is a result; every process of the run counted"
+        f"state.required_none=8 so each {loop_s:.0f} s loop is a result; every process of the run counted"
     )
+    if not whole_loops(args.seconds, loop_s):
+        # the inference share moves by up to a third between runs with where in the loop the window starts
+        _progress(f"  note: {args.seconds:.0f} s is not a whole number of {loop_s:.0f} s loops: the share of banner "
+                  f"frames, and so the CPU, differs from run to run; --seconds {2 * loop_s:.0f} compares runs")
     receiver = Receiver().start()
     modes: dict[str, Any] = {}
     try:
@@ -327,7 +339,8 @@ def bench_resources(args: argparse.Namespace) -> int:
             modes[mode]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         receiver.stop()
-    result: dict[str, Any] = {"bench": "resources", "capture_interval_ms": 1000 / FPS, "modes": modes}
+    result: dict[str, Any] = {"bench": "resources", "capture_interval_ms": 1000 / FPS, "demo_loop_s": loop_s,
+                              "whole_loops": whole_loops(args.seconds, loop_s), "modes": modes}
     if args.no_obs_seconds > 0 and "one_process" in wanted:
         _progress(f"  one process, no OBS running (capture waiting) for {args.no_obs_seconds:.0f} s …")
         no_obs = measure_mode("one_process", clip, None, args.no_obs_seconds, args.warmup, source="obs")
