@@ -22,14 +22,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import redis
 from tenacity import wait_fixed
 
-from services.capture.jpeg import as_captured, jpeg_reference
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, Picture, Pressure, now_ms
+from services.capture.replay_cache import EncodedFrames
 from services.capture.replay_files import (
     IMAGE_SUFFIXES,
     ReplayError,
@@ -47,9 +46,6 @@ from services.common.contracts.codec import text
 from services.common.contracts.keys import Keys
 from services.common.infra.burst import BurstListener
 
-if TYPE_CHECKING:
-    from services.capture.replay_files import Image, Load
-
 log = logging.getLogger("owc.capture.replay")
 
 __all__ = [  # the file side lives in replay_files; imported from here as before
@@ -63,7 +59,6 @@ __all__ = [  # the file side lives in replay_files; imported from here as before
 # unread), so `owc capture --source replay:…` alone still finishes.
 NO_GROUP_WAIT_S = 30.0
 FINISHED_HEALTH_TTL_S = 24 * 3600  # a finished replay's last health record stays for the admin page
-ENCODED_CACHE_BYTES = 32 * 1024 * 1024  # a looping folder replay keeps its encoded frames up to this size
 
 
 
@@ -109,13 +104,8 @@ class ReplaySource:
         # burst confirmation: a hint from inference takes the next frame now (services/capture/schedule.py)
         self.hints = BurstListener(client, keys, settings.channel) if settings.burst else None
         self._last_taken = float("-inf")  # monotonic time of the last frame (a burst keeps its distance)
-        # a looping folder replay (the demo) encodes each image once: index -> bytes, for the listing it was
-        # made from (a changed listing starts afresh), up to ENCODED_CACHE_BYTES
-        self._encoded: dict[int, bytes] = {}
-        self._encoded_for: list[Path] = []
-        # a folder's JPEG already at the capture's size and quality is published as it is (jpeg.as_captured)
-        self._as_is: dict[int, bytes] = {}
-        self._reference: bytes | None = None
+        # a folder's pictures, each made once (a looping replay keeps them)
+        self.pictures = EncodedFrames(settings, metrics)
         self.summary = ReplaySummary()
         self._unread_without_group = 0
         self._no_group_since: float | None = None
@@ -169,38 +159,6 @@ class ReplaySource:
         if paused > 0.001:
             self.metrics.replay_paused_seconds.inc(paused)
         return paused
-
-    def _keep(self, index: int, load: Load) -> bytes:
-        image = self._as_is.pop(index, None) or self._encode(load(0.0))
-        if self.cfg.loop and sum(map(len, self._encoded.values())) + len(image) <= ENCODED_CACHE_BYTES:
-            self._encoded[index] = image
-        return image
-
-    def _ready(self, index: int) -> bool:
-        """Whether a folder's image ``index`` needs no decoding: kept from an earlier pass, or a file that is
-        already what capture would make."""
-        if index in self._encoded:
-            return True
-        if self.cfg.image_format != "jpg" or index >= len(self._encoded_for):
-            return False
-        self._reference = self._reference or jpeg_reference(self.cfg.width, self.cfg.height, self.cfg.quality)
-        try:
-            data = self._encoded_for[index].read_bytes()
-        except OSError:
-            return False  # the reader says why
-        if as_captured(data, self._reference):
-            self._as_is[index] = data
-        return index in self._as_is
-
-    def _encode(self, bgr: Image | None) -> bytes:
-        assert bgr is not None  # a folder's images are read ahead, never missing
-        from services.capture.encode import encode_image  # OpenCV: only for a picture that needs encoding
-
-        cfg = self.cfg
-        t_enc = time.perf_counter()
-        image = encode_image(bgr, cfg.image_format, cfg.width, cfg.height, cfg.quality)
-        self.metrics.screenshot_seconds.observe(time.perf_counter() - t_enc)
-        return image
 
     # -- pacing --------------------------------------------------------
     def _wait_slot(self, due: float, period_s: float, stop: threading.Event) -> float | None:
@@ -324,14 +282,13 @@ class ReplaySource:
         while not stop.is_set():
             produced_in_pass = 0
             if not video:
-                listing = list_images(self.path)
-                if listing != self._encoded_for:
-                    self._encoded, self._encoded_for = {}, listing
-            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index, known=self._ready):
+                self.pictures.renew(list_images(self.path))
+            for index, load in iter_samples(self.path, cfg.fps, self.metrics, start=start_index,
+                                            known=self.pictures.ready):
                 if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
                     break
                 # a folder's image is encoded ahead; a video's frame once its (replay) time has come
-                image = None if video else self._encoded.get(index) or self._keep(index, load)
+                image = None if video else self.pictures.get(index, load)
                 # pacing: frame k is due at t0 + (k - k0)*period (drift-free); a burst takes it early
                 due = t0 + (k - k0) * period_s
                 burst_at = self._wait_slot(due, period_s, stop)
@@ -357,7 +314,7 @@ class ReplaySource:
                     bgr = load((k - replay_k) / cfg.fps)
                     if bgr is None:
                         continue  # the video ended: the pass is over
-                    image = self._encode(bgr)
+                    image = self.pictures.encode(bgr)
                 captured_at = start_wall_ms + round(replay_k * frame_ms)
                 progress: dict[str, str | int] = {
                     "k": k + 1, "index": index + 1, "passes": passes, "start_ms": start_wall_ms,

@@ -77,25 +77,48 @@ class FrameSink:
         self.meanwhile = meanwhile
         self.publisher = FramePublisher(client, keys, settings.channel, settings.frames_maxlen, metrics, source_kind)
         self.pressure = backpressure or BackPressure(client, keys.frames, settings.max_lag, metrics)
-        self.health = CaptureHealth(frames_published=0, skipped=0)
+        self._health = CaptureHealth(frames_published=0, skipped=0)
+        # a frame's counters (frames_published, last_seq, last_frame_at), folded into the record when it is
+        # looked at: copying the record for every frame was a tenth of the replay's CPU on the demo loop
+        self._counters: dict[str, int] = {}
         self.health_interval_s = health_interval_s
         self.health_ttl_s = health_ttl_s
         # an unchanged record is written again every HEALTH_REFRESH_S (well inside its TTL)
         self._cadence = health.Cadence(health_interval_s, min(health.HEALTH_REFRESH_S, health_ttl_s / 3))
+        self._soonest = min(self._cadence.interval_s, self._cadence.refresh_s)  # no record is due sooner
         self.skipped = 0
         self.redis_failures = 0  # failed publishes
         self._trouble: str | None = None  # the Redis problem last logged
 
     # -- health and metrics ----------------------------------------------
+    @property
+    def health(self) -> CaptureHealth:
+        """The capture's health record as it stands (what the next write sends)."""
+        if self._counters:
+            self._health = self._health.updated(**self._counters)
+            self._counters = {}
+        return self._health
+
+    @health.setter
+    def health(self, record: CaptureHealth) -> None:
+        self._health, self._counters = record, {}
+
     def _set(self, **fields: str | int | float | bool) -> None:
         if fields:
             self.health = self.health.updated(**fields)
+
+    def _may_be_due(self, now: float) -> bool:
+        """Whether the record can be due at ``now`` (else it need not be built to ask the cadence)."""
+        sent_at = self._cadence.sent_at("")
+        return sent_at is None or now - sent_at >= self._soonest
 
     def report(self, force: bool = False, **fields: str | int | float | bool) -> None:
         """The source's own state into the health hash (unless forced: at most once a second while it changes,
         every :data:`~services.common.contracts.health.HEALTH_REFRESH_S` while it does not)."""
         self._set(**fields)
         now = time.monotonic()
+        if not force and not self._may_be_due(now):
+            return
         if not force and not self._cadence.due("", self.health, now):
             return
         try:
@@ -157,11 +180,13 @@ class FrameSink:
             return kept
         now = time.monotonic()
         # the health record as it will be after this frame (its last_seq is the frame's, the script's to fill in)
-        # goes with the frame when it is due: no round trip of its own
-        upcoming = self.health.updated(
-            frames_published=self.publisher.published + 1, last_seq=0, last_frame_at=picture.captured_at
-        )
-        record = upcoming if self._cadence.due("", upcoming, now + RIDE_AHEAD_S) else None
+        # goes with the frame when it is due: no round trip of its own (built only once it may be due)
+        record = None
+        if self._may_be_due(now + RIDE_AHEAD_S):
+            upcoming = self.health.updated(
+                frames_published=self.publisher.published + 1, last_seq=0, last_frame_at=picture.captured_at
+            )
+            record = upcoming if self._cadence.due("", upcoming, now + RIDE_AHEAD_S) else None
         try:
             frame = self.publisher.publish(
                 picture, also_set=also_set,
@@ -176,7 +201,8 @@ class FrameSink:
         if self._trouble is not None:
             self.log.info("Redis takes frames again: publishing again")
             self._trouble = None
-        self._set(frames_published=self.publisher.published, last_seq=frame.seq, last_frame_at=picture.captured_at)
+        self._counters.update(frames_published=self.publisher.published, last_seq=frame.seq,
+                              last_frame_at=picture.captured_at)
         if record is not None:
             self._cadence.sent("", self.health, now)
         return frame

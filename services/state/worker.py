@@ -23,20 +23,19 @@ import redis
 
 from services.common.config.settings import Settings
 from services.common.contracts import health
-from services.common.contracts.codec import text
 from services.common.contracts.keys import InvalidChannelError, Keys, validate_channel
-from services.common.contracts.messages import PHASES, Command, Event, Label, MessageError, Reply
+from services.common.contracts.messages import PHASES, Event, Label, MessageError
 from services.common.contracts.sessions import SessionSummary
 from services.common.infra.redisio import WriteOutage, write_refusal
 from services.common.infra.streams import Delivery
 from services.state import metrics as M
 from services.state.channel import HOLD_GRACE_S, ChannelState, public_view
+from services.state.commands import handle_command
 from services.state.history import session_updates
 from services.state.inbox import QUIET_CHECK_S, Inbox
 from services.state.machine import Machine
 from services.state.reorder import ReorderBuffer
-from services.state.rules import CommandInput, LabelInput, Rejected, Rules, transition
-from services.state.scanimport import only_new
+from services.state.rules import LabelInput, Rules, transition
 from services.state.store import Commit, ConflictError, Lease, LeaseLostError, Store, new_holder_id
 
 log = logging.getLogger("owc.state")
@@ -351,50 +350,7 @@ class StateWorker:
 
     def _handle_command(self, delivery: Delivery) -> None:
         self.processed += 1
-        acks = {self.keys.commands: [delivery.id]}
-        try:
-            cmd = Command.from_fields(delivery.fields)
-            validate_channel(cmd.channel)
-        except (MessageError, InvalidChannelError) as exc:
-            request_id = text(delivery.fields.get(b"request_id", b""), "replace")
-            if request_id:
-                self.store.push_reply(Reply(request_id, False, error=f"invalid command: {exc}", code="invalid"))
-            self.commands.dead_letter(delivery, str(exc))
-            M.DEAD_LETTERS.labels("commands").inc()
-            M.COMMANDS.labels("unknown", "invalid").inc()
-            return
-        ch = self.channel(cmd.channel)
-        stored = self.store.stored_reply(cmd.channel, cmd.request_id)
-        if stored is not None:  # a retry: answer again, apply nothing
-            self.store.push_reply(stored, acks)
-            M.COMMANDS.labels(cmd.type, "repeat").inc()
-            return
-        if cmd.type == "scan_import":  # which of its results are new depends on the log
-            cmd = only_new(cmd, self.store.read_events(cmd.channel))
-        before = ch.machine
-        now = self.now_ms()
-        try:
-            after, events = transition(before, CommandInput(cmd, now), self.rules)
-            reply = Reply(cmd.request_id, True, event_id=events[-1].id if events else "")
-            remember, result = True, "ok"
-        except Rejected as exc:
-            after, events = before, []
-            reply = Reply(cmd.request_id, False, error=exc.message, code=exc.code)
-            # an expired command was never applied: a retry with a new deadline may still be
-            remember, result = exc.code != "expired", exc.code
-            log.info("channel %s: %s command %s refused (%s): %s", cmd.channel, cmd.type, cmd.request_id,
-                     exc.code, exc.message)
-        except Exception as exc:  # a bug must not crash-loop the service on this entry
-            log.exception("channel %s: %s command %s broke the rules", cmd.channel, cmd.type, cmd.request_id)
-            self.store.push_reply(Reply(cmd.request_id, False, error=f"internal error in the state service: {exc}",
-                                        code="error"))
-            self.commands.dead_letter(delivery, f"state rules failed: {exc!r}")
-            M.DEAD_LETTERS.labels("commands").inc()
-            M.COMMANDS.labels(cmd.type, "error").inc()
-            return
-        sessions = session_updates(before, after, events) if events else {}
-        self._commit(Commit(cmd.channel, before, after, events, sessions, [(reply, remember)], acks))
-        M.COMMANDS.labels(cmd.type, result).inc()
+        handle_command(self, delivery, self._commit)
 
     # ------------------------------------------------------------------ health
 

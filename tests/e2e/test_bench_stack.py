@@ -48,6 +48,10 @@ def test_bench_resources_counts_every_process_of_both_modes_in_one_run() -> None
         assert isinstance(mode["results_in_window"], int) and isinstance(mode["webhook_requests_in_window"], int)
         # the stack commands its Redis on a live feed (the bench's own commands left out)
         assert mode["redis_commands_per_s"] > 0
+        # by command too: every frame is read by a consumer group (inference, state), the bench's own left out
+        by_command = mode["redis_commands_by_command"]
+        assert by_command["xreadgroup"] > 0 and "info" not in by_command, by_command
+        assert sum(by_command.values()) == pytest.approx(mode["redis_commands_per_s"], abs=0.5)
     assert many["actions_process"]["idle_seconds"] >= 0
     # one process: the stack's CPU by service, from its threads' names (every service runs a thread)
     threads = one["stack_threads_cpu_percent_of_one_core"]

@@ -85,3 +85,13 @@ def test_wakeups_count_every_thread_of_a_process() -> None:
     threading.Thread(target=sleeper_counting).start()
     assert done.wait(10)
     assert seen[0] >= 20
+
+
+def test_a_window_compares_runs_only_when_it_holds_whole_demo_loops() -> None:
+    from tools.bench.resources import commands_per_s, whole_loops
+
+    assert whole_loops(60.0, 30.0) and whole_loops(30.5, 30.0) and whole_loops(90.0, 30.0)
+    assert not whole_loops(40.0, 30.0) and not whole_loops(4.0, 30.0) and not whole_loops(45.0, 30.0)
+    # the bench's own commands are taken off each command's rate; a command it alone ran is left out
+    rates = commands_per_s({"xadd": 10, "info": 5}, {"xadd": 50, "info": 6, "get": 2}, {"info": 1}, 10.0)
+    assert rates == {"xadd": 4.0, "get": 0.2}

@@ -43,3 +43,11 @@ def test_cadence_writes_a_changing_record_every_interval_and_an_unchanged_one_ev
     assert not cadence.due("default", changed, 100.9)  # changed, but at most once an interval
     assert cadence.due("default", changed, 101.0)
     assert cadence.due("other", record, 100.5)  # each key on its own
+
+
+def test_cadence_says_when_a_record_was_last_sent() -> None:
+    cadence = Cadence(interval_s=1.0, refresh_s=10.0)
+    assert cadence.sent_at("default") is None  # never: due, whatever it holds
+    cadence.sent("default", CaptureHealth(frames_published=1), 100.0)
+    assert cadence.sent_at("default") == 100.0
+    assert cadence.sent_at("other") is None

@@ -8,7 +8,7 @@ every process; PSS splits them between the processes sharing them (the real
 footprint). Then, optionally, the one-process stack with no OBS running (capture
 waiting), its idle cost. Besides CPU: each process's wake-ups a second (its
 threads' context switches: on a small VM a wake-up alone costs tens of µs) and
-the commands Redis ran a second (those a script runs counted, the bench's own not).
+the commands Redis ran a second, in all and by command (those a script runs counted, the bench's own not).
 """
 
 from __future__ import annotations
@@ -88,9 +88,17 @@ def wakeups(pid: int) -> int:
     return total
 
 
-def redis_commands(client: Any) -> int:
-    """Commands Redis has run so far (``INFO commandstats``; those a script runs counted too)."""
-    return sum(int(v.get("calls", 0)) for v in client.info("commandstats").values())
+def redis_commands(client: Any) -> dict[str, int]:
+    """Commands Redis has run so far, by command (``INFO commandstats``; those a script runs counted too)."""
+    return {name.removeprefix("cmdstat_"): int(v.get("calls", 0)) for name, v in client.info("commandstats").items()}
+
+
+def commands_per_s(before: dict[str, int], after: dict[str, int], own: dict[str, int],
+                   seconds: float) -> dict[str, float]:
+    """Each command's calls a second between two :func:`redis_commands`, the bench's ``own`` taken off;
+    the busiest first."""
+    rates = {name: (n - before.get(name, 0) - own.get(name, 0)) / seconds for name, n in after.items()}
+    return {name: round(rate, 2) for name, rate in sorted(rates.items(), key=lambda x: -x[1]) if rate > 0.005}
 
 
 class Tree:
@@ -256,7 +264,8 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         requests0 = requests = len(receiver.snapshot()) if receiver else 0
         results = 0
         commands0 = redis_commands(client)
-        own = 1  # the bench's own commands in the window: the INFO at the end, an XREVRANGE a second, XRANGEs
+        # the bench's own commands in the window: the INFO at the end, an XREVRANGE a second, XRANGEs
+        own = {"info": 1, "xrevrange": 0, "xrange": 0}
         samples: list[tuple[float, float, bool]] = [(time.monotonic(), tree.sample(True), False)]
         actions_samples: list[tuple[float, float, bool]] = []
         t0 = time.monotonic()
@@ -264,7 +273,7 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         while time.monotonic() - t0 < seconds:
             time.sleep(1.0)
             tick += 1
-            own += 1
+            own["xrevrange"] += 1
             event = _last_event_id(client, events)
             now_requests = len(receiver.snapshot()) if receiver else 0
             happened = event != last_event or now_requests != requests
@@ -273,13 +282,15 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
             if actions_pid is not None:
                 actions_samples.append((time.monotonic(), tree.last_cpu[actions_pid], happened))
             if event != last_event:
-                own += 1
+                own["xrange"] += 1
                 new: list[Any] = client.xrange(events, f"({last_event}" if last_event else "-", event)  # type: ignore[assignment]
                 results += sum(f.get(b"type") in (b"detected", b"adjusted") for _, f in new)
             last_event, requests = event, now_requests
         tree.sample(True)
         elapsed = time.monotonic() - t0
-        commands = redis_commands(client) - commands0 - own
+        commands1 = redis_commands(client)
+        commands = sum(commands1.values()) - sum(commands0.values()) - sum(own.values())
+        by_command = commands_per_s(commands0, commands1, own, elapsed)
         client.close()
     finally:
         stop_owc_run(proc)
@@ -288,7 +299,7 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
     idle_percent, quiet_s, busy_s = idle_cpu(samples)
     out.update(seconds=round(elapsed, 1), cpu_percent_of_one_core_idle=idle_percent, idle_seconds=quiet_s,
                busy_seconds=busy_s, results_in_window=results, webhook_requests_in_window=requests - requests0,
-               redis_commands_per_s=round(commands / elapsed, 1))
+               redis_commands_per_s=round(commands / elapsed, 1), redis_commands_by_command=by_command)
     if actions_samples:
         a_idle, a_quiet, a_busy = idle_cpu(actions_samples)
         out["actions_process"] = {"cpu_percent_of_one_core_idle": a_idle, "idle_seconds": a_quiet,
@@ -296,17 +307,29 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
     return out
 
 
+def whole_loops(seconds: float, loop_s: float) -> bool:
+    """Whether a window of ``seconds`` holds a whole number of the demo clip's loops (±1 s): only then is its mix
+    of banner and gameplay frames the same wherever in the loop it starts, so two runs' CPU compare."""
+    loops = round(seconds / loop_s)
+    return loops >= 1 and abs(seconds - loops * loop_s) <= 1.0
+
+
 def bench_resources(args: argparse.Namespace) -> int:
-    from training.demo_clip import FPS, ensure_demo_clip
+    from training.demo_clip import FPS, FRAME_COUNT, ensure_demo_clip
 
     clip = ensure_demo_clip()
     load = machine()  # before the bench adds its own load
     wanted = list(MODES) if args.mode == "both" else [args.mode.replace("-", "_")]
+    loop_s = FRAME_COUNT / FPS
     _progress(
         f"bench resources: `owc run` ({' and '.join(wanted)}) on the looping demo clip ({FPS} fps) for "
         f"{args.seconds:.0f} s each, one webhook action to a local receiver; state.cooldown_s=20 and "
-        "state.required_none=8 so each 30 s loop is a result; every process of the run counted"
+        f"state.required_none=8 so each {loop_s:.0f} s loop is a result; every process of the run counted"
     )
+    if not whole_loops(args.seconds, loop_s):
+        # the inference share moves by up to a third between runs with where in the loop the window starts
+        _progress(f"  note: {args.seconds:.0f} s is not a whole number of {loop_s:.0f} s loops: the share of banner "
+                  f"frames, and so the CPU, differs from run to run; --seconds {2 * loop_s:.0f} compares runs")
     receiver = Receiver().start()
     modes: dict[str, Any] = {}
     try:
@@ -316,13 +339,15 @@ def bench_resources(args: argparse.Namespace) -> int:
             modes[mode]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         receiver.stop()
-    result: dict[str, Any] = {"bench": "resources", "capture_interval_ms": 1000 / FPS, "modes": modes}
+    result: dict[str, Any] = {"bench": "resources", "capture_interval_ms": 1000 / FPS, "demo_loop_s": loop_s,
+                              "whole_loops": whole_loops(args.seconds, loop_s), "modes": modes}
     if args.no_obs_seconds > 0 and "one_process" in wanted:
         _progress(f"  one process, no OBS running (capture waiting) for {args.no_obs_seconds:.0f} s …")
         no_obs = measure_mode("one_process", clip, None, args.no_obs_seconds, args.warmup, source="obs")
         result["one_process_no_obs"] = {"total": no_obs["total"], "processes": no_obs["processes"],
                                         "seconds": no_obs["seconds"],
-                                        "redis_commands_per_s": no_obs["redis_commands_per_s"]}
+                                        "redis_commands_per_s": no_obs["redis_commands_per_s"],
+                                        "redis_commands_by_command": no_obs["redis_commands_by_command"]}
         if "stack_threads_cpu_percent_of_one_core" in no_obs:
             result["one_process_no_obs"]["stack_threads_cpu_percent_of_one_core"] = no_obs[
                 "stack_threads_cpu_percent_of_one_core"]

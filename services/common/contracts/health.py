@@ -161,6 +161,12 @@ class Cadence:
     def sent(self, key: str, record: HealthRecord, now: float) -> None:
         self._sent[key] = (now, record.to_fields())
 
+    def sent_at(self, key: str) -> float | None:
+        """When ``key``'s record was last sent (``None``: never): before it is ``interval_s`` (or ``refresh_s``)
+        older nothing is due, whatever the record holds, so a caller need not build one to ask."""
+        last = self._sent.get(key)
+        return None if last is None else last[0]
+
 
 WORKER_ALIVE_MS = 15_000  # a worker whose last heartbeat is older is not counted (its block_ms is at most 10 s)
 WORKER_BEAT_S = 5.0  # how often a running worker says so (three beats in WORKER_ALIVE_MS)
