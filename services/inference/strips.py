@@ -66,7 +66,7 @@ class StripReader:
         crop = vision.crop_roi(image, reader.spec.roi)
         wide = self._executor().submit(reader.steps, reader.wide_crop(image)) if speculate else None
         try:
-            reading = reader.read_image(crop)
+            reading = reader.read_image(crop, image)
             if not reader.wants_whole_word(reading, crop):
                 return reading, image
             if ahead is not None and ahead(reading):
