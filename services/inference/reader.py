@@ -230,17 +230,24 @@ class Reader:
         boxes = textline.line_boxes(prob, (w, h), threshold=look.threshold, top=look.boxes, pad=look.pad)
         return [crop_bgr[b.y0:b.y1, b.x0:b.x1] for b in boxes]
 
-    def read_image(self, crop_bgr: npt.NDArray[np.uint8]) -> Reading:
+    def read_image(self, crop_bgr: npt.NDArray[np.uint8], image: npt.NDArray[np.uint8] | None = None) -> Reading:
         """Read the crop; when it reads poorly (:meth:`wants_second_look`), also each text line the detector
-        finds in it, keeping per word the best of the readings (look-alikes too, so a look-alike read well in
-        either look still vetoes)."""
+        finds in it — in the crop raised by ``second_look.above`` when the frame (``image``) is given — keeping per
+        word the best of the readings (look-alikes too, so a look-alike read well in either look still vetoes)."""
         import time
 
         first = self.read_crop(crop_bgr)
         if not self.wants_second_look(first):
             return first
         t0 = time.perf_counter()
-        readings = [self.read_crop(line) for line in self.lines(crop_bgr)]
+        look = self.spec.second_look
+        assert look is not None
+        area = crop_bgr
+        if image is not None and look.above > 0:
+            area = vision.crop_roi(image, raised(self.spec.roi, look.above))
+        readings = [self.read_crop(line) for line in self.lines(area)]
+        if look.whole and area is not crop_bgr:
+            readings.append(self.read_crop(area))
         if not readings:
             return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2,
                            clipped=first.clipped, centres=first.centres)
@@ -324,7 +331,7 @@ class Reader:
         image = self.decode(data, width, height)
         crop = vision.crop_roi(image, self.spec.roi)
         wide_steps = wide(image) if wide is not None else None
-        reading = self.read_image(crop)
+        reading = self.read_image(crop, image)
         if not self.wants_whole_word(reading, crop):
             return reading, image
         if ahead is not None:
@@ -338,6 +345,11 @@ class Reader:
 def widened(roi: vision.Roi, by: float) -> vision.Roi:
     """``roi`` widened by ``by`` (a share of the frame) on the left and on the right, within the frame."""
     return roi.model_copy(update={"x0": max(0.0, roi.x0 - by), "x1": min(1.0, roi.x1 + by)})
+
+
+def raised(roi: vision.Roi, by: float) -> vision.Roi:
+    """``roi`` with its top raised by ``by`` (a share of the frame), within the frame."""
+    return roi.model_copy(update={"y0": max(0.0, roi.y0 - by)})
 
 
 @functools.lru_cache(maxsize=1)

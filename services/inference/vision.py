@@ -93,6 +93,11 @@ class LookSpec(BaseModel):
     boxes: int = Field(2, ge=1, le=4)
     pad: float = Field(0.4, ge=0, le=2)  # margin around a line, of its height
     from_score: float = Field(-6.0, lt=0)
+    # the detector searches the crop raised by this share of the frame at its top (a word drawn high, its tops cut
+    # by the crop, is found whole); 0: the crop itself
+    above: float = Field(0.0, ge=0, le=0.2)
+    # also read that raised area whole (one more recogniser run)
+    whole: bool = False
 
     @model_validator(mode="after")
     def _height(self) -> LookSpec:

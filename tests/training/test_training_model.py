@@ -13,7 +13,7 @@ from services.inference.classifier import Classifier
 from services.inference.vision import MODEL_LABELS, ModelMeta, preprocess_bytes, reduction_for, softmax
 from training import demo_clip, synth
 from training.config import META_PATH, MODEL_PATH
-from training.detector import detector_id
+from training.detector import LOOK_DEFAULTS, detector_id
 
 MIN_CONFIDENCE = 0.9
 GATE_THRESHOLD = 0.2  # a candidate for the reader at 1 - p(none) >= this
@@ -61,6 +61,19 @@ def test_metadata_matches_the_contract(meta: ModelMeta) -> None:
     assert MODEL_PATH.stat().st_size <= 1_000_000
     # a default 640x360 capture decodes at reduced scale
     assert reduction_for(640, 360, meta) >= 2
+
+
+def test_the_second_looks_new_keys_at_their_defaults_leave_the_id_alone(meta: ModelMeta) -> None:
+    """``second_look.above`` and ``whole`` are written only when set: a detector without them keeps its id (and
+    metadata), so older detectors re-assembled by ``python -m training.detector`` are the same detectors."""
+    assert meta.gate is not None and meta.reader is not None and meta.reader.second_look is not None
+    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate, reader = meta.gate.model_dump(mode="json"), meta.reader.model_dump(mode="json", exclude_none=True)
+    old = {k: v for k, v in reader["second_look"].items() if k not in LOOK_DEFAULTS}
+    with_defaults = {**reader, "second_look": {**old, **LOOK_DEFAULTS}}
+    without = {**reader, "second_look": old}
+    assert detector_id(gate_sha, gate, with_defaults) == detector_id(gate_sha, gate, without)
+    assert detector_id(gate_sha, gate, reader) != detector_id(gate_sha, gate, without)  # set, they are part of it
 
 
 def test_onnx_io_is_nchw_float_with_dynamic_batch(sess: ort.InferenceSession, meta: ModelMeta) -> None:

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from services.common.config.settings import DEFAULT_MODEL
 from services.inference import vision
 from services.inference.classifier import Classifier, ClassifierError
-from services.inference.reader import PackageRef, Reader, ReaderError, package_file, sha256_file
+from services.inference.reader import PackageRef, Reader, ReaderError, package_file, raised, sha256_file
 
 META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))
 FONTS = {
@@ -216,6 +216,59 @@ def test_a_crop_read_well_or_not_at_all_gets_no_second_look(looker: Reader) -> N
     crop = one.crop(_cluttered("DEFEAT", "latin"), 800, 450)
     once = one.read_image(crop)
     assert once.looks == 1 and (once.words, once.text) == (one.read_crop(crop).words, one.read_crop(crop).text)
+
+
+def _high(text: str, size: tuple[int, int] = (640, 360)) -> bytes:
+    """A thin purple Japanese ``text`` drawn high (centred at y 0.34, its tops above the crop's y 0.36) over a
+    daylight scene's coloured panels with a small score line under it: the loose crop cuts the word and holds the
+    clutter (like the episode grid's washed-out `daylight` Japanese banners)."""
+    if not FONTS["cjk"].exists():
+        pytest.skip(f"font {FONTS['cjk']} is not installed (make test installs it)")
+    w, h = size
+    sky = np.linspace(0, 1, h)[:, None, None] * np.array([30, 40, 60]) + np.array([200, 190, 170])
+    img = Image.fromarray(np.broadcast_to(sky, (h, w, 3)).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, h * 0.40, w * 0.55, h * 0.60), fill=(215, 175, 200))
+    draw.rectangle((w * 0.55, h * 0.38, w, h * 0.62), fill=(150, 205, 210))
+    draw.rectangle((w * 0.40, h * 0.42, w * 0.47, h * 0.46), fill=(220, 60, 90))
+    draw.text((w * 0.52, h * 0.52), "0 | 1", fill=(250, 250, 250),
+              font=ImageFont.truetype(str(FONTS["cjk"]), int(h * 0.06)), anchor="mm")
+    draw.text((w * 0.5, h * 0.34), text, fill=(170, 120, 230), font=ImageFont.truetype(str(FONTS["cjk"]), int(h * 0.1)),
+              anchor="mm")
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+@pytest.mark.parametrize(("text", "label"), [("勝利！", "victory"), ("敗北", "defeat"), ("引き分け", "draw")])
+def test_a_word_drawn_higher_than_the_crop_is_found_in_the_raised_area(reader: Reader, looker: Reader, text: str,
+                                                                       label: str) -> None:
+    """The shipped second look runs on any crop read below ``accept`` and its text detector searches the crop raised
+    by ``above`` (and reads that area whole): a Japanese word whose tops the crop cuts reads far below the old
+    second look's ``from_score`` (-6) in the crop, whole in the raised area."""
+    look = reader.spec.second_look
+    assert META.reader is not None and look is not None and look.above > 0 and look.whole
+    data = _high(text)
+    image = reader.decode(data, 640, 360)
+    crop = vision.crop_roi(image, reader.spec.roi)
+    first = reader.read_crop(crop)
+    assert first.labels[label] < META.reader.near_miss, first
+    # the measured second look from -6 on the crop alone never ran on it; given no frame, the raised area is not read
+    assert looker.read(data, 640, 360).labels[label] < META.reader.near_miss
+    assert reader.read_image(crop).labels[label] < META.reader.near_miss
+    both = reader.read_image(crop, image)
+    assert both.looks == 2 and both.labels[label] >= META.reader.accept, both
+    assert max(both.labels, key=both.labels.__getitem__) == label
+    assert all(both.words[w] >= first.words[w] for w in first.words)  # per word the best look, look-alikes too
+    # what the worker reads: the same, with the whole word's look-alikes merged in
+    assert reader.read(data, 640, 360).labels[label] == both.labels[label]
+
+
+def test_the_raised_area_lies_above_the_crop_within_the_frame() -> None:
+    roi = vision.Roi(x0=0.34, y0=0.36, x1=0.66, y1=0.57)
+    assert raised(roi, 0.04) == vision.Roi(x0=0.34, y0=0.32, x1=0.66, y1=0.57)
+    assert raised(roi, 0.0) == roi
+    assert raised(vision.Roi(x0=0.3, y0=0.02, x1=0.7, y1=0.2), 0.04).y0 == 0.0
 
 
 def _cut(text: str, x: float, size: tuple[int, int] = (640, 360), text_before: str = "") -> bytes:

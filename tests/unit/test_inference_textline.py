@@ -62,6 +62,11 @@ def test_the_second_look_is_checked_in_the_metadata() -> None:
         vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "height": 50}})
     with pytest.raises(ValidationError, match="from_score must be below"):
         vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "from_score": spec.accept}})
+    # the raised area: at most 0.2 of the frame above the crop, never below it
+    assert vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "above": 0.04}}).second_look.above == 0.04  # type: ignore[union-attr]
+    for above in (-0.01, 0.25):
+        with pytest.raises(ValidationError, match="above"):
+            vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "above": above}})
 
 
 def _strokes(width: int, *columns: int) -> np.ndarray:
