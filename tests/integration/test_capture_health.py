@@ -17,7 +17,7 @@ from services.common.config.settings import Settings
 from services.common.contracts.health import CaptureHealth
 from services.common.contracts.keys import Keys
 from tests.support.obsws_server import make_test_image
-from tests.support.redis_proc import RedisServer
+from tests.support.redis_proc import RedisServer, counting_pipelines
 
 IMAGE = bytes(cv2.imencode(".jpg", make_test_image(160, 90))[1].tobytes())
 
@@ -97,14 +97,7 @@ def test_a_record_due_within_moments_rides_with_the_frame_not_alone_right_after_
     assert sink.publish(Picture(now_ms(), IMAGE, "jpg", 160, 90)) is not None  # the first carries it
     sent_at, fields = sink._cadence._sent[""]
     sink._cadence._sent[""] = (sent_at - 0.98, fields)  # as if sent 0.98 s ago: due in ~20 ms
-    pipelines: list[object] = []
-    real_pipeline = client.pipeline
-
-    def pipeline(*args: Any, **kwargs: Any) -> Any:
-        pipelines.append(args)
-        return real_pipeline(*args, **kwargs)
-
-    client.pipeline = pipeline  # type: ignore[method-assign]
+    pipelines = counting_pipelines(client)
     frame = sink.publish(Picture(now_ms(), IMAGE, "jpg", 160, 90))
     assert frame is not None
     sink.report()

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis
 
 from services.common.contracts.keys import GROUP_STATE, Keys
 from services.state.inbox import CONSUMER, Inbox
+from tests.support.redis_proc import counting_pipelines
 from tests.support.waiting import wait_until
-
-
-def counting_pipelines(client: redis.Redis) -> list[object]:
-    """Every pipeline the client makes from now on (each is one round trip)."""
-    made: list[object] = []
-    real = client.pipeline
-
-    def pipeline(*args: Any, **kwargs: Any) -> Any:
-        made.append(args)
-        return real(*args, **kwargs)
-
-    client.pipeline = pipeline  # type: ignore[method-assign]
-    return made
 
 
 def idle_for(client: redis.Redis, stream: str, ms: int) -> bool:

@@ -7,6 +7,9 @@ too); this keeps the tests' name and API.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from tests.support.ports import free_port
 from tools.redisproc import RedisProcess
@@ -21,3 +24,16 @@ class RedisServer(RedisProcess):
                 "redis-server is not installed: run `make test` (it installs it) "
                 "or `apt-get install redis-server`"
             ) from None
+
+
+def counting_pipelines(client: redis.Redis) -> list[object]:
+    """Every pipeline the client makes from now on (each is one round trip)."""
+    made: list[object] = []
+    real = client.pipeline
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    client.pipeline = pipeline  # type: ignore[method-assign]
+    return made
