@@ -80,7 +80,8 @@ class Reader:
                 raise ReaderError(f"the reader's dictionary cannot spell {word!r} (missing {''.join(missing)!r})")
             self.words.append((label, word, [index[c] for c in word]))
         self.vocabulary = ctc.Vocabulary([codes for _, _, codes in self.words])
-        self.lookalikes = ctc.Vocabulary([codes for label, _, codes in self.words if label == "none"])  # for _spot
+        self._lookalike_words = [(word, codes) for label, word, codes in self.words if label == "none"]
+        self.lookalikes = ctc.Vocabulary([codes for _, codes in self._lookalike_words])  # for _spot
         self.input_name: str = self.session.get_inputs()[0].name
         self.detector: Any = None
         if spec.second_look is not None:
@@ -308,7 +309,7 @@ class Reader:
 
     def _spot(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each look-alike's per-letter score at its likeliest place in the line (:func:`ctc.spot_log_likelihoods`)."""
-        codes = [(word, c) for label, word, c in self.words if label == "none"]
+        codes = self._lookalike_words
         ll = ctc.spot_log_likelihoods(probs, self.lookalikes)
         return {word: round(max(-99.0, v / len(c)), 4) for (word, c), v in zip(codes, ll.tolist(), strict=True)}
 
