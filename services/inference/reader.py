@@ -246,8 +246,9 @@ class Reader:
         area = crop_bgr
         if image is not None and look.above > 0:
             area = vision.crop_roi(image, raised(self.spec.roi, look.above))
-        readings = [self.read_crop(line) for line in self.lines(area)]
-        if look.whole and area is not crop_bgr:
+        lines = self.lines(area)
+        readings = [self.read_crop(line) for line in lines]
+        if area is not crop_bgr and (look.whole is True or (look.whole == "lines" and lines)):
             readings.append(self.read_crop(area))
         if not readings:
             return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2,

@@ -96,8 +96,9 @@ class LookSpec(BaseModel):
     # the detector searches the crop raised by this share of the frame at its top (a word drawn high, its tops cut
     # by the crop, is found whole); 0: the crop itself
     above: float = Field(0.0, ge=0, le=0.2)
-    # also read that raised area whole (one more recogniser run)
-    whole: bool = False
+    # also read that raised area whole (one more recogniser run): always (true), or only when the detector found a
+    # line in it ("lines": a frame with no line of text there has no word to read whole; most gameplay reads)
+    whole: bool | Literal["lines"] = False
 
     @model_validator(mode="after")
     def _height(self) -> LookSpec:

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from services.common.config.settings import DEFAULT_MODEL
 from services.inference import vision
 from services.inference.classifier import Classifier, ClassifierError
-from services.inference.reader import PackageRef, Reader, ReaderError, package_file, raised, sha256_file
+from services.inference.reader import PackageRef, Reader, ReaderError, Reading, package_file, raised, sha256_file
 
 META = vision.ModelMeta.load(vision.meta_path_for(DEFAULT_MODEL))
 FONTS = {
@@ -262,6 +262,35 @@ def test_a_word_drawn_higher_than_the_crop_is_found_in_the_raised_area(reader: R
     assert all(both.words[w] >= first.words[w] for w in first.words)  # per word the best look, look-alikes too
     # what the worker reads: the same, with the whole word's look-alikes merged in
     assert reader.read(data, 640, 360).labels[label] == both.labels[label]
+
+
+def test_the_raised_area_is_read_whole_only_when_a_line_is_found_in_it(reader: Reader) -> None:
+    """``whole: "lines"`` (shipped): a crop with no line of text anywhere in the raised area (most gameplay reads)
+    costs the first reading and the detector, not a third recogniser run; ``whole: true`` reads the area anyway."""
+    look = reader.spec.second_look
+    assert look is not None and look.whole == "lines"
+    rng = np.random.default_rng(7)
+    sky = np.linspace(60, 160, 360)[:, None, None] * np.ones((1, 640, 3)) + rng.normal(0, 3, (360, 640, 3))
+    image = np.clip(sky, 0, 255).astype(np.uint8)
+    crop = vision.crop_roi(image, reader.spec.roi)
+
+    def runs(whole: bool | str) -> tuple[int, int]:
+        spec = reader.spec.model_copy(update={"second_look": look.model_copy(update={"whole": whole})})
+        calls: list[int] = []
+
+        class Counted(Reader):
+            def read_crop(self, crop_bgr: np.ndarray) -> Reading:
+                calls.append(1)
+                return super().read_crop(crop_bgr)
+
+        counted = Counted(spec)
+        calls.clear()  # (the constructor's warm-up run)
+        reading = counted.read_image(crop, image)
+        assert reading.looks == 2 and max(reading.labels.values()) < reader.spec.near_miss, reading
+        return len(calls), len(counted.lines(vision.crop_roi(image, raised(spec.roi, look.above))))
+
+    assert runs("lines") == (1, 0)
+    assert runs(True) == (2, 0)
 
 
 def test_the_raised_area_lies_above_the_crop_within_the_frame() -> None:

@@ -64,6 +64,12 @@ def test_the_second_look_is_checked_in_the_metadata() -> None:
         vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "from_score": spec.accept}})
     # the raised area: at most 0.2 of the frame above the crop, never below it
     assert vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "above": 0.04}}).second_look.above == 0.04  # type: ignore[union-attr]
+    # the raised area read whole: never, always or only when the detector found a line in it
+    for whole in (False, True, "lines"):
+        parsed = vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "whole": whole}}).second_look
+        assert parsed is not None and parsed.whole == whole
+    with pytest.raises(ValidationError, match="whole"):
+        vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "whole": "sometimes"}})
     for above in (-0.01, 0.25):
         with pytest.raises(ValidationError, match="above"):
             vision.ReaderSpec.model_validate({**raw, "second_look": {**look, "above": above}})
