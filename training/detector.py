@@ -137,9 +137,9 @@ CENTRE: tuple[float, float] | None = (0.36, 0.7)
 # The banner's word is whole (issue 21.4, pool seed 2003): an outcome word whose letters are less tall than
 # LETTER_HEIGHT of its width per letter (the rows holding 0.9 of its stroke edges in the first look's line) is a strip
 # of a word — only its letters' tops or bottoms visible — and is refused (None: off). The 10-hour run's one false
-# count left was a `cut_banner` negative: the top fifth of a faint `DEFEAT` (its six letters' tops, 0.03 of the frame
-# high), read `DEFEAT` at -1.3 .. -2.1 per letter; it measures 0.22-0.41, every banner frame of the episode grid
-# labelled its outcome XXX (docs/detector.md#the-whole-word).
+# count left was a `cut_banner` negative: the top fifth of a faint `DEFEAT` (its six letters' tops, ~0.02 of the frame
+# high), read `DEFEAT` at -1.3 .. -2.1 per letter; it measures 0.29-0.37, every banner frame of the 720 episodes
+# labelled its outcome at least 0.667 (7656 frames; docs/detector.md#the-decision-servicesinferencedecisiondecide).
 LETTER_HEIGHT: float | None = 0.6
 TUNING: dict[str, dict[str, Any]] = {
     "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数"), "centre": CENTRE,

@@ -47,9 +47,10 @@ def decide(
     With ``spec.letter_height``, an outcome whose word's letters are less tall than that share of its width per
     letter (``heights``, from :meth:`~services.inference.reader.Reader.places`) is a strip of a word — only its
     letters' tops or bottoms are visible — not the banner, and is capped the same way. The recogniser, trained on
-    lines cut to their text, reads the tops of ``DEFEAT``'s six letters (a strip 0.03 of the frame high) as
+    lines cut to their text, reads the tops of ``DEFEAT``'s six letters (a strip ~6 px of a 360-px frame) as
     ``DEFEAT`` at −1.3 … −2.1 per letter (issue 21.4, pool seed 2003, scene 2662): no score separates it, its
-    height does — 0.2–0.4 of its width per letter, a banner's word at least ~1 (docs/detector.md#the-whole-word).
+    height does — 0.29–0.37 of its width per letter, every banner frame of the episode grid at least 0.67
+    (docs/detector.md#the-decision-servicesinferencedecisiondecide).
 
     Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
     Also returns the outcome the reader *almost* saw — scored at or above
