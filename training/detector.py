@@ -134,8 +134,16 @@ WIDEN = WIDEN_MEASURED
 # extend our words on their right, and a symmetric 0.5 +- 0.14 lost a cyan `DEFEAT` centred at 0.535 of the frame
 # (measured at 0.66 of the crop on every frame).
 CENTRE: tuple[float, float] | None = (0.36, 0.7)
+# The banner's word is whole (issue 21.4, pool seed 2003): an outcome word whose letters are less tall than
+# LETTER_HEIGHT of its width per letter (the rows holding 0.9 of its stroke edges in the first look's line) is a strip
+# of a word — only its letters' tops or bottoms visible — and is refused (None: off). The 10-hour run's one false
+# count left was a `cut_banner` negative: the top fifth of a faint `DEFEAT` (its six letters' tops, ~0.02 of the frame
+# high), read `DEFEAT` at -1.3 .. -2.1 per letter; it measures 0.29-0.37, every banner frame of the 720 episodes
+# labelled its outcome at least 0.667 (7656 frames; docs/detector.md#the-decision-servicesinferencedecisiondecide).
+LETTER_HEIGHT: float | None = 0.6
 TUNING: dict[str, dict[str, Any]] = {
-    "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数"), "centre": CENTRE},
+    "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数"), "centre": CENTRE,
+                      "letter_height": LETTER_HEIGHT},
     "ppocrv5-mobile": {},
 }
 
@@ -177,8 +185,9 @@ def reader_spec(recogniser: str = RECOGNISER) -> ReaderSpec:
 def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
                 schedule: dict[str, Any] | None = None) -> str:
     # one look, no widening: the id of a detector without them
+    optional = ("widen", "spot", "centre", "letter_height")
     reader = {k: v for k, v in reader.items()
-              if not ((k == "second_look" and v is None) or (k in ("widen", "spot", "centre") and not v))}
+              if not ((k == "second_look" and v is None) or (k in optional and not v))}
     if isinstance(reader.get("second_look"), dict):  # (a detector from the reader's own package names none)
         reader["second_look"] = _look(reader["second_look"])
     parts: dict[str, Any] = {"gate_onnx": gate_sha256, "gate": gate, "reader": reader}
@@ -202,7 +211,8 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
         reader.pop("second_look", None)
     else:
         reader["second_look"] = _look(reader["second_look"])
-    for key in ("widen", "spot", "centre"):  # (likewise without the whole-word look, spotting or centring)
+    for key in ("widen", "spot", "centre", "letter_height"):  # (likewise without the whole-word look, spotting,
+        # centring or the letters' height)
         if not reader.get(key):
             reader.pop(key, None)
     schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json")

@@ -335,7 +335,7 @@ class BannerReader:
         if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < max_diff:
             self.stats.reused += 1
             return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0,
-                           centres=kept.reading.centres), None
+                           centres=kept.reading.centres, heights=kept.reading.heights), None
         if cooldown and sched.cooldown_still and moved >= sched.still:
             return None
         assert self.classifier.reader is not None and self.strips is not None

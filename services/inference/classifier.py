@@ -300,14 +300,14 @@ class Classifier:
         spec = self.reader.spec
         if not spec.list_check:
             return False
-        final, _ = decide(self.labels, reading.words, spec, reading.centres)
+        final, _ = decide(self.labels, reading.words, spec, reading.centres, reading.heights)
         return max(final[k] for k in self.labels[1:]) >= 0.5
 
     def verdict(self, stages: dict[str, Any], reading: Reading, around: list[float] | None) -> Prediction:
         """The reader's decision on a reading (and the list check's band scores, when it ran)."""
         assert self.reader is not None
         spec = self.reader.spec
-        final, near = decide(self.labels, reading.words, spec, reading.centres)
+        final, near = decide(self.labels, reading.words, spec, reading.centres, reading.heights)
         read = _read_outcome(self.labels, reading, spec, final, near)
         if around is not None:
             stages["list"] = {**stages.get("list", {}), "scores": around}
@@ -329,6 +329,8 @@ class Classifier:
             stages["reader"]["looks"] = reading.looks  # a second look, cut to the crop's text lines, was merged in
         if reading.centres:
             stages["reader"]["centres"] = reading.centres  # where each outcome's word sits in the crop (0.5: centred)
+        if reading.heights:
+            stages["reader"]["heights"] = reading.heights  # its letters' height over its width per letter (whole: ~1+)
         if reading.widened:
             stages["reader"]["widened"] = True  # the text ran off the crop: a wider crop's look-alikes were merged in
         label = max(final, key=final.__getitem__)

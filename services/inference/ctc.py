@@ -207,6 +207,18 @@ def word_centre(probs: npt.NDArray[np.floating], word: Sequence[int], letters: i
     default; a caller leaves out trailing punctuation, which is narrow and often emitted late, pulling the
     centre right). A word read whole in a crop centred on it sits at about 0.5, whatever else the line holds.
     """
+    span = word_span(probs, word, letters)
+    if span is None:
+        return None
+    return float((span[0] + span[1]) / 2 / np.asarray(probs).shape[0])
+
+
+def word_span(
+    probs: npt.NDArray[np.floating], word: Sequence[int], letters: int | None = None
+) -> tuple[int, int] | None:
+    """The steps ``[first, last + 1)`` that ``word``'s first ``letters`` letters (all by default) take on the
+    likeliest alignment (Viterbi): from the first step of its first letter to the last step of its
+    ``letters``-th letter; None when the word cannot fit the steps (:func:`word_centre` is its centre)."""
     t_steps = np.asarray(probs).shape[0]
     if t_steps == 0 or not word:
         return None
@@ -238,4 +250,4 @@ def word_centre(probs: npt.NDArray[np.floating], word: Sequence[int], letters: i
         s -= int(back[t, s]) if t > 0 else 0
     if first < 0 or last < 0:
         return None
-    return float((first + last + 1) / 2 / t_steps)
+    return first, last + 1

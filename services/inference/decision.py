@@ -13,7 +13,7 @@ from services.inference import vision
 
 def decide(
     labels: Sequence[str], word_scores: dict[str, float], spec: vision.ReaderSpec,
-    centres: dict[str, float] | None = None,
+    centres: dict[str, float] | None = None, heights: dict[str, float] | None = None,
 ) -> tuple[dict[str, float], str | None]:
     """The reader's verdict from its per-word scores (pure; no model).
 
@@ -44,6 +44,14 @@ def decide(
     ``VICTORIES``, ``勝利数``), so the outcome word it holds sits left of centre; a banner's word is measured up
     to 0.66 (slanted letters, the generator's centres up to 0.535 of the frame).
 
+    With ``spec.letter_height``, an outcome whose word's letters are less tall than that share of its width per
+    letter (``heights``, from :meth:`~services.inference.reader.Reader.places`) is a strip of a word — only its
+    letters' tops or bottoms are visible — not the banner, and is capped the same way. The recogniser, trained on
+    lines cut to their text, reads the tops of ``DEFEAT``'s six letters (a strip ~6 px of a 360-px frame) as
+    ``DEFEAT`` at −1.3 … −2.1 per letter (issue 21.4, pool seed 2003, scene 2662): no score separates it, its
+    height does — 0.29–0.37 of its width per letter, every banner frame of the episode grid at least 0.67
+    (docs/detector.md#the-decision-servicesinferencedecisiondecide).
+
     Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
     Also returns the outcome the reader *almost* saw — scored at or above
     ``spec.near_miss`` but below ``spec.accept``, and likelier than any
@@ -57,7 +65,7 @@ def decide(
         score = word_scores[word]
         total = score * len(word)
         z[label] = min(spec.slope * (score - spec.accept) + math.log(9.0), total - lookalike)
-        if off_centre(label, centres, spec):
+        if off_centre(label, centres, spec) or too_short(label, heights, spec):
             z[label] = min(z[label], -math.log(9.0))
         if score > best_score:
             best_label, best_score, best_total = label, score, total
@@ -66,7 +74,8 @@ def decide(
     total_exp = sum(exp.values())
     probs = {k: exp[k] / total_exp for k in labels}
     near = best_label if (spec.near_miss <= best_score < spec.accept and best_total > lookalike
-                          and not off_centre(best_label, centres, spec)) else None
+                          and not off_centre(best_label, centres, spec)
+                          and not too_short(best_label, heights, spec)) else None
     return probs, near
 
 
@@ -77,3 +86,11 @@ def off_centre(label: str, centres: dict[str, float] | None, spec: vision.Reader
         return False
     low, high = spec.centre
     return not low <= centres[label] <= high
+
+
+def too_short(label: str, heights: dict[str, float] | None, spec: vision.ReaderSpec) -> bool:
+    """Are ``label``'s word's letters less tall than ``spec.letter_height`` of its width per letter? False without
+    the check or without a height for it."""
+    if spec.letter_height is None or not heights or label not in heights:
+        return False
+    return heights[label] < spec.letter_height

@@ -77,15 +77,7 @@ def text_span(line: npt.NDArray[np.uint8]) -> tuple[int, int] | None:
     ``None`` when no column qualifies (a flat or smooth strip: no word to read).
     """
     h, w = line.shape[:2]
-    # |column j+2 − column j| per channel in uint8 (exact), then the largest channel: column j+1's edge.
-    # OpenCV, not numpy: the int16 difference and the max over the channel axis cost ~0.29 ms a strip, this
-    # ~0.05 ms, the same columns (tests/unit/test_inference_listcheck.py pins it to the numpy formula)
-    step = cv2.absdiff(line[:, 2:], line[:, :-2])
-    if step.ndim == 3:
-        channels = cv2.split(step)
-        step = channels[0]
-        for channel in channels[1:]:
-            step = cv2.max(step, channel)
+    step = colour_steps(line)
     cols = np.flatnonzero(np.count_nonzero(step >= TEXT_STEP, axis=0) >= TEXT_ROWS) + 1
     if cols.size == 0:
         return None
@@ -95,3 +87,20 @@ def text_span(line: npt.NDArray[np.uint8]) -> tuple[int, int] | None:
         start = max(0, min(centre - h // 2, w - h))
         end = min(w, start + h)
     return start, end
+
+
+def colour_steps(line: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``(h, w − 2)``: how far each pixel of ``line`` (BGR or grey) steps from the column before it to the column
+    after it, in its largest colour channel — at column ``j`` the edge of the line's column ``j + 1``.
+
+    |column j+2 − column j| per channel in uint8 (exact), then the largest channel. OpenCV, not numpy: the int16
+    difference and the max over the channel axis cost ~0.29 ms a strip, this ~0.05 ms, the same values
+    (tests/unit/test_inference_listcheck.py pins it to the numpy formula).
+    """
+    step = cv2.absdiff(line[:, 2:], line[:, :-2])
+    if step.ndim == 3:
+        channels = cv2.split(step)
+        step = channels[0]
+        for channel in channels[1:]:
+            step = cv2.max(step, channel)
+    return np.asarray(step, dtype=np.uint8)

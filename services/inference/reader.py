@@ -37,6 +37,7 @@ from services.inference.readerfiles import package_file as package_file
 log = logging.getLogger("owc.inference")
 
 TRAILING_PUNCTUATION = "!！"  # left out when placing a word (narrow, often emitted late)
+LETTER_EDGES = 0.9  # the share of a word's stroke edges whose rows are its letters' height (textline.letter_rows)
 EDGE_COLUMNS = 4  # of the 48 px line: half a recogniser step; strokes this close to a side may run on beyond it
 
 
@@ -55,6 +56,9 @@ class Reading:
     # where each outcome read at least at near_miss sits in the first look's crop: its best word's centre, a share of
     # the crop's width (:func:`ctc.word_centre`; only with ``spec.centre``)
     centres: dict[str, float] = field(default_factory=dict)
+    # how tall each outcome read at least at near_miss is in the first look's line: its letters' rows over its width
+    # per letter (:meth:`Reader.places`; only with ``spec.letter_height``)
+    heights: dict[str, float] = field(default_factory=dict)
 
 
 class Reader:
@@ -169,10 +173,13 @@ class Reader:
         import time
 
         t0 = time.perf_counter()
-        probs = self.steps(crop_bgr)
+        line = self.line(crop_bgr)
+        out = self.session.run(None, {self.input_name: self.line_tensor(line)})
+        probs: npt.NDArray[np.float32] = np.asarray(out[0], dtype=np.float32)[0]
         reading = self.score(probs)
+        centres, heights = self.places(probs, reading.words, line)
         return Reading(reading.words, reading.labels, reading.text, (time.perf_counter() - t0) * 1000,
-                       clipped=reading.clipped, centres=self.centres(probs, reading.words))
+                       clipped=reading.clipped, centres=centres, heights=heights)
 
     def score(self, probs: npt.NDArray[np.float32]) -> Reading:
         """Every word's score from the recogniser's ``(T, C)`` output (``ms`` left at 0)."""
@@ -180,22 +187,37 @@ class Reader:
         return Reading(words, self.labels(words), ctc.greedy_text(probs, self.charset), 0.0,
                        clipped=ctc.runs_off(probs))
 
-    def centres(self, probs: npt.NDArray[np.float32], words: dict[str, float]) -> dict[str, float]:
-        """Where each outcome read at least at ``near_miss`` sits in the line: its best word's centre
-        (:func:`ctc.word_centre`), for :func:`~services.inference.classifier.decide`'s centring rule; empty
-        without ``spec.centre`` (the alignment costs ~0.5 ms a word, so only outcomes that can count are placed)."""
-        if self.spec.centre is None:
-            return {}
+    def places(
+        self, probs: npt.NDArray[np.float32], words: dict[str, float], line: npt.NDArray[np.uint8]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Where each outcome read at least at ``near_miss`` sits in the line (its best word on the likeliest
+        alignment, :func:`ctc.word_span`), for :func:`~services.inference.decision.decide`: its centre, a share of
+        the line's width (with ``spec.centre``), and its letters' height over its width per letter (with
+        ``spec.letter_height``; :func:`textline.letter_rows`). Empty without either check (the alignment costs
+        ~0.5 ms a word, so only outcomes that can count are placed)."""
+        spec = self.spec
+        if spec.centre is None and spec.letter_height is None:
+            return {}, {}
         best: dict[str, tuple[float, str, list[int]]] = {}
         for label, word, codes in self.words:
-            if label != "none" and words[word] >= self.spec.near_miss and words[word] > best.get(label, (-99.0,))[0]:
+            if label != "none" and words[word] >= spec.near_miss and words[word] > best.get(label, (-99.0,))[0]:
                 best[label] = (words[word], word, codes)
-        out: dict[str, float] = {}
+        centres: dict[str, float] = {}
+        heights: dict[str, float] = {}
+        steps = probs.shape[0]
         for label, (_, word, codes) in best.items():
-            centre = ctc.word_centre(probs, codes, len(word.rstrip(TRAILING_PUNCTUATION)))
-            if centre is not None:
-                out[label] = round(centre, 4)
-        return out
+            letters = len(word.rstrip(TRAILING_PUNCTUATION))
+            span = ctc.word_span(probs, codes, letters)
+            if span is None:
+                continue
+            if spec.centre is not None:
+                centres[label] = round((span[0] + span[1]) / 2 / steps, 4)
+            if spec.letter_height is not None:
+                columns = (span[0] * line.shape[1] // steps, span[1] * line.shape[1] // steps)
+                rows = textline.letter_rows(line, columns, LETTER_EDGES)
+                if rows is not None:
+                    heights[label] = round(rows * letters / max(1, columns[1] - columns[0]), 4)
+        return centres, heights
 
     def word_scores(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each word's mean log-probability per character (rounded to 4 places, at least −99)."""
@@ -252,11 +274,11 @@ class Reader:
             readings.append(self.read_crop(area))
         if not readings:
             return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2,
-                           clipped=first.clipped, centres=first.centres)
+                           clipped=first.clipped, centres=first.centres, heights=first.heights)
         words = {w: max(first.words[w], *(r.words[w] for r in readings)) for w in first.words}
         text = " | ".join([first.text, *(r.text for r in readings)])
         return Reading(words, self.labels(words), text, first.ms + (time.perf_counter() - t0) * 1000, 2,
-                       clipped=first.clipped, centres=first.centres)
+                       clipped=first.clipped, centres=first.centres, heights=first.heights)
 
     # the whole word ----------------------------------------------------------
     def wants_whole_word(self, reading: Reading, crop_bgr: npt.NDArray[np.uint8]) -> bool:
@@ -302,7 +324,7 @@ class Reader:
             words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
         return Reading(words, self.labels(words), f"{reading.text} | {wide.text}",
                        reading.ms + (time.perf_counter() - t0) * 1000, reading.looks, clipped=True, widened=True,
-                       centres=reading.centres)
+                       centres=reading.centres, heights=reading.heights)
 
     def wide_crop(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """The crop widened by ``spec.widen`` on each side (:meth:`whole_word`)."""

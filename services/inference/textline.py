@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from services.inference import listcheck
+
 # PaddleOCR's detection normalisation (ImageNet statistics, applied to the BGR image as read)
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -92,3 +94,29 @@ def touches_side(line: npt.NDArray[np.uint8], within: int) -> bool:
     strokes = (np.abs(np.diff(grey, axis=1)) >= STROKE_STEP).sum(axis=0) >= STROKE_ROWS
     width = strokes.size
     return bool(strokes[:within].any() or strokes[max(0, width - within):].any())
+
+
+def letter_rows(line: npt.NDArray[np.uint8], columns: tuple[int, int], share: float) -> int | None:
+    """How many rows a word's letters take in ``line`` (BGR, at the recogniser's height): the fewest consecutive
+    rows that hold ``share`` of the letter-like stroke edges within ``columns`` (``[start, end)``, the word's
+    columns); None when those columns hold no such edge.
+
+    A stroke edge is the list check's measure (:func:`listcheck.colour_steps` ≥ ``listcheck.TEXT_STEP``): a
+    letter's stems and sides step across two columns. A whole word's edges run from its letters' tops to their
+    baseline; a strip of a word — only its letters' tops or bottoms visible — holds them in a few rows. Scenery in
+    the word's columns adds edges at other rows, so it can only make the count larger.
+    """
+    steps = listcheck.colour_steps(line)
+    start, end = max(0, columns[0] - 1), min(steps.shape[1], columns[1] - 1)
+    if end <= start:
+        return None
+    per_row = np.count_nonzero(steps[:, start:end] >= listcheck.TEXT_STEP, axis=1)
+    total = int(per_row.sum())
+    if total == 0:
+        return None
+    cumulative = np.concatenate(([0], np.cumsum(per_row)))
+    need = share * total
+    # for each first row, the first end row whose rows hold `need`; the shortest such run
+    ends = np.searchsorted(cumulative, cumulative[:-1] + need - 1e-9, side="left")
+    runs = ends - np.arange(per_row.size)
+    return int(runs[ends <= per_row.size].min())

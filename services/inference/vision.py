@@ -154,6 +154,10 @@ class ReaderSpec(BaseModel):
     # the banner's word is centred on the frame, and so in the crop: an outcome word whose letters' centre (a share
     # of the crop's width) lies outside this range is not the banner (None: no check)
     centre: tuple[float, float] | None = None
+    # the banner's word is whole: an outcome word whose letters are less tall than this share of its width per letter
+    # (the rows holding 0.9 of its stroke edges) is a strip of a word — its letters' tops or bottoms — not the banner
+    # (None: no check)
+    letter_height: float | None = Field(None, gt=0, le=4)
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:

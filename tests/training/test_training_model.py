@@ -236,3 +236,14 @@ def test_a_red_draw_on_the_end_screen_under_a_streamers_overlays_is_read(detecto
     frames = [_red_draw_end_screen(seed) for seed in range(4)]
     for p in detector.classify(frames):
         assert "reader" in p.stages and p.label == "draw", p
+
+
+def test_a_detector_without_the_letters_height_check_keeps_its_id(meta: ModelMeta) -> None:
+    """``reader.letter_height`` is written only when set (issue 21.4): the detector before it re-assembles to its own
+    id, and the check is part of the id once set."""
+    assert meta.gate is not None and meta.reader is not None and meta.reader.letter_height is not None
+    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate, reader = meta.gate.model_dump(mode="json"), meta.reader.model_dump(mode="json", exclude_none=True)
+    without = {k: v for k, v in reader.items() if k != "letter_height"}
+    assert detector_id(gate_sha, gate, {**reader, "letter_height": None}) == detector_id(gate_sha, gate, without)
+    assert detector_id(gate_sha, gate, reader) != detector_id(gate_sha, gate, without)

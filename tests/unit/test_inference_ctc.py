@@ -245,3 +245,32 @@ def test_an_off_centre_near_miss_is_no_near_miss() -> None:
 def test_a_centre_range_not_around_the_middle_is_refused(bad: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match=r"reader\.centre"):
         ReaderSpec.model_validate({**SPEC.model_dump(), "centre": bad})
+
+
+def test_a_word_takes_the_steps_of_its_letters_on_the_likeliest_alignment() -> None:
+    from services.inference.ctc import word_centre, word_span
+
+    defeat = [1, 2, 3, 2, 4, 5]
+    blank = np.tile(np.eye(8)[0] * 0.9 + 0.1 / 8, (6, 1))
+    probs = np.vstack([blank, _reading_of(defeat, 8), blank])
+    span = word_span(probs, defeat)
+    assert span is not None and span[0] >= 5 and span[1] <= 25 and span[1] - span[0] >= 15
+    assert word_centre(probs, defeat) == (span[0] + span[1]) / 2 / len(probs)  # the centre is the span's
+    assert word_span(np.full((3, 8), 1 / 8), defeat) is None
+
+
+TALL = SPEC.model_copy(update={"letter_height": 0.6})
+
+
+@pytest.mark.parametrize(("height", "counted"), [(1.3, True), (0.61, True), (0.59, False), (0.3, False)])
+def test_an_outcome_word_less_tall_than_its_letters_are_wide_is_a_strip_not_the_banner(
+        height: float, counted: bool) -> None:
+    # issue 21.4 (pool seed 2003, scene 2662): the tops of DEFEAT's six letters read DEFEAT at -1.3 .. -2.1 per letter
+    scores = _scores({"DEFEAT": -0.5, "DEFEND": -2.9})
+    probs, near = decide(LABELS, scores, TALL, None, {"defeat": height})
+    assert (probs["defeat"] >= 0.9) is counted, probs
+    weak, near = decide(LABELS, _scores({"DEFEAT": -2.3}), TALL, None, {"defeat": height})
+    assert (near == "defeat") is counted, (weak, near)  # nor is it a near miss
+    # without the check, or without a height for the word, nothing changes
+    assert decide(LABELS, scores, SPEC, None, {"defeat": 0.3})[0]["defeat"] >= 0.9
+    assert decide(LABELS, scores, TALL, None, {})[0]["defeat"] >= 0.9

@@ -400,3 +400,50 @@ def test_an_outcome_word_left_of_centre_is_not_the_banner(reader: Reader) -> Non
     banner = reader.read(_frame("DEFEAT", (250, 40, 40), (640, 360)), 640, 360)
     assert low <= banner.centres["defeat"] <= high and abs(banner.centres["defeat"] - 0.5) < 0.1, banner
     assert decide(labels, banner.words, reader.spec, banner.centres)[0]["defeat"] >= 0.9, banner
+
+
+def _strip(text: str, colour: tuple[int, int, int], rows: tuple[float, float],
+           size: tuple[int, int] = (640, 360)) -> bytes:
+    """Issue 21.4's pool-2003 scene 2662, drawn: only a horizontal strip of a banner's word (``rows``, shares of its
+    letters' height from their top) on a pale scene, where the banner goes."""
+    font = FONTS["latin"]
+    if not font.exists():
+        pytest.skip(f"font {font} is not installed (make test installs it)")
+    w, h = size
+    img = Image.new("RGB", (w, h), (235, 225, 240))
+    layer = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(layer).text((w * 0.5, h * 0.465), text, fill=255, font=ImageFont.truetype(str(font), int(h * 0.12)),
+                               anchor="mm")
+    box = layer.getbbox()
+    assert box is not None
+    mask = np.asarray(layer).copy()
+    mask[:int(box[1] + rows[0] * (box[3] - box[1]))] = 0
+    mask[int(box[1] + rows[1] * (box[3] - box[1])):] = 0
+    img.paste(Image.new("RGB", (w, h), colour), (0, 0), Image.fromarray(mask))
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+def test_a_strip_of_an_outcome_word_is_not_the_banner(reader: Reader) -> None:
+    # the tops of DEFEAT's six letters read DEFEAT well (the recogniser was trained on lines cut to their text), but
+    # its letters are far less tall than they are wide: a strip of a word, not the banner
+    from services.inference.classifier import decide
+
+    assert META.reader is not None and META.reader.letter_height is not None
+    labels = ("none", "victory", "defeat", "draw")
+    tops = reader.read(_strip("DEFEAT", (250, 40, 40), (0.0, 0.25)), 640, 360)
+    assert tops.labels["defeat"] >= META.reader.accept, tops
+    assert decide(labels, tops.words, reader.spec, tops.centres)[0]["defeat"] >= 0.9, tops  # the place alone: counted
+    assert tops.heights["defeat"] < META.reader.letter_height, tops
+    assert decide(labels, tops.words, reader.spec, tops.centres, tops.heights)[0]["defeat"] <= 0.1, tops
+    # the whole word, drawn the same way, is the banner
+    whole = reader.read(_strip("DEFEAT", (250, 40, 40), (0.0, 1.0)), 640, 360)
+    assert whole.heights["defeat"] >= META.reader.letter_height + 0.3, whole
+    assert decide(labels, whole.words, reader.spec, whole.centres, whole.heights)[0]["defeat"] >= 0.9, whole
+    # and so is every outcome word of the tests' banners, Japanese too
+    words = (("VICTORY!", "latin"), ("DRAW", "latin"), ("敗北", "cjk"), ("勝利！", "cjk"), ("引き分け", "cjk"))
+    for text, font in words:
+        banner = reader.read(_frame(text, (230, 185, 45), (640, 360), font=font), 640, 360)
+        label = max(banner.labels, key=banner.labels.__getitem__)
+        assert banner.heights[label] >= META.reader.letter_height, (text, banner)

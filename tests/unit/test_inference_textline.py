@@ -93,3 +93,23 @@ def test_strokes_that_reach_a_side_may_run_on_beyond_the_crop() -> None:
     smooth = np.tile(np.linspace(0, 255, 130).astype(np.uint8), (48, 1))  # a gradient is no stroke
     assert not textline.touches_side(smooth, 4)
     assert textline.touches_side(np.dstack([_strokes(130, 127)] * 3), 4)  # BGR too
+
+
+def test_a_words_letters_take_the_rows_that_hold_most_of_its_stroke_edges() -> None:
+    line = np.full((48, 120, 3), 200, np.uint8)
+    for x in range(20, 100, 10):  # letters' stems 20 rows tall
+        line[12:32, x:x + 3] = 40
+    assert textline.letter_rows(line, (15, 105), 0.9) in (18, 19, 20)
+    strip = np.full((48, 120, 3), 200, np.uint8)
+    for x in range(20, 100, 10):  # only their tops: 4 rows
+        strip[12:16, x:x + 3] = 40
+    assert textline.letter_rows(strip, (15, 105), 0.9) == 4
+    # scenery elsewhere in the word's columns only makes the letters taller; outside them it does not count
+    busy = strip.copy()
+    busy[36:46, 30:90:4] = 0
+    assert (rows := textline.letter_rows(busy, (15, 105), 0.9)) is not None and rows > 20
+    busy = strip.copy()
+    busy[36:46, 108:118:4] = 0
+    assert textline.letter_rows(busy, (15, 105), 0.9) == 4
+    assert textline.letter_rows(np.full((48, 120, 3), 200, np.uint8), (15, 105), 0.9) is None  # no edges
+    assert textline.letter_rows(line, (60, 60), 0.9) is None  # no columns
