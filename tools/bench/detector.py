@@ -45,7 +45,20 @@ def run_sequence(reader: Any, frames: Sequence[Frame], channel: str = "c", t0: i
     arr = np.asarray(cpu)
     return {"frames": len(frames), "cpu_ms_mean": round(float(arr.mean()), 3),
             "cpu_ms_p50": round(percentile(arr, 50), 3), "cpu_ms_p99": round(percentile(arr, 99), 3),
-            "stats": reader.stats.as_dict(), "_preds": preds, "_cpu": cpu}
+            **split_reads(preds, cpu), "stats": reader.stats.as_dict(), "_preds": preds, "_cpu": cpu}
+
+
+def split_reads(preds: Sequence[Any], cpu: Sequence[float]) -> dict[str, Any]:
+    """Where a sequence's mean goes: the frames the reader read afresh (their mean, and their share of the
+    sequence's mean per frame) and all the others (the gate path and the schedule's bookkeeping)."""
+    read = [isinstance(p.stages.get("reader"), dict) and not p.stages["reader"].get("reused") for p in preds]
+    fresh = [c for r, c in zip(read, cpu, strict=True) if r]
+    rest = [c for r, c in zip(read, cpu, strict=True) if not r]
+    n = max(1, len(cpu))
+    return {"fresh_reads": len(fresh),
+            "fresh_read_cpu_ms_mean": round(float(np.mean(fresh)), 3) if fresh else None,
+            "fresh_reads_cpu_ms_per_frame": round(sum(fresh) / n, 3),
+            "other_frames_cpu_ms_mean": round(float(np.mean(rest)), 3) if rest else None}
 
 
 def count_episode(preds: Sequence[Any]) -> tuple[list[str], int | None]:
