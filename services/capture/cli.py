@@ -88,7 +88,9 @@ def serve_capture(
     from services.capture.replay import ReplaySource, parse_replay_source
 
     replay_path = parse_replay_source(settings.capture.source)
-    client, keys = redis_for(settings, 30.0)
+    # the source's loop is the client's only user (the burst hints' subscription takes its own connection):
+    # one connection kept, no pool checkout a command
+    client, keys = redis_for(settings, 30.0, one_thread=True)
     try:
         if replay_path is not None:
             ReplaySource(replay_path, settings.capture, client, keys, metrics, resume=not from_start).run(

@@ -32,6 +32,8 @@ import time
 
 import redis
 
+from services.capture.cooldown import cooling
+from services.capture.cooldown import wait_after as cooldown_wait
 from services.capture.metrics import CaptureMetrics
 from services.capture.obs_errors import PROBLEMS, STATUS_RESOURCE_NOT_FOUND, Backoffs, Problem, ProblemKey
 from services.capture.obsclient import (
@@ -225,13 +227,22 @@ class ObsSource:
                     if stop.is_set():
                         return
                     if hint is not None:  # inference saw a candidate: the confirming frame now
-                        if burst_wanted(hint, self.publisher.last_seq):
+                        if burst_wanted(hint, self.publisher.last_seq) and not cooling(
+                            self.publisher.cooldown_until, now_ms()
+                        ):
                             schedule.ask_burst()
                         continue
             burst, before, started = schedule.burst, self.publisher.published, time.monotonic()
             wait_after = self._one_slot(conn)
-            if burst and self.publisher.published > before:
-                self.metrics.bursts.inc()
+            if self.publisher.published > before:
+                if burst:
+                    self.metrics.bursts.inc()
+                # in the channel's cooldown a frame a second (services/capture/cooldown.py)
+                slow = cooldown_wait(self.publisher.cooldown_until, self.publisher.last_captured_at or 0,
+                                           interval)
+                if slow > wait_after:
+                    wait_after = slow
+                    self.metrics.frames_skipped.labels("cooldown").inc(max(0, round(slow / interval) - 1))
             missed = schedule.taken(started, time.monotonic(), wait_after)
             if missed and wait_after <= interval:  # overran because OBS (or Redis) was slow
                 self.sink.skip("obs_slow", missed)

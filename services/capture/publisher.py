@@ -75,10 +75,13 @@ class Picture:
 
 # One round trip a frame: INCR the channel's seq, XADD the frame with that seq (MAXLEN ~), HSET the fields given
 # after the frame's (a replay's progress) and, when it is due, the channel's capture health record (HSET, EXPIRE,
-# SADD to the channel registry: what ``health.publish`` does), all in one script.
-# KEYS: seq, frames[, progress hash][, health hash, channels set]; ARGV: maxlen, the frame's field count n, the
-# progress hash's field count m, the health record's field count h, the health TTL, the channel, then the frame's
-# n names and values (``seq`` replaced), the progress hash's m, the health record's h (``last_seq`` replaced).
+# SADD to the channel registry: what ``health.publish`` does), all in one script. It also returns the channel's
+# phase and cooldown end from its state snapshot (``owc:state:{ch}``, written by the state service), so capture
+# knows when nothing can be counted without a round trip of its own (:mod:`services.capture.cooldown`).
+# KEYS: seq, frames, state[, progress hash][, health hash, channels set]; ARGV: maxlen, the frame's field count n,
+# the progress hash's field count m, the health record's field count h, the health TTL, the channel, then the
+# frame's n names and values (``seq`` replaced), the progress hash's m, the health record's h (``last_seq``
+# replaced). Returns {seq, phase or nil, cooldown_until or nil}.
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
 local n, m, h = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -93,7 +96,7 @@ local function pairs_into(cmd, count, own)
   return cmd
 end
 redis.call(unpack(pairs_into({'XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*'}, n, 'seq')))
-local k = 3
+local k = 4
 if m > 0 then
   redis.call(unpack(pairs_into({'HSET', KEYS[k]}, m, false)))
   k = k + 1
@@ -103,8 +106,20 @@ if h > 0 then
   redis.call('EXPIRE', KEYS[k], ARGV[5])
   redis.call('SADD', KEYS[k + 1], ARGV[6])
 end
-return seq
+local st = redis.call('HMGET', KEYS[3], 'phase', 'cooldown_until')
+return {seq, st[1], st[2]}
 """
+
+
+def cooldown_end(phase: bytes | None, until: bytes | None) -> int | None:
+    """The cooldown's end (epoch ms) from a state snapshot's ``phase`` and ``cooldown_until`` fields, or None."""
+    if phase != b"cooldown" or not until:
+        return None
+    try:
+        return int(until)
+    except ValueError:
+        return None
+
 
 @dataclass(eq=False)
 class FramePublisher:
@@ -124,6 +139,9 @@ class FramePublisher:
     published: int = field(default=0, init=False)
     last_seq: int | None = field(default=None, init=False)
     last_captured_at: int | None = field(default=None, init=False)
+    # the channel's cooldown end (frame time, epoch ms) as its state snapshot said with the last frame; None
+    # when it is not in cooldown (or no state service has written it)
+    cooldown_until: int | None = field(default=None, init=False)
     _script: Any = field(default=None, init=False)
 
     def publish(
@@ -139,7 +157,7 @@ class FramePublisher:
             width=picture.width, height=picture.height, image=picture.image,
         )
         fields = frame.to_fields()
-        keys = [self.keys.seq(self.channel), self.keys.frames]
+        keys = [self.keys.seq(self.channel), self.keys.frames, self.keys.state(self.channel)]
         progress = also_set[1] if also_set is not None else {}
         record = health[0] if health is not None else {}
         args: list[Any] = [self.maxlen, len(fields), len(progress), len(record), health[1] if health else 0,
@@ -156,7 +174,9 @@ class FramePublisher:
                 args += (hname, hvalue)
         if self._script is None:
             self._script = self.client.register_script(_PUBLISH)
-        seq = int(self._script(keys=keys, args=args))
+        reply = self._script(keys=keys, args=args)
+        seq = int(reply[0])
+        self.cooldown_until = cooldown_end(reply[1], reply[2])
         frame = replace(frame, seq=seq)
         self.published += 1
         self.last_seq = seq

@@ -26,6 +26,7 @@ from pathlib import Path
 import redis
 from tenacity import wait_fixed
 
+from services.capture.cooldown import cooling, skip_frame
 from services.capture.metrics import CaptureMetrics
 from services.capture.publisher import BackPressure, Picture, Pressure, now_ms
 from services.capture.replay_cache import EncodedFrames
@@ -161,9 +162,9 @@ class ReplaySource:
         return paused
 
     # -- pacing --------------------------------------------------------
-    def _wait_slot(self, due: float, period_s: float, stop: threading.Event) -> float | None:
-        """Wait for the next frame's time; with a hint (burst confirmation) return early, with the
-        monotonic time the frame is taken at. ``None``: its regular time (or ``stop``)."""
+    def _wait_slot(self, due: float, period_s: float, stop: threading.Event, at_ms: int) -> float | None:
+        """Wait for the next frame's time (``at_ms`` in replay time); with a hint (burst confirmation) return
+        early, with the monotonic time the frame is taken at. ``None``: its regular time (or ``stop``)."""
         schedule = SlotSchedule(period_s, due, last_taken=self._last_taken)
         while not stop.is_set():
             delay = schedule.due() - time.monotonic()
@@ -173,7 +174,8 @@ class ReplaySource:
                 stop.wait(delay)
                 return None
             hint = self.hints.wait(delay, stop)
-            if hint is not None and burst_wanted(hint, self.publisher.last_seq):
+            if (hint is not None and burst_wanted(hint, self.publisher.last_seq)
+                    and not cooling(self.publisher.cooldown_until, at_ms)):
                 schedule.ask_burst()
         return None
 
@@ -287,11 +289,18 @@ class ReplaySource:
                                             known=self.pictures.ready):
                 if stop.is_set() or (max_messages is not None and self.summary.published >= max_messages):
                     break
+                if skip_frame(self.publisher.cooldown_until, self.publisher.last_captured_at,
+                              start_wall_ms + round(k * frame_ms)):
+                    # the channel's cooldown: the replay time goes on, this frame is left out (without waiting
+                    # for its slot)
+                    k += 1
+                    self.metrics.frames_skipped.labels("cooldown").inc()
+                    continue
                 # a folder's image is encoded ahead; a video's frame once its (replay) time has come
                 image = None if video else self.pictures.get(index, load)
                 # pacing: frame k is due at t0 + (k - k0)*period (drift-free); a burst takes it early
                 due = t0 + (k - k0) * period_s
-                burst_at = self._wait_slot(due, period_s, stop)
+                burst_at = self._wait_slot(due, period_s, stop, start_wall_ms + round(k * frame_ms))
                 if stop.is_set():
                     break
                 paused = self._wait_for_room(stop)

@@ -58,7 +58,8 @@ def serve_state(settings: Settings, stop: threading.Event, max_messages: int | N
     """The state service's body until ``stop`` (its own process, or a thread of `owc run`)."""
     from services.state.worker import StateWorker
 
-    client, keys = redis_for(settings, 30.0)
+    # the worker's loop is the client's only user: one connection kept, no pool checkout a command
+    client, keys = redis_for(settings, 30.0, one_thread=True)
     try:
         StateWorker(client, keys, settings).run(stop, max_messages=max_messages)
     finally:

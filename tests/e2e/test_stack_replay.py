@@ -134,9 +134,11 @@ def test_faults_across_the_stack_keep_the_counts_exact(tmp_path: Path, mode: str
     ).start()
 
     def frames_published() -> int:
+        """How far the replay is into the clip (its progress ``k``: the frames it has gone through, those left
+        out in a cooldown too — services/capture/cooldown.py — so a kill lands where the clip's index says)."""
         client = redis.Redis.from_url(stack.redis_url)
         try:
-            return int(client.get(Keys(prefix).seq("default")) or 0)
+            return int(client.hget(Keys(prefix).replay("default"), "k") or 0)
         except redis.RedisError:
             return 0
         finally:

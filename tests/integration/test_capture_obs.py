@@ -451,3 +451,21 @@ def test_health_stays_alive_during_a_long_backoff(
     # refreshed every 5 s while waiting, so the 30 s TTL never lapses on a live capture
     wait_until(lambda: int(run.health()["updated_at"]) >= first + 4000, timeout=10, message="a refresh")
     assert run.health()["state"] == "kicked" and run.source.connects == 1
+
+
+def test_in_the_channels_cooldown_a_screenshot_a_second_then_the_usual_rate(
+    start_capture: Callable[..., Running], redis_client: redis.Redis, keys: Keys
+) -> None:
+    """services/capture/cooldown.py: nothing can be counted in a cooldown, OBS renders a screenshot a second."""
+    run = start_capture()  # every 50 ms outside a cooldown
+    run.wait_frames(2)
+    written = int(time.time() * 1000)
+    end = written + 3000
+    redis_client.hset(keys.state("default"), mapping={"phase": "cooldown", "cooldown_until": end})
+    run.wait_frames(run.count() + 12, timeout=15)
+    slow = [f.captured_at for f in run.frames() if written < f.captured_at < end - 1000]
+    # every frame taken since the write brings the news with its publish: one a second from the first of them up
+    # to a second before the end
+    assert 1 <= len(slow) <= 3
+    assert all(b - a >= 900 for a, b in itertools.pairwise(slow))
+    assert run.metric("owc_capture_frames_skipped_total", reason="cooldown") >= 10

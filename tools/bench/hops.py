@@ -24,7 +24,9 @@ They add up to onset → browser exactly. The onset frame's own ``capture``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from services.common.contracts.streamids import parse_id
@@ -38,13 +40,43 @@ def _id_ms(entry_id: bytes | str) -> int:
     return parse_id(entry_id)[0]
 
 
-def onset_seq(trigger_seq: int, starts: Sequence[int]) -> int:
-    """The first banner frame's seq for a trigger frame (the replay's frame ``i`` is seq ``i+1``)."""
-    idx = trigger_seq - 1
-    return max((s for s in starts if s <= idx), default=idx) + 1
+@dataclass(frozen=True)
+class ReplayClock:
+    """Where the replay's frame ``i`` falls in time: ``start_ms + i * frame_ms`` (its progress hash's
+    ``start_ms``). Frames are told apart by time, not seq: capture leaves frames out in a cooldown
+    (services/capture/cooldown.py), so seq ``i+1`` is not frame ``i``."""
+
+    start_ms: int
+    frame_ms: float
+
+    def index(self, captured_at: int) -> int:
+        """The replay frame a frame taken at ``captured_at`` shows (a burst frame, stamped between two: the later)."""
+        return math.ceil((captured_at - self.start_ms) / self.frame_ms - 1e-6)
+
+    def at(self, index: int) -> int:
+        return self.start_ms + round(index * self.frame_ms)
 
 
-def per_detection(info: dict[str, Any], arrivals: list[dict[str, Any]], starts: Sequence[int]) -> list[dict[str, Any]]:
+def onset_at(trigger_captured_at: int, starts: Sequence[int], clock: ReplayClock) -> int:
+    """When the banner a trigger frame shows first appeared (the replay time of its first frame)."""
+    idx = clock.index(trigger_captured_at)
+    return clock.at(max((s for s in starts if s <= idx), default=idx))
+
+
+def _frame_at(frames: dict[int, tuple[int, int]], at_ms: int) -> int | None:
+    """The seq of the frame taken at ``at_ms`` (±1 ms), if it was published and is still there."""
+    return next((seq for seq, (captured, _x) in frames.items() if abs(captured - at_ms) <= 1), None)
+
+
+def replay_clock(client: Any, keys: Any, fps: float) -> ReplayClock | None:
+    """The replay's clock from its progress hash (``owc:replay:default``), or None before it started."""
+    raw = client.hget(keys.replay("default"), "start_ms")
+    return None if raw is None else ReplayClock(int(raw), 1000.0 / fps)
+
+
+def per_detection(
+    info: dict[str, Any], arrivals: list[dict[str, Any]], starts: Sequence[int], fps: float
+) -> list[dict[str, Any]]:
     """One row of hop times (ms) per detection; read from the bench stack's Redis while it still runs."""
     import redis
 
@@ -64,38 +96,41 @@ def per_detection(info: dict[str, Any], arrivals: list[dict[str, Any]], starts: 
         for entry_id, fields in label_entries:
             label = Label.from_fields(fields)
             labels[label.seq] = (_id_ms(entry_id), label.infer_ms)
+        clock = replay_clock(client, keys, fps)
     except redis.RedisError:
         return []
     finally:
         client.close()
-    return hop_rows(frames, labels, arrivals, starts)
+    return [] if clock is None else hop_rows(frames, labels, arrivals, starts, clock)
 
 
 def hop_rows(
     frames: dict[int, tuple[int, int]], labels: dict[int, tuple[int, float]], arrivals: list[dict[str, Any]],
-    starts: Sequence[int],
+    starts: Sequence[int], clock: ReplayClock,
 ) -> list[dict[str, Any]]:
     """The hop times of each detection (pure): ``frames`` seq -> (captured_at, XADD ms), ``labels`` seq ->
-    (XADD ms, infer_ms), ``arrivals`` the browser's ``{"t": ms, "event": {...}}``."""
+    (XADD ms, infer_ms), ``arrivals`` the browser's ``{"t": ms, "event": {...}}``, ``starts`` the replay frames
+    where banners begin, ``clock`` the replay's."""
     rows = []
     for arrival in arrivals:
         event = arrival["event"]
         seq = event.get("frame_seq")
         if seq is None or seq not in frames or seq not in labels:
             continue
-        onset = onset_seq(seq, starts)
-        if onset not in frames:
-            continue
         captured, xadd = frames[seq]
+        first_at = onset_at(captured, starts, clock)
+        onset = _frame_at(frames, first_at)
+        if onset is None:
+            continue
         label_ms, infer_ms = labels[seq]
         row = {
-            "confirm_wait": captured - frames[onset][0],
+            "confirm_wait": captured - first_at,
             "capture": xadd - captured,
             "queue": label_ms - infer_ms - xadd,
             "inference": infer_ms,
             "state": event["ts"] - label_ms,
             "sse": arrival["t"] - event["ts"],
-            "total": arrival["t"] - frames[onset][0],
+            "total": arrival["t"] - first_at,
             "frames_after_onset": seq - onset,  # 1: the onset's own burst (or next frame) confirmed it
         }
         if onset in labels and onset != seq:

@@ -8,7 +8,8 @@ every process; PSS splits them between the processes sharing them (the real
 footprint). Then, optionally, the one-process stack with no OBS running (capture
 waiting), its idle cost. Besides CPU: each process's wake-ups a second (its
 threads' context switches: on a small VM a wake-up alone costs tens of µs) and
-the commands Redis ran a second, in all and by command (those a script runs counted, the bench's own not).
+the commands Redis ran a second, in all and by command (those a script runs counted, the bench's own not), and
+the frames capture published a second (fewer in a cooldown: every hop's work follows the frames).
 """
 
 from __future__ import annotations
@@ -259,8 +260,12 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         time.sleep(warmup)
         tree = Tree(proc.pid, one_process)
         client = redis.Redis.from_url(url)
-        events = Keys(f"owcbench{os.getpid()}").events("default")
+        keys = Keys(f"owcbench{os.getpid()}")
+        events = keys.events("default")
         last_event = _last_event_id(client, events)
+        # frames published in the window (the seq counter): capture takes fewer in a cooldown
+        # (services/capture/cooldown.py), and every hop's work follows the frames
+        seq0 = _seq(client, keys)
         requests0 = requests = len(receiver.snapshot()) if receiver else 0
         results = 0
         commands0 = redis_commands(client)
@@ -289,6 +294,7 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         tree.sample(True)
         elapsed = time.monotonic() - t0
         commands1 = redis_commands(client)
+        frames = _seq(client, keys) - seq0
         commands = sum(commands1.values()) - sum(commands0.values()) - sum(own.values())
         by_command = commands_per_s(commands0, commands1, own, elapsed)
         client.close()
@@ -297,7 +303,8 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         shutil.rmtree(workdir, ignore_errors=True)
     out = tree.report(elapsed)
     idle_percent, quiet_s, busy_s = idle_cpu(samples)
-    out.update(seconds=round(elapsed, 1), cpu_percent_of_one_core_idle=idle_percent, idle_seconds=quiet_s,
+    out.update(seconds=round(elapsed, 1), frames_per_s=round(frames / elapsed, 2),
+               cpu_percent_of_one_core_idle=idle_percent, idle_seconds=quiet_s,
                busy_seconds=busy_s, results_in_window=results, webhook_requests_in_window=requests - requests0,
                redis_commands_per_s=round(commands / elapsed, 1), redis_commands_by_command=by_command)
     if actions_samples:
@@ -305,6 +312,11 @@ def measure_mode(mode: str, clip: Path, receiver: Receiver | None, seconds: floa
         out["actions_process"] = {"cpu_percent_of_one_core_idle": a_idle, "idle_seconds": a_quiet,
                                   "busy_seconds": a_busy}
     return out
+
+
+def _seq(client: Any, keys: Any) -> int:
+    """The demo channel's last frame seq (``INCR owc:seq:default``): frames published so far."""
+    return int(client.get(keys.seq("default")) or 0)
 
 
 def whole_loops(seconds: float, loop_s: float) -> bool:

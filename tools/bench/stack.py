@@ -20,13 +20,16 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.common.cli.cliargs import load_from_args, set_args
 from services.common.contracts.codec import text
 from services.common.infra.ports import free_port
 from services.runner.stack import run_stack
 from tools.bench.report import machine, percentile
+
+if TYPE_CHECKING:
+    from tools.bench.hops import ReplayClock
 from tools.webhook_receiver import Receiver
 
 
@@ -169,7 +172,7 @@ def _e2e_run(
     extra_flags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One stack on the replay; the latencies of its detections (and what the receiver got)."""
-    from tools.bench.hops import per_detection
+    from tools.bench.hops import onset_at, per_detection
     from training.clips import FPS
 
     flags: dict[str, Any] = {"capture.fps": FPS, "capture.speed": 1.0, "state.cooldown_s": 6, "state.required_none": 8,
@@ -205,20 +208,17 @@ def _e2e_run(
                     time.sleep(0.2)
         finally:
             client.close()
-        frame_times = _frame_times(info)
-        hops = per_detection(info, arrivals, starts)  # the latency budget per hop (tools/bench/hops.py)
+        clock = _replay_clock(info, FPS)
+        hops = per_detection(info, arrivals, starts, FPS)  # the latency budget per hop (tools/bench/hops.py)
     trigger = []
     onset = []
     for arrival in arrivals:
         ev = arrival["event"]
         trigger.append(arrival["t"] - ev["captured_at"])
-        seq = ev.get("frame_seq")
-        # the frame where this banner first appeared: the start index before the trigger frame
-        idx = (seq or 1) - 1
-        first = max((s for s in starts if s <= idx), default=idx)
-        onset_at = frame_times.get(first + 1)
-        if onset_at is not None:
-            onset.append(arrival["t"] - onset_at)
+        if clock is not None:
+            # when this banner first appeared: the replay time of its first frame (frames are told apart by time:
+            # capture leaves some out in a cooldown, so seq i+1 is not frame i)
+            onset.append(arrival["t"] - onset_at(ev["captured_at"], starts, clock))
     run: dict[str, Any] = {"client": client.kind, "detections": len(arrivals), "trigger": trigger, "onset": onset,
                            "hops": hops}
     if receiver is not None:
@@ -347,23 +347,18 @@ def bench_e2e(args: argparse.Namespace) -> int:
     return 0 if complete else 1
 
 
-def _frame_times(info: dict[str, Any]) -> dict[int, int]:
-    """seq -> captured_at of every frame still in the frames stream."""
+def _replay_clock(info: dict[str, Any], fps: float) -> ReplayClock | None:
+    """The bench replay's clock (tools/bench/hops.py), or None if Redis cannot say."""
     import redis
 
     from services.common.contracts.keys import Keys
-    from services.common.contracts.messages import Frame
+    from tools.bench.hops import replay_clock
 
     client = redis.Redis.from_url(info["redis_url"])
     try:
-        out: dict[int, int] = {}
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(Keys(info["prefix"]).frames)  # type: ignore[assignment]
-        for _id, fields in entries:
-            frame = Frame.from_fields(fields)
-            out[frame.seq] = frame.captured_at
-        return out
+        return replay_clock(client, Keys(info["prefix"]), fps)
     except redis.RedisError:
-        return {}
+        return None
     finally:
         client.close()
 

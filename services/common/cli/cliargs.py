@@ -162,9 +162,16 @@ def child_environment(flags: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
-def redis_for(settings: Settings, timeout_s: float = 10.0) -> tuple[redis.Redis, Keys]:
+def redis_for(settings: Settings, timeout_s: float = 10.0, *, one_thread: bool = False) -> tuple[redis.Redis, Keys]:
     """A Redis client once the server answers (it may still be starting; else exit 1 with why) and the
-    configured keys. Services wait longer (30 s: they may start with Redis) than one-shot commands."""
+    configured keys. Services wait longer (30 s: they may start with Redis) than one-shot commands.
+
+    ``one_thread``: a client that keeps one connection for a service loop that is its only user
+    (:func:`services.common.infra.redisio.connect`); should Redis go away between the wait and that connection,
+    the pooled client it waited with is returned instead (it works the same, only a little dearer a command).
+    """
+    import redis as redis_lib
+
     from services.common.infra.redisio import RedisUnavailableError, connect, keys_for, wait_for_redis
 
     client = connect(settings)
@@ -173,6 +180,13 @@ def redis_for(settings: Settings, timeout_s: float = 10.0) -> tuple[redis.Redis,
     except RedisUnavailableError as exc:
         client.close()
         fail(str(exc), 1)
+    if one_thread:
+        try:
+            kept = connect(settings, one_thread=True)
+        except redis_lib.RedisError:
+            return client, keys_for(settings)
+        client.close()
+        client = kept
     return client, keys_for(settings)
 
 
