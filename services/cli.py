@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from services.common.infra.lifecycle import hold_stop_signals
+
 # Modules with ``register(sub)`` and/or ``register_bench(bench_sub)``.
 COMMAND_MODULES = (
     "services.runner.cli",
@@ -144,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv)[:1] == ["run"]:
+        # before anything slow: a Ctrl+C or SIGTERM while `owc run` starts is held for its keeper, not lost
+        hold_stop_signals()
     # onnxruntime (1.29 on) sends usage telemetry to Microsoft from Linux and macOS too: a thread, a DNS
     # lookup and an upload attempt every few seconds, a device id in ~/.cache/Microsoft. Off for every
     # `owc` process and what it starts, unless the user set the variable themselves.

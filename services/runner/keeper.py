@@ -6,7 +6,9 @@ memory). The keeper starts the embedded redis-server, then the stack process
 (:mod:`services.runner.inproc`: every service as a thread) — or, with ``--processes``,
 one process per service — prefixes their output, and restarts any that dies with
 backoff: a fatal crash of the stack loses nothing (the state lives in Redis).
-Ctrl+C / SIGTERM stops the services first, then Redis.
+Ctrl+C / SIGTERM stops the services first, then Redis. ``owc run`` holds both signals from its
+first line (:func:`~services.common.infra.lifecycle.hold_stop_signals`), so one that comes before the
+keeper's handlers are in place is taken here, not lost.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from services.common.infra.lifecycle import stop_on_signals
+from services.common.infra.lifecycle import release_stop_signals, stop_on_signals
 from services.common.infra.logs import setup_logging
 from services.runner.announce import announce_when_up
 from services.runner.supervisor import ChildSpec, RestartBackoff, Supervisor
@@ -73,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     specs = [ChildSpec(**{**c, "pass_fds": tuple(c["pass_fds"])}) for c in plan["children"]]
     stop = threading.Event()
     stop_on_signals(stop, log)
+    release_stop_signals()  # held since `owc run` began: a signal that came meanwhile is taken now
+    if stop.is_set():
+        log.info("stopped before anything was started")
+        return 0
     sup = Supervisor(specs, stop, backoff=RestartBackoff(max_s=float(plan["backoff_max_s"])))
     redis = next((s for s in specs if s.name == "redis"), None)
     if redis is not None:

@@ -20,3 +20,23 @@ def stop_on_signals(stop: threading.Event, logger: logging.Logger = log) -> None
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def hold_stop_signals() -> None:
+    """Hold SIGINT/SIGTERM (block them in this thread and the threads and programs it starts) until released.
+
+    `owc run` holds them from its first line until the keeper it ``exec``s into has its handlers: a
+    blocked signal stays pending across ``exec``, so one that comes while the settings load is taken
+    by the keeper, which then stops before starting anything. Without it such a signal was lost: a
+    background job of a non-interactive shell (``owc run &`` in a script) starts with SIGINT ignored, and
+    the handler that ``owc run`` installs before it becomes the keeper does not survive the ``exec``.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_stop_signals() -> None:
+    """Deliver the stop signals held by :func:`hold_stop_signals` (install the handlers first)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
