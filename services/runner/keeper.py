@@ -13,9 +13,12 @@ keeper's handlers are in place is taken here, not lost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import select
+import signal
 import socket
 import sys
 import threading
@@ -93,8 +96,39 @@ def main(argv: list[str] | None = None) -> int:
     sup.start({s.name for s in specs if s.name != "redis"})
     if plan.get("announce"):
         threading.Thread(target=announce_when_up, kwargs={**plan["announce"], "stop": stop}, daemon=True).start()
-    sup.run(poll_interval_s=1.0)  # a child that died is restarted within a second (each look is a wake-up)
+    supervise_until_stopped(sup, stop)
     return 0
+
+
+IDLE_LOOK_S = 60.0  # with no signal at all, the children are still looked at this often
+
+
+def supervise_until_stopped(sup: Supervisor, stop: threading.Event) -> None:
+    """Look at the children when one ends (SIGCHLD), when a restart is due or a stop signal comes; then stop
+    them all (main thread only).
+
+    The keeper sleeps in between: no look a second (a wake-up each), and a child that died is seen at once.
+    The signals reach it through ``signal.set_wakeup_fd``: the C-level handler writes to a pipe that
+    ``select`` waits on, so a signal that comes just before the wait is not missed either.
+    """
+    read_fd, write_fd = os.pipe()
+    for fd in (read_fd, write_fd):
+        os.set_blocking(fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous_chld = signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)  # the pipe is what wakes us
+    try:
+        sup.poll_once()  # a child that ended before the handler was in
+        while not stop.is_set():
+            select.select([read_fd], [], [], sup.next_restart_in(IDLE_LOOK_S))
+            with contextlib.suppress(BlockingIOError):
+                os.read(read_fd, 4096)
+            sup.poll_once()
+    finally:
+        signal.signal(signal.SIGCHLD, previous_chld)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read_fd)
+        os.close(write_fd)
+        sup.shutdown()
 
 
 if __name__ == "__main__":

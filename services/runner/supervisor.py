@@ -200,6 +200,11 @@ class Supervisor:
                     os.killpg(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
 
+    def next_restart_in(self, longest_s: float) -> float:
+        """Seconds until a child waiting out its backoff is due to start again (``longest_s`` if none is)."""
+        due = [c.restart_at for c in self.children if c.proc is None and c.restart_at is not None]
+        return max(0.0, min(due) - time.monotonic()) if due else longest_s
+
     def running(self, name: str) -> bool:
         child = self.child(name)
         return child.proc is not None or child.restart_at is not None

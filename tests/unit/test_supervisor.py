@@ -117,3 +117,33 @@ def test_infrastructure_stops_after_the_services(tmp_path: Path) -> None:
     wait_until(lambda: out.getvalue().count("up") == 2, timeout=10)
     sup.shutdown()
     assert marker.read_text().split() == ["svc", "db"]
+
+
+def test_the_keeper_sleeps_until_a_child_ends_then_restarts_it_and_stops_on_a_signal() -> None:
+    """The keeper's loop has no timer of its own: a child's end (SIGCHLD) wakes it; without that wake-up a
+    dead child would wait for the 60 s idle look, far past this test's timeout."""
+    from services.runner.keeper import IDLE_LOOK_S, supervise_until_stopped
+
+    out = io.StringIO()
+    stop = threading.Event()
+    sup = Supervisor([ChildSpec("brief", [PY, "-c", "import time; time.sleep(0.2)"])], stop,
+                     backoff=RestartBackoff(initial_s=0.05, max_s=0.05), output=out)
+    assert sup.next_restart_in(IDLE_LOOK_S) == IDLE_LOOK_S
+
+    def stop_after_three_restarts() -> None:
+        try:
+            wait_until(lambda: sup.child("brief").restarts >= 3, timeout=20, message="three restarts")
+        finally:
+            stop.set()
+            os.kill(os.getpid(), signal.SIGCHLD)  # what wakes the keeper (a stop signal does the same)
+
+    watcher = threading.Thread(target=stop_after_three_restarts)
+    sup.start()
+    watcher.start()
+    started = time.monotonic()
+    supervise_until_stopped(sup, stop)  # the main thread, as in the keeper
+    watcher.join(5)
+    assert sup.child("brief").restarts >= 3, out.getvalue()
+    assert time.monotonic() - started < IDLE_LOOK_S
+    assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL and signal.set_wakeup_fd(-1) == -1  # left as found
+    assert all(not _alive(pid) for pid in sup.child("brief").pids)
