@@ -86,6 +86,9 @@ def check_actions(settings: Settings) -> str | None:
     return None
 
 
+FOLLOW_LOOK_S = 30.0  # how long a stale follower may linger (a look a second woke an idle stack each second)
+
+
 def serve_actions(settings: Settings, stop: threading.Event, max_messages: int | None = None) -> None:
     """The actions service's body until ``stop`` (its own process, or a thread of `owc run`).
 
@@ -97,7 +100,9 @@ def serve_actions(settings: Settings, stop: threading.Event, max_messages: int |
     own_stop = threading.Event()
 
     def follow() -> None:
-        while not stop.wait(1.0):
+        # a stop wakes it at once; the timeout only ends a follower whose run ended without one (a restart in
+        # one process), a while later: it would only set an event that is set already
+        while not stop.wait(FOLLOW_LOOK_S):
             if own_stop.is_set():
                 return
         own_stop.set()
