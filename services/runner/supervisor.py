@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -43,9 +44,13 @@ def _load_prctl() -> Callable[..., int] | None:
 _PRCTL = _load_prctl()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent(parent: int) -> None:  # runs in the child between fork and exec
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        # the parent died between the fork and the line above (killed -9 during a start or a restart): no
+        # signal will come, so the child ends itself rather than run on with nobody to stop it
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 RestartPolicy = Literal["always", "on-failure", "never"]
@@ -134,7 +139,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
             umask=-1 if child.spec.umask is None else child.spec.umask,
             pass_fds=child.spec.pass_fds,
         )

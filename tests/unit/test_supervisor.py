@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import io
 import os
 import signal
@@ -147,3 +148,17 @@ def test_the_keeper_sleeps_until_a_child_ends_then_restarts_it_and_stops_on_a_si
     assert time.monotonic() - started < IDLE_LOOK_S
     assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL and signal.set_wakeup_fd(-1) == -1  # left as found
     assert all(not _alive(pid) for pid in sup.child("brief").pids)
+
+
+def test_a_child_whose_parent_died_before_it_could_ask_for_the_death_signal_ends_itself() -> None:
+    """The window between fork and ``PR_SET_PDEATHSIG``: a parent gone then sends no signal later."""
+    from services.runner.supervisor import _die_with_parent
+
+    not_the_parent = os.getpid() + 1_000_000  # what getppid() no longer returns once the parent is gone
+    proc = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"],
+                            preexec_fn=lambda: _die_with_parent(not_the_parent))
+    assert proc.wait(timeout=10) == 1
+    alive = subprocess.Popen([PY, "-c", "print('ran')"], stdout=subprocess.PIPE,
+                             preexec_fn=functools.partial(_die_with_parent, os.getpid()))  # as the supervisor does
+    out, _ = alive.communicate(timeout=30)
+    assert alive.returncode == 0 and out.strip() == b"ran"
