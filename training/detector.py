@@ -215,7 +215,8 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
         # centring or the letters' height)
         if not reader.get(key):
             reader.pop(key, None)
-    schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json")
+    # (keys unset — None — are left out: a detector assembled before them keeps its id)
+    schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json", exclude_none=True)
     meta.update(
         schema_version=2,
         model_id=detector_id(meta["onnx"]["sha256"], gate, reader, schedule),
