@@ -157,6 +157,10 @@ SCHEDULE: dict[str, int | float] = {
     # unchanged) is off: at 3 s held screens read 22% less and moving gameplay 4%, but over all 720 banner
     # episodes it counted 601 instead of 603 (two defeats lost) — recall first (docs/detector.md)
     "negative_reuse_s": 0.0, "negative_diff": 0.05, "negative_margin": 1.0,
+    # an unsure reading (its best outcome word at near_miss or better, below accept) is not reused outside cooldown:
+    # a banner read just under the bar gets another chance on each frame (issue 21, 2026-12-07: over the 720 banner
+    # episodes 671 -> 674 counted right, 0 wrong, the same CPU per gameplay frame; docs/detector.md)
+    "unsure_reuse_s": 0.0,
 }
 
 
@@ -215,7 +219,8 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
         # centring or the letters' height)
         if not reader.get(key):
             reader.pop(key, None)
-    schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json")
+    # (keys unset — None — are left out: a detector assembled before them keeps its id)
+    schedule = Schedule.model_validate(SCHEDULE).model_dump(mode="json", exclude_none=True)
     meta.update(
         schema_version=2,
         model_id=detector_id(meta["onnx"]["sha256"], gate, reader, schedule),

@@ -22,7 +22,10 @@ And it reads a banner once, not forty times (issue 22):
   gate's own input, ~20 µs) stays within ``reuse_diff`` of the last full
   reading's, for at most ``reuse_s`` of frame time, the reading is reused;
   the decision is recomputed from it (pure, microseconds), so near misses,
-  ``--explain`` and the label's evidence are the same as a fresh read;
+  ``--explain`` and the label's evidence are the same as a fresh read; an
+  *unsure* reading (its best outcome word at ``near_miss`` or better but below
+  ``accept``) is reused at most ``unsure_reuse_s`` outside cooldown, so a
+  banner read just under the bar gets another chance on its next frames;
 - **the list check once per banner**: its band scores are kept for the same
   outcome while the area has not changed strongly (``list_s`` at most);
 - **cooldown**: while the channel's state says cooldown and the frame is
@@ -107,6 +110,10 @@ class Schedule(BaseModel):
     negative_reuse_s: float = Field(0.0, ge=0, le=600)
     negative_diff: float = Field(0.05, ge=0, le=1)
     negative_margin: float = Field(1.0, ge=0, le=20)
+    # outside cooldown, a reading whose best outcome word is unsure — at least ``near_miss`` but below ``accept`` — is
+    # reused at most this long (None: as any reading, ``reuse_s``; detectors before it). A banner read just under the
+    # bar is read afresh on its next frames: each frame's capture is another chance to read it at ``accept``
+    unsure_reuse_s: float | None = Field(None, ge=0, le=60)
 
     @classmethod
     def from_meta(cls, extra: dict[str, Any] | None) -> Schedule:
@@ -318,6 +325,13 @@ class BannerReader:
         best = max(reading.labels.values(), default=-99.0)
         return best < reader.spec.near_miss - (self.schedule.negative_margin if margin is None else margin)
 
+    def _unsure(self, reading: Reading) -> bool:
+        """The reading's best outcome word is at least ``near_miss`` but below ``accept``."""
+        reader = self.classifier.reader
+        assert reader is not None
+        best = max(reading.labels.values(), default=-99.0)
+        return reader.spec.near_miss <= best < reader.spec.accept
+
     def _reading(
         self, ch: _Channel, sig: npt.NDArray[np.float32], at: int,
         source: tuple[bytes, int | None, int | None], cooldown: bool, moved: float = 0.0, hinted: bool = False,
@@ -327,6 +341,8 @@ class BannerReader:
         kept = ch.kept
         sched = self.schedule
         max_age = (sched.cooldown_reuse_s if cooldown else sched.reuse_s) * 1000.0
+        if kept is not None and not cooldown and sched.unsure_reuse_s is not None and self._unsure(kept.reading):
+            max_age = min(max_age, sched.unsure_reuse_s * 1000.0)
         max_diff = max(sched.reuse_diff, sched.cooldown_diff) if cooldown else sched.reuse_diff
         if kept is not None and sched.negative_reuse_s and self._negative(kept.reading):
             # nothing a banner would read: reused longer (and, when set so, over a larger change)

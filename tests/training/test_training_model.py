@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from services.inference.banner import Schedule
 from services.inference.classifier import Classifier
 from services.inference.vision import MODEL_LABELS, ModelMeta, preprocess_bytes, reduction_for, softmax
 from training import demo_clip, synth
@@ -247,3 +248,17 @@ def test_a_detector_without_the_letters_height_check_keeps_its_id(meta: ModelMet
     without = {k: v for k, v in reader.items() if k != "letter_height"}
     assert detector_id(gate_sha, gate, {**reader, "letter_height": None}) == detector_id(gate_sha, gate, without)
     assert detector_id(gate_sha, gate, reader) != detector_id(gate_sha, gate, without)
+
+
+def test_a_detector_without_the_unsure_reuse_keeps_its_id(meta: ModelMeta) -> None:
+    """``schedule.unsure_reuse_s`` is written only when set (issue 21, 2026-12-07): without it the schedule written,
+    and so the id, is that of the detector before it (``vc-23b9d79f5d58``); set, it is part of the id."""
+    assert meta.gate is not None and meta.reader is not None
+    schedule = dict((meta.model_extra or {})["schedule"])
+    assert schedule["unsure_reuse_s"] == 0.0
+    without = {k: v for k, v in schedule.items() if k != "unsure_reuse_s"}
+    assert Schedule.model_validate(without).model_dump(mode="json", exclude_none=True) == without
+    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate, reader = meta.gate.model_dump(mode="json"), meta.reader.model_dump(mode="json")
+    assert detector_id(gate_sha, gate, reader, without) == "vc-23b9d79f5d58"
+    assert detector_id(gate_sha, gate, reader, schedule) == meta.model_id != "vc-23b9d79f5d58"

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from services.common.config.settings import DEFAULT_MODEL
-from services.inference.banner import BannerReader, Schedule, difference, signature
+from services.inference.banner import BannerReader, PhaseSource, Schedule, difference, signature
 from services.inference.classifier import Classifier, ClassifierError
 
 W, H = 800, 450
@@ -257,6 +257,34 @@ def test_a_reading_with_no_outcome_word_is_reused_longer_while_the_area_is_uncha
     plain = BannerReader(blind, Schedule(every_n=2, follow=0, reuse_s=0.25, negative_reuse_s=0))
     _run(plain, frames)
     assert plain.stats.full_reads == 8
+
+
+def test_an_unsure_reading_is_read_afresh_on_the_next_frames(tmp_path: Path, shipped: Classifier) -> None:
+    """``unsure_reuse_s``: outside cooldown a reading whose best outcome word is at least ``near_miss`` but below
+    ``accept`` is reused at most this long; a sure reading is reused for ``reuse_s`` as before (issue 21: each frame
+    of a banner read just under the bar is another chance to read it at ``accept``)."""
+    path = _model(tmp_path)
+    meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    meta["reader"].update(accept=-0.00005, near_miss=-6.0)  # a clear DEFEAT reads -0.0001 .. -0.0003: unsure
+    path.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
+    strict = Classifier(path, warmup_batch=1)
+    frames = [_frame("DEFEAT", noise=i + 1) for i in range(8)]
+
+    def fresh(clf: Classifier, schedule: Schedule, phase: PhaseSource | None = None) -> list[int]:
+        preds = _run(BannerReader(clf, schedule, phase, clock=lambda: 0.0), frames)
+        return [i for i, p in enumerate(preds) if "reader" in p.stages and not p.stages["reader"].get("reused")]
+
+    first = _run(BannerReader(strict, Schedule()), frames[:1])[0]
+    assert first.confidence < 0.9 and first.near_miss == "defeat", first  # unsure
+    assert fresh(strict, Schedule(reuse_s=1.0, unsure_reuse_s=0.0)) == list(range(8))
+    assert fresh(strict, Schedule(reuse_s=1.0, unsure_reuse_s=0.5)) == [0, 2, 4, 6]
+    assert fresh(strict, Schedule(reuse_s=1.0)) == [0, 4]  # unset: as any reading
+    # a sure reading is reused as before
+    assert fresh(shipped, Schedule(reuse_s=1.0, unsure_reuse_s=0.0)) == [0, 4]
+    # in cooldown (nothing can be counted) the cooldown's reuse applies
+    assert len(fresh(strict, Schedule(reuse_s=1.0, unsure_reuse_s=0.0), lambda _c: ("cooldown", 60_000))) == 1
+    # unset, the key is not written (a detector's id hashes the schedule it writes)
+    assert "unsure_reuse_s" not in Schedule().model_dump(mode="json", exclude_none=True)
 
 
 def test_a_read_gameplay_frame_never_asks_for_a_burst(blind: Classifier) -> None:
