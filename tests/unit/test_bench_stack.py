@@ -65,26 +65,39 @@ def test_the_stack_threads_cpu_is_told_apart_by_service_from_the_thread_names() 
 
 def test_wakeups_count_every_thread_of_a_process() -> None:
     """A thread that sleeps 20 times adds at least 20 context switches to its process's count (not only the
-    main thread's, which is all ``/proc/<pid>/status`` says)."""
-    import os
-    import threading
-    import time
+    main thread's, which is all ``/proc/<pid>/status`` says).
+
+    Counted in a child process of two threads: in this one, threads left by earlier tests can end while it
+    counts, and an ended thread's switches leave the sum."""
+    import subprocess
+    import sys
 
     from tools.bench.resources import wakeups
 
-    seen: list[int] = []
-    done = threading.Event()
-
-    def sleeper_counting() -> None:
-        start = wakeups(os.getpid())
-        for _ in range(20):
-            time.sleep(0.001)
-        seen.append(wakeups(os.getpid()) - start)
-        done.set()
-
-    threading.Thread(target=sleeper_counting).start()
-    assert done.wait(10)
-    assert seen[0] >= 20
+    # the sleeper stays alive (waiting on ``hold``) while it is counted: an ended thread leaves /proc
+    script = ("import threading, time\n"
+              "slept, hold = threading.Event(), threading.Event()\n"
+              "def sleeper():\n"
+              "    input()\n"
+              "    for _ in range(20): time.sleep(0.001)\n"
+              "    slept.set(); hold.wait()\n"
+              "threading.Thread(target=sleeper, daemon=True).start()\n"
+              "print('ready', flush=True)\n"
+              "slept.wait(); print('done', flush=True)\n"
+              "input()\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        start = wakeups(child.pid)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+        end = wakeups(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert end - start >= 20
 
 
 def test_a_window_compares_runs_only_when_it_holds_whole_demo_loops() -> None:
