@@ -12,6 +12,14 @@ capture-time order, 250 ms apart; every ``detected`` event is a false count.
 Each Label carries what the worker publishes live: the probabilities, the
 reader's ``read`` and ``score``, so the rules' banner evidence (near-miss runs
 that add up, docs/rules.md) is measured as it runs.
+
+``classify`` reads the gate's candidates only, each afresh. ``--live``
+(:func:`fp_run_live`) runs the same timeline, the same bytes, as one live
+channel instead: one ``BannerReader`` with the reader's schedule and reuse from
+the model's metadata (the reads the gate did not ask for — ``settle``,
+``follow``, ``every`` — and a reading reused on the next frames), its phase
+from the rules its labels feed (:class:`training.live.LiveChannel`). Each
+frame depends on the ones before it, so it runs in one process.
 """
 
 from __future__ import annotations
