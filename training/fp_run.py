@@ -12,6 +12,14 @@ capture-time order, 250 ms apart; every ``detected`` event is a false count.
 Each Label carries what the worker publishes live: the probabilities, the
 reader's ``read`` and ``score``, so the rules' banner evidence (near-miss runs
 that add up, docs/rules.md) is measured as it runs.
+
+``classify`` reads the gate's candidates only, each afresh. ``--live``
+(:func:`fp_run_live`) runs the same timeline, the same bytes, as one live
+channel instead: one ``BannerReader`` with the reader's schedule and reuse from
+the model's metadata (the reads the gate did not ask for — ``settle``,
+``follow``, ``every`` — and a reading reused on the next frames), its phase
+from the rules its labels feed (:class:`training.live.LiveChannel`). Each
+frame depends on the ones before it, so it runs in one process.
 """
 
 from __future__ import annotations
@@ -19,9 +27,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -33,6 +41,10 @@ from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
 from training.frames import Detector, FrameTuple, GateScorer, Rendered
 
+if TYPE_CHECKING:
+    from services.inference.banner import Schedule
+    from services.inference.classifier import Classifier
+
 FPS = 4
 HOLD_S = (2.0, 8.0)
 LABELS = ("none", "victory", "defeat", "draw", "error")
@@ -42,6 +54,7 @@ FP_SEED = 2001  # the false-positive pool: held-out split, a seed nothing else u
 FP_HOURS = 10.0
 FP_POOL = 3000
 FP_SIZE = (640, 360)  # the capture's default size
+RECENT = 6  # frames listed with a live false count: the one that counted and the ones before it
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,10 @@ class FpResult:
     gate_rate: dict[str, float] = field(default_factory=dict)
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_s: float = 0.0
+    live: bool = False
+    fresh_reads: int = 0  # live: frames the reader read afresh
+    cpu_ms: float = 0.0  # live: the detector's CPU time over all frames
+    reader: dict[str, Any] = field(default_factory=dict)  # live: the BannerReader's stats
 
     @property
     def per_hour(self) -> float:
@@ -286,10 +303,100 @@ def fp_run(
     return res
 
 
+def timeline(pool: Sequence[Rendered], segments: Sequence[Segment]) -> Iterator[tuple[Segment, FrameTuple]]:
+    """Every frame of ``segments`` in order, with its segment: the bytes :func:`run_segments` classifies."""
+    for seg in segments:
+        scene = pool[seg.scene]
+        decoded = cv2.imdecode(np.frombuffer(scene.data, np.uint8), cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise ValueError(f"pool scene {seg.scene} is not a decodable image")
+        padded = np.asarray(cv2.copyMakeBorder(decoded, 3, 3, 3, 3, cv2.BORDER_REPLICATE), np.uint8)
+        rng = np.random.default_rng(seg.seed)
+        for _ in range(seg.frames):
+            yield seg, (jitter(padded, rng), scene.width, scene.height)
+
+
+def fp_run_live(
+    pool: Sequence[Rendered],
+    hours: float,
+    clf: Classifier,
+    seed: int = 2024,
+    rules: Rules | None = None,
+    schedule: Schedule | None = None,
+    progress: bool = True,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> FpResult:
+    """The same timeline as :func:`fp_run` (:func:`plan`, :func:`jitter`) as one live channel: every frame, in capture
+    order 1000/FPS ms apart, through one BannerReader (the reader's schedule and reuse from the model's metadata
+    unless ``schedule`` is given) whose phase comes from the rules its labels feed (:class:`training.live.LiveChannel`).
+
+    Serial by nature: each frame's schedule, reuse and phase depend on every frame before it. A false count lists
+    the last :data:`RECENT` frames as the detector saw them (why the reader ran, what it read, its score, whether
+    the reading was reused)."""
+    from training.dataset import _progress
+    from training.episode_eval import _frame_record
+    from training.live import LiveChannel
+
+    started = time.monotonic()
+    rules = rules or Rules.from_settings(StateSettings.model_validate({}))
+    segments = plan(len(pool), hours, seed)
+    total = sum(s.frames for s in segments)
+    bar = _progress(total=total, desc=f"false-positive run, live ({hours:g} h at {FPS} fps)") if progress else None
+    chan = LiveChannel(clf, rules, schedule, channel="fp", worker="fp")
+    step_ms = 1000 // FPS
+    t0 = 1_700_000_000_000
+    res = FpResult(hours=hours, frames=total, pool=len(pool), segments=len(segments), live=True)
+    gates = np.full(total, np.nan, np.float64)
+    outcome = np.zeros(total, bool)
+    kinds: list[str] = []
+    recent: list[dict[str, Any]] = []
+    for i, (seg, (data, w, h)) in enumerate(timeline(pool, segments)):
+        step = chan.step(t0 + i * step_ms, data, w, h)
+        pred = step.pred
+        kind = str(pool[seg.scene].info.get("kind", "?"))
+        kinds.append(kind)
+        res.cpu_ms += step.cpu_ms
+        res.fresh_reads += step.fresh_read
+        score = (pred.stages.get("gate") or {}).get("score")
+        if score is not None:
+            gates[i] = float(score)
+        if pred.label not in ("none", "error"):
+            outcome[i] = True
+            res.outcome_frames += 1
+            res.confident_outcome_frames += pred.confidence >= rules.min_confidence
+        recent = [*recent[1 - RECENT:], _frame_record(i - seg.start, 0, pred, step.cpu_ms)]
+        for e in step.events:
+            if e.type == "detected":
+                res.false_counts.append({"at_s": round(i / FPS, 2), "outcome": e.outcome, "confidence": e.confidence,
+                                         "kind": kind, "scene": seg.scene, "frame_in_scene": i - seg.start,
+                                         "recent": list(recent)})
+        if bar and i % 256 == 255:
+            bar.update(256)
+    if bar:
+        bar.update(total % 256)
+        bar.close()
+    res.reader = chan.reader.stats.as_dict()
+    scored = ~np.isnan(gates)
+    if scored.any():
+        res.gate_rate = {f"{t:g}": float((gates[scored] >= t).mean()) for t in thresholds}
+    by = np.asarray(kinds)
+    for k, n in sorted(Counter(kinds).items()):
+        m = by == k
+        row: dict[str, Any] = {"frames": n, "outcome_frames": int((outcome & m).sum()),
+                               "false_counts": len([f for f in res.false_counts if f["kind"] == k])}
+        if (m & scored).any():
+            row["gate_0.2"] = float((gates[m & scored] >= 0.2).mean())
+        res.by_kind[k] = row
+    res.wall_s = time.monotonic() - started
+    return res
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m training.fp_run``: the long false-positive run alone (the card's section (b)), in one command."""
     import argparse
     import json
+    import os
+    import sys
     from pathlib import Path
 
     from services.inference.classifier import Classifier
@@ -301,13 +408,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=MODEL_PATH)
     ap.add_argument("--hours", type=float, default=FP_HOURS)
     ap.add_argument("--pool", type=int, default=FP_POOL)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None, help="processes of the (non-live) run (default 2)")
     ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     ap.add_argument("--pool-seed", type=int, default=FP_SEED,
                     help=f"seed of the scene pool (default {FP_SEED}, the card's); another seed gives a pool of new "
                          "scenes, a check independent of anything tuned on the card's pool")
+    ap.add_argument("--live", action="store_true",
+                    help="every frame through one live channel (the reader's schedule and reuse, its phase from the "
+                         "rules), in one process: the schedule depends on every frame before, so --workers is ignored")
     args = ap.parse_args(argv)
     started = time.monotonic()
+    if args.live and args.workers is not None:
+        print(f"--live runs in one process (frame after frame); --workers {args.workers} ignored", file=sys.stderr)
     synth.ensure_fonts(synth.EVAL)
     pool = cached_render(args.pool_seed, args.pool, synth.EVAL, args.cache_dir, label="none", size=FP_SIZE,
                          desc="false-positive scene pool")
@@ -317,13 +429,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     def factory() -> tuple[Detector, GateScorer | None]:
         return Classifier(model), None if gate_only else Gate(model)
 
-    res = fp_run(pool, args.hours, factory, workers=args.workers)
-    print(json.dumps({"model": Classifier(model).model_id, "pool_seed": args.pool_seed, "hours": res.hours,
-                      "frames": res.frames,
-                      "false_counts": res.false_counts, "per_hour": res.per_hour,
-                      "outcome_frames": res.outcome_frames, "confident_outcome_frames": res.confident_outcome_frames,
-                      "gate_rate": res.gate_rate, "run_s": round(res.wall_s, 1),
-                      "total_s": round(time.monotonic() - started, 1)}, indent=1, default=str))
+    if args.live:
+        load = os.getloadavg()
+        res = fp_run_live(pool, args.hours, Classifier(model))
+    else:
+        res = fp_run(pool, args.hours, factory, workers=2 if args.workers is None else args.workers)
+    out: dict[str, Any] = {
+        "model": Classifier(model).model_id, "pool_seed": args.pool_seed, "hours": res.hours, "frames": res.frames,
+        "false_counts": res.false_counts, "per_hour": res.per_hour,
+        "outcome_frames": res.outcome_frames, "confident_outcome_frames": res.confident_outcome_frames,
+        "gate_rate": res.gate_rate, "run_s": round(res.wall_s, 1), "total_s": round(time.monotonic() - started, 1)}
+    if args.live:
+        out.update({"live": True, "fresh_reads": res.fresh_reads,
+                    "cpu_ms_per_frame": round(res.cpu_ms / res.frames, 3) if res.frames else None,
+                    "reader": res.reader, "by_kind": res.by_kind,
+                    "load_start": [round(v, 2) for v in load],
+                    "load_end": [round(v, 2) for v in os.getloadavg()]})
+    print(json.dumps(out, indent=1, default=str))
     return 0 if not res.false_counts else 1
 
 
