@@ -23,9 +23,10 @@ from typing import Any
 # set over whatever the environment says: another value is another training
 PINNED_ENV: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
     "MKL_CBWR": "COMPATIBLE",
 }
-MKLDNN = False  # torch.backends.mkldnn.enabled during the fit
+MKLDNN = True  # torch.backends.mkldnn.enabled during the fit
 
 
 class KernelPinError(RuntimeError):
