@@ -207,6 +207,19 @@ def load_real(root: Path = SAMPLES_DIR, part: str = "train") -> Arrays | None:
     return Arrays(np.stack(xs), np.asarray(ys, np.int64), ["real"] * len(ys))
 
 
+def digest(arr: Arrays) -> str:
+    """sha256 (16 hex digits) of the pixels and labels of ``arr``: what the fit saw, whatever rendered it.
+
+    Recorded in the model's JSON (``training.data``) so that two trainings that disagree say whether the
+    data already differed (rendering: OpenCV dispatches some kernels on the CPU) or only the fit did.
+    """
+    h = hashlib.sha256()
+    h.update(repr((arr.x.shape, arr.x.dtype.str, arr.y.dtype.str)).encode())
+    h.update(np.ascontiguousarray(arr.x).tobytes())
+    h.update(np.ascontiguousarray(arr.y).tobytes())
+    return h.hexdigest()[:16]
+
+
 def concat(parts: list[Arrays]) -> Arrays:
     return Arrays(
         np.concatenate([p.x for p in parts]),

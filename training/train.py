@@ -18,14 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch import nn
-from tqdm import tqdm
+from training import kernels
 
-from services.inference.vision import MODEL_LABELS
-from training import dataset, synth
-from training.config import (
+kernels.pin()  # before torch is imported: ATen, oneDNN and MKL read their kernel settings once
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from services.inference.vision import MODEL_LABELS  # noqa: E402
+from training import dataset, synth  # noqa: E402
+from training.config import (  # noqa: E402
     CACHE_DIR,
     EVAL_COUNT,
     HARD_COUNT,
@@ -41,8 +45,8 @@ from training.config import (
     VAL_SEED,
     preprocess_meta,
 )
-from training.export import build_meta, export_onnx, write_model
-from training.model import ARCH, BannerNet
+from training.export import build_meta, export_onnx, write_model  # noqa: E402
+from training.model import ARCH, BannerNet  # noqa: E402
 
 log = logging.getLogger("owc.training")
 
@@ -57,6 +61,12 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def setup_torch() -> str:
+    """Threads and CPU kernels of the fit, the same on every machine; returns the kernels' description."""
+    torch.set_num_threads(TORCH_THREADS)  # fixed, not the machine's core count: another count may sum in another order
+    return kernels.check(torch)  # the same kernels on every x86-64 CPU (training/kernels.py)
 
 
 def _normalise_batch(u: torch.Tensor) -> torch.Tensor:
@@ -178,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.monotonic()
-    threads = TORCH_THREADS  # fixed, not the machine's core count: another count may sum in another order
-    torch.set_num_threads(threads)
+    threads = TORCH_THREADS
+    pinned = setup_torch()
     seed_everything(TORCH_SEED)
     synth.ensure_fonts(synth.TRAIN, synth.EVAL)
 
@@ -209,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "arch": ARCH,
         "params": int(sum(p.numel() for p in model.parameters())),
         "framework": f"torch {torch.__version__} (CPU, {threads} threads), python {platform.python_version()}",
+        "kernels": pinned,
         "data": {
             "synthetic_generator": f"training.synth v{synth.GENERATOR_VERSION}",
             "train": {"seed": TRAIN_SEED, "count": len(train), "split": "train",
@@ -220,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "val": {"seed": VAL_SEED, "count": len(val), "split": "train"},
             "real_samples_train": 0 if real is None else len(real),
             "class_counts": counts,
+            # the pixels and labels the fit saw: when two trainings differ, whether the data already did
+            "arrays_sha256": {"train": dataset.digest(train), "hard": None if hard is None else dataset.digest(hard),
+                              "val": dataset.digest(val), "real": None if real is None else dataset.digest(real)},
         },
         "class_balance": f"cross-entropy weighted by inverse class frequency, none x{NONE_WEIGHT} "
         f"(the CNN is the recall-tuned gate: a missed banner costs more than a false candidate, which the reader "

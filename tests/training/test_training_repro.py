@@ -187,3 +187,18 @@ def test_the_false_positive_run_is_the_same_in_one_process_and_two_workers() -> 
     assert one.frames == two.frames == 144
     for field in ("false_counts", "outcome_frames", "confident_outcome_frames", "gate_rate", "by_kind"):
         assert getattr(one, field) == getattr(two, field), field
+
+
+def test_the_training_arrays_digest_changes_with_one_pixel_or_label() -> None:
+    """What the model's JSON records of the data the fit saw (``training.data.arrays_sha256``)."""
+    import numpy as np
+
+    from training import dataset
+
+    rng = np.random.default_rng(0)
+    a = dataset.Arrays(rng.integers(0, 256, (4, 3, 48, 96), dtype=np.uint8), np.arange(4, dtype=np.int64), ["x"] * 4)
+    same = dataset.Arrays(a.x.copy(), a.y.copy(), ["y"] * 4)
+    assert dataset.digest(a) == dataset.digest(same) and len(dataset.digest(a)) == 16
+    same.x[2, 1, 30, 40] ^= 1
+    assert dataset.digest(same) != dataset.digest(a)
+    assert dataset.digest(dataset.Arrays(a.x, a.y[::-1].copy(), a.kinds)) != dataset.digest(a)
