@@ -163,17 +163,10 @@ def run_segments(
             progress(k)
         pending = []
 
-    for seg in segments:
-        scene = pool[seg.scene]
-        decoded = cv2.imdecode(np.frombuffer(scene.data, np.uint8), cv2.IMREAD_COLOR)
-        if decoded is None:
-            raise ValueError(f"pool scene {seg.scene} is not a decodable image")
-        padded = np.asarray(cv2.copyMakeBorder(decoded, 3, 3, 3, 3, cv2.BORDER_REPLICATE), np.uint8)
-        rng = np.random.default_rng(seg.seed)
-        for _ in range(seg.frames):
-            pending.append((jitter(padded, rng), scene.width, scene.height))
-            if len(pending) >= batch:
-                flush()
+    for _seg, frame in timeline(pool, segments):
+        pending.append(frame)
+        if len(pending) >= batch:
+            flush()
     flush()
     return Chunk(labels, conf, gates, probs, reads, scores)
 
