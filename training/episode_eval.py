@@ -38,14 +38,13 @@ from typing import Any
 import numpy as np
 
 from services.common.config.sections import StateSettings
-from services.common.contracts.messages import Label
 from services.inference.banner import BannerReader, Schedule
 from services.inference.classifier import Classifier, Prediction
-from services.state.machine import Machine
-from services.state.rules import LabelInput, Rules, transition
+from services.state.rules import Rules
 from training import synth
 from training.config import CACHE_DIR, MODEL_PATH
 from training.frames import Rendered, load_frames, save_frames
+from training.live import LiveChannel
 from training.synth.episodes import BANNER, ENTRY, EPISODE_VERSION, FPS, render_grid_episode
 from training.synth.grid import CELLS, COLOURS, GRID_VERSION, LANGS, SCENES, WEIGHTS
 
@@ -197,27 +196,16 @@ def run_episode(clf: Classifier, ep: Episode, rules: Rules, channel: str = "epis
     """One episode as a live channel: the worker's detector (gate, the reader's schedule and reuse from the model's
     metadata unless ``schedule`` is given, its phase hint from this episode's rules) and the rules, frames
     ``INTERVAL_MS`` apart."""
-    machine = Machine()
-    now = {"ms": 0}
-    reader = BannerReader(clf, schedule, phase=lambda _ch: (machine.phase, machine.cooldown_until),
-                          clock=lambda: now["ms"] / 1000.0)
+    chan = LiveChannel(clf, rules, schedule, channel=channel, worker="episode")
     onset = int(ep.info["onset"])
     counted: list[tuple[str, int]] = []
     records: list[dict[str, Any]] = []
     cpu: list[float] = []
     for i, f in enumerate(ep.frames):
-        at = i * INTERVAL_MS
-        now["ms"] = at
-        c0 = time.thread_time()
-        pred = reader.classify_frame(channel, at, f.data, f.width, f.height)
-        cpu_ms = (time.thread_time() - c0) * 1000.0
-        cpu.append(cpu_ms)
-        records.append(_frame_record(i, onset, pred, cpu_ms))
-        label = Label(channel=channel, seq=i + 1, captured_at=at, label=pred.label,  # type: ignore[arg-type]
-                      confidence=pred.confidence, probs=pred.probs, model=clf.model_id, worker="episode",
-                      infer_ms=0.0, read=pred.read, score=pred.score)
-        machine, events = transition(machine, LabelInput(label, at), rules)
-        counted += [(str(e.outcome), i) for e in events if e.type == "detected" and e.outcome is not None]
+        step = chan.step(i * INTERVAL_MS, f.data, f.width, f.height)
+        cpu.append(step.cpu_ms)
+        records.append(_frame_record(i, onset, step.pred, step.cpu_ms))
+        counted += [(str(e.outcome), i) for e in step.events if e.type == "detected" and e.outcome is not None]
     result = Result(ep.info, counted, records, cpu)
     if not result.right:
         result.cause, result.notes = diagnose(result, clf)

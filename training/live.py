@@ -3,8 +3,8 @@
 A :class:`services.inference.banner.BannerReader` (the gate, the reader's schedule and reuse from the model's
 metadata unless a schedule is given) whose phase hint comes from the :class:`services.state.machine.Machine` that
 its own labels feed through :func:`services.state.rules.transition`, frames in capture order on a clock that is
-the frames' capture time. ``training.fp_run --live`` runs its timeline through it; ``training.episode_eval``'s
-``run_episode`` runs the same loop for one episode and can use it as is.
+the frames' capture time. ``training.fp_run --live`` runs its timeline through it, and
+``training.episode_eval``'s ``run_episode`` each episode.
 """
 
 from __future__ import annotations
