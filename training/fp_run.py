@@ -277,23 +277,29 @@ def fp_run(
     outcome &= chunk.labels < LABELS.index("error")
     res.outcome_frames = int(outcome.sum())
     res.confident_outcome_frames = int((outcome & (chunk.confidence >= rules.min_confidence)).sum())
-    scored = ~np.isnan(chunk.gate)
-    if scored.any():
-        res.gate_rate = {f"{t:g}": float((chunk.gate[scored] >= t).mean()) for t in thresholds}
     scene_of = np.zeros(total, np.int32)
     for s in segments:
         scene_of[s.start:s.start + s.frames] = s.scene
     kinds = np.asarray([str(pool[int(i)].info.get("kind", "?")) for i in scene_of])
-    frames_per_kind = Counter(kinds.tolist())
-    for k, n in sorted(frames_per_kind.items()):
+    _summarise(res, kinds, outcome, chunk.gate, thresholds)
+    res.wall_s = time.monotonic() - started
+    return res
+
+
+def _summarise(res: FpResult, kinds: npt.NDArray[np.str_], outcome: npt.NDArray[np.bool_],
+               gates: npt.NDArray[np.floating[Any]], thresholds: Sequence[float]) -> None:
+    """``res``'s gate rates and per-kind rows from every frame's scene kind, outcome flag and gate score (NaN: not
+    scored)."""
+    scored = ~np.isnan(gates)
+    if scored.any():
+        res.gate_rate = {f"{t:g}": float((gates[scored] >= t).mean()) for t in thresholds}
+    for k, n in sorted(Counter(kinds.tolist()).items()):
         m = kinds == k
         row: dict[str, Any] = {"frames": n, "outcome_frames": int((outcome & m).sum()),
                                "false_counts": len([f for f in res.false_counts if f["kind"] == k])}
         if scored.any():
-            row["gate_0.2"] = float((chunk.gate[m & scored] >= 0.2).mean()) if (m & scored).any() else float("nan")
+            row["gate_0.2"] = float((gates[m & scored] >= 0.2).mean()) if (m & scored).any() else float("nan")
         res.by_kind[k] = row
-    res.wall_s = time.monotonic() - started
-    return res
 
 
 def timeline(pool: Sequence[Rendered], segments: Sequence[Segment]) -> Iterator[tuple[Segment, FrameTuple]]:
@@ -369,17 +375,7 @@ def fp_run_live(
         bar.update(total % 256)
         bar.close()
     res.reader = chan.reader.stats.as_dict()
-    scored = ~np.isnan(gates)
-    if scored.any():
-        res.gate_rate = {f"{t:g}": float((gates[scored] >= t).mean()) for t in thresholds}
-    by = np.asarray(kinds)
-    for k, n in sorted(Counter(kinds).items()):
-        m = by == k
-        row: dict[str, Any] = {"frames": n, "outcome_frames": int((outcome & m).sum()),
-                               "false_counts": len([f for f in res.false_counts if f["kind"] == k])}
-        if (m & scored).any():
-            row["gate_0.2"] = float((gates[m & scored] >= 0.2).mean())
-        res.by_kind[k] = row
+    _summarise(res, np.asarray(kinds), outcome, gates, thresholds)
     res.wall_s = time.monotonic() - started
     return res
 
