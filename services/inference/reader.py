@@ -244,14 +244,44 @@ class Reader:
 
     def lines(self, crop_bgr: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.uint8]]:
         """The crop cut to each of the largest text lines the detector finds in it (largest first)."""
+        return [crop_bgr[b.y0:b.y1, b.x0:b.x1] for b in self.line_boxes(crop_bgr)]
+
+    def line_boxes(self, crop_bgr: npt.NDArray[np.uint8]) -> list[textline.Box]:
+        """The largest text lines the detector finds in the crop, as boxes in it (largest first)."""
         look = self.spec.second_look
         assert look is not None and self.detector is not None
         x = textline.det_input(crop_bgr, look.height)
         out = self.detector.run(None, {self.detector.get_inputs()[0].name: x})
         prob = np.asarray(out[0], dtype=np.float32)[0, 0]
         h, w = crop_bgr.shape[:2]
-        boxes = textline.line_boxes(prob, (w, h), threshold=look.threshold, top=look.boxes, pad=look.pad)
-        return [crop_bgr[b.y0:b.y1, b.x0:b.x1] for b in boxes]
+        return textline.line_boxes(prob, (w, h), threshold=look.threshold, top=look.boxes, pad=look.pad)
+
+    def read_line(self, area: npt.NDArray[np.uint8], box: textline.Box) -> Reading:
+        """One line the detector found in ``area`` (the crop, or the crop raised), read. With ``second_look.placed``
+        its words' centres are shares of the area's width — the crop's: the area is the crop's columns — so the
+        first look's place checks judge them; with ``second_look.widen``, when it names an outcome, the look-alikes
+        of its box widened on each side are merged in (the detector's box can cut a longer word: ``DEFEATED``'s
+        ``ED``)."""
+        look = self.spec.second_look
+        assert look is not None
+        reading = self.read_crop(area[box.y0:box.y1, box.x0:box.x1])
+        centres = reading.centres
+        if look.placed:
+            span, width = box.x1 - box.x0, max(1, area.shape[1])
+            centres = {k: round((box.x0 + c * span) / width, 4) for k, c in reading.centres.items()}
+        words, text = reading.words, reading.text
+        if look.widen > 0 and max(reading.labels.values(), default=-99.0) >= self.spec.near_miss:
+            margin = round(look.widen * (box.y1 - box.y0))
+            x0, x1 = max(0, box.x0 - margin), min(area.shape[1], box.x1 + margin)
+            if (x0, x1) != (box.x0, box.x1):
+                probs = self.steps(area[box.y0:box.y1, x0:x1])
+                wide, spotted = self.score(probs), self._spot(probs) if self.spec.spot else {}
+                words = dict(words)
+                for word in self.spec.lookalikes:
+                    words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
+                text = f"{text} ({wide.text})"
+        return Reading(words, self.labels(words), text, reading.ms, clipped=reading.clipped, centres=centres,
+                       heights=reading.heights)
 
     def read_image(self, crop_bgr: npt.NDArray[np.uint8], image: npt.NDArray[np.uint8] | None = None) -> Reading:
         """Read the crop; when it reads poorly (:meth:`wants_second_look`), also each text line the detector
@@ -268,17 +298,18 @@ class Reader:
         area = crop_bgr
         if image is not None and look.above > 0:
             area = vision.crop_roi(image, raised(self.spec.roi, look.above))
-        lines = self.lines(area)
-        readings = [self.read_crop(line) for line in lines]
-        if area is not crop_bgr and (look.whole is True or (look.whole == "lines" and lines)):
+        boxes = self.line_boxes(area)
+        readings = [self.read_line(area, box) for box in boxes]
+        if area is not crop_bgr and (look.whole is True or (look.whole == "lines" and boxes)):
             readings.append(self.read_crop(area))
         if not readings:
             return Reading(first.words, first.labels, first.text, first.ms + (time.perf_counter() - t0) * 1000, 2,
                            clipped=first.clipped, centres=first.centres, heights=first.heights)
         words = {w: max(first.words[w], *(r.words[w] for r in readings)) for w in first.words}
         text = " | ".join([first.text, *(r.text for r in readings)])
+        centres, heights = placed([first, *readings]) if look.placed else (first.centres, first.heights)
         return Reading(words, self.labels(words), text, first.ms + (time.perf_counter() - t0) * 1000, 2,
-                       clipped=first.clipped, centres=first.centres, heights=first.heights)
+                       clipped=first.clipped, centres=centres, heights=heights)
 
     # the whole word ----------------------------------------------------------
     def wants_whole_word(self, reading: Reading, crop_bgr: npt.NDArray[np.uint8]) -> bool:
@@ -327,8 +358,8 @@ class Reader:
                        centres=reading.centres, heights=reading.heights)
 
     def wide_crop(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """The crop widened by ``spec.widen`` on each side (:meth:`whole_word`)."""
-        return vision.crop_roi(image, widened(self.spec.roi, self.spec.widen))
+        """The crop widened by ``spec.widen`` on each side and raised by ``spec.widen_above`` (:meth:`whole_word`)."""
+        return vision.crop_roi(image, widened(raised(self.spec.roi, self.spec.widen_above), self.spec.widen))
 
     def _spot(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each look-alike's per-letter score at its likeliest place in the line (:func:`ctc.spot_log_likelihoods`)."""
@@ -369,6 +400,20 @@ class Reader:
 def widened(roi: vision.Roi, by: float) -> vision.Roi:
     """``roi`` widened by ``by`` (a share of the frame) on the left and on the right, within the frame."""
     return roi.model_copy(update={"x0": max(0.0, roi.x0 - by), "x1": min(1.0, roi.x1 + by)})
+
+
+def placed(looks: list[Reading]) -> tuple[dict[str, float], dict[str, float]]:
+    """Each outcome's place (centre, letters' height) from the look that read it best (the first look on a tie):
+    the word the merged reading scores is judged where it was read."""
+    centres: dict[str, float] = {}
+    heights: dict[str, float] = {}
+    for label in looks[0].labels:
+        best = max(looks, key=lambda r: r.labels.get(label, -99.0))  # max keeps the first of equals
+        if label in best.centres:
+            centres[label] = best.centres[label]
+        if label in best.heights:
+            heights[label] = best.heights[label]
+    return centres, heights
 
 
 def raised(roi: vision.Roi, by: float) -> vision.Roi:

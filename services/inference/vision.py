@@ -99,6 +99,14 @@ class LookSpec(BaseModel):
     # also read that raised area whole (one more recogniser run): always (true), or only when the detector found a
     # line in it ("lines": a frame with no line of text there has no word to read whole; most gameplay reads)
     whole: bool | Literal["lines"] = False
+    # each line's and the raised area's outcome words are placed like the first look's (issue 21, the live run):
+    # their centre as a share of the crop's width (a line's box mapped back into the crop) and their letters'
+    # height, so ``spec.centre`` and ``spec.letter_height`` judge a word whichever look read it. False: a word only
+    # the second look read has no place and is not judged by it (detectors before it)
+    placed: bool = False
+    # a line whose outcome word reads at least ``near_miss`` is read again with its box widened by this × its height
+    # on each side, look-alikes only (a ``DEFEATED`` whose ``ED`` the detector's box cut off); 0: not
+    widen: float = Field(0.0, ge=0, le=4)
 
     @model_validator(mode="after")
     def _height(self) -> LookSpec:
@@ -151,6 +159,9 @@ class ReaderSpec(BaseModel):
     widen: float = Field(0.0, ge=0, le=0.5)
     # the wider crop read whenever a reading reaches near_miss, its look-alikes found anywhere in its line (ctc.spot_…)
     spot: bool = False
+    # ... and raised by this share of the frame at its top (a large ``DEFEATED`` drawn high, its tops cut by the crop,
+    # reads ``DEFEAT`` there and whole only when its tops are in; 0: the crop's own top)
+    widen_above: float = Field(0.0, ge=0, le=0.2)
     # the banner's word is centred on the frame, and so in the crop: an outcome word whose letters' centre (a share
     # of the crop's width) lies outside this range is not the banner (None: no check)
     centre: tuple[float, float] | None = None

@@ -447,3 +447,87 @@ def test_a_strip_of_an_outcome_word_is_not_the_banner(reader: Reader) -> None:
         banner = reader.read(_frame(text, (230, 185, 45), (640, 360), font=font), 640, 360)
         label = max(banner.labels, key=banner.labels.__getitem__)
         assert banner.heights[label] >= META.reader.letter_height, (text, banner)
+
+
+def _area(text: str, x: float, size: tuple[int, int] = (204, 75), colour: tuple[int, int, int] = (250, 160, 40),
+          height: float = 0.32) -> np.ndarray:
+    """A dark area the size of the 640x360 frame's raised crop with ``text`` left-anchored at ``x`` of its width."""
+    font = FONTS["latin"]
+    if not font.exists():
+        pytest.skip(f"font {font} is not installed (make test installs it)")
+    w, h = size
+    img = Image.new("RGB", (w, h), (30, 28, 40))
+    ImageDraw.Draw(img).text((w * x, h * 0.5), text, fill=colour, font=ImageFont.truetype(str(font), int(h * height)),
+                             anchor="lm")
+    return np.asarray(img)[:, :, ::-1].copy()
+
+
+def _looking(reader: Reader, **look: object) -> Reader:
+    assert reader.spec.second_look is not None
+    return Reader(reader.spec.model_copy(update={"second_look": reader.spec.second_look.model_copy(update=look)}))
+
+
+def test_a_word_the_second_look_reads_in_a_line_is_placed_in_the_crop(reader: Reader) -> None:
+    """``second_look.placed``: a line's word is placed where it sits in the crop (the line's box mapped back), so the
+    banner's place check judges it; without it a word only the second look read had no place and passed (issue 21:
+    the live run's career screens, a result list's ``DRAW`` at 0.78-0.90 of the crop counted)."""
+    from services.inference.classifier import decide
+    from services.inference.textline import Box
+
+    assert META.reader is not None and META.reader.centre is not None
+    labels = ("none", "victory", "defeat", "draw")
+    area = _area("DRAW", 0.7)
+    x0 = int(area.shape[1] * 0.66)
+    box = Box(x0, 10, area.shape[1], 65)
+    old, new = _looking(reader, placed=False), _looking(reader, placed=True)
+    line = old.read_line(area, box)
+    assert line.labels["draw"] >= META.reader.accept, line
+    assert 0.3 <= line.centres["draw"] <= 0.7, line  # where it sits in its own line: the line's middle
+    placed = new.read_line(area, box)
+    assert placed.words == line.words
+    expected = (box.x0 + line.centres["draw"] * (box.x1 - box.x0)) / area.shape[1]
+    assert placed.centres["draw"] == pytest.approx(expected, abs=1e-3)
+    assert placed.centres["draw"] > META.reader.centre[1]
+    assert decide(labels, placed.words, new.spec, placed.centres, placed.heights)[0]["draw"] <= 0.1, placed
+    # the same word in the middle of the crop, in a line box around it, is the banner
+    middle = _area("DRAW", 0.3)
+    centred = new.read_line(middle, Box(40, 10, 164, 65))
+    assert META.reader.centre[0] <= centred.centres["draw"] <= META.reader.centre[1], centred
+    assert decide(labels, centred.words, new.spec, centred.centres, centred.heights)[0]["draw"] >= 0.9, centred
+
+
+def test_each_outcome_is_placed_where_the_look_that_read_it_best_saw_it() -> None:
+    from services.inference.reader import placed
+
+    first = Reading({}, {"victory": -3.0, "defeat": -1.0, "draw": -9.0}, "", 0.0,
+                    centres={"victory": 0.5, "defeat": 0.5}, heights={"victory": 1.0, "defeat": 1.2})
+    line = Reading({}, {"victory": -0.5, "defeat": -1.0, "draw": -9.0}, "", 0.0,
+                   centres={"victory": 0.9, "defeat": 0.2}, heights={"victory": 2.0, "defeat": 0.3})
+    centres, heights = placed([first, line])
+    assert centres == {"victory": 0.9, "defeat": 0.5} and heights == {"victory": 2.0, "defeat": 1.2}  # a tie: the first
+
+
+def test_a_look_alike_the_line_box_cut_is_read_whole_around_the_line(reader: Reader) -> None:
+    """``second_look.widen``: the detector's box around a ``DEFEATED`` can end after ``DEFEAT`` (issue 21, pool seed
+    2002, a kill callout: its line read ``DEFEAT`` at -0.01 and counted). When a line names an outcome its box is
+    read again widened by ``widen`` × its height on each side, look-alikes only: ``DEFEATED`` vetoes."""
+    from services.inference.classifier import decide
+    from services.inference.textline import Box
+
+    assert META.reader is not None
+    labels = ("none", "victory", "defeat", "draw")
+    area = _area("DEFEATED", 0.2, height=0.28)
+    font = ImageFont.truetype(str(FONTS["latin"]), int(75 * 0.28))
+    x0 = int(204 * 0.2) - 2
+    cut = Box(x0, 14, x0 + int(font.getlength("DEFEAT")) + 2, 62)
+    narrow = _looking(reader, placed=True, widen=0.0).read_line(area, cut)
+    assert narrow.labels["defeat"] >= META.reader.accept, narrow
+    assert decide(labels, narrow.words, reader.spec, narrow.centres, narrow.heights)[0]["defeat"] >= 0.9, narrow
+    whole = _looking(reader, placed=True, widen=1.0).read_line(area, cut)
+    assert whole.words["DEFEATED"] > narrow.words["DEFEATED"] and whole.labels == narrow.labels, whole
+    # DEFEATED read whole explains the line as well as DEFEAT does: at best even odds, never a sure picture
+    assert decide(labels, whole.words, reader.spec, whole.centres, whole.heights)[0]["defeat"] <= 0.5 + 1e-6, whole
+    # a banner's line names its outcome alone: the widened read leaves it counted
+    banner = _area("DEFEAT", 0.2, height=0.28)
+    kept = _looking(reader, placed=True, widen=1.0).read_line(banner, cut)
+    assert decide(labels, kept.words, reader.spec, kept.centres, kept.heights)[0]["defeat"] >= 0.9, kept
