@@ -107,10 +107,16 @@ SECOND_LOOK_MEASURED: dict[str, int | float] = {
 # frames labelled an outcome in the 10-hour runs.
 SECOND_LOOK_RAISED: dict[str, int | float | str | bool] = {**SECOND_LOOK_MEASURED, "from_score": -99.0,
                                                             "above": 0.04, "whole": "lines"}
-SECOND_LOOK: dict[str, int | float | str | bool] | None = SECOND_LOOK_RAISED
+# A word only the second look read is judged where it was read (issue 21, 2026-12-07, the live run): ``placed`` maps a
+# line's word into the crop so CENTRE and LETTER_HEIGHT judge it (career screens' result lists read `DRAW`, `引き分け`
+# at 0.78-0.90 of the crop in a line and counted; every banner word a line read over the 720 episodes sat at
+# 0.41-0.62), and ``widen`` reads a line that names an outcome again with its box widened by its height on each side,
+# look-alikes only (a kill callout's `DEFEATED` whose box ended after `DEFEAT` read -0.01 and counted).
+SECOND_LOOK_PLACED: dict[str, int | float | str | bool] = {**SECOND_LOOK_RAISED, "placed": True, "widen": 1.0}
+SECOND_LOOK: dict[str, int | float | str | bool] | None = SECOND_LOOK_PLACED
 # second_look keys left out of the metadata (and so of the model id) at these values: detectors without them keep
 # their id
-LOOK_DEFAULTS: dict[str, float | bool] = {"above": 0.0, "whole": False}
+LOOK_DEFAULTS: dict[str, float | bool] = {"above": 0.0, "whole": False, "placed": False, "widen": 0.0}
 
 # The whole word (services/inference/reader.py, docs/detector.md#the-whole-word): when the first look's text may
 # run on beyond a side of the crop (a character likeliest at its first or last step, or letter-like strokes within
@@ -120,6 +126,13 @@ LOOK_DEFAULTS: dict[str, float | bool] = {"above": 0.0, "whole": False}
 # holds it whole and reads `VICTORIES` at -0.42 per letter (VICTORY -2.10 either way). 0: off.
 WIDEN_MEASURED = 0.1
 WIDEN = WIDEN_MEASURED
+# ... and that wider crop read a second time raised by WIDEN_ABOVE of the frame at its top, as high as the second
+# look's area, per look-alike the better of both (issue 21, 2026-12-07, the live run): a large `DEFEATED` drawn high,
+# its tops cut by the crop, read `DEFEAT` at -1.1 .. -1.9 in the crop and in the wider crop alike and counted (pool
+# seed 2002, scene 1221); raised, the wider crop reads `DEFEATED` and vetoes on 16 of 16 jittered frames (before: 2
+# of 16 at p >= 0.9). Raised *instead of* the crop's rows it made a false count (scene 1959, a `DEFEATED` under other
+# text, read worse raised: p >= 0.9 on 17 of 24 frames, was 0), so both are read. 0: off.
+WIDEN_ABOVE = 0.04
 
 # What the recogniser needs beside the above (docs/detector.md#the-recogniser). PP-OCRv6 small reads more banners
 # but also reads cut or crowded look-alikes as our words where PP-OCRv5 did not (the 10-hour run: `DEFEATED` beside
@@ -170,6 +183,7 @@ def reader_spec(recogniser: str = RECOGNISER) -> ReaderSpec:
         **RECOGNISERS[recogniser], "model_sha256": "0" * 64, "charset_sha256": "0" * 64,
         "roi": READER_ROI, "height": 48, "max_width": 320, "words": WORDS, "lookalikes": LOOKALIKES,
         "accept": ACCEPT, "slope": SLOPE, "near_miss": NEAR_MISS, "list_check": LIST_CHECK, "widen": WIDEN,
+        "widen_above": WIDEN_ABOVE,
         **TUNING[recogniser],
     })
     look = None
@@ -189,7 +203,7 @@ def reader_spec(recogniser: str = RECOGNISER) -> ReaderSpec:
 def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
                 schedule: dict[str, Any] | None = None) -> str:
     # one look, no widening: the id of a detector without them
-    optional = ("widen", "spot", "centre", "letter_height")
+    optional = ("widen", "spot", "centre", "letter_height", "widen_above")
     reader = {k: v for k, v in reader.items()
               if not ((k == "second_look" and v is None) or (k in optional and not v))}
     if isinstance(reader.get("second_look"), dict):  # (a detector from the reader's own package names none)
@@ -215,8 +229,8 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
         reader.pop("second_look", None)
     else:
         reader["second_look"] = _look(reader["second_look"])
-    for key in ("widen", "spot", "centre", "letter_height"):  # (likewise without the whole-word look, spotting,
-        # centring or the letters' height)
+    for key in ("widen", "spot", "centre", "letter_height", "widen_above"):  # (likewise without the whole-word look,
+        # spotting, centring, the letters' height or a raised wider crop)
         if not reader.get(key):
             reader.pop(key, None)
     # (keys unset — None — are left out: a detector assembled before them keeps its id)

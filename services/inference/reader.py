@@ -353,13 +353,23 @@ class Reader:
         spotted = self._spot(probs) if self.spec.spot else {}
         for word in self.spec.lookalikes:
             words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
-        return Reading(words, self.labels(words), f"{reading.text} | {wide.text}",
+        text = wide.text
+        if self.spec.widen_above > 0:
+            # the same wider crop raised too: a look-alike drawn high is whole only there, one drawn under other
+            # text only in the crop's own rows — per look-alike the better of both (either can refuse)
+            high = self.steps(vision.crop_roi(image, widened(raised(self.spec.roi, self.spec.widen_above),
+                                                             self.spec.widen)))
+            raised_words, raised_spot = self.score(high).words, self._spot(high) if self.spec.spot else {}
+            for word in self.spec.lookalikes:
+                words[word] = max(words[word], raised_words[word], raised_spot.get(word, -99.0))
+            text = f"{text} ^ {ctc.greedy_text(high, self.charset)}"
+        return Reading(words, self.labels(words), f"{reading.text} | {text}",
                        reading.ms + (time.perf_counter() - t0) * 1000, reading.looks, clipped=True, widened=True,
                        centres=reading.centres, heights=reading.heights)
 
     def wide_crop(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """The crop widened by ``spec.widen`` on each side and raised by ``spec.widen_above`` (:meth:`whole_word`)."""
-        return vision.crop_roi(image, widened(raised(self.spec.roi, self.spec.widen_above), self.spec.widen))
+        """The crop widened by ``spec.widen`` on each side (:meth:`whole_word`)."""
+        return vision.crop_roi(image, widened(self.spec.roi, self.spec.widen))
 
     def _spot(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each look-alike's per-letter score at its likeliest place in the line (:func:`ctc.spot_log_likelihoods`)."""

@@ -159,8 +159,9 @@ class ReaderSpec(BaseModel):
     widen: float = Field(0.0, ge=0, le=0.5)
     # the wider crop read whenever a reading reaches near_miss, its look-alikes found anywhere in its line (ctc.spot_…)
     spot: bool = False
-    # ... and raised by this share of the frame at its top (a large ``DEFEATED`` drawn high, its tops cut by the crop,
-    # reads ``DEFEAT`` there and whole only when its tops are in; 0: the crop's own top)
+    # ... and read a second time raised by this share of the frame at its top, the better look-alike of both kept (a
+    # large ``DEFEATED`` drawn high, its tops cut by the crop, reads ``DEFEAT`` there and whole only when its tops are
+    # in; one drawn under other text reads whole only without them; 0: only the crop's own rows)
     widen_above: float = Field(0.0, ge=0, le=0.2)
     # the banner's word is centred on the frame, and so in the crop: an outcome word whose letters' centre (a share
     # of the crop's width) lies outside this range is not the banner (None: no check)

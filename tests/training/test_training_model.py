@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -259,6 +260,29 @@ def test_a_detector_without_the_unsure_reuse_keeps_its_id(meta: ModelMeta) -> No
     without = {k: v for k, v in schedule.items() if k != "unsure_reuse_s"}
     assert Schedule.model_validate(without).model_dump(mode="json", exclude_none=True) == without
     gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
-    gate, reader = meta.gate.model_dump(mode="json"), meta.reader.model_dump(mode="json")
+    gate, reader = meta.gate.model_dump(mode="json"), _before_placing(meta)
     assert detector_id(gate_sha, gate, reader, without) == "vc-23b9d79f5d58"
-    assert detector_id(gate_sha, gate, reader, schedule) == meta.model_id != "vc-23b9d79f5d58"
+    assert detector_id(gate_sha, gate, reader, schedule) == "vc-5dad7766dfdf"
+
+
+def _before_placing(meta: ModelMeta) -> dict[str, Any]:
+    """The reader's metadata without the keys of 2026-12-07 (the second look's ``placed`` and ``widen``, the wider
+    crop's ``widen_above``) — at their defaults, as a detector before them is written."""
+    assert meta.reader is not None and meta.reader.second_look is not None
+    reader = meta.reader.model_dump(mode="json")
+    look = {**reader["second_look"], "placed": False, "widen": 0.0}
+    return {**reader, "second_look": look, "widen_above": 0.0}
+
+
+def test_a_detector_without_placing_the_second_looks_words_keeps_its_id(meta: ModelMeta) -> None:
+    """``second_look.placed``, ``second_look.widen`` and ``reader.widen_above`` are written only when set (issue 21,
+    2026-12-07, the live run): at their defaults the id is that of the detector before them (``vc-5dad7766dfdf``);
+    set, they are part of it."""
+    assert meta.gate is not None and meta.reader is not None and meta.reader.second_look is not None
+    look = meta.reader.second_look
+    assert look.placed and look.widen > 0 and meta.reader.widen_above > 0
+    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate, schedule = meta.gate.model_dump(mode="json"), (meta.model_extra or {})["schedule"]
+    assert detector_id(gate_sha, gate, _before_placing(meta), schedule) == "vc-5dad7766dfdf"
+    assert detector_id(gate_sha, gate, meta.reader.model_dump(mode="json"), schedule) == meta.model_id
+    assert meta.model_id != "vc-5dad7766dfdf"

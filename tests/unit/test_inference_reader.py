@@ -531,3 +531,28 @@ def test_a_look_alike_the_line_box_cut_is_read_whole_around_the_line(reader: Rea
     banner = _area("DEFEAT", 0.2, height=0.28)
     kept = _looking(reader, placed=True, widen=1.0).read_line(banner, cut)
     assert decide(labels, kept.words, reader.spec, kept.centres, kept.heights)[0]["defeat"] >= 0.9, kept
+
+
+def test_the_wider_crop_is_also_read_raised_and_can_only_refuse() -> None:
+    """``reader.widen_above``: the whole word's wider crop is read a second time raised (a large ``DEFEATED`` drawn
+    high, its tops cut by the crop, is whole only there: issue 21, pool seed 2002, scene 1221); per look-alike the
+    better of both, so it can refuse a reading, never raise an outcome — and the crop's own rows are still read (raised
+    alone, a ``DEFEATED`` under other text read worse and counted: scene 1959)."""
+    assert META.reader is not None
+    plain = Reader(META.reader.model_copy(update={"widen_above": 0.0}))
+    calls: list[int] = []
+
+    class Counted(Reader):
+        def steps(self, crop_bgr: np.ndarray) -> np.ndarray:
+            calls.append(crop_bgr.shape[0])
+            return super().steps(crop_bgr)
+
+    both = Counted(META.reader.model_copy(update={"widen_above": 0.04}))
+    for data in (_cut("VICTORIES", 0.36), _frame("DEFEAT", (250, 40, 40), (640, 360))):
+        calls.clear()
+        one, two = plain.read(data, 640, 360), both.read(data, 640, 360)
+        # the wider crop (the crop's rows), then the same raised: taller (a line's widened read may come before)
+        assert two.widened and len(calls) >= 2 and calls[-1] > calls[-2], calls
+        assert {w: two.words[w] for w in META.reader.lookalikes} != {} and all(
+            two.words[w] >= one.words[w] for w in META.reader.lookalikes)
+        assert all(two.words[w] == one.words[w] for w in one.words if w not in META.reader.lookalikes)
