@@ -210,11 +210,11 @@ def _detector_desc(clf: Classifier) -> str:
 def _live_lines(live: dict[str, Any] | None) -> list[str]:
     """The card's (b2): the long run's timeline as one live channel (``fp_run --live``)."""
     if not live:
-        return ["### (b2) The same run as a live channel", "", "Not run with this card (cards before 2026-12-07).", ""]
+        return ["## (b2) The same run as a live channel", "", "Not run with this card (cards before 2026-12-07).", ""]
     frames = max(1, live["frames"])
     reader = live.get("reader") or {}
     lines = [
-        "### (b2) The same run as a live channel",
+        "## (b2) The same run as a live channel",
         "",
         f"**{_count(len(live['false_counts']), 'false count')} in {live['hours']:g} h** "
         f"({_f(live['per_hour'], 2)} per hour; target 0 in ≥ 10 h). The same {live['frames']} frames, in order, "

@@ -187,7 +187,7 @@ def test_quick_evaluation_writes_every_section_of_the_card(tmp_path: Path) -> No
                     "## Never tested on", "victory/en", "defeat/ja", "candidate rate",
                     "## (a2) Every outcome in every colour", "colour red", "scene end_screen", "ms of CPU per frame",
                     "## (a3) Banner episodes through the counting rules", "time to count",
-                    "### (b2) The same run as a live channel", "frames read afresh"):
+                    "## (b2) The same run as a live channel", "frames read afresh"):
         assert heading in text
     assert "--eval-count 40 --hours 0.01 --pool 12 --grid 1 --grid-cells 6 --episode-cells 3" in text
     assert "**reproduce with**: `.venv/bin/python -m training.evaluate --eval-count 40" in text
