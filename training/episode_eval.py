@@ -30,7 +30,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -442,8 +442,12 @@ def episode_tables(rep: dict[str, Any], command: str) -> list[str]:
 
 
 def run(model: Path = MODEL_PATH, cells: int = len(CELLS), per_cell: int = 1, seed: int = EPISODE_SEED,
-        cache_dir: Path = CACHE_DIR, workers: int = 2, verbose: bool = True) -> dict[str, Any]:
-    """Render (or load) the episodes of ``cells`` evenly spread cells and run them; return the report."""
+        cache_dir: Path = CACHE_DIR, workers: int = 2, verbose: bool = True,
+        only: Collection[int] | None = None) -> dict[str, Any]:
+    """Render (or load) the episodes of ``cells`` evenly spread cells and run them; return the report.
+
+    ``only``: run just the episodes of these grid cells (an earlier report's misses, say); the chosen cells'
+    episodes are still loaded in the same chunks, so a cached run renders nothing."""
     started = time.monotonic()
     synth.ensure_fonts(synth.EVAL)
     clf = Classifier(model, intra_op_threads=1)
@@ -460,6 +464,8 @@ def run(model: Path = MODEL_PATH, cells: int = len(CELLS), per_cell: int = 1, se
         render_s += time.monotonic() - t
         if ep is None:
             break
+        if only is not None and int(ep.info["cell"]) not in only:
+            continue
         results.append(run_episode(clf, ep, rules))
         if not results[-1].right:
             missed.append(ep)
@@ -472,6 +478,7 @@ def run(model: Path = MODEL_PATH, cells: int = len(CELLS), per_cell: int = 1, se
     rep["misses_counted_without_reuse"] = sum(again.values())
     assert clf.reader is not None
     rep.update({"accept": clf.reader.spec.accept, "near_miss": clf.reader.spec.near_miss, "cells": len(chosen),
+                "only": sorted(only) if only is not None else None,
                 "per_cell": per_cell, "seed": seed, "render_wall_s": round(render_s, 1),
                 "render_cpu_s": _children_cpu(), "process_cpu_s": round(time.process_time() - c0, 1),
                 "load": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
@@ -489,10 +496,21 @@ def _children_cpu() -> float:
     return round(t.children_user + t.children_system, 1)
 
 
-def command(cells: int, per_cell: int) -> str:
+def command(cells: int, per_cell: int, only: Collection[int] | None = None) -> str:
     base = ".venv/bin/python -m training.episode_eval"
     return base + ("" if cells >= len(CELLS) else f" --cells {cells}") + ("" if per_cell == 1 else
-                                                                          f" --per-cell {per_cell}")
+                                                                          f" --per-cell {per_cell}") + (
+        "" if only is None else " --only " + ",".join(str(c) for c in sorted(only)))
+
+
+def _cell_list(text: str) -> frozenset[int]:
+    try:
+        cells = frozenset(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of cell numbers: {text!r}") from None
+    if not cells or not all(0 <= c < len(CELLS) for c in cells):
+        raise argparse.ArgumentTypeError(f"cells are numbered 0 … {len(CELLS) - 1}: {text!r}")
+    return cells
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -505,13 +523,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=EPISODE_SEED)
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    parser.add_argument("--only", type=_cell_list, default=None,
+                        help="run just these grid cells of the chosen ones, comma-separated (e.g. a report's "
+                        "misses: its cell_index values)")
     parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
     parser.add_argument("--markdown", action="store_true", help="print the model card's section")
     parser.add_argument("--all-misses", action="store_true", help="print every miss frame by frame")
     args = parser.parse_args(argv)
     if args.cells < 1 or args.per_cell < 1:
         parser.error("--cells and --per-cell must be at least 1")
-    rep = run(args.model, args.cells, args.per_cell, args.seed, args.cache_dir, args.workers)
+    if args.only is not None and not set(args.only) <= set(pick_cells(args.cells)):
+        parser.error(f"--only names cells outside the {args.cells} chosen: "
+                     f"{sorted(set(args.only) - set(pick_cells(args.cells)))}")
+    rep = run(args.model, args.cells, args.per_cell, args.seed, args.cache_dir, args.workers, only=args.only)
     if args.json:
         args.json.write_text(json.dumps(rep, indent=1, default=str))
     summary = {k: rep[k] for k in ("episodes", "overall", "min_recall", "causes", "frames_to_count", "per_frame",
@@ -519,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary["wrong_outcomes"] = len(rep["wrong_outcomes"])
     print(json.dumps(summary, indent=1, default=str))
     if args.markdown or rep["misses"]:
-        print("\n".join(episode_tables(rep, command(args.cells, args.per_cell))))
+        print("\n".join(episode_tables(rep, command(args.cells, args.per_cell, args.only))))
     if args.all_misses:
         for m in rep["misses"]:
             print("\n".join(miss_lines(m)))

@@ -65,6 +65,27 @@ def test_a_handful_of_episodes_through_the_detector_and_the_rules(tmp_path: Path
     assert [f.data for f in eps[0].frames] == [d for d, _w, _h in fresh]
     md = "\n".join(episode_eval.episode_tables(rep, episode_eval.command(3, 1)))
     assert "--cells 3" in md and "| **all** |" in md
+    # --only: one of the chosen cells, from the same cache (nothing rendered), counted as in the full run
+    one = eps[1].info["cell"]
+    alone = episode_eval.run(MODEL_PATH, cells=3, cache_dir=tmp_path, workers=1, verbose=False, only={one})
+    assert sorted(tmp_path.glob("episodes-*.npz")) == cached
+    assert alone["episodes"] == 1 and alone["only"] == [one] and alone["cells"] == 3
+    outcome = eps[1].info["label"]
+    assert alone["overall"][outcome]["n"] == 1
+    assert alone["overall"][outcome]["right"] == rep["overall"][outcome]["right"]
+    assert episode_eval.command(3, 1, {one, 0}).endswith(f"--cells 3 --only {min(0, one)},{max(0, one)}")
+
+
+def test_only_takes_cells_of_the_grid(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        episode_eval.main(["--only", "3,x"])
+    with pytest.raises(SystemExit):
+        episode_eval.main(["--only", str(len(CELLS))])
+    assert "numbered 0" in capsys.readouterr().err
+    outside = next(c for c in range(len(CELLS)) if c not in episode_eval.pick_cells(3))
+    with pytest.raises(SystemExit):
+        episode_eval.main(["--cells", "3", "--only", str(outside)])
+    assert "outside the 3 chosen" in capsys.readouterr().err
 
 
 def test_a_miss_is_put_down_to_the_stage_that_dropped_it() -> None:
