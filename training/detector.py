@@ -174,6 +174,11 @@ SCHEDULE: dict[str, int | float] = {
     # a banner read just under the bar gets another chance on each frame (issue 21, 2026-12-07: over the 720 banner
     # episodes 671 -> 674 counted right, 0 wrong, the same CPU per gameplay frame; docs/detector.md)
     "unsure_reuse_s": 0.0,
+    # a reading the schedule made (settle, every, follow: the gate did not ask) that names an outcome is not reused
+    # outside cooldown: a count resting on the schedule's reads rests on two readings (issue 21, 2026-12-07, night: on
+    # the live run five of six false counts left were confirmed by the same reading reused; with this key, 3 h of
+    # pool 2002 live 1 -> 0, pool 2001 1 -> 1, and the 720 banner episodes 674 -> 674; docs/detector.md)
+    "fresh_confirm": True,
 }
 
 

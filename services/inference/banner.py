@@ -25,7 +25,9 @@ And it reads a banner once, not forty times (issue 22):
   ``--explain`` and the label's evidence are the same as a fresh read; an
   *unsure* reading (its best outcome word at ``near_miss`` or better but below
   ``accept``) is reused at most ``unsure_reuse_s`` outside cooldown, so a
-  banner read just under the bar gets another chance on its next frames;
+  banner read just under the bar gets another chance on its next frames; with
+  ``fresh_confirm``, a reading the gate did not ask for that names an outcome is
+  not reused outside cooldown either (a count needs two readings, not one twice);
 - **the list check once per banner**: its band scores are kept for the same
   outcome while the area has not changed strongly (``list_s`` at most);
 - **cooldown**: while the channel's state says cooldown and the frame is
@@ -114,6 +116,11 @@ class Schedule(BaseModel):
     # reused at most this long (None: as any reading, ``reuse_s``; detectors before it). A banner read just under the
     # bar is read afresh on its next frames: each frame's capture is another chance to read it at ``accept``
     unsure_reuse_s: float | None = Field(None, ge=0, le=60)
+    # outside cooldown, a reading the gate did not ask for (settle, every, follow) that names an outcome (near_miss or
+    # better) is not reused: the next frame the schedule reads is read afresh, so a count that rests on the schedule's
+    # reads alone rests on two readings, not on one reading twice (issue 21, the live run: a held look-alike read well
+    # once in 24 jittered frames was counted on its reuse). None/False: reused as any reading (detectors before it)
+    fresh_confirm: bool | None = Field(None)
 
     @classmethod
     def from_meta(cls, extra: dict[str, Any] | None) -> Schedule:
@@ -132,6 +139,7 @@ class _Kept:
     at: int  # frame time (ms)
     reading: Reading
     image: npt.NDArray[np.uint8]  # the decoded frame, for a list check on a reused reading
+    why: str = "gate"  # why the reader read it (gate, settle, every, follow)
 
 
 @dataclass(slots=True)
@@ -277,7 +285,7 @@ class BannerReader:
         if not why:
             ch.named = ""
             return clf.unread(row, stages)
-        got = self._reading(ch, sig, captured_at, source, cooldown, moved, hinted=hint is not None)
+        got = self._reading(ch, sig, captured_at, source, cooldown, moved, hinted=hint is not None, why=why)
         if got is None:  # in cooldown and the area still moving: nothing could be counted, read once it settles
             self.stats.cooldown_moving += 1
             ch.named = ""
@@ -335,6 +343,7 @@ class BannerReader:
     def _reading(
         self, ch: _Channel, sig: npt.NDArray[np.float32], at: int,
         source: tuple[bytes, int | None, int | None], cooldown: bool, moved: float = 0.0, hinted: bool = False,
+        why: str = "gate",
     ) -> tuple[Reading, npt.NDArray[np.uint8] | None] | None:
         """The frame's reading (fresh or reused; the image is None when reused), or None: in cooldown, not read
         while the area still moves."""
@@ -348,6 +357,9 @@ class BannerReader:
             # nothing a banner would read: reused longer (and, when set so, over a larger change)
             max_age = max(max_age, sched.negative_reuse_s * 1000.0)
             max_diff = max(max_diff, sched.negative_diff)
+        if (kept is not None and not cooldown and sched.fresh_confirm and kept.why != "gate"
+                and not self._negative(kept.reading, 0.0)):
+            max_age = 0.0
         if kept is not None and 0 <= at - kept.at < max_age and difference(kept.sig, sig) < max_diff:
             self.stats.reused += 1
             return Reading(kept.reading.words, kept.reading.labels, kept.reading.text, 0.0,
@@ -370,7 +382,7 @@ class BannerReader:
 
         reading, image = self.strips.read_frame(*source, speculate=speculate, ahead=ahead)
         self.stats.full_reads += 1
-        ch.kept = _Kept(sig, at, reading, image)
+        ch.kept = _Kept(sig, at, reading, image, why)
         return reading, image
 
     def _list_check(

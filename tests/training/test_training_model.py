@@ -257,12 +257,17 @@ def test_a_detector_without_the_unsure_reuse_keeps_its_id(meta: ModelMeta) -> No
     assert meta.gate is not None and meta.reader is not None
     schedule = dict((meta.model_extra or {})["schedule"])
     assert schedule["unsure_reuse_s"] == 0.0
-    without = {k: v for k, v in schedule.items() if k != "unsure_reuse_s"}
+    without = {k: v for k, v in schedule.items() if k not in ("unsure_reuse_s", "fresh_confirm")}
     assert Schedule.model_validate(without).model_dump(mode="json", exclude_none=True) == without
     gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
     gate, reader = meta.gate.model_dump(mode="json"), _before_placing(meta)
     assert detector_id(gate_sha, gate, reader, without) == "vc-23b9d79f5d58"
-    assert detector_id(gate_sha, gate, reader, schedule) == "vc-5dad7766dfdf"
+    assert detector_id(gate_sha, gate, reader, _before_fresh(meta)) == "vc-5dad7766dfdf"
+
+
+def _before_fresh(meta: ModelMeta) -> dict[str, Any]:
+    """The schedule without ``fresh_confirm`` (2026-12-07, night), as a detector before it is written."""
+    return {k: v for k, v in (meta.model_extra or {})["schedule"].items() if k != "fresh_confirm"}
 
 
 def _before_placing(meta: ModelMeta) -> dict[str, Any]:
@@ -282,7 +287,18 @@ def test_a_detector_without_placing_the_second_looks_words_keeps_its_id(meta: Mo
     look = meta.reader.second_look
     assert look.placed and look.widen > 0 and meta.reader.widen_above > 0
     gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
-    gate, schedule = meta.gate.model_dump(mode="json"), (meta.model_extra or {})["schedule"]
+    gate, schedule = meta.gate.model_dump(mode="json"), _before_fresh(meta)
     assert detector_id(gate_sha, gate, _before_placing(meta), schedule) == "vc-5dad7766dfdf"
-    assert detector_id(gate_sha, gate, meta.reader.model_dump(mode="json"), schedule) == meta.model_id
-    assert meta.model_id != "vc-5dad7766dfdf"
+    assert detector_id(gate_sha, gate, meta.reader.model_dump(mode="json"), schedule) == "vc-c9a2f7ddb5e9"
+
+
+def test_a_detector_without_the_fresh_confirmation_keeps_its_id(meta: ModelMeta) -> None:
+    """``schedule.fresh_confirm`` is written only when set (2026-12-07, night): without it the id is that of the
+    detector before it (``vc-c9a2f7ddb5e9``); set, it is part of the id."""
+    assert meta.gate is not None and meta.reader is not None
+    assert (meta.model_extra or {})["schedule"]["fresh_confirm"] is True
+    without = _before_fresh(meta)
+    assert Schedule.model_validate(without).model_dump(mode="json", exclude_none=True) == without
+    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate, reader = meta.gate.model_dump(mode="json"), meta.reader.model_dump(mode="json")
+    assert detector_id(gate_sha, gate, reader, without) == "vc-c9a2f7ddb5e9" != meta.model_id

@@ -287,6 +287,30 @@ def test_an_unsure_reading_is_read_afresh_on_the_next_frames(tmp_path: Path, shi
     assert "unsure_reuse_s" not in Schedule().model_dump(mode="json", exclude_none=True)
 
 
+def test_a_reading_the_schedule_made_confirms_only_afresh(blind: Classifier, shipped: Classifier) -> None:
+    """``fresh_confirm``: outside cooldown a reading the gate did not ask for (here ``every``: the gate is blind) that
+    names an outcome is not reused, so the frames after it are read afresh and a count rests on two readings (issue
+    21, the live run: a held look-alike read well on one jittered frame in 24 was counted on its reuse); a reading the
+    gate asked for is reused as before, and in cooldown the cooldown's reuse applies."""
+    frames = [_frame("DEFEAT", noise=i + 1) for i in range(8)]
+
+    def fresh(clf: Classifier, schedule: Schedule, phase: PhaseSource | None = None) -> list[int]:
+        preds = _run(BannerReader(clf, schedule, phase, clock=lambda: 0.0), frames)
+        assert all(p.label == "defeat" for p in preds if "reader" in p.stages), preds
+        return [i for i, p in enumerate(preds) if "reader" in p.stages and not p.stages["reader"].get("reused")]
+
+    every = {"every_n": 1, "follow": 0, "reuse_s": 1.0}
+    assert fresh(blind, Schedule(**every)) == [0, 4]  # unset: reused as any reading
+    assert fresh(blind, Schedule(**every, fresh_confirm=True)) == list(range(8))
+    assert fresh(shipped, Schedule(**every, fresh_confirm=True)) == [0, 4]  # the gate's candidates: as before
+    assert len(fresh(blind, Schedule(**every, fresh_confirm=True), lambda _c: ("cooldown", 60_000))) <= 2
+    # a reading that names nothing is reused as before
+    plain = [_frame("", noise=i + 1) for i in range(8)]
+    preds = _run(BannerReader(blind, Schedule(**every, fresh_confirm=True), clock=lambda: 0.0), plain)
+    assert sum(1 for p in preds if not p.stages["reader"].get("reused")) == 2
+    assert "fresh_confirm" not in Schedule().model_dump(mode="json", exclude_none=True)
+
+
 def test_a_read_gameplay_frame_never_asks_for_a_burst(blind: Classifier) -> None:
     reader = BannerReader(blind, Schedule(every_n=1, follow=0, reuse_s=0, negative_reuse_s=0))
     hints: list[int] = []
