@@ -236,7 +236,7 @@ def _live_lines(live: dict[str, Any] | None) -> list[str]:
         "",
     ]
     if live["false_counts"]:
-        lines += ["False counts (the time on the run's timeline; the last frames: why the reader ran, what it read): "
+        lines += ["False counts (the time on the run's timeline; `fp_run --live` prints each one's last frames): "
                   + "; ".join(f"at {c['at_s']:g} s {c['outcome']} {c['confidence']:.3f} ({c['kind']}, scene "
                               f"{c['scene']})" for c in live["false_counts"][:20]), ""]
     return lines
