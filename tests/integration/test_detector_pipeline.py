@@ -152,7 +152,9 @@ def test_a_banner_the_gate_misses_is_still_counted_and_not_read_again_in_cooldow
     assert labels[0].read == "" and labels[0].score is None  # not read: no reader evidence
     base = f"{gateway.url}/api/v1/channels/default"
     wait_until(lambda: httpx.get(f"{base}/status").json()["draws"] == 1, timeout=15, message="the draw counted")
-    assert worker.banner.stats.candidates == 0 and worker.banner.stats.full_reads <= 3
+    # the schedule's reads, each afresh (schedule.fresh_confirm: a count resting on them rests on two readings); the
+    # frames were all queued before the rules counted, so no frame here sees the cooldown that follows the count
+    assert worker.banner.stats.candidates == 0 and worker.banner.stats.full_reads <= len(frames) - 3
     # in cooldown (read from the state snapshot) nothing is read that cannot change a count: the schedule
     # (following the banner) stops; only the gate's candidates would be read, reusing the reading
     reads, skipped = worker.banner.stats.full_reads, worker.banner.stats.cooldown_skipped
