@@ -274,12 +274,8 @@ class Reader:
             margin = round(look.widen * (box.y1 - box.y0))
             x0, x1 = max(0, box.x0 - margin), min(area.shape[1], box.x1 + margin)
             if (x0, x1) != (box.x0, box.x1):
-                probs = self.steps(area[box.y0:box.y1, x0:x1])
-                wide, spotted = self.score(probs), self._spot(probs) if self.spec.spot else {}
                 words = dict(words)
-                for word in self.spec.lookalikes:
-                    words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
-                text = f"{text} ({wide.text})"
+                text = f"{text} ({self._merge_lookalikes(words, self.steps(area[box.y0:box.y1, x0:x1]))})"
         return Reading(words, self.labels(words), text, reading.ms, clipped=reading.clipped, centres=centres,
                        heights=reading.heights)
 
@@ -347,29 +343,31 @@ class Reader:
         import time
 
         t0 = time.perf_counter()
-        probs = wide_steps() if wide_steps is not None else self.steps(self.wide_crop(image))
-        wide = self.score(probs)
         words = dict(reading.words)
-        spotted = self._spot(probs) if self.spec.spot else {}
-        for word in self.spec.lookalikes:
-            words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
-        text = wide.text
+        text = self._merge_lookalikes(
+            words, wide_steps() if wide_steps is not None else self.steps(self.wide_crop(image)))
         if self.spec.widen_above > 0:
             # the same wider crop raised too: a look-alike drawn high is whole only there, one drawn under other
             # text only in the crop's own rows — per look-alike the better of both (either can refuse)
-            high = self.steps(vision.crop_roi(image, widened(raised(self.spec.roi, self.spec.widen_above),
-                                                             self.spec.widen)))
-            raised_words, raised_spot = self.score(high).words, self._spot(high) if self.spec.spot else {}
-            for word in self.spec.lookalikes:
-                words[word] = max(words[word], raised_words[word], raised_spot.get(word, -99.0))
-            text = f"{text} ^ {ctc.greedy_text(high, self.charset)}"
+            high = self._merge_lookalikes(words, self.steps(self.wide_crop(image, self.spec.widen_above)))
+            text = f"{text} ^ {high}"
         return Reading(words, self.labels(words), f"{reading.text} | {text}",
                        reading.ms + (time.perf_counter() - t0) * 1000, reading.looks, clipped=True, widened=True,
                        centres=reading.centres, heights=reading.heights)
 
-    def wide_crop(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """The crop widened by ``spec.widen`` on each side (:meth:`whole_word`)."""
-        return vision.crop_roi(image, widened(self.spec.roi, self.spec.widen))
+    def wide_crop(self, image: npt.NDArray[np.uint8], above: float = 0.0) -> npt.NDArray[np.uint8]:
+        """The crop widened by ``spec.widen`` on each side (:meth:`whole_word`), its top raised by ``above``."""
+        return vision.crop_roi(image, widened(raised(self.spec.roi, above), self.spec.widen))
+
+    def _merge_lookalikes(self, words: dict[str, float], probs: npt.NDArray[np.float32]) -> str:
+        """Merge into ``words`` (in place) each look-alike's score in the recogniser output ``probs`` where it is
+        better — read whole, or spotted anywhere in the line with ``spec.spot``; only look-alikes, so it can refuse
+        a reading, never raise an outcome. Returns the output's greedy spelling."""
+        wide = self.score(probs)
+        spotted = self._spot(probs) if self.spec.spot else {}
+        for word in self.spec.lookalikes:
+            words[word] = max(words[word], wide.words[word], spotted.get(word, -99.0))
+        return wide.text
 
     def _spot(self, probs: npt.NDArray[np.float32]) -> dict[str, float]:
         """Each look-alike's per-letter score at its likeliest place in the line (:func:`ctc.spot_log_likelihoods`)."""
