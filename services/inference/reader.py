@@ -254,7 +254,8 @@ class Reader:
         out = self.detector.run(None, {self.detector.get_inputs()[0].name: x})
         prob = np.asarray(out[0], dtype=np.float32)[0, 0]
         h, w = crop_bgr.shape[:2]
-        return textline.line_boxes(prob, (w, h), threshold=look.threshold, top=look.boxes, pad=look.pad)
+        return textline.line_boxes(prob, (w, h), threshold=look.threshold, top=look.boxes, pad=look.pad,
+                                   min_line=look.min_line)
 
     def read_line(self, area: npt.NDArray[np.uint8], box: textline.Box) -> Reading:
         """One line the detector found in ``area`` (the crop, or the crop raised), read. With ``second_look.placed``

@@ -54,10 +54,11 @@ def det_input(crop_bgr: npt.NDArray[np.uint8], height: int) -> npt.NDArray[np.fl
 
 
 def line_boxes(prob: npt.NDArray[np.float32], crop_size: tuple[int, int], *, threshold: float, top: int,
-               pad: float) -> list[Box]:
+               pad: float, min_line: float = MIN_LINE) -> list[Box]:
     """The ``top`` tallest text lines of the detector's ``(H, W)`` probability map as boxes in the crop
     (``crop_size`` = width, height), each widened by ``pad`` × its height on every side (the detector marks a
     line's core, narrower than its glyphs) and clipped to the crop; tallest first (ties: larger, then leftmost).
+    A line whose core is lower than ``min_line`` of the map's height is left out.
     The banner's word is the largest type on the screen; a scene's own text lines are usually smaller, even
     when they are longer."""
     mh, mw = prob.shape
@@ -68,7 +69,7 @@ def line_boxes(prob: npt.NDArray[np.float32], crop_size: tuple[int, int], *, thr
     found = sorted((stats[i].tolist() for i in range(1, n)), key=lambda s: (-s[3], -s[4], s[0], s[1]))
     out: list[Box] = []
     for x, y, bw, bh, _area in found:
-        if bh < MIN_LINE * mh:
+        if bh < min_line * mh:
             continue
         margin = pad * bh
         box = Box(max(0, int((x - margin) * sx)), max(0, int((y - margin) * sy)),

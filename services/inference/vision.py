@@ -107,6 +107,11 @@ class LookSpec(BaseModel):
     # a line whose outcome word reads at least ``near_miss`` is read again with its box widened by this × its height
     # on each side, look-alikes only (a ``DEFEATED`` whose ``ED`` the detector's box cut off); 0: not
     widen: float = Field(0.0, ge=0, le=4)
+    # a line whose core (the detector's own box, before ``pad``) is lower than this share of the searched area's
+    # height is not read: the banner's word is large type, a list's rows and small print are not (issue 21, the
+    # live run: career lists counted through one row read in the crop). 0.1: any line but a speck (detectors
+    # before it)
+    min_line: float = Field(0.1, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _height(self) -> LookSpec:

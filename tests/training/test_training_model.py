@@ -275,8 +275,16 @@ def _before_placing(meta: ModelMeta) -> dict[str, Any]:
     crop's ``widen_above``) — at their defaults, as a detector before them is written."""
     assert meta.reader is not None and meta.reader.second_look is not None
     reader = meta.reader.model_dump(mode="json")
-    look = {**reader["second_look"], "placed": False, "widen": 0.0}
+    look = {**reader["second_look"], "placed": False, "widen": 0.0, "min_line": 0.1}
     return {**reader, "second_look": look, "widen_above": 0.0}
+
+
+def _before_sizing(meta: ModelMeta) -> dict[str, Any]:
+    """The reader's metadata without the second look's ``min_line`` (2026-12-07, afternoon): at its default, as a
+    detector before it is written."""
+    assert meta.reader is not None and meta.reader.second_look is not None
+    reader = meta.reader.model_dump(mode="json")
+    return {**reader, "second_look": {**reader["second_look"], "min_line": 0.1}}
 
 
 def test_a_detector_without_placing_the_second_looks_words_keeps_its_id(meta: ModelMeta) -> None:
@@ -289,7 +297,7 @@ def test_a_detector_without_placing_the_second_looks_words_keeps_its_id(meta: Mo
     gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
     gate, schedule = meta.gate.model_dump(mode="json"), _before_fresh(meta)
     assert detector_id(gate_sha, gate, _before_placing(meta), schedule) == "vc-5dad7766dfdf"
-    assert detector_id(gate_sha, gate, meta.reader.model_dump(mode="json"), schedule) == "vc-c9a2f7ddb5e9"
+    assert detector_id(gate_sha, gate, _before_sizing(meta), schedule) == "vc-c9a2f7ddb5e9"
 
 
 def test_a_detector_without_the_fresh_confirmation_keeps_its_id(meta: ModelMeta) -> None:
@@ -300,5 +308,16 @@ def test_a_detector_without_the_fresh_confirmation_keeps_its_id(meta: ModelMeta)
     without = _before_fresh(meta)
     assert Schedule.model_validate(without).model_dump(mode="json", exclude_none=True) == without
     gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
-    gate, reader = meta.gate.model_dump(mode="json"), meta.reader.model_dump(mode="json")
+    gate, reader = meta.gate.model_dump(mode="json"), _before_sizing(meta)
     assert detector_id(gate_sha, gate, reader, without) == "vc-c9a2f7ddb5e9" != meta.model_id
+
+
+def test_a_detector_without_the_second_looks_least_line_keeps_its_id(meta: ModelMeta) -> None:
+    """``second_look.min_line`` is written only when set (2026-12-07, afternoon): at its default (a tenth, any line but
+    a speck) the id is that of the detector before it (``vc-336a14ea5481``); set, it is part of the id."""
+    assert meta.gate is not None and meta.reader is not None and meta.reader.second_look is not None
+    assert meta.reader.second_look.min_line > 0.1
+    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate, schedule = meta.gate.model_dump(mode="json"), (meta.model_extra or {})["schedule"]
+    assert detector_id(gate_sha, gate, _before_sizing(meta), schedule) == "vc-336a14ea5481" != meta.model_id
+    assert detector_id(gate_sha, gate, meta.reader.model_dump(mode="json"), schedule) == meta.model_id

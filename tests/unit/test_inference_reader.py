@@ -496,6 +496,50 @@ def test_a_word_the_second_look_reads_in_a_line_is_placed_in_the_crop(reader: Re
     assert decide(labels, centred.words, new.spec, centred.centres, centred.heights)[0]["draw"] >= 0.9, centred
 
 
+def _career_list(pitch: float, size: tuple[int, int] = (640, 360)) -> bytes:
+    """A career screen's match history, drawn: rows ``pitch`` of the frame apart, each a player/map label at the left
+    and its result word centred in small type (0.04 of the frame), through where the banner goes."""
+    font = FONTS["latin"]
+    if not font.exists():
+        pytest.skip(f"font {font} is not installed (make test installs it)")
+    w, h = size
+    img = Image.new("RGB", (w, h), (40, 44, 70))
+    draw = ImageDraw.Draw(img)
+    word_font, label_font = ImageFont.truetype(str(font), int(h * 0.04)), ImageFont.truetype(str(font), int(h * 0.025))
+    rows = [("DEFEAT", (230, 60, 60)), ("DRAW", (220, 220, 220)), ("VICTORY!", (240, 200, 60))] * 2
+    for i, (word, colour) in enumerate(rows):
+        y = h * (0.30 + i * pitch)
+        draw.rectangle((w * 0.08, y - h * pitch * 0.42, w * 0.92, y + h * pitch * 0.42), fill=(55, 60, 95))
+        draw.text((w * 0.2, y), "PLAYER - MAP", fill=(200, 200, 210), font=label_font, anchor="lm")
+        draw.text((w * 0.5, y), word, fill=colour, font=word_font, anchor="mm")
+    ok, enc = cv2.imencode(".jpg", np.asarray(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return bytes(enc.tobytes())
+
+
+@pytest.mark.parametrize("pitch", [0.065, 0.075])
+def test_a_list_row_in_small_type_is_not_a_line_the_second_look_reads(reader: Reader, pitch: float) -> None:
+    """``second_look.min_line``: the text detector finds a career list's rows in the crop as lines of their own, and
+    one read alone names its result word at -0.0 per letter (issue 21, the live run: three career screens counted,
+    their word read in a line whose core was 0.09-0.13 of the searched area). The banner's word is large type (every
+    banner word a line read over the 720 episodes: core 0.172 or more); the shipped detector reads no line lower than
+    ``min_line``, so the rows are not read and nothing names an outcome."""
+    from services.inference.classifier import decide
+
+    assert META.reader is not None and META.reader.second_look is not None
+    assert META.reader.second_look.min_line > 0.1
+    labels = ("none", "victory", "defeat", "draw")
+    data = _career_list(pitch)
+    every_line = _looking(reader, min_line=0.1).read(data, 640, 360)
+    assert every_line.looks == 2 and max(every_line.labels.values()) >= META.reader.accept, every_line
+    assert max(decide(labels, every_line.words, reader.spec, every_line.centres, every_line.heights)[0][k]
+               for k in labels[1:]) >= 0.9, every_line
+    shipped = reader.read(data, 640, 360)
+    assert max(shipped.labels.values()) < META.reader.accept, shipped
+    assert max(decide(labels, shipped.words, reader.spec, shipped.centres, shipped.heights)[0][k]
+               for k in labels[1:]) < 0.5, shipped
+
+
 def test_each_outcome_is_placed_where_the_look_that_read_it_best_saw_it() -> None:
     from services.inference.reader import placed
 

@@ -36,6 +36,18 @@ def test_only_the_top_lines_are_kept_and_specks_and_faint_areas_are_not_lines() 
     assert len(textline.line_boxes(prob, (192, 64), threshold=0.3, top=4, pad=0.0)) == 3
 
 
+def test_a_line_lower_than_min_line_of_the_map_is_not_kept() -> None:
+    """``second_look.min_line``: the banner's word is large type; a list's row of small print under it is a line of
+    its own only down to ``min_line`` of the map's height (the default: a tenth, any line but a speck)."""
+    prob = _map(64, 192, (10, 8, 150, 38, 0.9),  # a banner's word: 30 rows of 64
+                (20, 46, 120, 54, 0.9))  # a row of small print: 8 rows (0.125)
+    word, row = textline.Box(10, 8, 150, 38), textline.Box(20, 46, 120, 54)
+    assert textline.line_boxes(prob, (192, 64), threshold=0.3, top=2, pad=0.0) == [word, row]
+    assert textline.line_boxes(prob, (192, 64), threshold=0.3, top=2, pad=0.0, min_line=0.125) == [word, row]
+    assert textline.line_boxes(prob, (192, 64), threshold=0.3, top=2, pad=0.0, min_line=0.15) == [word]
+    assert textline.line_boxes(prob, (192, 64), threshold=0.3, top=2, pad=0.0, min_line=0.5) == []
+
+
 def test_boxes_are_clipped_to_the_crop_and_an_empty_map_has_none() -> None:
     prob = _map(32, 96, (0, 0, 96, 32, 0.9))
     assert textline.line_boxes(prob, (300, 100), threshold=0.3, top=2, pad=1.0) == [textline.Box(0, 0, 300, 100)]
