@@ -1,4 +1,5 @@
-"""Which CPU kernels the fit runs on: the same on every x86-64 CPU, so ``make train`` gives the same bytes anywhere.
+"""Which CPU kernels the fit and the rendering run on: the same on every x86-64 CPU, so ``make train`` gives the same
+bytes anywhere.
 
 PyTorch picks its CPU kernels by the CPU it runs on, and kernels of different widths sum in different orders:
 
@@ -12,6 +13,11 @@ PyTorch picks its CPU kernels by the CPU it runs on, and kernels of different wi
 Measured in docs/training.md#reproducibility (a one-epoch fit on 2560 frames, its weights' sha256 under every
 forced ISA level). :func:`pin` must run before torch is imported: ATen, oneDNN and MKL read their settings once.
 No torch here.
+
+Rendering (the frames, their model inputs, the held-out frames, the pools and the episodes) depends on the CPU too:
+OpenCV dispatches to IPP and to SIMD kernels of the CPU's width, NumPy its ufuncs. :func:`pin_render` holds NumPy to
+its baseline (set before NumPy is imported: ``training/__init__``), :func:`rendering` OpenCV to its unoptimised
+kernels while a frame is drawn. The services never import this: the detector keeps the kernels it ships with.
 """
 
 from __future__ import annotations
