@@ -52,7 +52,7 @@ _VARS = ("NPY_DISABLE_CPU_FEATURES", "OPENCV_IPP", "OPENCV_CPU_DISABLE")
 # built without IPP
 _FORCED = {
     "widest": {},
-    "x86-64-v2 without IPP": {"OPENCV_IPP": "disabled", "OPENCV_CPU_DISABLE": "AVX512_SKX,AVX2,FP16,AVX",
+    "x86-64-v2 without IPP": {"OPENCV_IPP": "disabled", "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX2,FP16,AVX",
                               "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR"},
 }
 
