@@ -10,4 +10,5 @@ from training import kernels as _kernels
 
 # before NumPy is imported (`python -m training.…` imports this package first): NumPy's kernels then are the same
 # on every x86-64 CPU, so every rendered frame is (training/kernels.py)
-_kernels.pin_render()
+if _kernels.training_entry():
+    _kernels.pin_render()

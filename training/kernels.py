@@ -74,12 +74,27 @@ RENDER_ENV: dict[str, str] = {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_
 def pin_render() -> bool:
     """Set :data:`RENDER_ENV` unless NumPy was imported already (it would not see it: then this process renders
     with NumPy's own dispatch, which :func:`render_state` says and the render caches are keyed on). True when
-    NumPy will import pinned. Nothing is set in a process that imported NumPy first (a service importing training
-    lazily keeps its own kernels, and so do its children)."""
+    NumPy will import pinned."""
     if "numpy" in sys.modules:
         return numpy_pinned()
     os.environ.update(RENDER_ENV)
     return True
+
+
+def training_entry(argv: list[str] | None = None) -> bool:
+    """Whether this process was started as ``python -m training.…`` (``make train``, ``make eval``, the tools):
+    only those pin NumPy when ``training`` is imported. ``owc`` imports ``training.cli`` before NumPy too, and its
+    commands and the services keep NumPy's own kernels."""
+    args = list(getattr(sys, "orig_argv", [])) if argv is None else argv
+    rest = iter(args[1:])
+    for a in rest:
+        if a in ("-W", "-X"):  # the interpreter's options that take a value
+            next(rest, None)
+        elif a.startswith("-m"):
+            return (a[2:] or next(rest, "")).startswith("training.")
+        elif not a.startswith("-"):  # a script, or -c's code
+            return False
+    return False
 
 
 def numpy_dispatch() -> list[str]:

@@ -11,13 +11,16 @@ import sys
 
 import pytest
 
+from training import kernels
 from training.config import PROJECT_ROOT
 
 # frames of each kind that another CPU renders otherwise when rendering is not pinned (measured on an AVX-512
 # machine: of 40 of each, these differ between its own kernels and the x86-64-v2 kernels without IPP below)
 _RENDER = """
 import hashlib, json
-from training import kernels, synth
+from training import kernels
+kernels.pin_render()  # what `python -m training.…` does when it imports training (this is `python -c`)
+from training import synth
 from training import episode_eval, fp_run, frames
 from training.config import preprocess_meta
 from training.dataset import to_uint8
@@ -84,3 +87,14 @@ def test_without_the_pin_the_same_frames_differ() -> None:
     differ = sorted(k for k in runs[0] if k != "state" and runs[0][k] != runs[1][k])
     assert differ, "the two settings render the same bytes without the pin"
     assert runs[0]["state"] != runs[1]["state"]  # the render caches key on it
+
+
+def test_only_a_process_started_as_python_m_training_pins_numpy() -> None:
+    """``owc`` imports ``training.cli`` before NumPy too: its commands and the services keep NumPy's kernels."""
+    assert kernels.training_entry(["python", "-m", "training.train", "--no-eval"])
+    assert kernels.training_entry(["python", "-W", "ignore", "-m", "training.evaluate", "--quick"])
+    assert kernels.training_entry(["python", "-u", "-mtraining.fp_run"])
+    assert not kernels.training_entry(["owc", "scan", "match.mp4"])
+    assert not kernels.training_entry(["python", "-m", "pytest", "tests"])
+    assert not kernels.training_entry(["python", "-c", "import training", "-m", "training.train"])
+    assert not kernels.training_entry(["python", "script.py", "-m", "training.train"])
