@@ -16,8 +16,9 @@ No torch here.
 
 Rendering (the frames, their model inputs, the held-out frames, the pools and the episodes) depends on the CPU too:
 OpenCV dispatches to IPP and to SIMD kernels of the CPU's width, NumPy its ufuncs. :func:`pin_render` holds NumPy to
-its baseline (set before NumPy is imported: ``training/__init__``), :func:`rendering` OpenCV to its unoptimised
-kernels while a frame is drawn. The services never import this: the detector keeps the kernels it ships with.
+its baseline (set before NumPy is imported, by ``training/__init__`` in a ``python -m training.…`` process),
+:func:`rendering` OpenCV to its unoptimised kernels while a frame is drawn. The services and ``owc`` pin nothing:
+the detector keeps the kernels it ships with.
 """
 
 from __future__ import annotations
