@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.inference.vision import MODEL_LABELS, ModelMeta, preprocess_bytes
-from training import synth
+from training import kernels, synth
 from training.config import CACHE_DIR, SAMPLES_DIR, preprocess_meta
 from training.synth.assets import fingerprint_digest
 
@@ -64,8 +64,9 @@ def _one(job: tuple[int, int, str, bool]) -> tuple[npt.NDArray[np.uint8], int, s
     seed, index, split_name, hard = job
     meta = preprocess_meta()
     render = synth.render_hard_sample if hard else synth.render_sample
-    data, w, h, info = render(seed, index, synth.SPLITS[split_name])
-    t = preprocess_bytes(data, meta, w, h)
+    with kernels.rendering():  # the frame and its model input: the same bytes on every CPU
+        data, w, h, info = render(seed, index, synth.SPLITS[split_name])
+        t = preprocess_bytes(data, meta, w, h)
     u = to_uint8(t, meta)
     return u, MODEL_LABELS.index(info["label"]), str(info["kind"])
 

@@ -41,7 +41,7 @@ from services.common.config.sections import StateSettings
 from services.inference.banner import BannerReader, Schedule
 from services.inference.classifier import Classifier, Prediction
 from services.state.rules import Rules
-from training import synth
+from training import kernels, synth
 from training.config import CACHE_DIR, MODEL_PATH
 from training.frames import Rendered, load_frames, save_frames
 from training.live import LiveChannel
@@ -85,7 +85,8 @@ def pick_cells(n: int) -> list[int]:
 
 def _render(job: tuple[int, int, int, str]) -> list[Rendered]:
     seed, cell, repeat, split_name = job
-    frames, info = render_grid_episode(seed, cell, repeat, synth.SPLITS[split_name])
+    with kernels.rendering():
+        frames, info = render_grid_episode(seed, cell, repeat, synth.SPLITS[split_name])
     return [Rendered(d, w, h, {**info, "frame": k}) for k, (d, w, h) in enumerate(frames)]
 
 

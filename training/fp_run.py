@@ -39,6 +39,7 @@ from services.common.config.settings import StateSettings
 from services.common.contracts.messages import Label
 from services.state.machine import Machine
 from services.state.rules import LabelInput, Rules, transition
+from training import kernels
 from training.frames import Detector, FrameTuple, GateScorer, Rendered
 
 if TYPE_CHECKING:
@@ -306,13 +307,16 @@ def timeline(pool: Sequence[Rendered], segments: Sequence[Segment]) -> Iterator[
     """Every frame of ``segments`` in order, with its segment: the bytes :func:`run_segments` classifies."""
     for seg in segments:
         scene = pool[seg.scene]
-        decoded = cv2.imdecode(np.frombuffer(scene.data, np.uint8), cv2.IMREAD_COLOR)
-        if decoded is None:
-            raise ValueError(f"pool scene {seg.scene} is not a decodable image")
-        padded = np.asarray(cv2.copyMakeBorder(decoded, 3, 3, 3, 3, cv2.BORDER_REPLICATE), np.uint8)
+        with kernels.rendering():  # per frame: the detector between two frames runs the service's kernels
+            decoded = cv2.imdecode(np.frombuffer(scene.data, np.uint8), cv2.IMREAD_COLOR)
+            if decoded is None:
+                raise ValueError(f"pool scene {seg.scene} is not a decodable image")
+            padded = np.asarray(cv2.copyMakeBorder(decoded, 3, 3, 3, 3, cv2.BORDER_REPLICATE), np.uint8)
         rng = np.random.default_rng(seg.seed)
         for _ in range(seg.frames):
-            yield seg, (jitter(padded, rng), scene.width, scene.height)
+            with kernels.rendering():
+                data = jitter(padded, rng)
+            yield seg, (data, scene.width, scene.height)
 
 
 def fp_run_live(

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from services.inference.classifier import Classifier, Prediction
 from services.inference.vision import MODEL_LABELS, preprocess_bytes, softmax
-from training import synth
+from training import kernels, synth
 from training.config import preprocess_meta
 
 FrameTuple = tuple[bytes, int | None, int | None]
@@ -91,12 +91,13 @@ def detect(detector: Detector, frames: Sequence[FrameTuple], batch: int = 64) ->
 def _render(job: tuple[int, int, str, str | None, tuple[int, int] | None, int, int]) -> Rendered:
     seed, index, split_name, label, size, grid, count = job
     split = synth.SPLITS[split_name]
-    if grid:  # the evaluation grid, ``grid`` banners per cell
-        from training.synth.grid import render_grid_sample
+    with kernels.rendering():  # the same bytes on every CPU
+        if grid:  # the evaluation grid, ``grid`` banners per cell
+            from training.synth.grid import render_grid_sample
 
-        data, w, h, info = render_grid_sample(seed, index, split, grid, grid_step(count, grid))
-    else:
-        data, w, h, info = synth.render_sample(seed, index, split, label=label, size=size)
+            data, w, h, info = render_grid_sample(seed, index, split, grid, grid_step(count, grid))
+        else:
+            data, w, h, info = synth.render_sample(seed, index, split, label=label, size=size)
     return Rendered(data, w, h, info)
 
 

@@ -190,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     threads = TORCH_THREADS
     pinned = setup_torch()
+    rendering = kernels.check_render()  # NumPy imported after training.kernels.pin_render() (training/__init__)
     seed_everything(TORCH_SEED)
     synth.ensure_fonts(synth.TRAIN, synth.EVAL)
 
@@ -220,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "params": int(sum(p.numel() for p in model.parameters())),
         "framework": f"torch {torch.__version__} (CPU, {threads} threads), python {platform.python_version()}",
         "kernels": pinned,
+        "render_kernels": rendering,
         "data": {
             "synthetic_generator": f"training.synth v{synth.GENERATOR_VERSION}",
             "train": {"seed": TRAIN_SEED, "count": len(train), "split": "train",

@@ -20,6 +20,8 @@ from training.detector import LOOK_DEFAULTS, detector_id
 MIN_CONFIDENCE = 0.9
 GATE_THRESHOLD = 0.2  # a candidate for the reader at 1 - p(none) >= this
 NONE_CANDIDATES = 0.35  # share of held-out none frames (mostly hard negatives) allowed through
+# the gate of the detectors up to vc-336a14ea5481 (trained on unpinned renders): their ids hash its ONNX
+UNPINNED_GATE_SHA = "38d665f7470b46f84ab53450562577bdd521def28c73a53c3ad18d3581a42aab"
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +261,7 @@ def test_a_detector_without_the_unsure_reuse_keeps_its_id(meta: ModelMeta) -> No
     assert schedule["unsure_reuse_s"] == 0.0
     without = {k: v for k, v in schedule.items() if k not in ("unsure_reuse_s", "fresh_confirm")}
     assert Schedule.model_validate(without).model_dump(mode="json", exclude_none=True) == without
-    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate_sha = UNPINNED_GATE_SHA  # the gate those detectors shipped with
     gate, reader = meta.gate.model_dump(mode="json"), _before_placing(meta)
     assert detector_id(gate_sha, gate, reader, without) == "vc-23b9d79f5d58"
     assert detector_id(gate_sha, gate, reader, _before_fresh(meta)) == "vc-5dad7766dfdf"
@@ -294,7 +296,7 @@ def test_a_detector_without_placing_the_second_looks_words_keeps_its_id(meta: Mo
     assert meta.gate is not None and meta.reader is not None and meta.reader.second_look is not None
     look = meta.reader.second_look
     assert look.placed and look.widen > 0 and meta.reader.widen_above > 0
-    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate_sha = UNPINNED_GATE_SHA  # the gate those detectors shipped with
     gate, schedule = meta.gate.model_dump(mode="json"), _before_fresh(meta)
     assert detector_id(gate_sha, gate, _before_placing(meta), schedule) == "vc-5dad7766dfdf"
     assert detector_id(gate_sha, gate, _before_sizing(meta), schedule) == "vc-c9a2f7ddb5e9"
@@ -307,17 +309,26 @@ def test_a_detector_without_the_fresh_confirmation_keeps_its_id(meta: ModelMeta)
     assert (meta.model_extra or {})["schedule"]["fresh_confirm"] is True
     without = _before_fresh(meta)
     assert Schedule.model_validate(without).model_dump(mode="json", exclude_none=True) == without
-    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
+    gate_sha = UNPINNED_GATE_SHA  # the gate those detectors shipped with
     gate, reader = meta.gate.model_dump(mode="json"), _before_sizing(meta)
     assert detector_id(gate_sha, gate, reader, without) == "vc-c9a2f7ddb5e9" != meta.model_id
 
 
 def test_a_detector_without_the_second_looks_least_line_keeps_its_id(meta: ModelMeta) -> None:
     """``second_look.min_line`` is written only when set (2026-12-07, afternoon): at its default (a tenth, any line but
-    a speck) the id is that of the detector before it (``vc-336a14ea5481``); set, it is part of the id."""
+    a speck) the id is that of the detector before it (``vc-336a14ea5481``, with the gate it shipped with); set, it is
+    part of the id."""
     assert meta.gate is not None and meta.reader is not None and meta.reader.second_look is not None
     assert meta.reader.second_look.min_line > 0.1
-    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
     gate, schedule = meta.gate.model_dump(mode="json"), (meta.model_extra or {})["schedule"]
-    assert detector_id(gate_sha, gate, _before_sizing(meta), schedule) == "vc-336a14ea5481" != meta.model_id
+    assert detector_id(UNPINNED_GATE_SHA, gate, _before_sizing(meta), schedule) == "vc-336a14ea5481"
+    gate_sha = hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
     assert detector_id(gate_sha, gate, meta.reader.model_dump(mode="json"), schedule) == meta.model_id
+
+
+def test_the_gate_was_trained_pinned(meta: ModelMeta) -> None:
+    """The shipped gate was trained with torch's and rendering's kernels pinned (docs/training.md, *On another CPU*):
+    its JSON records both pins, and its ONNX is not the unpinned gate of the detectors up to ``vc-336a14ea5481``."""
+    training = (meta.model_extra or {})["training"]
+    assert training["kernels"] and training["render_kernels"]
+    assert hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest() != UNPINNED_GATE_SHA

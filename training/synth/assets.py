@@ -47,8 +47,10 @@ def libraries() -> dict[str, str]:
     import PIL
     from PIL import features
 
+    from training import kernels
+
     return {"pillow": PIL.__version__, "freetype": str(features.version("freetype2")), "opencv": cv2.__version__,
-            "numpy": np.__version__}
+            "numpy": np.__version__, "kernels": kernels.render_state()}
 
 
 def check_photos(split: Split) -> None:
