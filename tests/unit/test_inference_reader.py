@@ -22,10 +22,17 @@ FONTS = {
 }
 
 
+def _font(name: str | Path = "latin") -> Path:
+    """A test font's path (a key of ``FONTS`` or a path); the test is skipped when it is not installed."""
+    path = FONTS[name] if isinstance(name, str) else name
+    if not path.exists():
+        pytest.skip(f"font {path} is not installed (make test installs it)")
+    return path
+
+
 def _frame(text: str, colour: tuple[int, int, int], size: tuple[int, int] = (800, 450), font: str = "latin") -> bytes:
     """A bright daylight-like frame with ``text`` where the game puts its banner (thin, slanted)."""
-    if not FONTS[font].exists():
-        pytest.skip(f"font {FONTS[font]} is not installed (make test installs it)")
+    _font(font)
     w, h = size
     sky = np.linspace(0, 1, h)[:, None, None] * np.array([30, 40, 60]) + np.array([200, 190, 170])
     img = Image.fromarray(np.broadcast_to(sky, (h, w, 3)).astype(np.uint8))
@@ -159,8 +166,7 @@ def test_a_list_of_results_is_not_the_banner() -> None:
 
 def _cluttered(word: str, font: str) -> bytes:
     """The banner's word amid a scene's own smaller text lines, above and below it inside the reader's crop."""
-    if not FONTS[font].exists():
-        pytest.skip(f"font {FONTS[font]} is not installed (make test installs it)")
+    _font(font)
     w, h = 800, 450
     img = Image.new("RGB", (w, h), (200, 215, 190))
     draw = ImageDraw.Draw(img)
@@ -222,8 +228,7 @@ def _high(text: str, size: tuple[int, int] = (640, 360)) -> bytes:
     """A thin purple Japanese ``text`` drawn high (centred at y 0.34, its tops above the crop's y 0.36) over a
     daylight scene's coloured panels with a small score line under it: the loose crop cuts the word and holds the
     clutter (like the episode grid's washed-out `daylight` Japanese banners)."""
-    if not FONTS["cjk"].exists():
-        pytest.skip(f"font {FONTS['cjk']} is not installed (make test installs it)")
+    _font("cjk")
     w, h = size
     sky = np.linspace(0, 1, h)[:, None, None] * np.array([30, 40, 60]) + np.array([200, 190, 170])
     img = Image.fromarray(np.broadcast_to(sky, (h, w, 3)).astype(np.uint8))
@@ -303,9 +308,7 @@ def test_the_raised_area_lies_above_the_crop_within_the_frame() -> None:
 def _cut(text: str, x: float, size: tuple[int, int] = (640, 360), text_before: str = "") -> bytes:
     """A washed-out gold ``text``, large, starting at ``x`` of the frame: a longer line than the crop holds (with
     ``text_before`` ending just left of it, smaller and white: other text beside the word)."""
-    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Oblique.ttf")
-    if not font.exists():
-        pytest.skip(f"font {font} is not installed (make test installs it)")
+    font = _font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Oblique.ttf"))
     w, h = size
     sky = np.linspace(0, 1, h)[:, None, None] * np.array([30, 40, 60]) + np.array([200, 190, 170])
     img = Image.fromarray(np.broadcast_to(sky, (h, w, 3)).astype(np.uint8))
@@ -369,9 +372,7 @@ def test_a_look_alike_beside_other_text_is_spotted_in_the_wider_crop() -> None:
 def _hidden_suffix(size: tuple[int, int] = (640, 360)) -> bytes:
     """Issue 21's pool-2002 scene 1448, drawn: a mid-sized pink ``DEFEATED`` left of centre whose ``ED`` runs into a
     blob of its own colour, on a washed-out scene."""
-    font = FONTS["latin"]
-    if not font.exists():
-        pytest.skip(f"font {font} is not installed (make test installs it)")
+    font = _font()
     w, h = size
     img = Image.new("RGB", (w, h), (185, 225, 225))
     draw = ImageDraw.Draw(img)
@@ -406,9 +407,7 @@ def _strip(text: str, colour: tuple[int, int, int], rows: tuple[float, float],
            size: tuple[int, int] = (640, 360)) -> bytes:
     """Issue 21.4's pool-2003 scene 2662, drawn: only a horizontal strip of a banner's word (``rows``, shares of its
     letters' height from their top) on a pale scene, where the banner goes."""
-    font = FONTS["latin"]
-    if not font.exists():
-        pytest.skip(f"font {font} is not installed (make test installs it)")
+    font = _font()
     w, h = size
     img = Image.new("RGB", (w, h), (235, 225, 240))
     layer = Image.new("L", (w, h), 0)
@@ -452,9 +451,7 @@ def test_a_strip_of_an_outcome_word_is_not_the_banner(reader: Reader) -> None:
 def _area(text: str, x: float, size: tuple[int, int] = (204, 75), colour: tuple[int, int, int] = (250, 160, 40),
           height: float = 0.32) -> np.ndarray:
     """A dark area the size of the 640x360 frame's raised crop with ``text`` left-anchored at ``x`` of its width."""
-    font = FONTS["latin"]
-    if not font.exists():
-        pytest.skip(f"font {font} is not installed (make test installs it)")
+    font = _font()
     w, h = size
     img = Image.new("RGB", (w, h), (30, 28, 40))
     ImageDraw.Draw(img).text((w * x, h * 0.5), text, fill=colour, font=ImageFont.truetype(str(font), int(h * height)),
@@ -499,9 +496,7 @@ def test_a_word_the_second_look_reads_in_a_line_is_placed_in_the_crop(reader: Re
 def _career_list(pitch: float, size: tuple[int, int] = (640, 360)) -> bytes:
     """A career screen's match history, drawn: rows ``pitch`` of the frame apart, each a player/map label at the left
     and its result word centred in small type (0.04 of the frame), through where the banner goes."""
-    font = FONTS["latin"]
-    if not font.exists():
-        pytest.skip(f"font {font} is not installed (make test installs it)")
+    font = _font()
     w, h = size
     img = Image.new("RGB", (w, h), (40, 44, 70))
     draw = ImageDraw.Draw(img)
