@@ -117,8 +117,9 @@ SECOND_LOOK_PLACED: dict[str, int | float | str | bool] = {**SECOND_LOOK_RAISED,
 # 21, 2026-12-07, the live run; it was a tenth, textline.MIN_LINE): the banner's word is large type, a career list's
 # rows are not. Over the 720 banner episodes every line that read its banner's word at the near-miss level had a core
 # of 0.172 or more (11 of the detector map's 64 rows); the career screens of pools 2001-2003 (3 jittered frames each)
-# read an outcome word in lines of median 0.109, p90 0.156 — the six career scenes ever counted in the long runs at
-# 0.094-0.141. 0.15 keeps a line of 10 rows or more.
+# read an outcome word in lines of median 0.109, p90 0.156 — five of the six career scenes ever counted in the long
+# runs at 0.094-0.141 (the sixth, 2784, in lines of 0.156-0.25: refused by the centring rule since second_look.placed).
+# 0.15 keeps a line of 10 rows or more.
 MIN_LINE = 0.15
 SECOND_LOOK_SIZED: dict[str, int | float | str | bool] = {**SECOND_LOOK_PLACED, "min_line": MIN_LINE}
 SECOND_LOOK: dict[str, int | float | str | bool] | None = SECOND_LOOK_SIZED
