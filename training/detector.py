@@ -123,10 +123,10 @@ SECOND_LOOK_PLACED: dict[str, int | float | str | bool] = {**SECOND_LOOK_RAISED,
 MIN_LINE = 0.15
 SECOND_LOOK_SIZED: dict[str, int | float | str | bool] = {**SECOND_LOOK_PLACED, "min_line": MIN_LINE}
 SECOND_LOOK: dict[str, int | float | str | bool] | None = SECOND_LOOK_SIZED
-# second_look keys left out of the metadata (and so of the model id) at these values: detectors without them keep
-# their id
-LOOK_DEFAULTS: dict[str, float | bool] = {"above": 0.0, "whole": False, "placed": False, "widen": 0.0,
-                                          "min_line": 0.1}
+# second_look keys left out of the metadata (and so of the model id) at their defaults (LookSpec's): detectors without
+# them keep their id
+LOOK_DEFAULTS: dict[str, float | bool] = {
+    key: LookSpec.model_fields[key].default for key in ("above", "whole", "placed", "widen", "min_line")}
 
 # The whole word (services/inference/reader.py, docs/detector.md#the-whole-word): when the first look's text may
 # run on beyond a side of the crop (a character likeliest at its first or last step, or letter-like strokes within
