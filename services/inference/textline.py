@@ -24,11 +24,11 @@ import numpy as np
 import numpy.typing as npt
 
 from services.inference import listcheck
+from services.inference.vision import MIN_LINE as MIN_LINE
 
 # PaddleOCR's detection normalisation (ImageNet statistics, applied to the BGR image as read)
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-MIN_LINE = 0.1  # a line lower than this share of the map's height is a speck, not text
 STROKE_STEP = 16  # grey-level step between horizontal neighbours that a letter's stroke edge makes at least
 STROKE_ROWS = 2  # rows of a column with such a step for the column to hold something text-like
 

@@ -30,6 +30,9 @@ from services.inference.frameheader import header_size as header_size
 from services.inference.frameheader import jpeg_size as jpeg_size
 
 MODEL_LABELS = ("none", "victory", "defeat", "draw")
+# the second look's least line (``LookSpec.min_line``) unless the metadata sets one: a line lower than this share of
+# the text detector's map is a speck, not text
+MIN_LINE = 0.1
 
 
 class ModelMetaError(ValueError):
@@ -111,7 +114,7 @@ class LookSpec(BaseModel):
     # height is not read: the banner's word is large type, a list's rows and small print are not (issue 21, the
     # live run: career lists counted through one row read in the crop). 0.1: any line but a speck (detectors
     # before it)
-    min_line: float = Field(0.1, gt=0, lt=1)
+    min_line: float = Field(MIN_LINE, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _height(self) -> LookSpec:
