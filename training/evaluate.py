@@ -276,7 +276,10 @@ def write_card(path: Path, meta: ModelMeta, report: dict[str, Any],
         + (f"= `{report['command']}`; " if report["reproduce"] != report["command"] else "")
         + f"{report['eval_seconds']:.0f} s wall on the shared 2-core machine, load {report['load_end']} at the end). "
         "Every figure below but the times (ms, s, frames/s) and the load comes out the same on every run and on a "
-        "fresh clone: `python -m training.card diff A.md B.md` compares two cards without them. `make eval-quick` "
+        "fresh clone: `python -m training.card diff A.md B.md` compares two cards without them; the frames are "
+        "pinned, the detector's kernels are the CPU's own: `python -m training.fingerprint` compares this machine's "
+        "outputs on 19 pinned frames with the card's machine's (`models/victory_classifier.fingerprint.json`, "
+        "written with this card). `make eval-quick` "
         f"(`{eval_command(QUICK)}`) is a quick variant, written to `artifacts/MODEL_CARD.quick.md`",
         f"- **rendered with**: generator code {report['render']['code']}, "
         + ", ".join(f"{k} {v}" for k, v in report["render"]["libraries"].items())
