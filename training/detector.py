@@ -164,17 +164,9 @@ CENTRE: tuple[float, float] | None = (0.36, 0.7)
 # high), read `DEFEAT` at -1.3 .. -2.1 per letter; it measures 0.29-0.37, every banner frame of the 720 episodes
 # labelled its outcome at least 0.667 (7656 frames; docs/detector.md#the-decision-servicesinferencedecisiondecide).
 LETTER_HEIGHT: float | None = 0.6
-# The banner's word is ours, not a longer one (issue 21, 2026-12-07, evening): an outcome word that a look-alike
-# extending it (`VICTORIES` of `VICTORY`, `DEFEATED` of `DEFEAT`, `勝利数` of `勝利`) reads within EXTENDS per letter of
-# is refused (None: off). The live 10 hours' one false count left was a blocky `VICTORIES` with a blob over its `TO`:
-# `VICTORY` -1.3 .. -2.1 per letter, `VICTORIES` about as well (-0.24 .. +0.31 on its frames at p >= 0.5, 0.56 and
-# 0.58 on two), which the whole likelihoods let through (its two extra letters cost ~4 nats); every banner frame
-# labelled its outcome at >= 0.9 with such a look-alike, over half the episode grid, read its word 0.40 or more per
-# letter better (1696 frames; p1 0.91; docs/detector.md#the-decision-servicesinferencedecisiondecide).
-EXTENDS: float | None = 0.35
 TUNING: dict[str, dict[str, Any]] = {
     "ppocrv6-small": {"spot": True, "lookalikes": (*LOOKALIKES, "勝利数"), "centre": CENTRE,
-                      "letter_height": LETTER_HEIGHT, "extends": EXTENDS},
+                      "letter_height": LETTER_HEIGHT},
     "ppocrv5-mobile": {},
 }
 
@@ -225,7 +217,7 @@ def reader_spec(recogniser: str = RECOGNISER) -> ReaderSpec:
 
 # the reader's keys a detector may be without: unset or off, they are left out of its metadata and id (a detector
 # assembled before a key keeps its id)
-OPTIONAL_READER_KEYS = ("widen", "spot", "centre", "letter_height", "widen_above", "extends")
+OPTIONAL_READER_KEYS = ("widen", "spot", "centre", "letter_height", "widen_above")
 
 
 def detector_id(gate_sha256: str, gate: dict[str, Any], reader: dict[str, Any],
@@ -256,8 +248,8 @@ def assemble(gate_meta: dict[str, Any], gate_threshold: float = GATE_THRESHOLD) 
         reader.pop("second_look", None)
     else:
         reader["second_look"] = _look(reader["second_look"])
-    for key in OPTIONAL_READER_KEYS:  # (likewise without the whole-word look, spotting, centring, the letters' height,
-        # a raised wider crop or the extension check)
+    for key in OPTIONAL_READER_KEYS:  # (likewise without the whole-word look, spotting, centring, the letters' height
+        # or a raised wider crop)
         if not reader.get(key):
             reader.pop(key, None)
     # (keys unset — None — are left out: a detector assembled before them keeps its id)

@@ -52,13 +52,6 @@ def decide(
     height does — 0.29–0.37 of its width per letter, every banner frame of the episode grid at least 0.67
     (docs/detector.md#the-decision-servicesinferencedecisiondecide).
 
-    With ``spec.extends``, an outcome whose best word a look-alike extending it (:func:`extends`: ``VICTORIES`` of
-    ``VICTORY``) reads within that much per letter of is the longer word, not the banner, and is capped the same
-    way. Whole likelihoods make a longer look-alike pay for each letter it has more; a blurred or blocky
-    ``VICTORIES`` whose ``IES`` is barely there pays ~2 nats a letter and loses to ``VICTORY`` although both read
-    alike per letter (−1.3 … −2.1); every banner frame of the episode grid labelled its outcome beside such a
-    look-alike read its own word 0.40 or more per letter better.
-
     Probabilities are a softmax over ``none`` (evidence 0) and the outcomes.
     Also returns the outcome the reader *almost* saw — scored at or above
     ``spec.near_miss`` but below ``spec.accept``, and likelier than any
@@ -66,41 +59,24 @@ def decide(
     """
     lookalike = max((word_scores[w] * len(w) for w in spec.lookalikes), default=-math.inf)
     z = {"none": 0.0}
-    best_label, best_score, best_total, best_word = "", -math.inf, -math.inf, ""
+    best_label, best_score, best_total = "", -math.inf, -math.inf
     for label in labels[1:]:
         word = max(spec.words[label], key=word_scores.__getitem__)
         score = word_scores[word]
         total = score * len(word)
         z[label] = min(spec.slope * (score - spec.accept) + math.log(9.0), total - lookalike)
-        if off_centre(label, centres, spec) or too_short(label, heights, spec) or extended(word, word_scores, spec):
+        if off_centre(label, centres, spec) or too_short(label, heights, spec):
             z[label] = min(z[label], -math.log(9.0))
         if score > best_score:
-            best_label, best_score, best_total, best_word = label, score, total, word
+            best_label, best_score, best_total = label, score, total
     top = max(z.values())
     exp = {k: math.exp(v - top) for k, v in z.items()}
     total_exp = sum(exp.values())
     probs = {k: exp[k] / total_exp for k in labels}
     near = best_label if (spec.near_miss <= best_score < spec.accept and best_total > lookalike
                           and not off_centre(best_label, centres, spec)
-                          and not too_short(best_label, heights, spec)
-                          and not extended(best_word, word_scores, spec)) else None
+                          and not too_short(best_label, heights, spec)) else None
     return probs, near
-
-
-def extends(lookalike: str, word: str) -> bool:
-    """Is ``lookalike`` a longer word that begins as ``word`` does — all of it but its last letter, trailing
-    punctuation left out (``VICTORIES`` of ``VICTORY!``, ``DEFEATED`` of ``DEFEAT``, ``勝利数`` of ``勝利！``)?"""
-    stem = word.rstrip(vision.TRAILING_PUNCTUATION)
-    return len(lookalike) > len(stem) and lookalike.startswith(stem[:-1])
-
-
-def extended(word: str, word_scores: dict[str, float], spec: vision.ReaderSpec) -> bool:
-    """Does a look-alike that :func:`extends` ``word`` read within ``spec.extends`` per letter of it (its extra
-    letters read about as well as the rest: the longer word is what is there)? False without the check."""
-    if spec.extends is None:
-        return False
-    longer = [word_scores[w] for w in spec.lookalikes if extends(w, word)]
-    return bool(longer) and max(longer) >= word_scores[word] - spec.extends
 
 
 def off_centre(label: str, centres: dict[str, float] | None, spec: vision.ReaderSpec) -> bool:

@@ -36,6 +36,7 @@ from services.inference.readerfiles import package_file as package_file
 
 log = logging.getLogger("owc.inference")
 
+TRAILING_PUNCTUATION = "!！"  # left out when placing a word (narrow, often emitted late)
 LETTER_EDGES = 0.9  # the share of a word's stroke edges whose rows are its letters' height (textline.letter_rows)
 EDGE_COLUMNS = 4  # of the 48 px line: half a recogniser step; strokes this close to a side may run on beyond it
 
@@ -205,7 +206,7 @@ class Reader:
         heights: dict[str, float] = {}
         steps = probs.shape[0]
         for label, (_, word, codes) in best.items():
-            letters = len(word.rstrip(vision.TRAILING_PUNCTUATION))
+            letters = len(word.rstrip(TRAILING_PUNCTUATION))
             span = ctc.word_span(probs, codes, letters)
             if span is None:
                 continue

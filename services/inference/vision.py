@@ -128,9 +128,6 @@ class LookSpec(BaseModel):
 ONNX_CHARSET = "onnx:"  # reader.charset = "onnx:KEY": the recogniser's character list is its metadata property KEY
 
 
-TRAILING_PUNCTUATION = "!！"  # not one of a word's letters (narrow, often emitted late)
-
-
 class ReaderSpec(BaseModel):
     """Stage 2, on candidates only: a pretrained CTC text recogniser from a pinned package.
 
@@ -181,10 +178,6 @@ class ReaderSpec(BaseModel):
     # (the rows holding 0.9 of its stroke edges) is a strip of a word — its letters' tops or bottoms — not the banner
     # (None: no check)
     letter_height: float | None = Field(None, gt=0, le=4)
-    # the banner's word is ours, not a longer one: an outcome word that a look-alike extending it (``VICTORIES`` of
-    # ``VICTORY``, ``DEFEATED`` of ``DEFEAT``, ``勝利数`` of ``勝利``) reads within this much per letter of is the
-    # longer word, its extra letters read about as well as the rest (None: no check)
-    extends: float | None = Field(None, gt=0, le=5)
 
     @model_validator(mode="after")
     def _words(self) -> ReaderSpec:
