@@ -35,7 +35,16 @@ from services.inference.classifier import Classifier
 from services.inference.vision import MODEL_LABELS, ModelMeta, meta_path_for
 from training import dataset, episode_eval, fingerprint, heldout, synth
 from training.card import load_notes, merge_notes
-from training.config import CACHE_DIR, EVAL_COMMAND, EVAL_COUNT, EVAL_SEED, MODEL_PATH, PROJECT_ROOT, SAMPLES_DIR
+from training.config import (
+    CACHE_DIR,
+    CARD_PATH,
+    EVAL_COMMAND,
+    EVAL_COUNT,
+    EVAL_SEED,
+    MODEL_PATH,
+    PROJECT_ROOT,
+    SAMPLES_DIR,
+)
 from training.fp_run import FP_HOURS, FP_POOL, FP_SEED, FP_SIZE, FpResult, fp_run, fp_run_live
 from training.frames import Detector, Gate, GateScorer, Rendered, cached_render, detect, is_gate_only, reader_meta
 from training.grid_eval import GRID_PER_CELL, GRID_SEED, gameplay_cost, grid_report, grid_tables
@@ -618,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["load_end"] = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     card = args.card or (args.model.parent / "MODEL_CARD.md" if full else QUICK_CARD)
     write_card(card, meta, report, notes)
-    if card == MODEL_PATH.parent / "MODEL_CARD.md":  # the shipped detector's card: its machine's outputs go with it
+    if card == CARD_PATH:  # the shipped detector's card: its machine's outputs go with it
         fingerprint.record(fingerprint.REFERENCE, args.model)
         print(f"wrote {fingerprint.REFERENCE}")
     if args.json:

@@ -65,11 +65,11 @@ def outputs(model: Path = MODEL_PATH) -> dict[str, Any]:
     clf = Classifier(model)
     rows = []
     for name, data, w, h in render():
-        gate = clf.predict(clf.preprocess(data, w, h)[None])[0]
-        p = clf.classify([(data, w, h)], read_all=True)[0]
+        gate = clf.predict(clf.preprocess(data, w, h)[None])  # classify's own steps, its gate output kept
+        p = clf.postprocess(gate, [(data, w, h)], read_all=True)[0]
         reader = p.stages.get("reader") or {}
         rows.append({"frame": name, "jpeg_sha256": hashlib.sha256(data).hexdigest()[:16],
-                     "gate": [float(v) for v in gate], "label": p.label,
+                     "gate": [float(v) for v in gate[0]], "label": p.label,
                      "confidence": round(p.confidence, 6), "near_miss": p.near_miss or "",
                      "words": {k: float(v) for k, v in (reader.get("words") or {}).items()}})
     return {"model_id": clf.meta.model_id, "frames": rows}
@@ -78,8 +78,12 @@ def outputs(model: Path = MODEL_PATH) -> dict[str, Any]:
 def record(path: Path = REFERENCE, model: Path = MODEL_PATH) -> dict[str, Any]:
     """Record this machine's outputs as the reference (``make eval`` does, with the card)."""
     got = outputs(model)
-    path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write(path, got)
     return got
+
+
+def _write(path: Path, got: dict[str, Any]) -> None:
+    path.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def compare(reference: dict[str, Any], got: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
@@ -122,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     got = outputs(args.model)
     if args.json:
-        args.json.write_text(json.dumps(got, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        _write(args.json, got)
     if not args.reference.is_file():
         print(f"no reference at {args.reference}: record one with --write", file=sys.stderr)
         return 2
